@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/wildcathub/wildcat/core/config"
+	"github.com/wildcathub/wildcat/core/daemon"
+	"github.com/wildcathub/wildcat/core/logging"
+	"github.com/wildcathub/wildcat/core/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit codes: scripts and service managers can tell a bad configuration
+// (fix the file, do not restart in a loop) from a runtime failure.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+const usage = `wildcatd — the Wildcat WhatsApp integration hub
+
+Usage:
+  wildcatd [run] [flags]          start the daemon (the default command)
+  wildcatd config check [flags]   validate the configuration and exit
+  wildcatd store serve [flags]    run only the embedded MongoDB-compatible store
+  wildcatd version                print the version
+  wildcatd help [command]         show help
+
+Configuration is read from config.yaml (or --config, or $WILDCAT_CONFIG),
+then WILDCAT_* environment variables, then flags; later sources win.
+Exit status: 0 on a clean stop, 1 on a runtime failure, 2 on a bad command
+line or configuration.
+`
+
+type cli struct {
+	environ []string
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+func run(args, environ []string, stdout, stderr io.Writer) int {
+	c := &cli{environ: environ, stdout: stdout, stderr: stderr}
+	cmd := "run"
+	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || args[0] == "-h" || args[0] == "--help" || args[0] == "--version") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return c.runDaemon(args)
+	case "config":
+		if len(args) > 0 && args[0] == "check" {
+			return c.configCheck(args[1:])
+		}
+		return c.usageError("config: expected the subcommand check")
+	case "store":
+		if len(args) > 0 && args[0] == "serve" {
+			return c.storeServe(args[1:])
+		}
+		return c.usageError("store: expected the subcommand serve")
+	case "version", "--version":
+		fmt.Fprintf(stdout, "wildcatd %s (%s %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return exitOK
+	case "help", "-h", "--help":
+		if len(args) > 0 {
+			return c.help(args[0])
+		}
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		return c.usageError(fmt.Sprintf("unknown command %q", cmd))
+	}
+}
+
+func (c *cli) usageError(msg string) int {
+	fmt.Fprintf(c.stderr, "wildcatd: %s\n\n%s", msg, usage)
+	return exitUsage
+}
+
+func (c *cli) help(cmd string) int {
+	switch cmd {
+	case "run", "config":
+		fs := c.configFlags(cmd)
+		fs.SetOutput(c.stdout)
+		fs.Usage()
+	case "store":
+		fs, _, _ := storeFlags(c.stdout)
+		fs.Usage()
+	default:
+		return c.usageError(fmt.Sprintf("no help for %q", cmd))
+	}
+	return exitOK
+}
+
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return version
+}
+
+// configFlags is the flag set shared by run and config check: --config and
+// one flag per configuration key.
+func (c *cli) configFlags(name string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("wildcatd "+name, pflag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.SortFlags = false
+	config.RegisterFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: wildcatd %s [flags]\n\nFlags (each overrides the key of the same name in config.yaml and its WILDCAT_* variable):\n%s", name, fs.FlagUsages())
+	}
+	return fs
+}
+
+// loadConfig parses flags and loads the configuration; on failure it has
+// already printed one line and returns the exit code.
+func (c *cli) loadConfig(name string, args []string) (*config.Loaded, int) {
+	fs := c.configFlags(name)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil, exitOK
+		}
+		fmt.Fprintf(c.stderr, "wildcatd: %v\n", err)
+		return nil, exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "wildcatd: unexpected argument %q\n", fs.Arg(0))
+		return nil, exitUsage
+	}
+	path, _ := fs.GetString("config")
+	loaded, err := config.Load(config.Source{
+		Path:    config.ResolvePath(path, c.environ),
+		Environ: c.environ,
+		Flags:   fs,
+	})
+	if err != nil {
+		fmt.Fprintf(c.stderr, "wildcatd: %v\n", err)
+		return nil, exitUsage
+	}
+	return loaded, -1
+}
+
+func (c *cli) configCheck(args []string) int {
+	loaded, code := c.loadConfig("config check", args)
+	if loaded == nil {
+		return code
+	}
+	for _, w := range loaded.Warnings {
+		fmt.Fprintf(c.stderr, "wildcatd: warning: %s\n", w)
+	}
+	src := loaded.Path
+	if src == "" {
+		src = "defaults (no config file)"
+	}
+	fmt.Fprintf(c.stdout, "configuration OK: %s\n", src)
+	return exitOK
+}
+
+func (c *cli) runDaemon(args []string) int {
+	loaded, code := c.loadConfig("run", args)
+	if loaded == nil {
+		return code
+	}
+	log := logging.New(c.stderr, loaded.Log.Level, loaded.Log.Format)
+	for _, w := range loaded.Warnings {
+		log.Warn(w)
+	}
+	log.Info("starting wildcatd", slog.String("version", buildVersion()), slog.String("config", loaded.Path),
+		slog.String("data_dir", loaded.DataDir), slog.Bool("embedded_store", loaded.Embedded()))
+	d, err := daemon.New(loaded.Config, daemon.Options{Logger: log})
+	if err != nil {
+		log.Error("cannot start", slog.Any("error", err))
+		return exitFailure
+	}
+	if err := d.Run(context.Background()); err != nil {
+		log.Error("stopped with an error", slog.Any("error", err))
+		return exitFailure
+	}
+	return exitOK
+}
+
+func storeFlags(out io.Writer) (*pflag.FlagSet, *string, *string) {
+	fs := pflag.NewFlagSet("wildcatd store serve", pflag.ContinueOnError)
+	fs.SetOutput(out)
+	listen := fs.String("listen", "127.0.0.1:27017", "TCP address to serve the MongoDB wire protocol on")
+	dir := fs.String("data-dir", "data", "data directory; the SQLite files live in DIR/store, as with the daemon")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: wildcatd store serve [flags]\n\nRuns the embedded MongoDB-compatible engine (FerretDB on SQLite) alone, e.g. to\nrun the tests against a separately started server or to inspect a stopped\ndaemon's data with mongosh.\n\nFlags:\n%s", fs.FlagUsages())
+	}
+	return fs, listen, dir
+}
+
+func (c *cli) storeServe(args []string) int {
+	fs, listen, dir := storeFlags(c.stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintf(c.stderr, "wildcatd: %v\n", err)
+		return exitUsage
+	}
+	e, err := store.StartEngine(filepath.Join(*dir, "store"), *listen, logging.New(c.stderr, "info", "auto"))
+	if err != nil {
+		fmt.Fprintf(c.stderr, "wildcatd: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(c.stdout, "embedded store serving %s from %s (Ctrl-C to stop)\n", e.URI(), e.Dir())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	e.Stop()
+	return exitOK
+}

@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/wildcathub/wildcat/core/poll"
+	"github.com/wildcathub/wildcat/core/store/storetest"
+)
+
+var binary string
+
+// TestMain builds the real binary once: exit codes, signals and stderr are
+// what operators see, so they are tested on the process itself.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "wildcatd-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "wildcatd")
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build wildcatd: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func wildcatd(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(cleanEnv(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code, out.String(), errb.String()}
+}
+
+// cleanEnv drops WILDCAT_* so the developer's shell cannot change results.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "WILDCAT_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestVersion(t *testing.T) {
+	r := wildcatd(t, nil, "version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "wildcatd ") || !strings.Contains(r.stdout, runtime.Version()) {
+		t.Fatalf("version: %+v", r)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{"frobnicate"}, {"config"}, {"store", "eat"}, {"run", "--no-such-flag"}, {"run", "extra-arg"}} {
+		r := wildcatd(t, nil, args...)
+		if r.code != 2 || r.stderr == "" {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and a message", args, r.code, r.stderr)
+		}
+	}
+	if r := wildcatd(t, nil, "--help"); r.code != 0 || !strings.Contains(r.stdout, "config check") {
+		t.Errorf("--help: %+v", r)
+	}
+	if r := wildcatd(t, nil, "help", "run"); r.code != 0 || !strings.Contains(r.stdout, "--http-addr") {
+		t.Errorf("help run: %+v", r)
+	}
+}
+
+// TestBadConfigExits2 checks `config check` and `run` alike: exit code 2 and
+// exactly one line naming the key.
+func TestBadConfigExits2(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		env  []string
+		key  string
+	}{
+		{"unknown key", "http:\n  addr: 127.0.0.1:0\n  color: blue\n", nil, "http.color"},
+		{"port out of range", "http:\n  addr: 127.0.0.1:99999\n", nil, "http.addr"},
+		{"wrong type", "log: [1, 2]\n", nil, "log"},
+		{"bad env value", "", []string{"WILDCAT_LOG_FORMAT=xml"}, "log.format"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeConfig(t, tt.yaml)
+			for _, args := range [][]string{{"config", "check", "--config", path}, {"run", "--config", path}} {
+				r := wildcatd(t, tt.env, args...)
+				if r.code != 2 {
+					t.Fatalf("%v: exit %d, want 2 (stderr %q)", args, r.code, r.stderr)
+				}
+				lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+				if len(lines) != 1 || !strings.Contains(lines[0], "config: "+tt.key+":") {
+					t.Fatalf("%v: stderr %q, want one line naming %s", args, r.stderr, tt.key)
+				}
+			}
+		})
+	}
+	r := wildcatd(t, []string{"WILDCAT_CONFIG=/nonexistent/wildcat.yaml"}, "config", "check")
+	if r.code != 2 || !strings.Contains(r.stderr, "/nonexistent/wildcat.yaml") {
+		t.Fatalf("missing file named by WILDCAT_CONFIG: %+v", r)
+	}
+}
+
+func TestConfigCheckOK(t *testing.T) {
+	r := wildcatd(t, nil, "config", "check", "--config", filepath.Join("..", "..", "config.yaml"))
+	if abs, _ := filepath.Abs(filepath.Join("..", "..", "config.yaml")); r.code != 0 {
+		r = wildcatd(t, nil, "config", "check", "--config", abs)
+	}
+	if r.code != 0 || !strings.Contains(r.stdout, "configuration OK") {
+		t.Fatalf("shipped config: %+v", r)
+	}
+}
+
+// daemonProcess is a running wildcatd whose JSON log is read for its address.
+type daemonProcess struct {
+	cmd  *exec.Cmd
+	addr chan string
+	mu   sync.Mutex
+	log  bytes.Buffer
+	done chan struct{}
+}
+
+func startDaemon(t *testing.T, configPath string) *daemonProcess {
+	t.Helper()
+	cmd := exec.Command(binary, "run", "--config", configPath, "--log-format", "json")
+	cmd.Env = cleanEnv()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &daemonProcess{cmd: cmd, addr: make(chan string, 1), done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Bytes()
+			p.mu.Lock()
+			p.log.Write(line)
+			p.log.WriteByte('\n')
+			p.mu.Unlock()
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal(line, &rec) == nil && rec.Msg == "http listening" {
+				p.addr <- rec.Addr
+			}
+		}
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-p.done; _ = cmd.Wait() })
+	return p
+}
+
+func (p *daemonProcess) logText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+func (p *daemonProcess) waitReady(t *testing.T) string {
+	t.Helper()
+	var base string
+	select {
+	case a := <-p.addr:
+		base = "http://" + a
+	case <-time.After(60 * time.Second):
+		t.Fatalf("daemon never listened; log:\n%s", p.logText())
+	}
+	poll.Until(t, 60*time.Second, func() error {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
+	return base
+}
+
+func (p *daemonProcess) stop(t *testing.T) int {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	err := p.cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+// TestRunServesAndKeepsDataAcrossRestart is the first-run path: the binary
+// starts on the embedded store, answers /readyz, stops cleanly on SIGTERM,
+// and a document written to its store is there after a restart.
+func TestRunServesAndKeepsDataAcrossRestart(t *testing.T) {
+	storeAddr := storetest.FreeAddr(t)
+	cfg := writeConfig(t, fmt.Sprintf("data_dir: %s\nhttp:\n  addr: 127.0.0.1:0\nmongodb:\n  embedded_listen: %s\n", t.TempDir(), storeAddr))
+
+	p := startDaemon(t, cfg)
+	p.waitReady(t)
+	withCollection(t, storeAddr, func(ctx context.Context, c *mongo.Collection) {
+		if _, err := c.InsertOne(ctx, bson.M{"_id": "survivor", "n": 1}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit %d after SIGTERM; log:\n%s", code, p.logText())
+	}
+	for _, msg := range []string{`"msg":"shutting down"`, `"msg":"store closed"`, `"msg":"stopped"`} {
+		if !strings.Contains(p.logText(), msg) {
+			t.Errorf("log lacks %s:\n%s", msg, p.logText())
+		}
+	}
+
+	p = startDaemon(t, cfg)
+	p.waitReady(t)
+	withCollection(t, storeAddr, func(ctx context.Context, c *mongo.Collection) {
+		var doc bson.M
+		if err := c.FindOne(ctx, bson.M{"_id": "survivor"}).Decode(&doc); err != nil {
+			t.Fatalf("document lost across restart: %v", err)
+		}
+	})
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("second run exit %d", code)
+	}
+}
+
+func withCollection(t *testing.T, addr string, f func(context.Context, *mongo.Collection)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := mongo.Connect(options.Client().ApplyURI("mongodb://" + addr + "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(ctx)
+	f(ctx, client.Database("wildcat").Collection("probe"))
+}
+
+// TestStoreServe runs the standalone engine the README uses for
+// `WILDCAT_MONGODB_URI=… make test`.
+func TestStoreServe(t *testing.T) {
+	addr := storetest.FreeAddr(t)
+	cmd := exec.Command(binary, "store", "serve", "--listen", addr, "--data-dir", t.TempDir())
+	cmd.Env = cleanEnv()
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if !strings.Contains(line, "mongodb://"+addr) {
+		t.Fatalf("store serve said %q", line)
+	}
+	withCollection(t, addr, func(ctx context.Context, c *mongo.Collection) {
+		if _, err := c.InsertOne(ctx, bson.M{"x": 1}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("store serve did not stop cleanly: %v", err)
+	}
+}

@@ -1,0 +1,27 @@
+package api
+
+import (
+	"net/http"
+)
+
+// routes lists every route the API serves. Components that arrive later
+// (accounts, messages, webhooks, pipeline) add their handlers here, so the
+// whole surface reads in one place.
+func (s *Server) routes() {
+	s.root.Handle("/healthz", s.handle(s.healthz)).Methods(http.MethodGet, http.MethodHead)
+	s.root.Handle("/readyz", s.handle(s.readyz)).Methods(http.MethodGet, http.MethodHead)
+}
+
+// healthz answers while the process is alive and serving HTTP.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	return WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers 200 once start-up is done and the store is reachable, 503
+// otherwise, so a load balancer sends traffic only to daemons that can serve.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if err := s.ready(r.Context()); err != nil {
+		return Unavailable("%s", err.Error())
+	}
+	return WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,119 @@
+// Package api is wildcatd's REST API: one gorilla/mux router, JSON in and
+// out, RFC 9457 problem documents for every error, everything but the
+// probes under /v1.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/mux"
+)
+
+// ReadinessFunc reports why the daemon cannot serve yet, or nil when it can.
+type ReadinessFunc func(ctx context.Context) error
+
+// Options configures a Server.
+type Options struct {
+	Logger       *slog.Logger
+	MaxBodyBytes int64
+	// Ready backs /readyz.
+	Ready ReadinessFunc
+}
+
+// Server owns the router and the HTTP listener.
+type Server struct {
+	log     *slog.Logger
+	maxBody int64
+	ready   ReadinessFunc
+	root    *mux.Router
+	srv     *http.Server
+	ln      net.Listener
+	addr    atomic.Pointer[string] // read by other goroutines while Listen runs
+	serveCh chan error
+}
+
+// New builds the server and its routes; Listen starts it.
+func New(opts Options) *Server {
+	s := &Server{log: opts.Logger, maxBody: opts.MaxBodyBytes, ready: opts.Ready}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = 1 << 20
+	}
+	if s.ready == nil {
+		s.ready = func(context.Context) error { return nil }
+	}
+	s.root = mux.NewRouter()
+	s.root.NotFoundHandler = s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return &Error{Status: http.StatusNotFound, Slug: "no-route", Title: "Not found", Detail: fmt.Sprintf("no route for %s", r.URL.Path)}
+	})
+	s.root.MethodNotAllowedHandler = s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return &Error{Status: http.StatusMethodNotAllowed, Slug: "method-not-allowed", Title: "Method not allowed",
+			Detail: fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)}
+	})
+	s.routes()
+	s.srv = &http.Server{
+		Handler:           s.instrument(s.root),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Handle registers a handler under /v1. Routes sit on the root router, not a
+// /v1 subrouter: mux reports a method mismatch inside a subrouter as 404,
+// and a client deserves the 405.
+func (s *Server) Handle(path string, h HandlerFunc, methods ...string) {
+	s.root.Handle("/v1"+path, s.handle(h)).Methods(methods...)
+}
+
+// Listen binds addr and serves in the background.
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	s.ln = ln
+	a := ln.Addr().String()
+	s.addr.Store(&a)
+	s.serveCh = make(chan error, 1)
+	go func() {
+		err := s.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.serveCh <- err
+	}()
+	return nil
+}
+
+// Addr is the bound address (useful with port 0).
+func (s *Server) Addr() string {
+	if a := s.addr.Load(); a != nil {
+		return *a
+	}
+	return ""
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests until
+// ctx ends; then it closes whatever is left and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.ln == nil {
+		return nil
+	}
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		_ = s.srv.Close()
+		return fmt.Errorf("drain HTTP requests: %w", err)
+	}
+	return <-s.serveCh
+}

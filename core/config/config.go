@@ -1,0 +1,67 @@
+// Package config loads, layers and validates wildcatd's configuration.
+//
+// Sources are applied in order — built-in defaults, the YAML file, WILDCAT_*
+// environment variables, then command-line flags — so an operator can ship one
+// file and override single keys per host. Every key is declared once, as a
+// field of Config; the environment variable, the flag and the README table are
+// all derived from that declaration so they cannot drift apart.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole daemon configuration. Field tags:
+//
+//	koanf:   the key in config.yaml (nested structs add a dotted prefix)
+//	doc:     one line for the README and --help
+type Config struct {
+	DataDir         string        `koanf:"data_dir" doc:"Directory for local state: the embedded store's SQLite files and the data-directory lock."`
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout" doc:"How long a graceful stop may take to drain in-flight work before it is cut off."`
+
+	HTTP    HTTP    `koanf:"http"`
+	MongoDB MongoDB `koanf:"mongodb"`
+	Log     Log     `koanf:"log"`
+}
+
+// HTTP configures the REST API listener.
+type HTTP struct {
+	Addr         string `koanf:"addr" doc:"Listen address of the REST API (host:port). Loopback by default: the API has no authentication yet."`
+	MaxBodyBytes int64  `koanf:"max_body_bytes" doc:"Largest request body accepted, in bytes; larger bodies get 413."`
+}
+
+// MongoDB selects the store: a real MongoDB given its URI, or the embedded engine.
+type MongoDB struct {
+	URI            string `koanf:"uri" doc:"MongoDB connection string (mongodb:// or mongodb+srv://). Empty starts the embedded engine in data_dir."`
+	Database       string `koanf:"database" doc:"Database name that holds every Wildcat collection."`
+	EmbeddedListen string `koanf:"embedded_listen" doc:"Also expose the embedded engine on this TCP address (host:port) for mongosh and other daemons. Empty keeps it private. Ignored when uri is set."`
+}
+
+// Log configures the process log.
+type Log struct {
+	Level  string `koanf:"level" doc:"Minimum level: debug, info, warn or error."`
+	Format string `koanf:"format" doc:"text, json, or auto (text on a terminal, JSON otherwise)."`
+}
+
+// Defaults returns a configuration that runs without editing: loopback API,
+// embedded store under ./data.
+func Defaults() Config {
+	return Config{
+		DataDir:         "data",
+		ShutdownTimeout: 15 * time.Second,
+		HTTP: HTTP{
+			Addr:         "127.0.0.1:8080",
+			MaxBodyBytes: 1 << 20,
+		},
+		MongoDB: MongoDB{
+			Database: "wildcat",
+		},
+		Log: Log{
+			Level:  "info",
+			Format: "auto",
+		},
+	}
+}
+
+// Embedded reports whether the daemon runs its own store engine.
+func (c *Config) Embedded() bool { return c.MongoDB.URI == "" }

@@ -1,0 +1,248 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func parsedFlags(t *testing.T, args ...string) *pflag.FlagSet {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	// Run from an empty directory so no config.yaml is picked up.
+	t.Chdir(t.TempDir())
+	got, err := Load(Source{})
+	if err != nil {
+		t.Fatalf("defaults do not load: %v", err)
+	}
+	if got.Config != Defaults() {
+		t.Fatalf("loaded %+v, want defaults %+v", got.Config, Defaults())
+	}
+	if got.Path != "" {
+		t.Fatalf("Path = %q with no file present", got.Path)
+	}
+}
+
+// TestPrecedence checks file < environment < flag for every layer boundary.
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, `
+http:
+  addr: 127.0.0.1:1111
+data_dir: /from/file
+log:
+  level: warn
+  format: json
+mongodb:
+  database: filedb
+`)
+	tests := []struct {
+		name    string
+		environ []string
+		flags   []string
+		check   func(c Config) string
+	}{
+		{"file over default", nil, nil, func(c Config) string {
+			if c.HTTP.Addr != "127.0.0.1:1111" || c.DataDir != "/from/file" || c.Log.Level != "warn" {
+				return "file values not applied"
+			}
+			if c.ShutdownTimeout != Defaults().ShutdownTimeout {
+				return "default lost for a key the file does not set"
+			}
+			return ""
+		}},
+		{"env over file", []string{"WILDCAT_HTTP_ADDR=127.0.0.1:2222", "WILDCAT_DATA_DIR=/from/env", "WILDCAT_LOG_LEVEL=debug", "WILDCAT_LOG_FORMAT=text", "WILDCAT_MONGODB_URI=mongodb://db.example:27017"}, nil, func(c Config) string {
+			if c.HTTP.Addr != "127.0.0.1:2222" || c.DataDir != "/from/env" || c.Log.Level != "debug" || c.Log.Format != "text" || c.MongoDB.URI != "mongodb://db.example:27017" {
+				return "env values not applied"
+			}
+			if c.MongoDB.Database != "filedb" {
+				return "file value lost for a key env does not set"
+			}
+			return ""
+		}},
+		{"flag over env", []string{"WILDCAT_HTTP_ADDR=127.0.0.1:2222", "WILDCAT_LOG_LEVEL=debug"}, []string{"--http-addr=127.0.0.1:3333"}, func(c Config) string {
+			if c.HTTP.Addr != "127.0.0.1:3333" {
+				return "flag did not win over env"
+			}
+			if c.Log.Level != "debug" {
+				return "env value lost for a key no flag sets"
+			}
+			return ""
+		}},
+		{"unset flag keeps lower layers", nil, []string{"--log-format=text"}, func(c Config) string {
+			if c.HTTP.Addr != "127.0.0.1:1111" {
+				return "an unset flag's default overrode the file"
+			}
+			if c.Log.Format != "text" {
+				return "flag not applied"
+			}
+			return ""
+		}},
+		{"typed env values", []string{"WILDCAT_SHUTDOWN_TIMEOUT=3s", "WILDCAT_HTTP_MAX_BODY_BYTES=2048"}, nil, func(c Config) string {
+			if c.ShutdownTimeout != 3*time.Second || c.HTTP.MaxBodyBytes != 2048 {
+				return "typed env values not converted"
+			}
+			return ""
+		}},
+		{"typed flag values", nil, []string{"--shutdown-timeout=4s", "--http-max-body-bytes=4096"}, func(c Config) string {
+			if c.ShutdownTimeout != 4*time.Second || c.HTTP.MaxBodyBytes != 4096 {
+				return "typed flag values not converted"
+			}
+			return ""
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Load(Source{Path: file, Environ: tt.environ, Flags: parsedFlags(t, tt.flags...)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg := tt.check(got.Config); msg != "" {
+				t.Fatalf("%s: got %+v", msg, got.Config)
+			}
+		})
+	}
+}
+
+func TestResolvePath(t *testing.T) {
+	env := []string{"HOME=/root", "WILDCAT_CONFIG=/etc/wildcat.yaml"}
+	if got := ResolvePath("", env); got != "/etc/wildcat.yaml" {
+		t.Fatalf("env path: got %q", got)
+	}
+	if got := ResolvePath("/flag.yaml", env); got != "/flag.yaml" {
+		t.Fatalf("flag must win over env: got %q", got)
+	}
+	if got := ResolvePath("", nil); got != "" {
+		t.Fatalf("no source: got %q", got)
+	}
+}
+
+// TestValidationErrors covers every path that stops the daemon with exit 2:
+// each must name the key and say what is wrong.
+func TestValidationErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		environ []string
+		flags   []string
+		key     string
+		problem string // substring of the problem
+	}{
+		{"unknown top-level key", "htp:\n  addr: 1\n", nil, nil, "htp", "unknown key"},
+		{"unknown nested key with suggestion", "http:\n  adr: 127.0.0.1:1\n", nil, nil, "http.adr", "did you mean http.addr"},
+		{"port out of range", "http:\n  addr: 127.0.0.1:99999\n", nil, nil, "http.addr", "99999"},
+		{"bare port number", "http:\n  addr: 99999\n", nil, nil, "http.addr", "host:port"},
+		{"port not numeric", "http:\n  addr: localhost:http\n", nil, nil, "http.addr", "not a number"},
+		{"empty addr", "http:\n  addr: \"\"\n", nil, nil, "http.addr", "must not be empty"},
+		{"list for string", "http:\n  addr: [a, b]\n", nil, nil, "http.addr", "expected a string, got a list"},
+		{"scalar for section", "http: 5\n", nil, nil, "http", "expected a mapping"},
+		{"duration without unit", "shutdown_timeout: 15\n", nil, nil, "shutdown_timeout", "needs a unit"},
+		{"bad duration", "shutdown_timeout: soon\n", nil, nil, "shutdown_timeout", "duration"},
+		{"negative duration", "shutdown_timeout: -1s\n", nil, nil, "shutdown_timeout", "greater than zero"},
+		{"body limit zero", "http:\n  max_body_bytes: 0\n", nil, nil, "http.max_body_bytes", "greater than zero"},
+		{"body limit not a number", "http:\n  max_body_bytes: lots\n", nil, nil, "http.max_body_bytes", "expected a number"},
+		{"bad log level", "log:\n  level: loud\n", nil, nil, "log.level", "debug, info, warn, error"},
+		{"bad log format", "log:\n  format: xml\n", nil, nil, "log.format", "auto, text, json"},
+		{"bad mongodb uri", "mongodb:\n  uri: postgres://x\n", nil, nil, "mongodb.uri", "not a valid MongoDB connection string"},
+		{"bad database name", "mongodb:\n  database: a.b\n", nil, nil, "mongodb.database", "must not contain"},
+		{"empty database name", "mongodb:\n  database: \"\"\n", nil, nil, "mongodb.database", "must not be empty"},
+		{"bad embedded listen", "mongodb:\n  embedded_listen: nope\n", nil, nil, "mongodb.embedded_listen", "host:port"},
+		{"empty data dir", "data_dir: \"\"\n", nil, nil, "data_dir", "must not be empty"},
+		{"bad value from env", "", []string{"WILDCAT_HTTP_ADDR=127.0.0.1:70000"}, nil, "http.addr", "70000"},
+		{"bad type from env", "", []string{"WILDCAT_SHUTDOWN_TIMEOUT=later"}, nil, "shutdown_timeout", "duration"},
+		{"bad value from flag", "", nil, []string{"--log-level=verbose"}, "log.level", "verbose"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(Source{Path: writeFile(t, tt.yaml), Environ: tt.environ, Flags: parsedFlags(t, tt.flags...)})
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("got %v, want a *config.Error", err)
+			}
+			if ce.Key != tt.key {
+				t.Errorf("key = %q, want %q (%v)", ce.Key, tt.key, err)
+			}
+			if !strings.Contains(ce.Problem, tt.problem) {
+				t.Errorf("problem = %q, want it to mention %q", ce.Problem, tt.problem)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans several lines: %q", err)
+			}
+		})
+	}
+}
+
+func TestFileErrors(t *testing.T) {
+	t.Run("explicit missing file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "nope.yaml")
+		_, err := Load(Source{Path: path})
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != path || !strings.Contains(ce.Problem, "no such file") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("broken yaml", func(t *testing.T) {
+		path := writeFile(t, "http:\n  addr: [\n")
+		_, err := Load(Source{Path: path})
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != path || !strings.Contains(ce.Problem, "invalid YAML") {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func TestUnknownEnvironmentVariableWarns(t *testing.T) {
+	got, err := Load(Source{Path: writeFile(t, ""), Environ: []string{"WILDCAT_HTTP_ADRR=x", "WILDCAT_CONFIG=y", "WILDCAT_TEST_MONGODB_URI=z", "PATH=/bin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Warnings) != 1 || !strings.Contains(got.Warnings[0], "WILDCAT_HTTP_ADRR") {
+		t.Fatalf("warnings = %q, want exactly one about WILDCAT_HTTP_ADRR", got.Warnings)
+	}
+}
+
+// TestShippedConfigIsValid keeps the repository's config.yaml loadable.
+func TestShippedConfigIsValid(t *testing.T) {
+	if _, err := Load(Source{Path: filepath.Join("..", "..", "config.yaml")}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestREADMETableInSync fails when a key is added, renamed or re-documented
+// without regenerating the README's configuration reference.
+func TestREADMETableInSync(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const start, end = "<!-- config-table:start -->\n", "<!-- config-table:end -->"
+	s := string(readme)
+	i, j := strings.Index(s, start), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md lacks the %q … %q markers", strings.TrimSpace(start), end)
+	}
+	if got, want := s[i+len(start):j], MarkdownTable(); got != want {
+		t.Fatalf("README configuration table is stale; replace it with:\n%s", want)
+	}
+}

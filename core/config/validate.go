@@ -1,0 +1,111 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
+)
+
+// Validate checks values that decoded with the right type but cannot work.
+// It returns the first problem as an *Error.
+func (c *Config) Validate() error {
+	checks := []struct {
+		key string
+		err error
+	}{
+		{"data_dir", nonEmpty(c.DataDir)},
+		{"shutdown_timeout", positive(c.ShutdownTimeout.Seconds())},
+		{"http.addr", listenAddr(c.HTTP.Addr, false)},
+		{"http.max_body_bytes", positive(float64(c.HTTP.MaxBodyBytes))},
+		{"mongodb.uri", mongoURI(c.MongoDB.URI)},
+		{"mongodb.database", databaseName(c.MongoDB.Database)},
+		{"mongodb.embedded_listen", listenAddr(c.MongoDB.EmbeddedListen, true)},
+		{"log.level", oneOf(c.Log.Level, "debug", "info", "warn", "error")},
+		{"log.format", oneOf(c.Log.Format, "auto", "text", "json")},
+	}
+	for _, ch := range checks {
+		if ch.err != nil {
+			return &Error{Key: ch.key, Problem: ch.err.Error()}
+		}
+	}
+	return nil
+}
+
+func nonEmpty(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	return nil
+}
+
+func positive(v float64) error {
+	if v <= 0 {
+		return fmt.Errorf("must be greater than zero")
+	}
+	return nil
+}
+
+func oneOf(v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
+}
+
+// listenAddr accepts host:port with a numeric port 0–65535; port 0 picks a
+// free port (tests use it).
+func listenAddr(addr string, optional bool) error {
+	if addr == "" {
+		if optional {
+			return nil
+		}
+		return fmt.Errorf("must not be empty (write host:port, e.g. 127.0.0.1:8080)")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (e.g. 127.0.0.1:8080)", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("host %q is not a hostname or IP address", host)
+	}
+	return nil
+}
+
+func mongoURI(uri string) error {
+	if uri == "" {
+		return nil
+	}
+	if _, err := connstring.ParseAndValidate(uri); err != nil {
+		// The driver's message may echo the URI with its password; keep only
+		// the reason.
+		msg := err.Error()
+		if i := strings.LastIndex(msg, ": "); i >= 0 {
+			msg = msg[i+2:]
+		}
+		return fmt.Errorf("not a valid MongoDB connection string: %s", msg)
+	}
+	return nil
+}
+
+// databaseName follows MongoDB's naming restrictions.
+func databaseName(name string) error {
+	if name == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	if len(name) > 63 {
+		return fmt.Errorf("must be at most 63 characters")
+	}
+	if i := strings.IndexAny(name, "/\\. \"$*<>:|?\x00"); i >= 0 {
+		return fmt.Errorf("must not contain %q", name[i])
+	}
+	return nil
+}

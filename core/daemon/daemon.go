@@ -1,0 +1,218 @@
+// Package daemon owns wildcatd's lifecycle: it wires the components
+// together, starts them, waits for a stop signal and stops them within a
+// deadline. Tests start the same core in-process with Start/Shutdown and no
+// signal handling.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/wildcathub/wildcat/core/api"
+	"github.com/wildcathub/wildcat/core/config"
+	"github.com/wildcathub/wildcat/core/logging"
+	"github.com/wildcathub/wildcat/core/store"
+)
+
+// ErrNotReady is returned by Ready until start-up has finished; callers
+// (the /readyz probe) should try again later.
+var ErrNotReady = errors.New("start-up not finished")
+
+// Options tunes a Daemon beyond its configuration.
+type Options struct {
+	Logger *slog.Logger
+	// NoSignals makes Run ignore SIGINT/SIGTERM; it then stops only when its
+	// context ends. For embedding the daemon in tests and other programs.
+	NoSignals bool
+	// WatchInterval is how often the store connection is checked for the
+	// log; 0 means 5 s.
+	WatchInterval time.Duration
+}
+
+// Daemon is one running wildcatd.
+type Daemon struct {
+	cfg   config.Config
+	opts  Options
+	log   *slog.Logger
+	store *store.Store
+	api   *api.Server
+
+	ready    atomic.Bool
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+
+	startOnce    sync.Once
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// New opens the store (starting the embedded engine when no URI is set)
+// and builds the API. Nothing listens until Start.
+func New(cfg config.Config, opts Options) (*Daemon, error) {
+	if opts.Logger == nil {
+		opts.Logger = logging.Discard()
+	}
+	if opts.WatchInterval <= 0 {
+		opts.WatchInterval = 5 * time.Second
+	}
+	d := &Daemon{cfg: cfg, opts: opts, log: logging.Component(opts.Logger, "daemon")}
+	if cfg.MongoDB.URI != "" && cfg.MongoDB.EmbeddedListen != "" {
+		d.log.Warn("mongodb.embedded_listen is ignored because mongodb.uri is set")
+	}
+	st, err := store.Open(store.Options{
+		URI:            cfg.MongoDB.URI,
+		Database:       cfg.MongoDB.Database,
+		DataDir:        cfg.DataDir,
+		EmbeddedListen: cfg.MongoDB.EmbeddedListen,
+		Logger:         logging.Component(opts.Logger, "store"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	d.store = st
+	d.api = api.New(api.Options{
+		Logger:       logging.Component(opts.Logger, "api"),
+		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+		Ready:        d.Ready,
+	})
+	d.bgCtx, d.bgCancel = context.WithCancel(context.Background())
+	return d, nil
+}
+
+// Store is the daemon's database connection.
+func (d *Daemon) Store() *store.Store { return d.store }
+
+// API is the daemon's HTTP server, e.g. for tests that add a route before Start.
+func (d *Daemon) API() *api.Server { return d.api }
+
+// Addr is the address the API listens on once started.
+func (d *Daemon) Addr() string { return d.api.Addr() }
+
+// Start begins serving HTTP at once (so /healthz answers and /readyz explains
+// what is missing) and finishes start-up in the background: the store may
+// still be unreachable, and the daemon waits for it rather than exiting.
+func (d *Daemon) Start() error {
+	err := errors.New("daemon already started")
+	d.startOnce.Do(func() {
+		if err = d.api.Listen(d.cfg.HTTP.Addr); err != nil {
+			return
+		}
+		d.log.Info("http listening", slog.String("addr", d.api.Addr()))
+		d.goBackground(d.startup)
+		d.goBackground(func(ctx context.Context) { d.store.Watch(ctx, d.opts.WatchInterval, nil) })
+	})
+	return err
+}
+
+func (d *Daemon) goBackground(f func(ctx context.Context)) {
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		f(d.bgCtx)
+	}()
+}
+
+// startup prepares the store, retrying with backoff until it succeeds or the
+// daemon stops.
+func (d *Daemon) startup(ctx context.Context) {
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := d.store.EnsureSchema(actx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Warn("store not ready; retrying", slog.Int("attempt", attempt), slog.Duration("retry_in", backoff), slog.Any("error", err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+	d.ready.Store(true)
+	d.log.Info("ready", slog.String("addr", d.api.Addr()), slog.Bool("embedded_store", d.store.Embedded()))
+}
+
+// Ready reports nil when start-up is done and the store answers.
+func (d *Daemon) Ready(ctx context.Context) error {
+	if !d.ready.Load() {
+		return ErrNotReady
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := d.store.Ping(ctx); err != nil {
+		return errors.New("store unreachable")
+	}
+	return nil
+}
+
+// Shutdown stops accepting requests, drains in-flight work until ctx ends,
+// stops background work and closes the store. It is idempotent: later calls
+// return the first call's result.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.shutdownOnce.Do(func() {
+		d.log.Info("shutting down")
+		d.ready.Store(false)
+		var errs []error
+		if err := d.api.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		d.bgCancel()
+		done := make(chan struct{})
+		go func() { d.bg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("background work still running: %w", ctx.Err()))
+		}
+		// The store gets its own short deadline: even after a drain that ran
+		// out of time, closing it cleanly keeps the embedded files consistent.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := d.store.Close(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+		d.shutdownErr = errors.Join(errs...)
+		if d.shutdownErr != nil {
+			d.log.Warn("stopped with errors", slog.Any("error", d.shutdownErr))
+		} else {
+			d.log.Info("stopped")
+		}
+	})
+	return d.shutdownErr
+}
+
+// Run starts the daemon, waits for SIGINT/SIGTERM (unless NoSignals) or for
+// ctx to end, and shuts down within shutdown_timeout.
+func (d *Daemon) Run(ctx context.Context) error {
+	if err := d.Start(); err != nil {
+		_ = d.Shutdown(context.Background())
+		return err
+	}
+	stop := func() {}
+	if !d.opts.NoSignals {
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	}
+	<-ctx.Done()
+	// Restore default signal handling: a second Ctrl-C during a slow drain
+	// kills the process, as operators expect.
+	stop()
+	d.log.Info("stop requested", slog.Duration("deadline", d.cfg.ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
+	defer cancel()
+	return d.Shutdown(sctx)
+}

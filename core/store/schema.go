@@ -1,0 +1,93 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Collection names shared by the daemon's packages. Auth state lives in one
+// auth_{accountId} collection per account (see AuthCollection).
+const (
+	Accounts = "accounts"
+	Messages = "messages"
+	Webhooks = "webhooks"
+	Outbox   = "outbox"
+	Leases   = "leases"
+	KV       = "kv"
+	// MediaBucket is the GridFS bucket; the driver manages media.files and
+	// media.chunks and their indexes.
+	MediaBucket = "media"
+)
+
+// AuthCollection names the collection holding one account's WhatsApp auth state.
+func AuthCollection(accountID string) string { return "auth_" + accountID }
+
+// collectionSpec declares a collection and its secondary indexes. On the
+// embedded engine the indexes are accepted but only _id lookups use one;
+// on MongoDB they carry the queries named in their comments.
+type collectionSpec struct {
+	name    string
+	indexes []mongo.IndexModel
+}
+
+func idx(name string, keys bson.D, unique bool) mongo.IndexModel {
+	o := options.Index().SetName(name)
+	if unique {
+		o.SetUnique(true)
+	}
+	return mongo.IndexModel{Keys: keys, Options: o}
+}
+
+var schema = []collectionSpec{
+	{name: Accounts},
+	{name: Messages, indexes: []mongo.IndexModel{
+		// history of one chat, newest first
+		idx("account_chat_time", bson.D{{Key: "accountId", Value: 1}, {Key: "chatId", Value: 1}, {Key: "timestamp", Value: -1}}, false),
+		// history of one account, newest first
+		idx("account_time", bson.D{{Key: "accountId", Value: 1}, {Key: "timestamp", Value: -1}}, false),
+	}},
+	{name: Webhooks},
+	{name: Outbox, indexes: []mongo.IndexModel{
+		// claiming due jobs
+		idx("state_run_at", bson.D{{Key: "state", Value: 1}, {Key: "runAt", Value: 1}}, false),
+	}},
+	{name: Leases},
+	{name: KV, indexes: []mongo.IndexModel{
+		// the explicit expiry sweep (no TTL indexes on the embedded engine)
+		idx("expires_at", bson.D{{Key: "expiresAt", Value: 1}}, false),
+	}},
+}
+
+// EnsureSchema creates the collections and indexes the design names. It is
+// idempotent, so every daemon runs it at start.
+func (s *Store) EnsureSchema(ctx context.Context) error {
+	for _, c := range schema {
+		if err := s.db.CreateCollection(ctx, c.name); err != nil && !isNamespaceExists(err) {
+			return fmt.Errorf("create collection %s: %w", c.name, err)
+		}
+		// One index per command: FerretDB v1.24 panics on a createIndexes
+		// command that carries more than one new index.
+		for _, ix := range c.indexes {
+			if _, err := s.db.Collection(c.name).Indexes().CreateOne(ctx, ix); err != nil {
+				return fmt.Errorf("create index on %s: %w", c.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// isNamespaceExists matches MongoDB's NamespaceExists (48), which both
+// MongoDB and FerretDB answer when a collection is already there.
+func isNamespaceExists(err error) bool {
+	var ce mongo.CommandError
+	return errors.As(err, &ce) && ce.Code == 48
+}
+
+// IsDuplicateKey reports a unique-index violation: for idempotent inserts
+// with deterministic _id it means "already stored", not a failure.
+func IsDuplicateKey(err error) bool { return mongo.IsDuplicateKeyError(err) }

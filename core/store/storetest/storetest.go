@@ -1,0 +1,133 @@
+// Package storetest gives tests a fresh database on a real engine.
+//
+// By default one embedded engine (the same FerretDB/SQLite engine the daemon
+// embeds) is started per test binary and every test gets its own database,
+// dropped when the test ends. With WILDCAT_TEST_MONGODB_URI set, the same
+// tests run against that server instead (a real MongoDB or a FerretDB
+// started separately).
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/wildcathub/wildcat/core/store"
+)
+
+// URIEnv points the tests at an external server.
+const URIEnv = "WILDCAT_TEST_MONGODB_URI"
+
+// LogEnv, when set, prints the embedded engine's errors (e.g. a panic in a
+// command handler) to stderr while debugging a test.
+const LogEnv = "WILDCAT_TEST_STORE_LOG"
+
+var (
+	once    sync.Once
+	engine  *store.Engine
+	tmpDir  string
+	uri     string
+	client  *mongo.Client
+	initErr error
+)
+
+func setup() {
+	uri = os.Getenv(URIEnv)
+	if uri == "" {
+		tmpDir, initErr = os.MkdirTemp("", "wildcat-storetest-")
+		if initErr != nil {
+			return
+		}
+		var log *slog.Logger // engine errors are silent unless asked for
+		if os.Getenv(LogEnv) != "" {
+			log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		}
+		engine, initErr = store.StartEngine(tmpDir, "127.0.0.1:0", log)
+		if initErr != nil {
+			return
+		}
+		uri = engine.URI()
+	}
+	client, initErr = mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(10 * time.Second))
+}
+
+// URI returns the address of the test server, starting the embedded engine
+// on first use.
+func URI(t testing.TB) string {
+	t.Helper()
+	once.Do(setup)
+	if initErr != nil {
+		t.Fatalf("storetest: %v", initErr)
+	}
+	return uri
+}
+
+var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9]+`)
+
+// DatabaseName returns a database name no other test (in this or a parallel
+// test binary) uses, and drops that database when the test ends.
+func DatabaseName(t testing.TB) string {
+	t.Helper()
+	URI(t)
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	base := strings.Trim(unsafeChars.ReplaceAllString(strings.ToLower(t.Name()), "_"), "_")
+	if len(base) > 40 {
+		base = base[len(base)-40:]
+	}
+	name := fmt.Sprintf("t%s_%s", hex.EncodeToString(r[:]), base)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = client.Database(name).Drop(ctx)
+	})
+	return name
+}
+
+// NewDatabase is the one call most tests need: a fresh, empty database.
+func NewDatabase(t testing.TB) *mongo.Database {
+	t.Helper()
+	return client.Database(DatabaseName(t))
+}
+
+// Main runs the tests and then stops the embedded engine and removes its
+// files. Use it from TestMain: os.Exit(storetest.Main(m)).
+func Main(m *testing.M) int {
+	code := m.Run()
+	if client != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = client.Disconnect(ctx)
+		cancel()
+	}
+	if engine != nil {
+		engine.Stop()
+	}
+	if tmpDir != "" {
+		_ = os.RemoveAll(tmpDir)
+	}
+	return code
+}
+
+// FreeAddr returns a loopback host:port that was free a moment ago, for tests
+// that must restart a server on the same address.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
