@@ -1,0 +1,95 @@
+package whatsapp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"go.mau.fi/whatsmeow/store"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/wildcathub/wildcat/core/session"
+)
+
+// DriverName is the value of an account's "driver" field for real WhatsApp.
+const DriverName = "whatsapp"
+
+// DeviceStore is one account's WhatsApp auth state. The MongoDB
+// implementation (authstore) keeps nothing on local disk, so any daemon
+// sharing the database can run the account.
+type DeviceStore interface {
+	// GetDevice returns the stored device, or a fresh unpaired one whose
+	// stores write to the same place.
+	GetDevice(ctx context.Context) (*store.Device, error)
+}
+
+// HTTPClients lets the caller choose how whatsmeow reaches WhatsApp. Nil
+// fields keep whatsmeow's defaults. Tests point all three at the protocol
+// double; operators may route through a proxy.
+type HTTPClients struct {
+	// PreLogin is used for the websocket before pairing, Websocket after;
+	// whatsmeow switches between them on the reconnect after pairing, so a
+	// redirect must set both.
+	PreLogin  *http.Client
+	Websocket *http.Client
+	Media     *http.Client
+}
+
+// Driver runs real WhatsApp sessions through whatsmeow.
+type Driver struct {
+	// Devices opens an account's auth state.
+	Devices func(accountID string) DeviceStore
+	// DB holds driver bookkeeping shared across daemons (media retry
+	// answers from the phone).
+	DB *mongo.Database
+	// Logger for the driver; whatsmeow's own log lines go through it too.
+	Logger *slog.Logger
+	// HTTP overrides whatsmeow's HTTP clients; nil fields keep defaults.
+	HTTP HTTPClients
+	// ReconnectMin and ReconnectMax bound the exponential reconnect backoff
+	// (jittered); zero means 1 s and 2 min.
+	ReconnectMin, ReconnectMax time.Duration
+	// DeviceName is what the phone shows under "Linked devices"; zero means
+	// "Wildcat".
+	DeviceName string
+}
+
+var _ session.Driver = (*Driver)(nil)
+
+// Name implements session.Driver.
+func (d *Driver) Name() string { return DriverName }
+
+// Open implements session.Driver: it prepares the session; Connect dials.
+func (d *Driver) Open(ctx context.Context, acct session.Account, sink session.Sink) (session.Session, error) {
+	if d.Devices == nil {
+		return nil, fmt.Errorf("whatsapp driver: no device store configured")
+	}
+	log := d.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Session{
+		d:       d,
+		acct:    acct,
+		sink:    sink,
+		devices: d.Devices(acct.ID),
+		log:     log.With(slog.String("account_id", acct.ID)),
+		norm:    Normalizer{AccountID: acct.ID},
+		hist:    Normalizer{AccountID: acct.ID, Source: "history"},
+		now:     time.Now,
+	}
+	return s, nil
+}
+
+func (d *Driver) backoff() (time.Duration, time.Duration) {
+	lo, hi := d.ReconnectMin, d.ReconnectMax
+	if lo <= 0 {
+		lo = time.Second
+	}
+	if hi <= 0 {
+		hi = 2 * time.Minute
+	}
+	return lo, max(lo, hi)
+}

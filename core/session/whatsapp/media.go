@@ -1,0 +1,160 @@
+package whatsapp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/proto/waMmsRetry"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/session"
+)
+
+// mediaRetries holds the phone's answers to media retry requests: the new
+// direct path arrives as an encrypted notification that only the message's
+// media key opens, possibly on another daemon than the one that asked.
+const mediaRetries = "wa_media_retries"
+
+// mediaRetryDoc is one stored answer, keyed {accountId}:{messageId}.
+type mediaRetryDoc struct {
+	ID         string    `bson:"_id"`
+	Ciphertext []byte    `bson:"ciphertext,omitempty"`
+	IV         []byte    `bson:"iv,omitempty"`
+	ErrorCode  int       `bson:"errorCode,omitempty"`
+	At         time.Time `bson:"at"`
+}
+
+// downloadable finds the media part of a message, wrappers removed.
+func downloadable(m *waE2E.Message) whatsmeow.DownloadableMessage {
+	inner, _ := unwrap(m)
+	switch {
+	case inner.GetImageMessage() != nil:
+		return inner.GetImageMessage()
+	case inner.GetVideoMessage() != nil:
+		return inner.GetVideoMessage()
+	case inner.GetPtvMessage() != nil:
+		return inner.GetPtvMessage()
+	case inner.GetAudioMessage() != nil:
+		return inner.GetAudioMessage()
+	case inner.GetDocumentMessage() != nil:
+		return inner.GetDocumentMessage()
+	case inner.GetStickerMessage() != nil:
+		return inner.GetStickerMessage()
+	}
+	return nil
+}
+
+type sized interface{ GetFileLength() uint64 }
+
+// DownloadMedia implements session.Session.
+func (s *Session) DownloadMedia(ctx context.Context, msg *event.Message) (io.ReadCloser, error) {
+	if msg == nil || len(msg.Raw) == 0 {
+		return nil, session.ErrNoMedia
+	}
+	var m waE2E.Message
+	if err := proto.Unmarshal(msg.Raw, &m); err != nil {
+		return nil, fmt.Errorf("decode raw message %s: %w", msg.MessageID, err)
+	}
+	d := downloadable(&m)
+	if d == nil {
+		return nil, session.ErrNoMedia
+	}
+	s.mu.Lock()
+	cli := s.cli
+	s.mu.Unlock()
+	if cli == nil {
+		return nil, fmt.Errorf("download media of %s: %w (not connected)", msg.MessageID, session.ErrWrongState)
+	}
+
+	var data []byte
+	var err error
+	if path := s.retriedPath(ctx, msg.MessageID, d.GetMediaKey()); path != "" {
+		size := -1
+		if sz, ok := d.(sized); ok {
+			size = int(sz.GetFileLength())
+		}
+		data, err = cli.DownloadMediaWithPath(ctx, path, d.GetFileEncSHA256(), d.GetFileSHA256(), d.GetMediaKey(), size, whatsmeow.GetMediaType(d), "")
+	} else {
+		data, err = cli.Download(ctx, d)
+	}
+	switch {
+	case err == nil:
+		return io.NopCloser(bytes.NewReader(data)), nil
+	case errors.Is(err, whatsmeow.ErrMediaDownloadFailedWith404), errors.Is(err, whatsmeow.ErrMediaDownloadFailedWith410):
+		if rerr := s.requestReupload(ctx, cli, msg, d.GetMediaKey()); rerr != nil {
+			return nil, fmt.Errorf("media of %s expired and the re-upload request failed: %w", msg.MessageID, rerr)
+		}
+		return nil, fmt.Errorf("download media of %s: %w", msg.MessageID, session.ErrMediaRetryRequested)
+	}
+	return nil, fmt.Errorf("download media of %s: %w", msg.MessageID, err)
+}
+
+// requestReupload asks the phone to upload expired media again; its answer
+// arrives later as events.MediaRetry.
+func (s *Session) requestReupload(ctx context.Context, cli *whatsmeow.Client, msg *event.Message, mediaKey []byte) error {
+	chat, err := types.ParseJID(msg.ChatID)
+	if err != nil {
+		return fmt.Errorf("chat %q: %w", msg.ChatID, err)
+	}
+	sender, _ := types.ParseJID(msg.From)
+	info := &types.MessageInfo{
+		ID: msg.MessageID,
+		MessageSource: types.MessageSource{
+			Chat: chat, Sender: sender, IsFromMe: msg.FromMe, IsGroup: chat.Server == types.GroupServer,
+		},
+	}
+	return cli.SendMediaRetryReceipt(ctx, info, mediaKey)
+}
+
+// onMediaRetry stores the phone's answer for the next download attempt.
+func (s *Session) onMediaRetry(ctx context.Context, evt *events.MediaRetry) {
+	if s.d.DB == nil {
+		return
+	}
+	doc := mediaRetryDoc{ID: s.acct.ID + ":" + evt.MessageID, Ciphertext: evt.Ciphertext, IV: evt.IV, At: evt.Timestamp}
+	if evt.Error != nil {
+		doc.ErrorCode = evt.Error.Code
+	}
+	_, err := s.d.DB.Collection(mediaRetries).ReplaceOne(ctx, bson.M{"_id": doc.ID}, doc, options.Replace().SetUpsert(true))
+	if err != nil {
+		s.log.Error("store media retry answer", slog.String("message_id", evt.MessageID), slog.Any("error", err))
+	}
+}
+
+// retriedPath returns the direct path the phone re-uploaded to, or "".
+func (s *Session) retriedPath(ctx context.Context, messageID string, mediaKey []byte) string {
+	if s.d.DB == nil {
+		return ""
+	}
+	var doc mediaRetryDoc
+	err := s.d.DB.Collection(mediaRetries).FindOne(ctx, bson.M{"_id": s.acct.ID + ":" + messageID}).Decode(&doc)
+	if err != nil {
+		if !errors.Is(err, mongo.ErrNoDocuments) {
+			s.log.Warn("read media retry answer", slog.String("message_id", messageID), slog.Any("error", err))
+		}
+		return ""
+	}
+	evt := &events.MediaRetry{Ciphertext: doc.Ciphertext, IV: doc.IV, MessageID: messageID}
+	if doc.ErrorCode != 0 {
+		evt.Error = &events.MediaRetryError{Code: doc.ErrorCode}
+	}
+	notif, err := whatsmeow.DecryptMediaRetryNotification(evt, mediaKey)
+	if err != nil || notif.GetResult() != waMmsRetry.MediaRetryNotification_SUCCESS {
+		s.log.Warn("phone could not re-upload media", slog.String("message_id", messageID), slog.Any("error", err), slog.String("result", notif.GetResult().String()))
+		return ""
+	}
+	return notif.GetDirectPath()
+}
