@@ -563,13 +563,10 @@ func describe(m *waE2E.Message) content {
 			typ:      event.TypeImage,
 			text:     x.GetCaption(),
 			viewOnce: x.GetViewOnce(),
-			media: &event.Media{
-				Mimetype: x.GetMimetype(), Size: x.GetFileLength(),
-				SHA256: hexOf(x.GetFileSHA256()), FileEncSHA256: hexOf(x.GetFileEncSHA256()),
-				MediaKey: x.GetMediaKey(), MediaKeyTimestamp: x.GetMediaKeyTimestamp(),
-				DirectPath: x.GetDirectPath(), URL: x.GetURL(), Caption: x.GetCaption(),
-				Width: x.GetWidth(), Height: x.GetHeight(),
-			},
+			media: withFile(x, event.Media{
+				Caption: x.GetCaption(),
+				Width:   x.GetWidth(), Height: x.GetHeight(),
+			}),
 		}
 	case m.VideoMessage != nil:
 		c := video(m.GetVideoMessage())
@@ -586,13 +583,9 @@ func describe(m *waE2E.Message) content {
 		c := content{
 			typ:      event.TypeAudio,
 			viewOnce: x.GetViewOnce(),
-			media: &event.Media{
-				Mimetype: x.GetMimetype(), Size: x.GetFileLength(),
-				SHA256: hexOf(x.GetFileSHA256()), FileEncSHA256: hexOf(x.GetFileEncSHA256()),
-				MediaKey: x.GetMediaKey(), MediaKeyTimestamp: x.GetMediaKeyTimestamp(),
-				DirectPath: x.GetDirectPath(), URL: x.GetURL(),
+			media: withFile(x, event.Media{
 				DurationSeconds: x.GetSeconds(), Voice: x.GetPTT(),
-			},
+			}),
 		}
 		if x.GetPTT() {
 			c.typ = event.TypeVoice
@@ -603,26 +596,19 @@ func describe(m *waE2E.Message) content {
 		return content{
 			typ:  event.TypeDocument,
 			text: x.GetCaption(),
-			media: &event.Media{
-				Mimetype: x.GetMimetype(), Size: x.GetFileLength(),
-				SHA256: hexOf(x.GetFileSHA256()), FileEncSHA256: hexOf(x.GetFileEncSHA256()),
-				MediaKey: x.GetMediaKey(), MediaKeyTimestamp: x.GetMediaKeyTimestamp(),
-				DirectPath: x.GetDirectPath(), URL: x.GetURL(), Caption: x.GetCaption(),
+			media: withFile(x, event.Media{
+				Caption:  x.GetCaption(),
 				Filename: x.GetFileName(), PageCount: x.GetPageCount(),
-			},
+			}),
 		}
 	case m.StickerMessage != nil:
 		x := m.GetStickerMessage()
 		return content{
 			typ: event.TypeSticker,
-			media: &event.Media{
-				Mimetype: x.GetMimetype(), Size: x.GetFileLength(),
-				SHA256: hexOf(x.GetFileSHA256()), FileEncSHA256: hexOf(x.GetFileEncSHA256()),
-				MediaKey: x.GetMediaKey(), MediaKeyTimestamp: x.GetMediaKeyTimestamp(),
-				DirectPath: x.GetDirectPath(), URL: x.GetURL(),
+			media: withFile(x, event.Media{
 				Width: x.GetWidth(), Height: x.GetHeight(),
 				IsAnimated: x.GetIsAnimated() || x.GetIsLottie(),
-			},
+			}),
 		}
 	case m.LocationMessage != nil:
 		x := m.GetLocationMessage()
@@ -718,14 +704,11 @@ func video(x *waE2E.VideoMessage) content {
 		typ:      event.TypeVideo,
 		text:     x.GetCaption(),
 		viewOnce: x.GetViewOnce(),
-		media: &event.Media{
-			Mimetype: x.GetMimetype(), Size: x.GetFileLength(),
-			SHA256: hexOf(x.GetFileSHA256()), FileEncSHA256: hexOf(x.GetFileEncSHA256()),
-			MediaKey: x.GetMediaKey(), MediaKeyTimestamp: x.GetMediaKeyTimestamp(),
-			DirectPath: x.GetDirectPath(), URL: x.GetURL(), Caption: x.GetCaption(),
+		media: withFile(x, event.Media{
+			Caption:         x.GetCaption(),
 			DurationSeconds: x.GetSeconds(), Width: x.GetWidth(), Height: x.GetHeight(),
 			GIF: x.GetGifPlayback(),
-		},
+		}),
 	}
 }
 
@@ -908,4 +891,26 @@ func utc(t time.Time) time.Time {
 		return time.Time{}
 	}
 	return t.UTC()
+}
+
+// mediaFile is what every WhatsApp media sub-message carries about its file.
+type mediaFile interface {
+	GetMimetype() string
+	GetFileLength() uint64
+	GetFileSHA256() []byte
+	GetFileEncSHA256() []byte
+	GetMediaKey() []byte
+	GetMediaKeyTimestamp() int64
+	GetDirectPath() string
+	GetURL() string
+}
+
+// withFile fills m's file fields from x, so each media type only names what
+// is particular to it.
+func withFile(x mediaFile, m event.Media) *event.Media {
+	m.Mimetype, m.Size = x.GetMimetype(), x.GetFileLength()
+	m.SHA256, m.FileEncSHA256 = hexOf(x.GetFileSHA256()), hexOf(x.GetFileEncSHA256())
+	m.MediaKey, m.MediaKeyTimestamp = x.GetMediaKey(), x.GetMediaKeyTimestamp()
+	m.DirectPath, m.URL = x.GetDirectPath(), x.GetURL()
+	return &m
 }
