@@ -1,0 +1,35 @@
+// Package watest is a WhatsApp protocol double for tests: an in-process
+// server that an unmodified whatsmeow client connects to, playing
+// WhatsApp's chat and media servers, the phone of each paired account and
+// the contacts that message it.
+//
+// Wiring a client:
+//
+//	srv := watest.New(t)                 // installs the test root key
+//	cli := whatsmeow.NewClient(device, watest.Logger(t, "WARN"))
+//	srv.Configure(cli)                   // pre-login, websocket and media HTTP clients
+//	cli.EnableAutoReconnect = true
+//	_ = cli.Connect()                    // → *events.QR
+//	acct, _ := srv.ScanQR(ctx, qr.Codes[0]) // → PairSuccess, reconnect, Connected
+//
+// What it covers, against whatsmeow's real code paths: the Noise XX
+// handshake under a test certificate chain; QR pairing and pairing by phone
+// code; the 515 reconnect after pairing; login with success, pre-key count
+// and upload, passive and keepalive; contacts sending Signal-encrypted texts
+// and media (pkmsg, then msg) and receiving what the client sends (usync
+// device lists, pre-key bundles, decryption, acks); receipts both ways; the
+// media_conn IQ with upload and download endpoints; offline delivery at
+// login; and faults: dropped connections, logout from the phone, refused
+// logins, stalled IQs and redelivery of unacknowledged messages.
+//
+// What it does not cover: groups, broadcast lists and newsletters; LID
+// addressing of contacts (contacts are reached by phone number and their
+// messages carry no sender_lid, so whatsmeow logs "No LID found"); retry
+// receipts (logged, not answered); app state, history sync and the phone's
+// own copy of sent messages; calls and presence. Every IQ it has no answer
+// for gets an empty result, logged through t.Logf, so a client never waits
+// out whatsmeow's 75-second IQ timeout.
+//
+// The certificate root is process-global (whatsmeow.WACertPubKey): a test
+// binary that uses this package cannot reach the real WhatsApp.
+package watest
