@@ -1,0 +1,80 @@
+package authstore
+
+import "testing"
+
+func TestPreKeys(t *testing.T) {
+	s, ctx := newTestStore(t)
+
+	if k, err := s.GetPreKey(ctx, 1); err != nil || k != nil {
+		t.Fatalf("missing pre-key = %v, %v; want nil, nil", k, err)
+	}
+	if n, err := s.UploadedPreKeyCount(ctx); err != nil || n != 0 {
+		t.Fatalf("UploadedPreKeyCount = %d, %v", n, err)
+	}
+
+	first, err := s.GetOrGenPreKeys(ctx, 5)
+	must(t, err)
+	for i, k := range first {
+		if k.KeyID != uint32(i+1) {
+			t.Fatalf("key %d has id %d, want %d", i, k.KeyID, i+1)
+		}
+	}
+	// Not uploaded yet: the same keys come back, none generated.
+	again, err := s.GetOrGenPreKeys(ctx, 5)
+	must(t, err)
+	for i := range first {
+		if again[i].KeyID != first[i].KeyID || *again[i].Priv != *first[i].Priv || *again[i].Pub != *first[i].Pub {
+			t.Fatalf("second call returned key %d differently", i)
+		}
+	}
+	// Asking for more returns the same five plus new ones.
+	more, err := s.GetOrGenPreKeys(ctx, 7)
+	must(t, err)
+	if len(more) != 7 || more[0].KeyID != 1 || more[6].KeyID != 7 {
+		t.Fatalf("GetOrGenPreKeys(7) ids %d..%d (len %d)", more[0].KeyID, more[len(more)-1].KeyID, len(more))
+	}
+
+	got, err := s.GetPreKey(ctx, 3)
+	must(t, err)
+	if got == nil || got.KeyID != 3 || *got.Priv != *first[2].Priv || *got.Pub != *first[2].Pub {
+		t.Fatalf("GetPreKey(3) = %+v", got)
+	}
+
+	must(t, s.MarkPreKeysAsUploaded(ctx, 5))
+	if n, _ := s.UploadedPreKeyCount(ctx); n != 5 {
+		t.Fatalf("uploaded = %d, want 5", n)
+	}
+	next, err := s.GetOrGenPreKeys(ctx, 3)
+	must(t, err)
+	if ids := [3]uint32{next[0].KeyID, next[1].KeyID, next[2].KeyID}; ids != [3]uint32{6, 7, 8} {
+		t.Fatalf("after upload got ids %v, want 6 7 8", ids)
+	}
+
+	one, err := s.GenOnePreKey(ctx)
+	must(t, err)
+	if one.KeyID != 9 {
+		t.Fatalf("GenOnePreKey id %d, want 9", one.KeyID)
+	}
+	if n, _ := s.UploadedPreKeyCount(ctx); n != 6 {
+		t.Fatalf("GenOnePreKey's key not counted as uploaded: %d", n)
+	}
+
+	must(t, s.RemovePreKey(ctx, 3))
+	must(t, s.RemovePreKey(ctx, 3))
+	if k, _ := s.GetPreKey(ctx, 3); k != nil {
+		t.Fatal("pre-key 3 survived RemovePreKey")
+	}
+	if n, _ := s.UploadedPreKeyCount(ctx); n != 5 {
+		t.Fatalf("uploaded = %d after removal, want 5", n)
+	}
+	// Ids are never reused, even after removing the highest.
+	must(t, s.RemovePreKey(ctx, 9))
+	k, err := s.GenOnePreKey(ctx)
+	must(t, err)
+	if k.KeyID != 10 {
+		t.Fatalf("id after removing 9 is %d, want 10", k.KeyID)
+	}
+	if ks, err := s.GetOrGenPreKeys(ctx, 0); err != nil || len(ks) != 0 {
+		t.Fatalf("GetOrGenPreKeys(0) = %d keys, %v", len(ks), err)
+	}
+}
