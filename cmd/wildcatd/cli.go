@@ -39,6 +39,8 @@ Usage:
   wildcatd [run] [flags]          start the daemon (the default command)
   wildcatd config check [flags]   validate the configuration and exit
   wildcatd store serve [flags]    run only the embedded MongoDB-compatible store
+  wildcatd accounts pair ID       pair an account: show its QR code in the terminal
+          [--api URL]             (talks to the running daemon, default http://127.0.0.1:8080)
   wildcatd version                print the version
   wildcatd help [command]         show help
 
@@ -73,6 +75,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			return c.storeServe(args[1:])
 		}
 		return c.usageError("store: expected the subcommand serve")
+	case "accounts":
+		return c.accounts(args)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "wildcatd %s (%s %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
@@ -100,6 +104,9 @@ func (c *cli) help(cmd string) int {
 		fs.Usage()
 	case "store":
 		fs, _, _ := storeFlags(c.stdout)
+		fs.Usage()
+	case "accounts":
+		fs, _, _, _ := accountsFlags(c.stdout)
 		fs.Usage()
 	default:
 		return c.usageError(fmt.Sprintf("no help for %q", cmd))

@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build wildcatd: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := storetest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -111,6 +111,17 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if r := wildcatd(t, nil, "help", "run"); r.code != 0 || !strings.Contains(r.stdout, "--http-addr") {
 		t.Errorf("help run: %+v", r)
+	}
+	if r := wildcatd(t, nil, "--help"); !strings.Contains(r.stdout, "accounts pair ID") {
+		t.Errorf("--help does not document accounts pair: %s", r.stdout)
+	}
+	if r := wildcatd(t, nil, "help", "accounts"); r.code != 0 || !strings.Contains(r.stdout, "--api") {
+		t.Errorf("help accounts: %+v", r)
+	}
+	for _, args := range [][]string{{"accounts"}, {"accounts", "pair"}, {"accounts", "pair", "a", "b"}, {"accounts", "pair", "a", "--api", "ftp://x"}} {
+		if r := wildcatd(t, nil, args...); r.code != 2 || r.stderr == "" {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and a message", args, r.code, r.stderr)
+		}
 	}
 }
 

@@ -7,9 +7,24 @@ import (
 // routes lists every route the API serves. Components that arrive later
 // (accounts, messages, webhooks, pipeline) add their handlers here, so the
 // whole surface reads in one place.
-func (s *Server) routes() {
+func (s *Server) routes(opts Options) {
 	s.root.Handle("/healthz", s.handle(s.healthz)).Methods(http.MethodGet, http.MethodHead)
 	s.root.Handle("/readyz", s.handle(s.readyz)).Methods(http.MethodGet, http.MethodHead)
+
+	if opts.Accounts != nil {
+		a := &accountRoutes{accounts: opts.Accounts, sim: opts.Sim}
+		s.Handle("/accounts", a.create, http.MethodPost)
+		s.Handle("/accounts", a.list, http.MethodGet)
+		s.Handle("/accounts/{id}", a.get, http.MethodGet)
+		s.Handle("/accounts/{id}", a.delete, http.MethodDelete)
+		s.Handle("/accounts/{id}/connect", a.connect, http.MethodPost)
+		s.Handle("/accounts/{id}/logout", a.logout, http.MethodPost)
+		s.Handle("/accounts/{id}/qr", a.qr, http.MethodGet)
+		s.Handle("/accounts/{id}/pairing-code", a.pairingCode, http.MethodPost)
+		if opts.Sim != nil {
+			s.Handle("/accounts/{id}/sim/inbound", a.simInbound, http.MethodPost)
+		}
+	}
 }
 
 // healthz answers while the process is alive and serving HTTP.

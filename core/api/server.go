@@ -25,6 +25,10 @@ type Options struct {
 	MaxBodyBytes int64
 	// Ready backs /readyz.
 	Ready ReadinessFunc
+	// Accounts serves /v1/accounts; nil leaves those routes out.
+	Accounts Accounts
+	// Sim serves /v1/accounts/{id}/sim/inbound; nil leaves it out.
+	Sim SimInjector
 }
 
 // Server owns the router and the HTTP listener.
@@ -59,7 +63,7 @@ func New(opts Options) *Server {
 		return &Error{Status: http.StatusMethodNotAllowed, Slug: "method-not-allowed", Title: "Method not allowed",
 			Detail: fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)}
 	})
-	s.routes()
+	s.routes(opts)
 	s.srv = &http.Server{
 		Handler:           s.instrument(s.root),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -22,6 +22,17 @@ type Config struct {
 	HTTP    HTTP    `koanf:"http"`
 	MongoDB MongoDB `koanf:"mongodb"`
 	Log     Log     `koanf:"log"`
+
+	Accounts []Account `koanf:"accounts" doc:"Accounts created at start when missing: a list of {id, driver, name}; driver is whatsapp or sim. Existing accounts keep their state; accounts made over REST need no entry."`
+}
+
+// Account declares one account in config.yaml. Declaring is only creating:
+// an account that already exists is left as it is, and removing a
+// declaration does not delete the account.
+type Account struct {
+	ID     string `koanf:"id"`
+	Driver string `koanf:"driver"`
+	Name   string `koanf:"name"`
 }
 
 // HTTP configures the REST API listener.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestDefaultsAreValid(t *testing.T) {
 	if err != nil {
 		t.Fatalf("defaults do not load: %v", err)
 	}
-	if got.Config != Defaults() {
+	if !reflect.DeepEqual(got.Config, Defaults()) {
 		t.Fatalf("loaded %+v, want defaults %+v", got.Config, Defaults())
 	}
 	if got.Path != "" {
@@ -172,6 +173,15 @@ func TestValidationErrors(t *testing.T) {
 		{"bad value from env", "", []string{"WILDCAT_HTTP_ADDR=127.0.0.1:70000"}, nil, "http.addr", "70000"},
 		{"bad type from env", "", []string{"WILDCAT_SHUTDOWN_TIMEOUT=later"}, nil, "shutdown_timeout", "duration"},
 		{"bad value from flag", "", nil, []string{"--log-level=verbose"}, "log.level", "verbose"},
+		{"account id with capitals", "accounts:\n  - {id: Acme, driver: sim}\n", nil, nil, "accounts[0].id", "not a valid account id"},
+		{"account id missing", "accounts:\n  - {driver: sim}\n", nil, nil, "accounts[0].id", "must not be empty"},
+		{"account id too long", "accounts:\n  - {id: " + strings.Repeat("a", 64) + ", driver: sim}\n", nil, nil, "accounts[0].id", "not a valid account id"},
+		{"account id with colon", "accounts:\n  - {id: \"a:b\", driver: sim}\n", nil, nil, "accounts[0].id", "not a valid account id"},
+		{"duplicate account id", "accounts:\n  - {id: a, driver: sim}\n  - {id: a, driver: whatsapp}\n", nil, nil, "accounts[1].id", "already declared by accounts[0]"},
+		{"unknown driver", "accounts:\n  - {id: a, driver: sim}\n  - {id: b, driver: telegram}\n", nil, nil, "accounts[1].driver", "whatsapp, sim"},
+		{"missing driver", "accounts:\n  - {id: a}\n", nil, nil, "accounts[0].driver", "must not be empty"},
+		{"unknown account key", "accounts:\n  - {id: a, driver: sim, colour: red}\n", nil, nil, "accounts[0].colour", "unknown key"},
+		{"account not a mapping", "accounts: demo\n", nil, nil, "accounts[0]", "expected a mapping"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -219,6 +229,17 @@ func TestUnknownEnvironmentVariableWarns(t *testing.T) {
 	}
 	if len(got.Warnings) != 1 || !strings.Contains(got.Warnings[0], "WILDCAT_HTTP_ADRR") {
 		t.Fatalf("warnings = %q, want exactly one about WILDCAT_HTTP_ADRR", got.Warnings)
+	}
+}
+
+func TestAccountsDecode(t *testing.T) {
+	got, err := Load(Source{Path: writeFile(t, "accounts:\n  - id: demo\n    driver: sim\n    name: Demo\n  - {id: shop_1, driver: whatsapp}\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Account{{ID: "demo", Driver: "sim", Name: "Demo"}, {ID: "shop_1", Driver: "whatsapp"}}
+	if !reflect.DeepEqual(got.Accounts, want) {
+		t.Fatalf("accounts = %+v, want %+v", got.Accounts, want)
 	}
 }
 

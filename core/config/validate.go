@@ -31,7 +31,7 @@ func (c *Config) Validate() error {
 			return &Error{Key: ch.key, Problem: ch.err.Error()}
 		}
 	}
-	return nil
+	return validateAccounts(c.Accounts)
 }
 
 func nonEmpty(s string) error {

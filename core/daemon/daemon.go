@@ -18,7 +18,11 @@ import (
 
 	"github.com/wildcathub/wildcat/core/api"
 	"github.com/wildcathub/wildcat/core/config"
+	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/logging"
+	"github.com/wildcathub/wildcat/core/messages"
+	"github.com/wildcathub/wildcat/core/session"
+	"github.com/wildcathub/wildcat/core/session/sim"
 	"github.com/wildcathub/wildcat/core/store"
 )
 
@@ -35,15 +39,27 @@ type Options struct {
 	// WatchInterval is how often the store connection is checked for the
 	// log; 0 means 5 s.
 	WatchInterval time.Duration
+	// Sim tunes the simulator network (pairing and receipt delays); its DB
+	// and Logger are filled in by the daemon.
+	Sim sim.Options
+	// OnEvent sees every event once it is stored (the pipeline attaches
+	// here).
+	OnEvent func(ctx context.Context, ev *event.Event)
+	// ConnectRetryMin and ConnectRetryMax bound the backoff between failed
+	// session starts; zero means 1 s and 1 min.
+	ConnectRetryMin, ConnectRetryMax time.Duration
 }
 
 // Daemon is one running wildcatd.
 type Daemon struct {
-	cfg   config.Config
-	opts  Options
-	log   *slog.Logger
-	store *store.Store
-	api   *api.Server
+	cfg      config.Config
+	opts     Options
+	log      *slog.Logger
+	store    *store.Store
+	api      *api.Server
+	messages *messages.Store
+	sessions *session.Manager
+	sim      *sim.Network
 
 	ready    atomic.Bool
 	bgCtx    context.Context
@@ -79,14 +95,49 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	d.store = st
+	d.messages = messages.New(st.DB(), logging.Component(opts.Logger, "messages"))
+	simOpts := opts.Sim
+	simOpts.DB, simOpts.Logger = st.DB(), logging.Component(opts.Logger, "sim")
+	d.sim = sim.New(simOpts)
+	d.sessions = session.NewManager(session.ManagerOptions{
+		DB:       st.DB(),
+		Messages: d.messages,
+		Logger:   logging.Component(opts.Logger, "sessions"),
+		OnEvent:  opts.OnEvent,
+		RetryMin: opts.ConnectRetryMin,
+		RetryMax: opts.ConnectRetryMax,
+	})
+	for _, drv := range d.drivers() {
+		d.sessions.Register(drv)
+	}
 	d.api = api.New(api.Options{
 		Logger:       logging.Component(opts.Logger, "api"),
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Ready:        d.Ready,
+		Accounts:     d.sessions,
+		Sim:          d.sim,
 	})
 	d.bgCtx, d.bgCancel = context.WithCancel(context.Background())
 	return d, nil
 }
+
+// drivers lists the session drivers built into this wildcatd; an account
+// naming any other known driver is kept but cannot connect. The whatsmeow
+// driver joins with one line here.
+func (d *Daemon) drivers() []session.Driver {
+	return []session.Driver{
+		d.sim,
+	}
+}
+
+// Sessions is the account manager.
+func (d *Daemon) Sessions() *session.Manager { return d.sessions }
+
+// Sim is the simulator network shared by the daemon's sim accounts.
+func (d *Daemon) Sim() *sim.Network { return d.sim }
+
+// Messages is the message store.
+func (d *Daemon) Messages() *messages.Store { return d.messages }
 
 // Store is the daemon's database connection.
 func (d *Daemon) Store() *store.Store { return d.store }
@@ -121,13 +172,20 @@ func (d *Daemon) goBackground(f func(ctx context.Context)) {
 	}()
 }
 
-// startup prepares the store, retrying with backoff until it succeeds or the
-// daemon stops.
+// startup prepares the store and starts the accounts, retrying with
+// backoff until it succeeds or the daemon stops.
 func (d *Daemon) startup(ctx context.Context) {
+	declared := make([]session.AccountSpec, 0, len(d.cfg.Accounts))
+	for _, a := range d.cfg.Accounts {
+		declared = append(declared, session.AccountSpec{ID: a.ID, Driver: a.Driver, Name: a.Name})
+	}
 	backoff := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := d.store.EnsureSchema(actx)
+		if err == nil {
+			err = d.sessions.Start(actx, declared)
+		}
 		cancel()
 		if err == nil {
 			break
@@ -178,6 +236,14 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		case <-done:
 		case <-ctx.Done():
 			errs = append(errs, fmt.Errorf("background work still running: %w", ctx.Err()))
+		}
+		// Sessions close before the store so their last events are stored;
+		// closing does not log out, so the accounts resume on the next start.
+		if err := d.sessions.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close sessions: %w", err))
+		}
+		if err := d.sim.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close sim network: %w", err))
 		}
 		// The store gets its own short deadline: even after a drain that ran
 		// out of time, closing it cleanly keeps the embedded files consistent.

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wildcathub/wildcat/core/config"
+	"github.com/wildcathub/wildcat/core/daemon"
+	"github.com/wildcathub/wildcat/core/poll"
+	"github.com/wildcathub/wildcat/core/session/sim"
+	"github.com/wildcathub/wildcat/core/store/storetest"
+)
+
+// pairDaemon runs a daemon core in-process with one declared sim account
+// whose phone scans only when the test says so.
+func pairDaemon(t *testing.T) (*daemon.Daemon, string) {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.MongoDB.URI = storetest.URI(t)
+	cfg.MongoDB.Database = storetest.DatabaseName(t)
+	cfg.Accounts = []config.Account{{ID: "demo", Driver: "sim", Name: "Demo"}, {ID: "phone", Driver: "whatsapp"}}
+	d, err := daemon.New(cfg, daemon.Options{NoSignals: true, Sim: sim.Options{PairDelay: -1, QRInterval: 100 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Shutdown(context.Background()) })
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + d.Addr()
+	// Ready means the declared accounts exist and have been started.
+	poll.Until(t, 60*time.Second, func() error {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
+	return d, base
+}
+
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestAccountsPairPrintsQRUntilConnected runs `wildcatd accounts pair`
+// against a running daemon: it prints rotating QR codes and exits 0 once
+// the (simulated) phone has scanned one.
+func TestAccountsPairPrintsQRUntilConnected(t *testing.T) {
+	d, base := pairDaemon(t)
+	cmd := exec.Command(binary, "accounts", "pair", "demo", "--api", base, "--interval", "20ms", "--timeout", "2m")
+	cmd.Env = cleanEnv()
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	poll.Until(t, 60*time.Second, func() error {
+		if n := strings.Count(stdout.String(), "Scan with WhatsApp"); n < 2 {
+			return fmt.Errorf("%d QR codes printed so far:\n%s%s", n, stdout, stderr)
+		}
+		return nil
+	})
+	if !strings.ContainsAny(stdout.String(), "▀▄█") {
+		t.Fatalf("no QR blocks in the output:\n%s", stdout)
+	}
+	if err := d.Sim().Scan("demo"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("pair exited with %v; stderr %s", err, stderr)
+	}
+	if want := "Connected as " + sim.JID("demo").String(); !strings.Contains(stdout.String(), want) {
+		t.Fatalf("output lacks %q:\n%s", want, stdout)
+	}
+	// Pairing a connected account has nothing to do.
+	if r := wildcatd(t, nil, "accounts", "pair", "demo", "--api", base); r.code != 0 || !strings.Contains(r.stdout, "already connected") {
+		t.Fatalf("second pair: %+v", r)
+	}
+}
+
+func TestAccountsPairFailures(t *testing.T) {
+	_, base := pairDaemon(t)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown account", []string{"nobody", "--api", base}, "not found"},
+		{"driver missing from the build", []string{"phone", "--api", base}, "not available"},
+		{"no daemon", []string{"demo", "--api", "http://" + storetest.FreeAddr(t)}, "cannot reach the daemon"},
+		{"timeout", []string{"demo", "--api", base, "--timeout", "300ms", "--interval", "20ms"}, "not connected after"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := wildcatd(t, nil, append([]string{"accounts", "pair"}, tt.args...)...)
+			if r.code != 1 || !strings.Contains(r.stderr, tt.want) {
+				t.Fatalf("exit %d, stderr %q; want 1 and %q", r.code, r.stderr, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,221 @@
+package messages_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/messages"
+	"github.com/wildcathub/wildcat/core/store"
+	"github.com/wildcathub/wildcat/core/store/storetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func msgEvent(kind event.Kind, id, text string, fromMe bool) *event.Event {
+	return &event.Event{
+		ID: event.MessageEventID("acme", id), Kind: kind, AccountID: "acme", Timestamp: t0,
+		ChatID: "15550001111@s.whatsapp.net", Source: event.SourcePhone,
+		Message: &event.Message{
+			AccountID: "acme", MessageID: id, ChatID: "15550001111@s.whatsapp.net",
+			From: "15550001111@s.whatsapp.net", FromMe: fromMe, Timestamp: t0.Unix(),
+			Type: event.TypeText, Text: text, Raw: []byte{0x0a, 0x02, 'h', 'i'},
+		},
+	}
+}
+
+func statusEvent(id string, s event.MessageStatus) *event.Event {
+	return &event.Event{
+		ID: event.StatusEventID("acme", id, s, ""), Kind: event.KindMessageStatus, AccountID: "acme",
+		Timestamp: t0.Add(time.Minute), Source: event.SourcePhone,
+		Status: &event.Status{MessageID: id, Status: s, ChatID: "15550001111@s.whatsapp.net"},
+	}
+}
+
+func TestRecordIsIdempotentAndKeepsTheReferenceShape(t *testing.T) {
+	db := storetest.NewDatabase(t)
+	s := messages.New(db, nil)
+	ev := msgEvent(event.KindMessageReceived, "M1", "hello", false)
+	for i, want := range []bool{true, false, false} {
+		got, err := s.Record(ctx(t), ev)
+		if err != nil || got != want {
+			t.Fatalf("Record #%d = %v, %v; want %v", i, got, err, want)
+		}
+	}
+	if n, _ := s.Count(ctx(t), messages.Filter{AccountID: "acme"}); n != 1 {
+		t.Fatalf("%d documents after three Records", n)
+	}
+	var raw bson.M
+	if err := db.Collection(store.Messages).FindOne(ctx(t), bson.M{"_id": "acme:M1"}).Decode(&raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"accountId", "messageId", "chatId", "from", "fromMe", "timestamp", "type", "text", "hasMedia", "rawMessage", "source", "kind"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("document lacks %q: %v", k, raw)
+		}
+	}
+	if _, ok := raw["raw"]; ok {
+		t.Error(`raw proto stored as "raw" as well as "rawMessage"`)
+	}
+	if b, ok := raw["rawMessage"].(bson.Binary); !ok || string(b.Data) != "\x0a\x02hi" {
+		t.Errorf("rawMessage = %#v, want the proto bytes as binary", raw["rawMessage"])
+	}
+	got, err := s.Get(ctx(t), "acme", "M1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Text != "hello" || got.FromMe || got.Status != "" || got.Source != event.SourcePhone || got.Kind != event.KindMessageReceived {
+		t.Fatalf("got %+v", got)
+	}
+	if _, err := s.Get(ctx(t), "acme", "nope"); err == nil {
+		t.Fatal("Get of a missing message succeeded")
+	}
+}
+
+func TestStatusNeverMovesBackwards(t *testing.T) {
+	s := messages.New(storetest.NewDatabase(t), nil)
+	if _, err := s.Record(ctx(t), msgEvent(event.KindMessageSent, "S1", "out", true)); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		status  event.MessageStatus
+		applied bool
+		want    messages.Status
+	}{
+		{event.StatusServerAck, false, messages.StatusSent}, // already sent on Record
+		{event.StatusRead, true, messages.StatusRead},
+		{event.StatusDelivered, false, messages.StatusRead}, // overtaken
+		{event.StatusRead, false, messages.StatusRead},      // redelivered
+		{event.StatusPlayed, true, messages.StatusPlayed},
+	}
+	for _, st := range steps {
+		applied, err := s.ApplyStatus(ctx(t), statusEvent("S1", st.status))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := s.Get(ctx(t), "acme", "S1")
+		if applied != st.applied || got.Status != st.want {
+			t.Fatalf("after %s: applied=%v status=%s; want %v %s", st.status, applied, got.Status, st.applied, st.want)
+		}
+	}
+	if applied, err := s.ApplyStatus(ctx(t), statusEvent("unknown", event.StatusRead)); applied || err != nil {
+		t.Fatalf("status of an unknown message: %v, %v", applied, err)
+	}
+}
+
+// TestConcurrentStatusesEndAtTheHighest races every receipt at once.
+func TestConcurrentStatusesEndAtTheHighest(t *testing.T) {
+	s := messages.New(storetest.NewDatabase(t), nil)
+	if _, err := s.Record(ctx(t), msgEvent(event.KindMessageSent, "S2", "out", true)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 3 {
+		for _, st := range []event.MessageStatus{event.StatusRead, event.StatusDelivered, event.StatusServerAck} {
+			wg.Go(func() {
+				if _, err := s.ApplyStatus(context.Background(), statusEvent("S2", st)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if got, _ := s.Get(ctx(t), "acme", "S2"); got.Status != messages.StatusRead {
+		t.Fatalf("status %s after racing receipts, want read", got.Status)
+	}
+}
+
+func editEvent(editID, target, text string) *event.Event {
+	ev := msgEvent(event.KindMessageEdited, editID, text, false)
+	ev.Message.Type = event.TypeEdit
+	ev.Edit = &event.Edit{TargetID: target, Text: text}
+	return ev
+}
+
+func TestEditKeepsHistoryAndRevokeMarks(t *testing.T) {
+	s := messages.New(storetest.NewDatabase(t), nil)
+	if _, err := s.Record(ctx(t), msgEvent(event.KindMessageReceived, "E1", "first", false)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []struct{ id, text string }{{"ED1", "second"}, {"ED2", "third"}, {"ED1", "second"}} {
+		if _, err := s.ApplyEdit(ctx(t), editEvent(e.id, "E1", e.text)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := s.Get(ctx(t), "acme", "E1")
+	if got.Text != "third" || !got.Edited || len(got.EditHistory) != 2 ||
+		got.EditHistory[0].Text != "first" || got.EditHistory[1].Text != "second" {
+		t.Fatalf("after edits: text %q edited %v history %+v", got.Text, got.Edited, got.EditHistory)
+	}
+	if applied, err := s.ApplyEdit(ctx(t), editEvent("ED3", "missing", "x")); applied || err != nil {
+		t.Fatalf("edit of an unknown message: %v %v", applied, err)
+	}
+
+	rev := msgEvent(event.KindMessageRevoked, "RV1", "", false)
+	rev.Revoke = &event.Revoke{TargetID: "E1", By: "15550001111@s.whatsapp.net"}
+	for i, want := range []bool{true, false} {
+		applied, err := s.ApplyRevoke(ctx(t), rev)
+		if err != nil || applied != want {
+			t.Fatalf("revoke #%d: %v %v", i, applied, err)
+		}
+	}
+	got, _ = s.Get(ctx(t), "acme", "E1")
+	if !got.Revoked || got.RevokedBy != "15550001111@s.whatsapp.net" || got.Text != "third" {
+		t.Fatalf("after revoke: %+v", got)
+	}
+}
+
+func TestConcurrentEditsAllLand(t *testing.T) {
+	s := messages.New(storetest.NewDatabase(t), nil)
+	if _, err := s.Record(ctx(t), msgEvent(event.KindMessageReceived, "E2", "v0", false)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			if _, err := s.ApplyEdit(context.Background(), editEvent(fmt.Sprintf("X%d", i), "E2", fmt.Sprintf("v%d", i+1))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	got, _ := s.Get(ctx(t), "acme", "E2")
+	if len(got.EditHistory) != 4 {
+		t.Fatalf("%d history entries after 4 concurrent edits: %+v", len(got.EditHistory), got.EditHistory)
+	}
+}
+
+func TestListAndPurge(t *testing.T) {
+	s := messages.New(storetest.NewDatabase(t), nil)
+	for i := range 5 {
+		ev := msgEvent(event.KindMessageReceived, fmt.Sprintf("L%d", i), "x", false)
+		ev.Message.Timestamp = t0.Unix() + int64(i)
+		if _, err := s.Record(ctx(t), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.List(ctx(t), messages.Filter{AccountID: "acme"}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].MessageID != "L4" || got[2].MessageID != "L2" {
+		t.Fatalf("List newest first: %v", got)
+	}
+	if n, err := s.DeleteAccount(ctx(t), "acme"); n != 5 || err != nil {
+		t.Fatalf("purge: %d %v", n, err)
+	}
+}

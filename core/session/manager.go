@@ -1,0 +1,483 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/messages"
+	"github.com/wildcathub/wildcat/core/store"
+)
+
+// ManagerOptions configures a Manager.
+type ManagerOptions struct {
+	DB       *mongo.Database
+	Messages *messages.Store
+	Logger   *slog.Logger
+	// OnEvent sees every event once it is stored (the pipeline's intake).
+	// Redelivered message events that were already stored are not passed
+	// on again.
+	OnEvent func(ctx context.Context, ev *event.Event)
+	// RetryMin and RetryMax bound the backoff between failed Connect calls;
+	// zero means 1 s and 1 min.
+	RetryMin, RetryMax time.Duration
+}
+
+// Manager owns the accounts: their documents, their drivers and the open
+// session of each account this daemon runs. It is also the Sink the
+// sessions report to.
+type Manager struct {
+	accounts *accountStore
+	db       *mongo.Database
+	msgs     *messages.Store
+	log      *slog.Logger
+	onEvent  func(ctx context.Context, ev *event.Event)
+	retryMin time.Duration
+	retryMax time.Duration
+
+	// ops serialises lifecycle calls (connect, logout, delete) per account.
+	ops stripedLock
+
+	mu       sync.Mutex
+	drivers  map[string]Driver
+	sessions map[string]*running
+	closed   bool
+
+	// ctx lives as long as the manager; background work derives from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// running is an open session of this daemon.
+type running struct {
+	sess Session
+	// stop ends the connect retry loop, if one runs.
+	stop context.CancelFunc
+}
+
+// NewManager returns a Manager with no drivers; Register them, then Start.
+func NewManager(opts ManagerOptions) *Manager {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = time.Second
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = time.Minute
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Manager{
+		accounts: &accountStore{c: opts.DB.Collection(store.Accounts)},
+		db:       opts.DB,
+		msgs:     opts.Messages,
+		log:      opts.Logger,
+		onEvent:  opts.OnEvent,
+		retryMin: opts.RetryMin,
+		retryMax: opts.RetryMax,
+		drivers:  map[string]Driver{},
+		sessions: map[string]*running{},
+		ctx:      ctx,
+		cancel:   cancel,
+	}
+}
+
+// Register makes a driver available to accounts naming it.
+func (m *Manager) Register(d Driver) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.drivers[d.Name()] = d
+}
+
+// DriverAvailable reports whether accounts of the named driver can run here.
+func (m *Manager) DriverAvailable(name string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.drivers[name] != nil
+}
+
+func (m *Manager) driver(name string) (Driver, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if d := m.drivers[name]; d != nil {
+		return d, nil
+	}
+	return nil, fmt.Errorf("driver %s is not available in this build yet: %w", name, ErrDriverUnavailable)
+}
+
+// Start creates the declared accounts that do not exist yet and starts a
+// session for every account that is not logged out. It returns an error only
+// when the store fails (call it again); a session that cannot start is
+// logged, recorded as the account's lastError and retried in the background.
+// Calling Start again skips accounts that already run.
+func (m *Manager) Start(ctx context.Context, declared []AccountSpec) error {
+	for _, spec := range declared {
+		if err := validateSpec(spec); err != nil {
+			return fmt.Errorf("declared account %q: %w", spec.ID, err)
+		}
+		_, err := m.accounts.insert(ctx, spec, time.Now().UTC())
+		switch {
+		case err == nil:
+			m.log.Info("declared account created", slog.String("account", spec.ID), slog.String("driver", spec.Driver))
+		case errors.Is(err, ErrAccountExists):
+		default:
+			return err
+		}
+	}
+	all, err := m.accounts.list(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range all {
+		if a.State == StateLoggedOut {
+			continue
+		}
+		d, err := m.driver(a.Driver)
+		if err != nil {
+			m.log.Warn("account not started", slog.String("account", a.ID), slog.Any("error", err))
+			_ = m.accounts.apply(ctx, a.ID, change{set: setLastError(err)})
+			continue
+		}
+		m.startInBackground(a, d)
+	}
+	return nil
+}
+
+// startInBackground opens and connects the account's session, retrying
+// with backoff until it connects or the manager closes.
+func (m *Manager) startInBackground(a *AccountInfo, d Driver) {
+	m.mu.Lock()
+	if m.closed || m.sessions[a.ID] != nil {
+		m.mu.Unlock()
+		return
+	}
+	loopCtx, stop := context.WithCancel(m.ctx)
+	r := &running{stop: stop}
+	m.sessions[a.ID] = r
+	m.mu.Unlock()
+
+	m.wg.Go(func() {
+		defer stop()
+		b := m.newBackoff()
+		for {
+			err := m.openAndConnect(loopCtx, a, d, r)
+			if err == nil || errors.Is(err, ErrWrongState) || loopCtx.Err() != nil {
+				return
+			}
+			wait := b.next()
+			m.log.Warn("account failed to start; retrying", slog.String("account", a.ID), slog.Duration("retry_in", wait), slog.Any("error", err))
+			_ = m.accounts.apply(m.ctx, a.ID, change{set: setLastError(err)})
+			select {
+			case <-loopCtx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+	})
+}
+
+// openAndConnect opens r's session if it is not open yet, then connects it.
+func (m *Manager) openAndConnect(ctx context.Context, a *AccountInfo, d Driver, r *running) error {
+	m.mu.Lock()
+	sess := r.sess
+	m.mu.Unlock()
+	if sess == nil {
+		var err error
+		sess, err = d.Open(m.ctx, Account{ID: a.ID, Name: a.Name}, &accountSink{m: m, id: a.ID})
+		if err != nil {
+			return fmt.Errorf("open %s session: %w", d.Name(), err)
+		}
+		// The loop may have been superseded (logout, delete, an explicit
+		// connect, shutdown) while the driver opened: then nobody would
+		// ever close this session, so close it here.
+		m.mu.Lock()
+		current := !m.closed && m.sessions[a.ID] == r && ctx.Err() == nil
+		if current {
+			r.sess = sess
+		}
+		m.mu.Unlock()
+		if !current {
+			_ = sess.Close(m.ctx)
+			return fmt.Errorf("session start of %q superseded: %w", a.ID, context.Canceled)
+		}
+	}
+	if err := sess.Connect(ctx); err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	return nil
+}
+
+// CreateAccount stores a new account in state created. It does not connect
+// it: pairing needs someone at the phone.
+func (m *Manager) CreateAccount(ctx context.Context, spec AccountSpec) (*AccountInfo, error) {
+	if err := validateSpec(spec); err != nil {
+		return nil, err
+	}
+	a, err := m.accounts.insert(ctx, spec, time.Now().UTC())
+	if err != nil {
+		return nil, err
+	}
+	m.log.Info("account created", slog.String("account", a.ID), slog.String("driver", a.Driver))
+	return a, nil
+}
+
+// GetAccount reads one account.
+func (m *Manager) GetAccount(ctx context.Context, id string) (*AccountInfo, error) {
+	return m.accounts.get(ctx, id)
+}
+
+// ListAccounts reads every account, ordered by id.
+func (m *Manager) ListAccounts(ctx context.Context) ([]*AccountInfo, error) {
+	return m.accounts.list(ctx)
+}
+
+// Connect starts the account's session: an unpaired account starts pairing
+// (QR codes appear on GET /qr), a paired one reconnects. It answers
+// ErrWrongState when the session already runs and is pairing or connected.
+// A failure past that is recorded as lastError and retried with backoff.
+func (m *Manager) Connect(ctx context.Context, id string) (*AccountInfo, error) {
+	defer m.ops.lock(id)()
+	a, err := m.accounts.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	d, err := m.driver(a.Driver)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	r := m.sessions[id]
+	m.mu.Unlock()
+	if r != nil && (a.State == StatePairing || a.State == StateConnected) {
+		return nil, fmt.Errorf("account %q is already %s: %w", id, a.State, ErrWrongState)
+	}
+	// A session that is open but neither pairing nor connected: its retry
+	// loop (if any) is replaced by this explicit attempt.
+	if sess := m.detach(id); sess != nil {
+		if err := sess.Close(ctx); err != nil {
+			m.log.Warn("closing the previous session failed", slog.String("account", id), slog.Any("error", err))
+		}
+	}
+	_ = m.accounts.apply(ctx, id, change{unset: []string{"lastError"}})
+	m.startInBackground(a, d)
+	return m.accounts.get(ctx, id)
+}
+
+// Logout unlinks the account from the phone, deletes its auth state and
+// closes its session; the account stays, in state logged_out.
+func (m *Manager) Logout(ctx context.Context, id string) (*AccountInfo, error) {
+	defer m.ops.lock(id)()
+	a, err := m.accounts.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if a.State == StateCreated || a.State == StateLoggedOut {
+		return nil, fmt.Errorf("account %q is %s: %w", id, a.State, ErrNotPaired)
+	}
+	if err := m.logout(ctx, a); err != nil {
+		return nil, err
+	}
+	return m.accounts.get(ctx, id)
+}
+
+// logout runs the driver's Logout (opening a session for it if none runs
+// here), closes the session and records logged_out.
+func (m *Manager) logout(ctx context.Context, a *AccountInfo) error {
+	d, err := m.driver(a.Driver)
+	if err != nil {
+		return err
+	}
+	sess := m.detach(a.ID)
+	if sess == nil {
+		sess, err = d.Open(m.ctx, Account{ID: a.ID, Name: a.Name}, &accountSink{m: m, id: a.ID})
+		if err != nil {
+			return fmt.Errorf("open %s session to log out: %w", d.Name(), err)
+		}
+	}
+	logoutErr := sess.Logout(ctx)
+	if err := sess.Close(ctx); err != nil {
+		m.log.Warn("closing session after logout failed", slog.String("account", a.ID), slog.Any("error", err))
+	}
+	if logoutErr != nil && !errors.Is(logoutErr, ErrNotPaired) {
+		return fmt.Errorf("log out %q: %w", a.ID, logoutErr)
+	}
+	// The driver reports account.logged_out itself; this makes it true even
+	// for a driver that had nothing to unlink.
+	return m.accounts.apply(ctx, a.ID, change{state: StateLoggedOut, reason: "logged out via API", at: time.Now(),
+		unset: []string{"qr", "pairingCode"}})
+}
+
+// detach removes the account's running entry, stops its retry loop and
+// returns its session (nil when none was open yet); the caller closes it.
+func (m *Manager) detach(id string) Session {
+	m.mu.Lock()
+	r := m.sessions[id]
+	delete(m.sessions, id)
+	var sess Session
+	if r != nil {
+		sess = r.sess
+	}
+	m.mu.Unlock()
+	if r != nil {
+		r.stop()
+	}
+	return sess
+}
+
+// DeleteAccount logs the account out when it is linked, drops its auth
+// state and removes it. Its messages stay unless purge is set.
+func (m *Manager) DeleteAccount(ctx context.Context, id string, purge bool) error {
+	defer m.ops.lock(id)()
+	a, err := m.accounts.get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if a.State != StateCreated && a.State != StateLoggedOut && m.DriverAvailable(a.Driver) {
+		// Unlinking is a courtesy to the phone; a failure must not keep the
+		// account from being deleted (the user can unlink from the phone).
+		if err := m.logout(ctx, a); err != nil {
+			m.log.Warn("logout before delete failed", slog.String("account", id), slog.Any("error", err))
+		}
+	}
+	if sess := m.detach(id); sess != nil {
+		_ = sess.Close(ctx)
+	}
+	if err := m.db.Collection(store.AuthCollection(id)).Drop(ctx); err != nil {
+		return fmt.Errorf("drop auth state of %q: %w", id, err)
+	}
+	if err := m.accounts.delete(ctx, id); err != nil {
+		return err
+	}
+	n := int64(0)
+	if purge {
+		if n, err = m.msgs.DeleteAccount(ctx, id); err != nil {
+			return err
+		}
+	}
+	m.log.Info("account deleted", slog.String("account", id), slog.Bool("purge", purge), slog.Int64("messages_deleted", n))
+	return nil
+}
+
+// QR returns the current pairing QR code; ErrWrongState when the account
+// is not pairing or its code has expired (a new one follows shortly).
+func (m *Manager) QR(ctx context.Context, id string) (*QR, error) {
+	a, err := m.accounts.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if a.State != StatePairing {
+		return nil, fmt.Errorf("account %q is %s, not pairing: %w", id, a.State, ErrWrongState)
+	}
+	if a.QR == nil || !time.Now().Before(a.QR.ExpiresAt) {
+		return nil, fmt.Errorf("account %q has no current QR code; a new one follows: %w", id, ErrWrongState)
+	}
+	return a.QR, nil
+}
+
+// PairPhone asks the pairing session for a code to type on the phone
+// (phone: digits with country code). The account must be pairing here.
+func (m *Manager) PairPhone(ctx context.Context, id, phone string) (string, error) {
+	a, err := m.accounts.get(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if _, err := m.driver(a.Driver); err != nil {
+		return "", err
+	}
+	sess := m.session(id)
+	if sess == nil || a.State != StatePairing {
+		return "", fmt.Errorf("account %q is %s; connect it and pair while it is pairing: %w", id, a.State, ErrWrongState)
+	}
+	return sess.PairPhone(ctx, phone)
+}
+
+// Send sends a message through the account's session.
+func (m *Manager) Send(ctx context.Context, id string, req *SendRequest) (*SendResult, error) {
+	sess := m.session(id)
+	if sess == nil {
+		if _, err := m.accounts.get(ctx, id); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("account %q has no running session: %w", id, ErrWrongState)
+	}
+	return sess.Send(ctx, req)
+}
+
+// Session returns the account's open session on this daemon, or nil.
+func (m *Manager) session(id string) Session {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r := m.sessions[id]; r != nil {
+		return r.sess
+	}
+	return nil
+}
+
+// Close stops every retry loop and closes every session (without logging
+// out), so the accounts resume on the next start.
+func (m *Manager) Close(ctx context.Context) error {
+	m.mu.Lock()
+	m.closed = true
+	open := map[string]Session{}
+	for id, r := range m.sessions {
+		if r.sess != nil {
+			open[id] = r.sess
+		}
+	}
+	m.sessions = map[string]*running{}
+	m.mu.Unlock()
+	m.cancel()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, len(open))
+	for id, sess := range open {
+		wg.Go(func() {
+			if err := sess.Close(ctx); err != nil {
+				errs <- fmt.Errorf("close session %q: %w", id, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	var failed []error
+	for err := range errs {
+		failed = append(failed, err)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		failed = append(failed, fmt.Errorf("session start-up still running: %w", ctx.Err()))
+	}
+	return errors.Join(failed...)
+}
+
+func setLastError(err error) bson.D {
+	return bson.D{{Key: "lastError", Value: err.Error()}}
+}
+
+// backoff is exponential with jitter: each wait is random in
+// [base/2, min(max, base·2^n)], so accounts failing together spread out.
+type backoff struct {
+	base, max, ceil time.Duration
+}
+
+func (m *Manager) newBackoff() *backoff {
+	return &backoff{base: m.retryMin, max: m.retryMax, ceil: m.retryMin}
+}
+
+func (b *backoff) next() time.Duration {
+	d := time.Duration(rand.Int64N(int64(b.ceil)) + 1)
+	b.ceil = min(b.ceil*2, b.max)
+	return max(d, b.base/2)
+}

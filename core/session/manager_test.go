@@ -1,0 +1,179 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/messages"
+	"github.com/wildcathub/wildcat/core/poll"
+	"github.com/wildcathub/wildcat/core/session"
+	"github.com/wildcathub/wildcat/core/store/storetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+
+// flaky is a driver whose sessions fail Connect a number of times, then
+// report connected.
+type flaky struct {
+	failures atomic.Int32
+	attempts atomic.Int32
+	closed   atomic.Int32
+
+	mu    sync.Mutex
+	sinks map[string]session.Sink
+}
+
+func (f *flaky) Name() string { return "sim" }
+
+func (f *flaky) Open(ctx context.Context, acct session.Account, sink session.Sink) (session.Session, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.sinks == nil {
+		f.sinks = map[string]session.Sink{}
+	}
+	f.sinks[acct.ID] = sink
+	return &flakySession{f: f, acct: acct, sink: sink}, nil
+}
+
+type flakySession struct {
+	session.Session // methods the tests do not call
+	f               *flaky
+	acct            session.Account
+	sink            session.Sink
+}
+
+func (s *flakySession) Connect(ctx context.Context) error {
+	s.f.attempts.Add(1)
+	if s.f.failures.Add(-1) >= 0 {
+		return errors.New("server unreachable")
+	}
+	ev, err := event.NewAccountEvent(event.KindAccountConnected, s.acct.ID, time.Now(), event.AccountState{State: event.AccountConnected, JID: "1@s.whatsapp.net"})
+	if err != nil {
+		return err
+	}
+	return s.sink.Emit(ctx, ev)
+}
+
+func (s *flakySession) Close(context.Context) error { s.f.closed.Add(1); return nil }
+
+func newManager(t *testing.T, d session.Driver) *session.Manager {
+	db := storetest.NewDatabase(t)
+	m := session.NewManager(session.ManagerOptions{DB: db, Messages: messages.New(db, nil), RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond})
+	if d != nil {
+		m.Register(d)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	return m
+}
+
+func TestConnectRetriesWithBackoff(t *testing.T) {
+	f := &flaky{}
+	f.failures.Store(3)
+	m := newManager(t, f)
+	ctx := context.Background()
+	if err := m.Start(ctx, []session.AccountSpec{{ID: "acme", Driver: "sim"}}); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 30*time.Second, func() error {
+		a, err := m.GetAccount(ctx, "acme")
+		if err != nil {
+			return err
+		}
+		if a.State != session.StateConnected || a.LastError != "" {
+			return fmt.Errorf("state %s, lastError %q", a.State, a.LastError)
+		}
+		return nil
+	})
+	if got := f.attempts.Load(); got != 4 {
+		t.Fatalf("%d connect attempts, want 4", got)
+	}
+	// Start again (a retried daemon start-up) neither duplicates the
+	// account nor opens a second session.
+	if err := m.Start(ctx, []session.AccountSpec{{ID: "acme", Driver: "sim"}}); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := m.ListAccounts(ctx); len(all) != 1 || f.attempts.Load() != 4 {
+		t.Fatalf("second Start: %d accounts, %d attempts", len(all), f.attempts.Load())
+	}
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f.closed.Load() != 1 {
+		t.Fatalf("%d sessions closed, want 1", f.closed.Load())
+	}
+}
+
+func TestSinkRefusesAnotherAccountsEvents(t *testing.T) {
+	f := &flaky{}
+	m := newManager(t, f)
+	ctx := context.Background()
+	if _, err := m.CreateAccount(ctx, session.AccountSpec{ID: "a", Driver: "sim"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Connect(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 30*time.Second, func() error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.sinks["a"] == nil {
+			return errors.New("not opened yet")
+		}
+		return nil
+	})
+	f.mu.Lock()
+	sink := f.sinks["a"]
+	f.mu.Unlock()
+	ev, _ := event.NewAccountEvent(event.KindAccountLoggedOut, "b", time.Now(), event.AccountState{State: event.AccountLoggedOut})
+	if err := sink.Emit(ctx, ev); err == nil || !strings.Contains(err.Error(), `account "b"`) {
+		t.Fatalf("foreign event: %v", err)
+	}
+	if err := sink.Emit(ctx, &event.Event{ID: "x", Kind: "nonsense", AccountID: "a"}); err == nil {
+		t.Fatal("invalid event accepted")
+	}
+}
+
+func TestUnavailableDriverAndValidation(t *testing.T) {
+	m := newManager(t, nil)
+	ctx := context.Background()
+	if _, err := m.CreateAccount(ctx, session.AccountSpec{ID: "wa", Driver: "whatsapp"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Connect(ctx, "wa"); !errors.Is(err, session.ErrDriverUnavailable) || !strings.Contains(err.Error(), "not available in this build") {
+		t.Fatalf("connect without the driver: %v", err)
+	}
+	var inv *session.InvalidError
+	for spec, field := range map[session.AccountSpec]string{
+		{ID: "Bad", Driver: "sim"}:                                "id",
+		{ID: "ok", Driver: "pigeon"}:                              "driver",
+		{ID: "ok", Driver: "sim", Name: strings.Repeat("n", 300)}: "name",
+	} {
+		if _, err := m.CreateAccount(ctx, spec); !errors.As(err, &inv) || inv.Field != field {
+			t.Errorf("create %+v: %v, want field %s", spec, err, field)
+		}
+	}
+	if _, err := m.CreateAccount(ctx, session.AccountSpec{ID: "wa", Driver: "sim"}); !errors.Is(err, session.ErrAccountExists) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	for name, call := range map[string]func() error{
+		"get":     func() error { _, err := m.GetAccount(ctx, "nope"); return err },
+		"connect": func() error { _, err := m.Connect(ctx, "nope"); return err },
+		"logout":  func() error { _, err := m.Logout(ctx, "nope"); return err },
+		"delete":  func() error { return m.DeleteAccount(ctx, "nope", false) },
+		"qr":      func() error { _, err := m.QR(ctx, "nope"); return err },
+		"pair":    func() error { _, err := m.PairPhone(ctx, "nope", "15551234567"); return err },
+		"send":    func() error { _, err := m.Send(ctx, "nope", &session.SendRequest{}); return err },
+	} {
+		if err := call(); !errors.Is(err, session.ErrAccountNotFound) {
+			t.Errorf("%s of an unknown account: %v", name, err)
+		}
+	}
+}

@@ -1,0 +1,97 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+
+	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/session"
+)
+
+// Inbound is a message an external contact sends to a sim account. Exactly
+// one of Text, Media, Location or Reaction is the content; ReplyTo quotes
+// an earlier message of the chat.
+type Inbound struct {
+	// From is the sender: a phone number (digits, an optional leading +)
+	// or a user JID.
+	From string
+	// PushName is the sender's display name.
+	PushName string
+	// ID fixes the WhatsApp message id; injecting one id twice is a
+	// redelivery and is stored once. Empty picks a new id.
+	ID string
+	// Timestamp defaults to now.
+	Timestamp time.Time
+
+	Text     string
+	Media    *session.MediaSend // Data may be empty: placeholder bytes are used
+	Location *event.Location
+	Reaction *session.ReactionSend
+	ReplyTo  string
+}
+
+// Inject delivers an inbound message to a connected sim account, through
+// the same normalisation and Sink as any received message, and returns the
+// stored event. session.ErrWrongState: the account is not connected;
+// session.ErrInvalidRequest: the content cannot be expressed.
+func (n *Network) Inject(ctx context.Context, accountID string, in *Inbound) (*event.Event, error) {
+	s := n.session(accountID)
+	if s == nil || s.getState() != stateConnected {
+		return nil, fmt.Errorf("sim account %q is not connected: %w", accountID, session.ErrWrongState)
+	}
+	from, err := ParseAddress(in.From)
+	if err != nil {
+		return nil, err
+	}
+	at := in.Timestamp
+	if at.IsZero() {
+		at = time.Now()
+	}
+	at = at.UTC().Truncate(time.Second)
+	req := &session.SendRequest{Text: in.Text, Media: in.Media, Location: in.Location, Reaction: in.Reaction}
+	if in.ReplyTo != "" {
+		req.ReplyTo = &session.QuoteRef{MessageID: in.ReplyTo, Sender: s.jid.String()}
+	}
+	msg, err := n.buildMessage(req, s.jid, at)
+	if err != nil {
+		return nil, err
+	}
+	id := in.ID
+	if id == "" {
+		id = newMessageID()
+	}
+	info := types.MessageInfo{
+		MessageSource: types.MessageSource{Chat: from, Sender: from, SenderAlt: n.altOf(from)},
+		ID:            id,
+		Timestamp:     at,
+		PushName:      in.PushName,
+		Type:          messageType(msg),
+	}
+	ev, err := s.normalizer(event.SourcePhone).Message(&events.Message{Info: info, Message: msg, RawMessage: msg})
+	if err != nil {
+		return nil, fmt.Errorf("normalise injected message: %w", err)
+	}
+	if err := s.sink.Emit(ctx, ev); err != nil {
+		return nil, fmt.Errorf("store injected message: %w", err)
+	}
+	return ev, nil
+}
+
+// ParseAddress turns a phone number ("+1 555 123-4567", "15551234567") or a
+// user JID into a JID; session.ErrInvalidRequest when it is neither.
+func ParseAddress(s string) (types.JID, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "@") {
+		return parseRecipient(s)
+	}
+	digits := strings.NewReplacer(" ", "", "-", "", "(", "", ")", "", ".", "").Replace(strings.TrimPrefix(s, "+"))
+	if !isDigits(digits) || len(digits) < 5 || len(digits) > 15 {
+		return types.EmptyJID, fmt.Errorf("%w: %q is not a phone number (5 to 15 digits with country code) or a JID", session.ErrInvalidRequest, s)
+	}
+	return types.NewJID(digits, types.DefaultUserServer), nil
+}

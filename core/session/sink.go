@@ -1,0 +1,129 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/wildcathub/wildcat/core/event"
+)
+
+// accountSink is the Sink one session reports to. It pins the account id,
+// so a driver bug cannot write into another account.
+type accountSink struct {
+	m  *Manager
+	id string
+}
+
+func (s *accountSink) Emit(ctx context.Context, ev *event.Event) error {
+	if ev != nil && ev.AccountID != s.id {
+		return fmt.Errorf("session of account %q emitted an event of account %q", s.id, ev.AccountID)
+	}
+	return s.m.Emit(ctx, ev)
+}
+
+// Emit stores ev — messages in the messages collection, receipts, edits and
+// revokes applied to the message they target, account state in the account
+// document — and then hands it to OnEvent. It returns nil only once the
+// event is stored, and is idempotent by event id.
+func (m *Manager) Emit(ctx context.Context, ev *event.Event) error {
+	if err := ev.Validate(); err != nil {
+		return fmt.Errorf("emit: %w", err)
+	}
+	fresh, err := m.store(ctx, ev)
+	if err != nil {
+		return fmt.Errorf("store %s event %q: %w", ev.Kind, ev.ID, err)
+	}
+	if !fresh {
+		m.log.Debug("event already stored", slog.String("account", ev.AccountID), slog.String("event_id", ev.ID))
+		return nil
+	}
+	if m.onEvent != nil {
+		m.onEvent(ctx, ev)
+	}
+	return nil
+}
+
+// store persists ev and reports whether it was new. Only message documents
+// can be recognised as already stored; every other event counts as new,
+// since applying it again is harmless.
+func (m *Manager) store(ctx context.Context, ev *event.Event) (fresh bool, err error) {
+	switch ev.Kind {
+	case event.KindMessageReceived, event.KindMessageSent, event.KindMessageReaction:
+		return m.msgs.Record(ctx, ev)
+	case event.KindMessageEdited:
+		if fresh, err = m.msgs.Record(ctx, ev); err != nil {
+			return false, err
+		}
+		// Applied even when the edit message was already stored: a crash
+		// between the two writes must not lose the edit, and ApplyEdit
+		// recognises an edit it has applied.
+		_, err = m.msgs.ApplyEdit(ctx, ev)
+		return fresh, err
+	case event.KindMessageRevoked:
+		if fresh, err = m.msgs.Record(ctx, ev); err != nil {
+			return false, err
+		}
+		_, err = m.msgs.ApplyRevoke(ctx, ev)
+		return fresh, err
+	case event.KindMessageStatus:
+		_, err = m.msgs.ApplyStatus(ctx, ev)
+		return true, err
+	case event.KindAccountQR, event.KindAccountPairingCode, event.KindAccountConnected,
+		event.KindAccountDisconnected, event.KindAccountLoggedOut:
+		c := accountChange(ev)
+		if err := m.accounts.apply(ctx, ev.AccountID, c); err != nil {
+			return false, err
+		}
+		level := slog.LevelInfo
+		if ev.Kind == event.KindAccountQR {
+			level = slog.LevelDebug // a new code every 20 s while pairing
+		}
+		m.log.Log(ctx, level, "account state", slog.String("account", ev.AccountID), slog.String("event", string(ev.Kind)),
+			slog.String("state", string(c.state)), slog.String("reason", c.reason), slog.String("jid", ev.Account.JID))
+		return true, nil
+	}
+	// Presence, typing, group and history events have no document of their
+	// own yet; they go to OnEvent only.
+	return true, nil
+}
+
+// accountChange turns an account.* event into the account document update.
+func accountChange(ev *event.Event) change {
+	st := ev.Account
+	at := ev.Timestamp
+	if at.IsZero() {
+		at = time.Now()
+	}
+	c := change{reason: st.Reason, at: at}
+	switch ev.Kind {
+	case event.KindAccountQR:
+		c.state = StatePairing
+		exp := at.Add(20 * time.Second)
+		if st.ExpiresAt != nil {
+			exp = *st.ExpiresAt
+		}
+		c.set = bson.D{{Key: "qr", Value: QR{Code: st.QRCode, ExpiresAt: exp.UTC()}}}
+	case event.KindAccountPairingCode:
+		c.state = StatePairing
+		c.set = bson.D{{Key: "pairingCode", Value: st.PairingCode}}
+	case event.KindAccountConnected:
+		c.state = StateConnected
+		c.unset = []string{"qr", "pairingCode", "lastError"}
+		if st.JID != "" {
+			c.set = append(c.set, bson.E{Key: "jid", Value: st.JID})
+		}
+		if st.PushName != "" {
+			c.set = append(c.set, bson.E{Key: "pushName", Value: st.PushName})
+		}
+	case event.KindAccountDisconnected:
+		c.state = StateDisconnected
+	case event.KindAccountLoggedOut:
+		c.state = StateLoggedOut
+		c.unset = []string{"qr", "pairingCode"}
+	}
+	return c
+}
