@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -15,12 +16,15 @@ import (
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/session/sim"
+	"github.com/wildcathub/wildcat/core/session/whatsapp"
+	"github.com/wildcathub/wildcat/core/session/whatsapp/watest"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
-// pairDaemon runs a daemon core in-process with one declared sim account
-// whose phone scans only when the test says so.
-func pairDaemon(t *testing.T) (*daemon.Daemon, string) {
+// pairDaemon runs a daemon core in-process with a declared sim account
+// whose phone scans only when the test says so, and a declared whatsapp
+// account whose WhatsApp is the protocol double.
+func pairDaemon(t *testing.T) (*daemon.Daemon, string, *watest.Server) {
 	t.Helper()
 	cfg := config.Defaults()
 	cfg.HTTP.Addr = "127.0.0.1:0"
@@ -28,7 +32,10 @@ func pairDaemon(t *testing.T) (*daemon.Daemon, string) {
 	cfg.MongoDB.URI = storetest.URI(t)
 	cfg.MongoDB.Database = storetest.DatabaseName(t)
 	cfg.Accounts = []config.Account{{ID: "demo", Driver: "sim", Name: "Demo"}, {ID: "phone", Driver: "whatsapp"}}
-	d, err := daemon.New(cfg, daemon.Options{NoSignals: true, Sim: sim.Options{PairDelay: -1, QRInterval: 100 * time.Millisecond}})
+	wa := watest.New(t) // the whatsapp account's WhatsApp
+	hc := wa.HTTPClient()
+	d, err := daemon.New(cfg, daemon.Options{NoSignals: true, Sim: sim.Options{PairDelay: -1, QRInterval: 100 * time.Millisecond},
+		WhatsApp: whatsapp.Driver{HTTP: whatsapp.HTTPClients{PreLogin: hc, Websocket: hc, Media: hc}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +56,7 @@ func pairDaemon(t *testing.T) (*daemon.Daemon, string) {
 		}
 		return nil
 	})
-	return d, base
+	return d, base, wa
 }
 
 // syncBuffer collects a process's output while the test reads it.
@@ -74,7 +81,7 @@ func (s *syncBuffer) String() string {
 // against a running daemon: it prints rotating QR codes and exits 0 once
 // the (simulated) phone has scanned one.
 func TestAccountsPairPrintsQRUntilConnected(t *testing.T) {
-	d, base := pairDaemon(t)
+	d, base, _ := pairDaemon(t)
 	cmd := exec.Command(binary, "accounts", "pair", "demo", "--api", base, "--interval", "20ms", "--timeout", "2m")
 	cmd.Env = cleanEnv()
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
@@ -108,15 +115,58 @@ func TestAccountsPairPrintsQRUntilConnected(t *testing.T) {
 	}
 }
 
+// TestAccountsPairWhatsApp pairs a real whatsmeow session from the
+// terminal: the command draws the driver's QR code, the protocol double's
+// phone scans it, and the command reports the linked JID.
+func TestAccountsPairWhatsApp(t *testing.T) {
+	_, base, wa := pairDaemon(t)
+	cmd := exec.Command(binary, "accounts", "pair", "phone", "--api", base, "--interval", "20ms", "--timeout", "2m")
+	cmd.Env = cleanEnv()
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	poll.Until(t, 60*time.Second, func() error {
+		if !strings.Contains(stdout.String(), "Scan with WhatsApp") {
+			return fmt.Errorf("no QR printed yet:\n%s%s", stdout, stderr)
+		}
+		return nil
+	})
+	resp, err := http.Get(base + "/v1/accounts/phone/qr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var qr struct{ Code string }
+	err = json.NewDecoder(resp.Body).Decode(&qr)
+	resp.Body.Close()
+	if err != nil || qr.Code == "" {
+		t.Fatalf("no QR code over REST: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	acct, err := wa.ScanQR(ctx, qr.Code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("pair exited with %v; stderr %s", err, stderr)
+	}
+	if want := "Connected as " + acct.JID().ToNonAD().String(); !strings.Contains(stdout.String(), want) {
+		t.Fatalf("output lacks %q:\n%s", want, stdout)
+	}
+}
+
 func TestAccountsPairFailures(t *testing.T) {
-	_, base := pairDaemon(t)
+	_, base, _ := pairDaemon(t)
 	tests := []struct {
 		name string
 		args []string
 		want string
 	}{
 		{"unknown account", []string{"nobody", "--api", base}, "not found"},
-		{"driver missing from the build", []string{"phone", "--api", base}, "not available"},
 		{"no daemon", []string{"demo", "--api", "http://" + storetest.FreeAddr(t)}, "cannot reach the daemon"},
 		{"timeout", []string{"demo", "--api", base, "--timeout", "300ms", "--interval", "20ms"}, "not connected after"},
 	}

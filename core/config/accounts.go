@@ -24,8 +24,15 @@ const (
 // DriverNames lists the known drivers in a stable order.
 func DriverNames() []string { return []string{DriverWhatsApp, DriverSim} }
 
+// ReservedAccountID cannot name an account: auth_lid_map is the WhatsApp
+// auth store's shared collection, not an account's auth_{id}.
+const ReservedAccountID = "lid_map"
+
 // CheckAccountID explains why id cannot name an account, or returns nil.
 func CheckAccountID(id string) error {
+	if id == ReservedAccountID {
+		return fmt.Errorf("%q is reserved (its auth collection would clash with the shared LID map); choose another id", id)
+	}
 	if AccountIDPattern.MatchString(id) {
 		return nil
 	}

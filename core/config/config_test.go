@@ -177,6 +177,7 @@ func TestValidationErrors(t *testing.T) {
 		{"account id missing", "accounts:\n  - {driver: sim}\n", nil, nil, "accounts[0].id", "must not be empty"},
 		{"account id too long", "accounts:\n  - {id: " + strings.Repeat("a", 64) + ", driver: sim}\n", nil, nil, "accounts[0].id", "not a valid account id"},
 		{"account id with colon", "accounts:\n  - {id: \"a:b\", driver: sim}\n", nil, nil, "accounts[0].id", "not a valid account id"},
+		{"reserved account id", "accounts:\n  - {id: lid_map, driver: whatsapp}\n", nil, nil, "accounts[0].id", "reserved"},
 		{"duplicate account id", "accounts:\n  - {id: a, driver: sim}\n  - {id: a, driver: whatsapp}\n", nil, nil, "accounts[1].id", "already declared by accounts[0]"},
 		{"unknown driver", "accounts:\n  - {id: a, driver: sim}\n  - {id: b, driver: telegram}\n", nil, nil, "accounts[1].driver", "whatsapp, sim"},
 		{"missing driver", "accounts:\n  - {id: a}\n", nil, nil, "accounts[0].driver", "must not be empty"},

@@ -23,6 +23,8 @@ import (
 	"github.com/wildcathub/wildcat/core/messages"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/sim"
+	"github.com/wildcathub/wildcat/core/session/whatsapp"
+	"github.com/wildcathub/wildcat/core/session/whatsapp/authstore"
 	"github.com/wildcathub/wildcat/core/store"
 )
 
@@ -48,6 +50,10 @@ type Options struct {
 	// ConnectRetryMin and ConnectRetryMax bound the backoff between failed
 	// session starts; zero means 1 s and 1 min.
 	ConnectRetryMin, ConnectRetryMax time.Duration
+	// WhatsApp tunes the whatsmeow driver: its HTTP clients (tests point
+	// them at the protocol double) and its reconnect backoff. Devices, DB
+	// and Logger are filled in by the daemon.
+	WhatsApp whatsapp.Driver
 }
 
 // Daemon is one running wildcatd.
@@ -122,11 +128,18 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 }
 
 // drivers lists the session drivers built into this wildcatd; an account
-// naming any other known driver is kept but cannot connect. The whatsmeow
-// driver joins with one line here.
+// naming any other known driver is kept but cannot connect.
 func (d *Daemon) drivers() []session.Driver {
+	wa := d.opts.WhatsApp
+	db := d.store.DB()
+	wa.DB = db
+	wa.Logger = logging.Component(d.opts.Logger, "whatsapp")
+	wa.Devices = func(accountID string) whatsapp.DeviceStore {
+		return authstore.New(db, accountID, nil)
+	}
 	return []session.Driver{
 		d.sim,
+		&wa,
 	}
 }
 
