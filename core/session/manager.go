@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -410,6 +411,23 @@ func (m *Manager) Send(ctx context.Context, id string, req *SendRequest) (*SendR
 		return nil, fmt.Errorf("account %q has no running session: %w", id, ErrWrongState)
 	}
 	return sess.Send(ctx, req)
+}
+
+// DownloadMedia streams the decrypted media of a stored message through the
+// account's session (the session holds what decryption and re-upload
+// requests need).
+func (m *Manager) DownloadMedia(ctx context.Context, id, messageID string) (io.ReadCloser, error) {
+	msg, err := m.msgs.Get(ctx, id, messageID)
+	if err != nil {
+		return nil, err
+	}
+	sess := m.session(id)
+	if sess == nil {
+		return nil, fmt.Errorf("account %q has no running session: %w", id, ErrWrongState)
+	}
+	em := msg.Message
+	em.Raw = msg.RawMessage
+	return sess.DownloadMedia(ctx, &em)
 }
 
 // Session returns the account's open session on this daemon, or nil.
