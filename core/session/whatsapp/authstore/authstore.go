@@ -199,8 +199,16 @@ func (s *Store) upsert(ctx context.Context, id string, set bson.D) error {
 		t.put(id, set)
 		return nil
 	}
-	_, err := s.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: set}},
-		options.UpdateOne().SetUpsert(true))
+	var err error
+	// Two upserts racing to create one document make one fail with a
+	// duplicate key; the document exists then, so the retry updates it.
+	for range 2 {
+		_, err = s.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: set}},
+			options.UpdateOne().SetUpsert(true))
+		if !wcstore.IsDuplicateKey(err) {
+			break
+		}
+	}
 	return err
 }
 

@@ -9,6 +9,8 @@ import (
 	"go.mau.fi/whatsmeow/util/keys"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	wcstore "github.com/wildcathub/wildcat/core/store"
 )
 
 // preKeySeqID is the counter of pre-key ids. sqlstore takes MAX(key_id)+1,
@@ -84,13 +86,21 @@ func (s *Store) genPreKeys(ctx context.Context, n uint32, uploaded bool) ([]*key
 			return nil, fmt.Errorf("insert %d pre-keys: %w", len(batch), err)
 		}
 	}
-	// Best effort: a stale counter only costs a collision and a retry.
-	_, err := s.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: preKeySeqID}},
-		bson.D{
-			{Key: "$max", Value: bson.D{{Key: "last", Value: int64(next - 1)}}},
-			{Key: "$set", Value: bson.D{{Key: "kind", Value: kindCounter}}},
-		},
-		options.UpdateOne().SetUpsert(true))
+	// Best effort: a stale counter only costs a collision and a retry. Two
+	// upserts racing to create the counter make one fail with a duplicate
+	// key (on MongoDB too); the document then exists, so try again.
+	var err error
+	for range 3 {
+		_, err = s.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: preKeySeqID}},
+			bson.D{
+				{Key: "$max", Value: bson.D{{Key: "last", Value: int64(next - 1)}}},
+				{Key: "$set", Value: bson.D{{Key: "kind", Value: kindCounter}}},
+			},
+			options.UpdateOne().SetUpsert(true))
+		if !wcstore.IsDuplicateKey(err) {
+			break
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("advance pre-key counter: %w", err)
 	}
