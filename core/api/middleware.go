@@ -94,7 +94,7 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 				}
 			}
 			level := slog.LevelInfo
-			if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			if isProbe(r) {
 				level = slog.LevelDebug // probes every few seconds would drown the log
 			}
 			s.log.Log(r.Context(), level, "http request",
@@ -120,10 +120,17 @@ func (s *Server) handle(h HandlerFunc) http.Handler {
 			return
 		}
 		ae := writeProblem(w, r, err)
-		if ae.Status >= 500 {
+		switch {
+		case isProbe(r):
+			// A 503 from /readyz while starting or during an outage is the
+			// probe doing its job; the store watcher logs the outage itself.
+			s.log.Debug("probe not ready", slog.String("request_id", RequestID(r.Context())), slog.Any("error", err))
+		case ae.Status >= 500:
 			s.log.Error("request failed", slog.String("request_id", RequestID(r.Context())), slog.Any("error", err))
-		} else {
+		default:
 			s.log.Debug("request refused", slog.String("request_id", RequestID(r.Context())), slog.Any("error", err))
 		}
 	})
 }
+
+func isProbe(r *http.Request) bool { return r.URL.Path == "/healthz" || r.URL.Path == "/readyz" }
