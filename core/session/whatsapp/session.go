@@ -85,6 +85,11 @@ func (s *Session) Connect(ctx context.Context) error {
 	if s.stop != nil {
 		s.stop()
 	}
+	if old := s.cli; old != nil {
+		// A Connect while an earlier attempt is still dialling replaces it;
+		// two clients on one device would fight over the session.
+		old.Disconnect()
+	}
 	s.runCtx, s.stop = context.WithCancel(context.Background())
 	s.cli, s.send, s.stopped = cli, cli, false
 	if dev.ID != nil {
@@ -122,6 +127,10 @@ func (s *Session) connectLoop(ctx context.Context, cli *whatsmeow.Client, delayF
 		}
 		err := cli.Connect()
 		if err == nil || errors.Is(err, whatsmeow.ErrAlreadyConnected) {
+			if ctx.Err() != nil {
+				// Stopped or replaced while dialling: do not stay online.
+				cli.Disconnect()
+			}
 			return
 		}
 		if ctx.Err() != nil {
