@@ -26,6 +26,7 @@ run: build
 
 ## test: the whole suite with the race detector
 test:
+	sdk/proto/install-tools.sh
 	env -u WILDCAT_MONGODB_URI WILDCAT_TEST_MONGODB_URI="$(TEST_URI)" \
 		$(GO) test -race -count=1 -timeout 14m $(TESTFLAGS) ./...
 
@@ -38,9 +39,10 @@ lint:
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## proto: regenerate the plugin protocol's Go code (arrives with the plugin SDK)
+## proto: regenerate the plugin protocol's Go code (sdk/proto) with protoc and pinned generators
 proto:
-	@echo "no protobuf contract yet"
+	sdk/proto/install-tools.sh
+	sdk/proto/generate.sh
 
 clean:
 	rm -rf bin

@@ -1,0 +1,35 @@
+package pluginhost
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		key  string
+	}{
+		{"ok", Config{Path: "bin/plugins/ok"}, ""},
+		{"Bad:Name", Config{Path: "x"}, "plugins.Bad:Name"},
+		{"nopath", Config{}, "plugins.nopath.path"},
+		{"neg", Config{Path: "x", Timeout: -time.Second}, "plugins.neg.timeout"},
+		{"sum", Config{Path: "x", SHA256: "abc"}, "plugins.sum.sha256"},
+	}
+	for _, tt := range tests {
+		err := tt.cfg.Validate(tt.name)
+		var ce *ConfigError
+		switch {
+		case tt.key == "" && err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case tt.key != "" && (!errors.As(err, &ce) || ce.Key != tt.key || !strings.HasPrefix(err.Error(), tt.key+": ")):
+			t.Errorf("%s: got %v, want key %s", tt.name, err, tt.key)
+		}
+	}
+	if _, err := New(Options{Plugins: map[string]Config{"a": {Path: "x"}, "b": {}}}); err == nil || !strings.Contains(err.Error(), "plugins.b.path") {
+		t.Errorf("New: %v", err)
+	}
+}

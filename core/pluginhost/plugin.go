@@ -1,0 +1,387 @@
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	plugin "github.com/hashicorp/go-plugin"
+
+	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/sdk"
+)
+
+// State is where a plugin is in its life.
+type State string
+
+const (
+	// StateStarting: the first launch is under way.
+	StateStarting State = "starting"
+	// StateRunning: the process is up, described and configured.
+	StateRunning State = "running"
+	// StateRestarting: the process exited or failed its health checks; a new
+	// one is launched after a backoff. Calls fail with ErrUnavailable.
+	StateRestarting State = "restarting"
+	// StateStopped: the manager stopped it.
+	StateStopped State = "stopped"
+)
+
+// Plugin is one declared plugin and its supervised process. The handle is
+// stable across restarts: keep it, and calls reach whichever process is
+// current. Methods are safe for concurrent use.
+type Plugin struct {
+	name string
+	cfg  Config
+	m    *Manager
+	log  *slog.Logger
+	host *hostServices
+
+	mu        sync.RWMutex
+	inst      *instance
+	state     State
+	restarts  int
+	lastErr   string
+	lastErrAt time.Time
+
+	handle, deliver callCounters
+}
+
+// instance is one launched process.
+type instance struct {
+	client  *plugin.Client
+	rpc     *sdk.PluginClient
+	info    *sdk.PluginInfo
+	pid     int
+	started time.Time
+}
+
+type callCounters struct{ calls, errors, timeouts atomic.Uint64 }
+
+func (c *callCounters) record(err error) {
+	c.calls.Add(1)
+	if err != nil {
+		c.errors.Add(1)
+		if errors.Is(err, context.DeadlineExceeded) {
+			c.timeouts.Add(1)
+		}
+	}
+}
+
+func (c *callCounters) snapshot() CallCounters {
+	return CallCounters{Calls: c.calls.Load(), Errors: c.errors.Load(), Timeouts: c.timeouts.Load()}
+}
+
+// Name is the name the plugin is declared under.
+func (p *Plugin) Name() string { return p.name }
+
+func (p *Plugin) current() (*instance, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.inst == nil {
+		return nil, fmt.Errorf("plugin %q is %s: %w", p.name, p.state, ErrUnavailable)
+	}
+	return p.inst, nil
+}
+
+// Wants reports whether the plugin asked for events of kind (Describe's
+// event kinds; none means all). False while the plugin is not running.
+func (p *Plugin) Wants(kind event.Kind) bool {
+	inst, err := p.current()
+	return err == nil && wants(inst.info, kind)
+}
+
+func wants(info *sdk.PluginInfo, kind event.Kind) bool {
+	if len(info.EventKinds) == 0 {
+		return true
+	}
+	for _, pat := range info.EventKinds {
+		if event.MatchKind(pat, kind) {
+			return true
+		}
+	}
+	return false
+}
+
+// callCtx applies the plugin's timeout unless ctx already ends sooner.
+func (p *Plugin) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := p.cfg.timeout()
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// Handle makes an inline call: the event in, the resolved actions out. An
+// event of a kind the plugin did not ask for is not sent and yields no
+// actions. The call has the plugin's timeout (Config.Timeout) unless ctx
+// ends sooner; a call cut by it returns an error matching
+// context.DeadlineExceeded, promptly, and the process stays in use. While
+// the plugin restarts, Handle fails at once with ErrUnavailable.
+func (p *Plugin) Handle(ctx context.Context, ev *event.Event) ([]Action, error) {
+	inst, err := p.current()
+	if err != nil {
+		p.handle.record(err)
+		return nil, err
+	}
+	if !wants(inst.info, ev.Kind) {
+		return nil, nil
+	}
+	cctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	acts, err := inst.rpc.Handle(cctx, ev)
+	if err == nil {
+		var out []Action
+		out, err = resolveActions(cctx, ev, acts, p.host.blobs)
+		if err == nil {
+			p.handle.record(nil)
+			return out, nil
+		}
+	}
+	err = fmt.Errorf("plugin %q: %w", p.name, err)
+	p.handle.record(err)
+	p.noteError(err)
+	return nil, err
+}
+
+// Deliver makes one sink attempt of ev to target. ok is true when delivered.
+// Otherwise permanent says the plugin gave up for good (dead-letter now),
+// retryAfter is the plugin's requested delay (zero: the outbox's schedule)
+// and err the reason. A call that did not complete (process gone,
+// deadline, panic) is a retryable failure with err set. The job id the
+// plugin sees is "{eventId}:{target}", stable across attempts.
+func (p *Plugin) Deliver(ctx context.Context, ev *event.Event, target string, attempt int) (ok bool, retryAfter time.Duration, permanent bool, err error) {
+	inst, err := p.current()
+	if err != nil {
+		p.deliver.record(err)
+		return false, 0, false, err
+	}
+	if !wants(inst.info, ev.Kind) {
+		return true, 0, false, nil
+	}
+	cctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	res, err := inst.rpc.Deliver(cctx, &sdk.Job{ID: ev.ID + ":" + target, Event: ev, Target: target, Attempt: attempt})
+	if err != nil {
+		err = fmt.Errorf("plugin %q: %w", p.name, err)
+		p.deliver.record(err)
+		p.noteError(err)
+		return false, 0, false, err
+	}
+	switch res.Outcome {
+	case sdk.OutcomeOK:
+		p.deliver.record(nil)
+		return true, 0, false, nil
+	case sdk.OutcomeFail:
+		err = fmt.Errorf("plugin %q: permanent failure: %w", p.name, res.Err)
+		p.deliver.record(err)
+		return false, 0, true, err
+	default:
+		err = fmt.Errorf("plugin %q: %w", p.name, res.Err)
+		p.deliver.record(err)
+		return false, res.RetryAfter, false, err
+	}
+}
+
+func (p *Plugin) noteError(err error) {
+	p.mu.Lock()
+	p.lastErr, p.lastErrAt = err.Error(), time.Now().UTC()
+	p.mu.Unlock()
+}
+
+// launch starts a process, checks the handshake, describes and configures
+// it. Errors name the plugin and say what to do.
+func (p *Plugin) launch(ctx context.Context) (*instance, error) {
+	path := p.cfg.Path
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("plugin %q: plugins.%s.path: %w", p.name, p.name, err)
+	}
+	cmd := exec.Command(path, p.cfg.Args...)
+	cmd.Env = []string{sdk.LogLevelEnv + "=" + p.m.logLevel}
+	cc := &plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: sdk.VersionedPlugins(nil),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Managed:          true,
+		StartTimeout:     p.m.opts.StartTimeout,
+		Logger:           newHCLog(p.log),
+	}
+	if p.cfg.SHA256 != "" {
+		sum, err := decodeHex(p.cfg.SHA256)
+		if err != nil {
+			return nil, fmt.Errorf("plugin %q: plugins.%s.sha256: %w", p.name, p.name, err)
+		}
+		cc.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: newSHA256()}
+	}
+	client := plugin.NewClient(cc)
+	inst, err := p.handshake(ctx, client)
+	if err != nil {
+		client.Kill()
+		return nil, err
+	}
+	return inst, nil
+}
+
+func (p *Plugin) handshake(ctx context.Context, client *plugin.Client) (*instance, error) {
+	rpc, err := client.Client()
+	if err != nil {
+		return nil, p.startError(err)
+	}
+	raw, err := rpc.Dispense(sdk.PluginKey)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %q (%s): %w", p.name, p.cfg.Path, err)
+	}
+	pc, ok := raw.(*sdk.PluginClient)
+	if !ok {
+		return nil, fmt.Errorf("plugin %q: dispensed %T, not a Wildcat plugin client", p.name, raw)
+	}
+	cctx, cancel := context.WithTimeout(ctx, p.m.opts.StartTimeout)
+	defer cancel()
+	info, err := pc.Describe(cctx)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %q: describe: %w", p.name, err)
+	}
+	if len(info.Capabilities) == 0 {
+		return nil, fmt.Errorf("plugin %q: it reports neither the inline nor the sink capability", p.name)
+	}
+	for _, pat := range info.EventKinds {
+		if err := event.ValidateKindPattern(pat); err != nil {
+			return nil, fmt.Errorf("plugin %q: Describe's event kinds: %w", p.name, err)
+		}
+	}
+	if err := pc.Configure(cctx, p.name, p.cfg.Config, p.host); err != nil {
+		return nil, fmt.Errorf("plugin %q rejected its configuration (plugins.%s.config): %w", p.name, p.name, err)
+	}
+	inst := &instance{client: client, rpc: pc, info: info, started: time.Now().UTC()}
+	if rc := client.ReattachConfig(); rc != nil {
+		inst.pid = rc.Pid
+	}
+	return inst, nil
+}
+
+// startError explains go-plugin's start failures.
+func (p *Plugin) startError(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "incompatible API version"):
+		return fmt.Errorf("plugin %q (%s) speaks an incompatible plugin protocol version; this daemon speaks wildcat.plugin.v%d — rebuild the plugin with a matching sdk: %w",
+			p.name, p.cfg.Path, sdk.ProtocolVersion, err)
+	case strings.Contains(msg, "Unrecognized remote plugin message"),
+		strings.Contains(msg, "exited before we could connect"),
+		strings.Contains(msg, "timeout while waiting for plugin to start"),
+		strings.Contains(msg, "incompatible core API version"):
+		return fmt.Errorf("plugin %q: %s is not a Wildcat plugin (no go-plugin handshake; build it with sdk.Serve): %w", p.name, p.cfg.Path, err)
+	case strings.Contains(msg, "checksums did not match"):
+		return fmt.Errorf("plugin %q: %s does not match plugins.%s.sha256: %w", p.name, p.cfg.Path, p.name, err)
+	}
+	return fmt.Errorf("plugin %q (%s): start: %w", p.name, p.cfg.Path, err)
+}
+
+// supervise watches inst until it exits, fails its health checks or ctx
+// ends; it returns why the instance is gone (nil when ctx ended).
+func (p *Plugin) supervise(ctx context.Context, inst *instance) error {
+	t := time.NewTicker(p.m.opts.HealthInterval)
+	defer t.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-inst.rpc.Done():
+			return errors.New("plugin process exited")
+		case <-t.C:
+		}
+		hctx, cancel := context.WithTimeout(ctx, p.m.opts.HealthTimeout)
+		err := inst.rpc.Health(hctx)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			failures = 0
+			continue
+		}
+		failures++
+		p.log.Warn("plugin health check failed", slog.Int("failures", failures), slog.Any("error", err))
+		if failures >= p.m.opts.HealthFailures {
+			return fmt.Errorf("%d health checks failed in a row, last: %w", failures, err)
+		}
+	}
+}
+
+// run supervises the first instance and every replacement until ctx ends.
+func (p *Plugin) run(ctx context.Context, inst *instance) {
+	backoff := p.m.opts.RestartBackoff.Min
+	for {
+		why := p.supervise(ctx, inst)
+		if why == nil {
+			return // stopping; Stop kills the process
+		}
+		up := time.Since(inst.started)
+		p.mu.Lock()
+		p.inst, p.state = nil, StateRestarting
+		p.restarts++
+		p.lastErr, p.lastErrAt = why.Error(), time.Now().UTC()
+		p.mu.Unlock()
+		p.log.Error("plugin down; restarting", slog.Any("error", why), slog.Duration("uptime", up))
+		inst.client.Kill()
+		if up > p.m.opts.RestartBackoff.Max {
+			backoff = p.m.opts.RestartBackoff.Min
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, p.m.opts.RestartBackoff.Max)
+			next, err := p.launch(ctx)
+			if err == nil {
+				inst = next
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			p.noteError(err)
+			p.log.Error("plugin restart failed", slog.Any("error", err), slog.Duration("next_attempt_in", backoff))
+		}
+		if !p.setRunning(ctx, inst) {
+			return
+		}
+		p.log.Info("plugin restarted", slog.String("version", inst.info.Version), slog.Int("pid", inst.pid))
+	}
+}
+
+// setRunning publishes inst, unless the manager is stopping (then it kills
+// inst and reports false).
+func (p *Plugin) setRunning(ctx context.Context, inst *instance) bool {
+	p.mu.Lock()
+	if ctx.Err() != nil {
+		p.mu.Unlock()
+		inst.client.Kill()
+		return false
+	}
+	p.inst, p.state = inst, StateRunning
+	p.mu.Unlock()
+	return true
+}
+
+// stop kills the current process. Safe to call more than once.
+func (p *Plugin) stop() {
+	p.mu.Lock()
+	inst := p.inst
+	p.inst, p.state = nil, StateStopped
+	p.mu.Unlock()
+	if inst != nil {
+		inst.client.Kill() // asks politely, kills after 2 s
+	}
+}

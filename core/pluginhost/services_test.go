@@ -1,0 +1,180 @@
+package pluginhost
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/session"
+	"github.com/wildcathub/wildcat/core/store"
+	"github.com/wildcathub/wildcat/core/store/storetest"
+	"github.com/wildcathub/wildcat/sdk"
+)
+
+// blobData mirrors the test plugin's.
+var blobData = bytes.Repeat([]byte("wildcat-"), 300_000/8)
+
+func TestHostServicesFromAPlugin(t *testing.T) {
+	db := storetest.NewDatabase(t)
+	h := start(t, Config{}, func(o *Options) { o.Services.DB = db })
+	ctx := context.Background()
+
+	t.Run("send", func(t *testing.T) {
+		ev := msg("host:send")
+		got := annotations(t)(h.p.Handle(ctx, ev))
+		sent := h.sender.sent()
+		if len(sent) != 1 || got["messageId"] != "SENT1" {
+			t.Fatalf("sent %+v, annotations %v", sent, got)
+		}
+		want := &session.SendRequest{To: ev.ChatID, Source: event.SourcePlugin, Text: "from plugin", ReplyTo: &session.QuoteRef{MessageID: "MEDIA1"}}
+		if sent[0].account != "acme" || !reflect.DeepEqual(sent[0].req, want) {
+			t.Fatalf("got %s %+v, want %+v", sent[0].account, sent[0].req, want)
+		}
+	})
+	t.Run("fetch media", func(t *testing.T) {
+		media := bytes.Repeat([]byte{1, 2, 3, 4, 5}, 50_000)
+		sum := sha256.Sum256(media)
+		got := annotations(t)(h.p.Handle(ctx, msg("host:media")))
+		if got["sha256"] != hex.EncodeToString(sum[:]) || got["size"] != fmt.Sprint(len(media)) || got["missing"] != "true" {
+			t.Fatalf("got %v", got)
+		}
+	})
+	t.Run("blob round trip through GridFS", func(t *testing.T) {
+		got := annotations(t)(h.p.Handle(ctx, msg("host:blob")))
+		if got["equal"] != "true" || got["info"] != fmt.Sprintf("w.bin application/x-test %d", len(blobData)) || got["missing"] != "true" {
+			t.Fatalf("got %v", got)
+		}
+		oid, err := bson.ObjectIDFromHex(got["id"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var file struct {
+			Metadata blobMeta `bson:"metadata"`
+		}
+		if err := db.Collection(store.MediaBucket+".files").FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Decode(&file); err != nil {
+			t.Fatalf("not in media.files: %v", err)
+		}
+		if file.Metadata != (blobMeta{ContentType: "application/x-test", Plugin: "tp"}) {
+			t.Fatalf("metadata: %+v", file.Metadata)
+		}
+	})
+	t.Run("reply with blob-backed media", func(t *testing.T) {
+		acts, err := h.p.Handle(ctx, msg("blobmedia"))
+		if err != nil || len(acts) != 1 {
+			t.Fatalf("%+v %v", acts, err)
+		}
+		m := acts[0].Send.Media
+		if m == nil || m.Kind != session.MediaImage || !bytes.Equal(m.Data, blobData) || m.Caption != "c" || acts[0].Send.To != "15550001111@s.whatsapp.net" {
+			t.Fatalf("media: %+v", acts[0].Send)
+		}
+	})
+	t.Run("kv persisted per plugin", func(t *testing.T) {
+		got := annotations(t)(h.p.Handle(ctx, msg("host:kv")))
+		if got["get"] != "gone soon true" || got["afterDelete"] != "false" {
+			t.Fatalf("got %v", got)
+		}
+		var doc bson.M
+		if err := db.Collection(store.KV).FindOne(ctx, bson.D{{Key: "_id", Value: "plugin:tp:keep"}}).Decode(&doc); err != nil {
+			t.Fatalf("kv document: %v", err)
+		}
+		if v, _ := doc["value"].(bson.Binary); string(v.Data) != "kept" || doc["ns"] != "plugin:tp" {
+			t.Fatalf("kv document: %v", doc)
+		}
+		if n, _ := db.Collection(store.KV).CountDocuments(ctx, bson.D{{Key: "_id", Value: "plugin:tp:temp"}}); n != 0 {
+			t.Fatal("deleted key still stored")
+		}
+		if _, found, _ := NewKV(db).Get(ctx, "tp", "short"); found {
+			t.Fatal("expired key still readable")
+		}
+	})
+	t.Run("get message", func(t *testing.T) {
+		got := annotations(t)(h.p.Handle(ctx, msg("host:message")))
+		if got["text"] != "stored text" || got["from"] != "15550003333@s.whatsapp.net" || got["missing"] != "true" {
+			t.Fatalf("got %v", got)
+		}
+	})
+}
+
+func TestServicesNotConfiguredAreUnavailable(t *testing.T) {
+	hs := &hostServices{plugin: "x"}
+	ctx := context.Background()
+	if _, err := hs.SendMessage(ctx, "a", &sdk.SendRequest{To: "b", Text: "c"}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("send: %v", err)
+	}
+	if _, _, err := hs.KVGet(ctx, "k"); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("kv: %v", err)
+	}
+	if _, err := hs.PutBlob(ctx, sdk.BlobInfo{}, bytes.NewReader(nil)); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("blob: %v", err)
+	}
+}
+
+func TestKVStore(t *testing.T) {
+	db := storetest.NewDatabase(t)
+	kv := NewKV(db)
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	kv.now = func() time.Time { return now }
+	ctx := context.Background()
+	if err := kv.Set(ctx, "a", "k", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Set(ctx, "b", "k", []byte("2"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := kv.Get(ctx, "a", "k"); err != nil || !ok || string(v) != "1" {
+		t.Fatalf("a: %q %v %v", v, ok, err)
+	}
+	if v, ok, _ := kv.Get(ctx, "b", "k"); !ok || string(v) != "2" {
+		t.Fatalf("namespaces leak: %q %v", v, ok)
+	}
+	now = now.Add(time.Minute)
+	if _, ok, _ := kv.Get(ctx, "b", "k"); ok {
+		t.Fatal("expired key readable")
+	}
+	if err := kv.Set(ctx, "a", "k", []byte{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, _ := kv.Get(ctx, "a", "k"); !ok || len(v) != 0 {
+		t.Fatalf("empty value: %q %v", v, ok)
+	}
+	if err := kv.Delete(ctx, "a", "missing"); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Set(ctx, "a", "", nil, 0); err == nil {
+		t.Fatal("empty key accepted")
+	}
+}
+
+func TestBlobsOnGridFS(t *testing.T) {
+	db := storetest.NewDatabase(t)
+	b := NewBlobs(db)
+	ctx := context.Background()
+	info, err := b.Put(ctx, "p", sdk.BlobInfo{Filename: "f.txt", ContentType: "text/plain"}, bytes.NewReader(blobData))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, got, err := b.Get(ctx, info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil || !bytes.Equal(data, blobData) || got != info || got.Size != int64(len(blobData)) {
+		t.Fatalf("got %+v (%d bytes, %v), put %+v", got, len(data), err, info)
+	}
+	for _, id := range []string{"000000000000000000000000", "not-hex"} {
+		if _, _, err := b.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: %v", id, err)
+		}
+	}
+}

@@ -1,0 +1,47 @@
+package sdk
+
+import (
+	plugin "github.com/hashicorp/go-plugin"
+)
+
+const (
+	// MagicCookieKey and MagicCookieValue are the go-plugin handshake: the
+	// daemon sets the variable in the plugin's environment and Serve refuses
+	// to run without it (so running a plugin binary by hand prints a hint
+	// instead of hanging). They are a guard against accidents, not security,
+	// and they never change — changing them would orphan every plugin built
+	// before.
+	MagicCookieKey   = "WILDCAT_PLUGIN"
+	MagicCookieValue = "7f1e9a2c54b8d6f03ae5c1b94d2867e0b3f5a91c"
+
+	// ProtocolVersion is the plugin protocol this SDK serves:
+	// wildcat.plugin.v1. Hosts and plugins negotiate it through go-plugin's
+	// VersionedPlugins, so a later version can be served alongside it.
+	ProtocolVersion = 1
+
+	// PluginKey is the name under which the protocol's plugin is dispensed.
+	PluginKey = "wildcat"
+
+	// LogLevelEnv is set by the daemon to its own log level (trace, debug,
+	// info, warn, error) so a plugin does not ship lines that would be
+	// discarded anyway.
+	LogLevelEnv = "WILDCAT_PLUGIN_LOG_LEVEL"
+)
+
+// Handshake is the go-plugin handshake of Wildcat plugins. Its
+// ProtocolVersion is only a default: the versions actually offered are those
+// of VersionedPlugins.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  ProtocolVersion,
+	MagicCookieKey:   MagicCookieKey,
+	MagicCookieValue: MagicCookieValue,
+}
+
+// VersionedPlugins is the go-plugin plugin set per protocol version. Serve
+// uses it with the plugin's value; hosts use it with impl nil (the host side
+// never touches impl) and dispense PluginKey to get a *PluginClient.
+func VersionedPlugins(impl any) map[int]plugin.PluginSet {
+	return map[int]plugin.PluginSet{
+		ProtocolVersion: {PluginKey: &grpcPlugin{impl: impl}},
+	}
+}
