@@ -1,0 +1,585 @@
+// Package pipeline runs every stored event through the configured stages:
+// inline stages (rules, filter plugins, builtins) that return actions, and
+// sink stages that hand the event to the durable outbox.
+//
+// Ordering: events of one chat (key accountId + chatId; events without a
+// chat are keyed by account) run one at a time in arrival order; different
+// chats run in parallel on a fixed pool of workers. Intake is bounded: Submit
+// blocks while QueueSize events are queued or running, so a burst pushes
+// back on the session (which has not acknowledged WhatsApp yet) instead of
+// growing memory.
+//
+// Durability: the engine keeps nothing that is not also stored. The event
+// is stored before Submit, each sink stage's job is in the outbox before the
+// next stage runs, and only after the last stage does Progress.MarkProcessed
+// record the event as done. An event whose daemon died mid-pipeline is found
+// again by the recovery query (see Recover) and re-run; enqueueing is
+// idempotent, tags are sets, and replies carry deterministic message ids, so
+// a re-run repeats no effect.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/session"
+)
+
+// Sender sends a reply or send action through an account's session.
+type Sender interface {
+	Send(ctx context.Context, accountID string, req *session.SendRequest) error
+}
+
+// Annotator persists tags and annotations a stage added to a stored event
+// (the message document), so the API and later webhooks see them. It must
+// be idempotent: tags are added as a set, annotations set by key.
+type Annotator interface {
+	Annotate(ctx context.Context, ev *event.Event, tags []string, annotations map[string]string) error
+}
+
+// Enqueuer feeds sink stages: the outbox. Enqueue must be idempotent per
+// (event id, target).
+type Enqueuer interface {
+	Enqueue(ctx context.Context, ev *event.Event, targets ...string) error
+}
+
+// DeadLetterer records an event a stage gave up on (onError deadletter, or
+// retry exhausted) where an operator can see and replay it; the outbox's
+// Bury stores it as a dead-lettered job of target "pipeline:<stage>".
+type DeadLetterer interface {
+	Bury(ctx context.Context, ev *event.Event, target, reason string) error
+}
+
+// Progress records that an event has been through the whole pipeline.
+type Progress interface {
+	MarkProcessed(ctx context.Context, eventID string) error
+}
+
+// Errors callers decide by.
+var (
+	// ErrClosed: the engine is shutting down; the event stays stored and
+	// unprocessed, and recovery runs it after the next start.
+	ErrClosed = errors.New("pipeline is closed")
+	// ErrStageTimeout is the error of a stage call that outlived its
+	// timeout; it is counted as a timeout and follows onError.
+	ErrStageTimeout = errors.New("pipeline stage timed out")
+)
+
+// Options configures an Engine. Sender, Annotator, Enqueuer, DeadLetters and
+// Progress may be nil when no stage needs them (tests); an action that needs
+// a missing one fails its stage.
+type Options struct {
+	Registry    *Registry
+	Stages      []StageConfig
+	Sender      Sender
+	Annotator   Annotator
+	Enqueuer    Enqueuer
+	DeadLetters DeadLetterer
+	Progress    Progress
+	// Workers is how many chats are processed at once; default
+	// 4×GOMAXPROCS (stages mostly wait on I/O).
+	Workers int
+	// QueueSize bounds events queued or running; Submit blocks beyond it.
+	// Default 1024.
+	QueueSize int
+	// RetryAttempts and RetryBackoff shape onError: retry — tries in all,
+	// and the first wait (doubling); defaults 3 and 100 ms.
+	RetryAttempts int
+	RetryBackoff  time.Duration
+	Logger        *slog.Logger
+	Metrics       *Metrics
+}
+
+// Engine runs the pipeline.
+type Engine struct {
+	reg   *Registry
+	opts  Options
+	log   *slog.Logger
+	plan  atomic.Pointer[plan]
+	stats *statsBook
+
+	mu     sync.Mutex
+	chats  map[string]*chatQueue
+	closed bool
+
+	ready    chan string   // keys of chats with queued events and no worker
+	slots    chan struct{} // one per event queued or running
+	inflight sync.WaitGroup
+	ctx      context.Context // cancelled when Close gives up draining
+	cancel   context.CancelFunc
+	workers  sync.WaitGroup
+	active   atomic.Int64 // chats being processed right now
+}
+
+type chatQueue struct {
+	events []*event.Event
+}
+
+// plan is one compiled stage list; events hold on to the plan they started
+// with, which is what makes Reload safe mid-flight.
+type plan struct {
+	gen    uint64
+	stages []*stage
+}
+
+type stage struct {
+	cfg     StageConfig
+	kind    Kind
+	mode    Mode
+	target  string
+	handler InlineHandler
+	source  event.Source
+	stats   *stageStats
+}
+
+// New compiles opts.Stages and starts the workers.
+func New(opts Options) (*Engine, error) {
+	if opts.Registry == nil {
+		opts.Registry = NewRegistry()
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 4 * runtime.GOMAXPROCS(0)
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 1024
+	}
+	if opts.RetryAttempts <= 0 {
+		opts.RetryAttempts = 3
+	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = 100 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{
+		reg:   opts.Registry,
+		opts:  opts,
+		log:   opts.Logger,
+		stats: newStatsBook(opts.Metrics),
+		chats: map[string]*chatQueue{},
+		ready: make(chan string, opts.QueueSize),
+		slots: make(chan struct{}, opts.QueueSize),
+	}
+	p, err := e.compile(opts.Stages, 1)
+	if err != nil {
+		return nil, err
+	}
+	e.plan.Store(p)
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	for range opts.Workers {
+		e.workers.Add(1)
+		go e.work()
+	}
+	return e, nil
+}
+
+// Compile validates stages against the registry and builds their handlers
+// without touching a running engine: what a config check or a reload
+// dry-run calls. Errors name the stage.
+func Compile(stages []StageConfig, reg *Registry) error {
+	e := &Engine{reg: reg, stats: newStatsBook(nil)}
+	_, err := e.compile(stages, 0)
+	return err
+}
+
+func (e *Engine) compile(stages []StageConfig, gen uint64) (*plan, error) {
+	if err := Validate(stages, e.reg); err != nil {
+		return nil, err
+	}
+	p := &plan{gen: gen}
+	for i, cfg := range stages {
+		st := &stage{cfg: cfg, kind: cfg.Kind(), mode: cfg.EffectiveMode(), stats: e.stats.stage(cfg.Name)}
+		st.source = event.SourceRule
+		if st.kind == KindPlugin {
+			st.source = event.SourcePlugin
+		}
+		if st.mode == ModeSink {
+			st.target = cfg.Target()
+		} else {
+			h, err := e.reg.build(cfg)
+			if err != nil {
+				return nil, &StageError{Index: i, Name: cfg.Name, Problem: err.Error()}
+			}
+			st.handler = h
+		}
+		p.stages = append(p.stages, st)
+	}
+	return p, nil
+}
+
+// Reload swaps in a new stage list. Events already being processed finish
+// with the list they started with; every later event uses the new one. An
+// invalid list changes nothing and returns errors naming the stages.
+func (e *Engine) Reload(stages []StageConfig) error {
+	old := e.plan.Load()
+	p, err := e.compile(stages, old.gen+1)
+	if err != nil {
+		return err
+	}
+	// One reload at a time: the generation must follow the plan it replaces.
+	if !e.plan.CompareAndSwap(old, p) {
+		return fmt.Errorf("pipeline reload raced with another reload; try again")
+	}
+	e.log.Info("pipeline reloaded", slog.Uint64("generation", p.gen), slog.Int("stages", len(p.stages)))
+	return nil
+}
+
+// Stages returns the current stage list.
+func (e *Engine) Stages() []StageConfig {
+	p := e.plan.Load()
+	out := make([]StageConfig, len(p.stages))
+	for i, st := range p.stages {
+		out[i] = st.cfg
+	}
+	return out
+}
+
+// chatKey orders events: per chat, or per account for chat-less events.
+func chatKey(ev *event.Event) string {
+	chat := ev.ChatID
+	if chat == "" && ev.Message != nil {
+		chat = ev.Message.ChatID
+	}
+	return ev.AccountID + "\x00" + chat
+}
+
+// Submit queues a stored event. It blocks while the queue is full and
+// returns ctx's error if ctx ends first, or ErrClosed after Close; the event
+// then stays unprocessed for recovery. Events of one chat are processed in
+// the order of their Submit calls.
+func (e *Engine) Submit(ctx context.Context, ev *event.Event) error {
+	if ev == nil || ev.ID == "" {
+		return fmt.Errorf("submit: event without id")
+	}
+	select {
+	case e.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		<-e.slots
+		return ErrClosed
+	}
+	e.inflight.Add(1)
+	key := chatKey(ev)
+	q := e.chats[key]
+	if q == nil {
+		q = &chatQueue{}
+		e.chats[key] = q
+		// Never blocks: ready holds at most one entry per chat with queued
+		// events, and slots bounds those to QueueSize.
+		e.ready <- key
+	}
+	q.events = append(q.events, ev)
+	return nil
+}
+
+// work processes chats handed over on ready: one event, then the chat goes
+// to the back of the line if it has more, so a busy chat cannot starve the
+// others.
+func (e *Engine) work() {
+	defer e.workers.Done()
+	for {
+		var key string
+		select {
+		case key = <-e.ready:
+		case <-e.ctx.Done():
+			return
+		}
+		e.mu.Lock()
+		q := e.chats[key]
+		ev := q.events[0]
+		q.events = q.events[1:]
+		e.mu.Unlock()
+
+		e.active.Add(1)
+		e.process(e.ctx, ev)
+		e.active.Add(-1)
+
+		e.mu.Lock()
+		if len(q.events) == 0 {
+			delete(e.chats, key)
+		} else {
+			e.ready <- key
+		}
+		e.mu.Unlock()
+		<-e.slots
+		e.inflight.Done()
+	}
+}
+
+// Close stops intake and waits until every queued event has been processed
+// or ctx ends; then it stops the workers. Events not processed by then stay
+// stored and unprocessed, for recovery.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	drained := make(chan struct{})
+	go func() {
+		e.inflight.Wait()
+		close(drained)
+	}()
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = fmt.Errorf("pipeline: %d events left for recovery: %w", len(e.slots), ctx.Err())
+	}
+	e.cancel()
+	e.workers.Wait()
+	return err
+}
+
+// process runs ev through the plan current when it starts.
+func (e *Engine) process(ctx context.Context, in *event.Event) {
+	p := e.plan.Load()
+	ev := cloneEvent(in)
+	log := e.log.With(slog.String("event_id", ev.ID))
+	var routed []string // nil: every matching sink stage
+	for _, st := range p.stages {
+		if !st.cfg.Match.Matches(ev) {
+			continue
+		}
+		if st.mode == ModeSink && routed != nil && !slices.Contains(routed, st.cfg.Name) && !slices.Contains(routed, st.target) {
+			continue
+		}
+		st.stats.in.Add(1)
+		start := time.Now()
+		out, err := e.runStage(ctx, st, ev)
+		e.stats.observe(st, time.Since(start))
+		if err != nil {
+			if ctx.Err() != nil {
+				// Shutting down: leave the event unprocessed for recovery.
+				return
+			}
+			log.Warn("pipeline stage failed", slog.String("stage", st.cfg.Name),
+				slog.String("on_error", string(st.onError())), slog.Any("error", err))
+			if st.onError() == OnErrorSkip {
+				continue
+			}
+			e.deadLetter(ctx, st, ev, err, log)
+			break
+		}
+		if out.route != nil {
+			if routed == nil {
+				routed = []string{} // an empty route routes nowhere
+			}
+			routed = append(routed, out.route...)
+		}
+		if out.drop {
+			st.stats.dropped.Add(1)
+			break
+		}
+	}
+	if e.opts.Progress != nil {
+		if err := e.opts.Progress.MarkProcessed(ctx, ev.ID); err != nil {
+			// Harmless beyond a re-run after the next restart.
+			log.Warn("marking event processed failed", slog.Any("error", err))
+		}
+	}
+}
+
+func (st *stage) onError() OnError {
+	if st.cfg.OnError == "" {
+		return OnErrorSkip
+	}
+	return st.cfg.OnError
+}
+
+func (e *Engine) deadLetter(ctx context.Context, st *stage, ev *event.Event, cause error, log *slog.Logger) {
+	st.stats.deadLetters.Add(1)
+	if e.opts.DeadLetters == nil {
+		log.Error("event dead-lettered at stage (no dead-letter store configured)", slog.String("stage", st.cfg.Name), slog.Any("error", cause))
+		return
+	}
+	if err := e.opts.DeadLetters.Bury(ctx, ev, "pipeline:"+st.cfg.Name, cause.Error()); err != nil {
+		log.Error("recording a dead letter failed", slog.String("stage", st.cfg.Name), slog.Any("error", err))
+	}
+}
+
+// stageOutcome is what a stage decided about the rest of the pipeline.
+type stageOutcome struct {
+	drop  bool
+	route []string
+}
+
+// runStage calls st (with its retry policy) and applies its actions.
+func (e *Engine) runStage(ctx context.Context, st *stage, ev *event.Event) (stageOutcome, error) {
+	tries := 1
+	if st.onError() == OnErrorRetry {
+		tries = e.opts.RetryAttempts
+	}
+	wait := e.opts.RetryBackoff
+	for try := 1; ; try++ {
+		// Each try works on a copy, so a failed try's tags are not taken
+		// as already persisted by the next one.
+		work := cloneEvent(ev)
+		out, err := e.runOnce(ctx, st, work)
+		if err == nil {
+			ev.Tags, ev.Annotations = work.Tags, work.Annotations
+			return out, nil
+		}
+		st.stats.errors.Add(1)
+		if errors.Is(err, ErrStageTimeout) {
+			st.stats.timeouts.Add(1)
+		}
+		if try >= tries || ctx.Err() != nil {
+			return stageOutcome{}, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return stageOutcome{}, ctx.Err()
+		}
+		wait *= 2
+	}
+}
+
+func (e *Engine) runOnce(ctx context.Context, st *stage, ev *event.Event) (stageOutcome, error) {
+	cctx, cancel := context.WithTimeout(ctx, st.cfg.timeout())
+	defer cancel()
+	if st.mode == ModeSink {
+		if e.opts.Enqueuer == nil {
+			return stageOutcome{}, fmt.Errorf("sink stage %q: no outbox configured", st.cfg.Name)
+		}
+		if err := e.opts.Enqueuer.Enqueue(cctx, ev, st.target); err != nil {
+			return stageOutcome{}, timeoutOr(cctx, fmt.Errorf("enqueue for %s: %w", st.target, err))
+		}
+		st.stats.enqueued.Add(1)
+		return stageOutcome{}, nil
+	}
+	acts, err := e.call(cctx, st, ev)
+	if err != nil {
+		return stageOutcome{}, err
+	}
+	return e.apply(cctx, st, ev, acts)
+}
+
+// call runs the handler on its own copy of ev and gives up at the deadline
+// even if the handler does not: a stuck handler must not hold its chat.
+func (e *Engine) call(ctx context.Context, st *stage, ev *event.Event) ([]Action, error) {
+	type result struct {
+		acts []Action
+		err  error
+	}
+	done := make(chan result, 1)
+	view := cloneEvent(ev)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- result{err: fmt.Errorf("stage panicked: %v", r)}
+			}
+		}()
+		acts, err := st.handler.Handle(ctx, view)
+		done <- result{acts, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, timeoutOr(ctx, r.err)
+		}
+		return r.acts, nil
+	case <-ctx.Done():
+		return nil, timeoutOr(ctx, ctx.Err())
+	}
+}
+
+// timeoutOr reports err as ErrStageTimeout when the stage's own deadline
+// passed (not when the engine is shutting down).
+func timeoutOr(ctx context.Context, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %v", ErrStageTimeout, err)
+	}
+	return err
+}
+
+// apply carries out a stage's actions in order. Tags and annotations change
+// ev for the stages after this one and are persisted once per stage.
+func (e *Engine) apply(ctx context.Context, st *stage, ev *event.Event, acts []Action) (stageOutcome, error) {
+	var out stageOutcome
+	var newTags []string
+	var newAnn map[string]string
+	for i, a := range acts {
+		st.stats.action(a.Type)
+		switch a.Type {
+		case ActionReply, ActionSend:
+			if e.opts.Sender == nil {
+				return out, fmt.Errorf("%s action: no sender configured", a.Type)
+			}
+			account, req, err := sendRequest(ev, st.cfg.Name, i, a, st.source)
+			if err != nil {
+				return out, err
+			}
+			if err := e.opts.Sender.Send(ctx, account, req); err != nil {
+				return out, timeoutOr(ctx, fmt.Errorf("%s to %s: %w", a.Type, req.To, err))
+			}
+		case ActionDrop:
+			out.drop = true
+		case ActionTag:
+			for _, t := range a.Tags {
+				if t != "" && !slices.Contains(ev.Tags, t) {
+					ev.Tags = append(ev.Tags, t)
+					newTags = append(newTags, t)
+				}
+			}
+		case ActionAnnotate:
+			for k, v := range a.Annotations {
+				if old, ok := ev.Annotations[k]; ok && old == v {
+					continue
+				}
+				if ev.Annotations == nil {
+					ev.Annotations = map[string]string{}
+				}
+				if newAnn == nil {
+					newAnn = map[string]string{}
+				}
+				ev.Annotations[k] = v
+				newAnn[k] = v
+			}
+		case ActionRoute:
+			out.route = append(out.route, a.Sinks...)
+			if out.route == nil {
+				out.route = []string{} // route to nothing
+			}
+		default:
+			return out, fmt.Errorf("unknown action %q", a.Type)
+		}
+	}
+	if len(newTags) > 0 || len(newAnn) > 0 {
+		if e.opts.Annotator == nil {
+			return out, fmt.Errorf("tag/annotate action: no annotator configured")
+		}
+		if err := e.opts.Annotator.Annotate(ctx, ev, newTags, newAnn); err != nil {
+			return out, timeoutOr(ctx, fmt.Errorf("persist tags: %w", err))
+		}
+	}
+	return out, nil
+}
+
+// cloneEvent copies what stages may change (tags, annotations); payloads
+// are shared and never modified.
+func cloneEvent(ev *event.Event) *event.Event {
+	c := *ev
+	c.Tags = slices.Clone(ev.Tags)
+	if ev.Annotations != nil {
+		c.Annotations = make(map[string]string, len(ev.Annotations))
+		for k, v := range ev.Annotations {
+			c.Annotations[k] = v
+		}
+	}
+	return &c
+}

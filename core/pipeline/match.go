@@ -1,0 +1,94 @@
+package pipeline
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/wildcathub/wildcat/core/event"
+)
+
+// Match selects the events a stage sees. Empty fields match everything,
+// except Sources: see Matches.
+type Match struct {
+	// Kinds are event kinds or patterns: "message.received", "message.*", "*".
+	Kinds    []string `koanf:"kinds" json:"kinds,omitempty"`
+	Accounts []string `koanf:"accounts" json:"accounts,omitempty"`
+	// Chat is user, group, broadcast or status.
+	Chat     []string `koanf:"chat" json:"chat,omitempty"`
+	FromMe   *bool    `koanf:"fromMe" json:"fromMe,omitempty"`
+	Sources  []string `koanf:"sources" json:"sources,omitempty"`
+	HasMedia *bool    `koanf:"hasMedia" json:"hasMedia,omitempty"`
+}
+
+// ChatKind classifies an event's chat.
+type ChatKind string
+
+const (
+	ChatUser      ChatKind = "user"
+	ChatGroup     ChatKind = "group"
+	ChatBroadcast ChatKind = "broadcast"
+	ChatStatus    ChatKind = "status"
+)
+
+// ChatKindOf returns the kind of ev's chat, or "" for events without one
+// (account state, presence).
+func ChatKindOf(ev *event.Event) ChatKind {
+	if m := ev.Message; m != nil {
+		switch {
+		case m.IsStatus:
+			return ChatStatus
+		case m.IsGroup:
+			return ChatGroup
+		case m.IsBroadcast:
+			return ChatBroadcast
+		}
+	}
+	chat := ev.ChatID
+	if chat == "" && ev.Message != nil {
+		chat = ev.Message.ChatID
+	}
+	switch {
+	case chat == "":
+		return ""
+	case chat == "status@broadcast":
+		return ChatStatus
+	case strings.HasSuffix(chat, "@g.us"):
+		return ChatGroup
+	case strings.HasSuffix(chat, "@broadcast"):
+		return ChatBroadcast
+	}
+	return ChatUser
+}
+
+// Matches reports whether ev passes m.
+//
+// Loop guard: events caused by a rule or a plugin (source rule|plugin, e.g.
+// an auto-reply's message.sent) match only stages whose Sources name that
+// source explicitly; an empty Sources means every other source. A rule that
+// replies to every message therefore never sees its own replies unless it
+// asks for them.
+func (m *Match) Matches(ev *event.Event) bool {
+	if len(m.Sources) == 0 {
+		if ev.Source == event.SourceRule || ev.Source == event.SourcePlugin {
+			return false
+		}
+	} else if !slices.Contains(m.Sources, string(ev.Source)) {
+		return false
+	}
+	if len(m.Kinds) > 0 && !slices.ContainsFunc(m.Kinds, func(p string) bool { return event.MatchKind(p, ev.Kind) }) {
+		return false
+	}
+	if len(m.Accounts) > 0 && !slices.Contains(m.Accounts, ev.AccountID) {
+		return false
+	}
+	if len(m.Chat) > 0 && !slices.Contains(m.Chat, string(ChatKindOf(ev))) {
+		return false
+	}
+	if m.FromMe != nil && (ev.Message == nil || ev.Message.FromMe != *m.FromMe) {
+		return false
+	}
+	if m.HasMedia != nil && (ev.Message != nil && ev.Message.HasMedia) != *m.HasMedia {
+		return false
+	}
+	return true
+}
