@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -17,11 +18,12 @@ import (
 // files in a directory. It speaks the MongoDB wire protocol on a TCP address,
 // so the daemon uses the same driver code path as with a real MongoDB.
 type Engine struct {
-	dir    string
-	uri    string
-	cancel context.CancelFunc
-	done   chan struct{}
-	lock   *os.File
+	dir     string
+	uri     string
+	cancel  context.CancelFunc
+	done    chan struct{}
+	indexed chan struct{} // closed when the _id indexer has stopped
+	lock    *os.File
 
 	stopOnce sync.Once
 }
@@ -63,14 +65,22 @@ func StartEngine(dir, listen string, log *slog.Logger) (*Engine, error) {
 		return nil, fmt.Errorf("start embedded store on %s: %w", listen, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &Engine{dir: abs, cancel: cancel, done: make(chan struct{}), lock: lock}
+	e := &Engine{dir: abs, cancel: cancel, done: make(chan struct{}), indexed: make(chan struct{}), lock: lock}
 	go func() {
 		defer close(e.done)
 		_ = f.Run(ctx)
 	}()
+	go func() {
+		defer close(e.indexed)
+		indexLoop(ctx, abs, IDIndexInterval, log)
+	}()
 	e.uri = f.MongoDBURI()
 	return e, nil
 }
+
+// IDIndexInterval is how often the engine looks for new collections that
+// need the _id index FerretDB's SQLite backend lacks (see idindex.go).
+var IDIndexInterval = 2 * time.Second
 
 // URI is the mongodb:// address the engine listens on.
 func (e *Engine) URI() string { return e.uri }
@@ -84,6 +94,7 @@ func (e *Engine) Stop() {
 	e.stopOnce.Do(func() {
 		e.cancel()
 		<-e.done
+		<-e.indexed
 		e.lock.Close()
 	})
 }
