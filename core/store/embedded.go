@@ -80,7 +80,7 @@ func StartEngine(dir, listen string, log *slog.Logger) (*Engine, error) {
 
 // IDIndexInterval is how often the engine looks for new collections that
 // need the _id index FerretDB's SQLite backend lacks (see idindex.go).
-var IDIndexInterval = 2 * time.Second
+var IDIndexInterval = 500 * time.Millisecond
 
 // URI is the mongodb:// address the engine listens on.
 func (e *Engine) URI() string { return e.uri }
