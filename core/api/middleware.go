@@ -66,7 +66,7 @@ func (s *statusRecorder) Flush() {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// instrument assigns the request ID, limits the body, recovers panics into a
+// instrument assigns the request ID, recovers panics into a
 // logged 500 and writes one access-log line per request.
 func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -77,9 +77,6 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		}
 		w.Header().Set(RequestIDHeader, id)
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
-		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
-		}
 		rec := &statusRecorder{ResponseWriter: w}
 
 		defer func() {
@@ -111,10 +108,17 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 	})
 }
 
-// handle adapts a HandlerFunc: a returned error is rendered as a problem and
-// logged (client errors at debug, server errors at error).
-func (s *Server) handle(h HandlerFunc) http.Handler {
+// handle adapts a HandlerFunc: the body is limited to the server's maximum,
+// and a returned error is rendered as a problem and logged (client errors
+// at debug, server errors at error).
+func (s *Server) handle(h HandlerFunc) http.Handler { return s.handleLimit(h, s.maxBody) }
+
+// handleLimit is handle with a route's own body limit (media uploads).
+func (s *Server) handleLimit(h HandlerFunc, maxBody int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		}
 		err := h(w, r)
 		if err == nil {
 			return

@@ -25,6 +25,24 @@ func (s *Server) routes(opts Options) {
 			s.Handle("/accounts/{id}/sim/inbound", a.simInbound, http.MethodPost)
 		}
 	}
+
+	if opts.Media != nil {
+		uploadLimit, sendLimit := mediaBodyLimit(opts.Media.MaxBytes(), s.maxBody)
+		md := &mediaRoutes{store: opts.Media}
+		s.HandleLimit("/media", uploadLimit, md.upload, http.MethodPost)
+		s.Handle("/media/{mediaId}", md.download, http.MethodGet, http.MethodHead)
+
+		if opts.Accounts != nil && opts.Messages != nil && opts.Sender != nil {
+			m := &messageRoutes{accounts: opts.Accounts, store: opts.Messages, sender: opts.Sender, media: opts.Media, fetcher: opts.Fetcher}
+			s.HandleLimit("/accounts/{id}/messages", sendLimit, s.idempotent(opts.Idempotency, m.send), http.MethodPost)
+			s.Handle("/accounts/{id}/messages", m.list, http.MethodGet)
+			s.Handle("/accounts/{id}/messages/{messageId}", m.get, http.MethodGet)
+			s.Handle("/accounts/{id}/chats", m.chats, http.MethodGet)
+			s.Handle("/accounts/{id}/chats/{chatId}", m.chat, http.MethodGet)
+		}
+	}
+
+	s.Handle("/openapi.json", s.openapi, http.MethodGet)
 }
 
 // healthz answers while the process is alive and serving HTTP.

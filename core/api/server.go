@@ -29,6 +29,13 @@ type Options struct {
 	Accounts Accounts
 	// Sim serves /v1/accounts/{id}/sim/inbound; nil leaves it out.
 	Sim SimInjector
+	// Messages, Sender and Media serve history, sending and /v1/media; nil
+	// leaves those routes out. Fetcher downloads media named by URL.
+	Messages    MessageStore
+	Sender      Sender
+	Media       MediaStore
+	Fetcher     MediaFetcher
+	Idempotency IdempotencyStore
 }
 
 // Server owns the router and the HTTP listener.
@@ -79,6 +86,15 @@ func New(opts Options) *Server {
 func (s *Server) Handle(path string, h HandlerFunc, methods ...string) {
 	s.root.Handle("/v1"+path, s.handle(h)).Methods(methods...)
 }
+
+// HandleLimit is Handle for a route whose bodies may exceed the server's
+// limit (media), up to maxBody bytes.
+func (s *Server) HandleLimit(path string, maxBody int64, h HandlerFunc, methods ...string) {
+	s.root.Handle("/v1"+path, s.handleLimit(h, maxBody)).Methods(methods...)
+}
+
+// Router is the server's router, for walking the routes (the OpenAPI test).
+func (s *Server) Router() *mux.Router { return s.root }
 
 // Listen binds addr and serves in the background.
 func (s *Server) Listen(addr string) error {

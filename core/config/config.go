@@ -22,6 +22,8 @@ type Config struct {
 	HTTP    HTTP    `koanf:"http"`
 	MongoDB MongoDB `koanf:"mongodb"`
 	Log     Log     `koanf:"log"`
+	Media   Media   `koanf:"media"`
+	Send    Send    `koanf:"send"`
 
 	Accounts []Account `koanf:"accounts" doc:"Accounts created at start when missing: a list of {id, driver, name}; driver is whatsapp or sim. Existing accounts keep their state; accounts made over REST need no entry."`
 }
@@ -38,7 +40,9 @@ type Account struct {
 // HTTP configures the REST API listener.
 type HTTP struct {
 	Addr         string `koanf:"addr" doc:"Listen address of the REST API (host:port). Loopback by default: the API has no authentication yet."`
-	MaxBodyBytes int64  `koanf:"max_body_bytes" doc:"Largest request body accepted, in bytes; larger bodies get 413."`
+	MaxBodyBytes int64  `koanf:"max_body_bytes" doc:"Largest request body accepted, in bytes; larger bodies get 413. Media uploads and sends with inline media are bounded by media.max_bytes instead."`
+	// IdempotencyTTL bounds how long an Idempotency-Key answer is replayed.
+	IdempotencyTTL time.Duration `koanf:"idempotency_ttl" doc:"How long the first answer to a request with an Idempotency-Key is kept and replayed to retries."`
 }
 
 // MongoDB selects the store: a real MongoDB given its URI, or the embedded engine.
@@ -54,6 +58,19 @@ type Log struct {
 	Format string `koanf:"format" doc:"text, json, or auto (text on a terminal, JSON otherwise)."`
 }
 
+// Media configures stored media (GridFS bucket media) and fetching media by URL.
+type Media struct {
+	MaxBytes          int64         `koanf:"max_bytes" doc:"Largest media file accepted (upload, inline base64 or fetched by URL), in bytes; larger gets 413."`
+	FetchAllowPrivate bool          `koanf:"fetch_allow_private" doc:"Let media URLs reach loopback, private, link-local and other non-public addresses. Off: such URLs are refused (SSRF guard)."`
+	FetchTimeout      time.Duration `koanf:"fetch_timeout" doc:"How long fetching one media URL may take, redirects and body included."`
+}
+
+// Send configures the outgoing-message workers.
+type Send struct {
+	Workers   int `koanf:"workers" doc:"Messages sent concurrently by this daemon; more wait in the queue."`
+	QueueSize int `koanf:"queue_size" doc:"Accepted messages waiting for a worker; when full, POST /v1/accounts/{id}/messages answers 503."`
+}
+
 // Defaults returns a configuration that runs without editing: loopback API,
 // embedded store under ./data.
 func Defaults() Config {
@@ -61,8 +78,9 @@ func Defaults() Config {
 		DataDir:         "data",
 		ShutdownTimeout: 15 * time.Second,
 		HTTP: HTTP{
-			Addr:         "127.0.0.1:8080",
-			MaxBodyBytes: 1 << 20,
+			Addr:           "127.0.0.1:8080",
+			MaxBodyBytes:   1 << 20,
+			IdempotencyTTL: 24 * time.Hour,
 		},
 		MongoDB: MongoDB{
 			Database: "wildcat",
@@ -70,6 +88,14 @@ func Defaults() Config {
 		Log: Log{
 			Level:  "info",
 			Format: "auto",
+		},
+		Media: Media{
+			MaxBytes:     64 << 20,
+			FetchTimeout: 30 * time.Second,
+		},
+		Send: Send{
+			Workers:   4,
+			QueueSize: 1000,
 		},
 	}
 }

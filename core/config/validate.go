@@ -25,6 +25,11 @@ func (c *Config) Validate() error {
 		{"mongodb.embedded_listen", listenAddr(c.MongoDB.EmbeddedListen, true)},
 		{"log.level", oneOf(c.Log.Level, "debug", "info", "warn", "error")},
 		{"log.format", oneOf(c.Log.Format, "auto", "text", "json")},
+		{"http.idempotency_ttl", positive(c.HTTP.IdempotencyTTL.Seconds())},
+		{"media.max_bytes", positive(float64(c.Media.MaxBytes))},
+		{"media.fetch_timeout", positive(c.Media.FetchTimeout.Seconds())},
+		{"send.workers", between(c.Send.Workers, 1, 256)},
+		{"send.queue_size", between(c.Send.QueueSize, 1, 1_000_000)},
 	}
 	for _, ch := range checks {
 		if ch.err != nil {
@@ -44,6 +49,13 @@ func nonEmpty(s string) error {
 func positive(v float64) error {
 	if v <= 0 {
 		return fmt.Errorf("must be greater than zero")
+	}
+	return nil
+}
+
+func between(v, lo, hi int) error {
+	if v < lo || v > hi {
+		return fmt.Errorf("must be from %d to %d, not %d", lo, hi, v)
 	}
 	return nil
 }

@@ -20,7 +20,9 @@ import (
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/logging"
+	"github.com/wildcathub/wildcat/core/media"
 	"github.com/wildcathub/wildcat/core/messages"
+	"github.com/wildcathub/wildcat/core/outgoing"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/sim"
 	"github.com/wildcathub/wildcat/core/session/whatsapp"
@@ -66,6 +68,9 @@ type Daemon struct {
 	messages *messages.Store
 	sessions *session.Manager
 	sim      *sim.Network
+	media    *media.Store
+	sender   *outgoing.Sender
+	idem     *messages.Idempotency
 
 	ready    atomic.Bool
 	bgCtx    context.Context
@@ -116,12 +121,29 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 	for _, drv := range d.drivers() {
 		d.sessions.Register(drv)
 	}
+	d.media = media.NewStore(st.DB(), cfg.Media.MaxBytes)
+	d.idem = messages.NewIdempotency(st.DB(), cfg.HTTP.IdempotencyTTL)
+	d.sender = outgoing.New(outgoing.Options{
+		Sessions:  d.sessions,
+		Store:     d.messages,
+		Logger:    logging.Component(opts.Logger, "send"),
+		Workers:   cfg.Send.Workers,
+		QueueSize: cfg.Send.QueueSize,
+	})
 	d.api = api.New(api.Options{
 		Logger:       logging.Component(opts.Logger, "api"),
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Ready:        d.Ready,
 		Accounts:     d.sessions,
 		Sim:          d.sim,
+		Messages:     d.messages,
+		Sender:       d.sender,
+		Media:        d.media,
+		Fetcher: media.NewFetcher(media.FetchOptions{
+			MaxBytes: cfg.Media.MaxBytes, Timeout: cfg.Media.FetchTimeout,
+			AllowPrivate: cfg.Media.FetchAllowPrivate,
+		}),
+		Idempotency: d.idem,
 	})
 	d.bgCtx, d.bgCancel = context.WithCancel(context.Background())
 	return d, nil
@@ -149,6 +171,9 @@ func (d *Daemon) Sessions() *session.Manager { return d.sessions }
 // Sim is the simulator network shared by the daemon's sim accounts.
 func (d *Daemon) Sim() *sim.Network { return d.sim }
 
+// Media is the media bucket.
+func (d *Daemon) Media() *media.Store { return d.media }
+
 // Messages is the message store.
 func (d *Daemon) Messages() *messages.Store { return d.messages }
 
@@ -172,6 +197,7 @@ func (d *Daemon) Start() error {
 		}
 		d.log.Info("http listening", slog.String("addr", d.api.Addr()))
 		d.goBackground(d.startup)
+		d.goBackground(d.sweepIdempotency)
 		d.goBackground(func(ctx context.Context) { d.store.Watch(ctx, d.opts.WatchInterval, nil) })
 	})
 	return err
@@ -218,6 +244,25 @@ func (d *Daemon) startup(ctx context.Context) {
 	d.log.Info("ready", slog.String("addr", d.api.Addr()), slog.Bool("embedded_store", d.store.Embedded()))
 }
 
+// sweepIdempotency deletes expired Idempotency-Key records: the embedded
+// engine has no TTL indexes, so expiry is this explicit job.
+func (d *Daemon) sweepIdempotency(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := d.idem.Sweep(ctx); err != nil {
+			d.log.Warn("idempotency sweep failed", slog.Any("error", err))
+		} else if n > 0 {
+			d.log.Debug("idempotency keys expired", slog.Int64("count", n))
+		}
+	}
+}
+
 // Ready reports nil when start-up is done and the store answers.
 func (d *Daemon) Ready(ctx context.Context) error {
 	if !d.ready.Load() {
@@ -249,6 +294,10 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		case <-done:
 		case <-ctx.Done():
 			errs = append(errs, fmt.Errorf("background work still running: %w", ctx.Err()))
+		}
+		// Queued sends go out while the sessions are still open.
+		if err := d.sender.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close sender: %w", err))
 		}
 		// Sessions close before the store so their last events are stored;
 		// closing does not log out, so the accounts resume on the next start.

@@ -90,7 +90,18 @@ type Message struct {
 	RevokedBy string     `bson:"revokedBy,omitempty" json:"revokedBy,omitempty"`
 	RevokedAt *time.Time `bson:"revokedAt,omitempty" json:"revokedAt,omitempty"`
 
+	// MediaID names the stored copy of the message's media in the media
+	// bucket (GET /v1/media/{mediaId}, also MediaURL) when it went through
+	// the API.
+	MediaID string `bson:"mediaId,omitempty" json:"mediaId,omitempty"`
+	// Error is why a send failed (status failed).
+	Error string `bson:"error,omitempty" json:"error,omitempty"`
+
 	StoredAt time.Time `bson:"storedAt" json:"storedAt"`
+	// SortKey orders history: see SortKey. It is set once, when the message
+	// is first stored, and never changes, so a paging client never sees a
+	// message move.
+	SortKey string `bson:"sortKey" json:"-"`
 	// Rev counts edits; an edit updates the document only if Rev is still
 	// what it read, which makes read-modify-write safe without transactions.
 	Rev int `bson:"rev" json:"-"`
@@ -110,20 +121,22 @@ func DocID(accountID, messageID string) string {
 	return event.MessageEventID(accountID, messageID)
 }
 
-// Store reads and writes the messages collection.
+// Store reads and writes the messages collection and the chats derived
+// from it.
 type Store struct {
 	c     *mongo.Collection
+	chats *mongo.Collection
 	log   *slog.Logger
 	now   func() time.Time
 	locks docLocks
 }
 
-// New returns a Store on db's messages collection.
+// New returns a Store on db's messages and chats collections.
 func New(db *mongo.Database, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{c: db.Collection(store.Messages), log: log, now: time.Now}
+	return &Store{c: db.Collection(store.Messages), chats: db.Collection(store.Chats), log: log, now: time.Now}
 }
 
 // Record stores the message carried by ev (message.received, .sent,
@@ -152,12 +165,19 @@ func (s *Store) Record(ctx context.Context, ev *event.Event) (inserted bool, err
 		// took it); receipts move it on from here.
 		doc.Status, doc.StatusRank = statusOf(event.StatusServerAck)
 	}
+	doc.SortKey = SortKey(m.Timestamp, m.MessageID)
 	if _, err := s.c.InsertOne(ctx, doc); err != nil {
-		if store.IsDuplicateKey(err) {
+		if !store.IsDuplicateKey(err) {
+			return false, fmt.Errorf("store message %s: %w", doc.ID, err)
+		}
+		if !m.FromMe {
 			return false, nil
 		}
-		return false, fmt.Errorf("store message %s: %w", doc.ID, err)
+		// Our own message may be the pending placeholder the API stored
+		// before sending: WhatsApp's rendering completes it.
+		return s.completePending(ctx, &doc)
 	}
+	s.touchChat(ctx, &doc)
 	return true, nil
 }
 
@@ -175,6 +195,10 @@ func (s *Store) ApplyStatus(ctx context.Context, ev *event.Event) (applied bool,
 	at := ev.Timestamp
 	if at.IsZero() {
 		at = s.now()
+	}
+	if ev.Status.Self && rank >= event.StatusRead.Rank() {
+		// Read on another device of ours: the chat has been seen.
+		s.markChatRead(ctx, ev.AccountID, ev.Status.ChatID)
 	}
 	id := DocID(ev.AccountID, ev.Status.MessageID)
 	defer s.locks.lock(id)()
@@ -344,5 +368,5 @@ func (s *Store) DeleteAccount(ctx context.Context, accountID string) (int64, err
 	if err != nil {
 		return 0, fmt.Errorf("purge messages of %s: %w", accountID, err)
 	}
-	return res.DeletedCount, nil
+	return res.DeletedCount, s.purgeChats(ctx, accountID)
 }

@@ -19,9 +19,16 @@ const (
 	Outbox   = "outbox"
 	Leases   = "leases"
 	KV       = "kv"
-	// MediaBucket is the GridFS bucket; the driver manages media.files and
-	// media.chunks and their indexes.
+	// Chats holds one document per (account, chat): last message, unread
+	// count, activity order — maintained as messages are stored.
+	Chats = "chats"
+	// Idempotency keeps the first answer to requests with an Idempotency-Key.
+	Idempotency = "idempotency"
+	// MediaBucket is the GridFS bucket: media.files and media.chunks.
 	MediaBucket = "media"
+	// MediaFiles and MediaChunks are the bucket's two collections.
+	MediaFiles  = MediaBucket + ".files"
+	MediaChunks = MediaBucket + ".chunks"
 )
 
 // AuthCollection names the collection holding one account's WhatsApp auth state.
@@ -46,10 +53,26 @@ func idx(name string, keys bson.D, unique bool) mongo.IndexModel {
 var schema = []collectionSpec{
 	{name: Accounts},
 	{name: Messages, indexes: []mongo.IndexModel{
-		// history of one chat, newest first
-		idx("account_chat_time", bson.D{{Key: "accountId", Value: 1}, {Key: "chatId", Value: 1}, {Key: "timestamp", Value: -1}}, false),
+		// history of one chat, newest first: a page is one range on sortKey
+		idx("account_chat_order", bson.D{{Key: "accountId", Value: 1}, {Key: "chatId", Value: 1}, {Key: "sortKey", Value: -1}}, false),
 		// history of one account, newest first
-		idx("account_time", bson.D{{Key: "accountId", Value: 1}, {Key: "timestamp", Value: -1}}, false),
+		idx("account_order", bson.D{{Key: "accountId", Value: 1}, {Key: "sortKey", Value: -1}}, false),
+	}},
+	{name: Chats, indexes: []mongo.IndexModel{
+		// chats of one account by last activity
+		idx("account_activity", bson.D{{Key: "accountId", Value: 1}, {Key: "activityKey", Value: -1}}, false),
+	}},
+	{name: Idempotency, indexes: []mongo.IndexModel{
+		// the explicit expiry sweep
+		idx("created_at", bson.D{{Key: "createdAt", Value: 1}}, false),
+	}},
+	// The GridFS indexes every GridFS client expects (the spec's names), so
+	// drivers and tools read the bucket as their own.
+	{name: MediaFiles, indexes: []mongo.IndexModel{
+		idx("filename_1_uploadDate_1", bson.D{{Key: "filename", Value: 1}, {Key: "uploadDate", Value: 1}}, false),
+	}},
+	{name: MediaChunks, indexes: []mongo.IndexModel{
+		idx("files_id_1_n_1", bson.D{{Key: "files_id", Value: 1}, {Key: "n", Value: 1}}, true),
 	}},
 	{name: Webhooks},
 	{name: Outbox, indexes: []mongo.IndexModel{

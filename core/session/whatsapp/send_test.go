@@ -129,6 +129,23 @@ func TestSendBuildsExactMessage(t *testing.T) {
 		{"sticker", session.SendRequest{To: "15551234567", Media: &session.MediaSend{Kind: session.MediaSticker, Data: []byte("webp"), Mimetype: "image/webp"}}, "15551234567@s.whatsapp.net",
 			&waE2E.Message{StickerMessage: &waE2E.StickerMessage{URL: url, DirectPath: dp, MediaKey: key, MediaKeyTimestamp: kts, Mimetype: proto.String("image/webp"),
 				FileEncSHA256: enc, FileSHA256: sha, FileLength: size}}, event.TypeSticker, whatsmeow.MediaImage},
+		// The API sends captioned media that quotes and mentions: the context
+		// rides on the media message itself.
+		{"image reply with mention", session.SendRequest{To: "15551234567", Media: media(session.MediaImage),
+			ReplyTo:  &session.QuoteRef{MessageID: "Q2", Sender: "15551234567@s.whatsapp.net", Message: &event.Message{Text: "which one?"}},
+			Mentions: []string{"15551234567@s.whatsapp.net"}}, "15551234567@s.whatsapp.net",
+			&waE2E.Message{ImageMessage: &waE2E.ImageMessage{URL: url, DirectPath: dp, MediaKey: key, MediaKeyTimestamp: kts, Mimetype: mime,
+				FileEncSHA256: enc, FileSHA256: sha, FileLength: size, Caption: proto.String("look"), ContextInfo: &waE2E.ContextInfo{
+					StanzaID: proto.String("Q2"), Participant: proto.String("15551234567@s.whatsapp.net"),
+					QuotedMessage: &waE2E.Message{Conversation: proto.String("which one?")}, MentionedJID: []string{"15551234567@s.whatsapp.net"}}}},
+			event.TypeImage, whatsmeow.MediaImage},
+		{"reply to own message", session.SendRequest{To: "15551234567", Text: "as I said", ReplyTo: &session.QuoteRef{MessageID: "Q3"}}, "15551234567@s.whatsapp.net",
+			&waE2E.Message{ExtendedTextMessage: &waE2E.ExtendedTextMessage{Text: proto.String("as I said"), ContextInfo: &waE2E.ContextInfo{
+				StanzaID: proto.String("Q3"), Participant: proto.String(ownJID.String())}}},
+			event.TypeText, ""},
+		{"reaction removed in a 1:1 chat", session.SendRequest{To: "15551234567", Reaction: &session.ReactionSend{MessageID: "M5", FromMe: true, Emoji: ""}}, "15551234567@s.whatsapp.net",
+			&waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{Key: &waCommon.MessageKey{RemoteJID: proto.String("15551234567@s.whatsapp.net"), FromMe: proto.Bool(true), ID: proto.String("M5")},
+				Text: proto.String(""), SenderTimestampMS: proto.Int64(ms)}}, event.TypeReaction, ""},
 		{"reaction in group", session.SendRequest{To: "120363025246125244@g.us", Reaction: &session.ReactionSend{MessageID: "M1", Sender: "15551234567@s.whatsapp.net", Emoji: "👍"}}, "120363025246125244@g.us",
 			&waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{Key: &waCommon.MessageKey{RemoteJID: proto.String("120363025246125244@g.us"), FromMe: proto.Bool(false), ID: proto.String("M1"), Participant: proto.String("15551234567@s.whatsapp.net")},
 				Text: proto.String("👍"), SenderTimestampMS: proto.Int64(ms)}}, event.TypeReaction, ""},

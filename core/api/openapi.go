@@ -1,0 +1,367 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strings"
+)
+
+// The OpenAPI 3.1 document is Go data: no generator, no second source to
+// drift. Tests walk the router and fail when a route is missing here or
+// listed here without existing, and they send every request example below
+// to a running daemon and check the documented answer. The examples
+// therefore tell one story, in order (Operations): the sim account "demo"
+// receives a message from Ann, answers it, and so on.
+
+// ExampleMediaBytes is the body of the upload example; its SHA-256 is the
+// example mediaId.
+const ExampleMediaBytes = "example image bytes"
+
+// ExampleMediaID is the mediaId of ExampleMediaBytes.
+var ExampleMediaID = func() string { s := sha256.Sum256([]byte(ExampleMediaBytes)); return hex.EncodeToString(s[:]) }()
+
+// Example ids the story uses.
+const (
+	ExampleAccount       = "demo"
+	ExampleNewAccount    = "acme"
+	ExampleMessageID     = "3EB0C0FFEE000001"
+	ExampleContactPhone  = "+15551234567"
+	ExampleContactChatID = "15551234567@s.whatsapp.net"
+)
+
+// Operation is one documented route.
+type Operation struct {
+	Method, Path string
+	Summary      string
+	Tag          string
+	// PathExamples fill the path's {variables} in the example request.
+	PathExamples map[string]string
+	// Query is the example request's query string.
+	Query  string
+	Params []map[string]any
+	// Body is the request body: content type, schema, named examples.
+	BodyType     string
+	BodySchema   map[string]any
+	BodyExamples map[string]any
+	// Status and Response document the success answer and its example.
+	Status      int
+	Response    map[string]any
+	ResponseEx  any
+	ResponseRaw string // a non-JSON answer's content type
+	Errors      []int
+}
+
+func str(desc string) map[string]any { return map[string]any{"type": "string", "description": desc} }
+func integer(desc string) map[string]any {
+	return map[string]any{"type": "integer", "description": desc}
+}
+func boolean(desc string) map[string]any {
+	return map[string]any{"type": "boolean", "description": desc}
+}
+func num(desc string) map[string]any   { return map[string]any{"type": "number", "description": desc} }
+func ref(name string) map[string]any   { return map[string]any{"$ref": "#/components/schemas/" + name} }
+func arr(items any) map[string]any     { return map[string]any{"type": "array", "items": items} }
+func nullable(s string) map[string]any { return map[string]any{"type": []string{s, "null"}} }
+func obj(props map[string]any, required ...string) map[string]any {
+	o := map[string]any{"type": "object", "properties": props}
+	if len(required) > 0 {
+		o["required"] = required
+	}
+	return o
+}
+
+func pathParam(name, desc string) map[string]any {
+	return map[string]any{"name": name, "in": "path", "required": true, "description": desc, "schema": map[string]any{"type": "string"}}
+}
+
+func queryParam(name, typ, desc string) map[string]any {
+	return map[string]any{"name": name, "in": "query", "description": desc, "schema": map[string]any{"type": typ}}
+}
+
+var accountExample = map[string]any{
+	"id": ExampleAccount, "driver": "sim", "name": "Demo", "state": "connected", "reason": "paired",
+	"jid": "15551460268@s.whatsapp.net", "pushName": "Demo", "lastError": "",
+	"since": "2026-11-25T12:00:00Z", "createdAt": "2026-11-25T11:59:00Z", "driverAvailable": true,
+}
+
+var messageExample = map[string]any{
+	"id": ExampleAccount + ":" + ExampleMessageID, "accountId": ExampleAccount, "messageId": ExampleMessageID,
+	"chatId": ExampleContactChatID, "from": ExampleContactChatID, "fromMe": false, "timestamp": 1795632000,
+	"type": "text", "text": "Hi, is my order ready?", "hasMedia": false, "pushName": "Ann",
+	"isGroup": false, "isBroadcast": false, "isStatus": false, "isEphemeral": false, "isViewOnce": false,
+	"isForwarded": false, "edited": false, "revoked": false,
+	"kind": "message.received", "source": "phone", "storedAt": "2026-11-25T12:00:01Z",
+}
+
+var chatExample = map[string]any{
+	"accountId": ExampleAccount, "id": ExampleContactChatID, "chatPn": ExampleContactChatID, "name": "Ann", "isGroup": false,
+	"lastMessage": map[string]any{"id": ExampleAccount + ":3EB0A1B2C3D4E5F60718", "messageId": "3EB0A1B2C3D4E5F60718",
+		"from": "15551460268@s.whatsapp.net", "fromMe": true, "type": "text", "text": "Yes — it ships today.", "timestamp": 1795632060},
+	"lastActivity": 1795632060, "unreadCount": 0, "messageCount": 2, "updatedAt": "2026-11-25T12:01:00Z",
+}
+
+var mediaExample = map[string]any{
+	"mediaId": ExampleMediaID, "sha256": ExampleMediaID, "size": len(ExampleMediaBytes), "mimetype": "image/png",
+	"url": "/v1/media/" + ExampleMediaID,
+}
+
+// Operations lists every /v1 route, in the order of the examples' story.
+func Operations() []Operation {
+	acct := map[string]string{"id": ExampleAccount}
+	newAcct := map[string]string{"id": ExampleNewAccount}
+	limitCursor := []map[string]any{
+		queryParam("cursor", "string", "nextCursor of the previous page; opaque"),
+		queryParam("limit", "integer", "page size, 1 to 500 (default 50)"),
+	}
+	return []Operation{
+		{Method: "GET", Path: "/v1/openapi.json", Summary: "This document", Tag: "meta",
+			Status: 200, Response: map[string]any{"type": "object"}, ResponseEx: map[string]any{"openapi": "3.1.0", "info": map[string]any{}, "paths": map[string]any{}}},
+
+		{Method: "POST", Path: "/v1/accounts", Summary: "Create an account", Tag: "accounts",
+			BodyType: "application/json", BodySchema: ref("CreateAccount"),
+			BodyExamples: map[string]any{"sim": map[string]any{"id": ExampleNewAccount, "driver": "sim", "name": "Acme support"}},
+			Status:       201, Response: ref("Account"), ResponseEx: withFields(accountExample, map[string]any{"id": ExampleNewAccount, "state": "created", "jid": "", "name": "Acme support"}),
+			Errors: []int{400, 409}},
+		{Method: "GET", Path: "/v1/accounts", Summary: "List accounts", Tag: "accounts",
+			Status: 200, Response: obj(map[string]any{"accounts": arr(ref("Account"))}), ResponseEx: map[string]any{"accounts": []any{accountExample}}},
+		{Method: "GET", Path: "/v1/accounts/{id}", Summary: "Read an account", Tag: "accounts", PathExamples: acct,
+			Status: 200, Response: ref("Account"), ResponseEx: accountExample, Errors: []int{404}},
+		{Method: "POST", Path: "/v1/accounts/{id}/connect", Summary: "Connect (pair or reconnect)", Tag: "accounts", PathExamples: newAcct,
+			Status: 202, Response: ref("Account"), ResponseEx: withFields(accountExample, map[string]any{"id": ExampleNewAccount, "state": "created"}), Errors: []int{404, 409, 503}},
+		{Method: "GET", Path: "/v1/accounts/{id}/qr", Summary: "Current pairing QR code (JSON, or PNG with Accept: image/png)", Tag: "accounts", PathExamples: newAcct,
+			Status: 200, Response: obj(map[string]any{"code": str("the QR code's text"), "expiresAt": str("RFC 3339")}),
+			ResponseEx: map[string]any{"code": "2@sim…", "expiresAt": "2026-11-25T12:00:20Z"}, Errors: []int{404, 409}},
+		{Method: "POST", Path: "/v1/accounts/{id}/pairing-code", Summary: "Pair by phone number: a code to type on the phone", Tag: "accounts", PathExamples: newAcct,
+			BodyType: "application/json", BodySchema: obj(map[string]any{"phone": str("the phone's number with country code")}, "phone"),
+			BodyExamples: map[string]any{"phone": map[string]any{"phone": ExampleContactPhone}},
+			Status:       200, Response: obj(map[string]any{"code": str("type it on the phone")}), ResponseEx: map[string]any{"code": "ABCD-EFGH"}, Errors: []int{400, 404, 409}},
+		{Method: "POST", Path: "/v1/accounts/{id}/sim/inbound", Summary: "Sim accounts: receive a message from an outside contact", Tag: "sim", PathExamples: acct,
+			BodyType: "application/json", BodySchema: ref("SimInbound"),
+			BodyExamples: map[string]any{"text": map[string]any{"from": ExampleContactPhone, "pushName": "Ann", "id": ExampleMessageID, "text": "Hi, is my order ready?"}},
+			Status:       201, Response: obj(map[string]any{"eventId": str(""), "messageId": str(""), "kind": str("")}),
+			ResponseEx: map[string]any{"eventId": ExampleAccount + ":" + ExampleMessageID, "messageId": ExampleMessageID, "kind": "message.received"}, Errors: []int{400, 404, 409}},
+
+		{Method: "POST", Path: "/v1/media", Summary: "Upload media (multipart field \"file\", or the raw body with its Content-Type)", Tag: "media",
+			BodyType: "image/png", BodySchema: map[string]any{"type": "string", "contentMediaType": "application/octet-stream"},
+			BodyExamples: map[string]any{"raw": ExampleMediaBytes},
+			Status:       201, Response: ref("Media"), ResponseEx: mediaExample, Errors: []int{400, 413, 415}},
+
+		{Method: "POST", Path: "/v1/accounts/{id}/messages", Summary: "Send a message: stored as pending, answered 202, status follows", Tag: "messages", PathExamples: acct,
+			Params:   []map[string]any{{"name": IdempotencyHeader, "in": "header", "description": "a retry with the same key returns the first answer instead of sending twice", "schema": map[string]any{"type": "string"}}},
+			BodyType: "application/json", BodySchema: ref("SendRequest"),
+			BodyExamples: map[string]any{
+				"text":     map[string]any{"to": ExampleContactPhone, "text": "Yes — it ships today."},
+				"reply":    map[string]any{"to": ExampleContactPhone, "text": "Tracking follows.", "replyTo": ExampleMessageID, "mentions": []string{ExampleContactPhone}},
+				"image":    map[string]any{"to": ExampleContactPhone, "media": map[string]any{"mediaId": ExampleMediaID, "mimetype": "image/png"}, "caption": "Your parcel"},
+				"document": map[string]any{"to": ExampleContactPhone, "media": map[string]any{"data": "JVBERi0xLjQK", "mimetype": "application/pdf", "filename": "invoice.pdf"}},
+				"location": map[string]any{"to": ExampleContactPhone, "location": map[string]any{"lat": 52.52, "lng": 13.405, "name": "Pick-up point"}},
+				"contact":  map[string]any{"to": ExampleContactPhone, "contact": map[string]any{"name": "Support", "phone": "+15550000000"}},
+				"reaction": map[string]any{"reaction": map[string]any{"messageId": ExampleMessageID, "emoji": "👍"}},
+			},
+			Status: 202, Response: ref("SendAccepted"),
+			ResponseEx: map[string]any{"id": ExampleAccount + ":3EB0A1B2C3D4E5F60718", "messageId": "3EB0A1B2C3D4E5F60718", "status": "pending"},
+			Errors:     []int{400, 404, 409, 413, 415, 422, 503}},
+		{Method: "GET", Path: "/v1/accounts/{id}/messages", Summary: "History, newest first, filtered and paginated", Tag: "messages", PathExamples: acct,
+			Query: "chatId=" + strings.TrimPrefix(ExampleContactPhone, "+") + "&limit=20",
+			Params: append([]map[string]any{
+				queryParam("chatId", "string", "a chat: JID or phone number"),
+				queryParam("from", "string", "a sender: JID (phone-number or LID form) or phone number"),
+				queryParam("type", "string", "text, image, video, gif, ptv, audio, voice, document, sticker, location, …"),
+				queryParam("fromMe", "boolean", "only ours (true) or only theirs (false)"),
+				queryParam("since", "string", "RFC 3339 or Unix seconds, inclusive"),
+				queryParam("until", "string", "RFC 3339 or Unix seconds, exclusive"),
+				queryParam("q", "string", "text or caption contains, ignoring case"),
+			}, limitCursor...),
+			Status: 200, Response: ref("MessagePage"), ResponseEx: map[string]any{"messages": []any{messageExample}, "nextCursor": nil}, Errors: []int{400, 404}},
+		{Method: "GET", Path: "/v1/accounts/{id}/messages/{messageId}", Summary: "One message, raw proto included", Tag: "messages",
+			PathExamples: map[string]string{"id": ExampleAccount, "messageId": ExampleMessageID},
+			Status:       200, Response: ref("Message"), ResponseEx: messageExample, Errors: []int{404}},
+		{Method: "GET", Path: "/v1/accounts/{id}/chats", Summary: "Chats by last activity, with unread counts", Tag: "messages", PathExamples: acct,
+			Params: limitCursor,
+			Status: 200, Response: obj(map[string]any{"chats": arr(ref("Chat")), "nextCursor": nullable("string")}),
+			ResponseEx: map[string]any{"chats": []any{chatExample}, "nextCursor": nil}, Errors: []int{400, 404}},
+		{Method: "GET", Path: "/v1/accounts/{id}/chats/{chatId}", Summary: "One chat", Tag: "messages",
+			PathExamples: map[string]string{"id": ExampleAccount, "chatId": ExampleContactChatID},
+			Status:       200, Response: ref("Chat"), ResponseEx: chatExample, Errors: []int{404}},
+		{Method: "GET", Path: "/v1/media/{mediaId}", Summary: "Download media (HTTP ranges, ETag)", Tag: "media",
+			PathExamples: map[string]string{"mediaId": ExampleMediaID},
+			Status:       200, ResponseRaw: "application/octet-stream", Errors: []int{404, 416}},
+
+		{Method: "POST", Path: "/v1/accounts/{id}/logout", Summary: "Unlink the phone (the account stays, logged_out)", Tag: "accounts", PathExamples: acct,
+			Status: 200, Response: ref("Account"), ResponseEx: withFields(accountExample, map[string]any{"state": "logged_out", "reason": "logged out over the API"}), Errors: []int{404, 409}},
+		{Method: "DELETE", Path: "/v1/accounts/{id}", Summary: "Delete an account (?purge=true also deletes its messages)", Tag: "accounts", PathExamples: newAcct,
+			Params: []map[string]any{queryParam("purge", "boolean", "delete the account's messages and chats too")},
+			Status: 204, Errors: []int{404}},
+	}
+}
+
+func withFields(base, over map[string]any) map[string]any {
+	out := make(map[string]any, len(base))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		out[k] = v
+	}
+	return out
+}
+
+var schemas = map[string]any{
+	"Problem": obj(map[string]any{
+		"type": str("urn:wildcat:problem:<slug>"), "title": str(""), "status": integer(""), "detail": str(""),
+		"instance": str("the request path"), "field": str("the request field at fault (e.g. to, media.url, cursor)"), "requestId": str(""),
+	}, "type", "title", "status"),
+	"CreateAccount": obj(map[string]any{"id": str("1–63 of a-z, 0-9, _ and -"), "driver": str("whatsapp or sim"), "name": str("")}, "id", "driver"),
+	"Account": obj(map[string]any{
+		"id": str(""), "driver": str(""), "name": str(""), "state": str("created, pairing, connected, disconnected or logged_out"),
+		"reason": str("why it entered the state"), "jid": str(""), "pushName": str(""), "lastError": str(""),
+		"since": str("RFC 3339"), "createdAt": str("RFC 3339"), "driverAvailable": boolean(""),
+	}),
+	"SimInbound": obj(map[string]any{
+		"from": str("the contact's number"), "pushName": str(""), "id": str("fixes the message id"), "timestamp": integer("Unix seconds"),
+		"text": str(""), "media": map[string]any{"type": "object"}, "location": map[string]any{"type": "object"},
+		"reaction": map[string]any{"type": "object"}, "replyTo": str("a message id"),
+	}, "from"),
+	"Media": obj(map[string]any{
+		"mediaId": str("SHA-256 of the bytes, hex"), "sha256": str(""), "size": integer("bytes"), "mimetype": str(""),
+		"filename": str(""), "url": str("/v1/media/{mediaId}"),
+	}),
+	"SendRequest": obj(map[string]any{
+		"to":   str("phone number (E.164) or JID; optional for reaction, edit and revoke"),
+		"text": str(""), "caption": str("for media"), "replyTo": str("id of a stored message to quote"),
+		"mentions": arr(str("phone number or JID")),
+		"media": obj(map[string]any{
+			"mediaId": str("an upload"), "url": str("fetched by the daemon (public addresses only)"), "data": str("base64"),
+			"mimetype": str(""), "filename": str(""), "kind": str("image, video, gif, audio, voice, document or sticker; default from the mimetype"),
+			"seconds": integer("duration"),
+		}),
+		"reaction": obj(map[string]any{"messageId": str(""), "emoji": str("empty removes it")}, "messageId"),
+		"location": obj(map[string]any{"lat": num(""), "lng": num(""), "name": str(""), "address": str(""), "url": str("")}, "lat", "lng"),
+		"contact":  ref("ContactCard"),
+		"contacts": arr(ref("ContactCard")),
+		"edit":     obj(map[string]any{"messageId": str("one of ours"), "text": str("")}, "messageId", "text"),
+		"revoke":   obj(map[string]any{"messageId": str("")}, "messageId"),
+	}),
+	"ContactCard": obj(map[string]any{"name": str(""), "phone": str("written into a vCard"), "vcard": str("a vCard instead")}, "name"),
+	"SendAccepted": obj(map[string]any{
+		"id": str("{accountId}:{messageId}"), "messageId": str("WhatsApp's id, chosen before sending"), "status": str("pending"),
+	}, "id", "messageId", "status"),
+	"Message": obj(map[string]any{
+		"id": str("{accountId}:{messageId}"), "accountId": str(""), "messageId": str(""), "chatId": str(""), "from": str(""),
+		"fromMe": boolean(""), "timestamp": integer("Unix seconds"), "type": str(""), "text": str("text or caption"),
+		"hasMedia": boolean(""), "mediaId": str(""), "mediaUrl": str("/v1/media/{mediaId} when stored here"),
+		"chatLid": str(""), "chatPn": str(""), "fromLid": str(""), "fromPn": str(""), "pushName": str(""),
+		"kind": str("message.received, message.sent, …"), "source": str("phone, api, rule, plugin or history"),
+		"status": str("ours: pending, sent, delivered, read, played or failed"), "error": str("why it failed"),
+		"edited": boolean(""), "revoked": boolean(""), "editHistory": arr(map[string]any{"type": "object"}),
+		"storedAt": str("RFC 3339"), "rawMessage": str("base64 protobuf (single reads only)"),
+	}),
+	"MessagePage": obj(map[string]any{"messages": arr(ref("Message")), "nextCursor": nullable("string")}, "messages", "nextCursor"),
+	"Chat": obj(map[string]any{
+		"id": str("the chat JID"), "accountId": str(""), "chatPn": str(""), "chatLid": str(""), "name": str(""), "isGroup": boolean(""),
+		"lastMessage": map[string]any{"type": "object"}, "lastActivity": integer("Unix seconds"), "unreadCount": integer(""),
+		"messageCount": integer(""), "updatedAt": str(""),
+	}),
+}
+
+// Document is the OpenAPI 3.1 document.
+func Document() map[string]any {
+	paths := map[string]any{}
+	for _, o := range Operations() {
+		item, _ := paths[o.Path].(map[string]any)
+		if item == nil {
+			item = map[string]any{}
+			paths[o.Path] = item
+		}
+		op := map[string]any{"summary": o.Summary, "tags": []string{o.Tag}, "operationId": operationID(o)}
+		params := []any{}
+		for _, name := range pathVars(o.Path) {
+			p := pathParam(name, "")
+			if ex, ok := o.PathExamples[name]; ok {
+				p["example"] = ex
+			}
+			params = append(params, p)
+		}
+		for _, p := range o.Params {
+			params = append(params, p)
+		}
+		if len(params) > 0 {
+			op["parameters"] = params
+		}
+		if o.BodyType != "" {
+			exs := map[string]any{}
+			for name, v := range o.BodyExamples {
+				exs[name] = map[string]any{"value": v}
+			}
+			content := map[string]any{o.BodyType: map[string]any{"schema": o.BodySchema, "examples": exs}}
+			if o.Path == "/v1/media" {
+				content["multipart/form-data"] = map[string]any{"schema": obj(map[string]any{
+					"file": map[string]any{"type": "string", "contentMediaType": "application/octet-stream"}}, "file")}
+			}
+			op["requestBody"] = map[string]any{"required": true, "content": content}
+		}
+		responses := map[string]any{}
+		ok := map[string]any{"description": http.StatusText(o.Status)}
+		switch {
+		case o.Response != nil:
+			mt := map[string]any{"schema": o.Response}
+			if o.ResponseEx != nil {
+				mt["example"] = o.ResponseEx
+			}
+			ok["content"] = map[string]any{"application/json": mt}
+		case o.ResponseRaw != "":
+			ok["content"] = map[string]any{o.ResponseRaw: map[string]any{"schema": map[string]any{"type": "string", "contentMediaType": o.ResponseRaw}}}
+		}
+		responses[itoa(o.Status)] = ok
+		for _, code := range o.Errors {
+			responses[itoa(code)] = map[string]any{"description": http.StatusText(code),
+				"content": map[string]any{"application/problem+json": map[string]any{"schema": ref("Problem")}}}
+		}
+		op["responses"] = responses
+		item[strings.ToLower(o.Method)] = op
+	}
+	return map[string]any{
+		"openapi": "3.1.0",
+		"info": map[string]any{
+			"title":       "Wildcat",
+			"version":     "1",
+			"description": "Self-hosted WhatsApp integration hub. Errors are RFC 9457 problem documents naming the offending field.",
+		},
+		"servers":    []any{map[string]any{"url": "http://127.0.0.1:8080"}},
+		"paths":      paths,
+		"components": map[string]any{"schemas": schemas},
+	}
+}
+
+func operationID(o Operation) string {
+	var b strings.Builder
+	b.WriteString(strings.ToLower(o.Method))
+	for _, seg := range strings.Split(strings.TrimPrefix(o.Path, "/v1/"), "/") {
+		seg = strings.Trim(seg, "{}")
+		for _, part := range strings.FieldsFunc(seg, func(r rune) bool { return r == '-' || r == '.' }) {
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	return b.String()
+}
+
+func pathVars(path string) []string {
+	var out []string
+	for _, seg := range strings.Split(path, "/") {
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			out = append(out, strings.Trim(seg, "{}"))
+		}
+	}
+	return out
+}
+
+func itoa(n int) string {
+	const digits = "0123456789"
+	return string([]byte{digits[n/100], digits[n/10%10], digits[n%10]})
+}
+
+// openapi answers GET /v1/openapi.json.
+func (s *Server) openapi(w http.ResponseWriter, r *http.Request) error {
+	return WriteJSON(w, http.StatusOK, Document())
+}

@@ -1,0 +1,436 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/media"
+	"github.com/wildcathub/wildcat/core/messages"
+	"github.com/wildcathub/wildcat/core/outgoing"
+	"github.com/wildcathub/wildcat/core/session"
+)
+
+// Sender stores and queues outgoing messages; the outgoing Sender
+// implements it.
+type Sender interface {
+	Submit(ctx context.Context, r outgoing.Request) (*messages.Message, error)
+}
+
+// sendRequest is the body of POST /v1/accounts/{id}/messages. Exactly one
+// of text, media, reaction, location, contact(s), edit and revoke is the
+// content.
+type sendRequest struct {
+	// To is a phone number (E.164, + optional) or a JID; optional for
+	// reaction, edit and revoke, which default to the target's chat.
+	To       string        `json:"to"`
+	Text     string        `json:"text"`
+	Media    *sendMedia    `json:"media"`
+	Caption  string        `json:"caption"`
+	ReplyTo  string        `json:"replyTo"`
+	Mentions []string      `json:"mentions"`
+	Reaction *sendReaction `json:"reaction"`
+	Location *sendLocation `json:"location"`
+	Contact  *sendContact  `json:"contact"`
+	Contacts []sendContact `json:"contacts"`
+	Edit     *sendEdit     `json:"edit"`
+	Revoke   *sendRevoke   `json:"revoke"`
+}
+
+// sendMedia names the bytes in exactly one way: an upload's mediaId, a URL
+// the daemon fetches, or base64 data.
+type sendMedia struct {
+	MediaID  string `json:"mediaId"`
+	URL      string `json:"url"`
+	Data     string `json:"data"`
+	Mimetype string `json:"mimetype"`
+	Filename string `json:"filename"`
+	// Kind is image, video, gif, audio, voice, document or sticker; by
+	// default it follows from the mimetype.
+	Kind    string `json:"kind"`
+	Seconds uint32 `json:"seconds"`
+}
+
+type sendReaction struct {
+	MessageID string `json:"messageId"`
+	// Emoji is the reaction; empty removes ours.
+	Emoji string `json:"emoji"`
+}
+
+type sendLocation struct {
+	Lat     *float64 `json:"lat"`
+	Lng     *float64 `json:"lng"`
+	Name    string   `json:"name"`
+	Address string   `json:"address"`
+	URL     string   `json:"url"`
+}
+
+// sendContact is a contact card: a vCard, or a name and phone number the
+// daemon writes one from.
+type sendContact struct {
+	Name  string `json:"name"`
+	Phone string `json:"phone"`
+	VCard string `json:"vcard"`
+}
+
+type sendEdit struct {
+	MessageID string `json:"messageId"`
+	Text      string `json:"text"`
+}
+
+type sendRevoke struct {
+	MessageID string `json:"messageId"`
+}
+
+type sendAccepted struct {
+	ID        string          `json:"id"`
+	MessageID string          `json:"messageId"`
+	Status    messages.Status `json:"status"`
+}
+
+// unprocessable reports a well-formed request that names something that
+// cannot be used: a recipient that is no number, a message that does not
+// exist (422).
+func unprocessable(field, format string, args ...any) *Error {
+	return &Error{Status: http.StatusUnprocessableEntity, Slug: "unprocessable", Title: "Request cannot be carried out", Field: field, Detail: fmt.Sprintf(format, args...)}
+}
+
+// send answers POST /v1/accounts/{id}/messages: it validates the request,
+// resolves media, stores the message as pending and queues it (202). The
+// message's status then follows: GET …/messages/{messageId}.
+func (h *messageRoutes) send(w http.ResponseWriter, r *http.Request) error {
+	id := mux.Vars(r)["id"]
+	var req sendRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	acct, err := h.accounts.GetAccount(ctx, id)
+	if err != nil {
+		return accountError(err)
+	}
+	if acct.State != session.StateConnected {
+		return &Error{Status: http.StatusConflict, Slug: "not-connected", Title: "Account is not connected",
+			Detail: fmt.Sprintf("account %q is %s; messages can be sent once it is connected", id, acct.State)}
+	}
+	out, err := h.build(ctx, id, &req)
+	if err != nil {
+		return err
+	}
+	if own, err := normaliseJID(acct.JID); err == nil {
+		out.From = own
+	}
+	m, err := h.sender.Submit(ctx, *out)
+	switch {
+	case errors.Is(err, outgoing.ErrBusy), errors.Is(err, outgoing.ErrClosed):
+		w.Header().Set("Retry-After", "1")
+		return Unavailable("%s; try again shortly", err.Error())
+	case errors.Is(err, messages.ErrExists):
+		return Conflict("%s", err.Error())
+	case err != nil:
+		return err
+	}
+	w.Header().Set("Location", "/v1/accounts/"+id+"/messages/"+m.MessageID)
+	return WriteJSON(w, http.StatusAccepted, sendAccepted{ID: m.ID, MessageID: m.MessageID, Status: m.Status})
+}
+
+// build turns the request into what the sender needs. Every refusal names
+// the field at fault.
+func (h *messageRoutes) build(ctx context.Context, accountID string, req *sendRequest) (*outgoing.Request, error) {
+	contents := 0
+	for _, set := range []bool{req.Text != "", req.Media != nil, req.Reaction != nil, req.Location != nil,
+		req.Contact != nil || len(req.Contacts) > 0, req.Edit != nil, req.Revoke != nil} {
+		if set {
+			contents++
+		}
+	}
+	if contents != 1 {
+		return nil, Invalid("body", "send exactly one of text, media, reaction, location, contact, contacts, edit or revoke (got %d)", contents)
+	}
+	if req.Caption != "" && req.Media == nil {
+		return nil, Invalid("caption", "only media has a caption; send text instead")
+	}
+	if req.Contact != nil && len(req.Contacts) > 0 {
+		return nil, Invalid("contacts", "send contact or contacts, not both")
+	}
+	sr := &session.SendRequest{Source: event.SourceAPI, Text: req.Text}
+	out := &outgoing.Request{AccountID: accountID, Send: sr}
+
+	// The target of a reaction, edit or revoke: it must be stored here.
+	var target *messages.Message
+	targetField, targetID := "", ""
+	switch {
+	case req.Reaction != nil:
+		targetField, targetID = "reaction.messageId", req.Reaction.MessageID
+	case req.Edit != nil:
+		targetField, targetID = "edit.messageId", req.Edit.MessageID
+	case req.Revoke != nil:
+		targetField, targetID = "revoke.messageId", req.Revoke.MessageID
+	}
+	if targetField != "" {
+		if !messageIDPattern.MatchString(targetID) {
+			return nil, Invalid(targetField, "must name a message of this account")
+		}
+		var err error
+		if target, err = h.lookup(ctx, accountID, targetField, targetID); err != nil {
+			return nil, err
+		}
+	}
+
+	switch {
+	case req.To != "":
+		to, err := normaliseJID(req.To)
+		if err != nil {
+			return nil, unprocessable("to", "%s", err.Error())
+		}
+		if target != nil && to != target.ChatID && to != target.ChatPN && to != target.ChatLID {
+			return nil, unprocessable("to", "message %s is in chat %s, not %s", targetID, target.ChatID, to)
+		}
+		sr.To = to
+	case target != nil:
+		sr.To = target.ChatID
+	default:
+		return nil, unprocessable("to", "must not be empty; send a phone number with country code (+15551234567) or a JID")
+	}
+
+	if req.ReplyTo != "" {
+		if req.Text == "" && req.Media == nil && req.Location == nil && req.Contact == nil && len(req.Contacts) == 0 {
+			return nil, Invalid("replyTo", "only text, media, location and contacts can be replies")
+		}
+		if !messageIDPattern.MatchString(req.ReplyTo) {
+			return nil, Invalid("replyTo", "%q is not a message id", req.ReplyTo)
+		}
+		q, err := h.lookup(ctx, accountID, "replyTo", req.ReplyTo)
+		if err != nil {
+			return nil, err
+		}
+		ref := &session.QuoteRef{MessageID: q.MessageID, Message: &q.Message}
+		if !q.FromMe {
+			ref.Sender = q.From
+		}
+		sr.ReplyTo = ref
+	}
+	for i, m := range req.Mentions {
+		j, err := normaliseJID(m)
+		if err != nil {
+			return nil, unprocessable(fmt.Sprintf("mentions[%d]", i), "%s", err.Error())
+		}
+		sr.Mentions = append(sr.Mentions, j)
+	}
+	if len(sr.Mentions) > 0 && req.Text == "" && req.Media == nil {
+		return nil, Invalid("mentions", "only text and media can mention")
+	}
+
+	switch {
+	case req.Media != nil:
+		if err := h.resolveMedia(ctx, req, out); err != nil {
+			return nil, err
+		}
+	case req.Reaction != nil:
+		sr.Reaction = &session.ReactionSend{MessageID: target.MessageID, FromMe: target.FromMe, Emoji: req.Reaction.Emoji}
+		if !target.FromMe {
+			sr.Reaction.Sender = target.From
+		}
+	case req.Location != nil:
+		l := req.Location
+		if l.Lat == nil || *l.Lat < -90 || *l.Lat > 90 {
+			return nil, Invalid("location.lat", "must be a latitude from -90 to 90")
+		}
+		if l.Lng == nil || *l.Lng < -180 || *l.Lng > 180 {
+			return nil, Invalid("location.lng", "must be a longitude from -180 to 180")
+		}
+		sr.Location = &event.Location{Latitude: *l.Lat, Longitude: *l.Lng, Name: l.Name, Address: l.Address, URL: l.URL}
+	case req.Contact != nil || len(req.Contacts) > 0:
+		cards := req.Contacts
+		field := "contacts"
+		if req.Contact != nil {
+			cards, field = []sendContact{*req.Contact}, "contact"
+		}
+		for i, c := range cards {
+			f := field
+			if field == "contacts" {
+				f = fmt.Sprintf("contacts[%d]", i)
+			}
+			ec, err := c.card(f)
+			if err != nil {
+				return nil, err
+			}
+			sr.Contacts = append(sr.Contacts, ec)
+		}
+	case req.Edit != nil:
+		if !target.FromMe {
+			return nil, unprocessable("edit.messageId", "only messages this account sent can be edited")
+		}
+		if strings.TrimSpace(req.Edit.Text) == "" {
+			return nil, Invalid("edit.text", "must not be empty")
+		}
+		sr.Edit = &session.EditSend{MessageID: target.MessageID, Text: req.Edit.Text}
+	case req.Revoke != nil:
+		sr.Revoke = &session.RevokeSend{MessageID: target.MessageID}
+		if !target.FromMe {
+			// Deleting someone else's message: a group admin's revoke.
+			sr.Revoke.Sender = target.From
+		}
+	}
+	return out, nil
+}
+
+func (h *messageRoutes) lookup(ctx context.Context, accountID, field, messageID string) (*messages.Message, error) {
+	m, err := h.store.Get(ctx, accountID, messageID)
+	if errors.Is(err, messages.ErrNotFound) {
+		return nil, unprocessable(field, "no message %q is stored for this account", messageID)
+	}
+	return m, err
+}
+
+// card checks a contact and writes its vCard when only a name and a phone
+// number are given.
+func (c sendContact) card(field string) (event.Contact, error) {
+	if strings.TrimSpace(c.Name) == "" {
+		return event.Contact{}, Invalid(field+".name", "must not be empty")
+	}
+	if c.VCard != "" {
+		if !strings.HasPrefix(strings.TrimSpace(c.VCard), "BEGIN:VCARD") {
+			return event.Contact{}, Invalid(field+".vcard", "is not a vCard (BEGIN:VCARD …)")
+		}
+		return event.Contact{DisplayName: c.Name, VCard: c.VCard}, nil
+	}
+	d, err := phoneDigits(c.Phone)
+	if err != nil {
+		return event.Contact{}, unprocessable(field+".phone", "%s", err.Error())
+	}
+	// waid lets WhatsApp offer "Message" on the card.
+	v := fmt.Sprintf("BEGIN:VCARD\nVERSION:3.0\nFN:%s\nTEL;type=CELL;waid=%s:+%s\nEND:VCARD", vcardEscape(c.Name), d, d)
+	return event.Contact{DisplayName: c.Name, VCard: v}, nil
+}
+
+func vcardEscape(s string) string {
+	return strings.NewReplacer("\\", "\\\\", "\n", "\\n", ",", "\\,", ";", "\\;").Replace(s)
+}
+
+// resolveMedia gets the bytes (an upload, a URL or inline data), keeps a
+// copy in the media bucket so the stored message can name it, and checks
+// the kind against the mimetype.
+func (h *messageRoutes) resolveMedia(ctx context.Context, req *sendRequest, out *outgoing.Request) error {
+	m := req.Media
+	ways := 0
+	for _, set := range []bool{m.MediaID != "", m.URL != "", m.Data != ""} {
+		if set {
+			ways++
+		}
+	}
+	if ways != 1 {
+		return Invalid("media", "give exactly one of mediaId, url and data (got %d)", ways)
+	}
+	if req.Text != "" {
+		return Invalid("text", "media carries a caption, not text")
+	}
+	var (
+		data     []byte
+		info     *media.Info
+		mimetype = m.Mimetype
+		filename = m.Filename
+	)
+	if mimetype != "" && media.BaseType(mimetype) == "" {
+		return Invalid("media.mimetype", "%q is not a MIME type such as image/jpeg", mimetype)
+	}
+	switch {
+	case m.MediaID != "":
+		b, in, err := h.media.ReadAll(ctx, m.MediaID)
+		if errors.Is(err, media.ErrNotFound) {
+			return unprocessable("media.mediaId", "no media %q is stored; upload it with POST /v1/media", m.MediaID)
+		}
+		if err != nil {
+			return err
+		}
+		data, info = b, in
+		if mimetype == "" {
+			mimetype = in.Mimetype
+		}
+		if filename == "" {
+			filename = in.Filename
+		}
+	case m.URL != "":
+		f, err := h.fetcher.Fetch(ctx, m.URL)
+		if err != nil {
+			return mediaError("media.url", err)
+		}
+		data = f.Data
+		if mimetype == "" {
+			mimetype = f.Mimetype
+		}
+		if filename == "" {
+			filename = f.Filename
+		}
+	default:
+		if mimetype == "" {
+			return Invalid("media.mimetype", "inline data needs its mimetype")
+		}
+		b, err := base64.StdEncoding.DecodeString(m.Data)
+		if err != nil {
+			return Invalid("media.data", "not valid base64: %v", err)
+		}
+		if int64(len(b)) > h.media.MaxBytes() {
+			return mediaError("media.data", &media.TooLargeError{Limit: h.media.MaxBytes()})
+		}
+		data = b
+	}
+	if len(data) == 0 {
+		return unprocessable("media", "the media is empty")
+	}
+	kind := m.Kind
+	if kind == "" {
+		kind = media.InferKind(mimetype)
+	}
+	mk, ok := mediaKinds[kind]
+	if !ok {
+		return Invalid("media.kind", "%q is not one of %s", kind, strings.Join(media.Kinds, ", "))
+	}
+	if !media.Allowed(kind, mimetype) {
+		return &Error{Status: http.StatusUnsupportedMediaType, Slug: "unsupported-media-type", Title: "Unsupported media type", Field: "media.mimetype",
+			Detail: fmt.Sprintf("%s cannot be sent as %s; use one of %s", orUnknown(mimetype), kind, strings.Join(media.AllowedTypes(kind), ", "))}
+	}
+	if (mk == session.MediaAudio || mk == session.MediaVoice || mk == session.MediaSticker) && req.Caption != "" {
+		return Invalid("caption", "%s cannot carry a caption", kind)
+	}
+	if info == nil {
+		in, err := h.media.Put(ctx, bytes.NewReader(data), mimetype, filename)
+		if err != nil {
+			return mediaError("media", err)
+		}
+		info = in
+	}
+	out.Send.Media = &session.MediaSend{Kind: mk, Data: data, Mimetype: mimetype, Filename: filename, Caption: req.Caption, Seconds: m.Seconds}
+	out.MediaID, out.MediaURL, out.MediaSHA256 = info.ID, mediaPath(info.ID), info.SHA256
+	return nil
+}
+
+func orUnknown(mimetype string) string {
+	if mimetype == "" {
+		return "media of unknown type"
+	}
+	return mimetype
+}
+
+// mediaError maps media failures to problems naming field.
+func mediaError(field string, err error) error {
+	var tooLarge *media.TooLargeError
+	switch {
+	case errors.As(err, &tooLarge):
+		return &Error{Status: http.StatusRequestEntityTooLarge, Slug: "media-too-large", Title: "Media too large", Field: field,
+			Detail: fmt.Sprintf("the media exceeds media.max_bytes (%d bytes)", tooLarge.Limit)}
+	case errors.Is(err, media.ErrForbiddenAddress):
+		return &Error{Status: http.StatusUnprocessableEntity, Slug: "url-refused", Title: "Media URL refused", Field: field,
+			Detail: err.Error() + "; the daemon does not fetch from loopback, private or link-local addresses (media.fetch_allow_private)", Err: err}
+	case errors.Is(err, media.ErrFetch):
+		return unprocessable(field, "%s", err.Error())
+	}
+	return err
+}

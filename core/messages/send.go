@@ -1,0 +1,102 @@
+package messages
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/store"
+)
+
+// ErrExists: a message with that id is already stored.
+var ErrExists = errors.New("message already stored")
+
+// StorePending stores a message the daemon is about to send, with status
+// pending, before the session is asked to send it: a send that crashes
+// half-way leaves a trace, and the id clients get back names a document at
+// once. The driver's own rendering completes it when WhatsApp accepts the
+// message (Record); MarkFailed records a refusal.
+func (s *Store) StorePending(ctx context.Context, m *Message) error {
+	m.ID = DocID(m.AccountID, m.MessageID)
+	m.FromMe = true
+	m.Status, m.StatusRank = StatusPending, 0
+	m.StoredAt = s.now().UTC()
+	m.SortKey = SortKey(m.Timestamp, m.MessageID)
+	if _, err := s.c.InsertOne(ctx, m); err != nil {
+		if store.IsDuplicateKey(err) {
+			return fmt.Errorf("message %s: %w", m.ID, ErrExists)
+		}
+		return fmt.Errorf("store pending message %s: %w", m.ID, err)
+	}
+	s.touchChat(ctx, m)
+	return nil
+}
+
+// completePending replaces the pending placeholder of one of our sends with
+// the message WhatsApp accepted. It reports true when it did (the
+// message.sent event is then new downstream) and false when the message was
+// complete already (a redelivery).
+func (s *Store) completePending(ctx context.Context, doc *Message) (bool, error) {
+	defer s.locks.lock(doc.ID)()
+	cur, err := s.get(ctx, doc.ID)
+	if err != nil {
+		return false, err
+	}
+	// Only the placeholder lacks WhatsApp's raw message.
+	if !cur.FromMe || len(cur.RawMessage) > 0 {
+		return false, nil
+	}
+	// What the placeholder knew first stays: its order (a paging client
+	// must not see it move), when it was stored, and our copy of its media.
+	doc.SortKey, doc.StoredAt = cur.SortKey, cur.StoredAt
+	doc.MediaID, doc.MediaURL = cur.MediaID, cur.MediaURL
+	doc.Source = cur.Source
+	if cur.StatusRank > doc.StatusRank {
+		doc.Status, doc.StatusRank, doc.StatusAt = cur.Status, cur.StatusRank, cur.StatusAt
+	}
+	if doc.StatusAt == nil {
+		at := s.now().UTC()
+		doc.StatusAt = &at
+	}
+	res, err := s.c.ReplaceOne(ctx, bson.D{{Key: "_id", Value: doc.ID}, {Key: "rev", Value: cur.Rev}}, doc)
+	if err != nil {
+		return false, fmt.Errorf("complete sent message %s: %w", doc.ID, err)
+	}
+	return res.MatchedCount > 0, nil
+}
+
+// MarkFailed records that sending a pending message failed, and why. A
+// message that meanwhile completed (WhatsApp took it after all) keeps its
+// status; MarkFailed then reports false.
+func (s *Store) MarkFailed(ctx context.Context, accountID, messageID, reason string) (bool, error) {
+	id := DocID(accountID, messageID)
+	defer s.locks.lock(id)()
+	res, err := s.c.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: id}, {Key: "status", Value: StatusPending}},
+		bson.D{{Key: "$set", Value: bson.D{
+			{Key: "status", Value: StatusFailed},
+			{Key: "error", Value: reason},
+			{Key: "statusAt", Value: s.now().UTC()},
+		}}})
+	if err != nil {
+		return false, fmt.Errorf("mark message %s failed: %w", id, err)
+	}
+	return res.ModifiedCount > 0, nil
+}
+
+// PendingKind is the kind of event a send of this content produces, so the
+// placeholder is listed like the message it becomes.
+func PendingKind(t event.MessageType) event.Kind {
+	switch t {
+	case event.TypeReaction:
+		return event.KindMessageReaction
+	case event.TypeEdit:
+		return event.KindMessageEdited
+	case event.TypeRevoke:
+		return event.KindMessageRevoked
+	}
+	return event.KindMessageSent
+}
