@@ -29,6 +29,7 @@ test:
 	sdk/proto/install-tools.sh
 	env -u WILDCAT_MONGODB_URI WILDCAT_TEST_MONGODB_URI="$(TEST_URI)" \
 		$(GO) test -race -count=1 -timeout 14m $(TESTFLAGS) ./...
+	$(GO) run ./cmd/wildcatd rules test --all --dir scripts
 
 ## bench: benchmarks, each figure beside the raw limit it competes with
 bench:

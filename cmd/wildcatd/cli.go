@@ -41,6 +41,10 @@ Usage:
   wildcatd store serve [flags]    run only the embedded MongoDB-compatible store
   wildcatd accounts pair ID       pair an account: show its QR code in the terminal
           [--api URL]             (talks to the running daemon, default http://127.0.0.1:8080)
+  wildcatd rules test FILE        run a JavaScript rule on an event, print its actions
+          --event EVENT.json      (no side effects)
+  wildcatd rules test --all       run every scripts/**/*.test.json case
+          [--dir scripts]
   wildcatd version                print the version
   wildcatd help [command]         show help
 
@@ -77,6 +81,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return c.usageError("store: expected the subcommand serve")
 	case "accounts":
 		return c.accounts(args)
+	case "rules":
+		return c.rules(args)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "wildcatd %s (%s %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
@@ -107,6 +113,9 @@ func (c *cli) help(cmd string) int {
 		fs.Usage()
 	case "accounts":
 		fs, _, _, _ := accountsFlags(c.stdout)
+		fs.Usage()
+	case "rules":
+		fs, _, _, _, _, _ := rulesFlags(c.stdout)
 		fs.Usage()
 	default:
 		return c.usageError(fmt.Sprintf("no help for %q", cmd))

@@ -1,0 +1,220 @@
+package rules
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/wildcathub/wildcat/core/store"
+	"github.com/wildcathub/wildcat/core/store/storetest"
+)
+
+// clock is a settable time source for expiry.
+type clock struct{ ns atomic.Int64 }
+
+func newClock() *clock {
+	c := &clock{}
+	c.ns.Store(time.Date(2026, 1, 7, 12, 0, 0, 0, time.UTC).UnixNano())
+	return c
+}
+func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// TestKVSemantics runs the same checks on both stores.
+func TestKVSemantics(t *testing.T) {
+	for name, mk := range map[string]func(t *testing.T, now func() time.Time) KV{
+		"mongo":  func(t *testing.T, now func() time.Time) KV { return NewMongoKV(storetest.NewDatabase(t), now) },
+		"memory": func(t *testing.T, now func() time.Time) KV { return NewMemoryKV(now) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			clk := newClock()
+			kv := mk(t, clk.now)
+			if _, ok, err := kv.Get(ctx, "r", "missing"); ok || err != nil {
+				t.Fatalf("missing key: %v %v", ok, err)
+			}
+			doc := json.RawMessage(`{"a":[1,2.5,"x",true,null],"n":{"deep":1}}`)
+			if err := kv.Set(ctx, "r", "doc", doc, 0); err != nil {
+				t.Fatal(err)
+			}
+			got, ok, err := kv.Get(ctx, "r", "doc")
+			if !ok || err != nil || !jsonEqual(got, doc) {
+				t.Fatalf("get doc: %s %v %v", got, ok, err)
+			}
+			// Namespaces are separate.
+			if _, ok, _ := kv.Get(ctx, "other", "doc"); ok {
+				t.Fatal("namespaces leak")
+			}
+
+			// incr: absent counts as 0; ttl starts with the first increment.
+			for i, want := range []float64{1, 3, 3.5} {
+				by := []float64{1, 2, 0.5}[i]
+				n, err := kv.Incr(ctx, "r", "n", by, time.Minute)
+				if err != nil || n != want {
+					t.Fatalf("incr %d: %v %v, want %v", i, n, err, want)
+				}
+				clk.advance(20 * time.Second)
+			}
+			clk.advance(time.Second) // 61 s after the first increment
+			if _, ok, _ := kv.Get(ctx, "r", "n"); ok {
+				t.Fatal("counter outlived its ttl")
+			}
+			if n, err := kv.Incr(ctx, "r", "n", 1, time.Minute); err != nil || n != 1 {
+				t.Fatalf("incr after expiry: %v %v", n, err)
+			}
+			if raw, _, _ := kv.Get(ctx, "r", "n"); string(raw) != "1" {
+				t.Fatalf("integral counter reads %s", raw)
+			}
+			if _, err := kv.Incr(ctx, "r", "doc", 1, 0); err == nil {
+				t.Fatal("incr of an object succeeded")
+			}
+
+			// set with ttl, del.
+			if err := kv.Set(ctx, "r", "tmp", json.RawMessage(`"v"`), 10*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, _ := kv.Get(ctx, "r", "tmp"); !ok {
+				t.Fatal("tmp missing before expiry")
+			}
+			clk.advance(10 * time.Second)
+			if _, ok, _ := kv.Get(ctx, "r", "tmp"); ok {
+				t.Fatal("tmp readable at expiry")
+			}
+			if ok, err := kv.Del(ctx, "r", "tmp"); ok || err != nil {
+				t.Fatalf("del of an expired key: %v %v", ok, err)
+			}
+			if ok, err := kv.Del(ctx, "r", "doc"); !ok || err != nil {
+				t.Fatalf("del: %v %v", ok, err)
+			}
+			if _, ok, _ := kv.Get(ctx, "r", "doc"); ok {
+				t.Fatal("deleted key readable")
+			}
+		})
+	}
+}
+
+func jsonEqual(a, b json.RawMessage) bool {
+	var x, y any
+	_ = json.Unmarshal(a, &x)
+	_ = json.Unmarshal(b, &y)
+	return fmt.Sprint(x) == fmt.Sprint(y)
+}
+
+func TestMongoKVDocumentsAndSweep(t *testing.T) {
+	ctx := t.Context()
+	db := storetest.NewDatabase(t)
+	clk := newClock()
+	kv := NewMongoKV(db, clk.now)
+	if err := kv.Set(ctx, "20-business-hours", "away:x", json.RawMessage(`true`), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Set(ctx, "20-business-hours", "keep", json.RawMessage(`1`), 0); err != nil {
+		t.Fatal(err)
+	}
+	// A plugin's expired entry is not ours to sweep.
+	if _, err := db.Collection(store.KV).InsertOne(ctx, bson.D{{Key: "_id", Value: "plugin:p:k"}, {Key: "expiresAt", Value: clk.now().Add(-time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	var doc bson.M
+	if err := db.Collection(store.KV).FindOne(ctx, bson.D{{Key: "_id", Value: "rule:20-business-hours:away:x"}}).Decode(&doc); err != nil {
+		t.Fatalf("document by _id: %v", err)
+	}
+	if doc["ns"] != "rule:20-business-hours" || doc["key"] != "away:x" || doc["value"] != true || doc["expiresAt"] == nil {
+		t.Fatalf("document %v", doc)
+	}
+	clk.advance(time.Hour)
+	n, err := kv.Sweep(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("sweep: %d %v", n, err)
+	}
+	for id, want := range map[string]int64{"rule:20-business-hours:away:x": 0, "rule:20-business-hours:keep": 1, "plugin:p:k": 1} {
+		if c, _ := db.Collection(store.KV).CountDocuments(ctx, bson.D{{Key: "_id", Value: id}}); c != want {
+			t.Errorf("%s: %d documents after sweep, want %d", id, c, want)
+		}
+	}
+}
+
+// FerretDB's $inc is not isolated; the in-process key lock makes
+// concurrent increments exact.
+func TestMongoKVConcurrentIncr(t *testing.T) {
+	kv := NewMongoKV(storetest.NewDatabase(t), nil)
+	const workers, each = 8, 10
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				if _, err := kv.Incr(context.Background(), "r", "hits", 1, time.Hour); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	raw, _, err := kv.Get(t.Context(), "r", "hits")
+	if err != nil || string(raw) != fmt.Sprint(workers*each) {
+		t.Fatalf("hits = %s (%v), want %d", raw, err, workers*each)
+	}
+}
+
+// The kv of a rule survives a daemon restart: a new engine on the same
+// database reads what the old one wrote.
+func TestKVPersistsAcrossEngineRestart(t *testing.T) {
+	db := storetest.NewDatabase(t)
+	src := map[string]string{"count.js": `on("message.received", (msg, ctx) => {
+  const n = ctx.kv.incr("seen");
+  const first = ctx.kv.get("first") ?? msg.message.text;
+  ctx.kv.set("first", first, {ttl: "1h"});
+  ctx.kv.set("gone", 1);
+  ctx.annotate("n", n);
+  ctx.annotate("first", first);
+  ctx.annotate("deleted", ctx.kv.del("gone"));
+});`}
+	// The deadline is generous: this test is about persistence, and the
+	// embedded engine under the race detector takes tens of ms per call.
+	e1, dir := newEngine(t, src, Options{KV: NewMongoKV(db, nil), Timeout: 10 * time.Second})
+	mustHandle(t, e1, msgEvent("hello"))
+	mustHandle(t, e1, msgEvent("again"))
+
+	e2 := New(Options{Globs: []string{dir + "/*.js"}, KV: NewMongoKV(db, nil), Timeout: 10 * time.Second})
+	if err := e2.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	got := effectsJSON(t, mustHandle(t, e2, msgEvent("after restart")))
+	want := `[{"kind":"annotate","key":"n","value":"3"},{"kind":"annotate","key":"first","value":"hello"},{"kind":"annotate","key":"deleted","value":"true"}]`
+	if got != want {
+		t.Fatalf("after restart\n got %s\nwant %s", got, want)
+	}
+}
+
+// A Go function honours the handler's deadline itself: Interrupt does not
+// reach into it.
+type slowKV struct{ KV }
+
+func (s slowKV) Get(ctx context.Context, rule, key string) (json.RawMessage, bool, error) {
+	<-ctx.Done()
+	return nil, false, fmt.Errorf("kv get %q: %w", key, ctx.Err())
+}
+
+func TestKVHonoursTheDeadline(t *testing.T) {
+	e, _ := newEngine(t, map[string]string{"a.js": `on("message.received", (msg, ctx) => {
+  try { ctx.kv.get("k"); } catch (e) { ctx.tag("caught: " + e.message); }
+});`}, Options{KV: slowKV{NewMemoryKV(nil)}, Timeout: 20 * time.Millisecond})
+	start := time.Now()
+	_, err := handle(t, e, msgEvent("x"))
+	t.Logf("kv call cut after %s", time.Since(start))
+	// The rule caught the error, yet the call ran out of its time: it
+	// counts as a timeout.
+	var re *RuleError
+	if !asRuleError(err, &re) || !re.Timeout {
+		t.Fatalf("want a timeout, got %v", err)
+	}
+	if st := e.Status()[0]; st.Timeouts != 1 {
+		t.Fatalf("status %+v", st)
+	}
+}
