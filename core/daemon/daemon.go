@@ -198,6 +198,7 @@ func (d *Daemon) Start() error {
 		d.log.Info("http listening", slog.String("addr", d.api.Addr()))
 		d.goBackground(d.startup)
 		d.goBackground(d.sweepIdempotency)
+		d.goBackground(d.failStaleSends)
 		d.goBackground(func(ctx context.Context) { d.store.Watch(ctx, d.opts.WatchInterval, nil) })
 	})
 	return err
@@ -259,6 +260,31 @@ func (d *Daemon) sweepIdempotency(ctx context.Context) {
 			d.log.Warn("idempotency sweep failed", slog.Any("error", err))
 		} else if n > 0 {
 			d.log.Debug("idempotency keys expired", slog.Int64("count", n))
+		}
+	}
+}
+
+// staleSendAge is how old a pending send must be before it is declared
+// failed: far beyond a live send's timeout (2 min), so a send still running
+// on another daemon sharing the database is never touched.
+const staleSendAge = 10 * time.Minute
+
+// failStaleSends marks failed the sends a dead daemon stored as pending but
+// never finished, so clients learn they did not happen and can resend.
+func (d *Daemon) failStaleSends(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := d.messages.FailStalePending(ctx, time.Now().Add(-staleSendAge), "the daemon stopped before the send was finished; send it again")
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("stale send sweep failed", slog.Any("error", err))
+		} else if n > 0 {
+			d.log.Warn("sends left pending by a stopped daemon marked failed", slog.Int("count", n))
 		}
 	}
 }

@@ -126,3 +126,34 @@ func TestHistoryCursor(t *testing.T) {
 		t.Fatalf("SortKey %q", k)
 	}
 }
+
+// TestFailStalePending: placeholders older than the cutoff (their daemon
+// died mid-send) become failed with the reason; newer ones, and messages
+// that completed, are left alone.
+func TestFailStalePending(t *testing.T) {
+	s := messages.New(storetest.NewDatabase(t), nil)
+	for _, id := range []string{"P1", "P2", "DONE"} {
+		if err := s.StorePending(ctx(t), pending(id, "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Record(ctx(t), msgEvent(event.KindMessageSent, "DONE", "x", true)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.FailStalePending(ctx(t), time.Now().Add(-time.Minute), "gone"); err != nil || n != 0 {
+		t.Fatalf("a cutoff before every message marked %d (%v)", n, err)
+	}
+	n, err := s.FailStalePending(ctx(t), time.Now().Add(time.Minute), "the daemon stopped before sending")
+	if err != nil || n != 2 {
+		t.Fatalf("marked %d (%v), want the 2 placeholders", n, err)
+	}
+	for id, want := range map[string]messages.Status{"P1": messages.StatusFailed, "P2": messages.StatusFailed, "DONE": messages.StatusSent} {
+		m, err := s.Get(ctx(t), "acme", id)
+		if err != nil || m.Status != want {
+			t.Fatalf("%s: %v %v, want %s", id, m.Status, err, want)
+		}
+		if want == messages.StatusFailed && m.Error != "the daemon stopped before sending" {
+			t.Fatalf("%s: reason %q", id, m.Error)
+		}
+	}
+}

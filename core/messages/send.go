@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/store"
@@ -99,4 +101,38 @@ func PendingKind(t event.MessageType) event.Kind {
 		return event.KindMessageRevoked
 	}
 	return event.KindMessageSent
+}
+
+// FailStalePending marks failed every message still pending that was stored
+// before cutoff: a daemon that died between storing a send and finishing it
+// leaves its placeholder behind, and clients must learn the send did not
+// happen. The cutoff is far beyond any live send's timeout, so a send still
+// running on another daemon sharing the database is never touched. It
+// returns how many it marked.
+func (s *Store) FailStalePending(ctx context.Context, cutoff time.Time, reason string) (int, error) {
+	cur, err := s.c.Find(ctx, bson.D{
+		{Key: "status", Value: StatusPending},
+		{Key: "storedAt", Value: bson.D{{Key: "$lt", Value: cutoff.UTC()}}},
+	}, options.Find().SetProjection(bson.D{{Key: "accountId", Value: 1}, {Key: "messageId", Value: 1}}).SetLimit(1000))
+	if err != nil {
+		return 0, fmt.Errorf("find stale pending messages: %w", err)
+	}
+	var stale []struct {
+		AccountID string `bson:"accountId"`
+		MessageID string `bson:"messageId"`
+	}
+	if err := cur.All(ctx, &stale); err != nil {
+		return 0, fmt.Errorf("read stale pending messages: %w", err)
+	}
+	n := 0
+	for _, m := range stale {
+		ok, err := s.MarkFailed(ctx, m.AccountID, m.MessageID, reason)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
 }
