@@ -77,26 +77,34 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// startPair runs `wildcatd accounts pair ID` against base and returns once
+// it has printed at least codes QR codes; done receives its exit.
+func startPair(t *testing.T, base, id string, codes int) (stdout, stderr *syncBuffer, done chan error) {
+	t.Helper()
+	cmd := exec.Command(binary, "accounts", "pair", id, "--api", base, "--interval", "20ms", "--timeout", "2m")
+	cmd.Env = cleanEnv()
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done = make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	poll.Until(t, 60*time.Second, func() error {
+		if n := strings.Count(stdout.String(), "Scan with WhatsApp"); n < codes {
+			return fmt.Errorf("%d QR codes printed so far:\n%s%s", n, stdout, stderr)
+		}
+		return nil
+	})
+	return stdout, stderr, done
+}
+
 // TestAccountsPairPrintsQRUntilConnected runs `wildcatd accounts pair`
 // against a running daemon: it prints rotating QR codes and exits 0 once
 // the (simulated) phone has scanned one.
 func TestAccountsPairPrintsQRUntilConnected(t *testing.T) {
 	d, base, _ := pairDaemon(t)
-	cmd := exec.Command(binary, "accounts", "pair", "demo", "--api", base, "--interval", "20ms", "--timeout", "2m")
-	cmd.Env = cleanEnv()
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	poll.Until(t, 60*time.Second, func() error {
-		if n := strings.Count(stdout.String(), "Scan with WhatsApp"); n < 2 {
-			return fmt.Errorf("%d QR codes printed so far:\n%s%s", n, stdout, stderr)
-		}
-		return nil
-	})
+	stdout, stderr, done := startPair(t, base, "demo", 2)
 	if !strings.ContainsAny(stdout.String(), "▀▄█") {
 		t.Fatalf("no QR blocks in the output:\n%s", stdout)
 	}
@@ -120,21 +128,7 @@ func TestAccountsPairPrintsQRUntilConnected(t *testing.T) {
 // phone scans it, and the command reports the linked JID.
 func TestAccountsPairWhatsApp(t *testing.T) {
 	_, base, wa := pairDaemon(t)
-	cmd := exec.Command(binary, "accounts", "pair", "phone", "--api", base, "--interval", "20ms", "--timeout", "2m")
-	cmd.Env = cleanEnv()
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	poll.Until(t, 60*time.Second, func() error {
-		if !strings.Contains(stdout.String(), "Scan with WhatsApp") {
-			return fmt.Errorf("no QR printed yet:\n%s%s", stdout, stderr)
-		}
-		return nil
-	})
+	stdout, stderr, done := startPair(t, base, "phone", 1)
 	resp, err := http.Get(base + "/v1/accounts/phone/qr")
 	if err != nil {
 		t.Fatal(err)
