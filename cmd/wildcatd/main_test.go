@@ -138,6 +138,7 @@ func TestBadConfigExits2(t *testing.T) {
 		{"port out of range", "http:\n  addr: 127.0.0.1:99999\n", nil, "http.addr"},
 		{"wrong type", "log: [1, 2]\n", nil, "log"},
 		{"bad env value", "", []string{"WILDCAT_LOG_FORMAT=xml"}, "log.format"},
+		{"bad pipeline stage", "pipeline:\n  - {name: ok, builtin: log}\n  - {name: x, builtin: nope}\n", nil, `pipeline[1] "x"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,7 +28,14 @@ const (
 	ExampleMessageID     = "3EB0C0FFEE000001"
 	ExampleContactPhone  = "+15551234567"
 	ExampleContactChatID = "15551234567@s.whatsapp.net"
+	// ExampleSink is the sink target of the pipeline example. No sinks are
+	// built into wildcatd yet; the example daemon registers one by this name.
+	ExampleSink = "webhooks"
 )
+
+// ExampleDeliveryID is the outbox job delivering the example message to
+// ExampleSink.
+const ExampleDeliveryID = ExampleAccount + ":" + ExampleMessageID + "|" + ExampleSink
 
 // Operation is one documented route.
 type Operation struct {
@@ -101,6 +108,31 @@ var chatExample = map[string]any{
 	"lastActivity": 1795632060, "unreadCount": 0, "messageCount": 2, "updatedAt": "2026-11-25T12:01:00Z",
 }
 
+var stageStatsExample = []any{
+	map[string]any{"name": "vip", "kind": "builtin", "mode": "inline", "in": 0, "actions": map[string]any{}, "errors": 0, "timeouts": 0,
+		"dropped": 0, "enqueued": 0, "deadLetters": 0, "calls": 0, "meanLatencyNs": 0},
+	map[string]any{"name": ExampleSink, "kind": "sink", "mode": "sink", "target": ExampleSink, "in": 0, "actions": map[string]any{}, "errors": 0,
+		"timeouts": 0, "dropped": 0, "enqueued": 0, "deadLetters": 0, "calls": 0, "meanLatencyNs": 0},
+}
+
+var pipelineExample = map[string]any{"generation": 2, "stages": stageStatsExample, "queued": 0, "activeChats": 0}
+
+var deliveryExample = map[string]any{
+	"id": ExampleDeliveryID, "eventId": ExampleAccount + ":" + ExampleMessageID, "target": ExampleSink, "accountId": ExampleAccount,
+	"state": "done", "attempts": 1, "runAt": "2026-11-25T12:00:01Z", "firstAttemptAt": "2026-11-25T12:00:01Z",
+	"createdAt": "2026-11-25T12:00:01Z", "updatedAt": "2026-11-25T12:00:01Z",
+	"log":   []any{map[string]any{"at": "2026-11-25T12:00:01Z", "durationMs": 12, "result": "ok", "status": 200}},
+	"event": map[string]any{"id": ExampleAccount + ":" + ExampleMessageID, "kind": "message.received", "accountId": ExampleAccount, "tags": []string{"vip"}},
+}
+
+// retriedExample is a job just queued again: a fresh schedule, so no
+// first attempt yet.
+func retriedExample() map[string]any {
+	j := withFields(deliveryExample, map[string]any{"state": "pending", "attempts": 0})
+	delete(j, "firstAttemptAt")
+	return j
+}
+
 var mediaExample = map[string]any{
 	"mediaId": ExampleMediaID, "sha256": ExampleMediaID, "size": len(ExampleMediaBytes), "mimetype": "image/png",
 	"url": "/v1/media/" + ExampleMediaID,
@@ -136,6 +168,15 @@ func Operations() []Operation {
 			BodyType: "application/json", BodySchema: obj(map[string]any{"phone": str("the phone's number with country code")}, "phone"),
 			BodyExamples: map[string]any{"phone": map[string]any{"phone": ExampleContactPhone}},
 			Status:       200, Response: obj(map[string]any{"code": str("type it on the phone")}), ResponseEx: map[string]any{"code": "ABCD-EFGH"}, Errors: []int{400, 404, 409}},
+		{Method: "GET", Path: "/v1/pipeline", Summary: "The running pipeline: stages with their counters", Tag: "pipeline",
+			Status: 200, Response: ref("Pipeline"), ResponseEx: withFields(pipelineExample, map[string]any{"generation": 1, "stages": []any{}})},
+		{Method: "POST", Path: "/v1/pipeline/reload", Summary: "Replace the stages (body: the complete list; config.yaml is not re-read). Events in flight finish on the old list", Tag: "pipeline",
+			BodyType: "application/json", BodySchema: obj(map[string]any{"stages": arr(ref("Stage"))}, "stages"),
+			BodyExamples: map[string]any{"tag and deliver": map[string]any{"stages": []any{
+				map[string]any{"name": "vip", "builtin": "tag", "config": map[string]any{"tag": "vip"}, "match": map[string]any{"kinds": []string{"message.received"}}},
+				map[string]any{"name": ExampleSink, "sink": ExampleSink, "match": map[string]any{"kinds": []string{"message.received"}}},
+			}}},
+			Status: 200, Response: ref("Pipeline"), ResponseEx: pipelineExample, Errors: []int{400, 409, 415}},
 		{Method: "POST", Path: "/v1/accounts/{id}/sim/inbound", Summary: "Sim accounts: receive a message from an outside contact", Tag: "sim", PathExamples: acct,
 			BodyType: "application/json", BodySchema: ref("SimInbound"),
 			BodyExamples: map[string]any{"text": map[string]any{"from": ExampleContactPhone, "pushName": "Ann", "id": ExampleMessageID, "text": "Hi, is my order ready?"}},
@@ -187,6 +228,31 @@ func Operations() []Operation {
 		{Method: "GET", Path: "/v1/media/{mediaId}", Summary: "Download media (HTTP ranges, ETag)", Tag: "media",
 			PathExamples: map[string]string{"mediaId": ExampleMediaID},
 			Status:       200, ResponseRaw: "application/octet-stream", Errors: []int{404, 416}},
+
+		{Method: "GET", Path: "/v1/deliveries", Summary: "Outbox jobs (one per event and sink), newest first, with their attempt logs", Tag: "pipeline",
+			Query: "sink=" + ExampleSink + "&limit=20",
+			Params: append([]map[string]any{
+				queryParam("state", "string", "pending, processing, done or deadletter"),
+				queryParam("sink", "string", "the sink target"),
+				queryParam("eventId", "string", ""),
+				queryParam("accountId", "string", ""),
+				queryParam("since", "string", "enqueued at or after: RFC 3339 or Unix seconds"),
+			}, limitCursor...),
+			Status: 200, Response: ref("DeliveryPage"), ResponseEx: map[string]any{"deliveries": []any{deliveryExample}, "nextCursor": nil}, Errors: []int{400}},
+		{Method: "GET", Path: "/v1/deliveries/{id}", Summary: "One outbox job", Tag: "pipeline",
+			PathExamples: map[string]string{"id": ExampleDeliveryID},
+			Status:       200, Response: ref("Delivery"), ResponseEx: deliveryExample, Errors: []int{404}},
+		{Method: "POST", Path: "/v1/deliveries/{id}/retry", Summary: "Queue a done or dead-lettered job again, due now", Tag: "pipeline",
+			PathExamples: map[string]string{"id": ExampleDeliveryID},
+			Status:       200, Response: ref("Delivery"), ResponseEx: retriedExample(), Errors: []int{404, 409}},
+		{Method: "POST", Path: "/v1/deliveries/replay", Summary: "Queue again every job matching a filter (default: dead letters)", Tag: "pipeline",
+			BodyType: "application/json", BodySchema: obj(map[string]any{
+				"state": str("deadletter (default) or done"), "sink": str(""), "eventId": str(""), "accountId": str(""),
+				"since": str("enqueued at or after (RFC 3339)"),
+			}),
+			BodyExamples: map[string]any{"dead letters of a sink": map[string]any{"sink": ExampleSink, "since": "2026-11-25T00:00:00Z"}},
+			Status:       200, Response: obj(map[string]any{"count": integer("jobs queued again")}, "count"), ResponseEx: map[string]any{"count": 0},
+			Errors: []int{400, 415}},
 
 		{Method: "POST", Path: "/v1/accounts/{id}/logout", Summary: "Unlink the phone (the account stays, logged_out)", Tag: "accounts", PathExamples: acct,
 			Status: 200, Response: ref("Account"), ResponseEx: withFields(accountExample, map[string]any{"state": "logged_out", "reason": "logged out over the API"}), Errors: []int{404, 409}},
@@ -257,7 +323,36 @@ var schemas = map[string]any{
 		"edited": boolean(""), "revoked": boolean(""), "editHistory": arr(map[string]any{"type": "object"}),
 		"storedAt": str("RFC 3339"), "rawMessage": str("base64 protobuf (single reads only)"),
 	}),
-	"MessagePage": obj(map[string]any{"messages": arr(ref("Message")), "nextCursor": nullable("string")}, "messages", "nextCursor"),
+	"Stage": obj(map[string]any{
+		"name":    str("unique"),
+		"builtin": str("tag, annotate, reply, drop or log"), "sink": str("a sink target"),
+		"rules": arr(str("glob")), "plugin": str(""),
+		"mode": str("inline or sink (default: sink for sink stages)"),
+		"match": obj(map[string]any{"kinds": arr(str("event kind or pattern")), "accounts": arr(str("")), "chat": arr(str("user, group, broadcast or status")),
+			"fromMe": boolean(""), "sources": arr(str("phone, api, rule, plugin or history")), "hasMedia": boolean("")}),
+		"timeout": integer("nanoseconds (config.yaml takes 5s)"), "onError": str("skip, retry or deadletter"),
+		"config": map[string]any{"type": "object", "description": "the kind's options, e.g. {tag: vip}"},
+	}, "name"),
+	"Pipeline": obj(map[string]any{
+		"generation": integer("increases with each reload"), "queued": integer("events submitted, not yet processed"),
+		"activeChats": integer(""),
+		"stages": arr(obj(map[string]any{
+			"name": str(""), "kind": str(""), "mode": str(""), "target": str("sink stages"), "in": integer("events matched"),
+			"actions": map[string]any{"type": "object", "description": "count per action type"}, "errors": integer(""), "timeouts": integer(""),
+			"dropped": integer(""), "enqueued": integer(""), "deadLetters": integer(""), "calls": integer(""), "meanLatencyNs": integer(""),
+		})),
+	}),
+	"Delivery": obj(map[string]any{
+		"id": str("{eventId}|{target}"), "eventId": str(""), "target": str("the sink"), "accountId": str(""),
+		"state": str("pending, processing, done or deadletter"), "attempts": integer(""), "runAt": str("next attempt"),
+		"firstAttemptAt": str(""), "leaseUntil": str(""), "owner": str("the daemon holding it"), "lastError": str(""),
+		"createdAt": str(""), "updatedAt": str(""),
+		"log": arr(obj(map[string]any{"at": str(""), "durationMs": integer(""), "result": str("ok, retry or fail"),
+			"status": integer("response status"), "error": str(""), "response": str(""), "owner": str("")})),
+		"event": map[string]any{"type": "object", "description": "the event as the pipeline delivered it, tags included"},
+	}),
+	"DeliveryPage": obj(map[string]any{"deliveries": arr(ref("Delivery")), "nextCursor": nullable("string")}, "deliveries", "nextCursor"),
+	"MessagePage":  obj(map[string]any{"messages": arr(ref("Message")), "nextCursor": nullable("string")}, "messages", "nextCursor"),
 	"Chat": obj(map[string]any{
 		"id": str("the chat JID"), "accountId": str(""), "chatPn": str(""), "chatLid": str(""), "name": str(""), "isGroup": boolean(""),
 		"lastMessage": map[string]any{"type": "object"}, "lastActivity": integer("Unix seconds"), "unreadCount": integer(""),

@@ -42,6 +42,20 @@ func (s *Server) routes(opts Options) {
 		}
 	}
 
+	if opts.Pipeline != nil {
+		p := &pipelineRoutes{engine: opts.Pipeline}
+		s.Handle("/pipeline", p.get, http.MethodGet)
+		s.Handle("/pipeline/reload", p.reload, http.MethodPost)
+	}
+	if opts.Deliveries != nil {
+		dl := &deliveryRoutes{outbox: opts.Deliveries}
+		s.Handle("/deliveries", dl.list, http.MethodGet)
+		// replay before {id}: "replay" is not a job id.
+		s.Handle("/deliveries/replay", dl.replay, http.MethodPost)
+		s.Handle("/deliveries/{id}", dl.get, http.MethodGet)
+		s.Handle("/deliveries/{id}/retry", dl.retry, http.MethodPost)
+	}
+
 	s.Handle("/openapi.json", s.openapi, http.MethodGet)
 }
 

@@ -36,6 +36,10 @@ type Options struct {
 	Media       MediaStore
 	Fetcher     MediaFetcher
 	Idempotency IdempotencyStore
+	// Pipeline serves /v1/pipeline and Deliveries /v1/deliveries (the
+	// outbox); nil leaves those routes out.
+	Pipeline   Pipeline
+	Deliveries Deliveries
 }
 
 // Server owns the router and the HTTP listener.

@@ -2,56 +2,29 @@ package config
 
 import (
 	"fmt"
-	"regexp"
-	"slices"
-	"strings"
+
+	"github.com/wildcathub/wildcat/core/accountid"
 )
 
-// AccountIDPattern is the shape of an account id, wherever one is chosen
-// (config.yaml or the REST API). Ids become parts of collection names
-// (auth_{id}) and of event ids joined with ':', so they are kept to
-// lower-case letters, digits, '_' and '-'.
-var AccountIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+// The account id and driver rules live in package accountid (a leaf, so
+// the session package can use them without importing config, which imports
+// the pipeline); these names keep config's API.
+var AccountIDPattern = accountid.Pattern
 
-// Driver names an account may use. A known driver may still be missing
-// from a build (the daemon then refuses to connect such an account), but an
-// unknown one is a typo.
 const (
-	DriverWhatsApp = "whatsapp"
-	DriverSim      = "sim"
+	DriverWhatsApp    = accountid.DriverWhatsApp
+	DriverSim         = accountid.DriverSim
+	ReservedAccountID = accountid.Reserved
 )
 
 // DriverNames lists the known drivers in a stable order.
-func DriverNames() []string { return []string{DriverWhatsApp, DriverSim} }
-
-// ReservedAccountID cannot name an account: auth_lid_map is the WhatsApp
-// auth store's shared collection, not an account's auth_{id}.
-const ReservedAccountID = "lid_map"
+func DriverNames() []string { return accountid.DriverNames() }
 
 // CheckAccountID explains why id cannot name an account, or returns nil.
-func CheckAccountID(id string) error {
-	if id == ReservedAccountID {
-		return fmt.Errorf("%q is reserved (its auth collection would clash with the shared LID map); choose another id", id)
-	}
-	if AccountIDPattern.MatchString(id) {
-		return nil
-	}
-	if id == "" {
-		return fmt.Errorf("must not be empty")
-	}
-	return fmt.Errorf("%q is not a valid account id: use 1 to 63 lower-case letters, digits, '_' or '-', starting with a letter or digit", id)
-}
+func CheckAccountID(id string) error { return accountid.Check(id) }
 
 // CheckDriver explains why name is not a known driver, or returns nil.
-func CheckDriver(name string) error {
-	if slices.Contains(DriverNames(), name) {
-		return nil
-	}
-	if name == "" {
-		return fmt.Errorf("must not be empty (one of %s)", strings.Join(DriverNames(), ", "))
-	}
-	return fmt.Errorf("%q is not one of %s", name, strings.Join(DriverNames(), ", "))
-}
+func CheckDriver(name string) error { return accountid.CheckDriver(name) }
 
 // validateAccounts checks the accounts list; the first problem is an
 // *Error naming e.g. accounts[1].id.

@@ -9,6 +9,8 @@ package config
 
 import (
 	"time"
+
+	"github.com/wildcathub/wildcat/core/pipeline"
 )
 
 // Config is the whole daemon configuration. Field tags:
@@ -26,6 +28,8 @@ type Config struct {
 	Send    Send    `koanf:"send"`
 
 	Accounts []Account `koanf:"accounts" doc:"Accounts created at start when missing: a list of {id, driver, name}; driver is whatsapp or sim. Existing accounts keep their state; accounts made over REST need no entry."`
+
+	Pipeline []pipeline.StageConfig `koanf:"pipeline" doc:"The stages every stored event passes through, in order: a list of {name, builtin or sink, config, match, mode, timeout, onError}. Builtins: tag, annotate, reply, drop, log. Empty: events are only stored."`
 }
 
 // Account declares one account in config.yaml. Declaring is only creating:

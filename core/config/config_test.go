@@ -189,6 +189,14 @@ func TestValidationErrors(t *testing.T) {
 		{"missing driver", "accounts:\n  - {id: a}\n", nil, nil, "accounts[0].driver", "must not be empty"},
 		{"unknown account key", "accounts:\n  - {id: a, driver: sim, colour: red}\n", nil, nil, "accounts[0].colour", "unknown key"},
 		{"account not a mapping", "accounts: demo\n", nil, nil, "accounts[0]", "expected a mapping"},
+		{"pipeline unknown builtin", "pipeline:\n  - {name: a, builtin: log}\n  - {name: x, builtin: nope}\n", nil, nil, `pipeline[1] "x"`, `unknown builtin "nope"`},
+		{"pipeline duplicate stage", "pipeline:\n  - {name: a, builtin: log}\n  - {name: a, builtin: drop}\n", nil, nil, `pipeline[1] "a"`, "duplicate name"},
+		{"pipeline sink not wired", "pipeline:\n  - {name: hooks, sink: webhooks}\n", nil, nil, `pipeline[0] "hooks"`, `unknown sink "webhooks"`},
+		{"pipeline rules not wired", "pipeline:\n  - {name: r, rules: [\"scripts/*.js\"]}\n", nil, nil, `pipeline[0] "r"`, "rules are not available"},
+		{"pipeline builtin without its config", "pipeline:\n  - {name: vip, builtin: tag}\n", nil, nil, `pipeline[0] "vip"`, "config.tag"},
+		{"pipeline bad onError", "pipeline:\n  - {name: l, builtin: log, onError: explode}\n", nil, nil, `pipeline[0] "l"`, "unknown onError"},
+		{"pipeline timeout without unit", "pipeline:\n  - {name: l, builtin: log, timeout: 5}\n", nil, nil, "pipeline[0].timeout", "needs a unit"},
+		{"pipeline unknown stage key", "pipeline:\n  - {name: l, builtin: log, colour: red}\n", nil, nil, "pipeline[0].colour", "unknown key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -247,6 +255,21 @@ func TestAccountsDecode(t *testing.T) {
 	want := []Account{{ID: "demo", Driver: "sim", Name: "Demo"}, {ID: "shop_1", Driver: "whatsapp"}}
 	if !reflect.DeepEqual(got.Accounts, want) {
 		t.Fatalf("accounts = %+v, want %+v", got.Accounts, want)
+	}
+}
+
+func TestPipelineDecode(t *testing.T) {
+	got, err := Load(Source{Path: writeFile(t, "pipeline:\n  - name: vip\n    builtin: tag\n    config: {tag: vip}\n    timeout: 2s\n    match: {kinds: [message.received], accounts: [demo]}\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Pipeline) != 1 {
+		t.Fatalf("pipeline = %+v", got.Pipeline)
+	}
+	st := got.Pipeline[0]
+	if st.Name != "vip" || st.Builtin != "tag" || st.Config["tag"] != "vip" || st.Timeout != 2*time.Second ||
+		!reflect.DeepEqual(st.Match.Kinds, []string{"message.received"}) || !reflect.DeepEqual(st.Match.Accounts, []string{"demo"}) {
+		t.Fatalf("stage = %+v", st)
 	}
 }
 

@@ -1,12 +1,15 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
+
+	"github.com/wildcathub/wildcat/core/pipeline"
 )
 
 // Validate checks values that decoded with the right type but cannot work.
@@ -36,7 +39,41 @@ func (c *Config) Validate() error {
 			return &Error{Key: ch.key, Problem: ch.err.Error()}
 		}
 	}
-	return validateAccounts(c.Accounts)
+	if err := validateAccounts(c.Accounts); err != nil {
+		return err
+	}
+	return c.ValidatePipeline(nil)
+}
+
+// ValidatePipeline compiles the pipeline against reg, the stage kinds the
+// daemon offers; nil means a registry of the builtins alone, which is all a
+// plain wildcatd has (rules, plugins and webhooks are not wired in yet). The
+// first problem is an *Error whose key names the stage, e.g.
+// `pipeline[1] "x"`, so the one-line exit-2 message says which stage.
+func (c *Config) ValidatePipeline(reg *pipeline.Registry) error {
+	if reg == nil {
+		reg = pipeline.NewRegistry()
+	}
+	err := pipeline.Compile(c.Pipeline, reg)
+	if err == nil {
+		return nil
+	}
+	var se *pipeline.StageError
+	if !errors.As(err, &se) {
+		return &Error{Key: "pipeline", Problem: err.Error()}
+	}
+	problem := se.Problem
+	if n := countStageErrors(err); n > 1 {
+		problem += fmt.Sprintf(" (and %d more problems)", n-1)
+	}
+	return &Error{Key: fmt.Sprintf("pipeline[%d] %q", se.Index, se.Name), Problem: problem}
+}
+
+func countStageErrors(err error) int {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return len(j.Unwrap())
+	}
+	return 1
 }
 
 func nonEmpty(s string) error {

@@ -35,10 +35,11 @@ type recorder struct {
 	evs []*event.Event
 }
 
-func (r *recorder) OnEvent(_ context.Context, ev *event.Event) {
+func (r *recorder) OnEvent(_ context.Context, ev *event.Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.evs = append(r.evs, ev)
+	return nil
 }
 
 func (r *recorder) matching(f func(*event.Event) bool) []*event.Event {
@@ -57,6 +58,13 @@ func (r *recorder) matching(f func(*event.Event) bool) []*event.Event {
 // sim timings. pairDelay < 0 leaves pairing to sim.Network.Scan.
 func accountsDaemon(t *testing.T, cfg config.Config, pairDelay time.Duration, rec *recorder) (*daemon.Daemon, *client) {
 	t.Helper()
+	return accountsDaemonWith(t, cfg, pairDelay, rec, nil)
+}
+
+// accountsDaemonWith is accountsDaemon with a hook to adjust the options
+// (extra sinks, a short outbox schedule).
+func accountsDaemonWith(t *testing.T, cfg config.Config, pairDelay time.Duration, rec *recorder, mutate func(*daemon.Options)) (*daemon.Daemon, *client) {
+	t.Helper()
 	opts := daemon.Options{
 		NoSignals: true,
 		Sim: sim.Options{
@@ -69,6 +77,9 @@ func accountsDaemon(t *testing.T, cfg config.Config, pairDelay time.Duration, re
 	}
 	if rec != nil {
 		opts.OnEvent = rec.OnEvent
+	}
+	if mutate != nil {
+		mutate(&opts)
 	}
 	d, err := daemon.New(cfg, opts)
 	if err != nil {

@@ -22,7 +22,9 @@ import (
 	"github.com/wildcathub/wildcat/core/logging"
 	"github.com/wildcathub/wildcat/core/media"
 	"github.com/wildcathub/wildcat/core/messages"
+	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/outgoing"
+	"github.com/wildcathub/wildcat/core/pipeline"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/sim"
 	"github.com/wildcathub/wildcat/core/session/whatsapp"
@@ -46,9 +48,17 @@ type Options struct {
 	// Sim tunes the simulator network (pairing and receipt delays); its DB
 	// and Logger are filled in by the daemon.
 	Sim sim.Options
-	// OnEvent sees every event once it is stored (the pipeline attaches
-	// here).
-	OnEvent func(ctx context.Context, ev *event.Event)
+	// OnEvent sees every event once it is stored and queued for the
+	// pipeline; an error fails the session's Emit (WhatsApp is not acked).
+	OnEvent func(ctx context.Context, ev *event.Event) error
+	// Sinks adds outbox sink targets (name → sink) that pipeline stages can
+	// name with sink: name. No sinks are built in yet; tests register theirs.
+	Sinks map[string]outbox.Sink
+	// OutboxSchedule replaces the outbox's default retry schedule (tests use
+	// a short one); OutboxPoll is how often an idle sink looks for due
+	// retries (default 1 s).
+	OutboxSchedule *outbox.Schedule
+	OutboxPoll     time.Duration
 	// ConnectRetryMin and ConnectRetryMax bound the backoff between failed
 	// session starts; zero means 1 s and 1 min.
 	ConnectRetryMin, ConnectRetryMax time.Duration
@@ -71,6 +81,15 @@ type Daemon struct {
 	media    *media.Store
 	sender   *outgoing.Sender
 	idem     *messages.Idempotency
+	registry *pipeline.Registry
+	engine   *pipeline.Engine
+	outbox   *outbox.Outbox
+	dispatch *outbox.Dispatcher
+
+	// The dispatcher runs apart from the other background work: it must
+	// outlive the sessions and the pipeline drain at shutdown.
+	dispatchCancel context.CancelFunc
+	dispatchDone   chan struct{}
 
 	ready    atomic.Bool
 	bgCtx    context.Context
@@ -106,7 +125,48 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	d.store = st
+	// From here on a failure must close the store it opened.
+	if err := d.build(cfg, opts); err != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = st.Close(sctx)
+		return nil, err
+	}
+	d.bgCtx, d.bgCancel = context.WithCancel(context.Background())
+	return d, nil
+}
+
+// build creates the components on the open store.
+func (d *Daemon) build(cfg config.Config, opts Options) error {
+	st := d.store
+	d.registry = pipeline.NewRegistry()
+	for name := range opts.Sinks {
+		d.registry.RegisterSink(name)
+	}
+	if err := cfg.ValidatePipeline(d.registry); err != nil {
+		return err
+	}
 	d.messages = messages.New(st.DB(), logging.Component(opts.Logger, "messages"))
+	octx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Exclusive: the embedded engine is ours alone, and only the in-memory
+	// schedule makes claiming fast on it (see the outbox package doc).
+	ob, err := outbox.Open(octx, st.DB(), outbox.Options{
+		Exclusive: st.Embedded(),
+		Schedule:  opts.OutboxSchedule,
+		Logger:    logging.Component(opts.Logger, "outbox"),
+	})
+	if err != nil {
+		return fmt.Errorf("open outbox: %w", err)
+	}
+	d.outbox = ob
+	d.dispatch = outbox.NewDispatcher(ob, outbox.DispatcherOptions{
+		PollInterval: opts.OutboxPoll,
+		Logger:       logging.Component(opts.Logger, "outbox"),
+	})
+	for name, sink := range opts.Sinks {
+		d.dispatch.Handle(name, sink, 4)
+	}
 	simOpts := opts.Sim
 	simOpts.DB, simOpts.Logger = st.DB(), logging.Component(opts.Logger, "sim")
 	d.sim = sim.New(simOpts)
@@ -114,12 +174,25 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 		DB:       st.DB(),
 		Messages: d.messages,
 		Logger:   logging.Component(opts.Logger, "sessions"),
-		OnEvent:  opts.OnEvent,
+		OnEvent:  d.onEvent,
 		RetryMin: opts.ConnectRetryMin,
 		RetryMax: opts.ConnectRetryMax,
 	})
 	for _, drv := range d.drivers() {
 		d.sessions.Register(drv)
+	}
+	d.engine, err = pipeline.New(pipeline.Options{
+		Registry:    d.registry,
+		Stages:      cfg.Pipeline,
+		Sender:      sessionSender{d.sessions},
+		Annotator:   d.messages,
+		Enqueuer:    ob,
+		DeadLetters: ob,
+		Progress:    d.messages,
+		Logger:      logging.Component(opts.Logger, "pipeline"),
+	})
+	if err != nil {
+		return fmt.Errorf("pipeline: %w", err)
 	}
 	d.media = media.NewStore(st.DB(), cfg.Media.MaxBytes)
 	d.idem = messages.NewIdempotency(st.DB(), cfg.HTTP.IdempotencyTTL)
@@ -144,9 +217,37 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 			AllowPrivate: cfg.Media.FetchAllowPrivate,
 		}),
 		Idempotency: d.idem,
+		Pipeline:    d.engine,
+		Deliveries:  ob,
 	})
-	d.bgCtx, d.bgCancel = context.WithCancel(context.Background())
-	return d, nil
+	return nil
+}
+
+// onEvent is the session manager's hook: every stored event enters the
+// pipeline. A failed Submit (shutting down, or the caller's context ended
+// while the queue was full) fails Emit, so the driver does not acknowledge
+// the event. The event itself is already stored: a redelivery is recognised
+// as stored and not submitted again, so re-running it is the job of
+// pipeline recovery (pipeline.Engine.Recover, not wired in yet).
+func (d *Daemon) onEvent(ctx context.Context, ev *event.Event) error {
+	if err := d.engine.Submit(ctx, ev); err != nil {
+		return fmt.Errorf("pipeline intake: %w", err)
+	}
+	if d.opts.OnEvent != nil {
+		return d.opts.OnEvent(ctx, ev)
+	}
+	return nil
+}
+
+// sessionSender sends pipeline replies straight through the account's
+// session; the driver's message.sent event stores them.
+type sessionSender struct{ m *session.Manager }
+
+func (s sessionSender) Send(ctx context.Context, accountID string, req *session.SendRequest) error {
+	if _, err := s.m.Send(ctx, accountID, req); err != nil {
+		return err
+	}
+	return nil
 }
 
 // drivers lists the session drivers built into this wildcatd; an account
@@ -177,6 +278,12 @@ func (d *Daemon) Media() *media.Store { return d.media }
 // Messages is the message store.
 func (d *Daemon) Messages() *messages.Store { return d.messages }
 
+// Pipeline is the event pipeline engine.
+func (d *Daemon) Pipeline() *pipeline.Engine { return d.engine }
+
+// Outbox is the durable delivery queue of the pipeline's sink stages.
+func (d *Daemon) Outbox() *outbox.Outbox { return d.outbox }
+
 // Store is the daemon's database connection.
 func (d *Daemon) Store() *store.Store { return d.store }
 
@@ -197,6 +304,14 @@ func (d *Daemon) Start() error {
 		}
 		d.log.Info("http listening", slog.String("addr", d.api.Addr()))
 		d.goBackground(d.startup)
+		dctx, cancel := context.WithCancel(context.Background())
+		d.dispatchCancel, d.dispatchDone = cancel, make(chan struct{})
+		go func() {
+			defer close(d.dispatchDone)
+			if err := d.dispatch.Run(dctx); err != nil {
+				d.log.Error("outbox dispatcher stopped", slog.Any("error", err))
+			}
+		}()
 		d.goBackground(d.sweepIdempotency)
 		d.goBackground(d.failStaleSends)
 		d.goBackground(func(ctx context.Context) { d.store.Watch(ctx, d.opts.WatchInterval, nil) })
@@ -332,6 +447,16 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}
 		if err := d.sim.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("close sim network: %w", err))
+		}
+		// With intake stopped, the pipeline finishes what it queued (events
+		// it cannot finish in time stay stored, unprocessed); then the
+		// dispatcher hands back its in-flight jobs for the next start.
+		if err := d.engine.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drain pipeline: %w", err))
+		}
+		if d.dispatchCancel != nil {
+			d.dispatchCancel()
+			<-d.dispatchDone
 		}
 		// The store gets its own short deadline: even after a drain that ran
 		// out of time, closing it cleanly keeps the embedded files consistent.

@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/wildcathub/wildcat/core/api"
+	"github.com/wildcathub/wildcat/core/daemon"
+	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/poll"
 )
 
@@ -79,7 +82,11 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 // document's order, to a running daemon: each must get the documented
 // status and a body with every field of the documented response example.
 func TestOpenAPIExamplesRun(t *testing.T) {
-	d, c := accountsDaemon(t, accountsConfig(t), -1, nil) // pairing waits for Scan: acme stays pairing
+	// Pairing waits for Scan: acme stays pairing. The pipeline examples
+	// deliver to a sink by the example's name.
+	d, c := accountsDaemonWith(t, accountsConfig(t), -1, nil, func(o *daemon.Options) {
+		o.Sinks = map[string]outbox.Sink{api.ExampleSink: outbox.SinkFunc(func(context.Context, *outbox.Job) outbox.Result { return outbox.OK() })}
+	})
 	c.must(c.post("/v1/accounts", `{"id":"demo","driver":"sim","name":"Demo"}`), 201)
 	c.must(c.post("/v1/accounts/demo/connect", ""), 202)
 	poll.Until(t, 30*time.Second, func() error { return d.Sim().Scan("demo") })

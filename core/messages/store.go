@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -96,6 +97,10 @@ type Message struct {
 	MediaID string `bson:"mediaId,omitempty" json:"mediaId,omitempty"`
 	// Error is why a send failed (status failed).
 	Error string `bson:"error,omitempty" json:"error,omitempty"`
+
+	// Tags and Annotations were added by pipeline stages (Annotate).
+	Tags        []string          `bson:"tags,omitempty" json:"tags,omitempty"`
+	Annotations map[string]string `bson:"annotations,omitempty" json:"annotations,omitempty"`
 
 	StoredAt time.Time `bson:"storedAt" json:"storedAt"`
 	// SortKey orders history: see SortKey. It is set once, when the message
@@ -369,4 +374,46 @@ func (s *Store) DeleteAccount(ctx context.Context, accountID string) (int64, err
 		return 0, fmt.Errorf("purge messages of %s: %w", accountID, err)
 	}
 	return res.DeletedCount, s.purgeChats(ctx, accountID)
+}
+
+// Annotate adds tags (as a set) and sets annotations (by key) on the
+// message document of ev — the pipeline's Annotator. Its _id is the event id
+// for every event that has a document; other events match nothing, which is
+// fine: they have nowhere to show tags. Repeating it changes nothing, so a
+// pipeline re-run after a crash is harmless.
+func (s *Store) Annotate(ctx context.Context, ev *event.Event, tags []string, annotations map[string]string) error {
+	update := bson.D{}
+	if len(tags) > 0 {
+		update = append(update, bson.E{Key: "$addToSet", Value: bson.D{{Key: "tags", Value: bson.D{{Key: "$each", Value: tags}}}}})
+	}
+	if len(annotations) > 0 {
+		set := bson.D{}
+		for k, v := range annotations {
+			// A dot or leading $ would address a nested field or an operator.
+			if k == "" || strings.ContainsAny(k, ".\x00") || strings.HasPrefix(k, "$") {
+				return fmt.Errorf("annotate %s: annotation key %q may not be empty, contain '.' or start with '$'", ev.ID, k)
+			}
+			set = append(set, bson.E{Key: "annotations." + k, Value: v})
+		}
+		update = append(update, bson.E{Key: "$set", Value: set})
+	}
+	if len(update) == 0 {
+		return nil
+	}
+	if _, err := s.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: ev.ID}}, update); err != nil {
+		return fmt.Errorf("annotate message %s: %w", ev.ID, err)
+	}
+	return nil
+}
+
+// MarkProcessed records that the event's message went through the whole
+// pipeline (pipelineDone, pipelineAt): one update by _id, the write the
+// embedded engine answers from an index. See pipeline.StoreProgress.
+func (s *Store) MarkProcessed(ctx context.Context, eventID string) error {
+	_, err := s.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: eventID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "pipelineDone", Value: true}, {Key: "pipelineAt", Value: s.now().UTC()}}}})
+	if err != nil {
+		return fmt.Errorf("mark event %s processed: %w", eventID, err)
+	}
+	return nil
 }

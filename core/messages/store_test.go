@@ -219,3 +219,42 @@ func TestListAndPurge(t *testing.T) {
 		t.Fatalf("purge: %d %v", n, err)
 	}
 }
+
+// TestAnnotateAndMarkProcessed: pipeline tags are a set and annotations are
+// set by key, so a re-run after a crash changes nothing; MarkProcessed
+// records the end of the pipeline.
+func TestAnnotateAndMarkProcessed(t *testing.T) {
+	db := storetest.NewDatabase(t)
+	s := messages.New(db, nil)
+	ev := msgEvent(event.KindMessageReceived, "A1", "hello", false)
+	if _, err := s.Record(ctx(t), ev); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.Annotate(ctx(t), ev, []string{"vip", "sales"}, map[string]string{"team": "emea"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Annotate(ctx(t), ev, []string{"vip"}, map[string]string{"prio": "high"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Annotate(ctx(t), ev, nil, map[string]string{"a.b": "x"}); err == nil {
+		t.Fatal("a dotted annotation key was accepted")
+	}
+	m, err := s.Get(ctx(t), "acme", "A1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(m.Tags) != "[vip sales]" || m.Annotations["team"] != "emea" || m.Annotations["prio"] != "high" || len(m.Annotations) != 2 {
+		t.Fatalf("tags %v annotations %v", m.Tags, m.Annotations)
+	}
+	if err := s.MarkProcessed(ctx(t), ev.ID); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Done bool `bson:"pipelineDone"`
+	}
+	if err := db.Collection(store.Messages).FindOne(ctx(t), bson.D{{Key: "_id", Value: ev.ID}}).Decode(&doc); err != nil || !doc.Done {
+		t.Fatalf("pipelineDone %v, %v", doc.Done, err)
+	}
+}

@@ -12,7 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/wildcathub/wildcat/core/config"
+	"github.com/wildcathub/wildcat/core/accountid"
 	"github.com/wildcathub/wildcat/core/store"
 )
 
@@ -201,10 +201,10 @@ func (l *stripedLock) lock(id string) (unlock func()) {
 
 // validateSpec checks an account to be created.
 func validateSpec(spec AccountSpec) error {
-	if err := config.CheckAccountID(spec.ID); err != nil {
+	if err := accountid.Check(spec.ID); err != nil {
 		return &InvalidError{Field: "id", Reason: err.Error()}
 	}
-	if err := config.CheckDriver(spec.Driver); err != nil {
+	if err := accountid.CheckDriver(spec.Driver); err != nil {
 		return &InvalidError{Field: "driver", Reason: err.Error()}
 	}
 	if len(spec.Name) > 256 {

@@ -25,8 +25,9 @@ type ManagerOptions struct {
 	Logger   *slog.Logger
 	// OnEvent sees every event once it is stored (the pipeline's intake).
 	// Redelivered message events that were already stored are not passed
-	// on again.
-	OnEvent func(ctx context.Context, ev *event.Event)
+	// on again. An error fails Emit, so the driver does not acknowledge the
+	// event to WhatsApp; the event stays stored, for pipeline recovery.
+	OnEvent func(ctx context.Context, ev *event.Event) error
 	// RetryMin and RetryMax bound the backoff between failed Connect calls;
 	// zero means 1 s and 1 min.
 	RetryMin, RetryMax time.Duration
@@ -40,7 +41,7 @@ type Manager struct {
 	db       *mongo.Database
 	msgs     *messages.Store
 	log      *slog.Logger
-	onEvent  func(ctx context.Context, ev *event.Event)
+	onEvent  func(ctx context.Context, ev *event.Event) error
 	retryMin time.Duration
 	retryMax time.Duration
 

@@ -177,3 +177,25 @@ func TestUnavailableDriverAndValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestEmitFailsWhenOnEventFails: an event the pipeline could not take is
+// not acknowledged, so the driver does not tell WhatsApp it was handled.
+func TestEmitFailsWhenOnEventFails(t *testing.T) {
+	db := storetest.NewDatabase(t)
+	refuse := errors.New("pipeline is closed")
+	var seen atomic.Int32
+	m := session.NewManager(session.ManagerOptions{DB: db, Messages: messages.New(db, nil),
+		OnEvent: func(context.Context, *event.Event) error { seen.Add(1); return refuse }})
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	ctx := context.Background()
+	if _, err := m.CreateAccount(ctx, session.AccountSpec{ID: "a", Driver: "sim"}); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := event.NewAccountEvent(event.KindAccountDisconnected, "a", time.Now(), event.AccountState{State: event.AccountDisconnected})
+	if err := m.Emit(ctx, ev); !errors.Is(err, refuse) {
+		t.Fatalf("Emit = %v, want the hook's error", err)
+	}
+	if seen.Load() != 1 {
+		t.Fatalf("hook called %d times", seen.Load())
+	}
+}

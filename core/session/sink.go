@@ -28,7 +28,7 @@ func (s *accountSink) Emit(ctx context.Context, ev *event.Event) error {
 // Emit stores ev — messages in the messages collection, receipts, edits and
 // revokes applied to the message they target, account state in the account
 // document — and then hands it to OnEvent. It returns nil only once the
-// event is stored, and is idempotent by event id.
+// event is stored and OnEvent took it, and is idempotent by event id.
 func (m *Manager) Emit(ctx context.Context, ev *event.Event) error {
 	if err := ev.Validate(); err != nil {
 		return fmt.Errorf("emit: %w", err)
@@ -42,7 +42,9 @@ func (m *Manager) Emit(ctx context.Context, ev *event.Event) error {
 		return nil
 	}
 	if m.onEvent != nil {
-		m.onEvent(ctx, ev)
+		if err := m.onEvent(ctx, ev); err != nil {
+			return fmt.Errorf("hand %s event %q on: %w", ev.Kind, ev.ID, err)
+		}
 	}
 	return nil
 }

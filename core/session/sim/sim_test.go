@@ -45,10 +45,11 @@ func newWorld(t *testing.T, opts sim.Options) *world {
 	}
 	w.net = sim.New(opts)
 	w.msgs = messages.New(db, nil)
-	w.mgr = session.NewManager(session.ManagerOptions{DB: db, Messages: w.msgs, OnEvent: func(_ context.Context, ev *event.Event) {
+	w.mgr = session.NewManager(session.ManagerOptions{DB: db, Messages: w.msgs, OnEvent: func(_ context.Context, ev *event.Event) error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		w.evs = append(w.evs, ev)
+		return nil
 	}})
 	w.mgr.Register(w.net)
 	t.Cleanup(func() {
