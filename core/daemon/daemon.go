@@ -175,8 +175,13 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		Messages: d.messages,
 		Logger:   logging.Component(opts.Logger, "sessions"),
 		OnEvent:  d.onEvent,
-		RetryMin: opts.ConnectRetryMin,
-		RetryMax: opts.ConnectRetryMax,
+		// Per account, before its session opens: live events of a chat
+		// cannot overtake its recovered ones, and a daemon that takes an
+		// account over recovers exactly that account. d.engine is set
+		// below, before any session starts (Start).
+		BeforeOpen: d.recover,
+		RetryMin:   opts.ConnectRetryMin,
+		RetryMax:   opts.ConnectRetryMax,
 	})
 	for _, drv := range d.drivers() {
 		d.sessions.Register(drv)
@@ -226,9 +231,9 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 // onEvent is the session manager's hook: every stored event enters the
 // pipeline. A failed Submit (shutting down, or the caller's context ended
 // while the queue was full) fails Emit, so the driver does not acknowledge
-// the event. The event itself is already stored: a redelivery is recognised
-// as stored and not submitted again, so re-running it is the job of
-// pipeline recovery (pipeline.Engine.Recover, not wired in yet).
+// the event. The event itself is already stored, unfinished: a redelivery
+// submits it again, and so does recovery (recover) at the account's next
+// session start.
 func (d *Daemon) onEvent(ctx context.Context, ev *event.Event) error {
 	if err := d.engine.Submit(ctx, ev); err != nil {
 		return fmt.Errorf("pipeline intake: %w", err)
@@ -238,6 +243,18 @@ func (d *Daemon) onEvent(ctx context.Context, ev *event.Event) error {
 	}
 	return nil
 }
+
+// recover submits the account's stored events the pipeline had not
+// finished (the previous daemon died, or its drain ran out of time).
+func (d *Daemon) recover(ctx context.Context, accountID string) error {
+	n, err := d.engine.Recover(ctx, d.messages, accountID)
+	if n > 0 {
+		d.log.Info("unfinished events resubmitted to the pipeline", slog.String("account", accountID), slog.Int("count", n))
+	}
+	return err
+}
+
+var _ pipeline.Unprocessed = (*messages.Store)(nil)
 
 // sessionSender sends pipeline replies straight through the account's
 // session; the driver's message.sent event stores them.

@@ -102,6 +102,17 @@ type Message struct {
 	Tags        []string          `bson:"tags,omitempty" json:"tags,omitempty"`
 	Annotations map[string]string `bson:"annotations,omitempty" json:"annotations,omitempty"`
 
+	// Edit and Revoke keep the payload of a message.edited / .revoked
+	// document, so that the event can be rebuilt (Event) for pipeline
+	// recovery.
+	Edit   *event.Edit   `bson:"edit,omitempty" json:"-"`
+	Revoke *event.Revoke `bson:"revoke,omitempty" json:"-"`
+
+	// PipelineDone is false from Record until the pipeline finished the
+	// event (MarkProcessed sets it true); documents stored before the field
+	// existed lack it and count as processed. See pipeline.Recover.
+	PipelineDone *bool `bson:"pipelineDone,omitempty" json:"-"`
+
 	StoredAt time.Time `bson:"storedAt" json:"storedAt"`
 	// SortKey orders history: see SortKey. It is set once, when the message
 	// is first stored, and never changes, so a paging client never sees a
@@ -158,8 +169,12 @@ func (s *Store) Record(ctx context.Context, ev *event.Event) (inserted bool, err
 		Kind:       ev.Kind,
 		Source:     ev.Source,
 		Reaction:   ev.Reaction,
+		Edit:       ev.Edit,
+		Revoke:     ev.Revoke,
 		StoredAt:   s.now().UTC(),
 	}
+	notDone := false
+	doc.PipelineDone = &notDone
 	m.Raw = nil
 	if m.AccountID == "" {
 		m.AccountID = ev.AccountID

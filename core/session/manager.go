@@ -24,10 +24,15 @@ type ManagerOptions struct {
 	Messages *messages.Store
 	Logger   *slog.Logger
 	// OnEvent sees every event once it is stored (the pipeline's intake).
-	// Redelivered message events that were already stored are not passed
-	// on again. An error fails Emit, so the driver does not acknowledge the
+	// Redelivered message events that were already stored are passed on
+	// again only while their pipelineDone is false. An error fails Emit, so the driver does not acknowledge the
 	// event to WhatsApp; the event stays stored, for pipeline recovery.
 	OnEvent func(ctx context.Context, ev *event.Event) error
+	// BeforeOpen runs before an account's session is opened, so before it
+	// can emit anything: the daemon recovers the account's stored but
+	// unfinished events there (pipeline.Engine.Recover), which keeps live
+	// events from overtaking them. An error is retried like a failed start.
+	BeforeOpen func(ctx context.Context, accountID string) error
 	// RetryMin and RetryMax bound the backoff between failed Connect calls;
 	// zero means 1 s and 1 min.
 	RetryMin, RetryMax time.Duration
@@ -42,6 +47,7 @@ type Manager struct {
 	msgs     *messages.Store
 	log      *slog.Logger
 	onEvent  func(ctx context.Context, ev *event.Event) error
+	before   func(ctx context.Context, accountID string) error
 	retryMin time.Duration
 	retryMax time.Duration
 
@@ -84,6 +90,7 @@ func NewManager(opts ManagerOptions) *Manager {
 		msgs:     opts.Messages,
 		log:      opts.Logger,
 		onEvent:  opts.OnEvent,
+		before:   opts.BeforeOpen,
 		retryMin: opts.RetryMin,
 		retryMax: opts.RetryMax,
 		drivers:  map[string]Driver{},
@@ -193,6 +200,11 @@ func (m *Manager) openAndConnect(ctx context.Context, a *AccountInfo, d Driver, 
 	sess := r.sess
 	m.mu.Unlock()
 	if sess == nil {
+		if m.before != nil {
+			if err := m.before(ctx, a.ID); err != nil {
+				return fmt.Errorf("before opening session: %w", err)
+			}
+		}
 		var err error
 		sess, err = d.Open(m.ctx, Account{ID: a.ID, Name: a.Name}, &accountSink{m: m, id: a.ID})
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/messages"
 )
 
 // accountSink is the Sink one session reports to. It pins the account id,
@@ -38,8 +39,19 @@ func (m *Manager) Emit(ctx context.Context, ev *event.Event) error {
 		return fmt.Errorf("store %s event %q: %w", ev.Kind, ev.ID, err)
 	}
 	if !fresh {
-		m.log.Debug("event already stored", slog.String("account", ev.AccountID), slog.String("event_id", ev.ID))
-		return nil
+		// A redelivered message whose first run did not finish the pipeline
+		// (the daemon died, or OnEvent refused it) goes through it again:
+		// the stages are idempotent, so a run still queued is harmless.
+		pending, err := m.redeliveredPending(ctx, ev)
+		if err != nil {
+			return fmt.Errorf("store %s event %q: %w", ev.Kind, ev.ID, err)
+		}
+		if !pending {
+			m.log.Debug("event already stored", slog.String("account", ev.AccountID), slog.String("event_id", ev.ID))
+			return nil
+		}
+		m.log.Debug("event already stored but not through the pipeline; submitting again",
+			slog.String("account", ev.AccountID), slog.String("event_id", ev.ID))
 	}
 	if m.onEvent != nil {
 		if err := m.onEvent(ctx, ev); err != nil {
@@ -47,6 +59,21 @@ func (m *Manager) Emit(ctx context.Context, ev *event.Event) error {
 		}
 	}
 	return nil
+}
+
+// redeliveredPending reports whether ev, a message event already stored,
+// has not finished the pipeline.
+func (m *Manager) redeliveredPending(ctx context.Context, ev *event.Event) (bool, error) {
+	switch ev.Kind {
+	case event.KindMessageReceived, event.KindMessageSent, event.KindMessageReaction,
+		event.KindMessageEdited, event.KindMessageRevoked:
+	default:
+		return false, nil
+	}
+	if ev.Message == nil {
+		return false, nil
+	}
+	return m.msgs.PipelinePending(ctx, messages.DocID(ev.AccountID, ev.Message.MessageID))
 }
 
 // store persists ev and reports whether it was new. Only message documents
