@@ -329,8 +329,8 @@ func (d *Daemon) Start() error {
 				d.log.Error("outbox dispatcher stopped", slog.Any("error", err))
 			}
 		}()
-		d.goBackground(d.sweepIdempotency)
-		d.goBackground(d.failStaleSends)
+		d.goBackground(every(time.Hour, d.sweepIdempotency))
+		d.goBackground(every(time.Minute, d.failStaleSends))
 		d.goBackground(func(ctx context.Context) { d.store.Watch(ctx, d.opts.WatchInterval, nil) })
 	})
 	return err
@@ -380,18 +380,26 @@ func (d *Daemon) startup(ctx context.Context) {
 // sweepIdempotency deletes expired Idempotency-Key records: the embedded
 // engine has no TTL indexes, so expiry is this explicit job.
 func (d *Daemon) sweepIdempotency(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if n, err := d.idem.Sweep(ctx); err != nil {
-			d.log.Warn("idempotency sweep failed", slog.Any("error", err))
-		} else if n > 0 {
-			d.log.Debug("idempotency keys expired", slog.Int64("count", n))
+	if n, err := d.idem.Sweep(ctx); err != nil && ctx.Err() == nil {
+		d.log.Warn("idempotency sweep failed", slog.Any("error", err))
+	} else if n > 0 {
+		d.log.Debug("idempotency keys expired", slog.Int64("count", n))
+	}
+}
+
+// every runs job each interval, after a first wait, until ctx ends: the
+// embedded engine has no TTL indexes, so expiry and clean-up are jobs.
+func every(interval time.Duration, job func(ctx context.Context)) func(ctx context.Context) {
+	return func(ctx context.Context) {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			job(ctx)
 		}
 	}
 }
@@ -404,20 +412,11 @@ const staleSendAge = 10 * time.Minute
 // failStaleSends marks failed the sends a dead daemon stored as pending but
 // never finished, so clients learn they did not happen and can resend.
 func (d *Daemon) failStaleSends(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		n, err := d.messages.FailStalePending(ctx, time.Now().Add(-staleSendAge), "the daemon stopped before the send was finished; send it again")
-		if err != nil && ctx.Err() == nil {
-			d.log.Warn("stale send sweep failed", slog.Any("error", err))
-		} else if n > 0 {
-			d.log.Warn("sends left pending by a stopped daemon marked failed", slog.Int("count", n))
-		}
+	n, err := d.messages.FailStalePending(ctx, time.Now().Add(-staleSendAge), "the daemon stopped before the send was finished; send it again")
+	if err != nil && ctx.Err() == nil {
+		d.log.Warn("stale send sweep failed", slog.Any("error", err))
+	} else if n > 0 {
+		d.log.Warn("sends left pending by a stopped daemon marked failed", slog.Int("count", n))
 	}
 }
 
