@@ -203,6 +203,13 @@ func (c *cli) runDaemon(args []string) int {
 		slog.String("data_dir", loaded.DataDir), slog.Bool("embedded_store", loaded.Embedded()))
 	d, err := daemon.New(loaded.Config, daemon.Options{Logger: log})
 	if err != nil {
+		// A configuration the running components reject (a stage naming a
+		// plugin that is not declared, …) is a usage error like any other.
+		var cerr *config.Error
+		if errors.As(err, &cerr) {
+			fmt.Fprintf(c.stderr, "wildcatd: %v\n", cerr)
+			return exitUsage
+		}
 		log.Error("cannot start", slog.Any("error", err))
 		return exitFailure
 	}

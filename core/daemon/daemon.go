@@ -139,13 +139,6 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 // build creates the components on the open store.
 func (d *Daemon) build(cfg config.Config, opts Options) error {
 	st := d.store
-	d.registry = pipeline.NewRegistry()
-	for name := range opts.Sinks {
-		d.registry.RegisterSink(name)
-	}
-	if err := cfg.ValidatePipeline(d.registry); err != nil {
-		return err
-	}
 	d.messages = messages.New(st.DB(), logging.Component(opts.Logger, "messages"))
 	octx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -164,9 +157,6 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		PollInterval: opts.OutboxPoll,
 		Logger:       logging.Component(opts.Logger, "outbox"),
 	})
-	for name, sink := range opts.Sinks {
-		d.dispatch.Handle(name, sink, 4)
-	}
 	simOpts := opts.Sim
 	simOpts.DB, simOpts.Logger = st.DB(), logging.Component(opts.Logger, "sim")
 	d.sim = sim.New(simOpts)
@@ -185,6 +175,17 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	})
 	for _, drv := range d.drivers() {
 		d.sessions.Register(drv)
+	}
+	// Stage kinds: every component registers what it offers (rules,
+	// plugins, sinks) before the configured pipeline is checked against
+	// them. Each component's wiring lives in its own file of this package.
+	d.registry = pipeline.NewRegistry()
+	for name, sink := range opts.Sinks {
+		d.registry.RegisterSink(name)
+		d.dispatch.Handle(name, sink, 4)
+	}
+	if err := cfg.ValidatePipeline(d.registry); err != nil {
+		return err
 	}
 	d.engine, err = pipeline.New(pipeline.Options{
 		Registry:    d.registry,
