@@ -1,8 +1,11 @@
 package config
 
 import (
+	"context"
+
 	"errors"
 	"fmt"
+	"github.com/wildcathub/wildcat/core/event"
 	"net"
 	"strconv"
 	"strings"
@@ -46,13 +49,12 @@ func (c *Config) Validate() error {
 }
 
 // ValidatePipeline compiles the pipeline against reg, the stage kinds the
-// daemon offers; nil means a registry of the builtins alone, which is all a
-// plain wildcatd has (rules, plugins and webhooks are not wired in yet). The
+// daemon offers; nil means the static catalog (builtins and rules). The
 // first problem is an *Error whose key names the stage, e.g.
 // `pipeline[1] "x"`, so the one-line exit-2 message says which stage.
 func (c *Config) ValidatePipeline(reg *pipeline.Registry) error {
 	if reg == nil {
-		reg = pipeline.NewRegistry()
+		reg = staticCatalog()
 	}
 	err := pipeline.Compile(c.Pipeline, reg)
 	if err == nil {
@@ -157,4 +159,19 @@ func databaseName(name string) error {
 		return fmt.Errorf("must not contain %q", name[i])
 	}
 	return nil
+}
+
+// staticCatalog is what a wildcatd offers before anything runs: the
+// builtins and the rule engine. Kinds known only once components start
+// (plugin capabilities) are checked again by the daemon.
+func staticCatalog() *pipeline.Registry {
+	reg := pipeline.NewRegistry()
+	// Rule files are loaded by the daemon's rule engine; a check only needs
+	// the stage to compile, and this handler is never called.
+	reg.RegisterRules(func(pipeline.StageConfig) (pipeline.InlineHandler, error) {
+		return pipeline.HandlerFunc(func(context.Context, *event.Event) ([]pipeline.Action, error) {
+			return nil, errors.New("rule stages run in the daemon")
+		}), nil
+	})
+	return reg
 }
