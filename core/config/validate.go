@@ -2,16 +2,15 @@ package config
 
 import (
 	"context"
-
 	"errors"
 	"fmt"
-	"github.com/wildcathub/wildcat/core/event"
 	"net"
 	"strconv"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
+	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/pipeline"
 )
 
