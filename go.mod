@@ -25,6 +25,7 @@ require (
 	go.mau.fi/whatsmeow v0.0.0-20251217143725-11cf47c62d32
 	go.mongodb.org/mongo-driver/v2 v2.10.0
 	golang.org/x/crypto v0.57.0
+	golang.org/x/time v0.16.0
 	google.golang.org/grpc v1.72.1
 	google.golang.org/protobuf v1.36.12
 	modernc.org/sqlite v1.32.0

@@ -119,6 +119,7 @@ func (c *PluginClient) Handle(ctx context.Context, ev *event.Event) ([]Action, e
 func (c *PluginClient) Deliver(ctx context.Context, job *Job) (Result, error) {
 	resp, err := c.client.Deliver(ctx, &pb.DeliverRequest{Job: &pb.Job{
 		Id: job.ID, Event: pb.EventFromCore(job.Event), Target: job.Target, Attempt: uint32(max(job.Attempt, 0)),
+		TargetConfig: job.TargetConfig,
 	}})
 	if err != nil {
 		return Result{}, fromStatus(ctx, "Deliver", err)
@@ -245,6 +246,17 @@ func (s *hostServer) GetMessage(ctx context.Context, req *pb.GetMessageRequest) 
 		return nil, toStatus(err)
 	}
 	return &pb.GetMessageResponse{Message: pb.MessageFromCore(m)}, nil
+}
+
+func (s *hostServer) LinkMedia(ctx context.Context, req *pb.LinkMediaRequest) (*pb.LinkMediaResponse, error) {
+	err := s.host.LinkMedia(ctx, MediaLink{
+		AccountID: req.GetAccountId(), MessageID: req.GetMessageId(), MediaID: req.GetMediaId(),
+		SHA256: req.GetSha256(), Size: req.GetSize(), Targets: req.GetTargets(), SkippedReason: req.GetSkippedReason(),
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.LinkMediaResponse{}, nil
 }
 
 // sendChunks copies r to send in chunks of at most chunkSize bytes.

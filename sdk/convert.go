@@ -132,33 +132,39 @@ func resultToProto(r Result) (*pb.DeliverResponse, error) {
 	if r.Err != nil {
 		reason = r.Err.Error()
 	}
+	resp := &pb.DeliverResponse{Status: int32(r.Status), Response: r.Response}
 	switch r.Outcome {
 	case OutcomeOK:
-		return &pb.DeliverResponse{Outcome: &pb.DeliverResponse_Ok{Ok: &pb.DeliverOK{}}}, nil
+		resp.Outcome = &pb.DeliverResponse_Ok{Ok: &pb.DeliverOK{}}
+		return resp, nil
 	case OutcomeRetry:
 		rt := &pb.DeliverRetry{Reason: reason}
 		if r.RetryAfter > 0 {
 			rt.RetryAfter = durationpb.New(r.RetryAfter)
 		}
-		return &pb.DeliverResponse{Outcome: &pb.DeliverResponse_Retry{Retry: rt}}, nil
+		resp.Outcome = &pb.DeliverResponse_Retry{Retry: rt}
+		return resp, nil
 	case OutcomeFail:
-		return &pb.DeliverResponse{Outcome: &pb.DeliverResponse_Fail{Fail: &pb.DeliverFail{Reason: reason}}}, nil
+		resp.Outcome = &pb.DeliverResponse_Fail{Fail: &pb.DeliverFail{Reason: reason, DisableTarget: r.DisableTarget}}
+		return resp, nil
 	}
 	return nil, fmt.Errorf("Deliver returned a Result with unknown outcome %q: build it with sdk.OK, sdk.Retry, sdk.RetryAfter or sdk.Fail", r.Outcome)
 }
 
 func resultFromProto(p *pb.DeliverResponse) (Result, error) {
+	status, response := int(p.GetStatus()), p.GetResponse()
 	switch x := p.GetOutcome().(type) {
 	case *pb.DeliverResponse_Ok:
-		return OK(), nil
+		return Result{Outcome: OutcomeOK, Status: status, Response: response}, nil
 	case *pb.DeliverResponse_Retry:
 		var d time.Duration
 		if ra := x.Retry.GetRetryAfter(); ra != nil {
 			d = ra.AsDuration()
 		}
-		return Result{Outcome: OutcomeRetry, RetryAfter: d, Err: errors.New(x.Retry.GetReason())}, nil
+		return Result{Outcome: OutcomeRetry, RetryAfter: d, Err: errors.New(x.Retry.GetReason()), Status: status, Response: response}, nil
 	case *pb.DeliverResponse_Fail:
-		return Result{Outcome: OutcomeFail, Err: errors.New(x.Fail.GetReason())}, nil
+		return Result{Outcome: OutcomeFail, Err: errors.New(x.Fail.GetReason()), Status: status, Response: response,
+			DisableTarget: x.Fail.GetDisableTarget()}, nil
 	}
 	return Result{}, fmt.Errorf("Deliver answered no outcome (a newer plugin protocol?)")
 }

@@ -20,7 +20,8 @@
 //
 // Every call's context carries the Host — the daemon's services for plugins:
 // send a message, stream a message's media, store and read blobs, a private
-// key-value store, look up a stored message — and a logger whose lines appear
+// key-value store, look up a stored message, link archived media to its
+// message — and a logger whose lines appear
 // in the daemon's log under the plugin's name:
 //
 //	host := sdk.HostFrom(ctx)

@@ -25,9 +25,12 @@ type Host interface {
 	// reader when done; closing early cancels the transfer. ErrNotFound when
 	// the message is unknown.
 	FetchMedia(ctx context.Context, accountID, messageID string) (io.ReadCloser, error)
-	// PutBlob stores r's bytes (in the daemon's GridFS bucket "media") and
-	// returns the blob's info with its new ID. info's Filename and
-	// ContentType are kept; ID and Size are ignored.
+	// PutBlob stores r's bytes (in the daemon's GridFS bucket "media", the
+	// files GET /v1/media/{id} serves) and returns the blob's info. The ID is
+	// the hex SHA-256 of the bytes: storing the same bytes again writes
+	// nothing and returns the same ID (the first Filename and ContentType
+	// stay). info's Filename and ContentType are kept; ID and Size are
+	// ignored.
 	PutBlob(ctx context.Context, info BlobInfo, r io.Reader) (BlobInfo, error)
 	// GetBlob streams a blob stored with PutBlob. ErrNotFound when absent.
 	GetBlob(ctx context.Context, id string) (io.ReadCloser, BlobInfo, error)
@@ -40,6 +43,29 @@ type Host interface {
 	KVDelete(ctx context.Context, key string) error
 	// GetMessage looks up a stored message. ErrNotFound when absent.
 	GetMessage(ctx context.Context, accountID, messageID string) (*Message, error)
+	// LinkMedia records on a stored message what became of its media: with
+	// link.SkippedReason empty it was archived (the message document gets
+	// mediaId and mediaUrl /v1/media/{MediaID} when MediaID is set, and a
+	// media.archived event is emitted); otherwise it was skipped on purpose
+	// and the reason is recorded. Repeating a call changes nothing.
+	// ErrNotFound when the message is absent.
+	LinkMedia(ctx context.Context, link MediaLink) error
+}
+
+// MediaLink is what LinkMedia records.
+type MediaLink struct {
+	AccountID string
+	MessageID string
+	// MediaID is the blob id of the archived copy (PutBlob's), servable by
+	// GET /v1/media/{MediaID}; empty when it was archived elsewhere only.
+	MediaID string
+	// SHA256 (hex) and Size of the archived bytes.
+	SHA256 string
+	Size   int64
+	// Targets are where the bytes were written, e.g. ["gridfs", "dir"].
+	Targets []string
+	// SkippedReason, when set, says why the media was not archived.
+	SkippedReason string
 }
 
 // BlobInfo describes a stored blob.
@@ -117,5 +143,6 @@ func (noHost) KVGet(context.Context, string) ([]byte, bool, error)          { re
 func (noHost) KVSet(context.Context, string, []byte, time.Duration) error   { return errNoHost }
 func (noHost) KVDelete(context.Context, string) error                       { return errNoHost }
 func (noHost) GetMessage(context.Context, string, string) (*Message, error) { return nil, errNoHost }
+func (noHost) LinkMedia(context.Context, MediaLink) error                   { return errNoHost }
 
 var errNoHost = fmt.Errorf("%w: no host in this context (call it from Handle, Deliver or Configure, or use sdk.WithHost in tests)", ErrUnavailable)

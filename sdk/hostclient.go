@@ -150,6 +150,14 @@ func (h *hostClient) GetMessage(ctx context.Context, accountID, messageID string
 	return pb.MessageToCore(resp.GetMessage()), nil
 }
 
+func (h *hostClient) LinkMedia(ctx context.Context, l MediaLink) error {
+	_, err := h.c.LinkMedia(ctx, &pb.LinkMediaRequest{
+		AccountId: l.AccountID, MessageId: l.MessageID, MediaId: l.MediaID,
+		Sha256: l.SHA256, Size: l.Size, Targets: l.Targets, SkippedReason: l.SkippedReason,
+	})
+	return fromStatus(ctx, "LinkMedia", err)
+}
+
 func blobInfoFromProto(p *pb.BlobInfo) BlobInfo {
 	return BlobInfo{ID: p.GetId(), Filename: p.GetFilename(), ContentType: p.GetContentType(), Size: p.GetSize()}
 }

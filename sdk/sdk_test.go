@@ -99,6 +99,10 @@ func (k *kitchenSink) Deliver(ctx context.Context, job *sdk.Job) sdk.Result {
 		return sdk.Fail(errors.New("gone"))
 	case "panic":
 		panic("sink boom")
+	case "gone":
+		r := sdk.Disable(errors.New("410 from " + string(job.TargetConfig)))
+		r.Status, r.Response = 410, "bye"
+		return r
 	}
 	return sdk.OK()
 }
@@ -182,6 +186,18 @@ func TestDeliverOutcomes(t *testing.T) {
 		if got := fmt.Sprintf("%s %s %v", r.Outcome, r.RetryAfter, r.Err); got != want {
 			t.Errorf("%s: got %q want %q", target, got, want)
 		}
+		if r.DisableTarget || r.Status != 0 || r.Response != "" {
+			t.Errorf("%s: unexpected disable/status/response %+v", target, r)
+		}
+	}
+	// The target's config travels to the plugin; status, response and the
+	// disable flag travel back.
+	r, err := h.Deliver(ctx, &sdk.Job{ID: "j2", Event: plugintest.TextMessage("x"), Target: "gone", TargetConfig: []byte(`{"url":"u"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Outcome != sdk.OutcomeFail || !r.DisableTarget || r.Status != 410 || r.Response != "bye" || r.Err.Error() != `410 from {"url":"u"}` {
+		t.Fatalf("gone: %+v", r)
 	}
 }
 

@@ -158,7 +158,8 @@ func (s *pluginServer) Deliver(ctx context.Context, req *pb.DeliverRequest) (*pb
 		return nil, status.Errorf(codes.Unimplemented, "this plugin is not a sink (it implements no sdk.Sink)")
 	}
 	pj := req.GetJob()
-	job := &Job{ID: pj.GetId(), Event: pb.EventToCore(pj.GetEvent()), Target: pj.GetTarget(), Attempt: int(pj.GetAttempt())}
+	job := &Job{ID: pj.GetId(), Event: pb.EventToCore(pj.GetEvent()), Target: pj.GetTarget(), Attempt: int(pj.GetAttempt()),
+		TargetConfig: pj.GetTargetConfig()}
 	if job.Event == nil {
 		return nil, status.Error(codes.InvalidArgument, "Deliver: job has no event")
 	}

@@ -182,6 +182,10 @@ type Job struct {
 	Target string
 	// Attempt is 1 for the first attempt.
 	Attempt int
+	// TargetConfig is the target's settings as JSON, handed over by the
+	// daemon component that owns the target (e.g. a webhook endpoint's URL,
+	// secrets and headers); nil for targets that need none.
+	TargetConfig []byte
 }
 
 // Outcome is how a delivery attempt ended.
@@ -205,6 +209,14 @@ type Result struct {
 	RetryAfter time.Duration
 	// Err says why the attempt failed; it is kept in the job's attempt log.
 	Err error
+	// Status and Response are the target's answer for the attempt log, with
+	// any outcome: a status code (e.g. HTTP; 0 if none) and the start of the
+	// response body (the daemon truncates it).
+	Status   int
+	Response string
+	// DisableTarget, with OutcomeFail, says the target itself is gone (e.g.
+	// HTTP 410): the daemon stops delivering to it. Build it with Disable.
+	DisableTarget bool
 }
 
 // OK reports a successful delivery.
@@ -220,6 +232,12 @@ func RetryAfter(d time.Duration, err error) Result {
 
 // Fail reports a permanent failure: no retry will help (e.g. HTTP 410).
 func Fail(err error) Result { return Result{Outcome: OutcomeFail, Err: orUnknown(err)} }
+
+// Disable reports that the target is gone for good (e.g. HTTP 410): the job
+// is dead-lettered and the daemon stops delivering to the target.
+func Disable(err error) Result {
+	return Result{Outcome: OutcomeFail, Err: orUnknown(err), DisableTarget: true}
+}
 
 func orUnknown(err error) error {
 	if err == nil {

@@ -149,29 +149,37 @@ func (c *cli) configFlags(name string) *pflag.FlagSet {
 // loadConfig parses flags and loads the configuration; on failure it has
 // already printed one line and returns the exit code.
 func (c *cli) loadConfig(name string, args []string) (*config.Loaded, int) {
+	loaded, _, code := c.loadConfigSource(name, args)
+	return loaded, code
+}
+
+// loadConfigSource is loadConfig that also returns where the configuration
+// came from, for re-reading it later.
+func (c *cli) loadConfigSource(name string, args []string) (*config.Loaded, config.Source, int) {
 	fs := c.configFlags(name)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			return nil, exitOK
+			return nil, config.Source{}, exitOK
 		}
 		fmt.Fprintf(c.stderr, "wildcatd: %v\n", err)
-		return nil, exitUsage
+		return nil, config.Source{}, exitUsage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(c.stderr, "wildcatd: unexpected argument %q\n", fs.Arg(0))
-		return nil, exitUsage
+		return nil, config.Source{}, exitUsage
 	}
 	path, _ := fs.GetString("config")
-	loaded, err := config.Load(config.Source{
+	src := config.Source{
 		Path:    config.ResolvePath(path, c.environ),
 		Environ: c.environ,
 		Flags:   fs,
-	})
+	}
+	loaded, err := config.Load(src)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "wildcatd: %v\n", err)
-		return nil, exitUsage
+		return nil, src, exitUsage
 	}
-	return loaded, -1
+	return loaded, src, -1
 }
 
 func (c *cli) configCheck(args []string) int {
@@ -191,7 +199,7 @@ func (c *cli) configCheck(args []string) int {
 }
 
 func (c *cli) runDaemon(args []string) int {
-	loaded, code := c.loadConfig("run", args)
+	loaded, src, code := c.loadConfigSource("run", args)
 	if loaded == nil {
 		return code
 	}
@@ -201,7 +209,19 @@ func (c *cli) runDaemon(args []string) int {
 	}
 	log.Info("starting wildcatd", slog.String("version", buildVersion()), slog.String("config", loaded.Path),
 		slog.String("data_dir", loaded.DataDir), slog.Bool("embedded_store", loaded.Embedded()))
-	d, err := daemon.New(loaded.Config, daemon.Options{Logger: log})
+	d, err := daemon.New(loaded.Config, daemon.Options{
+		Logger: log,
+		// The pipeline follows config.yaml: re-read on change and on
+		// POST /v1/pipeline/reload, with the same environment and flags.
+		ConfigFile: loaded.Path,
+		LoadConfig: func() (config.Config, error) {
+			l, err := config.Load(src)
+			if err != nil {
+				return config.Config{}, err
+			}
+			return l.Config, nil
+		},
+	})
 	if err != nil {
 		// A configuration the running components reject (a stage naming a
 		// plugin that is not declared, …) is a usage error like any other.
@@ -214,6 +234,18 @@ func (c *cli) runDaemon(args []string) int {
 		return exitFailure
 	}
 	if err := d.Run(context.Background()); err != nil {
+		// Start-up checks that need the running components: a stage asking
+		// a plugin for a mode it does not serve is a configuration error;
+		// a plugin that does not start is named on a line of its own.
+		var cerr *config.Error
+		if errors.As(err, &cerr) {
+			fmt.Fprintf(c.stderr, "wildcatd: %v\n", cerr)
+			return exitUsage
+		}
+		if errors.Is(err, daemon.ErrPluginStart) {
+			fmt.Fprintf(c.stderr, "wildcatd: %v\n", err)
+			return exitFailure
+		}
 		log.Error("stopped with an error", slog.Any("error", err))
 		return exitFailure
 	}

@@ -182,7 +182,12 @@ type daemonProcess struct {
 
 func startDaemon(t *testing.T, configPath string) *daemonProcess {
 	t.Helper()
-	cmd := exec.Command(binary, "run", "--config", configPath, "--log-format", "json")
+	return startDaemonBin(t, binary, configPath)
+}
+
+func startDaemonBin(t *testing.T, bin, configPath string) *daemonProcess {
+	t.Helper()
+	cmd := exec.Command(bin, "run", "--config", configPath, "--log-format", "json")
 	cmd.Env = cleanEnv()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -37,6 +37,18 @@ const (
 // ExampleSink.
 const ExampleDeliveryID = ExampleAccount + ":" + ExampleMessageID + "|" + ExampleSink
 
+// The webhook endpoint of the examples.
+const (
+	ExampleWebhook    = "crm"
+	ExampleWebhookURL = "https://crm.example.com/hooks/wildcat"
+)
+
+var webhookExample = map[string]any{
+	"id": ExampleWebhook, "url": ExampleWebhookURL, "events": []string{"message.received", "message.status"}, "accounts": []string{ExampleAccount},
+	"description": "CRM inbox", "headers": map[string]string{"X-Api-Key": "k1"}, "enabled": true, "rateLimit": 0, "source": "api",
+	"createdAt": "2026-11-25T12:05:00Z", "updatedAt": "2026-11-25T12:05:00Z",
+}
+
 // Operation is one documented route.
 type Operation struct {
 	Method, Path string
@@ -117,6 +129,28 @@ var stageStatsExample = []any{
 
 var pipelineExample = map[string]any{"generation": 2, "stages": stageStatsExample, "queued": 0, "activeChats": 0}
 
+// ruleExamples: a rule running, and one whose edited file does not
+// compile (its previous version keeps running).
+var ruleExamples = []any{
+	map[string]any{"stage": "rules", "name": "20-business-hours", "file": "scripts/20-business-hours.js", "version": "5d41402abc4b",
+		"loadedAt": "2026-11-25T11:58:00Z", "kinds": []string{"message.received"}, "calls": 1042, "errors": 0, "timeouts": 0, "p99Ns": 850000},
+	map[string]any{"stage": "rules", "name": "30-keyword-router", "file": "scripts/30-keyword-router.js", "version": "7d793037a076",
+		"loadedAt": "2026-11-25T11:58:00Z", "loadError": "rule 30-keyword-router: SyntaxError: Unexpected token ) (scripts/30-keyword-router.js:31:4)",
+		"kinds": []string{"message.received"}, "calls": 1042, "errors": 1, "timeouts": 0, "p99Ns": 120000},
+}
+
+// pluginExample is a running inline plugin (the SDK's echo example).
+var pluginExample = map[string]any{
+	"name": "echo", "path": "bin/plugins/echo", "plugin": "echo", "version": "1.0.0",
+	"capabilities": []string{"inline"}, "eventKinds": []string{"message.received"},
+	"state": "running", "pid": 41873, "startedAt": "2026-11-25T11:58:00Z", "restarts": 1,
+	"lastError": "plugin process exited", "lastErrorAt": "2026-11-25T11:57:59Z",
+	"calls": map[string]any{
+		"handle":  map[string]any{"calls": 1042, "errors": 2, "timeouts": 1},
+		"deliver": map[string]any{"calls": 0, "errors": 0, "timeouts": 0},
+	},
+}
+
 var deliveryExample = map[string]any{
 	"id": ExampleDeliveryID, "eventId": ExampleAccount + ":" + ExampleMessageID, "target": ExampleSink, "accountId": ExampleAccount,
 	"state": "done", "attempts": 1, "runAt": "2026-11-25T12:00:01Z", "firstAttemptAt": "2026-11-25T12:00:01Z",
@@ -177,6 +211,8 @@ func Operations() []Operation {
 				map[string]any{"name": ExampleSink, "sink": ExampleSink, "match": map[string]any{"kinds": []string{"message.received"}}},
 			}}},
 			Status: 200, Response: ref("Pipeline"), ResponseEx: pipelineExample, Errors: []int{400, 409, 415}},
+		{Method: "GET", Path: "/v1/rules", Summary: "The JavaScript rules of the pipeline's rules stages: running version, load error, counters", Tag: "pipeline",
+			Status: 200, Response: obj(map[string]any{"rules": arr(ref("Rule"))}, "rules"), ResponseEx: map[string]any{"rules": ruleExamples}},
 		{Method: "POST", Path: "/v1/accounts/{id}/sim/inbound", Summary: "Sim accounts: receive a message from an outside contact", Tag: "sim", PathExamples: acct,
 			BodyType: "application/json", BodySchema: ref("SimInbound"),
 			BodyExamples: map[string]any{"text": map[string]any{"from": ExampleContactPhone, "pushName": "Ann", "id": ExampleMessageID, "text": "Hi, is my order ready?"}},
@@ -228,6 +264,19 @@ func Operations() []Operation {
 		{Method: "GET", Path: "/v1/media/{mediaId}", Summary: "Download media (HTTP ranges, ETag)", Tag: "media",
 			PathExamples: map[string]string{"mediaId": ExampleMediaID},
 			Status:       200, ResponseRaw: "application/octet-stream", Errors: []int{404, 416}},
+		{Method: "POST", Path: "/v1/media/archive", Summary: "Queue media archiving for an account's stored media messages (backfill; 409 when no media archive is configured)", Tag: "media",
+			BodyType: "application/json", BodySchema: obj(map[string]any{
+				"account": str("the account whose media messages to archive"),
+				"since":   str("only messages with a timestamp at or after this (RFC 3339); absent: all"),
+			}, "account"),
+			BodyExamples: map[string]any{"an account's media since a date": map[string]any{"account": ExampleAccount, "since": "2026-01-01T00:00:00Z"}},
+			Status:       202, Response: obj(map[string]any{
+				"target":  str("the outbox target the jobs went to (mediaarchive)"),
+				"matched": integer("media messages the filter selected"),
+				"queued":  integer("of them not archived yet: queued, or already queued (job ids are the pipeline's)"),
+			}, "target", "matched", "queued"),
+			ResponseEx: map[string]any{"target": "mediaarchive", "matched": 1, "queued": 1},
+			Errors:     []int{400, 404, 409, 415}},
 
 		{Method: "GET", Path: "/v1/deliveries", Summary: "Outbox jobs (one per event and sink), newest first, with their attempt logs", Tag: "pipeline",
 			Query: "sink=" + ExampleSink + "&limit=20",
@@ -245,6 +294,20 @@ func Operations() []Operation {
 		{Method: "POST", Path: "/v1/deliveries/{id}/retry", Summary: "Queue a done or dead-lettered job again, due now", Tag: "pipeline",
 			PathExamples: map[string]string{"id": ExampleDeliveryID},
 			Status:       200, Response: ref("Delivery"), ResponseEx: retriedExample(), Errors: []int{404, 409}},
+		{Method: "GET", Path: "/v1/events", Summary: "Live events as Server-Sent Events (id: event id, event: kind, data: the event as JSON), after the pipeline. Reconnect with Last-Event-ID to resume", Tag: "pipeline",
+			Query: "kinds=message.received&accounts=" + ExampleAccount,
+			Params: []map[string]any{
+				queryParam("kinds", "string", "comma-separated event kinds or patterns (message.*)"),
+				queryParam("accounts", "string", "comma-separated account ids"),
+				queryParam("chat", "string", "comma-separated chat kinds: user, group, broadcast, status"),
+				queryParam("sources", "string", "comma-separated sources; default all (phone, api, rule, plugin, history)"),
+				queryParam("fromMe", "boolean", ""),
+				queryParam("hasMedia", "boolean", ""),
+				queryParam("lastEventId", "string", "resume after this event id, for clients that cannot send the Last-Event-ID header"),
+			},
+			Status: 200, ResponseRaw: "text/event-stream", Errors: []int{400}},
+		{Method: "GET", Path: "/v1/plugins", Summary: "The plugins declared in config.yaml: version, capabilities, state, restarts, last error, call counters", Tag: "pipeline",
+			Status: 200, Response: obj(map[string]any{"plugins": arr(ref("Plugin"))}, "plugins"), ResponseEx: map[string]any{"plugins": []any{pluginExample}}},
 		{Method: "POST", Path: "/v1/deliveries/replay", Summary: "Queue again every job matching a filter (default: dead letters)", Tag: "pipeline",
 			BodyType: "application/json", BodySchema: obj(map[string]any{
 				"state": str("deadletter (default) or done"), "sink": str(""), "eventId": str(""), "accountId": str(""),
@@ -253,6 +316,36 @@ func Operations() []Operation {
 			BodyExamples: map[string]any{"dead letters of a sink": map[string]any{"sink": ExampleSink, "since": "2026-11-25T00:00:00Z"}},
 			Status:       200, Response: obj(map[string]any{"count": integer("jobs queued again")}, "count"), ResponseEx: map[string]any{"count": 0},
 			Errors: []int{400, 415}},
+
+		{Method: "POST", Path: "/v1/webhooks", Summary: "Register a webhook endpoint; the answer shows its signing secret, the only one that does", Tag: "webhooks",
+			BodyType: "application/json", BodySchema: ref("WebhookInput"),
+			BodyExamples: map[string]any{"crm": map[string]any{"id": ExampleWebhook, "url": ExampleWebhookURL, "events": []string{"message.received", "message.status"},
+				"accounts": []string{ExampleAccount}, "description": "CRM inbox", "headers": map[string]string{"X-Api-Key": "k1"}, "enabled": true}},
+			Status: 201, Response: ref("Webhook"), ResponseEx: withFields(webhookExample, map[string]any{"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo="}),
+			Errors: []int{400, 409, 415}},
+		{Method: "GET", Path: "/v1/webhooks", Summary: "List webhook endpoints", Tag: "webhooks",
+			Status: 200, Response: obj(map[string]any{"webhooks": arr(ref("Webhook"))}, "webhooks"), ResponseEx: map[string]any{"webhooks": []any{webhookExample}}},
+		{Method: "GET", Path: "/v1/webhooks/{id}", Summary: "Read a webhook endpoint (its health included)", Tag: "webhooks", PathExamples: map[string]string{"id": ExampleWebhook},
+			Status: 200, Response: ref("Webhook"), ResponseEx: webhookExample, Errors: []int{404}},
+		{Method: "PATCH", Path: "/v1/webhooks/{id}", Summary: "Change some fields; enabled: true re-enables a disabled endpoint (nothing is replayed by itself)", Tag: "webhooks",
+			PathExamples: map[string]string{"id": ExampleWebhook},
+			BodyType:     "application/json", BodySchema: ref("WebhookInput"),
+			BodyExamples: map[string]any{"filter and rate": map[string]any{"events": []string{"message.*"}, "rateLimit": 10}},
+			Status:       200, Response: ref("Webhook"), ResponseEx: withFields(webhookExample, map[string]any{"events": []string{"message.*"}, "rateLimit": 10}),
+			Errors: []int{400, 404, 415}},
+		{Method: "POST", Path: "/v1/webhooks/{id}/rotate-secret", Summary: "A new signing secret; the old one keeps signing, alongside, for 24 hours", Tag: "webhooks",
+			PathExamples: map[string]string{"id": ExampleWebhook},
+			Status:       200, Response: ref("Webhook"),
+			ResponseEx: withFields(webhookExample, map[string]any{"secret": "whsec_bmV3IHNlY3JldCBieXRlcyBmb3IgdGhlIGV4YW1wbGUh", "previousSecretExpiresAt": "2026-11-26T12:05:00Z"}),
+			Errors:     []int{404}},
+		{Method: "POST", Path: "/v1/webhooks/{id}/test", Summary: "Send a webhook.test event now (outside the outbox) and answer the attempt, whatever the receiver said", Tag: "webhooks",
+			PathExamples: map[string]string{"id": ExampleWebhook},
+			Status:       200, Response: ref("WebhookAttempt"),
+			ResponseEx: map[string]any{"at": "2026-11-25T12:05:00Z", "durationMs": 84, "result": "ok", "status": 200, "error": "", "response": "{\"received\":true}"},
+			Errors:     []int{404}},
+		{Method: "DELETE", Path: "/v1/webhooks/{id}", Summary: "Delete a webhook endpoint (its queued jobs stay in the outbox, undelivered)", Tag: "webhooks",
+			PathExamples: map[string]string{"id": ExampleWebhook},
+			Status:       204, Errors: []int{404}},
 
 		{Method: "POST", Path: "/v1/accounts/{id}/logout", Summary: "Unlink the phone (the account stays, logged_out)", Tag: "accounts", PathExamples: acct,
 			Status: 200, Response: ref("Account"), ResponseEx: withFields(accountExample, map[string]any{"state": "logged_out", "reason": "logged out over the API"}), Errors: []int{404, 409}},
@@ -317,6 +410,10 @@ var schemas = map[string]any{
 		"id": str("{accountId}:{messageId}"), "accountId": str(""), "messageId": str(""), "chatId": str(""), "from": str(""),
 		"fromMe": boolean(""), "timestamp": integer("Unix seconds"), "type": str(""), "text": str("text or caption"),
 		"hasMedia": boolean(""), "mediaId": str(""), "mediaUrl": str("/v1/media/{mediaId} when stored here"),
+		"mediaArchive": obj(map[string]any{
+			"status": str("archived, skipped or expired"), "sha256": str(""), "size": integer(""),
+			"targets": arr(str("gridfs or dir")), "reason": str("why it was skipped"), "at": str("RFC 3339"),
+		}),
 		"chatLid": str(""), "chatPn": str(""), "fromLid": str(""), "fromPn": str(""), "pushName": str(""),
 		"kind": str("message.received, message.sent, …"), "source": str("phone, api, rule, plugin or history"),
 		"status": str("ours: pending, sent, delivered, read, played or failed"), "error": str("why it failed"),
@@ -331,7 +428,7 @@ var schemas = map[string]any{
 		"match": obj(map[string]any{"kinds": arr(str("event kind or pattern")), "accounts": arr(str("")), "chat": arr(str("user, group, broadcast or status")),
 			"fromMe": boolean(""), "sources": arr(str("phone, api, rule, plugin or history")), "hasMedia": boolean("")}),
 		"timeout": integer("nanoseconds (config.yaml takes 5s)"), "onError": str("skip, retry or deadletter"),
-		"config": map[string]any{"type": "object", "description": "the kind's options, e.g. {tag: vip}"},
+		"config": map[string]any{"type": "object", "description": "the kind's options, e.g. {tag: vip}; for a rules stage one block per rule, keyed by rule name"},
 	}, "name"),
 	"Pipeline": obj(map[string]any{
 		"generation": integer("increases with each reload"), "queued": integer("events submitted, not yet processed"),
@@ -342,6 +439,29 @@ var schemas = map[string]any{
 			"dropped": integer(""), "enqueued": integer(""), "deadLetters": integer(""), "calls": integer(""), "meanLatencyNs": integer(""),
 		})),
 	}),
+	"Rule": obj(map[string]any{
+		"stage": str("the rules stage running it"), "name": str("file name without .js: its kv namespace and config key"),
+		"file": str(""), "version": str("12 hex digits of the running source's SHA-256; absent if no version ever loaded"),
+		"loadedAt":  str("when the running version loaded (RFC 3339)"),
+		"loadError": str("why the file on disk is not running (syntax error, throw at top level, bad config); the previous version runs"),
+		"kinds":     arr(str("event kinds its handlers registered for")),
+		"calls":     integer("handler calls"), "errors": integer("calls that threw"), "timeouts": integer("calls cut at their deadline"),
+		"p99Ns": integer("99th percentile call time of the last 1024 calls, nanoseconds"),
+	}, "name", "file", "calls", "errors", "timeouts", "p99Ns"),
+	"Plugin": obj(map[string]any{
+		"name": str("its key under plugins in config.yaml"), "path": str("the executable"),
+		"plugin": str("the name the process reports"), "version": str(""), "description": str(""),
+		"capabilities": arr(str("inline and/or sink")), "eventKinds": arr(str("the event kinds it asked for; none: all")),
+		"state":     str("starting, running, restarting or stopped"),
+		"pid":       integer("of the current process"),
+		"startedAt": str("when the current process started (RFC 3339)"),
+		"restarts":  integer("processes replaced after an exit or failed health checks"),
+		"lastError": str(""), "lastErrorAt": str("RFC 3339"),
+		"calls": obj(map[string]any{
+			"handle":  obj(map[string]any{"calls": integer(""), "errors": integer(""), "timeouts": integer("cut at their deadline")}),
+			"deliver": obj(map[string]any{"calls": integer(""), "errors": integer("attempts that did not end ok"), "timeouts": integer("")}),
+		}),
+	}, "name", "path", "capabilities", "state", "restarts", "calls"),
 	"Delivery": obj(map[string]any{
 		"id": str("{eventId}|{target}"), "eventId": str(""), "target": str("the sink"), "accountId": str(""),
 		"state": str("pending, processing, done or deadletter"), "attempts": integer(""), "runAt": str("next attempt"),
@@ -351,6 +471,26 @@ var schemas = map[string]any{
 			"status": integer("response status"), "error": str(""), "response": str(""), "owner": str("")})),
 		"event": map[string]any{"type": "object", "description": "the event as the pipeline delivered it, tags included"},
 	}),
+	"WebhookInput": obj(map[string]any{
+		"id":       str("optional on create: 1-63 of a-z, 0-9, _ and -; generated (wh_…) when absent; cannot change"),
+		"url":      str("http or https; loopback, private, link-local and metadata addresses are refused unless webhooks.allow_private_targets"),
+		"events":   arr(str("event kind, family (message.*), webhook.disabled, or * (default)")),
+		"accounts": arr(str("account id or * (default)")), "description": str(""),
+		"headers": map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}, "description": "sent with every request; cannot override Content-Type, User-Agent or the webhook-* headers"},
+		"enabled": boolean("default true"), "rateLimit": num("deliveries per second, 0 (default) for no limit"),
+	}),
+	"Webhook": obj(map[string]any{
+		"id": str(""), "url": str(""), "events": arr(str("")), "accounts": arr(str("")), "description": str(""),
+		"headers": map[string]any{"type": "object"}, "enabled": boolean(""), "rateLimit": num(""), "source": str("api or config (config.yaml webhooks.endpoints)"),
+		"secret":                  str("whsec_…: only in the answers of create and rotate-secret"),
+		"previousSecretExpiresAt": str("until then the previous secret signs too"),
+		"failingSince":            str("first failed attempt since the last success"),
+		"disabledReason":          str(""), "disabledAt": str(""), "createdAt": str(""), "updatedAt": str(""),
+	}, "id", "url", "events", "accounts", "enabled"),
+	"WebhookAttempt": obj(map[string]any{
+		"at": str("RFC 3339"), "durationMs": integer(""), "result": str("ok, retry or fail"), "status": integer("HTTP status, 0 if none"),
+		"error": str("why it failed"), "response": str("the first 4 KiB of the response body"),
+	}, "at", "durationMs", "result", "status", "error", "response"),
 	"DeliveryPage": obj(map[string]any{"deliveries": arr(ref("Delivery")), "nextCursor": nullable("string")}, "deliveries", "nextCursor"),
 	"MessagePage":  obj(map[string]any{"messages": arr(ref("Message")), "nextCursor": nullable("string")}, "messages", "nextCursor"),
 	"Chat": obj(map[string]any{

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/pipeline"
 )
@@ -30,8 +31,16 @@ type Deliveries interface {
 	Replay(ctx context.Context, f outbox.Filter) (int64, error)
 }
 
+// ConfigReloader re-reads the daemon's configuration and applies its
+// pipeline; a bad file returns a *config.Error naming the key and changes
+// nothing.
+type ConfigReloader interface {
+	ReloadConfig(ctx context.Context) error
+}
+
 type pipelineRoutes struct {
-	engine Pipeline
+	engine   Pipeline
+	reloader ConfigReloader
 }
 
 // snapshot renders the engine's state; stages is [] rather than null for
@@ -53,9 +62,8 @@ func (h *pipelineRoutes) get(w http.ResponseWriter, r *http.Request) error {
 }
 
 // reloadRequest is the body of POST /v1/pipeline/reload: the complete new
-// stage list, in config.yaml's shape. The daemon does not re-read its
-// configuration file here; the body is the one source, so what is running
-// is exactly what the caller sent.
+// stage list, in config.yaml's shape; what runs is exactly what the caller
+// sent. Without a body the daemon re-reads its configuration instead.
 type reloadRequest struct {
 	Stages *[]pipeline.StageConfig `json:"stages"`
 }
@@ -64,6 +72,19 @@ type reloadRequest struct {
 // naming the first bad stage (field "stages[i]"), and the running stages
 // stay as they were; 409 if a concurrent reload got in first.
 func (h *pipelineRoutes) reload(w http.ResponseWriter, r *http.Request) error {
+	if r.ContentLength == 0 && h.reloader != nil {
+		if err := h.reloader.ReloadConfig(r.Context()); err != nil {
+			var ce *config.Error
+			if errors.As(err, &ce) {
+				// The file is at fault, not the request; the running
+				// stages stay as they were.
+				return &Error{Status: http.StatusUnprocessableEntity, Slug: "bad-config", Title: "Configuration file refused",
+					Field: ce.Key, Detail: ce.Error()}
+			}
+			return err
+		}
+		return WriteJSON(w, http.StatusOK, h.snapshot())
+	}
 	var req reloadRequest
 	if err := DecodeJSON(r, &req); err != nil {
 		return err

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"time"
 )
 
 // routes lists every route the API serves. Components that arrive later
@@ -30,6 +31,10 @@ func (s *Server) routes(opts Options) {
 		uploadLimit, sendLimit := mediaBodyLimit(opts.Media.MaxBytes(), s.maxBody)
 		md := &mediaRoutes{store: opts.Media}
 		s.HandleLimit("/media", uploadLimit, md.upload, http.MethodPost)
+		if opts.MediaArchive != nil {
+			ma := &mediaArchiveRoutes{archiver: opts.MediaArchive, accounts: opts.Accounts}
+			s.Handle("/media/archive", ma.backfill, http.MethodPost)
+		}
 		s.Handle("/media/{mediaId}", md.download, http.MethodGet, http.MethodHead)
 
 		if opts.Accounts != nil && opts.Messages != nil && opts.Sender != nil {
@@ -43,7 +48,7 @@ func (s *Server) routes(opts Options) {
 	}
 
 	if opts.Pipeline != nil {
-		p := &pipelineRoutes{engine: opts.Pipeline}
+		p := &pipelineRoutes{engine: opts.Pipeline, reloader: opts.ConfigReloader}
 		s.Handle("/pipeline", p.get, http.MethodGet)
 		s.Handle("/pipeline/reload", p.reload, http.MethodPost)
 	}
@@ -54,6 +59,35 @@ func (s *Server) routes(opts Options) {
 		s.Handle("/deliveries/replay", dl.replay, http.MethodPost)
 		s.Handle("/deliveries/{id}", dl.get, http.MethodGet)
 		s.Handle("/deliveries/{id}/retry", dl.retry, http.MethodPost)
+	}
+	if opts.Webhooks != nil {
+		wh := &webhookRoutes{reg: opts.Webhooks}
+		s.Handle("/webhooks", wh.create, http.MethodPost)
+		s.Handle("/webhooks", wh.list, http.MethodGet)
+		s.Handle("/webhooks/{id}", wh.get, http.MethodGet)
+		s.Handle("/webhooks/{id}", wh.update, http.MethodPatch)
+		s.Handle("/webhooks/{id}", wh.delete, http.MethodDelete)
+		s.Handle("/webhooks/{id}/rotate-secret", wh.rotate, http.MethodPost)
+		s.Handle("/webhooks/{id}/test", wh.test, http.MethodPost)
+	}
+	if opts.Plugins != nil {
+		pl := &pluginRoutes{plugins: opts.Plugins}
+		s.Handle("/plugins", pl.list, http.MethodGet)
+	}
+	if opts.Rules != nil {
+		rl := &ruleRoutes{rules: opts.Rules}
+		s.Handle("/rules", rl.list, http.MethodGet)
+	}
+
+	if opts.Events != nil {
+		ev := &eventRoutes{hub: opts.Events, stored: opts.StoredEvents, keepAlive: opts.EventsKeepAlive, stopping: s.stopping}
+		if ev.keepAlive <= 0 {
+			ev.keepAlive = 15 * time.Second
+		}
+		s.Handle("/events", ev.stream, http.MethodGet)
+	}
+	if opts.Metrics != nil {
+		s.root.Handle("/metrics", opts.Metrics).Methods(http.MethodGet)
 	}
 
 	s.Handle("/openapi.json", s.openapi, http.MethodGet)

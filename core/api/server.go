@@ -40,6 +40,28 @@ type Options struct {
 	// outbox); nil leaves those routes out.
 	Pipeline   Pipeline
 	Deliveries Deliveries
+	// Plugins serves GET /v1/plugins; nil leaves it out.
+	Plugins Plugins
+	// Webhooks serves /v1/webhooks (the endpoint registry); nil leaves it
+	// out.
+	Webhooks Webhooks
+	// MediaArchive serves POST /v1/media/archive (the media archive's
+	// backfill); nil leaves it out.
+	MediaArchive MediaArchiver
+	// Rules serves GET /v1/rules (the rules of the pipeline's rules
+	// stages); nil leaves it out.
+	Rules Rules
+	// Events serves GET /v1/events (nil leaves it out); StoredEvents lets a
+	// client resume after an event the stream no longer remembers.
+	// EventsKeepAlive is the interval of keep-alive comments (default 15 s).
+	Events          EventStream
+	StoredEvents    StoredEvents
+	EventsKeepAlive time.Duration
+	// ConfigReloader lets POST /v1/pipeline/reload without a body re-read
+	// the configuration; nil requires the stages in the body.
+	ConfigReloader ConfigReloader
+	// Metrics serves GET /metrics (Prometheus); nil leaves it out.
+	Metrics http.Handler
 }
 
 // Server owns the router and the HTTP listener.
@@ -52,11 +74,14 @@ type Server struct {
 	ln      net.Listener
 	addr    atomic.Pointer[string] // read by other goroutines while Listen runs
 	serveCh chan error
+	// stopping is closed when Shutdown begins, so long-lived responses
+	// (the event stream) end instead of holding the drain to its deadline.
+	stopping chan struct{}
 }
 
 // New builds the server and its routes; Listen starts it.
 func New(opts Options) *Server {
-	s := &Server{log: opts.Logger, maxBody: opts.MaxBodyBytes, ready: opts.Ready}
+	s := &Server{log: opts.Logger, maxBody: opts.MaxBodyBytes, ready: opts.Ready, stopping: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -134,6 +159,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.ln == nil {
 		return nil
 	}
+	s.srv.RegisterOnShutdown(func() { close(s.stopping) })
 	err := s.srv.Shutdown(ctx)
 	if err != nil {
 		_ = s.srv.Close()

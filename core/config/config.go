@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/wildcathub/wildcat/core/pipeline"
+	"github.com/wildcathub/wildcat/core/pluginhost"
+	"github.com/wildcathub/wildcat/core/webhooks"
 )
 
 // Config is the whole daemon configuration. Field tags:
@@ -26,10 +28,15 @@ type Config struct {
 	Log     Log     `koanf:"log"`
 	Media   Media   `koanf:"media"`
 	Send    Send    `koanf:"send"`
+	Outbox  Outbox  `koanf:"outbox"`
+	// Webhooks: see the README's Webhooks section.
+	Webhooks Webhooks `koanf:"webhooks"`
 
 	Accounts []Account `koanf:"accounts" doc:"Accounts created at start when missing: a list of {id, driver, name}; driver is whatsapp or sim. Existing accounts keep their state; accounts made over REST need no entry."`
 
 	Pipeline []pipeline.StageConfig `koanf:"pipeline" doc:"The stages every stored event passes through, in order: a list of {name, builtin or sink, config, match, mode, timeout, onError}. Builtins: tag, annotate, reply, drop, log. Empty: events are only stored."`
+
+	Plugins map[string]pluginhost.Config `koanf:"plugins" doc:"Plugin binaries the daemon launches and supervises: a map of NAME to {path, args, config, timeout, concurrency, sha256}. A stage with plugin: NAME calls it inline or feeds it through the outbox (mode: sink)."`
 }
 
 // Account declares one account in config.yaml. Declaring is only creating:
@@ -53,6 +60,7 @@ type HTTP struct {
 type MongoDB struct {
 	URI            string `koanf:"uri" doc:"MongoDB connection string (mongodb:// or mongodb+srv://). Empty starts the embedded engine in data_dir."`
 	Database       string `koanf:"database" doc:"Database name that holds every Wildcat collection."`
+	EmbeddedSync   string `koanf:"embedded_sync" doc:"Durability of the embedded engine: full flushes every write to the disk (stored events survive a power loss); normal leaves writes to the operating system until a checkpoint (they survive the daemon's crash or kill -9, not the machine's), for faster writes. Ignored when uri is set."`
 	EmbeddedListen string `koanf:"embedded_listen" doc:"Also expose the embedded engine on this TCP address (host:port) for mongosh and other daemons. Empty keeps it private. Ignored when uri is set."`
 }
 
@@ -75,6 +83,29 @@ type Send struct {
 	QueueSize int `koanf:"queue_size" doc:"Accepted messages waiting for a worker; when full, POST /v1/accounts/{id}/messages answers 503."`
 }
 
+// Outbox configures the durable delivery queue that feeds sink stages.
+type Outbox struct {
+	Retries       []time.Duration `koanf:"retries" doc:"Waits before each retry of a failed delivery (the first attempt is immediate); each wait is drawn with full jitter below it. Default 5s, 30s, 2m, 10m, 30m, 1h."`
+	RetryEvery    time.Duration   `koanf:"retry_every" doc:"Wait between retries once the retries list is used up."`
+	MaxAge        time.Duration   `koanf:"max_age" doc:"A job still failing this long after its first attempt is moved to the dead letters (replayable with POST /v1/deliveries/replay)."`
+	MaxRetryAfter time.Duration   `koanf:"max_retry_after" doc:"Upper bound on a sink's own Retry-After."`
+	Concurrency   int             `koanf:"concurrency" doc:"Deliveries in flight per sink target (each webhook endpoint is its own target)."`
+	PollInterval  time.Duration   `koanf:"poll_interval" doc:"How often an idle target looks for retries coming due and for jobs enqueued by other daemons."`
+	Lease         time.Duration   `koanf:"lease" doc:"How long a claimed job is held before another daemon may take it over; a running delivery extends it."`
+	Retention     time.Duration   `koanf:"retention" doc:"How long delivered jobs stay listable in GET /v1/deliveries before they are purged."`
+}
+
+// Webhooks configures webhook delivery: the endpoints' registry in the
+// daemon and the webhook plugin that makes the requests.
+type Webhooks struct {
+	AllowPrivateTargets bool                `koanf:"allow_private_targets" doc:"Let webhook URLs reach loopback, private, link-local and metadata addresses (local receivers, tests). Off: such URLs are refused at registration and again at every delivery (SSRF guard)."`
+	Timeout             time.Duration       `koanf:"timeout" doc:"How long one webhook attempt may take: connecting, sending and the receiver's answer. The webhook plugin's own plugins.NAME.timeout must be longer."`
+	DisableAfter        time.Duration       `koanf:"disable_after" doc:"A webhook endpoint whose every attempt failed for this long is disabled and a webhook.disabled event is sent to the endpoints subscribed to it."`
+	Plugin              string              `koanf:"plugin" doc:"The declared plugin (plugins.NAME) that sends the webhook requests: the webhook plugin built into bin/plugins/webhook."`
+	SyncInterval        time.Duration       `koanf:"sync_interval" doc:"How often webhook endpoints created, changed or deleted by other daemons sharing the database are picked up."`
+	Endpoints           []webhooks.Declared `koanf:"endpoints" doc:"Webhook endpoints upserted at every start under a stable id: a list of {id, url, events, accounts, description, headers, enabled, secret, rate_limit}. Endpoints made over REST need no entry."`
+}
+
 // Defaults returns a configuration that runs without editing: loopback API,
 // embedded store under ./data.
 func Defaults() Config {
@@ -87,7 +118,8 @@ func Defaults() Config {
 			IdempotencyTTL: 24 * time.Hour,
 		},
 		MongoDB: MongoDB{
-			Database: "wildcat",
+			Database:     "wildcat",
+			EmbeddedSync: "full",
 		},
 		Log: Log{
 			Level:  "info",
@@ -100,6 +132,25 @@ func Defaults() Config {
 		Send: Send{
 			Workers:   4,
 			QueueSize: 1000,
+		},
+		Outbox: Outbox{
+			Retries: []time.Duration{
+				5 * time.Second, 30 * time.Second, 2 * time.Minute,
+				10 * time.Minute, 30 * time.Minute, time.Hour,
+			},
+			RetryEvery:    3 * time.Hour,
+			MaxAge:        72 * time.Hour,
+			MaxRetryAfter: 6 * time.Hour,
+			Concurrency:   4,
+			PollInterval:  time.Second,
+			Lease:         30 * time.Second,
+			Retention:     7 * 24 * time.Hour,
+		},
+		Webhooks: Webhooks{
+			Timeout:      15 * time.Second,
+			DisableAfter: 120 * time.Hour,
+			Plugin:       "webhook",
+			SyncInterval: 10 * time.Second,
 		},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -170,7 +171,8 @@ func Load(src Source) (*Loaded, error) {
 	}
 	if len(md.Unused) > 0 {
 		sort.Strings(md.Unused)
-		return nil, &Error{Key: md.Unused[0], Problem: "unknown key" + suggestKey(md.Unused[0], keys)}
+		key := mapEntryKey(md.Unused[0])
+		return nil, &Error{Key: key, Problem: "unknown key" + suggestKey(key, keys)}
 	}
 	if err := out.Config.Validate(); err != nil {
 		return nil, err
@@ -219,7 +221,20 @@ func decodeError(err error) error {
 	case strings.HasPrefix(problem, "expected a map or struct"):
 		problem = "expected a mapping of keys" + strings.TrimPrefix(problem, "expected a map or struct")
 	}
-	return &Error{Key: de.Name(), Problem: problem}
+	return &Error{Key: mapEntryKey(de.Name()), Problem: problem}
+}
+
+// pluginEntryRE matches the decoder's name for an entry of the plugins map.
+var pluginEntryRE = regexp.MustCompile(`^plugins\[([^\]]+)\]`)
+
+// mapEntryKey writes a plugins entry as config.yaml and the validation
+// errors do: plugins[echo].timeout becomes plugins.echo.timeout.
+func mapEntryKey(name string) string {
+	// An all-digit "name" is a list index: plugins written as a list.
+	if m := pluginEntryRE.FindStringSubmatch(name); m != nil && strings.Trim(m[1], "0123456789") != "" {
+		return "plugins." + m[1] + name[len(m[0]):]
+	}
+	return name
 }
 
 func describeType(t reflect.Type) string {

@@ -7,11 +7,14 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/pipeline"
+	"github.com/wildcathub/wildcat/core/pluginhost"
+	"github.com/wildcathub/wildcat/core/webhooks"
 )
 
 // Validate checks values that decoded with the right type but cannot work.
@@ -30,19 +33,50 @@ func (c *Config) Validate() error {
 		{"mongodb.embedded_listen", listenAddr(c.MongoDB.EmbeddedListen, true)},
 		{"log.level", oneOf(c.Log.Level, "debug", "info", "warn", "error")},
 		{"log.format", oneOf(c.Log.Format, "auto", "text", "json")},
+		{"mongodb.embedded_sync", oneOf(c.MongoDB.EmbeddedSync, "full", "normal")},
 		{"http.idempotency_ttl", positive(c.HTTP.IdempotencyTTL.Seconds())},
 		{"media.max_bytes", positive(float64(c.Media.MaxBytes))},
 		{"media.fetch_timeout", positive(c.Media.FetchTimeout.Seconds())},
 		{"send.workers", between(c.Send.Workers, 1, 256)},
 		{"send.queue_size", between(c.Send.QueueSize, 1, 1_000_000)},
+		{"outbox.retry_every", positive(c.Outbox.RetryEvery.Seconds())},
+		{"outbox.max_age", positive(c.Outbox.MaxAge.Seconds())},
+		{"outbox.max_retry_after", positive(c.Outbox.MaxRetryAfter.Seconds())},
+		{"outbox.concurrency", between(c.Outbox.Concurrency, 1, 1024)},
+		{"outbox.poll_interval", positive(c.Outbox.PollInterval.Seconds())},
+		{"outbox.lease", atLeast(c.Outbox.Lease, 2*time.Second)},
+		{"outbox.retention", positive(c.Outbox.Retention.Seconds())},
+		{"webhooks.timeout", positive(c.Webhooks.Timeout.Seconds())},
+		{"webhooks.disable_after", positive(c.Webhooks.DisableAfter.Seconds())},
+		{"webhooks.plugin", nonEmpty(c.Webhooks.Plugin)},
+		{"webhooks.sync_interval", positive(c.Webhooks.SyncInterval.Seconds())},
 	}
 	for _, ch := range checks {
 		if ch.err != nil {
 			return &Error{Key: ch.key, Problem: ch.err.Error()}
 		}
 	}
+	for i, d := range c.Outbox.Retries {
+		if d < 0 {
+			return &Error{Key: fmt.Sprintf("outbox.retries[%d]", i), Problem: "must not be negative"}
+		}
+	}
 	if err := validateAccounts(c.Accounts); err != nil {
 		return err
+	}
+	if err := webhooks.ValidateDeclared(c.Webhooks.Endpoints); err != nil {
+		var fe *webhooks.FieldError
+		if errors.As(err, &fe) {
+			return &Error{Key: fe.Field, Problem: fe.Problem}
+		}
+		return &Error{Key: "webhooks.endpoints", Problem: err.Error()}
+	}
+	if err := pluginhost.ValidateAll(c.Plugins); err != nil {
+		var pe *pluginhost.ConfigError
+		if errors.As(err, &pe) {
+			return &Error{Key: pe.Key, Problem: pe.Problem}
+		}
+		return &Error{Key: "plugins", Problem: err.Error()}
 	}
 	return c.ValidatePipeline(nil)
 }
@@ -54,6 +88,7 @@ func (c *Config) Validate() error {
 func (c *Config) ValidatePipeline(reg *pipeline.Registry) error {
 	if reg == nil {
 		reg = staticCatalog()
+		declarePlugins(reg, c.Plugins)
 	}
 	err := pipeline.Compile(c.Pipeline, reg)
 	if err == nil {
@@ -87,6 +122,13 @@ func nonEmpty(s string) error {
 func positive(v float64) error {
 	if v <= 0 {
 		return fmt.Errorf("must be greater than zero")
+	}
+	return nil
+}
+
+func atLeast(v, lo time.Duration) error {
+	if v < lo {
+		return fmt.Errorf("must be at least %s, not %s", lo, v)
 	}
 	return nil
 }
@@ -165,6 +207,8 @@ func databaseName(name string) error {
 // (plugin capabilities) are checked again by the daemon.
 func staticCatalog() *pipeline.Registry {
 	reg := pipeline.NewRegistry()
+	// The daemon fans "sink: webhooks" out to the registered endpoints.
+	reg.RegisterSink(webhooks.SinkName)
 	// Rule files are loaded by the daemon's rule engine; a check only needs
 	// the stage to compile, and this handler is never called.
 	reg.RegisterRules(func(pipeline.StageConfig) (pipeline.InlineHandler, error) {
@@ -173,4 +217,19 @@ func staticCatalog() *pipeline.Registry {
 		}), nil
 	})
 	return reg
+}
+
+// declarePlugins adds the plugins declared under plugins: to a static
+// catalog. What each can do (inline, sink) is known only once it runs, so
+// here a declared plugin may serve either mode; the daemon checks the
+// stages again against the capabilities the processes report. A stage
+// naming an undeclared plugin fails the check.
+func declarePlugins(reg *pipeline.Registry, plugins map[string]pluginhost.Config) {
+	for name := range plugins {
+		reg.RegisterPlugin(name, func(pipeline.StageConfig) (pipeline.InlineHandler, error) {
+			return pipeline.HandlerFunc(func(context.Context, *event.Event) ([]pipeline.Action, error) {
+				return nil, errors.New("plugin stages run in the daemon")
+			}), nil
+		}, true)
+	}
 }

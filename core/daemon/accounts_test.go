@@ -101,7 +101,7 @@ func accountsConfig(t *testing.T) config.Config {
 }
 
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 }
 
@@ -111,7 +111,7 @@ type reply struct {
 	body   []byte
 }
 
-func (r reply) json(t *testing.T) map[string]any {
+func (r reply) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {

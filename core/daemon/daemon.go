@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/wildcathub/wildcat/core/api"
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/event"
@@ -25,11 +28,13 @@ import (
 	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/outgoing"
 	"github.com/wildcathub/wildcat/core/pipeline"
+	"github.com/wildcathub/wildcat/core/pluginhost"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/sim"
 	"github.com/wildcathub/wildcat/core/session/whatsapp"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/authstore"
 	"github.com/wildcathub/wildcat/core/store"
+	"github.com/wildcathub/wildcat/core/stream"
 )
 
 // ErrNotReady is returned by Ready until start-up has finished; callers
@@ -59,6 +64,12 @@ type Options struct {
 	// retries (default 1 s).
 	OutboxSchedule *outbox.Schedule
 	OutboxPoll     time.Duration
+	// LoadConfig re-reads the configuration (file, environment, flags) for
+	// ReloadConfig: POST /v1/pipeline/reload without a body and changes of
+	// ConfigFile, which is watched when set. nil: the pipeline changes only
+	// through a reload that carries the stages.
+	LoadConfig func() (config.Config, error)
+	ConfigFile string
 	// ConnectRetryMin and ConnectRetryMax bound the backoff between failed
 	// session starts; zero means 1 s and 1 min.
 	ConnectRetryMin, ConnectRetryMax time.Duration
@@ -66,6 +77,13 @@ type Options struct {
 	// them at the protocol double) and its reconnect backoff. Devices, DB
 	// and Logger are filled in by the daemon.
 	WhatsApp whatsapp.Driver
+	// PluginHost tunes the plugin host (health checks, restart backoff,
+	// launch timeout); Plugins, Services and Logger are filled in by the
+	// daemon from config.yaml's plugins block.
+	PluginHost pluginhost.Options
+	// WrapMediaFetch, when set, wraps the plugins' media fetcher (tests
+	// inject corrupted and expired downloads); see mediaarchive.go.
+	WrapMediaFetch func(pluginhost.MediaFetcher) pluginhost.MediaFetcher
 }
 
 // Daemon is one running wildcatd.
@@ -85,11 +103,21 @@ type Daemon struct {
 	engine   *pipeline.Engine
 	outbox   *outbox.Outbox
 	dispatch *outbox.Dispatcher
+	rules    *ruleHost
+	plugins  *pluginhost.Manager
+	webhooks *webhookHost
+	hub      *stream.Hub
+	metrics  *prometheus.Registry
+
+	pipelineMetrics *pipeline.Metrics
+	outboxMetrics   *outbox.Metrics
 
 	// The dispatcher runs apart from the other background work: it must
 	// outlive the sessions and the pipeline drain at shutdown.
 	dispatchCancel context.CancelFunc
 	dispatchDone   chan struct{}
+
+	reloadMu sync.Mutex // one configuration reload at a time
 
 	ready    atomic.Bool
 	bgCtx    context.Context
@@ -119,6 +147,7 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 		Database:       cfg.MongoDB.Database,
 		DataDir:        cfg.DataDir,
 		EmbeddedListen: cfg.MongoDB.EmbeddedListen,
+		EmbeddedSync:   store.Sync(cfg.MongoDB.EmbeddedSync),
 		Logger:         logging.Component(opts.Logger, "store"),
 	})
 	if err != nil {
@@ -139,23 +168,43 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 // build creates the components on the open store.
 func (d *Daemon) build(cfg config.Config, opts Options) error {
 	st := d.store
+	if err := d.buildMetrics(); err != nil {
+		return err
+	}
+	d.hub = stream.New(0, 0)
 	d.messages = messages.New(st.DB(), logging.Component(opts.Logger, "messages"))
 	octx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// Exclusive: the embedded engine is ours alone, and only the in-memory
 	// schedule makes claiming fast on it (see the outbox package doc).
+	sched := opts.OutboxSchedule
+	if sched == nil {
+		sched = outboxSchedule(cfg.Outbox)
+	}
 	ob, err := outbox.Open(octx, st.DB(), outbox.Options{
 		Exclusive: st.Embedded(),
-		Schedule:  opts.OutboxSchedule,
-		Logger:    logging.Component(opts.Logger, "outbox"),
+		Schedule:  sched,
+		Lease:     cfg.Outbox.Lease,
+		// The attempt log keeps the first 4 KiB of a response (webhooks).
+		ResponseLimit: 4096,
+		Logger:        logging.Component(opts.Logger, "outbox"),
 	})
 	if err != nil {
 		return fmt.Errorf("open outbox: %w", err)
 	}
 	d.outbox = ob
+	if err := d.registerOutboxStats(ob); err != nil {
+		return err
+	}
+	poll := cfg.Outbox.PollInterval
+	if opts.OutboxPoll > 0 {
+		poll = opts.OutboxPoll
+	}
 	d.dispatch = outbox.NewDispatcher(ob, outbox.DispatcherOptions{
-		PollInterval: opts.OutboxPoll,
+		PollInterval: poll,
+		Retention:    cfg.Outbox.Retention,
 		Logger:       logging.Component(opts.Logger, "outbox"),
+		Metrics:      d.outboxMetrics,
 	})
 	simOpts := opts.Sim
 	simOpts.DB, simOpts.Logger = st.DB(), logging.Component(opts.Logger, "sim")
@@ -180,9 +229,16 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	// plugins, sinks) before the configured pipeline is checked against
 	// them. Each component's wiring lives in its own file of this package.
 	d.registry = pipeline.NewRegistry()
+	d.registerRules()
 	for name, sink := range opts.Sinks {
 		d.registry.RegisterSink(name)
-		d.dispatch.Handle(name, sink, 4)
+		d.dispatch.Handle(name, sink, cfg.Outbox.Concurrency)
+	}
+	if err := d.buildPlugins(cfg, opts); err != nil {
+		return err
+	}
+	if err := d.buildWebhooks(cfg, opts); err != nil {
+		return err
 	}
 	if err := cfg.ValidatePipeline(d.registry); err != nil {
 		return err
@@ -196,6 +252,8 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		DeadLetters: ob,
 		Progress:    d.messages,
 		Logger:      logging.Component(opts.Logger, "pipeline"),
+		Metrics:     d.pipelineMetrics,
+		Observe:     d.hub.Publish,
 	})
 	if err != nil {
 		return fmt.Errorf("pipeline: %w", err)
@@ -222,11 +280,39 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 			MaxBytes: cfg.Media.MaxBytes, Timeout: cfg.Media.FetchTimeout,
 			AllowPrivate: cfg.Media.FetchAllowPrivate,
 		}),
-		Idempotency: d.idem,
-		Pipeline:    d.engine,
-		Deliveries:  ob,
+		Idempotency:    d.idem,
+		Pipeline:       d.engine,
+		Deliveries:     ob,
+		Webhooks:       d.webhooks.reg,
+		Plugins:        d.plugins,
+		MediaArchive:   d,
+		Rules:          d.rules,
+		Events:         d.hub,
+		StoredEvents:   d.messages,
+		ConfigReloader: configReloader{d},
+		Metrics:        promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{Registry: d.metrics}),
 	})
 	return nil
+}
+
+// configReloader offers ReloadConfig to the API only when the daemon has a
+// configuration source; otherwise a reload must carry its stages.
+type configReloader struct{ d *Daemon }
+
+func (c configReloader) ReloadConfig(ctx context.Context) error {
+	if c.d.opts.LoadConfig == nil {
+		return api.Invalid("stages", "is required: this daemon has no configuration file to re-read")
+	}
+	return c.d.ReloadConfig(ctx)
+}
+
+// outboxSchedule is the retry schedule config.yaml declares; full jitter
+// and a one-second floor on a sink's Retry-After are not configurable.
+func outboxSchedule(c config.Outbox) *outbox.Schedule {
+	s := outbox.DefaultSchedule()
+	s.Delays = c.Retries
+	s.Every, s.MaxAge, s.MaxRetryAfter = c.RetryEvery, c.MaxAge, c.MaxRetryAfter
+	return &s
 }
 
 // onEvent is the session manager's hook: every stored event enters the
@@ -299,6 +385,13 @@ func (d *Daemon) Messages() *messages.Store { return d.messages }
 // Pipeline is the event pipeline engine.
 func (d *Daemon) Pipeline() *pipeline.Engine { return d.engine }
 
+// Metrics is the daemon's Prometheus registry (GET /metrics); components
+// register their collectors on it.
+func (d *Daemon) Metrics() *prometheus.Registry { return d.metrics }
+
+// Events is the live stream of events that finished the pipeline.
+func (d *Daemon) Events() *stream.Hub { return d.hub }
+
 // Outbox is the durable delivery queue of the pipeline's sink stages.
 func (d *Daemon) Outbox() *outbox.Outbox { return d.outbox }
 
@@ -317,6 +410,12 @@ func (d *Daemon) Addr() string { return d.api.Addr() }
 func (d *Daemon) Start() error {
 	err := errors.New("daemon already started")
 	d.startOnce.Do(func() {
+		// Plugins run before anything can call them: sessions (inline
+		// stages), the outbox dispatcher (sink jobs). A plugin that does not
+		// start fails Start, naming it.
+		if err = d.startPlugins(); err != nil {
+			return
+		}
 		if err = d.api.Listen(d.cfg.HTTP.Addr); err != nil {
 			return
 		}
@@ -331,8 +430,15 @@ func (d *Daemon) Start() error {
 			}
 		}()
 		d.goBackground(every(time.Hour, d.sweepIdempotency))
+		d.goBackground(every(d.webhooks.sync, d.webhooks.refresh))
 		d.goBackground(every(time.Minute, d.failStaleSends))
+		d.goBackground(every(mediaRetentionInterval, d.retainMedia))
+		d.goBackground(d.rules.supervise)
+		d.goBackground(every(ruleKVSweepInterval, d.sweepRuleKV))
 		d.goBackground(func(ctx context.Context) { d.store.Watch(ctx, d.opts.WatchInterval, nil) })
+		if d.opts.ConfigFile != "" && d.opts.LoadConfig != nil {
+			d.goBackground(d.watchConfig)
+		}
 	})
 	return err
 }
@@ -356,6 +462,10 @@ func (d *Daemon) startup(ctx context.Context) {
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := d.store.EnsureSchema(actx)
+		if err == nil {
+			// Webhook endpoints are known before any event can arrive.
+			err = d.webhooks.load(actx)
+		}
 		if err == nil {
 			err = d.sessions.Start(actx, declared)
 		}
@@ -474,6 +584,11 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		if d.dispatchCancel != nil {
 			d.dispatchCancel()
 			<-d.dispatchDone
+		}
+		// Plugins stop last: the drain and the dispatcher's last attempts
+		// may still have called them.
+		if err := d.stopPlugins(); err != nil {
+			errs = append(errs, err)
 		}
 		// The store gets its own short deadline: even after a drain that ran
 		// out of time, closing it cleanly keeps the embedded files consistent.

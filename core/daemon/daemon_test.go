@@ -18,11 +18,13 @@ import (
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
-func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+// TestMain builds the test plugins (plugins_test.go), then runs the tests
+// on the shared test store.
+func TestMain(m *testing.M) { os.Exit(withTestPlugins(func() int { return storetest.Main(m) })) }
 
 // testConfig runs the daemon on a free port; uri "" means the embedded engine
 // in a temporary data directory.
-func testConfig(t *testing.T, uri string) config.Config {
+func testConfig(t testing.TB, uri string) config.Config {
 	cfg := config.Defaults()
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()

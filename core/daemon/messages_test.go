@@ -19,23 +19,24 @@ import (
 
 // wireMessage is the part of a listed message the tests look at.
 type wireMessage struct {
-	ID        string `json:"id"`
-	MessageID string `json:"messageId"`
-	ChatID    string `json:"chatId"`
-	From      string `json:"from"`
-	FromMe    bool   `json:"fromMe"`
-	Timestamp int64  `json:"timestamp"`
-	Type      string `json:"type"`
-	Text      string `json:"text"`
-	HasMedia  bool   `json:"hasMedia"`
-	MediaID   string `json:"mediaId"`
-	MediaURL  string `json:"mediaUrl"`
-	Source    string `json:"source"`
-	Kind      string `json:"kind"`
-	Status    string `json:"status"`
-	Error     string `json:"error"`
-	Edited    bool   `json:"edited"`
-	Revoked   bool   `json:"revoked"`
+	ID        string   `json:"id"`
+	MessageID string   `json:"messageId"`
+	ChatID    string   `json:"chatId"`
+	From      string   `json:"from"`
+	FromMe    bool     `json:"fromMe"`
+	Timestamp int64    `json:"timestamp"`
+	Type      string   `json:"type"`
+	Text      string   `json:"text"`
+	HasMedia  bool     `json:"hasMedia"`
+	MediaID   string   `json:"mediaId"`
+	MediaURL  string   `json:"mediaUrl"`
+	Source    string   `json:"source"`
+	Kind      string   `json:"kind"`
+	Status    string   `json:"status"`
+	Error     string   `json:"error"`
+	Edited    bool     `json:"edited"`
+	Revoked   bool     `json:"revoked"`
+	Tags      []string `json:"tags"`
 	Media     *struct {
 		Mimetype string `json:"mimetype"`
 		Size     int    `json:"size"`

@@ -89,7 +89,7 @@ func (e *Event) Validate() error {
 	}
 	var missing string
 	switch e.Kind {
-	case KindMessageReceived, KindMessageSent:
+	case KindMessageReceived, KindMessageSent, KindMediaArchived:
 		if e.Message == nil {
 			missing = "message"
 		}

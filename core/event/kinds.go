@@ -37,6 +37,13 @@ const (
 	KindHistorySync    Kind = "history.sync"
 )
 
+// Media kinds, emitted by the daemon.
+const (
+	// KindMediaArchived: a message's media was archived (the media archive
+	// plugin); the event carries the message with its mediaUrl set.
+	KindMediaArchived Kind = "media.archived"
+)
+
 var allKinds = []Kind{
 	KindMessageReceived,
 	KindMessageSent,
@@ -53,6 +60,7 @@ var allKinds = []Kind{
 	KindChatTyping,
 	KindGroupUpdate,
 	KindHistorySync,
+	KindMediaArchived,
 }
 
 // Kinds returns every kind the daemon emits, in a stable order. The slice is

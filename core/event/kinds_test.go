@@ -7,8 +7,8 @@ import (
 
 func TestKinds(t *testing.T) {
 	kinds := Kinds()
-	if len(kinds) != 15 {
-		t.Fatalf("Kinds() has %d kinds, want 15", len(kinds))
+	if len(kinds) != 16 {
+		t.Fatalf("Kinds() has %d kinds, want 16", len(kinds))
 	}
 	seen := map[Kind]bool{}
 	for _, k := range kinds {

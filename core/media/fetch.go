@@ -9,8 +9,9 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"syscall"
 	"time"
+
+	"github.com/wildcathub/wildcat/core/netguard"
 )
 
 // MaxRedirects is how many redirects a media fetch follows.
@@ -23,7 +24,7 @@ var ErrFetch = errors.New("media URL not fetched")
 // ErrForbiddenAddress: the URL resolves to an address the daemon must not
 // reach (loopback, private, link-local, ...), and the config does not
 // allow it.
-var ErrForbiddenAddress = errors.New("address not allowed")
+var ErrForbiddenAddress = netguard.ErrForbidden
 
 // FetchOptions configures a Fetcher.
 type FetchOptions struct {
@@ -51,7 +52,7 @@ func NewFetcher(o FetchOptions) *Fetcher {
 	if rt == nil {
 		d := &net.Dialer{Timeout: 10 * time.Second}
 		if !o.AllowPrivate {
-			d.Control = guardAddress
+			d.Control = netguard.Control
 		}
 		rt = &http.Transport{
 			// No proxy from the environment: a proxy would dial on our behalf
@@ -82,48 +83,9 @@ func NewFetcher(o FetchOptions) *Fetcher {
 	}
 }
 
-// guardAddress refuses to connect to non-public addresses. It runs as the
-// dialer's Control hook, on the resolved IP about to be connected.
-func guardAddress(network, address string, _ syscall.RawConn) error {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("%w: %s", ErrForbiddenAddress, address)
-	}
-	if !PublicAddr(ap.Addr()) {
-		return fmt.Errorf("%w: %s is not a public address", ErrForbiddenAddress, ap.Addr())
-	}
-	return nil
-}
-
-var nonPublic = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),       // "this network"
-	netip.MustParsePrefix("100.64.0.0/10"),   // carrier-grade NAT
-	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
-	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
-	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, broadcast
-	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64
-	netip.MustParsePrefix("2001:db8::/32"),   // documentation
-	netip.MustParsePrefix("fec0::/10"),       // deprecated site-local
-	netip.MustParsePrefix("100::/64"),        // discard-only
-	netip.MustParsePrefix("2001:10::/28"),    // ORCHID
-	netip.MustParsePrefix("192.88.99.0/24"),  // 6to4 relay anycast
-	netip.MustParsePrefix("198.51.100.0/24"), // documentation
-}
-
-// PublicAddr reports whether a is a globally routable unicast address.
-func PublicAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	if !a.IsValid() || a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
-		a.IsInterfaceLocalMulticast() || a.IsMulticast() || a.IsUnspecified() {
-		return false
-	}
-	for _, p := range nonPublic {
-		if p.Contains(a) {
-			return false
-		}
-	}
-	return true
-}
+// PublicAddr reports whether a is a globally routable unicast address (see
+// netguard, which holds the guard media fetches and webhooks share).
+func PublicAddr(a netip.Addr) bool { return netguard.PublicAddr(a) }
 
 // Fetched is media downloaded from a URL.
 type Fetched struct {

@@ -95,6 +95,10 @@ type Message struct {
 	// bucket (GET /v1/media/{mediaId}, also MediaURL) when it went through
 	// the API.
 	MediaID string `bson:"mediaId,omitempty" json:"mediaId,omitempty"`
+	// MediaArchive is what the media archive did with the message's media
+	// (archived, skipped with a reason, expired by retention); see
+	// mediaarchive.go.
+	MediaArchive *MediaArchive `bson:"mediaArchive,omitempty" json:"mediaArchive,omitempty"`
 	// Error is why a send failed (status failed).
 	Error string `bson:"error,omitempty" json:"error,omitempty"`
 

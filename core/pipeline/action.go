@@ -15,7 +15,8 @@ import (
 type ActionType string
 
 const (
-	// ActionReply sends a message to the event's chat, quoting it.
+	// ActionReply sends a message to the event's chat, quoting it (unless
+	// the action sets NoQuote).
 	ActionReply ActionType = "reply"
 	// ActionSend sends a message anywhere, from any account.
 	ActionSend ActionType = "send"
@@ -40,7 +41,11 @@ type Action struct {
 	Send *session.SendRequest
 	// AccountID sends from another account (send only); default the
 	// event's.
-	AccountID   string
+	AccountID string
+	// NoQuote makes a reply a plain message in the event's chat instead
+	// of quoting the event's message (rule replies: ctx.reply quotes only
+	// when asked to, by setting Send.ReplyTo itself).
+	NoQuote     bool
 	Tags        []string
 	Annotations map[string]string
 	Sinks       []string
@@ -96,7 +101,7 @@ func sendRequest(ev *event.Event, stage string, idx int, a Action, source event.
 		if req.To == "" {
 			return "", nil, fmt.Errorf("reply to a %s event, which has no chat", ev.Kind)
 		}
-		if req.ReplyTo == nil && ev.Message != nil && ev.Message.MessageID != "" {
+		if req.ReplyTo == nil && !a.NoQuote && ev.Message != nil && ev.Message.MessageID != "" {
 			req.ReplyTo = &session.QuoteRef{MessageID: ev.Message.MessageID, Sender: ev.Message.From, Message: ev.Message}
 		}
 	}

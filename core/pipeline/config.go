@@ -248,6 +248,10 @@ func Validate(stages []StageConfig, cat Catalog) error {
 	return errors.Join(errs...)
 }
 
+// Validate checks a Match's values; the error starts with the field's name
+// ("kinds: …").
+func (m *Match) Validate() error { return m.validate() }
+
 // validate checks a Match's values.
 func (m *Match) validate() error {
 	for _, k := range m.Kinds {

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,6 +97,10 @@ type Options struct {
 	RetryBackoff  time.Duration
 	Logger        *slog.Logger
 	Metrics       *Metrics
+	// Observe sees each event once it has been through every stage, with
+	// the tags and annotations the stages gave it (the live event stream).
+	// It runs on the chat's worker and must not block.
+	Observe func(ev *event.Event)
 }
 
 // Engine runs the pipeline.
@@ -352,12 +357,16 @@ func (e *Engine) process(ctx context.Context, in *event.Event) {
 		if !st.cfg.Match.Matches(ev) {
 			continue
 		}
+		var only []string // a routed fan-out: its targets named by the route
 		if st.mode == ModeSink && routed != nil && !slices.Contains(routed, st.cfg.Name) && !slices.Contains(routed, st.target) {
-			continue
+			if !e.reg.isFanout(st.target) {
+				continue
+			}
+			only = routed
 		}
 		st.stats.in.Add(1)
 		start := time.Now()
-		out, err := e.runStage(ctx, st, ev)
+		out, err := e.runStage(ctx, st, ev, only)
 		e.stats.observe(st, time.Since(start))
 		if err != nil {
 			if ctx.Err() != nil {
@@ -389,6 +398,9 @@ func (e *Engine) process(ctx context.Context, in *event.Event) {
 			log.Warn("marking event processed failed", slog.Any("error", err))
 		}
 	}
+	if e.opts.Observe != nil {
+		e.opts.Observe(ev)
+	}
 }
 
 func (st *stage) onError() OnError {
@@ -416,7 +428,7 @@ type stageOutcome struct {
 }
 
 // runStage calls st (with its retry policy) and applies its actions.
-func (e *Engine) runStage(ctx context.Context, st *stage, ev *event.Event) (stageOutcome, error) {
+func (e *Engine) runStage(ctx context.Context, st *stage, ev *event.Event, only []string) (stageOutcome, error) {
 	tries := 1
 	if st.onError() == OnErrorRetry {
 		tries = e.opts.RetryAttempts
@@ -426,7 +438,7 @@ func (e *Engine) runStage(ctx context.Context, st *stage, ev *event.Event) (stag
 		// Each try works on a copy, so a failed try's tags are not taken
 		// as already persisted by the next one.
 		work := cloneEvent(ev)
-		out, err := e.runOnce(ctx, st, work)
+		out, err := e.runOnce(ctx, st, work, only)
 		if err == nil {
 			ev.Tags, ev.Annotations = work.Tags, work.Annotations
 			return out, nil
@@ -449,14 +461,27 @@ func (e *Engine) runStage(ctx context.Context, st *stage, ev *event.Event) (stag
 	}
 }
 
-func (e *Engine) runOnce(ctx context.Context, st *stage, ev *event.Event) (stageOutcome, error) {
+// only, when set, restricts a fan-out sink stage to the targets a route
+// named: by target ("webhook:billing") or by the part after the colon (the
+// endpoint id, "billing").
+func (e *Engine) runOnce(ctx context.Context, st *stage, ev *event.Event, only []string) (stageOutcome, error) {
 	cctx, cancel := context.WithTimeout(ctx, st.cfg.timeout())
 	defer cancel()
 	if st.mode == ModeSink {
 		if e.opts.Enqueuer == nil {
 			return stageOutcome{}, fmt.Errorf("sink stage %q: no outbox configured", st.cfg.Name)
 		}
-		if err := e.opts.Enqueuer.Enqueue(cctx, ev, st.target); err != nil {
+		targets := e.reg.targets(st.target, ev)
+		if only != nil {
+			targets = slices.DeleteFunc(targets, func(t string) bool {
+				_, id, _ := strings.Cut(t, ":")
+				return !slices.Contains(only, t) && !slices.Contains(only, id)
+			})
+		}
+		if len(targets) == 0 {
+			return stageOutcome{}, nil // a fan-out with no matching target
+		}
+		if err := e.opts.Enqueuer.Enqueue(cctx, ev, targets...); err != nil {
 			return stageOutcome{}, timeoutOr(cctx, fmt.Errorf("enqueue for %s: %w", st.target, err))
 		}
 		st.stats.enqueued.Add(1)

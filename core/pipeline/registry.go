@@ -39,7 +39,15 @@ type Registry struct {
 	builtins map[string]Factory
 	plugins  map[string]pluginKind
 	sinks    map[string]bool
+	fanouts  map[string]Fanout
 }
+
+// Fanout maps an event to the outbox targets a sink stage delivers it to:
+// the webhook registry turns "sink: webhooks" into one target per matching
+// endpoint ("webhook:<id>"). It is called for every event the stage sees,
+// so it must be fast and safe for concurrent use; no targets means the
+// event goes nowhere from this stage.
+type Fanout func(ev *event.Event) []string
 
 type pluginKind struct {
 	inline Factory // nil: not an inline handler
@@ -48,7 +56,7 @@ type pluginKind struct {
 
 // NewRegistry returns a registry with the builtin kinds.
 func NewRegistry() *Registry {
-	r := &Registry{builtins: map[string]Factory{}, plugins: map[string]pluginKind{}, sinks: map[string]bool{}}
+	r := &Registry{builtins: map[string]Factory{}, plugins: map[string]pluginKind{}, sinks: map[string]bool{}, fanouts: map[string]Fanout{}}
 	registerBuiltins(r)
 	return r
 }
@@ -82,6 +90,32 @@ func (r *Registry) RegisterSink(name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sinks[name] = true
+}
+
+// RegisterFanout adds a sink name (stages with sink: name) whose events are
+// enqueued for the targets f returns instead of for name itself.
+func (r *Registry) RegisterFanout(name string, f Fanout) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sinks[name] = true
+	r.fanouts[name] = f
+}
+
+func (r *Registry) isFanout(target string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.fanouts[target] != nil
+}
+
+// targets are the outbox targets of a sink stage's target for ev.
+func (r *Registry) targets(target string, ev *event.Event) []string {
+	r.mu.RLock()
+	f := r.fanouts[target]
+	r.mu.RUnlock()
+	if f == nil {
+		return []string{target}
+	}
+	return f(ev)
 }
 
 // HasRules implements Catalog.

@@ -6,70 +6,56 @@ import (
 	"fmt"
 	"io"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/wildcathub/wildcat/core/store"
+	"github.com/wildcathub/wildcat/core/media"
 	"github.com/wildcathub/wildcat/sdk"
 )
 
-// Blobs stores plugins' blobs in the GridFS bucket "media" (media.files and
-// media.chunks). A blob's ID is its GridFS file id in hex; its metadata
-// records the content type and the plugin that stored it.
+// DefaultBlobMaxBytes bounds one blob when Services.BlobMaxBytes is zero:
+// the default of config.yaml's media.max_bytes.
+const DefaultBlobMaxBytes = 64 << 20
+
+// Blobs stores plugins' blobs in the media bucket (media.files and
+// media.chunks) through the media store, in the very format GET
+// /v1/media/{mediaId} serves: a blob's ID is the hex SHA-256 of its bytes,
+// so storing the same bytes twice writes nothing new and returns the same
+// ID, and every blob is servable as media.
 type Blobs struct {
-	bucket *mongo.GridFSBucket
+	store *media.Store
 }
 
-// NewBlobs returns the blob store on db's media bucket.
-func NewBlobs(db *mongo.Database) *Blobs {
-	return &Blobs{bucket: db.GridFSBucket(options.GridFSBucket().SetName(store.MediaBucket))}
-}
-
-type blobMeta struct {
-	ContentType string `bson:"contentType,omitempty"`
-	Plugin      string `bson:"plugin,omitempty"`
-}
-
-// Put stores r's bytes and returns the new blob's info.
-func (b *Blobs) Put(ctx context.Context, plugin string, info sdk.BlobInfo, r io.Reader) (sdk.BlobInfo, error) {
-	cr := &countingReader{r: r}
-	opts := options.GridFSUpload().SetMetadata(blobMeta{ContentType: info.ContentType, Plugin: plugin})
-	id, err := b.bucket.UploadFromStream(ctx, info.Filename, cr, opts)
-	if err != nil {
-		return sdk.BlobInfo{}, fmt.Errorf("put blob %q: %w", info.Filename, err)
+// NewBlobs returns the blob store on db's media bucket; maxBytes bounds one
+// blob (DefaultBlobMaxBytes when zero or less).
+func NewBlobs(db *mongo.Database, maxBytes int64) *Blobs {
+	if maxBytes <= 0 {
+		maxBytes = DefaultBlobMaxBytes
 	}
-	return sdk.BlobInfo{ID: id.Hex(), Filename: info.Filename, ContentType: info.ContentType, Size: cr.n}, nil
+	return &Blobs{store: media.NewStore(db, maxBytes)}
+}
+
+// Put stores r's bytes and returns the blob's info. plugin is not recorded:
+// a blob is shared by every holder of the same bytes.
+func (b *Blobs) Put(ctx context.Context, plugin string, info sdk.BlobInfo, r io.Reader) (sdk.BlobInfo, error) {
+	in, err := b.store.Put(ctx, r, info.ContentType, info.Filename)
+	if err != nil {
+		return sdk.BlobInfo{}, fmt.Errorf("put blob %q of plugin %s: %w", info.Filename, plugin, err)
+	}
+	return blobInfo(in), nil
 }
 
 // Get opens a blob for reading.
 func (b *Blobs) Get(ctx context.Context, id string) (io.ReadCloser, sdk.BlobInfo, error) {
-	oid, err := bson.ObjectIDFromHex(id)
-	if err != nil {
-		return nil, sdk.BlobInfo{}, fmt.Errorf("blob %q: %w", id, ErrNotFound)
-	}
-	ds, err := b.bucket.OpenDownloadStream(ctx, oid)
-	if errors.Is(err, mongo.ErrFileNotFound) {
+	rd, err := b.store.Open(ctx, id)
+	if errors.Is(err, media.ErrNotFound) {
 		return nil, sdk.BlobInfo{}, fmt.Errorf("blob %q: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return nil, sdk.BlobInfo{}, fmt.Errorf("get blob %q: %w", id, err)
 	}
-	f := ds.GetFile()
-	var meta blobMeta
-	if len(f.Metadata) > 0 {
-		_ = bson.Unmarshal(f.Metadata, &meta)
-	}
-	return ds, sdk.BlobInfo{ID: id, Filename: f.Name, ContentType: meta.ContentType, Size: f.Length}, nil
+	return io.NopCloser(rd), blobInfo(rd.Info), nil
 }
 
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
+func blobInfo(in *media.Info) sdk.BlobInfo {
+	return sdk.BlobInfo{ID: in.ID, Filename: in.Filename, ContentType: in.Mimetype, Size: in.Size}
 }

@@ -1,6 +1,7 @@
 package pluginhost
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 //	    path: bin/plugins/echo
 //	    args: ["--verbose"]
 //	    timeout: 5s
+//	    concurrency: 4
 //	    config: {greeting: hello}
 type Config struct {
 	// Path of the plugin executable, absolute or relative to the daemon's
@@ -26,6 +28,9 @@ type Config struct {
 	// Timeout is the deadline of one Handle or Deliver call when the caller
 	// set none earlier; zero means DefaultTimeout.
 	Timeout time.Duration `koanf:"timeout" json:"timeout,omitempty"`
+	// Concurrency is how many sink deliveries to the plugin may be in flight
+	// at once; zero means DefaultConcurrency.
+	Concurrency int `koanf:"concurrency" json:"concurrency,omitempty"`
 	// SHA256, when set, is the hex SHA-256 the executable must have;
 	// go-plugin refuses to start a binary that does not match.
 	SHA256 string `koanf:"sha256" json:"sha256,omitempty"`
@@ -33,6 +38,13 @@ type Config struct {
 
 // DefaultTimeout is the per-call deadline when Config.Timeout is zero.
 const DefaultTimeout = 5 * time.Second
+
+// DefaultConcurrency is the sink deliveries in flight when
+// Config.Concurrency is zero; MaxConcurrency is the most accepted.
+const (
+	DefaultConcurrency = 4
+	MaxConcurrency     = 256
+)
 
 // ConfigError names the config key that is wrong, as in
 // "plugins.echo.path: must not be empty".
@@ -62,6 +74,9 @@ func (c Config) Validate(name string) error {
 	if c.Timeout < 0 {
 		return &ConfigError{Key: key + ".timeout", Problem: "must not be negative"}
 	}
+	if c.Concurrency < 0 || c.Concurrency > MaxConcurrency {
+		return &ConfigError{Key: key + ".concurrency", Problem: fmt.Sprintf("must be from 0 (the default, %d) to %d", DefaultConcurrency, MaxConcurrency)}
+	}
 	if c.SHA256 != "" && !sha256RE.MatchString(c.SHA256) {
 		return &ConfigError{Key: key + ".sha256", Problem: "must be 64 hex digits"}
 	}
@@ -77,6 +92,14 @@ func ValidateAll(plugins map[string]Config) error {
 		}
 	}
 	return nil
+}
+
+// SinkConcurrency is Concurrency with its default applied.
+func (c Config) SinkConcurrency() int {
+	if c.Concurrency > 0 {
+		return c.Concurrency
+	}
+	return DefaultConcurrency
 }
 
 func (c Config) timeout() time.Duration {

@@ -18,6 +18,8 @@ func TestConfigValidate(t *testing.T) {
 		{"nopath", Config{}, "plugins.nopath.path"},
 		{"neg", Config{Path: "x", Timeout: -time.Second}, "plugins.neg.timeout"},
 		{"sum", Config{Path: "x", SHA256: "abc"}, "plugins.sum.sha256"},
+		{"busy", Config{Path: "x", Concurrency: MaxConcurrency + 1}, "plugins.busy.concurrency"},
+		{"idle", Config{Path: "x", Concurrency: -1}, "plugins.idle.concurrency"},
 	}
 	for _, tt := range tests {
 		err := tt.cfg.Validate(tt.name)
@@ -28,6 +30,12 @@ func TestConfigValidate(t *testing.T) {
 		case tt.key != "" && (!errors.As(err, &ce) || ce.Key != tt.key || !strings.HasPrefix(err.Error(), tt.key+": ")):
 			t.Errorf("%s: got %v, want key %s", tt.name, err, tt.key)
 		}
+	}
+	if c := (Config{}).SinkConcurrency(); c != DefaultConcurrency {
+		t.Errorf("default concurrency %d", c)
+	}
+	if c := (Config{Concurrency: 9}).SinkConcurrency(); c != 9 {
+		t.Errorf("concurrency %d", c)
 	}
 	if _, err := New(Options{Plugins: map[string]Config{"a": {Path: "x"}, "b": {}}}); err == nil || !strings.Contains(err.Error(), "plugins.b.path") {
 		t.Errorf("New: %v", err)

@@ -52,6 +52,13 @@ func (h *slogHCLog) Log(level hclog.Level, msg string, args ...any) {
 			break
 		}
 	}
+	// go-plugin's own lines name the executable "plugin", which would
+	// repeat the key that already names the plugin: call it path.
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, ok := args[i].(string); ok && k == "plugin" {
+			args = append(args[:i:i], append([]any{"path"}, args[i+1:]...)...)
+		}
+	}
 	h.l.Log(context.Background(), lv, msg, args...)
 }
 

@@ -94,7 +94,7 @@ func New(opts Options) (*Manager, error) {
 	var kv *KV
 	var blobs *Blobs
 	if opts.Services.DB != nil {
-		kv, blobs = NewKV(opts.Services.DB), NewBlobs(opts.Services.DB)
+		kv, blobs = NewKV(opts.Services.DB), NewBlobs(opts.Services.DB, opts.Services.BlobMaxBytes)
 	}
 	for _, name := range m.names {
 		m.plugins[name] = &Plugin{

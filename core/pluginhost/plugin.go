@@ -45,6 +45,7 @@ type Plugin struct {
 
 	mu        sync.RWMutex
 	inst      *instance
+	info      *sdk.PluginInfo // the last process's Describe, kept while it restarts
 	state     State
 	restarts  int
 	lastErr   string
@@ -157,36 +158,64 @@ func (p *Plugin) Handle(ctx context.Context, ev *event.Event) ([]Action, error) 
 // deadline, panic) is a retryable failure with err set. The job id the
 // plugin sees is "{eventId}:{target}", stable across attempts.
 func (p *Plugin) Deliver(ctx context.Context, ev *event.Event, target string, attempt int) (ok bool, retryAfter time.Duration, permanent bool, err error) {
+	r := p.DeliverWith(ctx, ev, target, attempt, nil)
+	return r.OK, r.RetryAfter, r.Permanent, r.Err
+}
+
+// DeliverResult is one sink attempt as DeliverWith reports it.
+type DeliverResult struct {
+	// OK: delivered. Otherwise Permanent says the plugin gave up for good
+	// (dead-letter now), RetryAfter is its requested delay (zero: the
+	// outbox's schedule) and Err the reason.
+	OK         bool
+	Permanent  bool
+	RetryAfter time.Duration
+	Err        error
+	// DisableTarget, with Permanent: the target itself is gone (e.g. HTTP
+	// 410); its owner stops delivering to it.
+	DisableTarget bool
+	// Status and Response are the target's answer for the attempt log
+	// (e.g. the HTTP status and the start of the body), with any outcome.
+	Status   int
+	Response string
+}
+
+// DeliverWith is Deliver with the target's settings (targetConfig, JSON,
+// handed to the plugin as Job.TargetConfig) and the plugin's whole answer:
+// status, response and the disable flag as well.
+func (p *Plugin) DeliverWith(ctx context.Context, ev *event.Event, target string, attempt int, targetConfig []byte) DeliverResult {
 	inst, err := p.current()
 	if err != nil {
 		p.deliver.record(err)
-		return false, 0, false, err
+		return DeliverResult{Err: err}
 	}
 	if !wants(inst.info, ev.Kind) {
-		return true, 0, false, nil
+		return DeliverResult{OK: true}
 	}
 	cctx, cancel := p.callCtx(ctx)
 	defer cancel()
-	res, err := inst.rpc.Deliver(cctx, &sdk.Job{ID: ev.ID + ":" + target, Event: ev, Target: target, Attempt: attempt})
+	res, err := inst.rpc.Deliver(cctx, &sdk.Job{ID: ev.ID + ":" + target, Event: ev, Target: target, Attempt: attempt, TargetConfig: targetConfig})
 	if err != nil {
 		err = fmt.Errorf("plugin %q: %w", p.name, err)
 		p.deliver.record(err)
 		p.noteError(err)
-		return false, 0, false, err
+		return DeliverResult{Err: err}
 	}
+	out := DeliverResult{Status: res.Status, Response: res.Response}
 	switch res.Outcome {
 	case sdk.OutcomeOK:
 		p.deliver.record(nil)
-		return true, 0, false, nil
+		out.OK = true
 	case sdk.OutcomeFail:
-		err = fmt.Errorf("plugin %q: permanent failure: %w", p.name, res.Err)
-		p.deliver.record(err)
-		return false, 0, true, err
+		out.Err = fmt.Errorf("plugin %q: permanent failure: %w", p.name, res.Err)
+		p.deliver.record(out.Err)
+		out.Permanent, out.DisableTarget = true, res.DisableTarget
 	default:
-		err = fmt.Errorf("plugin %q: %w", p.name, res.Err)
-		p.deliver.record(err)
-		return false, res.RetryAfter, false, err
+		out.Err = fmt.Errorf("plugin %q: %w", p.name, res.Err)
+		p.deliver.record(out.Err)
+		out.RetryAfter = res.RetryAfter
 	}
+	return out
 }
 
 func (p *Plugin) noteError(err error) {
@@ -370,7 +399,7 @@ func (p *Plugin) setRunning(ctx context.Context, inst *instance) bool {
 		inst.client.Kill()
 		return false
 	}
-	p.inst, p.state = inst, StateRunning
+	p.inst, p.info, p.state = inst, inst.info, StateRunning
 	p.mu.Unlock()
 	return true
 }

@@ -124,6 +124,15 @@ func TestSinkOutcomes(t *testing.T) {
 	if c := h.p.Status().Calls.Deliver; c.Calls != 4 || c.Errors != 3 {
 		t.Fatalf("deliver counters: %+v", c)
 	}
+	// DeliverWith hands over the target's config and reports the whole
+	// answer: status, response, disable.
+	r := h.p.DeliverWith(ctx, ev, "gone", 1, []byte(`{"url":"x"}`))
+	if r.OK || !r.Permanent || !r.DisableTarget || r.Status != 410 || r.Response != "goodbye" || r.Err == nil || !strings.Contains(r.Err.Error(), `gone: {"url":"x"}`) {
+		t.Fatalf("DeliverWith gone: %+v", r)
+	}
+	if r := h.p.DeliverWith(ctx, ev, "fail", 1, nil); !r.Permanent || r.DisableTarget {
+		t.Fatalf("DeliverWith fail: %+v", r)
+	}
 }
 
 func TestPanicInHandlerIsAnErrorAndThePluginLives(t *testing.T) {

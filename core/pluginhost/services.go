@@ -35,6 +35,13 @@ type MessageGetter interface {
 	GetMessage(ctx context.Context, accountID, messageID string) (*event.Message, error)
 }
 
+// MediaLinker records what became of a stored message's media (archived:
+// mediaId/mediaUrl set and a media.archived event emitted; or skipped, with
+// the reason); the daemon implements it for the media archive plugin.
+type MediaLinker interface {
+	LinkMedia(ctx context.Context, link sdk.MediaLink) error
+}
+
 var (
 	// ErrNotFound is the error services return for what does not exist.
 	ErrNotFound = sdk.ErrNotFound
@@ -49,7 +56,11 @@ type Services struct {
 	Sender   Sender
 	Media    MediaFetcher
 	Messages MessageGetter
+	Linker   MediaLinker
 	DB       *mongo.Database
+	// BlobMaxBytes bounds one blob (config.yaml's media.max_bytes);
+	// DefaultBlobMaxBytes when zero.
+	BlobMaxBytes int64
 }
 
 // hostServices is the sdk.Host of one plugin.
@@ -74,6 +85,12 @@ func notFound(err error) error {
 	}
 	if errors.Is(err, mongo.ErrNoDocuments) || errors.Is(err, session.ErrNoMedia) {
 		return fmt.Errorf("%w: %v", ErrNotFound, err)
+	}
+	// Media gone from WhatsApp's servers: the driver asked the phone to
+	// re-upload it, so the fetch can succeed later — a temporary failure
+	// on the plugin's side.
+	if errors.Is(err, session.ErrMediaRetryRequested) {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return err
 }
@@ -131,6 +148,13 @@ func (h *hostServices) KVDelete(ctx context.Context, key string) error {
 		return unavailable("KVDelete")
 	}
 	return h.kv.Delete(ctx, h.plugin, key)
+}
+
+func (h *hostServices) LinkMedia(ctx context.Context, link sdk.MediaLink) error {
+	if h.svc.Linker == nil {
+		return unavailable("LinkMedia")
+	}
+	return notFound(h.svc.Linker.LinkMedia(ctx, link))
 }
 
 func (h *hostServices) GetMessage(ctx context.Context, accountID, messageID string) (*event.Message, error) {

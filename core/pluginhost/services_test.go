@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/media"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/store"
 	"github.com/wildcathub/wildcat/core/store/storetest"
@@ -54,18 +56,15 @@ func TestHostServicesFromAPlugin(t *testing.T) {
 		if got["equal"] != "true" || got["info"] != fmt.Sprintf("w.bin application/x-test %d", len(blobData)) || got["missing"] != "true" {
 			t.Fatalf("got %v", got)
 		}
-		oid, err := bson.ObjectIDFromHex(got["id"])
-		if err != nil {
-			t.Fatal(err)
+		// A blob is a media file: its id is the SHA-256 of its bytes, and
+		// the media store (GET /v1/media/{id}) serves it as stored.
+		sum := sha256.Sum256(blobData)
+		if got["id"] != hex.EncodeToString(sum[:]) {
+			t.Fatalf("blob id %s, want the SHA-256 of its bytes", got["id"])
 		}
-		var file struct {
-			Metadata blobMeta `bson:"metadata"`
-		}
-		if err := db.Collection(store.MediaBucket+".files").FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Decode(&file); err != nil {
-			t.Fatalf("not in media.files: %v", err)
-		}
-		if file.Metadata != (blobMeta{ContentType: "application/x-test", Plugin: "tp"}) {
-			t.Fatalf("metadata: %+v", file.Metadata)
+		data, in, err := media.NewStore(db, 1<<30).ReadAll(ctx, got["id"])
+		if err != nil || !bytes.Equal(data, blobData) || in.Mimetype != "application/x-test" || in.Filename != "w.bin" {
+			t.Fatalf("media store: %+v (%d bytes), %v", in, len(data), err)
 		}
 	})
 	t.Run("reply with blob-backed media", func(t *testing.T) {
@@ -157,7 +156,7 @@ func TestKVStore(t *testing.T) {
 
 func TestBlobsOnGridFS(t *testing.T) {
 	db := storetest.NewDatabase(t)
-	b := NewBlobs(db)
+	b := NewBlobs(db, 0)
 	ctx := context.Background()
 	info, err := b.Put(ctx, "p", sdk.BlobInfo{Filename: "f.txt", ContentType: "text/plain"}, bytes.NewReader(blobData))
 	if err != nil {
@@ -176,5 +175,52 @@ func TestBlobsOnGridFS(t *testing.T) {
 		if _, _, err := b.Get(ctx, id); !errors.Is(err, ErrNotFound) {
 			t.Errorf("%s: %v", id, err)
 		}
+	}
+}
+
+type mediaErrFetcher struct{ err error }
+
+func (f mediaErrFetcher) FetchMedia(context.Context, string, string) (io.ReadCloser, error) {
+	return nil, f.err
+}
+
+type linkRecorder struct{ links []sdk.MediaLink }
+
+func (l *linkRecorder) LinkMedia(_ context.Context, link sdk.MediaLink) error {
+	if link.MessageID == "missing" {
+		return fmt.Errorf("message missing: %w", mongo.ErrNoDocuments)
+	}
+	l.links = append(l.links, link)
+	return nil
+}
+
+// The media-gone path: the driver asked the phone to re-upload, so the
+// plugin sees a temporary failure (ErrUnavailable), not "not found".
+func TestServicesMediaRetryRequestedIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	hs := &hostServices{plugin: "x", svc: Services{Media: mediaErrFetcher{fmt.Errorf("download: %w", session.ErrMediaRetryRequested)}}}
+	if _, err := hs.FetchMedia(ctx, "a", "m"); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotFound) {
+		t.Fatalf("retry requested: %v", err)
+	}
+	hs.svc.Media = mediaErrFetcher{session.ErrNoMedia}
+	if _, err := hs.FetchMedia(ctx, "a", "m"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("no media: %v", err)
+	}
+}
+
+func TestServicesLinkMedia(t *testing.T) {
+	ctx := context.Background()
+	hs := &hostServices{plugin: "x"}
+	if err := hs.LinkMedia(ctx, sdk.MediaLink{}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("no linker: %v", err)
+	}
+	rec := &linkRecorder{}
+	hs.svc.Linker = rec
+	want := sdk.MediaLink{AccountID: "a", MessageID: "m", MediaID: "id", SHA256: "id", Size: 3, Targets: []string{"gridfs"}}
+	if err := hs.LinkMedia(ctx, want); err != nil || len(rec.links) != 1 || !reflect.DeepEqual(rec.links[0], want) {
+		t.Fatalf("link: %v %+v", err, rec.links)
+	}
+	if err := hs.LinkMedia(ctx, sdk.MediaLink{AccountID: "a", MessageID: "missing"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing message: %v", err)
 	}
 }

@@ -10,7 +10,8 @@ type Status struct {
 	Name string `json:"name"`
 	Path string `json:"path"`
 	// Plugin, Version, Description, Capabilities and EventKinds are what
-	// the process reported (empty until it first ran).
+	// the process reported (empty until it first ran; while it restarts,
+	// what the last process reported).
 	Plugin       string   `json:"plugin,omitempty"`
 	Version      string   `json:"version,omitempty"`
 	Description  string   `json:"description,omitempty"`
@@ -59,12 +60,14 @@ func (p *Plugin) Status() Status {
 		at := p.lastErrAt
 		s.LastErrorAt = &at
 	}
-	if inst := p.inst; inst != nil {
-		s.Plugin, s.Version, s.Description = inst.info.Name, inst.info.Version, inst.info.Description
-		s.EventKinds = inst.info.EventKinds
-		for _, c := range inst.info.Capabilities {
+	if info := p.info; info != nil {
+		s.Plugin, s.Version, s.Description = info.Name, info.Version, info.Description
+		s.EventKinds = info.EventKinds
+		for _, c := range info.Capabilities {
 			s.Capabilities = append(s.Capabilities, string(c))
 		}
+	}
+	if inst := p.inst; inst != nil {
 		s.PID = inst.pid
 		started := inst.started
 		s.StartedAt = &started

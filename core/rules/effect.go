@@ -8,11 +8,12 @@ import (
 	"github.com/wildcathub/wildcat/core/session"
 )
 
-// Effects receives what a rule asks for, as the rule asks for it. The
-// pipeline's rules stage implements it (mapping each call to a pipeline
-// action); Handle also returns the same requests as a recorded []Effect, so
-// a caller that prefers to act after the call (or `wildcatd rules test`,
-// which only prints them) can pass a nil Effects.
+// Effects receives what a rule asks for, as the rule asks for it. Handle
+// also returns the same requests as a recorded []Effect, so a caller that
+// prefers to act after the call can pass a nil Effects: the daemon's rules
+// stage (core/daemon/rules.go) does, mapping them to pipeline actions only
+// when the call succeeded, and so does `wildcatd rules test`, which only
+// prints them.
 //
 // Calls happen on the goroutine running Handle, in the order the rule made
 // them; a rule that throws after ctx.reply has still asked for the reply.

@@ -159,8 +159,11 @@ func (e *Engine) Handle(ctx context.Context, ev *event.Event, eff Effects) ([]Ef
 
 // RuleStatus is one rule as GET /v1/rules shows it.
 type RuleStatus struct {
-	Name string `json:"name"`
-	File string `json:"file"`
+	// Stage is the pipeline stage running the rule (set by the daemon;
+	// Engine.Status leaves it empty).
+	Stage string `json:"stage,omitempty"`
+	Name  string `json:"name"`
+	File  string `json:"file"`
 	// Version is the first 12 hex digits of the SHA-256 of the running
 	// source; empty when no version ever loaded.
 	Version  string    `json:"version,omitempty"`

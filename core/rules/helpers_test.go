@@ -24,7 +24,13 @@ func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
 func writeRules(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for name, src := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+		// Written aside and renamed into place, as editors save: on a loaded
+		// machine the watcher could otherwise settle on a truncated file.
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path+".tmp", []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -426,6 +426,16 @@ func (m *Manager) Send(ctx context.Context, id string, req *SendRequest) (*SendR
 	return sess.Send(ctx, req)
 }
 
+// MarkRead sends read receipts for messages of one sender in one chat
+// through the account's session (a rule's ctx.markRead).
+func (m *Manager) MarkRead(ctx context.Context, id, chatID, senderID string, messageIDs []string) error {
+	sess := m.session(id)
+	if sess == nil {
+		return fmt.Errorf("account %q has no running session: %w", id, ErrWrongState)
+	}
+	return sess.MarkRead(ctx, chatID, senderID, messageIDs)
+}
+
 // DownloadMedia streams the decrypted media of a stored message through the
 // account's session (the session holds what decryption and re-upload
 // requests need).

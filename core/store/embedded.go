@@ -37,6 +37,28 @@ var ErrDataDirLocked = errors.New("data directory is in use by another wildcatd"
 // engine's errors: FerretDB logs every failed command at WARN, which would
 // drown the daemon's own log in expected duplicate-key answers.
 func StartEngine(dir, listen string, log *slog.Logger) (*Engine, error) {
+	return StartEngineSync(dir, listen, SyncFull, log)
+}
+
+// Sync is how the embedded engine's SQLite files reach the disk.
+type Sync string
+
+const (
+	// SyncFull flushes every commit to the disk (SQLite synchronous=FULL):
+	// a stored event survives a power loss.
+	SyncFull Sync = "full"
+	// SyncNormal leaves commits in the operating system's cache until a
+	// checkpoint (synchronous=NORMAL in WAL mode): a stored event survives
+	// the daemon's crash or kill -9, but the last moments of writes may be
+	// lost if the machine itself crashes or loses power. Faster writes.
+	SyncNormal Sync = "normal"
+)
+
+// StartEngineSync is StartEngine with a choice of durability.
+func StartEngineSync(dir, listen string, sync Sync, log *slog.Logger) (*Engine, error) {
+	if sync != SyncNormal {
+		sync = SyncFull
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("embedded store dir %s: %w", dir, err)
@@ -57,7 +79,7 @@ func StartEngine(dir, listen string, log *slog.Logger) (*Engine, error) {
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: listen},
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + abs + "/",
+		SQLiteURL: "file:" + abs + "/?_pragma=synchronous(" + string(sync) + ")",
 		Logger:    slog.New(levelFloor{log.Handler(), slog.LevelError}),
 	})
 	if err != nil {

@@ -57,6 +57,9 @@ var schema = []collectionSpec{
 		idx("account_chat_order", bson.D{{Key: "accountId", Value: 1}, {Key: "chatId", Value: 1}, {Key: "sortKey", Value: -1}}, false),
 		// history of one account, newest first
 		idx("account_order", bson.D{{Key: "accountId", Value: 1}, {Key: "sortKey", Value: -1}}, false),
+		// the event stream's resume (GET /v1/events with Last-Event-ID):
+		// every account, in storing order
+		idx("stored_order", bson.D{{Key: "storedAt", Value: 1}, {Key: "_id", Value: 1}}, false),
 	}},
 	{name: Chats, indexes: []mongo.IndexModel{
 		// chats of one account by last activity

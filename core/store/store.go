@@ -34,6 +34,8 @@ type Options struct {
 	// EmbeddedListen exposes the embedded engine on host:port; empty keeps it
 	// on a private loopback port.
 	EmbeddedListen string
+	// EmbeddedSync is the embedded engine's durability; empty means SyncFull.
+	EmbeddedSync Sync
 	// Logger for the store component; nil discards.
 	Logger *slog.Logger
 }
@@ -62,7 +64,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{log: log}
 	uri := opts.URI
 	if uri == "" {
-		e, err := StartEngine(filepath.Join(opts.DataDir, "store"), opts.EmbeddedListen, log.With(slog.String("engine", "ferretdb")))
+		e, err := StartEngineSync(filepath.Join(opts.DataDir, "store"), opts.EmbeddedListen, opts.EmbeddedSync, log.With(slog.String("engine", "ferretdb")))
 		if err != nil {
 			return nil, err
 		}

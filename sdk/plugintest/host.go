@@ -3,8 +3,11 @@ package plugintest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,6 +23,8 @@ type Host struct {
 	messages map[string]*sdk.Message
 	blobs    map[string]blob
 	kv       map[string]kvEntry
+	mediaErr map[string]error
+	links    []sdk.MediaLink
 	now      func() time.Time
 	seq      int
 }
@@ -50,6 +55,7 @@ func NewHost() *Host {
 		messages: map[string]*sdk.Message{},
 		blobs:    map[string]blob{},
 		kv:       map[string]kvEntry{},
+		mediaErr: map[string]error{},
 		now:      time.Now,
 	}
 }
@@ -59,6 +65,37 @@ func (h *Host) AddMedia(accountID, messageID string, data []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.media[accountID+"/"+messageID] = data
+}
+
+// FailMedia makes FetchMedia(accountID, messageID) return err (nil removes
+// the failure), e.g. sdk.ErrUnavailable for media WhatsApp no longer has.
+func (h *Host) FailMedia(accountID, messageID string, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err == nil {
+		delete(h.mediaErr, accountID+"/"+messageID)
+		return
+	}
+	h.mediaErr[accountID+"/"+messageID] = err
+}
+
+// Links returns the LinkMedia calls so far, in order.
+func (h *Host) Links() []sdk.MediaLink {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]sdk.MediaLink(nil), h.links...)
+}
+
+// BlobIDs returns the ids of the stored blobs.
+func (h *Host) BlobIDs() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ids := make([]string, 0, len(h.blobs))
+	for id := range h.blobs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // AddMessage makes GetMessage(m.AccountID, m.MessageID) return m.
@@ -98,6 +135,9 @@ func (h *Host) SendMessage(_ context.Context, accountID string, req *sdk.SendReq
 func (h *Host) FetchMedia(_ context.Context, accountID, messageID string) (io.ReadCloser, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if err := h.mediaErr[accountID+"/"+messageID]; err != nil {
+		return nil, err
+	}
 	data, ok := h.media[accountID+"/"+messageID]
 	if !ok {
 		return nil, fmt.Errorf("media of %s/%s: %w", accountID, messageID, sdk.ErrNotFound)
@@ -105,7 +145,9 @@ func (h *Host) FetchMedia(_ context.Context, accountID, messageID string) (io.Re
 	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
-// PutBlob keeps the blob in memory.
+// PutBlob keeps the blob in memory under the hex SHA-256 of its bytes, as
+// the daemon does: the same bytes stored twice are kept once, with their
+// first info.
 func (h *Host) PutBlob(_ context.Context, info sdk.BlobInfo, r io.Reader) (sdk.BlobInfo, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
@@ -113,9 +155,12 @@ func (h *Host) PutBlob(_ context.Context, info sdk.BlobInfo, r io.Reader) (sdk.B
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.seq++
-	info.ID = fmt.Sprintf("blob%04d", h.seq)
+	sum := sha256.Sum256(data)
+	info.ID = hex.EncodeToString(sum[:])
 	info.Size = int64(len(data))
+	if b, ok := h.blobs[info.ID]; ok {
+		return b.info, nil
+	}
 	h.blobs[info.ID] = blob{info: info, data: data}
 	return info, nil
 }
@@ -159,6 +204,26 @@ func (h *Host) KVDelete(_ context.Context, key string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.kv, key)
+	return nil
+}
+
+// LinkMedia records the link (see Links) and, for an archived link with a
+// MediaID, sets the seeded message's MediaURL as the daemon does.
+// ErrNotFound when the message was not seeded.
+func (h *Host) LinkMedia(_ context.Context, l sdk.MediaLink) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m, ok := h.messages[l.AccountID+"/"+l.MessageID]
+	if !ok {
+		return fmt.Errorf("message %s/%s: %w", l.AccountID, l.MessageID, sdk.ErrNotFound)
+	}
+	l.Targets = append([]string(nil), l.Targets...)
+	h.links = append(h.links, l)
+	if l.SkippedReason == "" && l.MediaID != "" {
+		c := *m // GetMessage's callers may hold m
+		c.MediaURL = "/v1/media/" + l.MediaID
+		h.messages[l.AccountID+"/"+l.MessageID] = &c
+	}
 	return nil
 }
 

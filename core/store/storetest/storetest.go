@@ -54,7 +54,9 @@ func setup() {
 		if os.Getenv(LogEnv) != "" {
 			log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 		}
-		engine, initErr = store.StartEngine(tmpDir, "127.0.0.1:0", log)
+		// Tests do not survive power losses; they only need writes to be
+		// quick and a process crash to lose nothing.
+		engine, initErr = store.StartEngineSync(tmpDir, "127.0.0.1:0", store.SyncNormal, log)
 		if initErr != nil {
 			return
 		}

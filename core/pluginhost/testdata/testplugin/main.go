@@ -149,6 +149,10 @@ func (p *testPlugin) Deliver(ctx context.Context, job *sdk.Job) sdk.Result {
 		return sdk.Fail(errors.New("410 gone"))
 	case "crash":
 		os.Exit(4)
+	case "gone":
+		r := sdk.Disable(fmt.Errorf("gone: %s", job.TargetConfig))
+		r.Status, r.Response = 410, "goodbye"
+		return r
 	}
 	return sdk.Fail(fmt.Errorf("unknown target %q", job.Target))
 }

@@ -868,6 +868,141 @@ func (x *GetMessageResponse) GetMessage() *Message {
 	return nil
 }
 
+type LinkMediaRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	AccountId string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	MessageId string                 `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// The blob id of the archived copy in the media bucket (what PutBlob
+	// returned, servable by GET /v1/media/{id}); empty when it was archived
+	// elsewhere only (e.g. a directory).
+	MediaId string `protobuf:"bytes,3,opt,name=media_id,json=mediaId,proto3" json:"media_id,omitempty"`
+	// Hex SHA-256 and size of the archived bytes.
+	Sha256 string `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Size   int64  `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
+	// Where the bytes were written, e.g. ["gridfs", "dir"].
+	Targets []string `protobuf:"bytes,6,rep,name=targets,proto3" json:"targets,omitempty"`
+	// Set when the media was not archived on purpose (too large, mimetype
+	// not allowed): why.
+	SkippedReason string `protobuf:"bytes,7,opt,name=skipped_reason,json=skippedReason,proto3" json:"skipped_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkMediaRequest) Reset() {
+	*x = LinkMediaRequest{}
+	mi := &file_wildcat_plugin_v1_host_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkMediaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkMediaRequest) ProtoMessage() {}
+
+func (x *LinkMediaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wildcat_plugin_v1_host_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkMediaRequest.ProtoReflect.Descriptor instead.
+func (*LinkMediaRequest) Descriptor() ([]byte, []int) {
+	return file_wildcat_plugin_v1_host_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *LinkMediaRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *LinkMediaRequest) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *LinkMediaRequest) GetMediaId() string {
+	if x != nil {
+		return x.MediaId
+	}
+	return ""
+}
+
+func (x *LinkMediaRequest) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *LinkMediaRequest) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *LinkMediaRequest) GetTargets() []string {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+func (x *LinkMediaRequest) GetSkippedReason() string {
+	if x != nil {
+		return x.SkippedReason
+	}
+	return ""
+}
+
+type LinkMediaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkMediaResponse) Reset() {
+	*x = LinkMediaResponse{}
+	mi := &file_wildcat_plugin_v1_host_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkMediaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkMediaResponse) ProtoMessage() {}
+
+func (x *LinkMediaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wildcat_plugin_v1_host_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkMediaResponse.ProtoReflect.Descriptor instead.
+func (*LinkMediaResponse) Descriptor() ([]byte, []int) {
+	return file_wildcat_plugin_v1_host_proto_rawDescGZIP(), []int{17}
+}
+
 var File_wildcat_plugin_v1_host_proto protoreflect.FileDescriptor
 
 const file_wildcat_plugin_v1_host_proto_rawDesc = "" +
@@ -921,7 +1056,18 @@ const file_wildcat_plugin_v1_host_proto_rawDesc = "" +
 	"\n" +
 	"message_id\x18\x02 \x01(\tR\tmessageId\"J\n" +
 	"\x12GetMessageResponse\x124\n" +
-	"\amessage\x18\x01 \x01(\v2\x1a.wildcat.plugin.v1.MessageR\amessage2\x9d\x05\n" +
+	"\amessage\x18\x01 \x01(\v2\x1a.wildcat.plugin.v1.MessageR\amessage\"\xd8\x01\n" +
+	"\x10LinkMediaRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x02 \x01(\tR\tmessageId\x12\x19\n" +
+	"\bmedia_id\x18\x03 \x01(\tR\amediaId\x12\x16\n" +
+	"\x06sha256\x18\x04 \x01(\tR\x06sha256\x12\x12\n" +
+	"\x04size\x18\x05 \x01(\x03R\x04size\x12\x18\n" +
+	"\atargets\x18\x06 \x03(\tR\atargets\x12%\n" +
+	"\x0eskipped_reason\x18\a \x01(\tR\rskippedReason\"\x13\n" +
+	"\x11LinkMediaResponse2\xf5\x05\n" +
 	"\x04Host\x12\\\n" +
 	"\vSendMessage\x12%.wildcat.plugin.v1.SendMessageRequest\x1a&.wildcat.plugin.v1.SendMessageResponse\x12N\n" +
 	"\n" +
@@ -932,7 +1078,8 @@ const file_wildcat_plugin_v1_host_proto_rawDesc = "" +
 	"\x05KVSet\x12\x1f.wildcat.plugin.v1.KVSetRequest\x1a .wildcat.plugin.v1.KVSetResponse\x12S\n" +
 	"\bKVDelete\x12\".wildcat.plugin.v1.KVDeleteRequest\x1a#.wildcat.plugin.v1.KVDeleteResponse\x12Y\n" +
 	"\n" +
-	"GetMessage\x12$.wildcat.plugin.v1.GetMessageRequest\x1a%.wildcat.plugin.v1.GetMessageResponseBDZBgithub.com/wildcathub/wildcat/sdk/proto/wildcat/plugin/v1;pluginv1b\x06proto3"
+	"GetMessage\x12$.wildcat.plugin.v1.GetMessageRequest\x1a%.wildcat.plugin.v1.GetMessageResponse\x12V\n" +
+	"\tLinkMedia\x12#.wildcat.plugin.v1.LinkMediaRequest\x1a$.wildcat.plugin.v1.LinkMediaResponseBDZBgithub.com/wildcathub/wildcat/sdk/proto/wildcat/plugin/v1;pluginv1b\x06proto3"
 
 var (
 	file_wildcat_plugin_v1_host_proto_rawDescOnce sync.Once
@@ -946,7 +1093,7 @@ func file_wildcat_plugin_v1_host_proto_rawDescGZIP() []byte {
 	return file_wildcat_plugin_v1_host_proto_rawDescData
 }
 
-var file_wildcat_plugin_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_wildcat_plugin_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_wildcat_plugin_v1_host_proto_goTypes = []any{
 	(*SendMessageRequest)(nil),  // 0: wildcat.plugin.v1.SendMessageRequest
 	(*SendMessageResponse)(nil), // 1: wildcat.plugin.v1.SendMessageResponse
@@ -964,16 +1111,18 @@ var file_wildcat_plugin_v1_host_proto_goTypes = []any{
 	(*KVDeleteResponse)(nil),    // 13: wildcat.plugin.v1.KVDeleteResponse
 	(*GetMessageRequest)(nil),   // 14: wildcat.plugin.v1.GetMessageRequest
 	(*GetMessageResponse)(nil),  // 15: wildcat.plugin.v1.GetMessageResponse
-	(*SendRequest)(nil),         // 16: wildcat.plugin.v1.SendRequest
-	(*durationpb.Duration)(nil), // 17: google.protobuf.Duration
-	(*Message)(nil),             // 18: wildcat.plugin.v1.Message
+	(*LinkMediaRequest)(nil),    // 16: wildcat.plugin.v1.LinkMediaRequest
+	(*LinkMediaResponse)(nil),   // 17: wildcat.plugin.v1.LinkMediaResponse
+	(*SendRequest)(nil),         // 18: wildcat.plugin.v1.SendRequest
+	(*durationpb.Duration)(nil), // 19: google.protobuf.Duration
+	(*Message)(nil),             // 20: wildcat.plugin.v1.Message
 }
 var file_wildcat_plugin_v1_host_proto_depIdxs = []int32{
-	16, // 0: wildcat.plugin.v1.SendMessageRequest.request:type_name -> wildcat.plugin.v1.SendRequest
+	18, // 0: wildcat.plugin.v1.SendMessageRequest.request:type_name -> wildcat.plugin.v1.SendRequest
 	4,  // 1: wildcat.plugin.v1.PutBlobRequest.info:type_name -> wildcat.plugin.v1.BlobInfo
 	4,  // 2: wildcat.plugin.v1.GetBlobResponse.info:type_name -> wildcat.plugin.v1.BlobInfo
-	17, // 3: wildcat.plugin.v1.KVSetRequest.ttl:type_name -> google.protobuf.Duration
-	18, // 4: wildcat.plugin.v1.GetMessageResponse.message:type_name -> wildcat.plugin.v1.Message
+	19, // 3: wildcat.plugin.v1.KVSetRequest.ttl:type_name -> google.protobuf.Duration
+	20, // 4: wildcat.plugin.v1.GetMessageResponse.message:type_name -> wildcat.plugin.v1.Message
 	0,  // 5: wildcat.plugin.v1.Host.SendMessage:input_type -> wildcat.plugin.v1.SendMessageRequest
 	2,  // 6: wildcat.plugin.v1.Host.FetchMedia:input_type -> wildcat.plugin.v1.FetchMediaRequest
 	5,  // 7: wildcat.plugin.v1.Host.PutBlob:input_type -> wildcat.plugin.v1.PutBlobRequest
@@ -982,16 +1131,18 @@ var file_wildcat_plugin_v1_host_proto_depIdxs = []int32{
 	10, // 10: wildcat.plugin.v1.Host.KVSet:input_type -> wildcat.plugin.v1.KVSetRequest
 	12, // 11: wildcat.plugin.v1.Host.KVDelete:input_type -> wildcat.plugin.v1.KVDeleteRequest
 	14, // 12: wildcat.plugin.v1.Host.GetMessage:input_type -> wildcat.plugin.v1.GetMessageRequest
-	1,  // 13: wildcat.plugin.v1.Host.SendMessage:output_type -> wildcat.plugin.v1.SendMessageResponse
-	3,  // 14: wildcat.plugin.v1.Host.FetchMedia:output_type -> wildcat.plugin.v1.Chunk
-	4,  // 15: wildcat.plugin.v1.Host.PutBlob:output_type -> wildcat.plugin.v1.BlobInfo
-	7,  // 16: wildcat.plugin.v1.Host.GetBlob:output_type -> wildcat.plugin.v1.GetBlobResponse
-	9,  // 17: wildcat.plugin.v1.Host.KVGet:output_type -> wildcat.plugin.v1.KVGetResponse
-	11, // 18: wildcat.plugin.v1.Host.KVSet:output_type -> wildcat.plugin.v1.KVSetResponse
-	13, // 19: wildcat.plugin.v1.Host.KVDelete:output_type -> wildcat.plugin.v1.KVDeleteResponse
-	15, // 20: wildcat.plugin.v1.Host.GetMessage:output_type -> wildcat.plugin.v1.GetMessageResponse
-	13, // [13:21] is the sub-list for method output_type
-	5,  // [5:13] is the sub-list for method input_type
+	16, // 13: wildcat.plugin.v1.Host.LinkMedia:input_type -> wildcat.plugin.v1.LinkMediaRequest
+	1,  // 14: wildcat.plugin.v1.Host.SendMessage:output_type -> wildcat.plugin.v1.SendMessageResponse
+	3,  // 15: wildcat.plugin.v1.Host.FetchMedia:output_type -> wildcat.plugin.v1.Chunk
+	4,  // 16: wildcat.plugin.v1.Host.PutBlob:output_type -> wildcat.plugin.v1.BlobInfo
+	7,  // 17: wildcat.plugin.v1.Host.GetBlob:output_type -> wildcat.plugin.v1.GetBlobResponse
+	9,  // 18: wildcat.plugin.v1.Host.KVGet:output_type -> wildcat.plugin.v1.KVGetResponse
+	11, // 19: wildcat.plugin.v1.Host.KVSet:output_type -> wildcat.plugin.v1.KVSetResponse
+	13, // 20: wildcat.plugin.v1.Host.KVDelete:output_type -> wildcat.plugin.v1.KVDeleteResponse
+	15, // 21: wildcat.plugin.v1.Host.GetMessage:output_type -> wildcat.plugin.v1.GetMessageResponse
+	17, // 22: wildcat.plugin.v1.Host.LinkMedia:output_type -> wildcat.plugin.v1.LinkMediaResponse
+	14, // [14:23] is the sub-list for method output_type
+	5,  // [5:14] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -1018,7 +1169,7 @@ func file_wildcat_plugin_v1_host_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wildcat_plugin_v1_host_proto_rawDesc), len(file_wildcat_plugin_v1_host_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

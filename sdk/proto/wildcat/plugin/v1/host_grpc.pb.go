@@ -33,6 +33,7 @@ const (
 	Host_KVSet_FullMethodName       = "/wildcat.plugin.v1.Host/KVSet"
 	Host_KVDelete_FullMethodName    = "/wildcat.plugin.v1.Host/KVDelete"
 	Host_GetMessage_FullMethodName  = "/wildcat.plugin.v1.Host/GetMessage"
+	Host_LinkMedia_FullMethodName   = "/wildcat.plugin.v1.Host/LinkMedia"
 )
 
 // HostClient is the client API for Host service.
@@ -56,6 +57,12 @@ type HostClient interface {
 	KVDelete(ctx context.Context, in *KVDeleteRequest, opts ...grpc.CallOption) (*KVDeleteResponse, error)
 	// GetMessage looks up a stored message.
 	GetMessage(ctx context.Context, in *GetMessageRequest, opts ...grpc.CallOption) (*GetMessageResponse, error)
+	// LinkMedia records the outcome of archiving a stored message's media on
+	// its message document. Archived (skipped_reason empty): the document gets
+	// mediaId and mediaUrl (/v1/media/{media_id}) when media_id is set, and a
+	// media.archived event is emitted. Skipped: the reason is recorded and no
+	// event is emitted. Repeating a call changes nothing.
+	LinkMedia(ctx context.Context, in *LinkMediaRequest, opts ...grpc.CallOption) (*LinkMediaResponse, error)
 }
 
 type hostClient struct {
@@ -167,6 +174,16 @@ func (c *hostClient) GetMessage(ctx context.Context, in *GetMessageRequest, opts
 	return out, nil
 }
 
+func (c *hostClient) LinkMedia(ctx context.Context, in *LinkMediaRequest, opts ...grpc.CallOption) (*LinkMediaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LinkMediaResponse)
+	err := c.cc.Invoke(ctx, Host_LinkMedia_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HostServer is the server API for Host service.
 // All implementations must embed UnimplementedHostServer
 // for forward compatibility.
@@ -188,6 +205,12 @@ type HostServer interface {
 	KVDelete(context.Context, *KVDeleteRequest) (*KVDeleteResponse, error)
 	// GetMessage looks up a stored message.
 	GetMessage(context.Context, *GetMessageRequest) (*GetMessageResponse, error)
+	// LinkMedia records the outcome of archiving a stored message's media on
+	// its message document. Archived (skipped_reason empty): the document gets
+	// mediaId and mediaUrl (/v1/media/{media_id}) when media_id is set, and a
+	// media.archived event is emitted. Skipped: the reason is recorded and no
+	// event is emitted. Repeating a call changes nothing.
+	LinkMedia(context.Context, *LinkMediaRequest) (*LinkMediaResponse, error)
 	mustEmbedUnimplementedHostServer()
 }
 
@@ -221,6 +244,9 @@ func (UnimplementedHostServer) KVDelete(context.Context, *KVDeleteRequest) (*KVD
 }
 func (UnimplementedHostServer) GetMessage(context.Context, *GetMessageRequest) (*GetMessageResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetMessage not implemented")
+}
+func (UnimplementedHostServer) LinkMedia(context.Context, *LinkMediaRequest) (*LinkMediaResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method LinkMedia not implemented")
 }
 func (UnimplementedHostServer) mustEmbedUnimplementedHostServer() {}
 func (UnimplementedHostServer) testEmbeddedByValue()              {}
@@ -362,6 +388,24 @@ func _Host_GetMessage_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Host_LinkMedia_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LinkMediaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).LinkMedia(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_LinkMedia_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).LinkMedia(ctx, req.(*LinkMediaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Host_ServiceDesc is the grpc.ServiceDesc for Host service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -388,6 +432,10 @@ var Host_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetMessage",
 			Handler:    _Host_GetMessage_Handler,
+		},
+		{
+			MethodName: "LinkMedia",
+			Handler:    _Host_LinkMedia_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -385,7 +385,12 @@ type Job struct {
 	Event  *Event                 `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
 	Target string                 `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
 	// 1 for the first attempt.
-	Attempt       uint32 `protobuf:"varint,4,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Attempt uint32 `protobuf:"varint,4,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Settings of this target the daemon hands over with every attempt, as
+	// JSON (e.g. a webhook endpoint's URL, secrets and headers); empty for
+	// sinks whose targets need none. Its shape is agreed between the daemon
+	// component that owns the target and the plugin.
+	TargetConfig  []byte `protobuf:"bytes,5,opt,name=target_config,json=targetConfig,proto3" json:"target_config,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -448,6 +453,13 @@ func (x *Job) GetAttempt() uint32 {
 	return 0
 }
 
+func (x *Job) GetTargetConfig() []byte {
+	if x != nil {
+		return x.TargetConfig
+	}
+	return nil
+}
+
 type DeliverRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Job           *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
@@ -499,7 +511,11 @@ type DeliverResponse struct {
 	//	*DeliverResponse_Ok
 	//	*DeliverResponse_Retry
 	//	*DeliverResponse_Fail
-	Outcome       isDeliverResponse_Outcome `protobuf_oneof:"outcome"`
+	Outcome isDeliverResponse_Outcome `protobuf_oneof:"outcome"`
+	// The target's answer for the attempt log, with any outcome: a status
+	// code (e.g. HTTP; 0 if none) and the start of the response body.
+	Status        int32  `protobuf:"varint,4,opt,name=status,proto3" json:"status,omitempty"`
+	Response      string `protobuf:"bytes,5,opt,name=response,proto3" json:"response,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -566,6 +582,20 @@ func (x *DeliverResponse) GetFail() *DeliverFail {
 		}
 	}
 	return nil
+}
+
+func (x *DeliverResponse) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *DeliverResponse) GetResponse() string {
+	if x != nil {
+		return x.Response
+	}
+	return ""
 }
 
 type isDeliverResponse_Outcome interface {
@@ -684,8 +714,11 @@ func (x *DeliverRetry) GetRetryAfter() *durationpb.Duration {
 
 // DeliverFail: a permanent failure; the job is dead-lettered at once.
 type DeliverFail struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Reason string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The target itself is gone (e.g. HTTP 410): the daemon stops delivering
+	// to it (a webhook endpoint is disabled) besides dead-lettering the job.
+	DisableTarget bool `protobuf:"varint,2,opt,name=disable_target,json=disableTarget,proto3" json:"disable_target,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -727,6 +760,13 @@ func (x *DeliverFail) GetReason() string {
 	return ""
 }
 
+func (x *DeliverFail) GetDisableTarget() bool {
+	if x != nil {
+		return x.DisableTarget
+	}
+	return false
+}
+
 var File_wildcat_plugin_v1_plugin_proto protoreflect.FileDescriptor
 
 const file_wildcat_plugin_v1_plugin_proto_rawDesc = "" +
@@ -748,26 +788,30 @@ const file_wildcat_plugin_v1_plugin_proto_rawDesc = "" +
 	"\rHandleRequest\x12.\n" +
 	"\x05event\x18\x01 \x01(\v2\x18.wildcat.plugin.v1.EventR\x05event\"E\n" +
 	"\x0eHandleResponse\x123\n" +
-	"\aactions\x18\x01 \x03(\v2\x19.wildcat.plugin.v1.ActionR\aactions\"w\n" +
+	"\aactions\x18\x01 \x03(\v2\x19.wildcat.plugin.v1.ActionR\aactions\"\x9c\x01\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
 	"\x05event\x18\x02 \x01(\v2\x18.wildcat.plugin.v1.EventR\x05event\x12\x16\n" +
 	"\x06target\x18\x03 \x01(\tR\x06target\x12\x18\n" +
-	"\aattempt\x18\x04 \x01(\rR\aattempt\":\n" +
+	"\aattempt\x18\x04 \x01(\rR\aattempt\x12#\n" +
+	"\rtarget_config\x18\x05 \x01(\fR\ftargetConfig\":\n" +
 	"\x0eDeliverRequest\x12(\n" +
-	"\x03job\x18\x01 \x01(\v2\x16.wildcat.plugin.v1.JobR\x03job\"\xbb\x01\n" +
+	"\x03job\x18\x01 \x01(\v2\x16.wildcat.plugin.v1.JobR\x03job\"\xef\x01\n" +
 	"\x0fDeliverResponse\x12.\n" +
 	"\x02ok\x18\x01 \x01(\v2\x1c.wildcat.plugin.v1.DeliverOKH\x00R\x02ok\x127\n" +
 	"\x05retry\x18\x02 \x01(\v2\x1f.wildcat.plugin.v1.DeliverRetryH\x00R\x05retry\x124\n" +
-	"\x04fail\x18\x03 \x01(\v2\x1e.wildcat.plugin.v1.DeliverFailH\x00R\x04failB\t\n" +
+	"\x04fail\x18\x03 \x01(\v2\x1e.wildcat.plugin.v1.DeliverFailH\x00R\x04fail\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\x05R\x06status\x12\x1a\n" +
+	"\bresponse\x18\x05 \x01(\tR\bresponseB\t\n" +
 	"\aoutcome\"\v\n" +
 	"\tDeliverOK\"b\n" +
 	"\fDeliverRetry\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12:\n" +
 	"\vretry_after\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"retryAfter\"%\n" +
+	"retryAfter\"L\n" +
 	"\vDeliverFail\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason*T\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12%\n" +
+	"\x0edisable_target\x18\x02 \x01(\bR\rdisableTarget*T\n" +
 	"\n" +
 	"Capability\x12\x1a\n" +
 	"\x16CAPABILITY_UNSPECIFIED\x10\x00\x12\x15\n" +

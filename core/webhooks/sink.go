@@ -1,0 +1,210 @@
+package webhooks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/outbox"
+	"github.com/wildcathub/wildcat/sdk/webhooks"
+)
+
+// ErrNoPlugin: no webhook plugin is configured; deliveries wait in the
+// outbox (retried) until one is.
+var ErrNoPlugin = errors.New("no webhook plugin is running (declare plugins.webhook in config.yaml)")
+
+// Sink delivers the outbox jobs of every endpoint target ("webhook:<id>").
+// The daemon registers it once per endpoint with the dispatcher, which
+// gives each endpoint its own claim loop.
+func (r *Registry) Sink() outbox.Sink { return outbox.SinkFunc(r.deliver) }
+
+func (r *Registry) deliver(ctx context.Context, job *outbox.Job) outbox.Result {
+	id, ok := EndpointID(job.Target)
+	if !ok {
+		return outbox.Fail(fmt.Errorf("%q is not a webhook endpoint target", job.Target))
+	}
+	if job.Event == nil {
+		return outbox.Fail(errors.New("the job carries no event"))
+	}
+	e := r.cached(id)
+	if e == nil {
+		var err error
+		if e, err = r.Get(ctx, id); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return outbox.Fail(fmt.Errorf("webhook endpoint %q was deleted", id))
+			}
+			return outbox.Retry(err)
+		}
+		r.remember(e)
+	}
+	if !e.Enabled {
+		return outbox.Fail(fmt.Errorf("webhook endpoint %q is disabled (%s); replay its dead letters once it is enabled again", id, e.DisabledReason))
+	}
+	r.mu.RLock()
+	lim := r.limiters[id]
+	r.mu.RUnlock()
+	if lim != nil {
+		// Wait for a token within the attempt's deadline; a longer wait
+		// hands the job back, due when the token is (not a failure of the
+		// endpoint, so its health is untouched).
+		rv := lim.Reserve()
+		d := rv.Delay()
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d+r.opts.Timeout {
+			rv.Cancel()
+			return outbox.RetryAfter(d, fmt.Errorf("held back by the endpoint's rate limit (%g/s)", e.RateLimit))
+		}
+		if d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				rv.Cancel()
+				return outbox.Retry(fmt.Errorf("held back by the endpoint's rate limit (%g/s): %w", e.RateLimit, ctx.Err()))
+			}
+		}
+	}
+	res := r.attempt(ctx, e, job.Event, job.Target, job.Attempts)
+	r.health(ctx, e, res)
+	return res.Result
+}
+
+// attemptResult is one attempt's outcome with the plugin's disable flag.
+type attemptResult struct {
+	outbox.Result
+	disable bool
+}
+
+// attempt hands one event to the plugin with e's settings.
+func (r *Registry) attempt(ctx context.Context, e *Endpoint, ev *event.Event, target string, n int) attemptResult {
+	r.mu.RLock()
+	d := r.opts.Deliverer
+	r.mu.RUnlock()
+	if d == nil {
+		return attemptResult{Result: outbox.Retry(ErrNoPlugin)}
+	}
+	cfg, err := json.Marshal(webhooks.Target{
+		EndpointID: e.ID, URL: e.URL, Secrets: e.secrets(r.now()), Headers: e.Headers,
+		TimeoutMS: r.opts.Timeout.Milliseconds(), AllowPrivate: r.opts.AllowPrivate,
+	})
+	if err != nil {
+		return attemptResult{Result: outbox.Fail(err)}
+	}
+	pr := d.DeliverWith(ctx, ev, target, n, cfg)
+	res := outbox.Result{Status: pr.Status, Response: pr.Response, Err: pr.Err}
+	switch {
+	case pr.OK:
+		res.Outcome, res.Err = outbox.OutcomeOK, nil
+	case pr.Permanent:
+		res.Outcome = outbox.OutcomeFail
+	default:
+		res.Outcome, res.RetryAfter = outbox.OutcomeRetry, pr.RetryAfter
+	}
+	return attemptResult{Result: res, disable: pr.Permanent && pr.DisableTarget}
+}
+
+// health records an attempt: a success clears the failure streak; a
+// failure starts it, and disables the endpoint once it lasted
+// DisableAfter; a 410 disables at once.
+func (r *Registry) health(ctx context.Context, e *Endpoint, res attemptResult) {
+	if ctx.Err() != nil && res.Outcome != outbox.OutcomeOK {
+		return // shutting down: not the endpoint's fault
+	}
+	now := r.now()
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	switch {
+	case res.Outcome == outbox.OutcomeOK:
+		if e.FailingSince != nil {
+			r.setFailingSince(wctx, e, nil)
+		}
+	case res.disable:
+		r.disable(wctx, e, fmt.Sprintf("the receiver answered %d: %v", res.Status, res.Err), now)
+	case e.FailingSince == nil:
+		r.setFailingSince(wctx, e, &now)
+	case now.Sub(*e.FailingSince) >= r.opts.DisableAfter:
+		r.disable(wctx, e, fmt.Sprintf("every attempt failed since %s (webhooks.disable_after %s); last: %v",
+			e.FailingSince.Format(time.RFC3339), r.opts.DisableAfter, res.Err), now)
+	}
+}
+
+func (r *Registry) setFailingSince(ctx context.Context, e *Endpoint, t *time.Time) {
+	var update bson.D
+	if t == nil {
+		update = bson.D{{Key: "$unset", Value: bson.D{{Key: "failingSince", Value: ""}}}}
+	} else {
+		update = bson.D{{Key: "$set", Value: bson.D{{Key: "failingSince", Value: *t}}}}
+	}
+	if _, err := r.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: e.ID}}, update); err != nil {
+		r.log.Warn("recording webhook endpoint health failed", slog.String("endpoint", e.ID), slog.Any("error", err))
+		return
+	}
+	c := *e
+	c.FailingSince = t
+	r.mu.Lock()
+	if cur := r.cache[e.ID]; cur != nil && cur.UpdatedAt.Equal(e.UpdatedAt) {
+		r.cache[e.ID] = &c
+	}
+	r.mu.Unlock()
+}
+
+// disable turns the endpoint off and announces it with a webhook.disabled
+// event — once: only the writer that flipped enabled does.
+func (r *Registry) disable(ctx context.Context, e *Endpoint, reason string, now time.Time) {
+	res, err := r.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: e.ID}, {Key: "enabled", Value: true}},
+		bson.D{{Key: "$set", Value: bson.D{
+			{Key: "enabled", Value: false}, {Key: "disabledReason", Value: reason},
+			{Key: "disabledAt", Value: now}, {Key: "updatedAt", Value: now},
+		}}})
+	if err != nil {
+		r.log.Warn("disabling a webhook endpoint failed", slog.String("endpoint", e.ID), slog.Any("error", err))
+		return
+	}
+	c := *e
+	c.Enabled, c.DisabledReason, c.DisabledAt, c.UpdatedAt = false, reason, &now, now
+	r.remember(&c)
+	if res.ModifiedCount == 0 {
+		return // already disabled, by another daemon or attempt
+	}
+	r.log.Warn("webhook endpoint disabled", slog.String("endpoint", e.ID), slog.String("url", e.URL), slog.String("reason", reason))
+	ev := &event.Event{
+		ID: fmt.Sprintf("webhook.disabled:%s:%d", e.ID, now.UnixMilli()), Kind: KindDisabled, Timestamp: now,
+		Source: event.SourceAPI, Annotations: map[string]string{"endpointId": e.ID, "url": e.URL, "reason": reason},
+	}
+	targets := r.Targets(ev)
+	if len(targets) == 0 || r.opts.Enqueuer == nil {
+		return
+	}
+	if err := r.opts.Enqueuer.Enqueue(ctx, ev, targets...); err != nil {
+		r.log.Warn("queueing webhook.disabled failed", slog.String("endpoint", e.ID), slog.Any("error", err))
+	}
+}
+
+// Test sends a webhook.test event to the endpoint now, outside the outbox
+// (no retries, no effect on its health), and returns the attempt. An
+// attempt that failed is still an answer: its result says how.
+func (r *Registry) Test(ctx context.Context, id string) (*outbox.Attempt, error) {
+	e, err := r.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	start := r.now()
+	ev := &event.Event{
+		ID: "webhook.test:" + uuid.NewString(), Kind: KindTest, Timestamp: start, Source: event.SourceAPI,
+		Annotations: map[string]string{"endpointId": e.ID},
+	}
+	began := time.Now()
+	res := r.attempt(ctx, e, ev, e.Target(), 1)
+	a := &outbox.Attempt{At: start, DurationMS: time.Since(began).Milliseconds(), Result: res.Outcome, Status: res.Status, Response: res.Response}
+	if res.Err != nil {
+		a.Error = res.Err.Error()
+	}
+	return a, nil
+}

@@ -1,0 +1,43 @@
+package webhooks
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/wildcathub/wildcat/core/event"
+)
+
+// Envelope is the JSON body of every webhook request:
+//
+//	{"type":"message.received","timestamp":"2026-11-25T12:00:00Z","data":{…the event…}}
+//
+// Data is the event in its public JSON shape (core/event), the same one
+// rules and plugins see. Webhook-only kinds (webhook.test, webhook.disabled)
+// carry their details in data.annotations.
+type Envelope struct {
+	Type      string       `json:"type"`
+	Timestamp time.Time    `json:"timestamp"`
+	Data      *event.Event `json:"data"`
+}
+
+// Render is the body Wildcat sends for ev.
+func Render(ev *event.Event) ([]byte, error) {
+	return json.Marshal(Envelope{Type: string(ev.Kind), Timestamp: ev.Timestamp.UTC(), Data: ev})
+}
+
+// Target is what the daemon hands the webhook plugin with every attempt
+// (the job's target config, JSON): one endpoint's delivery settings.
+type Target struct {
+	// EndpointID names the endpoint in logs.
+	EndpointID string `json:"endpointId"`
+	URL        string `json:"url"`
+	// Secrets sign the request, newest first: two while a rotated secret
+	// is still valid.
+	Secrets []string          `json:"secrets"`
+	Headers map[string]string `json:"headers,omitempty"`
+	// TimeoutMS bounds one attempt (connect, send, answer), in milliseconds.
+	TimeoutMS int64 `json:"timeoutMs"`
+	// AllowPrivate lets the request reach loopback, private and link-local
+	// addresses (webhooks.allow_private_targets).
+	AllowPrivate bool `json:"allowPrivate,omitempty"`
+}
