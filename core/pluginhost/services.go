@@ -83,7 +83,7 @@ func notFound(err error) error {
 	if err == nil || errors.Is(err, ErrNotFound) {
 		return err
 	}
-	if errors.Is(err, mongo.ErrNoDocuments) || errors.Is(err, session.ErrNoMedia) {
+	if errors.Is(err, mongo.ErrNoDocuments) || errors.Is(err, session.ErrNoMedia) || errors.Is(err, session.ErrMediaGone) {
 		return fmt.Errorf("%w: %v", ErrNotFound, err)
 	}
 	// Media gone from WhatsApp's servers: the driver asked the phone to

@@ -190,6 +190,9 @@ var (
 	// ErrMediaRetryRequested: the media must be re-uploaded by the phone; a
 	// retry request was sent. Try the download again later.
 	ErrMediaRetryRequested = errors.New("media expired on WhatsApp; re-upload requested from the phone")
+	// ErrMediaGone: WhatsApp's servers no longer have the media and the
+	// phone answered that it does not have it either. Do not retry.
+	ErrMediaGone = errors.New("media expired on WhatsApp and the phone no longer has it")
 	// ErrNoMedia: the message carries no downloadable media.
 	ErrNoMedia = errors.New("message has no media")
 )

@@ -80,8 +80,12 @@ func (s *Session) DownloadMedia(ctx context.Context, msg *event.Message) (io.Rea
 	}
 
 	var data []byte
+	path, gone := s.retriedPath(ctx, msg.MessageID, d.GetMediaKey())
+	if gone {
+		return nil, fmt.Errorf("download media of %s: %w", msg.MessageID, session.ErrMediaGone)
+	}
 	var err error
-	if path := s.retriedPath(ctx, msg.MessageID, d.GetMediaKey()); path != "" {
+	if path != "" {
 		size := -1
 		if sz, ok := d.(sized); ok {
 			size = int(sz.GetFileLength())
@@ -134,10 +138,12 @@ func (s *Session) onMediaRetry(ctx context.Context, evt *events.MediaRetry) {
 	}
 }
 
-// retriedPath returns the direct path the phone re-uploaded to, or "".
-func (s *Session) retriedPath(ctx context.Context, messageID string, mediaKey []byte) string {
+// retriedPath returns the direct path the phone re-uploaded to, or "";
+// gone is true when the phone answered that it does not have the media (so
+// asking again is pointless).
+func (s *Session) retriedPath(ctx context.Context, messageID string, mediaKey []byte) (path string, gone bool) {
 	if s.d.DB == nil {
-		return ""
+		return "", false
 	}
 	var doc mediaRetryDoc
 	err := s.d.DB.Collection(mediaRetries).FindOne(ctx, bson.M{"_id": s.acct.ID + ":" + messageID}).Decode(&doc)
@@ -145,16 +151,20 @@ func (s *Session) retriedPath(ctx context.Context, messageID string, mediaKey []
 		if !errors.Is(err, mongo.ErrNoDocuments) {
 			s.log.Warn("read media retry answer", slog.String("message_id", messageID), slog.Any("error", err))
 		}
-		return ""
+		return "", false
 	}
 	evt := &events.MediaRetry{Ciphertext: doc.Ciphertext, IV: doc.IV, MessageID: messageID}
 	if doc.ErrorCode != 0 {
 		evt.Error = &events.MediaRetryError{Code: doc.ErrorCode}
 	}
 	notif, err := whatsmeow.DecryptMediaRetryNotification(evt, mediaKey)
-	if err != nil || notif.GetResult() != waMmsRetry.MediaRetryNotification_SUCCESS {
-		s.log.Warn("phone could not re-upload media", slog.String("message_id", messageID), slog.Any("error", err), slog.String("result", notif.GetResult().String()))
-		return ""
+	if errors.Is(err, whatsmeow.ErrMediaNotAvailableOnPhone) || notif.GetResult() == waMmsRetry.MediaRetryNotification_NOT_FOUND {
+		return "", true
 	}
-	return notif.GetDirectPath()
+	if err != nil || notif.GetResult() != waMmsRetry.MediaRetryNotification_SUCCESS {
+		// Anything else may pass: the next download asks the phone again.
+		s.log.Warn("phone could not re-upload media", slog.String("message_id", messageID), slog.Any("error", err), slog.String("result", notif.GetResult().String()))
+		return "", false
+	}
+	return notif.GetDirectPath(), false
 }

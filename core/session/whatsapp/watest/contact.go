@@ -148,6 +148,9 @@ func (c *Contact) SendMessage(ctx context.Context, to types.JID, msg *waE2E.Mess
 		},
 		Content: []waBinary.Node{{Tag: "enc", Attrs: encAttrs, Content: ct}},
 	}
+	s.mu.Lock()
+	s.rememberMediaLocked(id, a, c.jid, msg)
+	s.mu.Unlock()
 	s.deliver(&delivery{key: messageKey(id), id: id, to: a, node: node})
 	return id, nil
 }

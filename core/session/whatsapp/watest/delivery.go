@@ -104,6 +104,11 @@ func (s *Server) handleClientReceipt(c *conn, node *waBinary.Node) {
 	for _, mid := range ids {
 		s.acknowledge(c, messageKey(mid), ClientAck{MessageID: mid, Receipt: true, Type: typ})
 	}
+	if typ == types.ReceiptTypeServerError {
+		// A media retry request for the account's phone, not a receipt
+		// for the contact.
+		s.handleMediaRetryReceipt(c, node)
+	}
 	// WhatsApp acknowledges every receipt it accepts.
 	attrs := waBinary.Attrs{"class": "receipt", "id": id}
 	if to, ok := node.Attrs["to"]; ok {
@@ -128,6 +133,8 @@ func (s *Server) handleClientAck(c *conn, node *waBinary.Node) {
 		s.acknowledge(c, messageKey(id), ack)
 	case "receipt":
 		s.acknowledge(c, receiptKey(id, types.ReceiptType(ag.OptionalString("type"))), ack)
+	case "notification":
+		s.acknowledge(c, notificationKey(id), ack)
 	}
 }
 

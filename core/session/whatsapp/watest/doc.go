@@ -18,15 +18,22 @@
 // and upload, passive and keepalive; contacts sending Signal-encrypted texts
 // and media (pkmsg, then msg) and receiving what the client sends (usync
 // device lists, pre-key bundles, decryption, acks); receipts both ways; the
-// media_conn IQ with upload and download endpoints; offline delivery at
-// login; and faults: dropped connections, logout from the phone, refused
+// media_conn IQ with upload and download endpoints; expired media and the
+// media retry round trip (ExpireMedia makes a contact's attachment answer
+// 404; the account's phone opens the client's <receipt type="server-error">
+// with the media key, uploads the file again under a new direct path and
+// answers with an encrypted "mediaretry" notification, or with error code 2
+// for a message it does not have; see MediaRetryRequests); offline delivery
+// at login; and faults: dropped connections, logout from the phone, refused
 // logins, stalled IQs and redelivery of unacknowledged messages.
 //
 // What it does not cover: groups, broadcast lists and newsletters; LID
 // addressing of contacts (contacts are reached by phone number and their
 // messages carry no sender_lid, so whatsmeow logs "No LID found"); retry
-// receipts (logged, not answered); app state, history sync and the phone's
-// own copy of sent messages; calls and presence. Every IQ it has no answer
+// receipts for messages the client could not decrypt (logged, not
+// answered); app state, history sync and the phone's own copy of sent
+// messages (so no media retry for media the client sent); calls and
+// presence. Every IQ it has no answer
 // for gets an empty result, logged through t.Logf, so a client never waits
 // out whatsmeow's 75-second IQ timeout.
 //

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/util/keys"
 )
 
@@ -44,9 +45,13 @@ type Server struct {
 	deliveries map[string]*delivery
 	stalls     []*Stall
 	media      map[string][]byte // download path → encrypted blob
-	nextID     int
-	nextPhone  int
-	nextDevice uint16
+	// phoneMedia: contact message ID → its attachment as the phone keeps
+	// it; strayRetries: media retry requests for messages it has not.
+	phoneMedia   map[types.MessageID]*phoneMedia
+	strayRetries map[types.MessageID][]MediaRetryRequest
+	nextID       int
+	nextPhone    int
+	nextDevice   uint16
 }
 
 type options struct {
@@ -76,19 +81,21 @@ func New(t testing.TB, opts ...Option) *Server {
 		opt(&o)
 	}
 	s := &Server{
-		tb:         t,
-		opts:       o,
-		static:     keys.NewKeyPair(),
-		changed:    make(chan struct{}),
-		conns:      map[*conn]struct{}{},
-		pairing:    map[string]*conn{},
-		accounts:   map[string]*Account{},
-		lids:       map[string]*Account{},
-		contacts:   map[string]*Contact{},
-		deliveries: map[string]*delivery{},
-		media:      map[string][]byte{},
-		nextPhone:  o.firstPhone,
-		nextDevice: 1,
+		tb:           t,
+		opts:         o,
+		static:       keys.NewKeyPair(),
+		changed:      make(chan struct{}),
+		conns:        map[*conn]struct{}{},
+		pairing:      map[string]*conn{},
+		accounts:     map[string]*Account{},
+		lids:         map[string]*Account{},
+		contacts:     map[string]*Contact{},
+		deliveries:   map[string]*delivery{},
+		media:        map[string][]byte{},
+		phoneMedia:   map[types.MessageID]*phoneMedia{},
+		strayRetries: map[types.MessageID][]MediaRetryRequest{},
+		nextPhone:    o.firstPhone,
+		nextDevice:   1,
 	}
 	var err error
 	if s.certChain, err = makeCertChain(s.static.Pub); err != nil {

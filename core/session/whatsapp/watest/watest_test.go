@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/proto/waMmsRetry"
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
@@ -503,5 +505,76 @@ func TestMedia(t *testing.T) {
 	}
 	if !bytes.Equal(data, doc) {
 		t.Fatal("document differs")
+	}
+}
+
+// TestMediaRetry: expired media answers 404; whatsmeow's media retry
+// receipt reaches the phone, which opens it with the media key, uploads
+// the file again and answers with a mediaretry notification that
+// whatsmeow parses and decrypts into the new direct path. A request for a
+// message the phone does not have is answered with error code 2.
+func TestMediaRetry(t *testing.T) {
+	t.Parallel()
+	srv := watest.New(t)
+	c, acct := pairNew(t, srv)
+	hana := srv.Contact("15550008888")
+	ctx := ctxFor(t)
+
+	image := bytes.Repeat([]byte("expiring png "), 1500)
+	id, err := hana.SendImage(ctx, acct.JID(), image, "image/png", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := await[*events.Message](t, c, func(m *events.Message) bool { return m.Info.ID == id })
+	img := msg.Message.GetImageMessage()
+	if err := srv.ExpireMedia(id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Download(ctx, img); !errors.Is(err, whatsmeow.ErrMediaDownloadFailedWith404) {
+		t.Fatalf("download of expired media: %v, want 404", err)
+	}
+	if err := c.SendMediaRetryReceipt(ctx, &msg.Info, img.GetMediaKey()); err != nil {
+		t.Fatal(err)
+	}
+	retry := await[*events.MediaRetry](t, c, func(e *events.MediaRetry) bool { return e.MessageID == id })
+	if retry.ChatID != hana.JID() || retry.FromMe {
+		t.Fatalf("retry answer for chat %s from_me=%t", retry.ChatID, retry.FromMe)
+	}
+	notif, err := whatsmeow.DecryptMediaRetryNotification(retry, img.GetMediaKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if notif.GetResult() != waMmsRetry.MediaRetryNotification_SUCCESS || notif.GetStanzaID() != id {
+		t.Fatalf("retry answer %v", notif)
+	}
+	reqs := srv.MediaRetryRequests(id)
+	if len(reqs) != 1 || reqs[0].Err != nil || reqs[0].DirectPath != notif.GetDirectPath() {
+		t.Fatalf("the double recorded %+v, the client got path %q", reqs, notif.GetDirectPath())
+	}
+	if err := srv.WaitNotificationAck(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	img.DirectPath = proto.String(notif.GetDirectPath())
+	img.URL = nil
+	data, err := c.Download(ctx, img)
+	if err != nil {
+		t.Fatalf("download from the new path: %v", err)
+	}
+	if !bytes.Equal(data, image) {
+		t.Fatal("re-uploaded image differs")
+	}
+
+	// A message the phone never had: it cannot re-upload.
+	unknown := msg.Info
+	unknown.ID = "3EB0UNKNOWN"
+	if err := c.SendMediaRetryReceipt(ctx, &unknown, img.GetMediaKey()); err != nil {
+		t.Fatal(err)
+	}
+	failed := await[*events.MediaRetry](t, c, func(e *events.MediaRetry) bool { return e.MessageID == unknown.ID })
+	if _, err := whatsmeow.DecryptMediaRetryNotification(failed, img.GetMediaKey()); !errors.Is(err, whatsmeow.ErrMediaNotAvailableOnPhone) {
+		t.Fatalf("answer for an unknown message: %v", err)
+	}
+	if reqs := srv.MediaRetryRequests(unknown.ID); len(reqs) != 1 || reqs[0].Err == nil {
+		t.Fatalf("the double recorded %+v", reqs)
 	}
 }
