@@ -34,7 +34,7 @@ type Config struct {
 
 	Accounts []Account `koanf:"accounts" doc:"Accounts created at start when missing: a list of {id, driver, name}; driver is whatsapp or sim. Existing accounts keep their state; accounts made over REST need no entry."`
 
-	Pipeline []pipeline.StageConfig `koanf:"pipeline" doc:"The stages every stored event passes through, in order: a list of {name, builtin or sink, config, match, mode, timeout, onError}. Builtins: tag, annotate, reply, drop, log. Empty: events are only stored."`
+	Pipeline []pipeline.StageConfig `koanf:"pipeline" doc:"The stages every stored event passes through, in order: a list of {name, one of rules/plugin/sink/builtin, config, match, mode, timeout, onError}. Builtins: tag, annotate, reply, drop, log; sink webhooks feeds the webhook endpoints. Re-read when the file changes. Empty: events are only stored."`
 
 	Plugins map[string]pluginhost.Config `koanf:"plugins" doc:"Plugin binaries the daemon launches and supervises: a map of NAME to {path, args, config, timeout, concurrency, sha256}. A stage with plugin: NAME calls it inline or feeds it through the outbox (mode: sink)."`
 }
