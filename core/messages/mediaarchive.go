@@ -45,6 +45,7 @@ func MediaPath(mediaID string) string { return "/v1/media/" + mediaID }
 // skipped. ErrNotFound when the message is not stored.
 func (s *Store) SetMediaArchive(ctx context.Context, accountID, messageID, mediaID string, a MediaArchive) (*Message, bool, error) {
 	id := DocID(accountID, messageID)
+	defer s.locks.lock(id)()
 	cur, err := s.get(ctx, id)
 	if err != nil {
 		return nil, false, err

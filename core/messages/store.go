@@ -419,6 +419,7 @@ func (s *Store) Annotate(ctx context.Context, ev *event.Event, tags []string, an
 	if len(update) == 0 {
 		return nil
 	}
+	defer s.locks.lock(ev.ID)()
 	if _, err := s.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: ev.ID}}, update); err != nil {
 		return fmt.Errorf("annotate message %s: %w", ev.ID, err)
 	}
@@ -429,6 +430,9 @@ func (s *Store) Annotate(ctx context.Context, ev *event.Event, tags []string, an
 // pipeline (pipelineDone, pipelineAt): one update by _id, the write the
 // embedded engine answers from an index. See pipeline.StoreProgress.
 func (s *Store) MarkProcessed(ctx context.Context, eventID string) error {
+	// Even a plain $set is read-modify-write on the embedded engine: without
+	// the lock it could undo a receipt or a media link written meanwhile.
+	defer s.locks.lock(eventID)()
 	_, err := s.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: eventID}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "pipelineDone", Value: true}, {Key: "pipelineAt", Value: s.now().UTC()}}}})
 	if err != nil {
