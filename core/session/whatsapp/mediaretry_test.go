@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/poll"
@@ -61,16 +62,7 @@ func TestExpiredMediaIsReuploadedByThePhone(t *testing.T) {
 	}
 
 	// The phone's answer is stored for the next download.
-	poll.Until(t, wait, func() error {
-		n, err := r.db.Collection("wa_media_retries").CountDocuments(ctx, bson.M{"_id": "wa1:" + id})
-		if err != nil {
-			return err
-		}
-		if n != 1 {
-			return fmt.Errorf("no stored answer for %s yet", id)
-		}
-		return nil
-	})
+	waitRetryAnswer(ctx, t, r.db, id)
 
 	rc, err := s.DownloadMedia(ctx, ev.Message)
 	if err != nil {
@@ -109,8 +101,21 @@ func TestMediaLostOnThePhoneIsGone(t *testing.T) {
 	if _, err := s.DownloadMedia(ctx, ev.Message); !errors.Is(err, session.ErrMediaRetryRequested) {
 		t.Fatalf("first download of expired media: %v, want ErrMediaRetryRequested", err)
 	}
+	waitRetryAnswer(ctx, t, r.db, id)
+	if _, err := s.DownloadMedia(ctx, ev.Message); !errors.Is(err, session.ErrMediaGone) {
+		t.Fatalf("download after the phone's 'not available': %v, want ErrMediaGone", err)
+	}
+	if n := len(r.srv.MediaRetryRequests(id)); n != 1 {
+		t.Fatalf("%d media retry receipts for %s, want 1 (a gone file is not asked for again)", n, id)
+	}
+}
+
+// waitRetryAnswer waits until the driver has stored the phone's answer to
+// the media retry request for the message id.
+func waitRetryAnswer(ctx context.Context, t *testing.T, db *mongo.Database, id string) {
+	t.Helper()
 	poll.Until(t, wait, func() error {
-		n, err := r.db.Collection("wa_media_retries").CountDocuments(ctx, bson.M{"_id": "wa1:" + id})
+		n, err := db.Collection("wa_media_retries").CountDocuments(ctx, bson.M{"_id": "wa1:" + id})
 		if err != nil {
 			return err
 		}
@@ -119,10 +124,4 @@ func TestMediaLostOnThePhoneIsGone(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := s.DownloadMedia(ctx, ev.Message); !errors.Is(err, session.ErrMediaGone) {
-		t.Fatalf("download after the phone's 'not available': %v, want ErrMediaGone", err)
-	}
-	if n := len(r.srv.MediaRetryRequests(id)); n != 1 {
-		t.Fatalf("%d media retry receipts for %s, want 1 (a gone file is not asked for again)", n, id)
-	}
 }
