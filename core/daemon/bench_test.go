@@ -14,6 +14,7 @@ import (
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/pipeline"
+	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/session/sim"
 	"github.com/wildcathub/wildcat/core/store"
 )
@@ -86,12 +87,17 @@ func BenchmarkPipeline(b *testing.B) {
 		b.Fatal(err)
 	}
 	c := &client{t: b, base: "http://" + d.Addr()}
-	waitFor(b, 60*time.Second, func() bool { return d.Ready(context.Background()) == nil })
+	poll.Until(b, 60*time.Second, func() error { return d.Ready(context.Background()) })
 	if r := c.post("/v1/accounts", `{"id":"bench","driver":"sim"}`); r.status != 201 {
 		b.Fatalf("create account: %d %s", r.status, r.body)
 	}
 	c.post("/v1/accounts/bench/connect", "")
-	waitFor(b, 30*time.Second, func() bool { st, _ := c.state("bench"); return st == "connected" })
+	poll.Until(b, 30*time.Second, func() error {
+		if st, err := c.state("bench"); err != nil || st != "connected" {
+			return fmt.Errorf("account bench is %q (%v)", st, err)
+		}
+		return nil
+	})
 
 	var seq atomic.Int64
 	inject := func(ctx context.Context) (string, error) {
@@ -200,14 +206,4 @@ func rawInsertRate(b *testing.B, d *daemon.Daemon, n int) float64 {
 		}
 	}
 	return float64(len(docs)) / time.Since(start).Seconds()
-}
-
-func waitFor(b *testing.B, limit time.Duration, ok func() bool) {
-	deadline := time.Now().Add(limit)
-	for !ok() {
-		if time.Now().After(deadline) {
-			b.Fatal("condition not met in time")
-		}
-		time.Sleep(10 * time.Millisecond) // waiting on the daemon, not synchronising
-	}
 }

@@ -300,10 +300,11 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 type configReloader struct{ d *Daemon }
 
 func (c configReloader) ReloadConfig(ctx context.Context) error {
-	if c.d.opts.LoadConfig == nil {
+	err := c.d.ReloadConfig(ctx)
+	if errors.Is(err, ErrNoConfigSource) {
 		return api.Invalid("stages", "is required: this daemon has no configuration file to re-read")
 	}
-	return c.d.ReloadConfig(ctx)
+	return err
 }
 
 // outboxSchedule is the retry schedule config.yaml declares; full jitter

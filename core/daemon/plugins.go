@@ -174,17 +174,7 @@ func (s pluginSink) Deliver(ctx context.Context, job *outbox.Job) outbox.Result 
 	}
 	// A plugin that is restarting fails at once (pluginhost.ErrUnavailable):
 	// a retry, so the job waits in the outbox for the process to be back.
-	r := s.p.DeliverWith(ctx, job.Event, job.Target, job.Attempts, nil)
-	res := outbox.Result{Status: r.Status, Response: r.Response, Err: r.Err}
-	switch {
-	case r.OK:
-		res.Outcome, res.Err = outbox.OutcomeOK, nil
-	case r.Permanent:
-		res.Outcome = outbox.OutcomeFail
-	default:
-		res.Outcome, res.RetryAfter = outbox.OutcomeRetry, r.RetryAfter
-	}
-	return res
+	return s.p.DeliverWith(ctx, job.Event, job.Target, job.Attempts, nil).Outbox()
 }
 
 // pluginSender is the Host's SendMessage: straight through the account's

@@ -79,27 +79,20 @@ func (d *Daemon) watchConfig(ctx context.Context) {
 	}
 	applied := read()
 	var pending []byte
-	t := time.NewTicker(ConfigWatchInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ConfigWatchInterval, func(ctx context.Context) {
 		cur := read()
 		if cur == nil || bytes.Equal(cur, applied) {
 			pending = nil
-			continue
+			return
 		}
 		if !bytes.Equal(cur, pending) {
 			pending = cur // changed: wait one more tick for it to settle
-			continue
+			return
 		}
 		applied, pending = cur, nil
 		d.log.Info("configuration file changed", slog.String("path", path))
 		if err := d.ReloadConfig(ctx); err != nil {
 			d.log.Error("configuration file not applied; the running pipeline is unchanged", slog.Any("error", err))
 		}
-	}
+	})(ctx)
 }

@@ -216,16 +216,9 @@ func (h *ruleHost) liveKeys() []string {
 func (h *ruleHost) supervise(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	t := time.NewTicker(ruleSuperviseInterval)
-	defer t.Stop()
-	for {
-		h.reconcile(ctx, &wg)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	reconcile := func(ctx context.Context) { h.reconcile(ctx, &wg) }
+	reconcile(ctx)
+	every(ruleSuperviseInterval, reconcile)(ctx)
 }
 
 func (h *ruleHost) reconcile(ctx context.Context, wg *sync.WaitGroup) {

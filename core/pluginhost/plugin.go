@@ -15,6 +15,7 @@ import (
 	plugin "github.com/hashicorp/go-plugin"
 
 	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/sdk"
 )
 
@@ -178,6 +179,21 @@ type DeliverResult struct {
 	// (e.g. the HTTP status and the start of the body), with any outcome.
 	Status   int
 	Response string
+}
+
+// Outbox is the attempt as the outbox records it: ok, fail (dead-letter
+// now) or retry at the plugin's requested delay, with the target's answer.
+func (r DeliverResult) Outbox() outbox.Result {
+	res := outbox.Result{Status: r.Status, Response: r.Response, Err: r.Err}
+	switch {
+	case r.OK:
+		res.Outcome, res.Err = outbox.OutcomeOK, nil
+	case r.Permanent:
+		res.Outcome = outbox.OutcomeFail
+	default:
+		res.Outcome, res.RetryAfter = outbox.OutcomeRetry, r.RetryAfter
+	}
+	return res
 }
 
 // DeliverWith is Deliver with the target's settings (targetConfig, JSON,

@@ -98,16 +98,7 @@ func (r *Registry) attempt(ctx context.Context, e *Endpoint, ev *event.Event, ta
 		return attemptResult{Result: outbox.Fail(err)}
 	}
 	pr := d.DeliverWith(ctx, ev, target, n, cfg)
-	res := outbox.Result{Status: pr.Status, Response: pr.Response, Err: pr.Err}
-	switch {
-	case pr.OK:
-		res.Outcome, res.Err = outbox.OutcomeOK, nil
-	case pr.Permanent:
-		res.Outcome = outbox.OutcomeFail
-	default:
-		res.Outcome, res.RetryAfter = outbox.OutcomeRetry, pr.RetryAfter
-	}
-	return attemptResult{Result: res, disable: pr.Permanent && pr.DisableTarget}
+	return attemptResult{Result: pr.Outbox(), disable: pr.Permanent && pr.DisableTarget}
 }
 
 // health records an attempt: a success clears the failure streak; a
