@@ -34,6 +34,7 @@ import (
 	"github.com/wildcathub/wildcat/core/session/whatsapp"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/authstore"
 	"github.com/wildcathub/wildcat/core/store"
+	"github.com/wildcathub/wildcat/core/store/sqlite"
 	"github.com/wildcathub/wildcat/core/stream"
 )
 
@@ -92,6 +93,7 @@ type Daemon struct {
 	opts     Options
 	log      *slog.Logger
 	store    *store.Store
+	sql      *sqlite.DB // the embedded engine; nil on MongoDB
 	api      *api.Server
 	messages *messages.Store
 	sessions *session.Manager
@@ -155,10 +157,17 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 	}
 	d.store = st
 	// From here on a failure must close the store it opened.
-	if err := d.build(cfg, opts); err != nil {
+	err = d.openSQLite(context.Background())
+	if err == nil {
+		err = d.build(cfg, opts)
+	}
+	if err != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = st.Close(sctx)
+		if d.sql != nil {
+			_ = d.sql.Close()
+		}
 		return nil, err
 	}
 	d.bgCtx, d.bgCancel = context.WithCancel(context.Background())
@@ -597,6 +606,11 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		defer cancel()
 		if err := d.store.Close(sctx); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+		if d.sql != nil {
+			if err := d.sql.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close embedded database: %w", err))
+			}
 		}
 		d.shutdownErr = errors.Join(errs...)
 		if d.shutdownErr != nil {

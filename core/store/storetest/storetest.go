@@ -25,6 +25,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/wildcathub/wildcat/core/store"
+	"github.com/wildcathub/wildcat/core/store/sqlite"
 )
 
 // URIEnv points the tests at an external server.
@@ -132,4 +133,45 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// Engine names one storage engine a conformance suite runs on.
+type Engine string
+
+const (
+	// SQLite is the embedded engine: a fresh database file per test.
+	SQLite Engine = "sqlite"
+	// MongoDB is the server engine: the in-process FerretDB, or the server
+	// WILDCAT_TEST_MONGODB_URI names; a fresh database per test.
+	MongoDB Engine = "mongodb"
+)
+
+// Engines lists every engine, in the order Each runs them.
+var Engines = []Engine{SQLite, MongoDB}
+
+// Each runs f as one subtest per engine (named after it), so every
+// behaviour a store promises is checked on both. Each subtest builds its
+// store from the engine it is handed (NewSQLite or NewDatabase).
+func Each(t *testing.T, f func(t *testing.T, e Engine)) {
+	t.Helper()
+	for _, e := range Engines {
+		t.Run(string(e), func(t *testing.T) { f(t, e) })
+	}
+}
+
+// NewSQLite opens a fresh database file in the test's temporary directory,
+// migrated with the given schemas, and closes it when the test ends. Tests
+// use synchronous=NORMAL: they survive a process crash, not a power loss.
+func NewSQLite(t testing.TB, schemas ...sqlite.Schema) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), sqlite.Options{
+		Path:    t.TempDir() + "/wildcat.db",
+		Sync:    sqlite.SyncNormal,
+		Schemas: schemas,
+	})
+	if err != nil {
+		t.Fatalf("storetest: open sqlite: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
 }

@@ -1,0 +1,38 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/wildcathub/wildcat/core/logging"
+	"github.com/wildcathub/wildcat/core/store/sqlite"
+)
+
+// DatabaseFile is the embedded engine's database under data_dir.
+const DatabaseFile = "wildcat.db"
+
+// sqliteSchemas are the tables of every package that keeps state on the
+// embedded engine; each package owns its migrations.
+func sqliteSchemas() []sqlite.Schema {
+	return []sqlite.Schema{}
+}
+
+// openSQLite opens the embedded engine's database when no MongoDB URI is
+// configured; d.sql stays nil on the MongoDB engine.
+func (d *Daemon) openSQLite(ctx context.Context) error {
+	if d.cfg.MongoDB.URI != "" {
+		return nil
+	}
+	db, err := sqlite.Open(ctx, sqlite.Options{
+		Path:    filepath.Join(d.cfg.DataDir, DatabaseFile),
+		Sync:    sqlite.Sync(d.cfg.MongoDB.EmbeddedSync),
+		Schemas: sqliteSchemas(),
+		Logger:  logging.Component(d.opts.Logger, "sqlite"),
+	})
+	if err != nil {
+		return fmt.Errorf("open embedded database: %w", err)
+	}
+	d.sql = db
+	return nil
+}

@@ -1,0 +1,266 @@
+// Package sqlite is the embedded engine's database: one SQLite file in WAL
+// mode under the data directory, one writer connection whose transactions
+// are group-committed, a pool of readers, and versioned migrations that each
+// domain package ships for its own tables.
+//
+// It knows nothing about messages or outboxes: the packages that keep state
+// hold their SQL beside their MongoDB code and hand their Schema to Open.
+// What this package guarantees them:
+//
+//   - Write runs a function inside a transaction shared with other writers
+//     that arrived at the same moment (group commit), isolated from them by
+//     a savepoint, and returns only once that transaction is durable (at the
+//     configured Sync level) — or with the function's own error, in which
+//     case none of its statements remain.
+//   - Reader is a pool of read-only connections that see every commit that
+//     Write has returned for.
+//   - A database written by a newer build is refused, never modified.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+
+	sqlitedrv "modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Sync is how commits reach the disk.
+type Sync string
+
+const (
+	// SyncFull flushes every commit to the disk (synchronous=FULL): a
+	// stored event survives a power loss.
+	SyncFull Sync = "full"
+	// SyncNormal leaves commits in the operating system's cache until a
+	// WAL checkpoint (synchronous=NORMAL): a stored event survives a crash or
+	// kill -9 of the daemon, but not necessarily of the machine.
+	SyncNormal Sync = "normal"
+)
+
+// ErrLocked means another process has the database open. Stop it or choose
+// another data_dir.
+var ErrLocked = errors.New("database is in use by another wildcatd")
+
+// ErrNewerSchema means the database was written by a newer Wildcat. Run that
+// version (or a newer one); this build leaves the file untouched.
+var ErrNewerSchema = errors.New("database was written by a newer Wildcat")
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("sqlite: database closed")
+
+// Options says which file to open and how.
+type Options struct {
+	// Path of the database file; its directory is created if missing.
+	Path string
+	// Sync is the durability of a commit; empty means SyncFull.
+	Sync Sync
+	// Schemas are migrated at open, in order.
+	Schemas []Schema
+	// Readers caps the read-only connections; 0 means max(4, 2×GOMAXPROCS).
+	Readers int
+	// MaxBatch caps how many Write calls share one transaction; 0 means 256.
+	MaxBatch int
+	// Logger for the engine; nil discards.
+	Logger *slog.Logger
+}
+
+// DB is an open database.
+type DB struct {
+	path   string
+	writer *sql.DB // exactly one connection: SQLite has one writer at a time
+	reader *sql.DB
+	lock   *os.File
+	log    *slog.Logger
+	gc     *committer
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed) the database, takes an exclusive lock on
+// it for this process, and migrates opts.Schemas.
+func Open(ctx context.Context, opts Options) (*DB, error) {
+	if opts.Path == "" {
+		return nil, errors.New("sqlite: no path")
+	}
+	abs, err := filepath.Abs(opts.Path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite path %s: %w", opts.Path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("create database directory: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	lock, err := lockFile(abs + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{path: abs, lock: lock, log: log}
+	sync := opts.Sync
+	if sync != SyncNormal {
+		sync = SyncFull
+	}
+	db.writer, err = sql.Open("sqlite", dsn(abs, sync, false))
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("open %s: %w", abs, err)
+	}
+	db.writer.SetMaxOpenConns(1)
+	db.writer.SetMaxIdleConns(1)
+	db.writer.SetConnMaxLifetime(0)
+	db.writer.SetConnMaxIdleTime(0)
+	// The first statement on the writer creates the file and switches it
+	// to WAL before any reader opens it.
+	if err := db.writer.PingContext(ctx); err != nil {
+		db.closeHandles()
+		return nil, fmt.Errorf("open %s: %w", abs, err)
+	}
+	readers := opts.Readers
+	if readers <= 0 {
+		readers = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	db.reader, err = sql.Open("sqlite", dsn(abs, sync, true))
+	if err != nil {
+		db.closeHandles()
+		return nil, fmt.Errorf("open %s for reading: %w", abs, err)
+	}
+	db.reader.SetMaxOpenConns(readers)
+	db.reader.SetMaxIdleConns(readers)
+	if err := migrate(ctx, db.writer, opts.Schemas, log); err != nil {
+		db.closeHandles()
+		return nil, err
+	}
+	batch := opts.MaxBatch
+	if batch <= 0 {
+		batch = 256
+	}
+	db.gc = newCommitter(db.writer, batch, log)
+	return db, nil
+}
+
+// dsn builds modernc's connection string. Every connection gets the same
+// pragmas: WAL, the sync level, a busy timeout (a reader never blocks the
+// writer in WAL mode, but checkpoints and whatsmeow's own connections may
+// briefly), foreign keys on (whatsmeow's sqlstore relies on them).
+func dsn(path string, sync Sync, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+string(sync)+")")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		// Take the write lock at BEGIN, not at the first write: a
+		// transaction that reads then writes can then never fail with
+		// SQLITE_BUSY half-way.
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Path is the database file.
+func (db *DB) Path() string { return db.path }
+
+// Reader is the read-only pool. Its connections see every commit Write has
+// returned for.
+func (db *DB) Reader() *sql.DB { return db.reader }
+
+// Conn opens another read-write handle on the same file for code that runs
+// its own transactions (whatsmeow's sqlstore). SQLite serialises its writes
+// with the group committer's through the file lock and busy timeout.
+func (db *DB) Conn(sync Sync) (*sql.DB, error) {
+	h, err := sql.Open("sqlite", dsn(db.path, sync, false))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", db.path, err)
+	}
+	return h, nil
+}
+
+// Write runs fn in a transaction shared with the other writers of the same
+// moment and returns once that transaction has committed (durably, at the
+// database's Sync level). fn's statements are isolated by a savepoint: when
+// fn returns an error, or panics, they are rolled back and the others'
+// commit anyway. fn must not call Write itself, nor keep tx after it returns.
+//
+// ctx only bounds the wait to be taken up: once fn has run, Write waits for
+// the commit even if ctx ends, so that its answer is always the truth.
+func (db *DB) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return db.gc.write(ctx, fn)
+}
+
+// Close waits for queued writes, then closes every connection and releases
+// the lock. Safe to call more than once.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		if db.gc != nil {
+			db.gc.close()
+		}
+		// A clean close checkpoints the WAL into the main file, so a
+		// copied database file is complete without its -wal.
+		if _, err := db.writer.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+			db.log.Warn("checkpoint at close failed", slog.Any("error", err))
+		}
+		db.closeErr = db.closeHandles()
+	})
+	return db.closeErr
+}
+
+func (db *DB) closeHandles() error {
+	var errs []error
+	if db.reader != nil {
+		errs = append(errs, db.reader.Close())
+	}
+	if db.writer != nil {
+		errs = append(errs, db.writer.Close())
+	}
+	if db.lock != nil {
+		errs = append(errs, db.lock.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// lockFile takes an exclusive advisory lock so two daemons never write the
+// same database; the kernel drops it when the process dies, so a kill -9
+// leaves nothing to clean up.
+func lockFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// IsConstraint reports a UNIQUE or PRIMARY KEY violation: for idempotent
+// inserts with a deterministic key it means "already stored".
+func IsConstraint(err error) bool {
+	var se *sqlitedrv.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+		return true
+	}
+	return false
+}

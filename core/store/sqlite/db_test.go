@@ -1,0 +1,170 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"testing/fstest"
+
+	"github.com/wildcathub/wildcat/core/store/sqlite"
+)
+
+var things = sqlite.Schema{Domain: "things", FS: fstest.MapFS{
+	"0001_things.sql": {Data: []byte(`CREATE TABLE things (id TEXT PRIMARY KEY, n INTEGER NOT NULL) STRICT;`)},
+}}
+
+func open(t *testing.T, path string, schemas ...sqlite.Schema) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), sqlite.Options{Path: path, Schemas: schemas, Sync: sqlite.SyncNormal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func count(t *testing.T, db *sqlite.DB) int {
+	t.Helper()
+	var n int
+	if err := db.Reader().QueryRow(`SELECT COUNT(*) FROM things`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Concurrent writers share transactions, and each is answered only with its
+// own outcome: a failing write undoes its own statements and nobody else's.
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "w.db"), things)
+	ctx := context.Background()
+	const writers = 400
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = db.Write(ctx, func(tx *sql.Tx) error {
+				if _, err := tx.Exec(`INSERT INTO things (id, n) VALUES (?, ?)`, fmt.Sprint("t", i), i); err != nil {
+					return err
+				}
+				if i%10 == 0 {
+					return fmt.Errorf("refused %d", i)
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (i%10 == 0) != (err != nil) {
+			t.Fatalf("writer %d: err %v", i, err)
+		}
+	}
+	if got := count(t, db); got != writers-writers/10 {
+		t.Fatalf("%d rows stored, want %d", got, writers-writers/10)
+	}
+	var refused int
+	if err := db.Reader().QueryRow(`SELECT COUNT(*) FROM things WHERE n % 10 = 0`).Scan(&refused); err != nil {
+		t.Fatal(err)
+	}
+	if refused != 0 {
+		t.Fatalf("%d rows of refused writes were committed", refused)
+	}
+}
+
+func TestWritePanicRollsBackOnlyItself(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "p.db"), things)
+	err := db.Write(context.Background(), func(tx *sql.Tx) error {
+		if _, err := tx.Exec(`INSERT INTO things VALUES ('a', 1)`); err != nil {
+			return err
+		}
+		panic("boom")
+	})
+	if err == nil {
+		t.Fatal("a panicking write reported success")
+	}
+	if err := db.Write(context.Background(), func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO things VALUES ('b', 2)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, db); got != 1 {
+		t.Fatalf("%d rows, want only the second write's", got)
+	}
+}
+
+func TestIsConstraint(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "c.db"), things)
+	ins := func(tx *sql.Tx) error { _, err := tx.Exec(`INSERT INTO things VALUES ('a', 1)`); return err }
+	if err := db.Write(context.Background(), ins); err != nil {
+		t.Fatal(err)
+	}
+	err := db.Write(context.Background(), ins)
+	if !sqlite.IsConstraint(err) {
+		t.Fatalf("duplicate insert: %v is not a constraint error", err)
+	}
+	if sqlite.IsConstraint(errors.New("other")) {
+		t.Fatal("a plain error is a constraint error")
+	}
+}
+
+func TestSecondOpenIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "l.db")
+	open(t, path)
+	_, err := sqlite.Open(context.Background(), sqlite.Options{Path: path})
+	if !errors.Is(err, sqlite.ErrLocked) {
+		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
+}
+
+// Migrations apply once, survive a reopen, and a database that a newer
+// build migrated further is refused without being touched.
+func TestMigrationsAndNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.db")
+	v2 := sqlite.Schema{Domain: "things", FS: fstest.MapFS{
+		"0001_things.sql": things.FS.(fstest.MapFS)["0001_things.sql"],
+		"0002_label.sql":  {Data: []byte(`ALTER TABLE things ADD COLUMN label TEXT;`)},
+	}}
+	db, err := sqlite.Open(context.Background(), sqlite.Options{Path: path, Schemas: []sqlite.Schema{v2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Write(context.Background(), func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO things (id, n, label) VALUES ('a', 1, 'x')`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	// Reopening with the same schema applies nothing again.
+	db = open(t, path, v2)
+	if got := count(t, db); got != 1 {
+		t.Fatalf("%d rows after reopen", got)
+	}
+	db.Close()
+
+	_, err = sqlite.Open(context.Background(), sqlite.Options{Path: path, Schemas: []sqlite.Schema{things}})
+	if !errors.Is(err, sqlite.ErrNewerSchema) {
+		t.Fatalf("older build opening a newer database: %v, want ErrNewerSchema", err)
+	}
+	db = open(t, path, v2)
+	var label string
+	if err := db.Reader().QueryRow(`SELECT label FROM things WHERE id = 'a'`).Scan(&label); err != nil || label != "x" {
+		t.Fatalf("row after refused open: %q, %v", label, err)
+	}
+}
+
+func TestMigrationNamesAreChecked(t *testing.T) {
+	bad := sqlite.Schema{Domain: "bad", FS: fstest.MapFS{"0002_gap.sql": {Data: []byte(`SELECT 1;`)}}}
+	_, err := sqlite.Open(context.Background(), sqlite.Options{Path: filepath.Join(t.TempDir(), "b.db"), Schemas: []sqlite.Schema{bad}})
+	if err == nil {
+		t.Fatal("a schema starting at version 2 was accepted")
+	}
+}
