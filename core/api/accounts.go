@@ -113,6 +113,9 @@ func (h *accountRoutes) create(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *accountRoutes) list(w http.ResponseWriter, r *http.Request) error {
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
 	all, err := h.accounts.ListAccounts(r.Context())
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wildcathub/wildcat/core/accountid"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/pipeline"
 	"github.com/wildcathub/wildcat/core/stream"
@@ -53,6 +54,14 @@ func streamMatch(r *http.Request) (*pipeline.Match, error) {
 		return parts
 	}
 	m := &pipeline.Match{Kinds: list("kinds"), Accounts: list("accounts"), Chat: list("chat"), Sources: list("sources")}
+	for i, id := range m.Accounts {
+		if id == "*" {
+			continue
+		}
+		if err := accountid.Check(id); err != nil {
+			return nil, Invalid(fmt.Sprintf("accounts[%d]", i), "%v", err)
+		}
+	}
 	if len(m.Sources) == 0 {
 		m.Sources = []string{
 			string(event.SourcePhone), string(event.SourceAPI), string(event.SourceRule),

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -86,6 +87,9 @@ func (h *messageRoutes) list(w http.ResponseWriter, r *http.Request) error {
 	}
 	if q.Text = qs.Get("q"); len(q.Text) > 256 {
 		return Invalid("q", "must be at most 256 bytes")
+	}
+	if !utf8.ValidString(q.Text) {
+		return Invalid("q", "must be UTF-8 text")
 	}
 	if q.Limit, err = limitParam(qs); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime/debug"
 	"time"
@@ -119,7 +120,10 @@ func (s *Server) handleLimit(h HandlerFunc, maxBody int64) http.Handler {
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
-		err := h(w, r)
+		err := checkQuery(r)
+		if err == nil {
+			err = h(w, r)
+		}
 		if err == nil {
 			return
 		}
@@ -135,6 +139,16 @@ func (s *Server) handleLimit(h HandlerFunc, maxBody int64) http.Handler {
 			s.log.Debug("request refused", slog.String("request_id", RequestID(r.Context())), slog.Any("error", err))
 		}
 	})
+}
+
+// checkQuery refuses a query string that does not decode (a malformed
+// escape such as %u002e): url.Values would silently drop the pair, and the
+// route would answer as if the parameter had not been given.
+func checkQuery(r *http.Request) error {
+	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+		return Invalid("query", "does not decode: %v", err)
+	}
+	return nil
 }
 
 func isProbe(r *http.Request) bool { return r.URL.Path == "/healthz" || r.URL.Path == "/readyz" }

@@ -62,6 +62,13 @@ var mediaKinds = map[string]session.MediaKind{
 	"sticker": session.MediaSticker,
 }
 
+// Bounds of a backdated sim message: WhatsApp did not exist before 2009,
+// and clocks disagree by minutes, not days.
+const (
+	minSimTimestamp = 1230768000 // 2009-01-01T00:00:00Z
+	maxSimFuture    = 24 * time.Hour
+)
+
 // toInbound validates the request and turns it into the sim's form; every
 // refusal names the field.
 func (req *simInboundRequest) toInbound() (*sim.Inbound, error) {
@@ -76,6 +83,10 @@ func (req *simInboundRequest) toInbound() (*sim.Inbound, error) {
 	}
 	if req.Timestamp < 0 {
 		return nil, Invalid("timestamp", "must be Unix seconds, not negative")
+	}
+	// A timestamp far from now would pin its chat first (or last) for good.
+	if req.Timestamp > 0 && (req.Timestamp < minSimTimestamp || req.Timestamp > time.Now().Add(maxSimFuture).Unix()) {
+		return nil, Invalid("timestamp", "must be Unix seconds between %d (2009-01-01) and a day from now, got %d", minSimTimestamp, req.Timestamp)
 	}
 	contents := 0
 	for _, set := range []bool{req.Text != "", req.Media != nil, req.Location != nil, req.Reaction != nil} {

@@ -112,6 +112,8 @@ func TestEventStream(t *testing.T) {
 		{"fromMe=perhaps", "fromMe"},
 		{"sources=pigeon", "sources"},
 		{"colour=red", "colour"},
+		{"accounts=../x", "accounts[0]"},
+		{"accounts=ev,%u002e", "query"},
 	} {
 		checkProblem(t, c.get("/v1/events?"+tc.query), 400, tc.field)
 	}

@@ -358,6 +358,8 @@ func TestReadRoutesRefuseBadInput(t *testing.T) {
 		{"until before since", msgs + "?since=2000&until=1000", 400, "until"},
 		{"bad chat id", msgs + "?chatId=not-a-number", 400, "chatId"},
 		{"bad from", msgs + "?from=12", 400, "from"},
+		{"q not UTF-8", msgs + "?q=%ff%fe", 400, "q"},
+		{"malformed escape", msgs + "?q=%u002e", 400, "query"},
 		{"q too long", msgs + "?q=" + strings.Repeat("x", 300), 400, "q"},
 		{"unknown account", "/v1/accounts/nobody/messages", 404, ""},
 		{"unknown account chats", "/v1/accounts/nobody/chats", 404, ""},
