@@ -553,8 +553,15 @@ func TestRestartRestoresAccounts(t *testing.T) {
 
 	rec := &recorder{}
 	d2, c2 := accountsDaemon(t, cfg, -1, rec) // pairing would hang: nothing may need it
+	// Ready means started: the paired accounts are online the moment
+	// /readyz says 200 (accountsDaemon waited for it), not a moment later.
 	for _, id := range []string{"demo", "up"} {
-		c2.waitState(id, "connected")
+		if st, _ := c2.state(id); st != "connected" {
+			t.Fatalf("ready, but %s is %s", id, st)
+		}
+	}
+	c2.must(c2.post("/v1/accounts/demo/sim/inbound", `{"from":"15550002222","text":"right after ready"}`), 201)
+	for _, id := range []string{"demo", "up"} {
 		if qrs := rec.matching(func(ev *event.Event) bool { return ev.AccountID == id && ev.Kind == event.KindAccountQR }); len(qrs) > 0 {
 			t.Fatalf("%s paired again after the restart", id)
 		}

@@ -146,6 +146,7 @@ func (m *Manager) Start(ctx context.Context, declared []AccountSpec) error {
 	if err != nil {
 		return err
 	}
+	var firsts []<-chan struct{}
 	for _, a := range all {
 		if a.State == StateLoggedOut {
 			continue
@@ -156,19 +157,36 @@ func (m *Manager) Start(ctx context.Context, declared []AccountSpec) error {
 			_ = m.accounts.apply(ctx, a.ID, change{set: setLastError(err)})
 			continue
 		}
-		m.startInBackground(a, d)
+		if first := m.startInBackground(a, d); first != nil {
+			firsts = append(firsts, first)
+		}
+	}
+	// Ready means the accounts have been started: wait for each one's first
+	// start attempt (connected, or failed and retrying), so that a request
+	// right after start-up does not find a paired account still offline.
+	for _, first := range firsts {
+		select {
+		case <-first:
+		case <-ctx.Done():
+			m.log.Warn("accounts still starting; going on without waiting for them", slog.Any("error", ctx.Err()))
+			return nil
+		}
 	}
 	return nil
 }
 
 // startInBackground opens and connects the account's session, retrying
 // with backoff until it connects or the manager closes.
-func (m *Manager) startInBackground(a *AccountInfo, d Driver) {
+//
+// The returned channel is closed once the first attempt has ended, however
+// it ended; nil when the account was not started here.
+func (m *Manager) startInBackground(a *AccountInfo, d Driver) <-chan struct{} {
 	m.mu.Lock()
 	if m.closed || m.sessions[a.ID] != nil {
 		m.mu.Unlock()
-		return
+		return nil
 	}
+	first := make(chan struct{})
 	loopCtx, stop := context.WithCancel(m.ctx)
 	r := &running{stop: stop}
 	m.sessions[a.ID] = r
@@ -177,8 +195,11 @@ func (m *Manager) startInBackground(a *AccountInfo, d Driver) {
 	m.wg.Go(func() {
 		defer stop()
 		b := m.newBackoff()
-		for {
+		for attempt := 0; ; attempt++ {
 			err := m.openAndConnect(loopCtx, a, d, r)
+			if attempt == 0 {
+				close(first)
+			}
 			if err == nil || errors.Is(err, ErrWrongState) || loopCtx.Err() != nil {
 				return
 			}
@@ -192,6 +213,7 @@ func (m *Manager) startInBackground(a *AccountInfo, d Driver) {
 			}
 		}
 	})
+	return first
 }
 
 // openAndConnect opens r's session if it is not open yet, then connects it.

@@ -199,3 +199,41 @@ func TestEmitFailsWhenOnEventFails(t *testing.T) {
 		t.Fatalf("hook called %d times", seen.Load())
 	}
 }
+
+// slowConnect is flaky with a Connect that takes a while: long enough that a
+// Start which only launched the sessions would return before they are up.
+type slowConnect struct{ flaky }
+
+func (s *slowConnect) Open(ctx context.Context, acct session.Account, sink session.Sink) (session.Session, error) {
+	inner, err := s.flaky.Open(ctx, acct, sink)
+	return &slowSession{inner.(*flakySession)}, err
+}
+
+type slowSession struct{ *flakySession }
+
+func (s *slowSession) Connect(ctx context.Context) error {
+	select {
+	case <-time.After(200 * time.Millisecond): // the slow driver under test, not synchronisation
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.flakySession.Connect(ctx)
+}
+
+// Start returns once every account it started has had its first attempt:
+// the daemon turns ready right after it, and ready must mean the accounts
+// are up (issue 16.24: inbound calls right after a restart got 409).
+func TestStartWaitsForTheFirstAttempt(t *testing.T) {
+	m := newManager(t, &slowConnect{})
+	ctx := context.Background()
+	if err := m.Start(ctx, []session.AccountSpec{{ID: "acme", Driver: "sim"}}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := m.GetAccount(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.State != session.StateConnected {
+		t.Fatalf("Start returned with the account %s", a.State)
+	}
+}
