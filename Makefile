@@ -35,7 +35,6 @@ VOLUME_TESTS = ^(TestSIGKILLLosesNoEvent|TestMediaArchiveCrashResumes)$$
 
 ## test: the whole suite with the race detector, then the volume tests without it
 test:
-	sdk/proto/install-tools.sh
 	env -u WILDCAT_MONGODB_URI WILDCAT_TEST_MONGODB_URI="$(TEST_URI)" \
 		$(GO) test -race -count=1 -timeout 14m -skip '$(VOLUME_TESTS)' $(TESTFLAGS) ./...
 	env -u WILDCAT_MONGODB_URI WILDCAT_TEST_MONGODB_URI="$(TEST_URI)" \
@@ -51,10 +50,10 @@ lint:
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## proto: regenerate the plugin protocol's Go code (sdk/proto) with protoc and pinned generators
+## proto: regenerate the plugin protocol's Go code (sdk/proto) in pure Go: protocompile and
+## the protoc-gen-go / protoc-gen-go-grpc versions go.mod pins as tools (no protoc needed)
 proto:
-	sdk/proto/install-tools.sh
-	sdk/proto/generate.sh
+	$(GO) run ./sdk/proto/protogen
 
 clean:
 	rm -rf bin

@@ -42,7 +42,7 @@ Usage:
   wildcatd accounts pair ID       pair an account: show its QR code in the terminal
           [--api URL]             (talks to the running daemon, default http://127.0.0.1:8080)
   wildcatd rules test FILE        run a JavaScript rule on an event, print its actions
-          --event EVENT.json      (no side effects)
+          --event EVENT.json      (a webhook's body or the bare event; no side effects)
   wildcatd rules test --all       run every scripts/**/*.test.json case
           [--dir scripts]
   wildcatd version                print the version

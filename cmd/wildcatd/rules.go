@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,7 +22,8 @@ const rulesUsage = `Usage:
   wildcatd rules test --all [--dir scripts]
 
 The first form runs the rule in FILE on the event in EVENT.json and prints
-the actions it would take, as JSON. Nothing is sent: kv lives in memory and
+the actions it would take, as JSON. EVENT.json is the body a webhook
+receives ({"type":…,"timestamp":…,"data":{…}}) or the bare event (its data). Nothing is sent: kv lives in memory and
 http.fetch is disabled. Exit 0 when the rule ran, 1 when it failed (the
 error and its stack go to stderr).
 
@@ -40,7 +42,7 @@ func rulesFlags(out io.Writer) (fs *pflag.FlagSet, eventPath, configPath, now *s
 	fs = pflag.NewFlagSet("wildcatd rules test", pflag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.SortFlags = false
-	eventPath = fs.String("event", "", "JSON file with the event (the shape webhooks receive)")
+	eventPath = fs.String("event", "", "JSON file with the event: a webhook's body or the bare event")
 	configPath = fs.String("config", "", "JSON file with the rule's config block (its ctx.config)")
 	now = fs.String("now", "", "the time the rule sees, RFC 3339 (default: now)")
 	all = fs.Bool("all", false, "run every *.test.json case under --dir")
@@ -87,14 +89,64 @@ func readJSON(path string, into any) error {
 	return nil
 }
 
+// readEvent reads the --event file in either shape: the body a webhook
+// receives, {"type":…,"timestamp":…,"data":{…the event…}} (its "data" key
+// tells it apart: an event has none), or the bare event, as in the
+// *.test.json cases. The envelope's type and timestamp fill in what data
+// leaves out; a type that contradicts data's kind is an error.
+func readEvent(path string) (*event.Event, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(data, &keys); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var envelope struct {
+		Type      event.Kind      `json:"type"`
+		Timestamp time.Time       `json:"timestamp"`
+		Data      json.RawMessage `json:"data"`
+	}
+	if _, ok := keys["data"]; ok {
+		if _, ok := keys["kind"]; ok {
+			return nil, fmt.Errorf(`%s: has both "kind" and "data": give the webhook body {"type","timestamp","data"} or the bare event`, path)
+		}
+		if err := json.Unmarshal(data, &envelope); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if d := bytes.TrimSpace(envelope.Data); len(d) == 0 || d[0] != '{' {
+			return nil, fmt.Errorf("%s: data: want the event object, got %s", path, d)
+		}
+		data = envelope.Data
+	}
+	var ev event.Event
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if envelope.Type != "" {
+		switch ev.Kind {
+		case "":
+			ev.Kind = envelope.Type
+		case envelope.Type:
+		default:
+			return nil, fmt.Errorf("%s: type %q but data.kind %q", path, envelope.Type, ev.Kind)
+		}
+	}
+	if ev.Timestamp.IsZero() {
+		ev.Timestamp = envelope.Timestamp
+	}
+	return &ev, nil
+}
+
 func (c *cli) rulesTestOne(file, eventPath, configPath, now string) int {
 	var opts rules.DryRunOptions
-	var ev event.Event
-	if err := readJSON(eventPath, &ev); err != nil {
+	ev, err := readEvent(eventPath)
+	if err != nil {
 		fmt.Fprintf(c.stderr, "wildcatd: --event: %v\n", err)
 		return exitUsage
 	}
-	if err := rules.PrepareEvent(&ev); err != nil {
+	if err := rules.PrepareEvent(ev); err != nil {
 		fmt.Fprintf(c.stderr, "wildcatd: --event %s: %v\n", eventPath, err)
 		return exitUsage
 	}
@@ -112,7 +164,7 @@ func (c *cli) rulesTestOne(file, eventPath, configPath, now string) int {
 		}
 		opts.Now = t
 	}
-	effects, err := rules.DryRun(context.Background(), file, &ev, opts)
+	effects, err := rules.DryRun(context.Background(), file, ev, opts)
 	if effects == nil {
 		effects = []rules.Effect{}
 	}
