@@ -162,6 +162,12 @@ func TestEditKeepsHistoryAndRevokeMarks(t *testing.T) {
 			got.EditHistory[0].Text != "first" || got.EditHistory[1].Text != "second" {
 			t.Fatalf("after edits: text %q edited %v history %+v", got.Text, got.Edited, got.EditHistory)
 		}
+		// q follows the edit: the new text is found, the old one no more.
+		for text, want := range map[string]int{"third": 1, "first": 0, "THI": 1} {
+			if p, err := s.History(ctx(t), messages.Query{AccountID: "acme", Text: text}); err != nil || len(p.Messages) != want {
+				t.Fatalf("q=%s after edits: %d messages, %v", text, len(p.Messages), err)
+			}
+		}
 		if applied, err := s.ApplyEdit(ctx(t), editEvent("ED3", "missing", "x")); applied || err != nil {
 			t.Fatalf("edit of an unknown message: %v %v", applied, err)
 		}
