@@ -155,7 +155,7 @@ func TestHistoryCursorIsStableWhileMessagesArrive(t *testing.T) {
 				got = append(got, m.MessageID)
 			}
 			if page == 0 {
-				rec("NEW", t0.Unix()+100)  // newer: before the walk's position
+				rec("NEW", t0.Unix()+100) // newer: before the walk's position
 				rec("OLD", t0.Unix()-100) // older: still ahead of it
 			}
 			if p.NextCursor == "" {
