@@ -181,7 +181,11 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		return err
 	}
 	d.hub = stream.New(0, 0)
-	d.messages = messages.New(st.DB(), logging.Component(opts.Logger, "messages"))
+	if d.sql != nil {
+		d.messages = messages.NewSQLite(d.sql, logging.Component(opts.Logger, "messages"))
+	} else {
+		d.messages = messages.New(st.DB(), logging.Component(opts.Logger, "messages"))
+	}
 	octx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// Exclusive: the embedded engine is ours alone, and only the in-memory
@@ -268,7 +272,11 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		return fmt.Errorf("pipeline: %w", err)
 	}
 	d.media = media.NewStore(st.DB(), cfg.Media.MaxBytes)
-	d.idem = messages.NewIdempotency(st.DB(), cfg.HTTP.IdempotencyTTL)
+	if d.sql != nil {
+		d.idem = messages.NewIdempotencySQLite(d.sql, cfg.HTTP.IdempotencyTTL)
+	} else {
+		d.idem = messages.NewIdempotency(st.DB(), cfg.HTTP.IdempotencyTTL)
+	}
 	d.sender = outgoing.New(outgoing.Options{
 		Sessions:  d.sessions,
 		Store:     d.messages,

@@ -21,6 +21,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/wildcathub/wildcat/core/daemon"
+	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/messages"
 	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/pipeline"
 	"github.com/wildcathub/wildcat/core/pluginhost"
@@ -443,9 +445,14 @@ func TestMediaArchiveCrashResumes(t *testing.T) {
 	t.Logf("killed and restarted at %v", time.Since(start))
 	close(faults.gate)
 
-	msgs := d.Store().DB().Collection(store.Messages)
 	poll.Until(t, 10*time.Minute, func() error {
-		n, err := msgs.CountDocuments(ctx, bson.D{{Key: "accountId", Value: "crash"}, {Key: "mediaArchive.status", Value: "archived"}})
+		ms, err := d.Messages().MediaMessages(ctx, "crash", 0, nil)
+		n := 0
+		for _, m := range ms {
+			if m.MediaArchive != nil && m.MediaArchive.Status == messages.MediaArchived {
+				n++
+			}
+		}
 		if err != nil || n != total {
 			return fmt.Errorf("%d of %d archived (%v)%s", n, total, err, unarchivedJobs(ctx, d, total-int(n)))
 		}
@@ -558,20 +565,13 @@ func unarchivedJobs(ctx context.Context, d *daemon.Daemon, missing int) string {
 	if missing > 50 {
 		return ""
 	}
-	cur, err := d.Store().DB().Collection(store.Messages).Find(ctx, bson.D{{Key: "accountId", Value: "crash"}, {Key: "kind", Value: "message.received"}})
+	ms, err := d.Messages().MediaMessages(ctx, "crash", 0, []string{string(event.KindMessageReceived)})
 	if err != nil {
 		return err.Error()
 	}
-	var ms []struct {
-		ID      string `bson:"_id"`
-		Archive *struct {
-			Status string `bson:"status"`
-		} `bson:"mediaArchive"`
-	}
-	_ = cur.All(ctx, &ms)
 	var b strings.Builder
 	for _, m := range ms {
-		if m.Archive != nil && m.Archive.Status == "archived" {
+		if m.MediaArchive != nil && m.MediaArchive.Status == messages.MediaArchived {
 			continue
 		}
 		j, err := d.Outbox().Get(ctx, outbox.JobID(m.ID, daemon.MediaArchiveTarget))

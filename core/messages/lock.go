@@ -5,7 +5,8 @@ import (
 	"sync"
 )
 
-// docLocks serialises this process's writes to one document.
+// docLocks serialises this process's writes to one document on the MongoDB
+// engine (mongoBackend); the SQLite engine has one writer and needs none.
 //
 // On MongoDB a conditional update is atomic, but the embedded engine
 // (FerretDB v1 on SQLite) runs an update as query, modify in Go, then an

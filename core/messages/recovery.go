@@ -3,11 +3,7 @@ package messages
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/wildcathub/wildcat/core/event"
 )
@@ -37,75 +33,44 @@ func (m *Message) Event() *event.Event {
 }
 
 // Unprocessed implements pipeline.Unprocessed (not imported: pipeline
-// depends on this package through session): the account's message
-// documents whose pipelineDone is false, by storedAt then _id, at most limit
-// of them after the position after (as returned by the previous page).
-// Documents whose event cannot be rebuilt valid (e.g. an edit stored before
-// its payload was kept) are skipped, but still advance the position.
+// depends on this package through session): the account's messages whose
+// pipelineDone is false, in stored order, at most limit of them after the
+// position after (as returned by the previous page). Documents whose event
+// cannot be rebuilt valid (e.g. an edit stored before its payload was kept)
+// are skipped, but still advance the position.
 func (s *Store) Unprocessed(ctx context.Context, accountID, after string, limit int) ([]*event.Event, string, error) {
-	filter := bson.D{{Key: "accountId", Value: accountID}, {Key: "pipelineDone", Value: false}}
-	if after != "" {
-		t, id, err := parsePosition(after)
+	for {
+		docs, next, err := s.b.Unprocessed(ctx, accountID, after, limit)
 		if err != nil {
-			return nil, "", err
+			return nil, "", fmt.Errorf("list unprocessed messages of %s: %w", accountID, err)
 		}
-		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
-			bson.D{{Key: "storedAt", Value: bson.D{{Key: "$gt", Value: t}}}},
-			bson.D{{Key: "storedAt", Value: t}, {Key: "_id", Value: bson.D{{Key: "$gt", Value: id}}}},
-		}})
-	}
-	opts := options.Find().SetSort(bson.D{{Key: "storedAt", Value: 1}, {Key: "_id", Value: 1}})
-	if limit > 0 {
-		opts.SetLimit(int64(limit))
-	}
-	cur, err := s.c.Find(ctx, filter, opts)
-	if err != nil {
-		return nil, "", fmt.Errorf("list unprocessed messages of %s: %w", accountID, err)
-	}
-	var docs []*Message
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, "", fmt.Errorf("list unprocessed messages of %s: %w", accountID, err)
-	}
-	if len(docs) == 0 {
-		return nil, "", nil
-	}
-	evs := make([]*event.Event, 0, len(docs))
-	for _, d := range docs {
-		ev := d.Event()
-		if err := ev.Validate(); err != nil {
-			s.log.Warn("stored event cannot be rebuilt for the pipeline; skipped", "event_id", d.ID, "error", err)
-			continue
+		if len(docs) == 0 {
+			return nil, "", nil
 		}
-		evs = append(evs, ev)
-	}
-	last := docs[len(docs)-1]
-	next := last.StoredAt.UTC().Format(time.RFC3339Nano) + " " + last.ID
-	if len(evs) == 0 {
+		evs := make([]*event.Event, 0, len(docs))
+		for _, d := range docs {
+			ev := d.Event()
+			if err := ev.Validate(); err != nil {
+				s.log.Warn("stored event cannot be rebuilt for the pipeline; skipped", "event_id", d.ID, "error", err)
+				continue
+			}
+			evs = append(evs, ev)
+		}
+		if len(evs) > 0 {
+			return evs, next, nil
+		}
 		// Keep the listing going past a page of unusable documents.
-		return s.Unprocessed(ctx, accountID, next, limit)
+		after = next
 	}
-	return evs, next, nil
 }
 
-func parsePosition(p string) (time.Time, string, error) {
-	ts, id, ok := strings.Cut(p, " ")
-	if !ok {
-		return time.Time{}, "", fmt.Errorf("unprocessed position %q: malformed", p)
-	}
-	t, err := time.Parse(time.RFC3339Nano, ts)
-	if err != nil {
-		return time.Time{}, "", fmt.Errorf("unprocessed position %q: %w", p, err)
-	}
-	return t, id, nil
-}
-
-// PipelinePending reports whether the message document with _id id is
-// stored and not yet finished by the pipeline (pipelineDone false). A
-// missing document or one without the field reports false.
+// PipelinePending reports whether the message with id id is stored and not
+// yet finished by the pipeline (pipelineDone false). A missing message or
+// one stored before the mark existed reports false.
 func (s *Store) PipelinePending(ctx context.Context, id string) (bool, error) {
-	n, err := s.c.CountDocuments(ctx, bson.D{{Key: "_id", Value: id}, {Key: "pipelineDone", Value: false}})
+	p, err := s.b.PipelinePending(ctx, id)
 	if err != nil {
 		return false, fmt.Errorf("read pipeline state of message %s: %w", id, err)
 	}
-	return n > 0, nil
+	return p, nil
 }

@@ -6,11 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/wildcathub/wildcat/core/event"
-	"github.com/wildcathub/wildcat/core/store"
 )
 
 // ErrExists: a message with that id is already stored.
@@ -27,13 +23,12 @@ func (s *Store) StorePending(ctx context.Context, m *Message) error {
 	m.Status, m.StatusRank = StatusPending, 0
 	m.StoredAt = s.now().UTC()
 	m.SortKey = SortKey(m.Timestamp, m.MessageID)
-	if _, err := s.c.InsertOne(ctx, m); err != nil {
-		if store.IsDuplicateKey(err) {
+	if err := s.b.Insert(ctx, m, chatUpdateFor(m, m.StoredAt)); err != nil {
+		if errors.Is(err, ErrExists) {
 			return fmt.Errorf("message %s: %w", m.ID, ErrExists)
 		}
 		return fmt.Errorf("store pending message %s: %w", m.ID, err)
 	}
-	s.touchChat(ctx, m)
 	return nil
 }
 
@@ -42,32 +37,31 @@ func (s *Store) StorePending(ctx context.Context, m *Message) error {
 // message.sent event is then new downstream) and false when the message was
 // complete already (a redelivery).
 func (s *Store) completePending(ctx context.Context, doc *Message) (bool, error) {
-	defer s.locks.lock(doc.ID)()
-	cur, err := s.get(ctx, doc.ID)
-	if err != nil {
-		return false, err
-	}
-	// Only the placeholder lacks WhatsApp's raw message.
-	if !cur.FromMe || len(cur.RawMessage) > 0 {
-		return false, nil
-	}
-	// What the placeholder knew first stays: its order (a paging client
-	// must not see it move), when it was stored, and our copy of its media.
-	doc.SortKey, doc.StoredAt = cur.SortKey, cur.StoredAt
-	doc.MediaID, doc.MediaURL = cur.MediaID, cur.MediaURL
-	doc.Source = cur.Source
-	if cur.StatusRank > doc.StatusRank {
-		doc.Status, doc.StatusRank, doc.StatusAt = cur.Status, cur.StatusRank, cur.StatusAt
-	}
-	if doc.StatusAt == nil {
-		at := s.now().UTC()
-		doc.StatusAt = &at
-	}
-	res, err := s.c.ReplaceOne(ctx, bson.D{{Key: "_id", Value: doc.ID}, {Key: "rev", Value: cur.Rev}}, doc)
+	done, err := s.b.CompletePending(ctx, doc, func(cur, doc *Message) bool {
+		// Only the placeholder lacks WhatsApp's raw message.
+		if !cur.FromMe || len(cur.RawMessage) > 0 {
+			return false
+		}
+		// What the placeholder knew first stays: its order (a paging client
+		// must not see it move), when it was stored, and our copy of its
+		// media.
+		doc.SortKey, doc.StoredAt = cur.SortKey, cur.StoredAt
+		doc.MediaID, doc.MediaURL = cur.MediaID, cur.MediaURL
+		doc.Source = cur.Source
+		if cur.StatusRank > doc.StatusRank {
+			doc.Status, doc.StatusRank, doc.StatusAt = cur.Status, cur.StatusRank, cur.StatusAt
+		}
+		if doc.StatusAt == nil {
+			at := s.now().UTC()
+			doc.StatusAt = &at
+		}
+		doc.Rev = cur.Rev
+		return true
+	})
 	if err != nil {
 		return false, fmt.Errorf("complete sent message %s: %w", doc.ID, err)
 	}
-	return res.MatchedCount > 0, nil
+	return done, nil
 }
 
 // MarkFailed records that sending a pending message failed, and why. A
@@ -75,18 +69,11 @@ func (s *Store) completePending(ctx context.Context, doc *Message) (bool, error)
 // status; MarkFailed then reports false.
 func (s *Store) MarkFailed(ctx context.Context, accountID, messageID, reason string) (bool, error) {
 	id := DocID(accountID, messageID)
-	defer s.locks.lock(id)()
-	res, err := s.c.UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: id}, {Key: "status", Value: StatusPending}},
-		bson.D{{Key: "$set", Value: bson.D{
-			{Key: "status", Value: StatusFailed},
-			{Key: "error", Value: reason},
-			{Key: "statusAt", Value: s.now().UTC()},
-		}}})
+	ok, err := s.b.MarkFailed(ctx, id, reason, s.now().UTC())
 	if err != nil {
 		return false, fmt.Errorf("mark message %s failed: %w", id, err)
 	}
-	return res.ModifiedCount > 0, nil
+	return ok, nil
 }
 
 // PendingKind is the kind of event a send of this content produces, so the
@@ -110,29 +97,9 @@ func PendingKind(t event.MessageType) event.Kind {
 // running on another daemon sharing the database is never touched. It
 // returns how many it marked.
 func (s *Store) FailStalePending(ctx context.Context, cutoff time.Time, reason string) (int, error) {
-	cur, err := s.c.Find(ctx, bson.D{
-		{Key: "status", Value: StatusPending},
-		{Key: "storedAt", Value: bson.D{{Key: "$lt", Value: cutoff.UTC()}}},
-	}, options.Find().SetProjection(bson.D{{Key: "accountId", Value: 1}, {Key: "messageId", Value: 1}}).SetLimit(1000))
+	n, err := s.b.FailStalePending(ctx, cutoff.UTC(), reason, s.now().UTC())
 	if err != nil {
-		return 0, fmt.Errorf("find stale pending messages: %w", err)
-	}
-	var stale []struct {
-		AccountID string `bson:"accountId"`
-		MessageID string `bson:"messageId"`
-	}
-	if err := cur.All(ctx, &stale); err != nil {
-		return 0, fmt.Errorf("read stale pending messages: %w", err)
-	}
-	n := 0
-	for _, m := range stale {
-		ok, err := s.MarkFailed(ctx, m.AccountID, m.MessageID, reason)
-		if err != nil {
-			return n, err
-		}
-		if ok {
-			n++
-		}
+		return n, fmt.Errorf("fail stale pending messages: %w", err)
 	}
 	return n, nil
 }

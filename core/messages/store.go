@@ -4,10 +4,10 @@
 // the fields of the Event model, its delivery status and its later fate
 // (edits, revoke).
 //
-// The embedded engine has no transactions and answers only _id equality
-// from an index, so every write here is one operation on one document found
-// by its deterministic _id ({accountId}:{messageId}): inserts are idempotent
-// and updates are conditional, never read-then-blind-write.
+// A message is found by its deterministic id ({accountId}:{messageId}):
+// inserts are idempotent and updates are conditional, never
+// read-then-blind-write. The Store holds what each write means; a Backend
+// (MongoDB in mongo.go, SQLite in sqlite.go) makes it one atomic operation.
 package messages
 
 import (
@@ -18,12 +18,10 @@ import (
 	"strings"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/wildcathub/wildcat/core/event"
-	"github.com/wildcathub/wildcat/core/store"
+	"github.com/wildcathub/wildcat/core/store/sqlite"
 )
 
 // ErrNotFound: no message with that id is stored for the account.
@@ -122,8 +120,9 @@ type Message struct {
 	// is first stored, and never changes, so a paging client never sees a
 	// message move.
 	SortKey string `bson:"sortKey" json:"-"`
-	// Rev counts edits; an edit updates the document only if Rev is still
-	// what it read, which makes read-modify-write safe without transactions.
+	// Rev counts edits; on MongoDB an edit updates the document only if
+	// Rev is still what it read, which makes read-modify-write safe without
+	// transactions.
 	Rev int `bson:"rev" json:"-"`
 }
 
@@ -141,32 +140,43 @@ func DocID(accountID, messageID string) string {
 	return event.MessageEventID(accountID, messageID)
 }
 
-// Store reads and writes the messages collection and the chats derived
-// from it.
+// Store reads and writes the messages and the chats derived from them.
 type Store struct {
-	c     *mongo.Collection
-	chats *mongo.Collection
-	log   *slog.Logger
-	now   func() time.Time
-	locks docLocks
+	b   Backend
+	log *slog.Logger
+	now func() time.Time
 }
 
-// New returns a Store on db's messages and chats collections.
+// New returns a Store on db's messages and chats collections (the MongoDB
+// engine).
 func New(db *mongo.Database, log *slog.Logger) *Store {
+	log = orDiscard(log)
+	return &Store{b: newMongoBackend(db, log), log: log, now: time.Now}
+}
+
+// NewSQLite returns a Store on the embedded engine's messages and chats
+// tables (SQLiteSchema).
+func NewSQLite(db *sqlite.DB, log *slog.Logger) *Store {
+	return &Store{b: &sqliteBackend{db: db}, log: orDiscard(log), now: time.Now}
+}
+
+func orDiscard(log *slog.Logger) *slog.Logger {
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		return slog.New(slog.DiscardHandler)
 	}
-	return &Store{c: db.Collection(store.Messages), chats: db.Collection(store.Chats), log: log, now: time.Now}
+	return log
 }
 
 // Record stores the message carried by ev (message.received, .sent,
-// .reaction, .edited, .revoked). It is idempotent: storing a message that is
-// already there changes nothing and reports inserted=false.
+// .reaction, .edited, .revoked), and folds it into its chat in the same
+// write. It is idempotent: storing a message that is already there changes
+// nothing and reports inserted=false.
 func (s *Store) Record(ctx context.Context, ev *event.Event) (inserted bool, err error) {
 	if ev.Message == nil {
 		return false, fmt.Errorf("record %s event %q: no message", ev.Kind, ev.ID)
 	}
 	m := *ev.Message
+	now := s.now()
 	doc := Message{
 		ID:         DocID(ev.AccountID, m.MessageID),
 		RawMessage: m.Raw,
@@ -175,7 +185,7 @@ func (s *Store) Record(ctx context.Context, ev *event.Event) (inserted bool, err
 		Reaction:   ev.Reaction,
 		Edit:       ev.Edit,
 		Revoke:     ev.Revoke,
-		StoredAt:   s.now().UTC(),
+		StoredAt:   now.UTC(),
 	}
 	notDone := false
 	doc.PipelineDone = &notDone
@@ -190,19 +200,19 @@ func (s *Store) Record(ctx context.Context, ev *event.Event) (inserted bool, err
 		doc.Status, doc.StatusRank = statusOf(event.StatusServerAck)
 	}
 	doc.SortKey = SortKey(m.Timestamp, m.MessageID)
-	if _, err := s.c.InsertOne(ctx, doc); err != nil {
-		if !store.IsDuplicateKey(err) {
-			return false, fmt.Errorf("store message %s: %w", doc.ID, err)
-		}
-		if !m.FromMe {
-			return false, nil
-		}
-		// Our own message may be the pending placeholder the API stored
-		// before sending: WhatsApp's rendering completes it.
-		return s.completePending(ctx, &doc)
+	err = s.b.Insert(ctx, &doc, chatUpdateFor(&doc, now))
+	if err == nil {
+		return true, nil
 	}
-	s.touchChat(ctx, &doc)
-	return true, nil
+	if !errors.Is(err, ErrExists) {
+		return false, fmt.Errorf("store message %s: %w", doc.ID, err)
+	}
+	if !m.FromMe {
+		return false, nil
+	}
+	// Our own message may be the pending placeholder the API stored
+	// before sending: WhatsApp's rendering completes it.
+	return s.completePending(ctx, &doc)
 }
 
 // ApplyStatus moves a message's status forward to the receipt's status. A
@@ -220,28 +230,20 @@ func (s *Store) ApplyStatus(ctx context.Context, ev *event.Event) (applied bool,
 	if at.IsZero() {
 		at = s.now()
 	}
-	if ev.Status.Self && rank >= event.StatusRead.Rank() {
-		// Read on another device of ours: the chat has been seen.
-		s.markChatRead(ctx, ev.AccountID, ev.Status.ChatID)
+	if ev.Status.Self && rank >= event.StatusRead.Rank() && ev.Status.ChatID != "" {
+		// Read on another device of ours: the chat has been seen. The chat
+		// is a derived view: a failure is logged, never returned.
+		if err := s.b.MarkChatRead(ctx, ev.AccountID, ev.Status.ChatID, s.now().UTC()); err != nil {
+			s.log.Warn("chat not marked read", slog.String("account", ev.AccountID), slog.String("chat", ev.Status.ChatID), slog.Any("error", err))
+		}
 	}
 	id := DocID(ev.AccountID, ev.Status.MessageID)
-	defer s.locks.lock(id)()
-	res, err := s.c.UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: id}, {Key: "statusRank", Value: bson.D{{Key: "$lt", Value: rank}}}},
-		bson.D{{Key: "$set", Value: bson.D{
-			{Key: "status", Value: st},
-			{Key: "statusRank", Value: rank},
-			{Key: "statusAt", Value: at.UTC()},
-		}}})
+	applied, err = s.b.SetStatus(ctx, id, st, rank, at.UTC())
 	if err != nil {
 		return false, fmt.Errorf("apply status %s to message %s: %w", st, id, err)
 	}
-	return res.ModifiedCount > 0, nil
+	return applied, nil
 }
-
-// maxEditAttempts bounds the optimistic-concurrency loop of ApplyEdit; two
-// edits of one message racing is rare, many is a bug.
-const maxEditAttempts = 5
 
 // ApplyEdit replaces the text of the edited message and keeps the previous
 // text in its history. A redelivered edit is recognised by its id and
@@ -259,44 +261,11 @@ func (s *Store) ApplyEdit(ctx context.Context, ev *event.Event) (applied bool, e
 	if at.IsZero() {
 		at = s.now()
 	}
-	defer s.locks.lock(id)()
-	for range maxEditAttempts {
-		cur, err := s.get(ctx, id)
-		if errors.Is(err, ErrNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		for _, h := range cur.EditHistory {
-			if editID != "" && h.EditID == editID {
-				return false, nil
-			}
-		}
-		set := bson.D{
-			{Key: "text", Value: ev.Edit.Text},
-			{Key: "edited", Value: true},
-			{Key: "editedAt", Value: at.UTC()},
-		}
-		if cur.Media != nil {
-			set = append(set, bson.E{Key: "media.caption", Value: ev.Edit.Text})
-		}
-		res, err := s.c.UpdateOne(ctx,
-			bson.D{{Key: "_id", Value: id}, {Key: "rev", Value: cur.Rev}},
-			bson.D{
-				{Key: "$set", Value: set},
-				{Key: "$inc", Value: bson.D{{Key: "rev", Value: 1}}},
-				{Key: "$push", Value: bson.D{{Key: "editHistory", Value: PreviousText{Text: cur.Text, EditID: editID, At: at.UTC()}}}},
-			})
-		if err != nil {
-			return false, fmt.Errorf("apply edit to message %s: %w", id, err)
-		}
-		if res.MatchedCount > 0 {
-			return true, nil
-		}
-		// Another edit won the race; read again.
+	applied, err = s.b.Edit(ctx, id, editID, ev.Edit.Text, at.UTC())
+	if err != nil {
+		return false, fmt.Errorf("apply edit to message %s: %w", id, err)
 	}
-	return false, fmt.Errorf("apply edit to message %s: still contended after %d attempts", id, maxEditAttempts)
+	return applied, nil
 }
 
 // ApplyRevoke marks the target message revoked ("deleted for everyone").
@@ -310,35 +279,16 @@ func (s *Store) ApplyRevoke(ctx context.Context, ev *event.Event) (applied bool,
 		at = s.now()
 	}
 	id := DocID(ev.AccountID, ev.Revoke.TargetID)
-	defer s.locks.lock(id)()
-	res, err := s.c.UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: id}, {Key: "revoked", Value: bson.D{{Key: "$ne", Value: true}}}},
-		bson.D{{Key: "$set", Value: bson.D{
-			{Key: "revoked", Value: true},
-			{Key: "revokedBy", Value: ev.Revoke.By},
-			{Key: "revokedAt", Value: at.UTC()},
-		}}})
+	applied, err = s.b.Revoke(ctx, id, ev.Revoke.By, at.UTC())
 	if err != nil {
 		return false, fmt.Errorf("apply revoke to message %s: %w", id, err)
 	}
-	return res.ModifiedCount > 0, nil
+	return applied, nil
 }
 
 // Get reads one message by its WhatsApp id.
 func (s *Store) Get(ctx context.Context, accountID, messageID string) (*Message, error) {
-	return s.get(ctx, DocID(accountID, messageID))
-}
-
-func (s *Store) get(ctx context.Context, id string) (*Message, error) {
-	var m Message
-	err := s.c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&m)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, fmt.Errorf("message %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read message %s: %w", id, err)
-	}
-	return &m, nil
+	return s.b.Get(ctx, DocID(accountID, messageID))
 }
 
 // Filter narrows Count and List. Zero fields match everything.
@@ -347,20 +297,9 @@ type Filter struct {
 	ChatID    string
 }
 
-func (f Filter) bson() bson.D {
-	d := bson.D{}
-	if f.AccountID != "" {
-		d = append(d, bson.E{Key: "accountId", Value: f.AccountID})
-	}
-	if f.ChatID != "" {
-		d = append(d, bson.E{Key: "chatId", Value: f.ChatID})
-	}
-	return d
-}
-
 // Count counts the messages matching f.
 func (s *Store) Count(ctx context.Context, f Filter) (int64, error) {
-	n, err := s.c.CountDocuments(ctx, f.bson())
+	n, err := s.b.Count(ctx, f)
 	if err != nil {
 		return 0, fmt.Errorf("count messages: %w", err)
 	}
@@ -368,74 +307,52 @@ func (s *Store) Count(ctx context.Context, f Filter) (int64, error) {
 }
 
 // List returns up to limit messages matching f, newest first. It is the
-// simple form; paginated history arrives with the messages API.
+// simple form; History is the paginated one.
 func (s *Store) List(ctx context.Context, f Filter, limit int) ([]*Message, error) {
-	opts := options.Find().SetSort(bson.D{{Key: "timestamp", Value: -1}, {Key: "_id", Value: -1}})
-	if limit > 0 {
-		opts.SetLimit(int64(limit))
-	}
-	cur, err := s.c.Find(ctx, f.bson(), opts)
+	out, err := s.b.List(ctx, f, limit)
 	if err != nil {
-		return nil, fmt.Errorf("list messages: %w", err)
-	}
-	var out []*Message
-	if err := cur.All(ctx, &out); err != nil {
 		return nil, fmt.Errorf("list messages: %w", err)
 	}
 	return out, nil
 }
 
-// DeleteAccount removes every message of an account (DELETE
-// /v1/accounts/{id}?purge=true) and reports how many went.
+// DeleteAccount removes every message of an account, and its chats (DELETE
+// /v1/accounts/{id}?purge=true), and reports how many messages went.
 func (s *Store) DeleteAccount(ctx context.Context, accountID string) (int64, error) {
-	res, err := s.c.DeleteMany(ctx, bson.D{{Key: "accountId", Value: accountID}})
+	n, err := s.b.DeleteAccount(ctx, accountID)
 	if err != nil {
-		return 0, fmt.Errorf("purge messages of %s: %w", accountID, err)
+		return n, fmt.Errorf("purge messages of %s: %w", accountID, err)
 	}
-	return res.DeletedCount, s.purgeChats(ctx, accountID)
+	return n, nil
 }
 
 // Annotate adds tags (as a set) and sets annotations (by key) on the
-// message document of ev — the pipeline's Annotator. Its _id is the event id
+// message document of ev — the pipeline's Annotator. Its id is the event id
 // for every event that has a document; other events match nothing, which is
 // fine: they have nowhere to show tags. Repeating it changes nothing, so a
 // pipeline re-run after a crash is harmless.
 func (s *Store) Annotate(ctx context.Context, ev *event.Event, tags []string, annotations map[string]string) error {
-	update := bson.D{}
-	if len(tags) > 0 {
-		update = append(update, bson.E{Key: "$addToSet", Value: bson.D{{Key: "tags", Value: bson.D{{Key: "$each", Value: tags}}}}})
-	}
-	if len(annotations) > 0 {
-		set := bson.D{}
-		for k, v := range annotations {
-			// A dot or leading $ would address a nested field or an operator.
-			if k == "" || strings.ContainsAny(k, ".\x00") || strings.HasPrefix(k, "$") {
-				return fmt.Errorf("annotate %s: annotation key %q may not be empty, contain '.' or start with '$'", ev.ID, k)
-			}
-			set = append(set, bson.E{Key: "annotations." + k, Value: v})
+	for k := range annotations {
+		// A dot or leading $ would address a nested field or an operator on
+		// MongoDB; the key rules are the same on every engine.
+		if k == "" || strings.ContainsAny(k, ".\x00") || strings.HasPrefix(k, "$") {
+			return fmt.Errorf("annotate %s: annotation key %q may not be empty, contain '.' or start with '$'", ev.ID, k)
 		}
-		update = append(update, bson.E{Key: "$set", Value: set})
 	}
-	if len(update) == 0 {
+	if len(tags) == 0 && len(annotations) == 0 {
 		return nil
 	}
-	defer s.locks.lock(ev.ID)()
-	if _, err := s.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: ev.ID}}, update); err != nil {
+	if err := s.b.Annotate(ctx, ev.ID, tags, annotations); err != nil {
 		return fmt.Errorf("annotate message %s: %w", ev.ID, err)
 	}
 	return nil
 }
 
 // MarkProcessed records that the event's message went through the whole
-// pipeline (pipelineDone, pipelineAt): one update by _id, the write the
-// embedded engine answers from an index. See pipeline.StoreProgress.
+// pipeline (pipelineDone, pipelineAt): one update by id. Events without a
+// document of their own match nothing.
 func (s *Store) MarkProcessed(ctx context.Context, eventID string) error {
-	// Even a plain $set is read-modify-write on the embedded engine: without
-	// the lock it could undo a receipt or a media link written meanwhile.
-	defer s.locks.lock(eventID)()
-	_, err := s.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: eventID}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "pipelineDone", Value: true}, {Key: "pipelineAt", Value: s.now().UTC()}}}})
-	if err != nil {
+	if err := s.b.MarkProcessed(ctx, eventID, s.now().UTC()); err != nil {
 		return fmt.Errorf("mark event %s processed: %w", eventID, err)
 	}
 	return nil

@@ -8,11 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/messages"
-	"github.com/wildcathub/wildcat/core/store"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
@@ -47,96 +44,99 @@ func statusEvent(id string, s event.MessageStatus) *event.Event {
 }
 
 func TestRecordIsIdempotentAndKeepsTheReferenceShape(t *testing.T) {
-	db := storetest.NewDatabase(t)
-	s := messages.New(db, nil)
-	ev := msgEvent(event.KindMessageReceived, "M1", "hello", false)
-	for i, want := range []bool{true, false, false} {
-		got, err := s.Record(ctx(t), ev)
-		if err != nil || got != want {
-			t.Fatalf("Record #%d = %v, %v; want %v", i, got, err, want)
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		v := newEnv(t, e)
+		s := v.s
+		ev := msgEvent(event.KindMessageReceived, "M1", "hello", false)
+		for i, want := range []bool{true, false, false} {
+			got, err := s.Record(ctx(t), ev)
+			if err != nil || got != want {
+				t.Fatalf("Record #%d = %v, %v; want %v", i, got, err, want)
+			}
 		}
-	}
-	if n, _ := s.Count(ctx(t), messages.Filter{AccountID: "acme"}); n != 1 {
-		t.Fatalf("%d documents after three Records", n)
-	}
-	var raw bson.M
-	if err := db.Collection(store.Messages).FindOne(ctx(t), bson.M{"_id": "acme:M1"}).Decode(&raw); err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []string{"accountId", "messageId", "chatId", "from", "fromMe", "timestamp", "type", "text", "hasMedia", "rawMessage", "source", "kind"} {
-		if _, ok := raw[k]; !ok {
-			t.Errorf("document lacks %q: %v", k, raw)
+		if n, _ := s.Count(ctx(t), messages.Filter{AccountID: "acme"}); n != 1 {
+			t.Fatalf("%d documents after three Records", n)
 		}
-	}
-	if _, ok := raw["raw"]; ok {
-		t.Error(`raw proto stored as "raw" as well as "rawMessage"`)
-	}
-	if b, ok := raw["rawMessage"].(bson.Binary); !ok || string(b.Data) != "\x0a\x02hi" {
-		t.Errorf("rawMessage = %#v, want the proto bytes as binary", raw["rawMessage"])
-	}
-	got, err := s.Get(ctx(t), "acme", "M1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Text != "hello" || got.FromMe || got.Status != "" || got.Source != event.SourcePhone || got.Kind != event.KindMessageReceived {
-		t.Fatalf("got %+v", got)
-	}
-	if _, err := s.Get(ctx(t), "acme", "nope"); err == nil {
-		t.Fatal("Get of a missing message succeeded")
-	}
-}
-
-func TestStatusNeverMovesBackwards(t *testing.T) {
-	s := messages.New(storetest.NewDatabase(t), nil)
-	if _, err := s.Record(ctx(t), msgEvent(event.KindMessageSent, "S1", "out", true)); err != nil {
-		t.Fatal(err)
-	}
-	steps := []struct {
-		status  event.MessageStatus
-		applied bool
-		want    messages.Status
-	}{
-		{event.StatusServerAck, false, messages.StatusSent}, // already sent on Record
-		{event.StatusRead, true, messages.StatusRead},
-		{event.StatusDelivered, false, messages.StatusRead}, // overtaken
-		{event.StatusRead, false, messages.StatusRead},      // redelivered
-		{event.StatusPlayed, true, messages.StatusPlayed},
-	}
-	for _, st := range steps {
-		applied, err := s.ApplyStatus(ctx(t), statusEvent("S1", st.status))
+		keys, rawProto := v.storedFields(t, "acme:M1")
+		for _, k := range []string{"accountId", "messageId", "chatId", "from", "fromMe", "timestamp", "type", "text", "hasMedia", "rawMessage", "source", "kind"} {
+			if !keys[k] {
+				t.Errorf("document lacks %q: %v", k, keys)
+			}
+		}
+		if keys["raw"] {
+			t.Error(`raw proto stored as "raw" as well as "rawMessage"`)
+		}
+		if string(rawProto) != "\x0a\x02hi" {
+			t.Errorf("rawMessage = %#v, want the proto bytes", rawProto)
+		}
+		got, err := s.Get(ctx(t), "acme", "M1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, _ := s.Get(ctx(t), "acme", "S1")
-		if applied != st.applied || got.Status != st.want {
-			t.Fatalf("after %s: applied=%v status=%s; want %v %s", st.status, applied, got.Status, st.applied, st.want)
+		if got.Text != "hello" || got.FromMe || got.Status != "" || got.Source != event.SourcePhone || got.Kind != event.KindMessageReceived {
+			t.Fatalf("got %+v", got)
 		}
-	}
-	if applied, err := s.ApplyStatus(ctx(t), statusEvent("unknown", event.StatusRead)); applied || err != nil {
-		t.Fatalf("status of an unknown message: %v, %v", applied, err)
-	}
+		if _, err := s.Get(ctx(t), "acme", "nope"); err == nil {
+			t.Fatal("Get of a missing message succeeded")
+		}
+	})
+}
+
+func TestStatusNeverMovesBackwards(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		s := newEnv(t, e).s
+		if _, err := s.Record(ctx(t), msgEvent(event.KindMessageSent, "S1", "out", true)); err != nil {
+			t.Fatal(err)
+		}
+		steps := []struct {
+			status  event.MessageStatus
+			applied bool
+			want    messages.Status
+		}{
+			{event.StatusServerAck, false, messages.StatusSent}, // already sent on Record
+			{event.StatusRead, true, messages.StatusRead},
+			{event.StatusDelivered, false, messages.StatusRead}, // overtaken
+			{event.StatusRead, false, messages.StatusRead},      // redelivered
+			{event.StatusPlayed, true, messages.StatusPlayed},
+		}
+		for _, st := range steps {
+			applied, err := s.ApplyStatus(ctx(t), statusEvent("S1", st.status))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := s.Get(ctx(t), "acme", "S1")
+			if applied != st.applied || got.Status != st.want {
+				t.Fatalf("after %s: applied=%v status=%s; want %v %s", st.status, applied, got.Status, st.applied, st.want)
+			}
+		}
+		if applied, err := s.ApplyStatus(ctx(t), statusEvent("unknown", event.StatusRead)); applied || err != nil {
+			t.Fatalf("status of an unknown message: %v, %v", applied, err)
+		}
+	})
 }
 
 // TestConcurrentStatusesEndAtTheHighest races every receipt at once.
 func TestConcurrentStatusesEndAtTheHighest(t *testing.T) {
-	s := messages.New(storetest.NewDatabase(t), nil)
-	if _, err := s.Record(ctx(t), msgEvent(event.KindMessageSent, "S2", "out", true)); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for range 3 {
-		for _, st := range []event.MessageStatus{event.StatusRead, event.StatusDelivered, event.StatusServerAck} {
-			wg.Go(func() {
-				if _, err := s.ApplyStatus(context.Background(), statusEvent("S2", st)); err != nil {
-					t.Error(err)
-				}
-			})
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		s := newEnv(t, e).s
+		if _, err := s.Record(ctx(t), msgEvent(event.KindMessageSent, "S2", "out", true)); err != nil {
+			t.Fatal(err)
 		}
-	}
-	wg.Wait()
-	if got, _ := s.Get(ctx(t), "acme", "S2"); got.Status != messages.StatusRead {
-		t.Fatalf("status %s after racing receipts, want read", got.Status)
-	}
+		var wg sync.WaitGroup
+		for range 3 {
+			for _, st := range []event.MessageStatus{event.StatusRead, event.StatusDelivered, event.StatusServerAck} {
+				wg.Go(func() {
+					if _, err := s.ApplyStatus(context.Background(), statusEvent("S2", st)); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+		}
+		wg.Wait()
+		if got, _ := s.Get(ctx(t), "acme", "S2"); got.Status != messages.StatusRead {
+			t.Fatalf("status %s after racing receipts, want read", got.Status)
+		}
+	})
 }
 
 func editEvent(editID, target, text string) *event.Event {
@@ -147,114 +147,131 @@ func editEvent(editID, target, text string) *event.Event {
 }
 
 func TestEditKeepsHistoryAndRevokeMarks(t *testing.T) {
-	s := messages.New(storetest.NewDatabase(t), nil)
-	if _, err := s.Record(ctx(t), msgEvent(event.KindMessageReceived, "E1", "first", false)); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range []struct{ id, text string }{{"ED1", "second"}, {"ED2", "third"}, {"ED1", "second"}} {
-		if _, err := s.ApplyEdit(ctx(t), editEvent(e.id, "E1", e.text)); err != nil {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		s := newEnv(t, e).s
+		if _, err := s.Record(ctx(t), msgEvent(event.KindMessageReceived, "E1", "first", false)); err != nil {
 			t.Fatal(err)
 		}
-	}
-	got, _ := s.Get(ctx(t), "acme", "E1")
-	if got.Text != "third" || !got.Edited || len(got.EditHistory) != 2 ||
-		got.EditHistory[0].Text != "first" || got.EditHistory[1].Text != "second" {
-		t.Fatalf("after edits: text %q edited %v history %+v", got.Text, got.Edited, got.EditHistory)
-	}
-	if applied, err := s.ApplyEdit(ctx(t), editEvent("ED3", "missing", "x")); applied || err != nil {
-		t.Fatalf("edit of an unknown message: %v %v", applied, err)
-	}
-
-	rev := msgEvent(event.KindMessageRevoked, "RV1", "", false)
-	rev.Revoke = &event.Revoke{TargetID: "E1", By: "15550001111@s.whatsapp.net"}
-	for i, want := range []bool{true, false} {
-		applied, err := s.ApplyRevoke(ctx(t), rev)
-		if err != nil || applied != want {
-			t.Fatalf("revoke #%d: %v %v", i, applied, err)
+		for _, e := range []struct{ id, text string }{{"ED1", "second"}, {"ED2", "third"}, {"ED1", "second"}} {
+			if _, err := s.ApplyEdit(ctx(t), editEvent(e.id, "E1", e.text)); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	got, _ = s.Get(ctx(t), "acme", "E1")
-	if !got.Revoked || got.RevokedBy != "15550001111@s.whatsapp.net" || got.Text != "third" {
-		t.Fatalf("after revoke: %+v", got)
-	}
+		got, _ := s.Get(ctx(t), "acme", "E1")
+		if got.Text != "third" || !got.Edited || len(got.EditHistory) != 2 ||
+			got.EditHistory[0].Text != "first" || got.EditHistory[1].Text != "second" {
+			t.Fatalf("after edits: text %q edited %v history %+v", got.Text, got.Edited, got.EditHistory)
+		}
+		// q follows the edit: the new text is found, the old one no more.
+		for text, want := range map[string]int{"third": 1, "first": 0, "THI": 1} {
+			if p, err := s.History(ctx(t), messages.Query{AccountID: "acme", Text: text}); err != nil || len(p.Messages) != want {
+				t.Fatalf("q=%s after edits: %d messages, %v", text, len(p.Messages), err)
+			}
+		}
+		if applied, err := s.ApplyEdit(ctx(t), editEvent("ED3", "missing", "x")); applied || err != nil {
+			t.Fatalf("edit of an unknown message: %v %v", applied, err)
+		}
+
+		rev := msgEvent(event.KindMessageRevoked, "RV1", "", false)
+		rev.Revoke = &event.Revoke{TargetID: "E1", By: "15550001111@s.whatsapp.net"}
+		for i, want := range []bool{true, false} {
+			applied, err := s.ApplyRevoke(ctx(t), rev)
+			if err != nil || applied != want {
+				t.Fatalf("revoke #%d: %v %v", i, applied, err)
+			}
+		}
+		got, _ = s.Get(ctx(t), "acme", "E1")
+		if !got.Revoked || got.RevokedBy != "15550001111@s.whatsapp.net" || got.Text != "third" {
+			t.Fatalf("after revoke: %+v", got)
+		}
+	})
 }
 
 func TestConcurrentEditsAllLand(t *testing.T) {
-	s := messages.New(storetest.NewDatabase(t), nil)
-	if _, err := s.Record(ctx(t), msgEvent(event.KindMessageReceived, "E2", "v0", false)); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for i := range 4 {
-		wg.Go(func() {
-			if _, err := s.ApplyEdit(context.Background(), editEvent(fmt.Sprintf("X%d", i), "E2", fmt.Sprintf("v%d", i+1))); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	got, _ := s.Get(ctx(t), "acme", "E2")
-	if len(got.EditHistory) != 4 {
-		t.Fatalf("%d history entries after 4 concurrent edits: %+v", len(got.EditHistory), got.EditHistory)
-	}
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		s := newEnv(t, e).s
+		if _, err := s.Record(ctx(t), msgEvent(event.KindMessageReceived, "E2", "v0", false)); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := range 4 {
+			wg.Go(func() {
+				if _, err := s.ApplyEdit(context.Background(), editEvent(fmt.Sprintf("X%d", i), "E2", fmt.Sprintf("v%d", i+1))); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		got, _ := s.Get(ctx(t), "acme", "E2")
+		if len(got.EditHistory) != 4 {
+			t.Fatalf("%d history entries after 4 concurrent edits: %+v", len(got.EditHistory), got.EditHistory)
+		}
+	})
 }
 
 func TestListAndPurge(t *testing.T) {
-	s := messages.New(storetest.NewDatabase(t), nil)
-	for i := range 5 {
-		ev := msgEvent(event.KindMessageReceived, fmt.Sprintf("L%d", i), "x", false)
-		ev.Message.Timestamp = t0.Unix() + int64(i)
-		if _, err := s.Record(ctx(t), ev); err != nil {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		s := newEnv(t, e).s
+		for i := range 5 {
+			ev := msgEvent(event.KindMessageReceived, fmt.Sprintf("L%d", i), "x", false)
+			ev.Message.Timestamp = t0.Unix() + int64(i)
+			if _, err := s.Record(ctx(t), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.List(ctx(t), messages.Filter{AccountID: "acme"}, 3)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	got, err := s.List(ctx(t), messages.Filter{AccountID: "acme"}, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 3 || got[0].MessageID != "L4" || got[2].MessageID != "L2" {
-		t.Fatalf("List newest first: %v", got)
-	}
-	if n, err := s.DeleteAccount(ctx(t), "acme"); n != 5 || err != nil {
-		t.Fatalf("purge: %d %v", n, err)
-	}
+		if len(got) != 3 || got[0].MessageID != "L4" || got[2].MessageID != "L2" {
+			t.Fatalf("List newest first: %v", got)
+		}
+		if n, err := s.DeleteAccount(ctx(t), "acme"); n != 5 || err != nil {
+			t.Fatalf("purge: %d %v", n, err)
+		}
+	})
 }
 
 // TestAnnotateAndMarkProcessed: pipeline tags are a set and annotations are
 // set by key, so a re-run after a crash changes nothing; MarkProcessed
 // records the end of the pipeline.
 func TestAnnotateAndMarkProcessed(t *testing.T) {
-	db := storetest.NewDatabase(t)
-	s := messages.New(db, nil)
-	ev := msgEvent(event.KindMessageReceived, "A1", "hello", false)
-	if _, err := s.Record(ctx(t), ev); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 {
-		if err := s.Annotate(ctx(t), ev, []string{"vip", "sales"}, map[string]string{"team": "emea"}); err != nil {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		v := newEnv(t, e)
+		s := v.s
+		ev := msgEvent(event.KindMessageReceived, "A1", "hello", false)
+		if _, err := s.Record(ctx(t), ev); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := s.Annotate(ctx(t), ev, []string{"vip"}, map[string]string{"prio": "high"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Annotate(ctx(t), ev, nil, map[string]string{"a.b": "x"}); err == nil {
-		t.Fatal("a dotted annotation key was accepted")
-	}
-	m, err := s.Get(ctx(t), "acme", "A1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(m.Tags) != "[vip sales]" || m.Annotations["team"] != "emea" || m.Annotations["prio"] != "high" || len(m.Annotations) != 2 {
-		t.Fatalf("tags %v annotations %v", m.Tags, m.Annotations)
-	}
-	if err := s.MarkProcessed(ctx(t), ev.ID); err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Done bool `bson:"pipelineDone"`
-	}
-	if err := db.Collection(store.Messages).FindOne(ctx(t), bson.D{{Key: "_id", Value: ev.ID}}).Decode(&doc); err != nil || !doc.Done {
-		t.Fatalf("pipelineDone %v, %v", doc.Done, err)
-	}
+		for range 2 {
+			if err := s.Annotate(ctx(t), ev, []string{"vip", "sales"}, map[string]string{"team": "emea"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Annotate(ctx(t), ev, []string{"vip"}, map[string]string{"prio": "high"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Annotate(ctx(t), ev, nil, map[string]string{"a.b": "x"}); err == nil {
+			t.Fatal("a dotted annotation key was accepted")
+		}
+		m, err := s.Get(ctx(t), "acme", "A1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(m.Tags) != "[vip sales]" || m.Annotations["team"] != "emea" || m.Annotations["prio"] != "high" || len(m.Annotations) != 2 {
+			t.Fatalf("tags %v annotations %v", m.Tags, m.Annotations)
+		}
+		if p, err := s.PipelinePending(ctx(t), ev.ID); err != nil || !p {
+			t.Fatalf("PipelinePending before MarkProcessed: %v, %v", p, err)
+		}
+		if err := s.MarkProcessed(ctx(t), ev.ID); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := s.PipelinePending(ctx(t), ev.ID); err != nil || p {
+			t.Fatalf("PipelinePending after MarkProcessed: %v, %v", p, err)
+		}
+		if m, err := s.Get(ctx(t), "acme", "A1"); err != nil || m.PipelineDone == nil || !*m.PipelineDone {
+			t.Fatalf("pipelineDone %v, %v", m.PipelineDone, err)
+		}
+	})
 }

@@ -1,0 +1,664 @@
+package messages
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/wildcathub/wildcat/core/store/sqlite"
+)
+
+//go:embed schema/*.sql
+var schemaFiles embed.FS
+
+// SQLiteSchema is the messages, chats and idempotency tables of the
+// embedded engine.
+var SQLiteSchema = sqlite.Schema{Domain: "messages", FS: mustSub(schemaFiles, "schema")}
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
+
+// sqliteBackend keeps messages and chats in the tables of
+// schema/0001_messages.sql. Every write is one db.Write, so it is atomic
+// (a message and its chat commit together) and group-committed with the
+// other writers of the moment. The writer is single, so a read inside a
+// Write sees exactly what the write will change: the few
+// read-modify-write updates (an edit, tags, media links) need no locks and
+// no retries.
+type sqliteBackend struct {
+	db *sqlite.DB
+}
+
+// msgCols are the columns a Message is read from: the authoritative
+// columns, then doc (scanMessage).
+const msgCols = `seq, raw, status, status_rank, status_at, error, pipeline_done, doc`
+
+// msgColsNoRaw reads a message without its raw proto.
+const msgColsNoRaw = `seq, NULL, status, status_rank, status_at, error, pipeline_done, doc`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanMessage(sc scanner) (*Message, int64, error) {
+	var (
+		seq      int64
+		raw      []byte
+		status   string
+		rank     int
+		statusAt sql.NullInt64
+		errText  string
+		done     sql.NullInt64
+		doc      string
+	)
+	if err := sc.Scan(&seq, &raw, &status, &rank, &statusAt, &errText, &done, &doc); err != nil {
+		return nil, 0, err
+	}
+	var m Message
+	if err := bson.UnmarshalExtJSON([]byte(doc), false, &m); err != nil {
+		return nil, 0, fmt.Errorf("decode message document: %w", err)
+	}
+	if len(raw) > 0 {
+		m.RawMessage = raw
+	}
+	m.Status, m.StatusRank, m.Error = Status(status), rank, errText
+	if statusAt.Valid {
+		t := time.UnixMilli(statusAt.Int64).UTC()
+		m.StatusAt = &t
+	}
+	if done.Valid {
+		d := done.Int64 != 0
+		m.PipelineDone = &d
+	}
+	return &m, seq, nil
+}
+
+func scanMessages(rows *sql.Rows) ([]*Message, int64, error) {
+	defer rows.Close()
+	var out []*Message
+	var last int64
+	for rows.Next() {
+		m, seq, err := scanMessage(rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, m)
+		last = seq
+	}
+	return out, last, rows.Err()
+}
+
+// docJSON is the document without the authoritative columns' fields.
+func docJSON(m *Message) (string, error) {
+	d := *m
+	d.RawMessage, d.Status, d.StatusRank, d.StatusAt, d.Error, d.PipelineDone = nil, "", 0, nil, "", nil
+	b, err := bson.MarshalExtJSON(d, false, false)
+	if err != nil {
+		return "", fmt.Errorf("encode message document: %w", err)
+	}
+	return string(b), nil
+}
+
+// The columns of a full row, in rowArgs order.
+const rowCols = `id, account_id, message_id, chat_id, sort_key, kind, type, from_jid, from_pn, from_lid, from_me,
+	timestamp, text, has_media, media_id, stored_at, status, status_rank, status_at, error, pipeline_done, raw, doc`
+
+func rowArgs(m *Message) ([]any, error) {
+	doc, err := docJSON(m)
+	if err != nil {
+		return nil, err
+	}
+	var raw []byte
+	if len(m.RawMessage) > 0 {
+		raw = m.RawMessage
+	}
+	return []any{m.ID, m.AccountID, m.MessageID, m.ChatID, m.SortKey, string(m.Kind), string(m.Type),
+		m.From, m.FromPN, m.FromLID, b2i(m.FromMe), m.Timestamp, m.Text, b2i(m.HasMedia), m.MediaID,
+		m.StoredAt.UnixMilli(), string(m.Status), m.StatusRank, millisOrNil(m.StatusAt), m.Error,
+		doneOrNil(m.PipelineDone), raw, doc}, nil
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func millisOrNil(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UnixMilli()
+}
+
+func doneOrNil(d *bool) any {
+	if d == nil {
+		return nil
+	}
+	return b2i(*d)
+}
+
+var updateRow = func() string {
+	cols := strings.Split(rowCols, ",")
+	set := make([]string, 0, len(cols)-1)
+	for _, c := range cols[1:] {
+		set = append(set, strings.TrimSpace(c)+" = ?")
+	}
+	return `UPDATE messages SET ` + strings.Join(set, ", ") + ` WHERE id = ?`
+}()
+
+// putRow rewrites every column of the stored message m.ID.
+func putRow(ctx context.Context, tx *sql.Tx, m *Message) error {
+	args, err := rowArgs(m)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, updateRow, append(args[1:], m.ID)...)
+	return err
+}
+
+func getTx(ctx context.Context, tx *sql.Tx, id string) (*Message, error) {
+	m, _, err := scanMessage(tx.QueryRowContext(ctx, `SELECT `+msgCols+` FROM messages WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("message %s: %w", id, ErrNotFound)
+	}
+	return m, err
+}
+
+const insertMessage = `INSERT INTO messages (` + rowCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (id) DO NOTHING`
+
+// upsertChat is chatUpdate.apply in SQL: every SET expression reads the
+// row as it was before the update.
+const upsertChat = `INSERT INTO chats (account_id, chat_id, chat_pn, chat_lid, name, is_group, last_message,
+		last_activity, unread_count, message_count, activity_key, updated_at)
+	VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, MAX(?9, 0), 1, ?10, ?11)
+	ON CONFLICT (account_id, chat_id) DO UPDATE SET
+		chat_pn = CASE WHEN excluded.chat_pn <> '' THEN excluded.chat_pn ELSE chat_pn END,
+		chat_lid = CASE WHEN excluded.chat_lid <> '' THEN excluded.chat_lid ELSE chat_lid END,
+		name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE name END,
+		unread_count = CASE ?9 WHEN -1 THEN 0 WHEN 1 THEN unread_count + 1 ELSE unread_count END,
+		message_count = message_count + 1,
+		last_message = CASE WHEN excluded.activity_key > activity_key THEN excluded.last_message ELSE last_message END,
+		last_activity = CASE WHEN excluded.activity_key > activity_key THEN excluded.last_activity ELSE last_activity END,
+		activity_key = MAX(activity_key, excluded.activity_key),
+		updated_at = excluded.updated_at`
+
+func (b *sqliteBackend) Insert(ctx context.Context, m *Message, chat *chatUpdate) error {
+	args, err := rowArgs(m)
+	if err != nil {
+		return err
+	}
+	var last []byte
+	if chat != nil {
+		if last, err = json.Marshal(chat.Last); err != nil {
+			return fmt.Errorf("encode last message: %w", err)
+		}
+	}
+	// One write: the message and its chat commit together or not at all.
+	return b.db.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, insertMessage, args...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrExists
+		}
+		if chat == nil {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, upsertChat, chat.AccountID, chat.ChatID, chat.ChatPN, chat.ChatLID, chat.Name,
+			b2i(chat.IsGroup), string(last), chat.LastActivity, chat.Unread, chat.ActivityKey, chat.At.UnixMilli())
+		if err != nil {
+			return fmt.Errorf("fold into chat %s: %w", ChatDocID(chat.AccountID, chat.ChatID), err)
+		}
+		return nil
+	})
+}
+
+// modify runs change on the stored message id inside one write and
+// rewrites the row when change reports a change. found is false when id is
+// not stored.
+func (b *sqliteBackend) modify(ctx context.Context, id string, change func(cur *Message) bool) (changed, found bool, err error) {
+	err = b.db.Write(ctx, func(tx *sql.Tx) error {
+		changed, found = false, false
+		cur, err := getTx(ctx, tx, id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		if !change(cur) {
+			return nil
+		}
+		changed = true
+		return putRow(ctx, tx, cur)
+	})
+	if err != nil {
+		return false, found, err
+	}
+	return changed, found, nil
+}
+
+func (b *sqliteBackend) CompletePending(ctx context.Context, doc *Message, merge func(cur, m *Message) bool) (bool, error) {
+	changed, found, err := b.modify(ctx, doc.ID, func(cur *Message) bool {
+		if !merge(cur, doc) {
+			return false
+		}
+		*cur = *doc
+		return true
+	})
+	if err == nil && !found {
+		return false, fmt.Errorf("message %s: %w", doc.ID, ErrNotFound)
+	}
+	return changed, err
+}
+
+func (b *sqliteBackend) Get(ctx context.Context, id string) (*Message, error) {
+	m, _, err := scanMessage(b.db.Reader().QueryRowContext(ctx, `SELECT `+msgCols+` FROM messages WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("message %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read message %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// exec runs one statement as its own write and reports the rows it changed.
+func (b *sqliteBackend) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	var n int64
+	err := b.db.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
+func (b *sqliteBackend) SetStatus(ctx context.Context, id string, st Status, rank int, at time.Time) (bool, error) {
+	// The rank guard is in the WHERE: out-of-order receipts race safely.
+	n, err := b.exec(ctx, `UPDATE messages SET status = ?, status_rank = ?, status_at = ? WHERE id = ? AND status_rank < ?`,
+		string(st), rank, at.UnixMilli(), id, rank)
+	return n > 0, err
+}
+
+func (b *sqliteBackend) MarkChatRead(ctx context.Context, accountID, chatID string, at time.Time) error {
+	_, err := b.exec(ctx, `UPDATE chats SET unread_count = 0, updated_at = ? WHERE account_id = ? AND chat_id = ? AND unread_count > 0`,
+		at.UnixMilli(), accountID, chatID)
+	return err
+}
+
+func (b *sqliteBackend) Edit(ctx context.Context, id, editID, text string, at time.Time) (bool, error) {
+	changed, _, err := b.modify(ctx, id, func(cur *Message) bool { return applyEdit(cur, editID, text, at) })
+	return changed, err
+}
+
+func (b *sqliteBackend) Revoke(ctx context.Context, id, by string, at time.Time) (bool, error) {
+	changed, _, err := b.modify(ctx, id, func(cur *Message) bool {
+		if cur.Revoked {
+			return false
+		}
+		cur.Revoked, cur.RevokedBy, cur.RevokedAt = true, by, &at
+		return true
+	})
+	return changed, err
+}
+
+func (b *sqliteBackend) MarkFailed(ctx context.Context, id, reason string, at time.Time) (bool, error) {
+	n, err := b.exec(ctx, `UPDATE messages SET status = 'failed', error = ?, status_at = ? WHERE id = ? AND status = 'pending'`,
+		reason, at.UnixMilli(), id)
+	return n > 0, err
+}
+
+func (b *sqliteBackend) FailStalePending(ctx context.Context, cutoff time.Time, reason string, at time.Time) (int, error) {
+	n, err := b.exec(ctx, `UPDATE messages SET status = 'failed', error = ?, status_at = ? WHERE status = 'pending' AND stored_at < ?`,
+		reason, at.UnixMilli(), cutoff.UnixMilli())
+	return int(n), err
+}
+
+func (b *sqliteBackend) Annotate(ctx context.Context, id string, tags []string, annotations map[string]string) error {
+	_, _, err := b.modify(ctx, id, func(cur *Message) bool {
+		annotate(cur, tags, annotations)
+		return true
+	})
+	return err
+}
+
+func (b *sqliteBackend) MarkProcessed(ctx context.Context, id string, at time.Time) error {
+	_, err := b.exec(ctx, `UPDATE messages SET pipeline_done = 1, pipeline_at = ? WHERE id = ?`, at.UnixMilli(), id)
+	return err
+}
+
+func filterSQL(f Filter) (string, []any) {
+	var where []string
+	var args []any
+	if f.AccountID != "" {
+		where, args = append(where, "account_id = ?"), append(args, f.AccountID)
+	}
+	if f.ChatID != "" {
+		where, args = append(where, "chat_id = ?"), append(args, f.ChatID)
+	}
+	if len(where) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(where, " AND "), args
+}
+
+func (b *sqliteBackend) Count(ctx context.Context, f Filter) (int64, error) {
+	where, args := filterSQL(f)
+	var n int64
+	err := b.db.Reader().QueryRowContext(ctx, `SELECT COUNT(*) FROM messages`+where, args...).Scan(&n)
+	return n, err
+}
+
+func (b *sqliteBackend) query(ctx context.Context, q string, args ...any) ([]*Message, int64, error) {
+	rows, err := b.db.Reader().QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	return scanMessages(rows)
+}
+
+func limitOrAll(limit int) int {
+	if limit <= 0 {
+		return -1
+	}
+	return limit
+}
+
+func (b *sqliteBackend) List(ctx context.Context, f Filter, limit int) ([]*Message, error) {
+	where, args := filterSQL(f)
+	out, _, err := b.query(ctx, `SELECT `+msgCols+` FROM messages`+where+` ORDER BY timestamp DESC, id DESC LIMIT ?`,
+		append(args, limitOrAll(limit))...)
+	return out, err
+}
+
+// minTrigram is the shortest text the trigram index can match.
+const minTrigram = 3
+
+func (b *sqliteBackend) History(ctx context.Context, q Query, before string, limit int) ([]*Message, error) {
+	where := []string{"account_id = ?"}
+	args := []any{q.AccountID}
+	add := func(cond string, a ...any) { where, args = append(where, cond), append(args, a...) }
+	if q.ChatID != "" {
+		add("chat_id = ?", q.ChatID)
+	}
+	if q.From != "" {
+		add("(from_jid = ? OR from_pn = ? OR from_lid = ?)", q.From, q.From, q.From)
+	}
+	if q.Type != "" {
+		add("type = ?", string(q.Type))
+	}
+	if q.FromMe != nil {
+		add("from_me = ?", b2i(*q.FromMe))
+	}
+	if !q.Since.IsZero() {
+		add("timestamp >= ?", q.Since.Unix())
+	}
+	if !q.Until.IsZero() {
+		add("timestamp < ?", q.Until.Unix())
+	}
+	if q.Text != "" {
+		if utf8.RuneCountInString(q.Text) >= minTrigram {
+			// One quoted FTS5 string: the trigram index matches it as a
+			// case-insensitive substring.
+			add("seq IN (SELECT rowid FROM messages_text WHERE messages_text MATCH ?)", `"`+strings.ReplaceAll(q.Text, `"`, `""`)+`"`)
+		} else {
+			// Too short for trigrams: a LIKE over the rows the index walk
+			// below reads anyway (LIKE folds ASCII letters only).
+			add(`text LIKE ? ESCAPE '\'`, "%"+likeEscaper.Replace(q.Text)+"%")
+		}
+	}
+	if before != "" {
+		add("sort_key < ?", before)
+	}
+	out, _, err := b.query(ctx, `SELECT `+msgCols+` FROM messages WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY sort_key DESC LIMIT ?`, append(args, limitOrAll(limit))...)
+	return out, err
+}
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+func (b *sqliteBackend) DeleteAccount(ctx context.Context, accountID string) (int64, error) {
+	var n int64
+	err := b.db.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE account_id = ?`, accountID)
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM chats WHERE account_id = ?`, accountID)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+const chatCols = `account_id, chat_id, chat_pn, chat_lid, name, is_group, last_message, last_activity,
+	unread_count, message_count, activity_key, updated_at`
+
+func scanChat(sc scanner) (*Chat, error) {
+	var (
+		c       Chat
+		isGroup int64
+		last    sql.NullString
+		updated int64
+	)
+	if err := sc.Scan(&c.AccountID, &c.ChatID, &c.ChatPN, &c.ChatLID, &c.Name, &isGroup, &last, &c.LastActivity,
+		&c.UnreadCount, &c.MessageCount, &c.ActivityKey, &updated); err != nil {
+		return nil, err
+	}
+	c.ID, c.IsGroup, c.UpdatedAt = ChatDocID(c.AccountID, c.ChatID), isGroup != 0, time.UnixMilli(updated).UTC()
+	if last.Valid && last.String != "" {
+		c.LastMessage = &ChatMessage{}
+		if err := json.Unmarshal([]byte(last.String), c.LastMessage); err != nil {
+			return nil, fmt.Errorf("decode last message of chat %s: %w", c.ID, err)
+		}
+	}
+	return &c, nil
+}
+
+func (b *sqliteBackend) Chats(ctx context.Context, accountID, before string, limit int) ([]*Chat, error) {
+	q := `SELECT ` + chatCols + ` FROM chats WHERE account_id = ?`
+	args := []any{accountID}
+	if before != "" {
+		q, args = q+` AND activity_key < ?`, append(args, before)
+	}
+	rows, err := b.db.Reader().QueryContext(ctx, q+` ORDER BY activity_key DESC LIMIT ?`, append(args, limitOrAll(limit))...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]*Chat, 0, max(limit, 0))
+	for rows.Next() {
+		c, err := scanChat(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func (b *sqliteBackend) Chat(ctx context.Context, accountID, chatID string) (*Chat, error) {
+	c, err := scanChat(b.db.Reader().QueryRowContext(ctx, `SELECT `+chatCols+` FROM chats WHERE account_id = ? AND chat_id = ?`, accountID, chatID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("chat %s of %s: %w", chatID, accountID, ErrChatNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read chat %s of %s: %w", chatID, accountID, err)
+	}
+	return c, nil
+}
+
+// Stored order on SQLite is seq; a position is "seq id" (the id only makes
+// it readable: a space never occurs in an event id).
+func sqlitePosition(seq int64, id string) string { return strconv.FormatInt(seq, 10) + " " + id }
+
+func parseSQLitePosition(p string) (int64, bool) {
+	n, _, ok := strings.Cut(p, " ")
+	if !ok {
+		return 0, false
+	}
+	seq, err := strconv.ParseInt(n, 10, 64)
+	return seq, err == nil
+}
+
+func (b *sqliteBackend) Unprocessed(ctx context.Context, accountID, after string, limit int) ([]*Message, string, error) {
+	var from int64
+	if after != "" {
+		seq, ok := parseSQLitePosition(after)
+		if !ok {
+			return nil, "", fmt.Errorf("position %q: malformed", after)
+		}
+		from = seq
+	}
+	docs, last, err := b.query(ctx, `SELECT `+msgCols+` FROM messages
+		WHERE account_id = ? AND pipeline_done = 0 AND seq > ? ORDER BY seq LIMIT ?`, accountID, from, limitOrAll(limit))
+	if err != nil || len(docs) == 0 {
+		return nil, "", err
+	}
+	return docs, sqlitePosition(last, docs[len(docs)-1].ID), nil
+}
+
+func (b *sqliteBackend) PipelinePending(ctx context.Context, id string) (bool, error) {
+	var n int
+	err := b.db.Reader().QueryRowContext(ctx, `SELECT COUNT(*) FROM messages WHERE id = ? AND pipeline_done = 0`, id).Scan(&n)
+	return n > 0, err
+}
+
+func (b *sqliteBackend) StoredAfter(ctx context.Context, after string, limit int) ([]*Message, string, bool, error) {
+	from, ok := parseSQLitePosition(after)
+	if !ok {
+		err := b.db.Reader().QueryRowContext(ctx, `SELECT seq FROM messages WHERE id = ?`, after).Scan(&from)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, "", false, nil
+		}
+		if err != nil {
+			return nil, "", false, fmt.Errorf("find stored event %s: %w", after, err)
+		}
+	}
+	docs, last, err := b.query(ctx, `SELECT `+msgCols+` FROM messages WHERE seq > ? AND pipeline_done IS NOT 0 ORDER BY seq LIMIT ?`,
+		from, limitOrAll(limit))
+	if err != nil {
+		return nil, "", true, err
+	}
+	next := ""
+	if limit > 0 && len(docs) == limit {
+		next = sqlitePosition(last, docs[len(docs)-1].ID)
+	}
+	return docs, next, true, nil
+}
+
+func (b *sqliteBackend) SetMediaArchive(ctx context.Context, id, mediaID string, a MediaArchive, keep func(cur *Message) bool) (*Message, bool, error) {
+	var read *Message
+	changed, found, err := b.modify(ctx, id, func(cur *Message) bool {
+		r := *cur
+		read = &r
+		if keep(cur) {
+			return false
+		}
+		cur.MediaArchive = &a
+		if a.Status == MediaArchived && mediaID != "" {
+			cur.MediaID, cur.MediaURL = mediaID, MediaPath(mediaID)
+		}
+		return true
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if !found {
+		return nil, false, fmt.Errorf("message %s: %w", id, ErrNotFound)
+	}
+	return read, changed, nil
+}
+
+func (b *sqliteBackend) MediaRefs(ctx context.Context) ([]MediaRef, error) {
+	rows, err := b.db.Reader().QueryContext(ctx,
+		`SELECT id, media_id, timestamp, json_extract(doc, '$.mediaArchive.status') FROM messages WHERE media_id <> ''`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var refs []MediaRef
+	for rows.Next() {
+		var r MediaRef
+		var status sql.NullString
+		if err := rows.Scan(&r.ID, &r.MediaID, &r.Timestamp, &status); err != nil {
+			return nil, err
+		}
+		r.Archived = status.String == string(MediaArchived)
+		refs = append(refs, r)
+	}
+	return refs, rows.Err()
+}
+
+func (b *sqliteBackend) ExpireMedia(ctx context.Context, mediaID string, at time.Time) (int64, error) {
+	var n int64
+	err := b.db.Write(ctx, func(tx *sql.Tx) error {
+		n = 0
+		rows, err := tx.QueryContext(ctx, `SELECT `+msgCols+` FROM messages WHERE media_id = ?`, mediaID)
+		if err != nil {
+			return err
+		}
+		linked, _, err := scanMessages(rows)
+		if err != nil {
+			return err
+		}
+		for _, m := range linked {
+			m.MediaID, m.MediaURL = "", ""
+			if m.MediaArchive == nil {
+				m.MediaArchive = &MediaArchive{}
+			}
+			m.MediaArchive.Status, m.MediaArchive.At = MediaExpired, at
+			if err := putRow(ctx, tx, m); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+func (b *sqliteBackend) MediaMessages(ctx context.Context, accountID string, since int64, kinds []string) ([]*Message, error) {
+	q := `SELECT ` + msgColsNoRaw + ` FROM messages WHERE account_id = ? AND has_media = 1`
+	args := []any{accountID}
+	if since > 0 {
+		q, args = q+` AND timestamp >= ?`, append(args, since)
+	}
+	if len(kinds) > 0 {
+		q += ` AND kind IN (?` + strings.Repeat(", ?", len(kinds)-1) + `)`
+		for _, k := range kinds {
+			args = append(args, k)
+		}
+	}
+	out, _, err := b.query(ctx, q+` ORDER BY sort_key`, args...)
+	return out, err
+}
