@@ -30,8 +30,10 @@ import (
 //   - raw-batched: the same number of rows inserted by database/sql into a
 //     plain table in 200-row transactions (the ceiling of any durable
 //     store here);
+//
 //   - raw-single: one row per commit from 64 goroutines (what a store that
 //     does not batch gets);
+//
 //   - raw-http: empty POSTs to a loopback server with the same clients (the
 //     ceiling of the REST path).
 //
