@@ -8,13 +8,17 @@ import (
 	"fmt"
 	"mime/multipart"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/wildcathub/wildcat/core/config"
+	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/store"
+	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
 func multipartBody(t *testing.T, field, filename, contentType string, data []byte) (string, string) {
@@ -34,10 +38,20 @@ func multipartBody(t *testing.T, field, filename, contentType string, data []byt
 }
 
 // TestMediaRoundTrip uploads media both ways, downloads it whole and in
-// ranges across chunk boundaries, and reads it back with the driver's own
-// GridFS implementation.
+// ranges across GridFS chunk boundaries, on either engine; on MongoDB the
+// driver's own GridFS implementation reads it back.
 func TestMediaRoundTrip(t *testing.T) {
-	d, c := messagesDaemon(t, func(cfg *config.Config) { cfg.Media.MaxBytes = 1 << 20 })
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) { mediaRoundTrip(t, e) })
+}
+
+func mediaRoundTrip(t *testing.T, e storetest.Engine) {
+	cfg := accountsConfig(t)
+	if e == storetest.SQLite {
+		cfg = testConfig(t, "")
+		cfg.HTTP.MaxBodyBytes = testMaxBody
+	}
+	cfg.Media.MaxBytes = 1 << 20
+	d, c := accountsDaemon(t, cfg, time.Millisecond, nil)
 	// 600 KB: three GridFS chunks of 255 KiB.
 	data := make([]byte, 600_000)
 	for i := range data {
@@ -56,9 +70,15 @@ func TestMediaRoundTrip(t *testing.T) {
 	if again["mediaId"] != want {
 		t.Fatalf("re-upload got %v", again)
 	}
-	n, _ := d.Store().DB().Collection(store.MediaChunks).CountDocuments(context.Background(), map[string]any{})
-	if n != 3 {
-		t.Fatalf("%d chunks stored for one 600 KB file uploaded twice, want 3", n)
+	if n, err := d.Media().Count(context.Background()); err != nil || n != 1 {
+		t.Fatalf("%d files stored for one file uploaded twice (%v), want 1", n, err)
+	}
+	if e == storetest.SQLite {
+		// One file on disk, named by its SHA-256, beside nothing else.
+		files, err := filepath.Glob(filepath.Join(cfg.DataDir, daemon.MediaDir, "*", "*"))
+		if err != nil || len(files) != 1 || files[0] != filepath.Join(cfg.DataDir, daemon.MediaDir, want[:2], want) {
+			t.Fatalf("media files %v, %v", files, err)
+		}
 	}
 
 	full := c.must(c.get("/v1/media/"+want), 200)
@@ -112,6 +132,9 @@ func TestMediaRoundTrip(t *testing.T) {
 		}
 	})
 
+	if e != storetest.MongoDB {
+		return
+	}
 	// Any GridFS client reads the bucket.
 	bucket := d.Store().DB().GridFSBucket(options.GridFSBucket().SetName(store.MediaBucket))
 	var viaDriver bytes.Buffer

@@ -209,7 +209,13 @@ func TestMediaArchive(t *testing.T) {
 	c.connectSim("late")
 	ctx := context.Background()
 	now := time.Now().Unix()
-	files := d.Store().DB().Collection(store.MediaFiles)
+	stored := func() int64 {
+		n, err := d.Media().Count(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
 
 	photo := bytes.Repeat([]byte("photo-"), 500) // 3,000 bytes
 	t.Run("gridfs and dir, de-duplicated, served byte for byte", func(t *testing.T) {
@@ -222,8 +228,8 @@ func TestMediaArchive(t *testing.T) {
 				t.Fatalf("%s: %+v", id, m)
 			}
 		}
-		if n, _ := files.CountDocuments(ctx, bson.D{}); n != 1 {
-			t.Fatalf("%d files in the media bucket, want 1", n)
+		if n := stored(); n != 1 {
+			t.Fatalf("%d files in the media store, want 1", n)
 		}
 		r := c.must(c.get("/v1/media/"+sha(photo)), 200)
 		if !bytes.Equal(r.body, photo) || r.header.Get("Content-Type") != "image/jpeg" {
@@ -258,7 +264,7 @@ func TestMediaArchive(t *testing.T) {
 		if m := c.waitArchive("arch", "VID1", "skipped"); !strings.Contains(m.MediaArchive.Reason, "video/mp4") || m.MediaURL != "" {
 			t.Fatalf("video: %+v", m.MediaArchive)
 		}
-		if n, _ := files.CountDocuments(ctx, bson.D{}); n != 1 {
+		if n := stored(); n != 1 {
 			t.Fatalf("skipped media stored: %d files", n)
 		}
 	})
@@ -467,25 +473,22 @@ func TestMediaArchiveCrashResumes(t *testing.T) {
 			t.Fatalf("%s does not hold its bytes: %v", f, err)
 		}
 	}
-	cur, err := d.Store().DB().Collection(store.MediaFiles).Find(ctx, bson.D{})
+	fs, err := d.Media().List(ctx, "", 10*total)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var fs []struct {
-		ID string `bson:"_id"`
-	}
-	if err := cur.All(ctx, &fs); err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
 	for _, f := range fs {
 		if !want[f.ID] || seen[f.ID] {
-			t.Fatalf("media bucket file %s unexpected or twice", f.ID)
+			t.Fatalf("media store file %s unexpected or twice", f.ID)
 		}
 		seen[f.ID] = true
+		if b, _, err := d.Media().ReadAll(ctx, f.ID); err != nil || sha(b) != f.ID {
+			t.Fatalf("media store file %s does not hold its bytes: %v", f.ID, err)
+		}
 	}
 	if len(seen) != total {
-		t.Fatalf("%d files in the media bucket, want %d", len(seen), total)
+		t.Fatalf("%d files in the media store, want %d", len(seen), total)
 	}
 }
 
