@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/daemon"
+	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/store"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
@@ -172,4 +174,39 @@ func TestMediaRefusesBadInput(t *testing.T) {
 			checkProblem(t, c.do(tt.method, tt.path, tt.ct, tt.body), tt.status, tt.field)
 		})
 	}
+}
+
+// TestMediaSweptAtStart: on the embedded engine, what a crash left of an
+// upload under data_dir/media (a temporary file, a file without its row)
+// is removed once the daemon starts, and never served.
+func TestMediaSweptAtStart(t *testing.T) {
+	cfg := testConfig(t, "")
+	dir := filepath.Join(cfg.DataDir, daemon.MediaDir)
+	orphan := sha256.Sum256([]byte("placed, never recorded"))
+	id := hex.EncodeToString(orphan[:])
+	leftovers := []string{filepath.Join(dir, ".put-123"), filepath.Join(dir, id[:2], id)}
+	old := time.Now().Add(-time.Hour)
+	for _, f := range leftovers {
+		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("placed, never recorded"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(f, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, base := start(t, cfg)
+	if code, err := status(base + "/v1/media/" + id); err != nil || code != http.StatusNotFound {
+		t.Fatalf("GET the orphan: %d, %v", code, err)
+	}
+	poll.Until(t, 10*time.Second, func() error {
+		for _, f := range leftovers {
+			if _, err := os.Stat(f); err == nil {
+				return fmt.Errorf("%s still there", f)
+			}
+		}
+		return nil
+	})
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/watest"
 	"github.com/wildcathub/wildcat/core/store"
+	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
 // mediaFaults wraps the plugins' media fetcher: corrupted downloads, media
@@ -188,8 +189,13 @@ func archiveStage(accounts ...string) pipeline.StageConfig {
 // host and outbox, on sim media: archive to GridFS and a directory,
 // de-duplication, GET /v1/media/{mediaId} byte for byte, the
 // media.archived event, size and mimetype limits, a corrupted download
-// retried then dead-lettered, the media-gone path, backfill and retention.
+// retried then dead-lettered, the media-gone path, backfill and retention;
+// on either engine's media store.
 func TestMediaArchive(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) { mediaArchive(t, e) })
+}
+
+func mediaArchive(t *testing.T, e storetest.Engine) {
 	dir := t.TempDir()
 	faults := &mediaFaults{corrupt: map[string]bool{"CORRUPT1": true}, gone: map[string]int{"GONE1": 2}}
 	events := &countingSink{}
@@ -204,7 +210,7 @@ func TestMediaArchive(t *testing.T) {
 		// Short: the corrupted download is dead-lettered a few seconds
 		// after its first attempt, after several retries.
 		&outbox.Schedule{Delays: []time.Duration{20 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond},
-			Every: 100 * time.Millisecond, MaxAge: 3 * time.Second, Jitter: 0, MaxRetryAfter: time.Second}, false)
+			Every: 100 * time.Millisecond, MaxAge: 3 * time.Second, Jitter: 0, MaxRetryAfter: time.Second}, e == storetest.SQLite)
 	c.connectSim("arch")
 	c.connectSim("late")
 	ctx := context.Background()
