@@ -14,7 +14,7 @@ import (
 	"github.com/wildcathub/wildcat/core/media"
 )
 
-// MediaStore keeps media files; the media Store implements it.
+// MediaStore keeps media files; media.Store (either engine) implements it.
 type MediaStore interface {
 	Put(ctx context.Context, r io.Reader, mimetype, filename string) (*media.Info, error)
 	Open(ctx context.Context, id string) (*media.Reader, error)
@@ -131,8 +131,7 @@ func bodyError(field string, err error) error {
 // download answers GET /v1/media/{mediaId}: the bytes with their type,
 // length and ETag (the SHA-256, which never changes for an id), and single
 // or multiple byte ranges, conditional requests and 416 through
-// http.ServeContent over a reader that fetches only the chunks a range
-// needs.
+// http.ServeContent over a reader that reads only what a range covers.
 func (h *mediaRoutes) download(w http.ResponseWriter, r *http.Request) error {
 	id := mux.Vars(r)["mediaId"]
 	rd, err := h.store.Open(r.Context(), id)
@@ -142,6 +141,7 @@ func (h *mediaRoutes) download(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	defer rd.Close()
 	hd := w.Header()
 	hd.Set("Content-Type", rd.Info.Mimetype)
 	hd.Set("ETag", `"`+rd.Info.SHA256+`"`)

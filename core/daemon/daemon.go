@@ -98,7 +98,7 @@ type Daemon struct {
 	messages *messages.Store
 	sessions *session.Manager
 	sim      *sim.Network
-	media    *media.Store
+	media    media.Store
 	sender   *outgoing.Sender
 	idem     *messages.Idempotency
 	registry *pipeline.Registry
@@ -247,6 +247,9 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		d.registry.RegisterSink(name)
 		d.dispatch.Handle(name, sink, cfg.Outbox.Concurrency)
 	}
+	if err := d.buildMedia(cfg); err != nil {
+		return err
+	}
 	if err := d.buildPlugins(cfg, opts); err != nil {
 		return err
 	}
@@ -271,7 +274,6 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("pipeline: %w", err)
 	}
-	d.media = media.NewStore(st.DB(), cfg.Media.MaxBytes)
 	if d.sql != nil {
 		d.idem = messages.NewIdempotencySQLite(d.sql, cfg.HTTP.IdempotencyTTL)
 	} else {
@@ -394,8 +396,8 @@ func (d *Daemon) Sessions() *session.Manager { return d.sessions }
 // Sim is the simulator network shared by the daemon's sim accounts.
 func (d *Daemon) Sim() *sim.Network { return d.sim }
 
-// Media is the media bucket.
-func (d *Daemon) Media() *media.Store { return d.media }
+// Media is the media store.
+func (d *Daemon) Media() media.Store { return d.media }
 
 // Messages is the message store.
 func (d *Daemon) Messages() *messages.Store { return d.messages }
@@ -451,6 +453,7 @@ func (d *Daemon) Start() error {
 		d.goBackground(every(d.webhooks.sync, d.webhooks.refresh))
 		d.goBackground(every(time.Minute, d.failStaleSends))
 		d.goBackground(every(mediaRetentionInterval, d.retainMedia))
+		d.goBackground(d.sweepMedia)
 		d.goBackground(d.rules.supervise)
 		d.goBackground(every(ruleKVSweepInterval, d.sweepRuleKV))
 		d.goBackground(func(ctx context.Context) { d.store.Watch(ctx, d.opts.WatchInterval, nil) })

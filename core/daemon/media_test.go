@@ -8,13 +8,19 @@ import (
 	"fmt"
 	"mime/multipart"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/wildcathub/wildcat/core/config"
+	"github.com/wildcathub/wildcat/core/daemon"
+	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/store"
+	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
 func multipartBody(t *testing.T, field, filename, contentType string, data []byte) (string, string) {
@@ -34,10 +40,20 @@ func multipartBody(t *testing.T, field, filename, contentType string, data []byt
 }
 
 // TestMediaRoundTrip uploads media both ways, downloads it whole and in
-// ranges across chunk boundaries, and reads it back with the driver's own
-// GridFS implementation.
+// ranges across GridFS chunk boundaries, on either engine; on MongoDB the
+// driver's own GridFS implementation reads it back.
 func TestMediaRoundTrip(t *testing.T) {
-	d, c := messagesDaemon(t, func(cfg *config.Config) { cfg.Media.MaxBytes = 1 << 20 })
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) { mediaRoundTrip(t, e) })
+}
+
+func mediaRoundTrip(t *testing.T, e storetest.Engine) {
+	cfg := accountsConfig(t)
+	if e == storetest.SQLite {
+		cfg = testConfig(t, "")
+		cfg.HTTP.MaxBodyBytes = testMaxBody
+	}
+	cfg.Media.MaxBytes = 1 << 20
+	d, c := accountsDaemon(t, cfg, time.Millisecond, nil)
 	// 600 KB: three GridFS chunks of 255 KiB.
 	data := make([]byte, 600_000)
 	for i := range data {
@@ -56,9 +72,15 @@ func TestMediaRoundTrip(t *testing.T) {
 	if again["mediaId"] != want {
 		t.Fatalf("re-upload got %v", again)
 	}
-	n, _ := d.Store().DB().Collection(store.MediaChunks).CountDocuments(context.Background(), map[string]any{})
-	if n != 3 {
-		t.Fatalf("%d chunks stored for one 600 KB file uploaded twice, want 3", n)
+	if n, err := d.Media().Count(context.Background()); err != nil || n != 1 {
+		t.Fatalf("%d files stored for one file uploaded twice (%v), want 1", n, err)
+	}
+	if e == storetest.SQLite {
+		// One file on disk, named by its SHA-256, beside nothing else.
+		files, err := filepath.Glob(filepath.Join(cfg.DataDir, daemon.MediaDir, "*", "*"))
+		if err != nil || len(files) != 1 || files[0] != filepath.Join(cfg.DataDir, daemon.MediaDir, want[:2], want) {
+			t.Fatalf("media files %v, %v", files, err)
+		}
 	}
 
 	full := c.must(c.get("/v1/media/"+want), 200)
@@ -112,6 +134,9 @@ func TestMediaRoundTrip(t *testing.T) {
 		}
 	})
 
+	if e != storetest.MongoDB {
+		return
+	}
 	// Any GridFS client reads the bucket.
 	bucket := d.Store().DB().GridFSBucket(options.GridFSBucket().SetName(store.MediaBucket))
 	var viaDriver bytes.Buffer
@@ -149,4 +174,39 @@ func TestMediaRefusesBadInput(t *testing.T) {
 			checkProblem(t, c.do(tt.method, tt.path, tt.ct, tt.body), tt.status, tt.field)
 		})
 	}
+}
+
+// TestMediaSweptAtStart: on the embedded engine, what a crash left of an
+// upload under data_dir/media (a temporary file, a file without its row)
+// is removed once the daemon starts, and never served.
+func TestMediaSweptAtStart(t *testing.T) {
+	cfg := testConfig(t, "")
+	dir := filepath.Join(cfg.DataDir, daemon.MediaDir)
+	orphan := sha256.Sum256([]byte("placed, never recorded"))
+	id := hex.EncodeToString(orphan[:])
+	leftovers := []string{filepath.Join(dir, ".put-123"), filepath.Join(dir, id[:2], id)}
+	old := time.Now().Add(-time.Hour)
+	for _, f := range leftovers {
+		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("placed, never recorded"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(f, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, base := start(t, cfg)
+	if code, err := status(base + "/v1/media/" + id); err != nil || code != http.StatusNotFound {
+		t.Fatalf("GET the orphan: %d, %v", code, err)
+	}
+	poll.Until(t, 10*time.Second, func() error {
+		for _, f := range leftovers {
+			if _, err := os.Stat(f); err == nil {
+				return fmt.Errorf("%s still there", f)
+			}
+		}
+		return nil
+	})
 }

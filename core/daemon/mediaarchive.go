@@ -20,14 +20,11 @@ import (
 	"strconv"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-
 	"github.com/wildcathub/wildcat/core/api"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/messages"
 	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/pluginhost"
-	"github.com/wildcathub/wildcat/core/store"
 	"github.com/wildcathub/wildcat/sdk"
 )
 
@@ -121,7 +118,7 @@ func (d *Daemon) mediaRetentionDays(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// RetainArchivedMedia deletes from the media bucket every file the media
+// RetainArchivedMedia deletes from the media store every file the media
 // archive linked whose newest referencing message (any message whose
 // mediaId names it, archived or sent over the API) is older than the
 // archive's retention_days, and marks those messages' media expired. It
@@ -155,7 +152,7 @@ func (d *Daemon) RetainArchivedMedia(ctx context.Context) (int, error) {
 		if !u.archived || u.newest >= cutoff {
 			continue
 		}
-		if err := d.deleteMedia(ctx, id); err != nil {
+		if err := d.media.Delete(ctx, id); err != nil {
 			return n, err
 		}
 		if _, err := d.messages.ExpireMedia(ctx, id); err != nil {
@@ -165,29 +162,6 @@ func (d *Daemon) RetainArchivedMedia(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
-
-// deleteMedia removes a file of the media bucket: the files document first
-// (the file is gone for readers at once), then its chunks by _id.
-func (d *Daemon) deleteMedia(ctx context.Context, id string) error {
-	in, err := d.media.Stat(ctx, id)
-	if err != nil {
-		return nil // already gone
-	}
-	db := d.store.DB()
-	if _, err := db.Collection(store.MediaFiles).DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
-		return fmt.Errorf("delete media %s: %w", id, err)
-	}
-	var ids bson.A
-	for i := int64(0); i*mediaChunkSize < in.Size || (i == 0 && in.Size == 0); i++ {
-		ids = append(ids, id+":"+strconv.FormatInt(i, 10))
-	}
-	if _, err := db.Collection(store.MediaChunks).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err != nil {
-		return fmt.Errorf("delete chunks of media %s: %w", id, err)
-	}
-	return nil
-}
-
-const mediaChunkSize = 255 * 1024 // media.ChunkSize
 
 func (d *Daemon) retainMedia(ctx context.Context) {
 	n, err := d.RetainArchivedMedia(ctx)

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/event"
@@ -29,7 +28,7 @@ import (
 	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/watest"
-	"github.com/wildcathub/wildcat/core/store"
+	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
 // mediaFaults wraps the plugins' media fetcher: corrupted downloads, media
@@ -190,8 +189,13 @@ func archiveStage(accounts ...string) pipeline.StageConfig {
 // host and outbox, on sim media: archive to GridFS and a directory,
 // de-duplication, GET /v1/media/{mediaId} byte for byte, the
 // media.archived event, size and mimetype limits, a corrupted download
-// retried then dead-lettered, the media-gone path, backfill and retention.
+// retried then dead-lettered, the media-gone path, backfill and retention;
+// on either engine's media store.
 func TestMediaArchive(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) { mediaArchive(t, e) })
+}
+
+func mediaArchive(t *testing.T, e storetest.Engine) {
 	dir := t.TempDir()
 	faults := &mediaFaults{corrupt: map[string]bool{"CORRUPT1": true}, gone: map[string]int{"GONE1": 2}}
 	events := &countingSink{}
@@ -206,12 +210,18 @@ func TestMediaArchive(t *testing.T) {
 		// Short: the corrupted download is dead-lettered a few seconds
 		// after its first attempt, after several retries.
 		&outbox.Schedule{Delays: []time.Duration{20 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond},
-			Every: 100 * time.Millisecond, MaxAge: 3 * time.Second, Jitter: 0, MaxRetryAfter: time.Second}, false)
+			Every: 100 * time.Millisecond, MaxAge: 3 * time.Second, Jitter: 0, MaxRetryAfter: time.Second}, e == storetest.SQLite)
 	c.connectSim("arch")
 	c.connectSim("late")
 	ctx := context.Background()
 	now := time.Now().Unix()
-	files := d.Store().DB().Collection(store.MediaFiles)
+	stored := func() int64 {
+		n, err := d.Media().Count(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
 
 	photo := bytes.Repeat([]byte("photo-"), 500) // 3,000 bytes
 	t.Run("gridfs and dir, de-duplicated, served byte for byte", func(t *testing.T) {
@@ -224,8 +234,8 @@ func TestMediaArchive(t *testing.T) {
 				t.Fatalf("%s: %+v", id, m)
 			}
 		}
-		if n, _ := files.CountDocuments(ctx, bson.D{}); n != 1 {
-			t.Fatalf("%d files in the media bucket, want 1", n)
+		if n := stored(); n != 1 {
+			t.Fatalf("%d files in the media store, want 1", n)
 		}
 		r := c.must(c.get("/v1/media/"+sha(photo)), 200)
 		if !bytes.Equal(r.body, photo) || r.header.Get("Content-Type") != "image/jpeg" {
@@ -260,7 +270,7 @@ func TestMediaArchive(t *testing.T) {
 		if m := c.waitArchive("arch", "VID1", "skipped"); !strings.Contains(m.MediaArchive.Reason, "video/mp4") || m.MediaURL != "" {
 			t.Fatalf("video: %+v", m.MediaArchive)
 		}
-		if n, _ := files.CountDocuments(ctx, bson.D{}); n != 1 {
+		if n := stored(); n != 1 {
 			t.Fatalf("skipped media stored: %d files", n)
 		}
 	})
@@ -474,25 +484,22 @@ func TestMediaArchiveCrashResumes(t *testing.T) {
 			t.Fatalf("%s does not hold its bytes: %v", f, err)
 		}
 	}
-	cur, err := d.Store().DB().Collection(store.MediaFiles).Find(ctx, bson.D{})
+	fs, err := d.Media().List(ctx, "", 10*total)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var fs []struct {
-		ID string `bson:"_id"`
-	}
-	if err := cur.All(ctx, &fs); err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
 	for _, f := range fs {
 		if !want[f.ID] || seen[f.ID] {
-			t.Fatalf("media bucket file %s unexpected or twice", f.ID)
+			t.Fatalf("media store file %s unexpected or twice", f.ID)
 		}
 		seen[f.ID] = true
+		if b, _, err := d.Media().ReadAll(ctx, f.ID); err != nil || sha(b) != f.ID {
+			t.Fatalf("media store file %s does not hold its bytes: %v", f.ID, err)
+		}
 	}
 	if len(seen) != total {
-		t.Fatalf("%d files in the media bucket, want %d", len(seen), total)
+		t.Fatalf("%d files in the media store, want %d", len(seen), total)
 	}
 }
 

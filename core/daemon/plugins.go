@@ -57,6 +57,7 @@ func (d *Daemon) buildPlugins(cfg config.Config, opts Options) error {
 		Media:    d.mediaFetcher(pluginMedia{d}),
 		Messages: pluginMessages{d},
 		DB:       d.store.DB(),
+		Blobs:    d.media,
 		// The media archive's link back to the message (mediaarchive.go).
 		Linker:       mediaLinker{d},
 		BlobMaxBytes: cfg.Media.MaxBytes,
@@ -210,7 +211,7 @@ func (m pluginMedia) FetchMedia(ctx context.Context, accountID, messageID string
 	if msg.MediaID != "" {
 		r, err := m.d.media.Open(ctx, msg.MediaID)
 		if err == nil {
-			return io.NopCloser(r), nil
+			return r, nil
 		}
 		if !errors.Is(err, media.ErrNotFound) {
 			return nil, err

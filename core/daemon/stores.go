@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/wildcathub/wildcat/core/logging"
+	"github.com/wildcathub/wildcat/core/media"
 	"github.com/wildcathub/wildcat/core/messages"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
 )
@@ -18,6 +19,7 @@ const DatabaseFile = "wildcat.db"
 func sqliteSchemas() []sqlite.Schema {
 	return []sqlite.Schema{
 		messages.SQLiteSchema,
+		media.SQLiteSchema,
 	}
 }
 

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
-
 	"github.com/wildcathub/wildcat/core/media"
 	"github.com/wildcathub/wildcat/sdk"
 )
@@ -16,22 +14,31 @@ import (
 // the default of config.yaml's media.max_bytes.
 const DefaultBlobMaxBytes = 64 << 20
 
-// Blobs stores plugins' blobs in the media bucket (media.files and
-// media.chunks) through the media store, in the very format GET
+// Blobs stores plugins' blobs in the media store, the very store GET
 // /v1/media/{mediaId} serves: a blob's ID is the hex SHA-256 of its bytes,
 // so storing the same bytes twice writes nothing new and returns the same
 // ID, and every blob is servable as media.
 type Blobs struct {
-	store *media.Store
+	store media.Store
 }
 
-// NewBlobs returns the blob store on db's media bucket; maxBytes bounds one
-// blob (DefaultBlobMaxBytes when zero or less).
-func NewBlobs(db *mongo.Database, maxBytes int64) *Blobs {
-	if maxBytes <= 0 {
-		maxBytes = DefaultBlobMaxBytes
+// NewBlobs returns the blob store on a media store, whose MaxBytes bounds
+// one blob.
+func NewBlobs(s media.Store) *Blobs { return &Blobs{store: s} }
+
+// blobStore is the media store blobs live in; nil when there is none.
+func (s Services) blobStore() *Blobs {
+	switch {
+	case s.Blobs != nil:
+		return NewBlobs(s.Blobs)
+	case s.DB != nil:
+		limit := s.BlobMaxBytes
+		if limit <= 0 {
+			limit = DefaultBlobMaxBytes
+		}
+		return NewBlobs(media.NewGridFS(s.DB, limit))
 	}
-	return &Blobs{store: media.NewStore(db, maxBytes)}
+	return nil
 }
 
 // Put stores r's bytes and returns the blob's info. plugin is not recorded:
@@ -53,7 +60,7 @@ func (b *Blobs) Get(ctx context.Context, id string) (io.ReadCloser, sdk.BlobInfo
 	if err != nil {
 		return nil, sdk.BlobInfo{}, fmt.Errorf("get blob %q: %w", id, err)
 	}
-	return io.NopCloser(rd), blobInfo(rd.Info), nil
+	return rd, blobInfo(rd.Info), nil
 }
 
 func blobInfo(in *media.Info) sdk.BlobInfo {

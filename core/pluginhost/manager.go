@@ -92,10 +92,10 @@ func New(opts Options) (*Manager, error) {
 	}
 	m := &Manager{opts: opts, logLevel: levelName(opts.Logger), plugins: map[string]*Plugin{}, names: sortedKeys(opts.Plugins)}
 	var kv *KV
-	var blobs *Blobs
 	if opts.Services.DB != nil {
-		kv, blobs = NewKV(opts.Services.DB), NewBlobs(opts.Services.DB, opts.Services.BlobMaxBytes)
+		kv = NewKV(opts.Services.DB)
 	}
+	blobs := opts.Services.blobStore()
 	for _, name := range m.names {
 		m.plugins[name] = &Plugin{
 			name:  name,

@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/media"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/sdk"
 )
@@ -51,15 +52,18 @@ var (
 )
 
 // Services are what the host serves to plugins. DB holds the kv collection
-// and the GridFS bucket "media" for blobs.
+// and, when Blobs is nil, the GridFS bucket "media" for blobs.
 type Services struct {
 	Sender   Sender
 	Media    MediaFetcher
 	Messages MessageGetter
 	Linker   MediaLinker
 	DB       *mongo.Database
-	// BlobMaxBytes bounds one blob (config.yaml's media.max_bytes);
-	// DefaultBlobMaxBytes when zero.
+	// Blobs is the media store blobs live in (the daemon's, on either
+	// engine); nil means GridFS on DB.
+	Blobs media.Store
+	// BlobMaxBytes bounds one blob in the GridFS fallback (config.yaml's
+	// media.max_bytes); DefaultBlobMaxBytes when zero.
 	BlobMaxBytes int64
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,7 +63,7 @@ func TestHostServicesFromAPlugin(t *testing.T) {
 		if got["id"] != hex.EncodeToString(sum[:]) {
 			t.Fatalf("blob id %s, want the SHA-256 of its bytes", got["id"])
 		}
-		data, in, err := media.NewStore(db, 1<<30).ReadAll(ctx, got["id"])
+		data, in, err := media.NewGridFS(db, 1<<30).ReadAll(ctx, got["id"])
 		if err != nil || !bytes.Equal(data, blobData) || in.Mimetype != "application/x-test" || in.Filename != "w.bin" {
 			t.Fatalf("media store: %+v (%d bytes), %v", in, len(data), err)
 		}
@@ -154,28 +155,41 @@ func TestKVStore(t *testing.T) {
 	}
 }
 
-func TestBlobsOnGridFS(t *testing.T) {
-	db := storetest.NewDatabase(t)
-	b := NewBlobs(db, 0)
-	ctx := context.Background()
-	info, err := b.Put(ctx, "p", sdk.BlobInfo{Filename: "f.txt", ContentType: "text/plain"}, bytes.NewReader(blobData))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, got, err := b.Get(ctx, info.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(rc)
-	if err != nil || !bytes.Equal(data, blobData) || got != info || got.Size != int64(len(blobData)) {
-		t.Fatalf("got %+v (%d bytes, %v), put %+v", got, len(data), err, info)
-	}
-	for _, id := range []string{"000000000000000000000000", "not-hex"} {
-		if _, _, err := b.Get(ctx, id); !errors.Is(err, ErrNotFound) {
-			t.Errorf("%s: %v", id, err)
+// TestBlobs: blobs live in the media store of either engine (GridFS by
+// default when only DB is given).
+func TestBlobs(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		var b *Blobs
+		switch e {
+		case storetest.SQLite:
+			s, err := media.NewFileStore(storetest.NewSQLite(t, media.SQLiteSchema), t.TempDir(), DefaultBlobMaxBytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = Services{Blobs: s}.blobStore()
+		case storetest.MongoDB:
+			b = Services{DB: storetest.NewDatabase(t)}.blobStore()
 		}
-	}
+		ctx := context.Background()
+		info, err := b.Put(ctx, "p", sdk.BlobInfo{Filename: "f.txt", ContentType: "text/plain"}, bytes.NewReader(blobData))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, got, err := b.Get(ctx, info.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		data, err := io.ReadAll(rc)
+		if err != nil || !bytes.Equal(data, blobData) || got != info || got.Size != int64(len(blobData)) {
+			t.Fatalf("got %+v (%d bytes, %v), put %+v", got, len(data), err, info)
+		}
+		for _, id := range []string{"000000000000000000000000", "not-hex", strings.Repeat("0", 64)} {
+			if _, _, err := b.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+				t.Errorf("%s: %v", id, err)
+			}
+		}
+	})
 }
 
 type mediaErrFetcher struct{ err error }
