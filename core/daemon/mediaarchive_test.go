@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/messages"
