@@ -93,7 +93,8 @@ type Daemon struct {
 	opts     Options
 	log      *slog.Logger
 	store    *store.Store
-	sql      *sqlite.DB // the embedded engine; nil on MongoDB
+	sql      *sqlite.DB        // the embedded engine; nil on MongoDB
+	waAuth   *authstore.SQLite // whatsmeow's sqlstore on sql; nil on MongoDB
 	api      *api.Server
 	messages *messages.Store
 	sessions *session.Manager
@@ -165,6 +166,9 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = st.Close(sctx)
+		if d.waAuth != nil {
+			_ = d.waAuth.Close()
+		}
 		if d.sql != nil {
 			_ = d.sql.Close()
 		}
@@ -235,7 +239,11 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		RetryMin:   opts.ConnectRetryMin,
 		RetryMax:   opts.ConnectRetryMax,
 	})
-	for _, drv := range d.drivers() {
+	drivers, err := d.drivers()
+	if err != nil {
+		return err
+	}
+	for _, drv := range drivers {
 		d.sessions.Register(drv)
 	}
 	// Stage kinds: every component registers what it offers (rules,
@@ -376,18 +384,40 @@ func (s sessionSender) Send(ctx context.Context, accountID string, req *session.
 
 // drivers lists the session drivers built into this wildcatd; an account
 // naming any other known driver is kept but cannot connect.
-func (d *Daemon) drivers() []session.Driver {
+func (d *Daemon) drivers() ([]session.Driver, error) {
 	wa := d.opts.WhatsApp
 	db := d.store.DB()
 	wa.DB = db
 	wa.Logger = logging.Component(d.opts.Logger, "whatsapp")
-	wa.Devices = func(accountID string) whatsapp.DeviceStore {
-		return authstore.New(db, accountID, nil)
+	if d.sql != nil {
+		// The embedded engine: whatsmeow's own sqlstore on the database
+		// file, on a handle of its own (sqlstore runs its own transactions).
+		sync := sqlite.Sync(d.cfg.MongoDB.EmbeddedSync)
+		if sync != sqlite.SyncNormal {
+			sync = sqlite.SyncFull
+		}
+		h, err := d.sql.Conn(sync)
+		if err != nil {
+			return nil, fmt.Errorf("open whatsapp auth state: %w", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		auth, err := authstore.OpenSQLite(ctx, h, whatsapp.NewWALogger(logging.Component(d.opts.Logger, "whatsmeow-store")))
+		if err != nil {
+			_ = h.Close()
+			return nil, fmt.Errorf("open whatsapp auth state: %w", err)
+		}
+		d.waAuth = auth
+		wa.Devices = func(accountID string) whatsapp.DeviceStore { return auth.Account(accountID) }
+	} else {
+		wa.Devices = func(accountID string) whatsapp.DeviceStore {
+			return authstore.New(db, accountID, nil)
+		}
 	}
 	return []session.Driver{
 		d.sim,
 		&wa,
-	}
+	}, nil
 }
 
 // Sessions is the account manager.
@@ -617,6 +647,13 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		defer cancel()
 		if err := d.store.Close(sctx); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+		// whatsmeow's handle closes before the file's own, whose close
+		// checkpoints the WAL.
+		if d.waAuth != nil {
+			if err := d.waAuth.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close whatsapp auth state: %w", err))
+			}
 		}
 		if d.sql != nil {
 			if err := d.sql.Close(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/wildcathub/wildcat/core/logging"
 	"github.com/wildcathub/wildcat/core/media"
 	"github.com/wildcathub/wildcat/core/messages"
+	"github.com/wildcathub/wildcat/core/session/whatsapp/authstore"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
 )
 
@@ -20,6 +21,7 @@ func sqliteSchemas() []sqlite.Schema {
 	return []sqlite.Schema{
 		messages.SQLiteSchema,
 		media.SQLiteSchema,
+		authstore.SQLiteSchema,
 	}
 }
 

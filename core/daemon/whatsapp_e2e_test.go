@@ -3,8 +3,11 @@ package daemon_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/watest"
+	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
 // waDaemon starts a daemon core whose whatsapp accounts reach srv.
@@ -58,11 +62,19 @@ func messageEvent(id string) func(*event.Event) bool {
 }
 
 // TestWhatsAppAccountEndToEnd runs a whatsapp account through the daemon
-// core — REST, account manager, MongoDB auth store, message store — with
-// the unmodified whatsmeow client talking to the protocol double.
-func TestWhatsAppAccountEndToEnd(t *testing.T) {
+// core — REST, account manager, auth store, message store — with the
+// unmodified whatsmeow client talking to the protocol double, on each
+// engine: the auth state in MongoDB, or in whatsmeow's sqlstore on the
+// embedded database file.
+func TestWhatsAppAccountEndToEnd(t *testing.T) { storetest.Each(t, testWhatsAppAccountEndToEnd) }
+
+func testWhatsAppAccountEndToEnd(t *testing.T, e storetest.Engine) {
 	wa := watest.New(t)
 	cfg := accountsConfig(t)
+	if e == storetest.SQLite {
+		cfg = testConfig(t, "")
+		cfg.HTTP.MaxBodyBytes = testMaxBody
+	}
 	rec := &recorder{}
 	d, c := waDaemon(t, cfg, wa, rec)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -88,14 +100,22 @@ func TestWhatsAppAccountEndToEnd(t *testing.T) {
 	if got := c.must(c.get("/v1/accounts/shop"), 200).json(t)["jid"]; got != own.String() {
 		t.Fatalf("account jid %v, phone paired %s", got, own)
 	}
+	if e == storetest.SQLite {
+		if jid := embeddedDevice(t, cfg, "shop"); jid != phone.JID().String() {
+			t.Fatalf("the database file holds device %q for the account, the phone paired %s", jid, phone.JID())
+		}
+	}
 
-	// Restart on the same database with a fresh data directory: the account
-	// reconnects from the auth state in MongoDB alone.
+	// Restart: the account reconnects from the stored auth state alone —
+	// in MongoDB (so with a fresh data directory), or in the data
+	// directory's database file.
 	if err := d.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	logins := phone.Logins()
-	cfg.DataDir = t.TempDir()
+	if e == storetest.MongoDB {
+		cfg.DataDir = t.TempDir()
+	}
 	rec = &recorder{}
 	d, c = waDaemon(t, cfg, wa, rec)
 	if err := phone.WaitLogins(ctx, logins+1); err != nil {
@@ -223,4 +243,29 @@ func TestWhatsAppAccountEndToEnd(t *testing.T) {
 	if reason := c.must(c.get("/v1/accounts/shop"), 200).json(t)["reason"]; reason == "" {
 		t.Fatal("logged_out without a reason")
 	}
+	if e == storetest.SQLite {
+		poll.Until(t, 30*time.Second, func() error {
+			if jid := embeddedDevice(t, cfg, "shop"); jid != "" {
+				return fmt.Errorf("device %s still stored after logout", jid)
+			}
+			return nil
+		})
+	}
+}
+
+// embeddedDevice reads which whatsmeow device the embedded database file
+// holds for an account ("" for none), the way an operator would look.
+func embeddedDevice(t *testing.T, cfg config.Config, accountID string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(cfg.DataDir, daemon.DatabaseFile)+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var jid string
+	err = db.QueryRow(`SELECT d.jid FROM whatsapp_devices a JOIN whatsmeow_device d ON d.jid = a.jid WHERE a.account_id = ?`, accountID).Scan(&jid)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		t.Fatal(err)
+	}
+	return jid
 }

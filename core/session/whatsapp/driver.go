@@ -16,13 +16,19 @@ import (
 // DriverName is the value of an account's "driver" field for real WhatsApp.
 const DriverName = "whatsapp"
 
-// DeviceStore is one account's WhatsApp auth state. The MongoDB
-// implementation (authstore) keeps nothing on local disk, so any daemon
-// sharing the database can run the account.
+// DeviceStore is one account's WhatsApp auth state. authstore implements
+// it on both engines: on MongoDB (authstore.New) in the account's
+// auth_{accountId} collection, with nothing on local disk, so any daemon
+// sharing the database can run the account; on the embedded engine
+// (authstore.SQLite) in whatsmeow's own sqlstore on the database file.
 type DeviceStore interface {
 	// GetDevice returns the stored device, or a fresh unpaired one whose
-	// stores write to the same place.
+	// Save (after pairing) stores it as this account's. The device's
+	// Delete (logout) removes all of the account's auth state.
 	GetDevice(ctx context.Context) (*store.Device, error)
+	// Delete removes all of the account's auth state, paired or not; for
+	// the removal of an account whose logout did not get that far.
+	Delete(ctx context.Context) error
 }
 
 // HTTPClients lets the caller choose how whatsmeow reaches WhatsApp. Nil
@@ -81,6 +87,16 @@ func (d *Driver) Open(ctx context.Context, acct session.Account, sink session.Si
 		now:     time.Now,
 	}
 	return s, nil
+}
+
+// DeleteAuthState removes all of an account's WhatsApp auth state (account
+// removal). Logging out already does; this also covers an account whose
+// logout failed or never ran.
+func (d *Driver) DeleteAuthState(ctx context.Context, accountID string) error {
+	if d.Devices == nil {
+		return fmt.Errorf("whatsapp driver: no device store configured")
+	}
+	return d.Devices(accountID).Delete(ctx)
 }
 
 func (d *Driver) backoff() (time.Duration, time.Duration) {

@@ -24,6 +24,7 @@ import (
 	"github.com/wildcathub/wildcat/core/session/whatsapp/authstore"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/watest"
 	"github.com/wildcathub/wildcat/core/store"
+	"github.com/wildcathub/wildcat/core/store/sqlite"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
@@ -93,26 +94,93 @@ type rig struct {
 	db     *mongo.Database
 	driver *whatsapp.Driver
 	sink   *storeSink
+	engine storetest.Engine // where the auth state lives
+	file   *sqlite.DB       // the database file on SQLite
 }
 
-func newRig(t *testing.T) *rig {
+// newRig keeps the auth state on the embedded engine, the daemon's default.
+func newRig(t *testing.T) *rig { return newRigOn(t, storetest.SQLite) }
+
+// newRigOn keeps the auth state on engine e.
+func newRigOn(t *testing.T, e storetest.Engine) *rig {
 	t.Helper()
 	srv := watest.New(t)
 	db := storetest.NewDatabase(t)
 	hc := srv.HTTPClient()
-	return &rig{
+	r := &rig{
 		srv: srv,
 		db:  db,
 		driver: &whatsapp.Driver{
-			Devices:      func(id string) whatsapp.DeviceStore { return authstore.New(db, id, nil) },
 			DB:           db,
 			Logger:       slog.New(slog.DiscardHandler),
 			HTTP:         whatsapp.HTTPClients{PreLogin: hc, Websocket: hc, Media: hc},
 			ReconnectMin: 20 * time.Millisecond,
 			ReconnectMax: 200 * time.Millisecond,
 		},
-		sink: &storeSink{coll: db.Collection("events")},
+		sink:   &storeSink{coll: db.Collection("events")},
+		engine: e,
 	}
+	if e == storetest.SQLite {
+		r.file = storetest.NewSQLite(t, authstore.SQLiteSchema)
+	}
+	r.openAuth(t)
+	return r
+}
+
+// openAuth gives the driver the auth state, as the daemon does at start:
+// on SQLite a new sqlstore on the file, with nothing kept in memory from
+// before.
+func (r *rig) openAuth(t *testing.T) {
+	t.Helper()
+	switch r.engine {
+	case storetest.MongoDB:
+		db := r.db
+		r.driver.Devices = func(id string) whatsapp.DeviceStore { return authstore.New(db, id, nil) }
+	case storetest.SQLite:
+		h, err := r.file.Conn(sqlite.SyncNormal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth, err := authstore.OpenSQLite(t.Context(), h, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = auth.Close() })
+		r.driver.Devices = func(id string) whatsapp.DeviceStore { return auth.Account(id) }
+	}
+}
+
+// authItems counts everything stored of the account's auth state: its
+// collection's documents (MongoDB), or every device and account row
+// (SQLite; the rig has one account).
+func (r *rig) authItems(t *testing.T, accountID string) int64 {
+	t.Helper()
+	if r.engine == storetest.MongoDB {
+		n, err := r.db.Collection(store.AuthCollection(accountID)).CountDocuments(context.Background(), bson.M{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	var n int64
+	for _, table := range []string{"whatsapp_devices", "whatsmeow_device", "whatsmeow_sessions", "whatsmeow_identity_keys", "whatsmeow_pre_keys"} {
+		var c int64
+		if err := r.file.Reader().QueryRow("SELECT count(*) FROM " + table).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		n += c
+	}
+	return n
+}
+
+// paired reports whether the account has a stored device.
+func (r *rig) paired(t *testing.T, accountID string) bool {
+	t.Helper()
+	dev, err := r.driver.Devices(accountID).GetDevice(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dev.ID != nil
 }
 
 func (r *rig) open(t *testing.T) session.Session {
@@ -153,8 +221,10 @@ func (r *rig) pair(t *testing.T) (session.Session, *watest.Account) {
 	return s, acct
 }
 
-func TestPairReceiveSendAndRestart(t *testing.T) {
-	r := newRig(t)
+func TestPairReceiveSendAndRestart(t *testing.T) { storetest.Each(t, testPairReceiveSendAndRestart) }
+
+func testPairReceiveSendAndRestart(t *testing.T, e storetest.Engine) {
+	r := newRigOn(t, e)
 	s, acct := r.pair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -232,11 +302,12 @@ func TestPairReceiveSendAndRestart(t *testing.T) {
 		return ev.Status != nil && ev.Status.MessageID == res.MessageID && ev.Status.Status == event.StatusRead
 	})
 
-	// Restart: a new session from the auth state in MongoDB alone logs in
+	// Restart: a new session from the stored auth state alone logs in
 	// without pairing.
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	r.openAuth(t)
 	logins := acct.Logins()
 	r.sink.mu.Lock()
 	r.sink.seen = nil
@@ -257,7 +328,11 @@ func TestPairReceiveSendAndRestart(t *testing.T) {
 // message is not acknowledged; WhatsApp redelivers it, and once the store
 // is back it is stored exactly once.
 func TestNoMessageLostToAStoreFailure(t *testing.T) {
-	r := newRig(t)
+	storetest.Each(t, testNoMessageLostToAStoreFailure)
+}
+
+func testNoMessageLostToAStoreFailure(t *testing.T, e storetest.Engine) {
+	r := newRigOn(t, e)
 	_, acct := r.pair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -306,8 +381,10 @@ func ackOf(srv *watest.Server, id string) (watest.ClientAck, bool) {
 
 // TestReconnectAfterDrop: the driver's own backoff brings the session back
 // and a message sent meanwhile arrives.
-func TestReconnectAfterDrop(t *testing.T) {
-	r := newRig(t)
+func TestReconnectAfterDrop(t *testing.T) { storetest.Each(t, testReconnectAfterDrop) }
+
+func testReconnectAfterDrop(t *testing.T, e storetest.Engine) {
+	r := newRigOn(t, e)
 	_, acct := r.pair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -329,29 +406,60 @@ func TestReconnectAfterDrop(t *testing.T) {
 	r.sink.waitFor(t, "message sent during the drop", func(ev *event.Event) bool { return ev.Message != nil && ev.Message.MessageID == id })
 }
 
-func TestLoggedOutFromPhone(t *testing.T) {
-	r := newRig(t)
+func TestLoggedOutFromPhone(t *testing.T) { storetest.Each(t, testLoggedOutFromPhone) }
+
+func testLoggedOutFromPhone(t *testing.T, e storetest.Engine) {
+	r := newRigOn(t, e)
 	_, acct := r.pair(t)
 	acct.LogOutFromPhone()
 	ev := r.sink.waitFor(t, "account.logged_out", isKind(event.KindAccountLoggedOut))
 	if ev.Account.Reason == "" {
 		t.Fatal("logged_out without a reason")
 	}
-	// whatsmeow deleted the device: the auth collection holds no device.
+	// whatsmeow deleted the device, and with it all auth state.
 	poll.Until(t, wait, func() error {
-		n, err := r.db.Collection(store.AuthCollection("wa1")).CountDocuments(context.Background(), bson.M{"_id": "device"})
-		if err != nil {
-			return err
-		}
-		if n != 0 {
-			return errors.New("device record still stored after logout")
+		if n := r.authItems(t, "wa1"); n != 0 {
+			return fmt.Errorf("%d auth state items still stored after logout", n)
 		}
 		return nil
 	})
+	if r.paired(t, "wa1") {
+		t.Fatal("the account still has a device after logout")
+	}
 }
 
-func TestPairByPhoneCode(t *testing.T) {
-	r := newRig(t)
+// TestLogoutOnRequest: Logout unlinks the device and deletes the auth
+// state; the account starts over with a QR code.
+func TestLogoutOnRequest(t *testing.T) { storetest.Each(t, testLogoutOnRequest) }
+
+func testLogoutOnRequest(t *testing.T, e storetest.Engine) {
+	r := newRigOn(t, e)
+	s, _ := r.pair(t)
+	if !r.paired(t, "wa1") {
+		t.Fatal("no device stored after pairing")
+	}
+	if err := s.Logout(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.sink.waitFor(t, "account.logged_out", isKind(event.KindAccountLoggedOut))
+	if n := r.authItems(t, "wa1"); n != 0 {
+		t.Fatalf("%d auth state items still stored after logout", n)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.sink.mu.Lock()
+	r.sink.seen = nil
+	r.sink.mu.Unlock()
+	r.openAuth(t)
+	r.open(t)
+	r.sink.waitFor(t, "account.qr after logout", isKind(event.KindAccountQR))
+}
+
+func TestPairByPhoneCode(t *testing.T) { storetest.Each(t, testPairByPhoneCode) }
+
+func testPairByPhoneCode(t *testing.T, e storetest.Engine) {
+	r := newRigOn(t, e)
 	s := r.open(t)
 	r.sink.waitFor(t, "account.qr", isKind(event.KindAccountQR))
 	ctx, cancel := context.WithTimeout(context.Background(), wait)

@@ -28,3 +28,7 @@ func (w waLogger) Debugf(msg string, args ...any) { w.log(slog.LevelDebug-4, msg
 func (w waLogger) Sub(module string) waLog.Logger {
 	return waLogger{w.l.With(slog.String("module", module))}
 }
+
+// NewWALogger routes a whatsmeow component's log (e.g. its sqlstore's)
+// into l, at the levels the driver's own whatsmeow log uses.
+func NewWALogger(l *slog.Logger) waLog.Logger { return waLogger{l} }

@@ -5,10 +5,14 @@ import (
 	"testing"
 
 	"go.mau.fi/whatsmeow/store"
+
+	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
-func TestAppStateSyncKeys(t *testing.T) {
-	s, ctx := newTestStore(t)
+func TestAppStateSyncKeys(t *testing.T) { storetest.Each(t, testAppStateSyncKeys) }
+
+func testAppStateSyncKeys(t *testing.T, e storetest.Engine) {
+	s, ctx := newTestStore(t, e)
 	if k, err := s.GetAppStateSyncKey(ctx, []byte{1}); err != nil || k != nil {
 		t.Fatalf("missing key = %v, %v", k, err)
 	}
@@ -39,7 +43,7 @@ func TestAppStateSyncKeys(t *testing.T) {
 		{100, "equal", "a"},
 		{150, "newer", "newer"},
 	} {
-		must(t, s.PutAppStateSyncKey(ctx, []byte{1}, store.AppStateSyncKey{Data: []byte(tc.data), Timestamp: tc.ts}))
+		must(t, s.PutAppStateSyncKey(ctx, []byte{1}, store.AppStateSyncKey{Data: []byte(tc.data), Fingerprint: []byte("f"), Timestamp: tc.ts}))
 		got, err := s.GetAppStateSyncKey(ctx, []byte{1})
 		must(t, err)
 		if string(got.Data) != tc.want {
@@ -48,8 +52,10 @@ func TestAppStateSyncKeys(t *testing.T) {
 	}
 }
 
-func TestAppStateVersions(t *testing.T) {
-	s, ctx := newTestStore(t)
+func TestAppStateVersions(t *testing.T) { storetest.Each(t, testAppStateVersions) }
+
+func testAppStateVersions(t *testing.T, e storetest.Engine) {
+	s, ctx := newTestStore(t, e)
 	v, h, err := s.GetAppStateVersion(ctx, "regular")
 	must(t, err)
 	if v != 0 || h != ([128]byte{}) {
@@ -74,12 +80,19 @@ func TestAppStateVersions(t *testing.T) {
 	}
 }
 
-func TestAppStateMutationMACs(t *testing.T) {
-	s, ctx := newTestStore(t)
+func TestAppStateMutationMACs(t *testing.T) { storetest.Each(t, testAppStateMutationMACs) }
+
+func testAppStateMutationMACs(t *testing.T, e storetest.Engine) {
+	s, ctx := newTestStore(t, e)
 	idx := func(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
 	if m, err := s.GetAppStateMutationMAC(ctx, "regular", idx(1)); err != nil || m != nil {
 		t.Fatalf("missing MAC = %x, %v", m, err)
+	}
+	// whatsmeow stores a collection's version before its MACs (sqlstore's
+	// MACs refer to the version row).
+	for _, name := range []string{"regular", "regular_low", "big"} {
+		must(t, s.PutAppStateVersion(ctx, name, 1, [128]byte{}))
 	}
 	must(t, s.PutAppStateMutationMACs(ctx, "regular", 1, nil))
 	must(t, s.PutAppStateMutationMACs(ctx, "regular", 2, []store.AppStateMutationMAC{
@@ -138,10 +151,17 @@ func TestAppStateMutationMACs(t *testing.T) {
 	// A large patch goes through in one call.
 	many := make([]store.AppStateMutationMAC, 1000)
 	for i := range many {
-		many[i] = store.AppStateMutationMAC{IndexMAC: []byte{byte(i >> 8), byte(i)}, ValueMAC: []byte{byte(i)}}
+		many[i] = store.AppStateMutationMAC{IndexMAC: bigMAC(i), ValueMAC: idx(byte(i))}
 	}
 	must(t, s.PutAppStateMutationMACs(ctx, "big", 1, many))
-	if got, _ := s.GetAppStateMutationMAC(ctx, "big", []byte{3, 231}); !bytes.Equal(got, []byte{231}) {
+	if got, _ := s.GetAppStateMutationMAC(ctx, "big", bigMAC(999)); !bytes.Equal(got, idx(231)) {
 		t.Fatalf("MAC 999 of big patch = %x", got)
 	}
+}
+
+// bigMAC is a distinct 32-byte index MAC (the size sqlstore checks) for i.
+func bigMAC(i int) []byte {
+	m := make([]byte, 32)
+	m[0], m[1] = byte(i>>8), byte(i)
+	return m
 }

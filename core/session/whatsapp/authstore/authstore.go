@@ -1,6 +1,10 @@
-// Package authstore keeps whatsmeow's auth state in MongoDB, so that any
-// daemon sharing the database can run an account: nothing lives on local disk
-// and nothing is cached in memory that another daemon could change.
+// Package authstore keeps whatsmeow's auth state on either engine. On the
+// embedded engine (SQLite, sqlite.go) that is whatsmeow's own sqlstore on
+// the daemon's database file plus a table saying which device is whose
+// account's. The rest of this package is the MongoDB implementation: every
+// whatsmeow store interface on MongoDB, so that any daemon sharing the
+// database can run an account: nothing lives on local disk and nothing is
+// cached in memory that another daemon could change.
 //
 // One account has one WhatsApp device. Its session-specific state (device
 // record, Signal identities, sessions, pre-keys and sender keys, app-state

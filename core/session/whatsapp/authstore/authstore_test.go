@@ -9,29 +9,130 @@ import (
 	"testing"
 	"time"
 
+	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	wcstore "github.com/wildcathub/wildcat/core/store"
+	"github.com/wildcathub/wildcat/core/store/sqlite"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
 func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
 
-// newTestStore returns the stores of a fresh account in a fresh database.
-func newTestStore(t *testing.T) (*Store, context.Context) {
-	t.Helper()
-	c, ctx := newTestContainer(t, storetest.NewDatabase(t), "acct")
-	return c.Store(), ctx
+// testDB is one fresh database on an engine, in which tests open the auth
+// state of accounts as the driver does.
+type testDB struct {
+	e     storetest.Engine
+	mongo *mongo.Database // MongoDB
+	file  *sqlite.DB      // SQLite: the database file…
+	sql   *SQLite         // …and whatsmeow's sqlstore on it
+	users int             // SQLite: phone numbers handed out by store
 }
 
-func newTestContainer(t *testing.T, db *mongo.Database, accountID string) (*Container, context.Context) {
+func newTestDB(t *testing.T, e storetest.Engine) (*testDB, context.Context) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	return New(db, accountID, nil), ctx
+	d := &testDB{e: e}
+	switch e {
+	case storetest.MongoDB:
+		d.mongo = storetest.NewDatabase(t)
+	case storetest.SQLite:
+		d.file = storetest.NewSQLite(t, SQLiteSchema)
+		d.sql = openSQLiteAuth(t, d.file)
+	default:
+		t.Fatalf("unknown engine %q", e)
+	}
+	return d, ctx
 }
+
+// openSQLiteAuth opens whatsmeow's sqlstore on the database file, as the
+// daemon does at start; it is closed (before the file) when the test ends.
+func openSQLiteAuth(t *testing.T, file *sqlite.DB) *SQLite {
+	t.Helper()
+	h, err := file.Conn(sqlite.SyncNormal)
+	must(t, err)
+	s, err := OpenSQLite(t.Context(), h, nil)
+	must(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// reopen is the same database as a restarted daemon (SQLite) or another
+// daemon (MongoDB) sees it: nothing is shared in memory.
+func (d *testDB) reopen(t *testing.T) *testDB {
+	t.Helper()
+	again := *d
+	if d.e == storetest.SQLite {
+		again.sql = openSQLiteAuth(t, d.file)
+	}
+	return &again
+}
+
+// testAccount is one account's auth state as the driver holds it
+// (whatsapp.DeviceStore) and as whatsmeow sees it (the device container).
+type testAccount interface {
+	GetDevice(ctx context.Context) (*store.Device, error)
+	Delete(ctx context.Context) error
+	store.DeviceContainer
+}
+
+func (d *testDB) account(accountID string) testAccount {
+	if d.e == storetest.SQLite {
+		return d.sql.Account(accountID)
+	}
+	return New(d.mongo, accountID, nil)
+}
+
+// lids is the LID map shared by all accounts.
+func (d *testDB) lids() store.LIDStore {
+	if d.e == storetest.SQLite {
+		return d.sql.LIDs()
+	}
+	return NewLIDMap(d.mongo)
+}
+
+// testStore is one account's session-specific stores.
+type testStore struct {
+	store.AllSessionSpecificStores
+	lids    store.LIDStore
+	db      *testDB
+	account string
+}
+
+// newTestStore returns the stores of a fresh account in a fresh database.
+func newTestStore(t *testing.T, e storetest.Engine) (*testStore, context.Context) {
+	t.Helper()
+	d, ctx := newTestDB(t, e)
+	return d.store(t, "acct"), ctx
+}
+
+// store returns the stores of accountID. On SQLite they belong to a paired
+// device (whatsmeow's tables refer to the device record), which this
+// stores first if needed; MongoDB needs no device record.
+func (d *testDB) store(t *testing.T, accountID string) *testStore {
+	t.Helper()
+	ts := &testStore{lids: d.lids(), db: d, account: accountID}
+	if d.e == storetest.MongoDB {
+		ts.AllSessionSpecificStores = New(d.mongo, accountID, nil).Store()
+		return ts
+	}
+	acct := d.account(accountID)
+	dev, err := acct.GetDevice(t.Context())
+	must(t, err)
+	if dev.ID == nil {
+		d.users++
+		dev = pairedAs(t, acct, fmt.Sprint(15550000000+d.users))
+	}
+	ts.AllSessionSpecificStores = dev.Identities.(store.AllSessionSpecificStores)
+	return ts
+}
+
+// mongoStore is the MongoDB implementation behind s, for checks of how it
+// stores documents.
+func (s *testStore) mongoStore() *Store { return s.AllSessionSpecificStores.(*Store) }
 
 func pnJID(user string) types.JID  { return types.NewJID(user, types.DefaultUserServer) }
 func lidJID(user string) types.JID { return types.NewJID(user, types.HiddenUserServer) }
@@ -45,35 +146,97 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// countKind counts the documents of one kind in the store's collection.
-func countKind(t *testing.T, ctx context.Context, s *Store, kind string) int {
+// sqlTables maps a document kind of the MongoDB store to sqlstore's table
+// and the column naming the device.
+var sqlTables = map[string][2]string{
+	kindIdentity:    {"whatsmeow_identity_keys", "our_jid"},
+	kindSession:     {"whatsmeow_sessions", "our_jid"},
+	kindPreKey:      {"whatsmeow_pre_keys", "jid"},
+	kindSenderKey:   {"whatsmeow_sender_keys", "our_jid"},
+	kindAppStateKey: {"whatsmeow_app_state_sync_keys", "jid"},
+	kindAppState:    {"whatsmeow_app_state_version", "jid"},
+	kindAppStateMAC: {"whatsmeow_app_state_mutation_macs", "jid"},
+	kindContact:     {"whatsmeow_contacts", "our_jid"},
+	kindChat:        {"whatsmeow_chat_settings", "our_jid"},
+	kindMsgSecret:   {"whatsmeow_message_secrets", "our_jid"},
+	kindPrivacy:     {"whatsmeow_privacy_tokens", "our_jid"},
+	kindEventBuf:    {"whatsmeow_event_buffer", "our_jid"},
+	kindDevice:      {"whatsmeow_device", "jid"},
+}
+
+// countKind counts the stored items of one kind of the store's account.
+func countKind(t *testing.T, ctx context.Context, s *testStore, kind string) int {
 	t.Helper()
-	n, err := s.coll.CountDocuments(ctx, bson.D{{Key: "kind", Value: kind}})
+	if s.db.e == storetest.MongoDB {
+		n, err := s.mongoStore().coll.CountDocuments(ctx, bson.D{{Key: "kind", Value: kind}})
+		must(t, err)
+		return int(n)
+	}
+	jid, found, err := s.db.sql.Account(s.account).jid(ctx)
 	must(t, err)
-	return int(n)
+	if !found {
+		return 0
+	}
+	return s.db.countSQL(t, kind, jid.String())
+}
+
+func (d *testDB) countSQL(t *testing.T, kind, jid string) int {
+	t.Helper()
+	tbl, ok := sqlTables[kind]
+	if !ok {
+		t.Fatalf("no sqlstore table for kind %q", kind)
+	}
+	var n int
+	must(t, d.file.Reader().QueryRowContext(t.Context(),
+		"SELECT count(*) FROM "+tbl[0]+" WHERE "+tbl[1]+" = ?", jid).Scan(&n))
+	return n
+}
+
+// stateCount counts everything stored for an account whose device is jid:
+// the documents of its collection (MongoDB) or the rows of every sqlstore
+// table under that device (SQLite).
+func (d *testDB) stateCount(t *testing.T, accountID string, jid types.JID) int {
+	t.Helper()
+	if d.e == storetest.MongoDB {
+		n, err := d.mongo.Collection(wcstore.AuthCollection(accountID)).CountDocuments(t.Context(), bson.D{})
+		must(t, err)
+		return int(n)
+	}
+	n := 0
+	for kind := range sqlTables {
+		n += d.countSQL(t, kind, jid.String())
+	}
+	var mapped int
+	must(t, d.file.Reader().QueryRowContext(t.Context(),
+		"SELECT count(*) FROM whatsapp_devices WHERE account_id = ? OR jid = ?", accountID, jid.String()).Scan(&mapped))
+	return n + mapped
 }
 
 // TestAccountsIsolated checks that two accounts in one database never see
-// each other's state, and that the collection is the one the design names.
-func TestAccountsIsolated(t *testing.T) {
-	db := storetest.NewDatabase(t)
-	a, ctx := newTestContainer(t, db, "alice")
-	b, _ := newTestContainer(t, db, "bob")
-	if got, want := a.coll.Name(), wcstore.AuthCollection("alice"); got != want {
-		t.Fatalf("collection %q, want %q", got, want)
+// each other's state, and, on MongoDB, that the collection is the one the
+// design names.
+func TestAccountsIsolated(t *testing.T) { storetest.Each(t, testAccountsIsolated) }
+
+func testAccountsIsolated(t *testing.T, e storetest.Engine) {
+	d, ctx := newTestDB(t, e)
+	a, b := d.store(t, "alice"), d.store(t, "bob")
+	if e == storetest.MongoDB {
+		if got, want := a.mongoStore().coll.Name(), wcstore.AuthCollection("alice"); got != want {
+			t.Fatalf("collection %q, want %q", got, want)
+		}
 	}
-	must(t, a.Store().PutSession(ctx, "1:0", []byte("a")))
-	must(t, a.Store().PutIdentity(ctx, "1:0", key32(1)))
-	_, err := a.Store().GetOrGenPreKeys(ctx, 3)
+	must(t, a.PutSession(ctx, "1:0", []byte("a")))
+	must(t, a.PutIdentity(ctx, "1:0", key32(1)))
+	_, err := a.GetOrGenPreKeys(ctx, 3)
 	must(t, err)
 
-	if got, _ := b.Store().GetSession(ctx, "1:0"); got != nil {
+	if got, _ := b.GetSession(ctx, "1:0"); got != nil {
 		t.Fatalf("bob sees alice's session %q", got)
 	}
-	if ok, _ := b.Store().IsTrustedIdentity(ctx, "1:0", key32(9)); !ok {
+	if ok, _ := b.IsTrustedIdentity(ctx, "1:0", key32(9)); !ok {
 		t.Fatal("bob sees alice's identity")
 	}
-	ks, err := b.Store().GetOrGenPreKeys(ctx, 3)
+	ks, err := b.GetOrGenPreKeys(ctx, 3)
 	must(t, err)
 	if ks[0].KeyID != 1 {
 		t.Fatalf("bob's first pre-key id %d, want 1 (own counter)", ks[0].KeyID)
@@ -82,8 +245,10 @@ func TestAccountsIsolated(t *testing.T) {
 
 // TestConcurrentWriters runs many goroutines writing sessions, identities,
 // sender keys and pre-keys at once; every write must land exactly once.
-func TestConcurrentWriters(t *testing.T) {
-	s, ctx := newTestStore(t)
+func TestConcurrentWriters(t *testing.T) { storetest.Each(t, testConcurrentWriters) }
+
+func testConcurrentWriters(t *testing.T, e storetest.Engine) {
+	s, ctx := newTestStore(t, e)
 	const workers, each = 20, 5
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -155,8 +320,10 @@ func TestConcurrentWriters(t *testing.T) {
 
 // TestConcurrentGetOrGenPreKeys checks that concurrent callers agree on the
 // same un-uploaded keys instead of each generating a batch.
-func TestConcurrentGetOrGenPreKeys(t *testing.T) {
-	s, ctx := newTestStore(t)
+func TestConcurrentGetOrGenPreKeys(t *testing.T) { storetest.Each(t, testConcurrentGetOrGenPreKeys) }
+
+func testConcurrentGetOrGenPreKeys(t *testing.T, e storetest.Engine) {
+	s, ctx := newTestStore(t, e)
 	var wg sync.WaitGroup
 	results := make([][]uint32, 10)
 	for i := range results {
@@ -185,10 +352,10 @@ func TestConcurrentGetOrGenPreKeys(t *testing.T) {
 // TestPreKeysTwoDaemons has two containers of one account (two daemons, no
 // shared lock) generate pre-keys at once: ids collide and the unique _id
 // sorts them out, so every key returned is stored under its id exactly once.
+// MongoDB only: on the embedded engine one daemon owns the database file.
 func TestPreKeysTwoDaemons(t *testing.T) {
-	db := storetest.NewDatabase(t)
-	a, ctx := newTestContainer(t, db, "acct")
-	b, _ := newTestContainer(t, db, "acct")
+	d, ctx := newTestDB(t, storetest.MongoDB)
+	a, b := New(d.mongo, "acct", nil), New(d.mongo, "acct", nil)
 	var mu sync.Mutex
 	got := map[uint32][32]byte{}
 	var wg sync.WaitGroup
@@ -224,7 +391,7 @@ func TestPreKeysTwoDaemons(t *testing.T) {
 			t.Fatalf("pre-key %d returned but not stored as returned", id)
 		}
 	}
-	if n := countKind(t, ctx, a.Store(), kindPreKey); n != 24 {
+	if n := countKind(t, ctx, d.store(t, "acct"), kindPreKey); n != 24 {
 		t.Fatalf("%d pre-keys stored, want 24", n)
 	}
 }

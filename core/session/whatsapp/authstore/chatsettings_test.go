@@ -6,10 +6,14 @@ import (
 
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
+
+	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
-func TestChatSettings(t *testing.T) {
-	s, ctx := newTestStore(t)
+func TestChatSettings(t *testing.T) { storetest.Each(t, testChatSettings) }
+
+func testChatSettings(t *testing.T, e storetest.Engine) {
+	s, ctx := newTestStore(t, e)
 	chat := types.NewJID("123-456", types.GroupServer)
 
 	got, err := s.GetChatSettings(ctx, chat)

@@ -15,8 +15,11 @@ import (
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
-func TestGetDeviceFresh(t *testing.T) {
-	c, ctx := newTestContainer(t, storetest.NewDatabase(t), "acct")
+func TestGetDeviceFresh(t *testing.T) { storetest.Each(t, testGetDeviceFresh) }
+
+func testGetDeviceFresh(t *testing.T, e storetest.Engine) {
+	d, ctx := newTestDB(t, e)
+	c := d.account("acct")
 	dev, err := c.GetDevice(ctx)
 	must(t, err)
 	if dev.ID != nil {
@@ -28,7 +31,13 @@ func TestGetDeviceFresh(t *testing.T) {
 	if dev.SignedPreKey.KeyID != 1 || len(dev.AdvSecretKey) != 32 {
 		t.Fatalf("signed pre-key id %d, adv secret %d bytes", dev.SignedPreKey.KeyID, len(dev.AdvSecretKey))
 	}
-	assertWired(t, c, dev)
+	if e == storetest.MongoDB {
+		// sqlstore wires a device's stores when it is first saved.
+		assertWired(t, c.(*Container), dev)
+	}
+	if dev.Container != c {
+		t.Fatal("a fresh device would not be saved as the account's")
+	}
 
 	other, err := c.GetDevice(ctx)
 	must(t, err)
@@ -44,37 +53,51 @@ func TestGetDeviceFresh(t *testing.T) {
 	}
 }
 
+// assertDevice checks that dev is initialised with the account's stores
+// and saves to the account.
+func assertDevice(t *testing.T, c testAccount, dev *store.Device) {
+	t.Helper()
+	if mc, ok := c.(*Container); ok {
+		assertWired(t, mc, dev)
+		return
+	}
+	if !dev.Initialized || dev.Container != c || dev.LIDs == nil || dev.Log == nil {
+		t.Fatal("device not initialised with this account")
+	}
+	assertStores(t, dev, dev.Identities)
+}
+
 func assertWired(t *testing.T, c *Container, dev *store.Device) {
 	t.Helper()
-	s := c.Store()
 	if !dev.Initialized || dev.Container != c || dev.LIDs != c.LIDs() || dev.Log == nil {
 		t.Fatal("device not initialised with this container")
 	}
+	assertStores(t, dev, c.Store())
+}
+
+// assertStores checks that every session-specific store of dev is s.
+func assertStores(t *testing.T, dev *store.Device, s any) {
+	t.Helper()
 	for name, got := range map[string]any{
 		"Identities": dev.Identities, "Sessions": dev.Sessions, "PreKeys": dev.PreKeys,
 		"SenderKeys": dev.SenderKeys, "AppStateKeys": dev.AppStateKeys, "AppState": dev.AppState,
 		"Contacts": dev.Contacts, "ChatSettings": dev.ChatSettings, "MsgSecrets": dev.MsgSecrets,
 		"PrivacyTokens": dev.PrivacyTokens, "EventBuffer": dev.EventBuffer,
 	} {
-		if got != any(s) {
+		if got != s {
 			t.Errorf("device.%s is %T, not this store", name, got)
 		}
 	}
 }
 
-func pairedDevice(t *testing.T, c *Container) *store.Device {
+func pairedDevice(t *testing.T, c testAccount) *store.Device {
 	t.Helper()
 	dev, err := c.GetDevice(t.Context())
 	must(t, err)
 	jid := types.JID{User: "15550001111", Device: 7, Server: types.DefaultUserServer}
 	dev.ID = &jid
 	dev.LID = types.JID{User: "99887766", Device: 7, Server: types.HiddenUserServer}
-	dev.Account = &waAdv.ADVSignedDeviceIdentity{
-		Details:             []byte("details"),
-		AccountSignatureKey: bytes.Repeat([]byte{1}, 32),
-		AccountSignature:    bytes.Repeat([]byte{2}, 64),
-		DeviceSignature:     bytes.Repeat([]byte{3}, 64),
-	}
+	dev.Account = testAccountIdentity()
 	dev.Platform = "android"
 	dev.BusinessName = "Acme"
 	dev.PushName = "Alice"
@@ -83,17 +106,34 @@ func pairedDevice(t *testing.T, c *Container) *store.Device {
 	return dev
 }
 
-func TestDeviceRoundTrip(t *testing.T) {
-	db := storetest.NewDatabase(t)
-	c, ctx := newTestContainer(t, db, "acct")
+// testAccountIdentity is an ADV identity with fields of the sizes a paired
+// device has (sqlstore checks them).
+func testAccountIdentity() *waAdv.ADVSignedDeviceIdentity {
+	return &waAdv.ADVSignedDeviceIdentity{
+		Details:             []byte("details"),
+		AccountSignatureKey: bytes.Repeat([]byte{1}, 32),
+		AccountSignature:    bytes.Repeat([]byte{2}, 64),
+		DeviceSignature:     bytes.Repeat([]byte{3}, 64),
+	}
+}
+
+func TestDeviceRoundTrip(t *testing.T) { storetest.Each(t, testDeviceRoundTrip) }
+
+func testDeviceRoundTrip(t *testing.T, e storetest.Engine) {
+	d, ctx := newTestDB(t, e)
+	c := d.account("acct")
 	dev := pairedDevice(t, c)
 	must(t, dev.Save(ctx))
+	if dev.Container != c {
+		t.Fatal("a saved device no longer saves to the account")
+	}
 
-	// A new container (another daemon) reads every field back.
-	c2, _ := newTestContainer(t, db, "acct")
+	// Another daemon (MongoDB), or this one restarted, reads every field
+	// back.
+	c2 := d.reopen(t).account("acct")
 	got, err := c2.GetDevice(ctx)
 	must(t, err)
-	assertWired(t, c2, got)
+	assertDevice(t, c2, got)
 	checks := []struct {
 		name string
 		ok   bool
@@ -119,15 +159,20 @@ func TestDeviceRoundTrip(t *testing.T) {
 		}
 	}
 
-	// Overwrite: a changed name and a cleared LID and UUID are stored.
+	// Overwrite: a changed name and a cleared LID are stored. (So is a
+	// cleared Facebook UUID on MongoDB; sqlstore keeps the first one, and
+	// only Messenger devices have one.)
 	got.PushName = "Alice B"
 	got.LID = types.EmptyJID
 	got.FacebookUUID = uuid.Nil
 	must(t, got.Save(ctx))
 	again, err := c.GetDevice(ctx)
 	must(t, err)
-	if again.PushName != "Alice B" || !again.LID.IsEmpty() || again.FacebookUUID != uuid.Nil {
-		t.Fatalf("after overwrite: push name %q, LID %s, uuid %s", again.PushName, again.LID, again.FacebookUUID)
+	if again.PushName != "Alice B" || !again.LID.IsEmpty() {
+		t.Fatalf("after overwrite: push name %q, LID %s", again.PushName, again.LID)
+	}
+	if e == storetest.MongoDB && again.FacebookUUID != uuid.Nil {
+		t.Fatalf("after overwrite: uuid %s", again.FacebookUUID)
 	}
 	if *again.IdentityKey.Priv != *dev.IdentityKey.Priv {
 		t.Fatal("identity key changed on overwrite")
@@ -137,25 +182,31 @@ func TestDeviceRoundTrip(t *testing.T) {
 // TestDeleteDevice checks that deleting removes every kind of state of the
 // account, leaves other accounts and the shared LID map alone, and that
 // the next GetDevice starts afresh.
-func TestDeleteDevice(t *testing.T) {
-	db := storetest.NewDatabase(t)
-	a, ctx := newTestContainer(t, db, "alice")
-	b, _ := newTestContainer(t, db, "bob")
-	for _, c := range []*Container{a, b} {
+func TestDeleteDevice(t *testing.T) { storetest.Each(t, testDeleteDevice) }
+
+func testDeleteDevice(t *testing.T, e storetest.Engine) {
+	d, ctx := newTestDB(t, e)
+	a, b := d.account("alice"), d.account("bob")
+	for i, c := range []testAccount{a, b} {
 		dev := pairedDevice(t, c)
+		dev.ID.Device = uint16(i + 1) // one device per account
 		must(t, dev.Save(ctx))
-		fillEveryKind(t, c)
+		fillEveryKind(t, d, c)
 	}
-	must(t, a.LIDs().PutLIDMapping(ctx, lidJID("555"), pnJID("111")))
+	must(t, d.lids().PutLIDMapping(ctx, lidJID("555"), pnJID("111")))
 
 	devA, err := a.GetDevice(ctx)
 	must(t, err)
+	jidA := *devA.ID
+	if n := d.stateCount(t, "alice", jidA); n < 12 {
+		t.Fatalf("alice has %d items stored before the delete, want one of every kind", n)
+	}
 	must(t, devA.Delete(ctx))
 	if devA.ID != nil {
 		t.Fatal("Device.Delete left the ID")
 	}
-	if n, err := a.coll.CountDocuments(ctx, map[string]any{}); err != nil || n != 0 {
-		t.Fatalf("alice has %d documents left (%v)", n, err)
+	if n := d.stateCount(t, "alice", jidA); n != 0 {
+		t.Fatalf("alice has %d items left", n)
 	}
 	fresh, err := a.GetDevice(ctx)
 	must(t, err)
@@ -168,29 +219,36 @@ func TestDeleteDevice(t *testing.T) {
 	if devB.ID == nil {
 		t.Fatal("bob's device was deleted")
 	}
-	if sess, _ := b.Store().GetSession(ctx, "1:0"); string(sess) != "s" {
+	bob := d.store(t, "bob")
+	if sess, _ := bob.GetSession(ctx, "1:0"); string(sess) != "s" {
 		t.Fatalf("bob's session = %q", sess)
 	}
-	if n := countKind(t, ctx, b.Store(), kindPreKey); n != 2 {
+	if n := countKind(t, ctx, bob, kindPreKey); n != 2 {
 		t.Fatalf("bob has %d pre-keys, want 2", n)
 	}
-	if lid, _ := b.LIDs().GetLIDForPN(ctx, pnJID("111")); lid.User != "555" {
+	if n := countKind(t, ctx, bob, kindPrivacy); n != 1 {
+		t.Fatalf("bob has %d privacy tokens, want 1", n)
+	}
+	if lid, _ := d.lids().GetLIDForPN(ctx, pnJID("111")); lid.User != "555" {
 		t.Fatal("the shared LID map lost a mapping")
 	}
 }
 
 // fillEveryKind writes one document of every kind through the public API.
-func fillEveryKind(t *testing.T, c *Container) {
+func fillEveryKind(t *testing.T, d *testDB, c testAccount) {
 	t.Helper()
-	ctx, s := t.Context(), c.Store()
+	ctx := t.Context()
+	dev, err := c.GetDevice(ctx)
+	must(t, err)
+	s := dev.Identities.(store.AllSessionSpecificStores)
 	must(t, s.PutIdentity(ctx, "1:0", key32(1)))
 	must(t, s.PutSession(ctx, "1:0", []byte("s")))
-	_, err := s.GetOrGenPreKeys(ctx, 2)
+	_, err = s.GetOrGenPreKeys(ctx, 2)
 	must(t, err)
 	must(t, s.PutSenderKey(ctx, "g@g.us", "1:0", []byte("sk")))
-	must(t, s.PutAppStateSyncKey(ctx, []byte{1}, store.AppStateSyncKey{Data: []byte("d"), Timestamp: 1}))
+	must(t, s.PutAppStateSyncKey(ctx, []byte{1}, store.AppStateSyncKey{Data: []byte("d"), Fingerprint: []byte("f"), Timestamp: 1}))
 	must(t, s.PutAppStateVersion(ctx, "regular", 1, [128]byte{1}))
-	must(t, s.PutAppStateMutationMACs(ctx, "regular", 1, []store.AppStateMutationMAC{{IndexMAC: []byte{1}, ValueMAC: []byte{2}}}))
+	must(t, s.PutAppStateMutationMACs(ctx, "regular", 1, []store.AppStateMutationMAC{{IndexMAC: bigMAC(1), ValueMAC: bigMAC(2)}}))
 	must(t, s.PutContactName(ctx, pnJID("1"), "A", "A B"))
 	must(t, s.PutPinned(ctx, pnJID("1"), true))
 	must(t, s.PutMessageSecret(ctx, pnJID("1"), pnJID("1"), "M", []byte("x")))
@@ -198,8 +256,11 @@ func fillEveryKind(t *testing.T, c *Container) {
 	must(t, s.PutBufferedEvent(ctx, key32(1), []byte("p"), testTime))
 }
 
+// TestGetDeviceClearsLeftovers: MongoDB only; on SQLite no state can exist
+// without its device record (whatsmeow's foreign keys).
 func TestGetDeviceClearsLeftovers(t *testing.T) {
-	c, ctx := newTestContainer(t, storetest.NewDatabase(t), "acct")
+	d, ctx := newTestDB(t, storetest.MongoDB)
+	c := New(d.mongo, "acct", nil)
 	// State without a device record: late writes racing a deletion.
 	must(t, c.Store().PutSession(ctx, "1:0", []byte("stale")))
 	_, err := c.GetDevice(ctx)
@@ -209,8 +270,11 @@ func TestGetDeviceClearsLeftovers(t *testing.T) {
 	}
 }
 
-func TestContainerDelete(t *testing.T) {
-	c, ctx := newTestContainer(t, storetest.NewDatabase(t), "acct")
+func TestContainerDelete(t *testing.T) { storetest.Each(t, testContainerDelete) }
+
+func testContainerDelete(t *testing.T, e storetest.Engine) {
+	d, ctx := newTestDB(t, e)
+	c := d.account("acct")
 	must(t, pairedDevice(t, c).Save(ctx))
 	must(t, c.Delete(ctx))
 	must(t, c.Delete(ctx)) // idempotent

@@ -1,9 +1,15 @@
 package authstore
 
-import "testing"
+import (
+	"testing"
 
-func TestIdentities(t *testing.T) {
-	s, ctx := newTestStore(t)
+	"github.com/wildcathub/wildcat/core/store/storetest"
+)
+
+func TestIdentities(t *testing.T) { storetest.Each(t, testIdentities) }
+
+func testIdentities(t *testing.T, e storetest.Engine) {
+	s, ctx := newTestStore(t, e)
 
 	ok, err := s.IsTrustedIdentity(ctx, "111:0", key32(1))
 	must(t, err)

@@ -5,10 +5,14 @@ import (
 
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
+
+	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
-func TestMessageSecrets(t *testing.T) {
-	s, ctx := newTestStore(t)
+func TestMessageSecrets(t *testing.T) { storetest.Each(t, testMessageSecrets) }
+
+func testMessageSecrets(t *testing.T, e storetest.Engine) {
+	s, ctx := newTestStore(t, e)
 	group := types.NewJID("123-456", types.GroupServer)
 	alicePN, aliceLID := pnJID("111"), lidJID("555")
 	bob := pnJID("222")

@@ -6,10 +6,14 @@ import (
 	"testing"
 
 	"go.mau.fi/whatsmeow/types"
+
+	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
-func TestSessions(t *testing.T) {
-	s, ctx := newTestStore(t)
+func TestSessions(t *testing.T) { storetest.Each(t, testSessions) }
+
+func testSessions(t *testing.T, e storetest.Engine) {
+	s, ctx := newTestStore(t, e)
 
 	got, err := s.GetSession(ctx, "111:0")
 	must(t, err)
@@ -55,8 +59,10 @@ func TestSessions(t *testing.T) {
 	}
 }
 
-func TestSenderKeys(t *testing.T) {
-	s, ctx := newTestStore(t)
+func TestSenderKeys(t *testing.T) { storetest.Each(t, testSenderKeys) }
+
+func testSenderKeys(t *testing.T, e storetest.Engine) {
+	s, ctx := newTestStore(t, e)
 	if k, err := s.GetSenderKey(ctx, "g@g.us", "111:0"); err != nil || k != nil {
 		t.Fatalf("missing sender key = %q, %v", k, err)
 	}
@@ -70,8 +76,10 @@ func TestSenderKeys(t *testing.T) {
 	}
 }
 
-func TestMigratePNToLID(t *testing.T) {
-	s, ctx := newTestStore(t)
+func TestMigratePNToLID(t *testing.T) { storetest.Each(t, testMigratePNToLID) }
+
+func testMigratePNToLID(t *testing.T, e storetest.Engine) {
+	s, ctx := newTestStore(t, e)
 	pn := types.JID{User: "111", Server: types.DefaultUserServer}
 	lid := types.JID{User: "555", Server: types.HiddenUserServer}
 

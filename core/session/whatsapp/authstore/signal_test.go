@@ -20,13 +20,14 @@ import (
 // whose state lives in this store: Alice builds a session from Bob's
 // pre-key bundle, Bob decrypts her pre-key message inside DoDecryptionTxn
 // as whatsmeow does, they exchange replies, and then both are reloaded by
-// new containers (another daemon taking over) and keep talking.
-func TestSignalRoundTrip(t *testing.T) {
-	db := storetest.NewDatabase(t)
+// new containers (another daemon taking over, or a restart) and keep
+// talking.
+func TestSignalRoundTrip(t *testing.T) { storetest.Each(t, testSignalRoundTrip) }
+
+func testSignalRoundTrip(t *testing.T, e storetest.Engine) {
+	d, ctx := newTestDB(t, e)
 	ser := store.SignalProtobufSerializer
-	aliceC, ctx := newTestContainer(t, db, "alice")
-	bobC, _ := newTestContainer(t, db, "bob")
-	alice, bob := pairedAs(t, aliceC, "111"), pairedAs(t, bobC, "222")
+	alice, bob := pairedAs(t, d.account("alice"), "111"), pairedAs(t, d.account("bob"), "222")
 	aliceAddr := protocol.NewSignalAddress("111", 0)
 	bobAddr := protocol.NewSignalAddress("222", 0)
 
@@ -72,20 +73,23 @@ func TestSignalRoundTrip(t *testing.T) {
 	exchange(t, ctx, alice, bobAddr, bob, aliceAddr, "how are you")
 
 	// Another daemon takes over both accounts.
-	alice2, err := New(db, "alice", nil).GetDevice(ctx)
+	d2 := d.reopen(t)
+	alice2, err := d2.account("alice").GetDevice(ctx)
 	must(t, err)
-	bob2, err := New(db, "bob", nil).GetDevice(ctx)
+	bob2, err := d2.account("bob").GetDevice(ctx)
 	must(t, err)
 	exchange(t, ctx, alice2, bobAddr, bob2, aliceAddr, "still here")
 	exchange(t, ctx, bob2, aliceAddr, alice2, bobAddr, "me too")
 }
 
-func pairedAs(t *testing.T, c *Container, user string) *store.Device {
+// pairedAs stores a device of c as if it had paired as user.
+func pairedAs(t *testing.T, c testAccount, user string) *store.Device {
 	t.Helper()
 	dev, err := c.GetDevice(t.Context())
 	must(t, err)
 	jid := types.NewJID(user, types.DefaultUserServer)
 	dev.ID = &jid
+	dev.Account = testAccountIdentity()
 	must(t, dev.Save(t.Context()))
 	return dev
 }

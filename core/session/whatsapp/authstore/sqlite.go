@@ -1,0 +1,245 @@
+package authstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"go.mau.fi/util/dbutil"
+	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/store/sqlstore/upgrades"
+	"go.mau.fi/whatsmeow/types"
+	waLog "go.mau.fi/whatsmeow/util/log"
+
+	"github.com/wildcathub/wildcat/core/store/sqlite"
+)
+
+// On the embedded engine the auth state is kept by whatsmeow's own
+// sqlstore, in its whatsmeow_* tables of the daemon's database file, rather
+// than by a second implementation of every whatsmeow store interface. Ours
+// is only the whatsapp_devices table that says which device is whose.
+
+//go:embed schema/*.sql
+var schemaFiles embed.FS
+
+// SQLiteSchema is the whatsapp_devices table; whatsmeow's own tables are
+// migrated by whatsmeow (OpenSQLite).
+var SQLiteSchema = sqlite.Schema{Domain: "whatsapp_auth", FS: mustSub(schemaFiles, "schema")}
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
+
+// SQLite keeps the auth state of every account in whatsmeow's sqlstore on
+// the embedded engine's database file.
+//
+// sqlstore runs its own statements and transactions on its own handle of
+// the file (sqlite.DB.Conn), not through the group committer: SQLite
+// serialises them with the committer's through the file lock and busy
+// timeout. The whatsapp_devices rows are written through that same handle
+// so that they commit together with the device record they point at.
+type SQLite struct {
+	db        *dbutil.Database
+	container *sqlstore.Container
+	log       waLog.Logger
+}
+
+// OpenSQLite wraps db, a read-write handle on a database migrated with
+// SQLiteSchema (sqlite.DB.Conn gives one; its connections have foreign keys
+// on, which sqlstore's deletions rely on), and brings whatsmeow's tables up
+// to date. log may be nil. Close closes db.
+func OpenSQLite(ctx context.Context, db *sql.DB, log waLog.Logger) (*SQLite, error) {
+	if log == nil {
+		log = waLog.Noop
+	}
+	// As sqlstore.NewWithDB, keeping the dbutil handle: a transaction it
+	// starts (DoTxn) is joined by sqlstore's statements run with its ctx.
+	wrapped, err := dbutil.NewWithDB(db, "sqlite")
+	if err != nil {
+		return nil, fmt.Errorf("wrap whatsmeow database: %w", err)
+	}
+	wrapped.UpgradeTable = upgrades.Table
+	wrapped.VersionTable = "whatsmeow_version"
+	s := &SQLite{db: wrapped, container: sqlstore.NewWithWrappedDB(wrapped, log), log: log}
+	if err := s.container.Upgrade(ctx); err != nil {
+		return nil, fmt.Errorf("upgrade whatsmeow tables: %w", err)
+	}
+	return s, nil
+}
+
+// Close closes the database handle.
+func (s *SQLite) Close() error { return s.db.RawDB.Close() }
+
+// LIDs returns the LID↔phone-number map shared by all accounts.
+func (s *SQLite) LIDs() store.LIDStore { return s.container.LIDMap }
+
+// Account returns accountID's auth state. Nothing is read until a method
+// is called.
+func (s *SQLite) Account(accountID string) *SQLiteAccount {
+	return &SQLiteAccount{s: s, accountID: accountID}
+}
+
+// SQLiteAccount is one account's auth state on the embedded engine. It is
+// the store.DeviceContainer of the account's device, so that whatsmeow's
+// Save after pairing records whose device it is, and its Delete on logout
+// forgets that too.
+type SQLiteAccount struct {
+	s         *SQLite
+	accountID string
+}
+
+var _ store.DeviceContainer = (*SQLiteAccount)(nil)
+
+// GetDevice returns the account's stored device, or a new unpaired one
+// with fresh keys. The new one is stored when whatsmeow saves it after
+// pairing (Device.Save, i.e. PutDevice); until then it has no stores, as
+// with sqlstore's own NewDevice.
+func (a *SQLiteAccount) GetDevice(ctx context.Context) (*store.Device, error) {
+	jid, found, err := a.jid(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if found {
+		dev, err := a.s.container.GetDevice(ctx, jid)
+		if err != nil {
+			return nil, fmt.Errorf("get device of account %s: %w", a.accountID, err)
+		}
+		if dev != nil {
+			dev.Container = a
+			return dev, nil
+		}
+		// The row points at a device that is gone (deleted by hand):
+		// the account is unpaired.
+		if err := a.Delete(ctx); err != nil {
+			return nil, err
+		}
+	}
+	dev := a.s.container.NewDevice()
+	dev.Container = a
+	return dev, nil
+}
+
+// jid returns the JID of the account's device.
+func (a *SQLiteAccount) jid(ctx context.Context) (types.JID, bool, error) {
+	var raw string
+	err := a.s.db.QueryRow(ctx, `SELECT jid FROM whatsapp_devices WHERE account_id = $1`, a.accountID).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return types.EmptyJID, false, nil
+	}
+	if err != nil {
+		return types.EmptyJID, false, fmt.Errorf("get device of account %s: %w", a.accountID, err)
+	}
+	jid, err := types.ParseJID(raw)
+	if err != nil {
+		return types.EmptyJID, false, fmt.Errorf("device of account %s: parse jid %q: %w", a.accountID, raw, err)
+	}
+	return jid, true, nil
+}
+
+// PutDevice stores the device record and makes it the account's, in one
+// transaction. whatsmeow calls it (through Device.Save) after pairing and
+// whenever a device field changes. A device the account had before under
+// another JID is deleted with all its state.
+func (a *SQLiteAccount) PutDevice(ctx context.Context, dev *store.Device) error {
+	if dev.ID == nil {
+		return ErrDeviceIDMustBeSet
+	}
+	jid := dev.ID.String()
+	if dev.Account == nil || dev.NoiseKey == nil || dev.IdentityKey == nil || dev.SignedPreKey == nil || dev.SignedPreKey.Signature == nil {
+		// sqlstore would dereference them; a paired device has them all.
+		return fmt.Errorf("put device %s of account %s: device keys or account identity are missing", jid, a.accountID)
+	}
+	err := a.s.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+		old, found, err := a.jid(ctx)
+		if err != nil {
+			return err
+		}
+		if found && old.String() != jid {
+			if err := a.deleteState(ctx, old.String()); err != nil {
+				return err
+			}
+		}
+		if err := a.s.container.PutDevice(ctx, dev); err != nil {
+			return err
+		}
+		_, err = a.s.db.Exec(ctx, `INSERT INTO whatsapp_devices (account_id, jid) VALUES ($1, $2)
+			ON CONFLICT (account_id) DO UPDATE SET jid = excluded.jid`, a.accountID, jid)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("put device %s of account %s: %w", jid, a.accountID, err)
+	}
+	// sqlstore made itself the device's container; saves and deletions
+	// must keep coming here.
+	dev.Container = a
+	return nil
+}
+
+// DeleteDevice removes all auth state of the account; whatsmeow calls it
+// (through Device.Delete) when the device is logged out.
+func (a *SQLiteAccount) DeleteDevice(ctx context.Context, dev *store.Device) error {
+	var jid string
+	if dev != nil && dev.ID != nil {
+		jid = dev.ID.String()
+	}
+	return a.delete(ctx, jid)
+}
+
+// Delete removes all auth state of the account, paired or not (for account
+// removal). The shared LID map is kept: its mappings are facts about other
+// users.
+func (a *SQLiteAccount) Delete(ctx context.Context) error { return a.delete(ctx, "") }
+
+// delete removes the account's device and, if given, the device jid too
+// unless another account claims it.
+func (a *SQLiteAccount) delete(ctx context.Context, jid string) error {
+	err := a.s.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+		old, found, err := a.jid(ctx)
+		if err != nil {
+			return err
+		}
+		if found {
+			if err := a.deleteState(ctx, old.String()); err != nil {
+				return err
+			}
+		}
+		if jid != "" && (!found || jid != old.String()) {
+			var other int
+			err := a.s.db.QueryRow(ctx, `SELECT count(*) FROM whatsapp_devices WHERE jid = $1 AND account_id <> $2`,
+				jid, a.accountID).Scan(&other)
+			if err != nil {
+				return err
+			}
+			if other == 0 {
+				if err := a.deleteState(ctx, jid); err != nil {
+					return err
+				}
+			}
+		}
+		_, err = a.s.db.Exec(ctx, `DELETE FROM whatsapp_devices WHERE account_id = $1`, a.accountID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete auth state of account %s: %w", a.accountID, err)
+	}
+	return nil
+}
+
+// deleteState deletes a device and everything stored under it. Deleting
+// the device record cascades to every whatsmeow table but the privacy
+// tokens, which whatsmeow's schema does not tie to the device.
+func (a *SQLiteAccount) deleteState(ctx context.Context, jid string) error {
+	if _, err := a.s.db.Exec(ctx, `DELETE FROM whatsmeow_privacy_tokens WHERE our_jid = $1`, jid); err != nil {
+		return err
+	}
+	_, err := a.s.db.Exec(ctx, `DELETE FROM whatsmeow_device WHERE jid = $1`, jid)
+	return err
+}
