@@ -107,6 +107,7 @@ type Daemon struct {
 	dispatch *outbox.Dispatcher
 	rules    *ruleHost
 	plugins  *pluginhost.Manager
+	pluginKV pluginhost.KV
 	webhooks *webhookHost
 	hub      *stream.Hub
 	metrics  *prometheus.Registry
@@ -445,6 +446,7 @@ func (d *Daemon) Start() error {
 		d.goBackground(every(mediaRetentionInterval, d.retainMedia))
 		d.goBackground(d.rules.supervise)
 		d.goBackground(every(ruleKVSweepInterval, d.sweepRuleKV))
+		d.goBackground(every(pluginKVSweepInterval, d.sweepPluginKV))
 		d.goBackground(func(ctx context.Context) { d.store.Watch(ctx, d.opts.WatchInterval, nil) })
 		if d.opts.ConfigFile != "" && d.opts.LoadConfig != nil {
 			d.goBackground(d.watchConfig)

@@ -110,7 +110,7 @@ func (l mediaLinker) LinkMedia(ctx context.Context, link sdk.MediaLink) error {
 // mediaRetentionDays is the retention_days the media archive published; 0
 // (keep forever) when it never did.
 func (d *Daemon) mediaRetentionDays(ctx context.Context) (int, error) {
-	v, found, err := pluginhost.NewKV(d.store.DB()).Get(ctx, MediaArchiveTarget, "retention_days")
+	v, found, err := d.pluginKV.Get(ctx, MediaArchiveTarget, "retention_days")
 	if err != nil || !found {
 		return 0, err
 	}
@@ -166,9 +166,20 @@ func (d *Daemon) RetainArchivedMedia(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// deleteMedia removes a file of the media bucket: the files document first
-// (the file is gone for readers at once), then its chunks by _id.
+// mediaDeleter is what retention needs of the media store: removing one
+// file on whichever engine holds it.
+type mediaDeleter interface {
+	Delete(ctx context.Context, id string) error
+}
+
+// deleteMedia removes a file of the media store. A store that can delete
+// its files (see mediaDeleter) does it itself; otherwise, the GridFS
+// bucket: the files document first (the file is gone for readers at
+// once), then its chunks by _id.
 func (d *Daemon) deleteMedia(ctx context.Context, id string) error {
+	if del, ok := any(d.media).(mediaDeleter); ok {
+		return del.Delete(ctx, id)
+	}
 	in, err := d.media.Stat(ctx, id)
 	if err != nil {
 		return nil // already gone

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 
 	"github.com/wildcathub/wildcat/core/logging"
+	"github.com/wildcathub/wildcat/core/pluginhost"
+	"github.com/wildcathub/wildcat/core/rules"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
 )
 
@@ -15,7 +17,10 @@ const DatabaseFile = "wildcat.db"
 // sqliteSchemas are the tables of every package that keeps state on the
 // embedded engine; each package owns its migrations.
 func sqliteSchemas() []sqlite.Schema {
-	return []sqlite.Schema{}
+	return []sqlite.Schema{
+		rules.SQLiteSchema,
+		pluginhost.SQLiteSchema,
+	}
 }
 
 // openSQLite opens the embedded engine's database when no MongoDB URI is

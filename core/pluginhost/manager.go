@@ -91,10 +91,13 @@ func New(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{opts: opts, logLevel: levelName(opts.Logger), plugins: map[string]*Plugin{}, names: sortedKeys(opts.Plugins)}
-	var kv *KV
+	kv := opts.Services.KV
 	var blobs *Blobs
 	if opts.Services.DB != nil {
-		kv, blobs = NewKV(opts.Services.DB), NewBlobs(opts.Services.DB, opts.Services.BlobMaxBytes)
+		if kv == nil {
+			kv = NewMongoKV(opts.Services.DB, nil)
+		}
+		blobs = NewBlobs(opts.Services.DB, opts.Services.BlobMaxBytes)
 	}
 	for _, name := range m.names {
 		m.plugins[name] = &Plugin{

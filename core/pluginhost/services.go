@@ -50,14 +50,17 @@ var (
 	ErrUnavailable = sdk.ErrUnavailable
 )
 
-// Services are what the host serves to plugins. DB holds the kv collection
-// and the GridFS bucket "media" for blobs.
+// Services are what the host serves to plugins. DB holds the GridFS bucket
+// "media" for blobs (and the kv collection when KV is nil).
 type Services struct {
 	Sender   Sender
 	Media    MediaFetcher
 	Messages MessageGetter
 	Linker   MediaLinker
-	DB       *mongo.Database
+	// KV is the plugins' key-value store; nil with DB set means MongoKV
+	// on DB.
+	KV KV
+	DB *mongo.Database
 	// BlobMaxBytes bounds one blob (config.yaml's media.max_bytes);
 	// DefaultBlobMaxBytes when zero.
 	BlobMaxBytes int64
@@ -67,7 +70,7 @@ type Services struct {
 type hostServices struct {
 	plugin string
 	svc    Services
-	kv     *KV
+	kv     KV
 	blobs  *Blobs
 }
 
