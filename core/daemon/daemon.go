@@ -217,13 +217,14 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		Metrics:      d.outboxMetrics,
 	})
 	simOpts := opts.Sim
-	simOpts.DB, simOpts.Logger = st.DB(), logging.Component(opts.Logger, "sim")
+	simOpts.Auth, simOpts.Logger = d.simAuth(), logging.Component(opts.Logger, "sim")
 	d.sim = sim.New(simOpts)
 	d.sessions = session.NewManager(session.ManagerOptions{
-		DB:       st.DB(),
-		Messages: d.messages,
-		Logger:   logging.Component(opts.Logger, "sessions"),
-		OnEvent:  d.onEvent,
+		Accounts:   d.accountStore(),
+		ForgetAuth: d.forgetAuth,
+		Messages:   d.messages,
+		Logger:     logging.Component(opts.Logger, "sessions"),
+		OnEvent:    d.onEvent,
 		// Per account, before its session opens: live events of a chat
 		// cannot overtake its recovered ones, and a daemon that takes an
 		// account over recovers exactly that account. d.engine is set
@@ -370,7 +371,7 @@ func (s sessionSender) Send(ctx context.Context, accountID string, req *session.
 func (d *Daemon) drivers() []session.Driver {
 	wa := d.opts.WhatsApp
 	db := d.store.DB()
-	wa.DB = db
+	wa.MediaRetries = d.mediaRetries()
 	wa.Logger = logging.Component(d.opts.Logger, "whatsapp")
 	wa.Devices = func(accountID string) whatsapp.DeviceStore {
 		return authstore.New(db, accountID, nil)

@@ -8,6 +8,9 @@ import (
 	"github.com/wildcathub/wildcat/core/logging"
 	"github.com/wildcathub/wildcat/core/pluginhost"
 	"github.com/wildcathub/wildcat/core/rules"
+	"github.com/wildcathub/wildcat/core/session"
+	"github.com/wildcathub/wildcat/core/session/sim"
+	"github.com/wildcathub/wildcat/core/session/whatsapp"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
 )
 
@@ -18,6 +21,9 @@ const DatabaseFile = "wildcat.db"
 // embedded engine; each package owns its migrations.
 func sqliteSchemas() []sqlite.Schema {
 	return []sqlite.Schema{
+		session.SQLiteSchema,
+		sim.SQLiteSchema,
+		whatsapp.SQLiteSchema,
 		rules.SQLiteSchema,
 		pluginhost.SQLiteSchema,
 	}

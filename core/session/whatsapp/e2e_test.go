@@ -105,7 +105,7 @@ func newRig(t *testing.T) *rig {
 		db:  db,
 		driver: &whatsapp.Driver{
 			Devices:      func(id string) whatsapp.DeviceStore { return authstore.New(db, id, nil) },
-			DB:           db,
+			MediaRetries: whatsapp.NewMongoMediaRetries(db),
 			Logger:       slog.New(slog.DiscardHandler),
 			HTTP:         whatsapp.HTTPClients{PreLogin: hc, Websocket: hc, Media: hc},
 			ReconnectMin: 20 * time.Millisecond,
