@@ -11,6 +11,7 @@ import (
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/sim"
 	"github.com/wildcathub/wildcat/core/session/whatsapp"
+	"github.com/wildcathub/wildcat/core/webhooks"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
 )
 
@@ -26,6 +27,7 @@ func sqliteSchemas() []sqlite.Schema {
 		whatsapp.SQLiteSchema,
 		rules.SQLiteSchema,
 		pluginhost.SQLiteSchema,
+		webhooks.SQLiteSchema,
 	}
 }
 

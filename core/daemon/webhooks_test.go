@@ -177,7 +177,7 @@ func TestWebhookDeliveryThroughTheDaemon(t *testing.T) {
 	})
 
 	// An endpoint another daemon registers is picked up by the refresh.
-	other := webhooks.New(webhooks.Options{DB: d.Store().DB(), AllowPrivate: true})
+	other := webhooks.New(webhooks.Options{Store: d.EndpointStore(), AllowPrivate: true})
 	ep, err := other.Create(context.Background(), webhooks.Input{URL: &elsewhere.URL})
 	if err != nil {
 		t.Fatal(err)
