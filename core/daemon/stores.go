@@ -11,8 +11,8 @@ import (
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/sim"
 	"github.com/wildcathub/wildcat/core/session/whatsapp"
-	"github.com/wildcathub/wildcat/core/webhooks"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
+	"github.com/wildcathub/wildcat/core/webhooks"
 )
 
 // DatabaseFile is the embedded engine's database under data_dir.
