@@ -108,6 +108,7 @@ type Daemon struct {
 	dispatch *outbox.Dispatcher
 	rules    *ruleHost
 	plugins  *pluginhost.Manager
+	pluginKV pluginhost.KV
 	webhooks *webhookHost
 	hub      *stream.Hub
 	metrics  *prometheus.Registry
@@ -224,13 +225,14 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		Metrics:      d.outboxMetrics,
 	})
 	simOpts := opts.Sim
-	simOpts.DB, simOpts.Logger = st.DB(), logging.Component(opts.Logger, "sim")
+	simOpts.Auth, simOpts.Logger = d.simAuth(), logging.Component(opts.Logger, "sim")
 	d.sim = sim.New(simOpts)
 	d.sessions = session.NewManager(session.ManagerOptions{
-		DB:       st.DB(),
-		Messages: d.messages,
-		Logger:   logging.Component(opts.Logger, "sessions"),
-		OnEvent:  d.onEvent,
+		Accounts:   d.accountStore(),
+		ForgetAuth: d.forgetAuth,
+		Messages:   d.messages,
+		Logger:     logging.Component(opts.Logger, "sessions"),
+		OnEvent:    d.onEvent,
 		// Per account, before its session opens: live events of a chat
 		// cannot overtake its recovered ones, and a daemon that takes an
 		// account over recovers exactly that account. d.engine is set
@@ -387,7 +389,7 @@ func (s sessionSender) Send(ctx context.Context, accountID string, req *session.
 func (d *Daemon) drivers() ([]session.Driver, error) {
 	wa := d.opts.WhatsApp
 	db := d.store.DB()
-	wa.DB = db
+	wa.MediaRetries = d.mediaRetries()
 	wa.Logger = logging.Component(d.opts.Logger, "whatsapp")
 	if d.sql != nil {
 		// The embedded engine: whatsmeow's own sqlstore on the database
@@ -486,6 +488,7 @@ func (d *Daemon) Start() error {
 		d.goBackground(d.sweepMedia)
 		d.goBackground(d.rules.supervise)
 		d.goBackground(every(ruleKVSweepInterval, d.sweepRuleKV))
+		d.goBackground(every(pluginKVSweepInterval, d.sweepPluginKV))
 		d.goBackground(func(ctx context.Context) { d.store.Watch(ctx, d.opts.WatchInterval, nil) })
 		if d.opts.ConfigFile != "" && d.opts.LoadConfig != nil {
 			d.goBackground(d.watchConfig)

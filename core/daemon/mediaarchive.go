@@ -107,7 +107,7 @@ func (l mediaLinker) LinkMedia(ctx context.Context, link sdk.MediaLink) error {
 // mediaRetentionDays is the retention_days the media archive published; 0
 // (keep forever) when it never did.
 func (d *Daemon) mediaRetentionDays(ctx context.Context) (int, error) {
-	v, found, err := pluginhost.NewKV(d.store.DB()).Get(ctx, MediaArchiveTarget, "retention_days")
+	v, found, err := d.pluginKV.Get(ctx, MediaArchiveTarget, "retention_days")
 	if err != nil || !found {
 		return 0, err
 	}

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -52,10 +53,16 @@ func (d *Daemon) buildPlugins(cfg config.Config, opts Options) error {
 	po := opts.PluginHost
 	po.Plugins = cfg.Plugins
 	po.Logger = logging.Component(opts.Logger, "plugins")
+	if d.sql != nil {
+		d.pluginKV = pluginhost.NewSQLiteKV(d.sql, nil)
+	} else {
+		d.pluginKV = pluginhost.NewMongoKV(d.store.DB(), nil)
+	}
 	po.Services = pluginhost.Services{
 		Sender:   pluginSender{d},
 		Media:    d.mediaFetcher(pluginMedia{d}),
 		Messages: pluginMessages{d},
+		KV:       d.pluginKV,
 		DB:       d.store.DB(),
 		Blobs:    d.media,
 		// The media archive's link back to the message (mediaarchive.go).
@@ -246,4 +253,17 @@ func messageNotFound(err error) error {
 		return fmt.Errorf("%w: %v", pluginhost.ErrNotFound, err)
 	}
 	return err
+}
+
+// pluginKVSweepInterval is how often the plugins' expired keys are deleted
+// (reads ignore them anyway; the sweep keeps them from piling up).
+const pluginKVSweepInterval = 10 * time.Minute
+
+// sweepPluginKV deletes the expired keys of every plugin.
+func (d *Daemon) sweepPluginKV(ctx context.Context) {
+	if n, err := d.pluginKV.Sweep(ctx); err != nil && ctx.Err() == nil {
+		d.log.Warn("plugin kv sweep failed", slog.Any("error", err))
+	} else if n > 0 {
+		d.log.Debug("expired plugin kv entries deleted", slog.Int64("count", n))
+	}
 }

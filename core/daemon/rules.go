@@ -53,7 +53,7 @@ const (
 type ruleHost struct {
 	d   *Daemon
 	log *slog.Logger
-	kv  *rules.MongoKV
+	kv  rules.Store
 
 	mu      sync.Mutex
 	engines map[string]*ruleEngine // by stageKey
@@ -85,7 +85,7 @@ func (d *Daemon) registerRules() {
 	d.rules = &ruleHost{
 		d:       d,
 		log:     logging.Component(d.opts.Logger, "rules"),
-		kv:      rules.NewMongoKV(d.store.DB(), nil),
+		kv:      d.ruleKV(),
 		engines: map[string]*ruleEngine{},
 		self:    map[string]selfEntry{},
 	}
@@ -271,6 +271,14 @@ func (h *ruleHost) RuleStatus() []rules.RuleStatus {
 		}
 	}
 	return out
+}
+
+// ruleKV is the rules' key-value store on the daemon's engine.
+func (d *Daemon) ruleKV() rules.Store {
+	if d.sql != nil {
+		return rules.NewSQLiteKV(d.sql, nil)
+	}
+	return rules.NewMongoKV(d.store.DB(), nil)
 }
 
 // sweepRuleKV deletes expired rule kv entries.

@@ -23,6 +23,7 @@ import (
 	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/sim"
+	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
 // The rules stage in a running daemon: sim messages in, rule effects out.
@@ -651,9 +652,15 @@ on("message.received", (msg, ctx) => {
 	c.waitTags("hr", id, "v4")
 }
 
-// TestRuleKVSurvivesRestart: a rule's kv lives in MongoDB; a new daemon on
-// the same database continues where the old one stopped.
+// TestRuleKVSurvivesRestart: a rule's kv lives in the database; a new
+// daemon on the same database (or data_dir: the embedded engine) continues
+// where the old one stopped — its sim account connects from its stored
+// auth state too.
 func TestRuleKVSurvivesRestart(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) { testRuleKVSurvivesRestart(t, e) })
+}
+
+func testRuleKVSurvivesRestart(t *testing.T, e storetest.Engine) {
 	dir := t.TempDir()
 	writeRule(t, dir, "count.js", `on("message.received", (msg, ctx) => {
   ctx.annotate("n", ctx.kv.incr("count:" + msg.chatId));
@@ -661,6 +668,9 @@ func TestRuleKVSurvivesRestart(t *testing.T) {
   if (!ctx.kv.get("first")) ctx.kv.set("first", msg.message.text, {ttl: "1h"});
 });`)
 	cfg := accountsConfig(t)
+	if e == storetest.SQLite {
+		cfg.MongoDB.URI = "" // the embedded engine in cfg.DataDir
+	}
 	cfg.Pipeline = []pipeline.StageConfig{{Name: "rules", Rules: []string{filepath.Join(dir, "*.js")},
 		Match: pipeline.Match{Kinds: []string{"message.received"}}, Timeout: 30 * time.Second,
 		Config: map[string]any{"count": map[string]any{"timeout": "10s"}}}}

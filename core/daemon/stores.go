@@ -8,8 +8,14 @@ import (
 	"github.com/wildcathub/wildcat/core/logging"
 	"github.com/wildcathub/wildcat/core/media"
 	"github.com/wildcathub/wildcat/core/messages"
+	"github.com/wildcathub/wildcat/core/pluginhost"
+	"github.com/wildcathub/wildcat/core/rules"
+	"github.com/wildcathub/wildcat/core/session"
+	"github.com/wildcathub/wildcat/core/session/sim"
+	"github.com/wildcathub/wildcat/core/session/whatsapp"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/authstore"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
+	"github.com/wildcathub/wildcat/core/webhooks"
 )
 
 // DatabaseFile is the embedded engine's database under data_dir.
@@ -22,6 +28,12 @@ func sqliteSchemas() []sqlite.Schema {
 		messages.SQLiteSchema,
 		media.SQLiteSchema,
 		authstore.SQLiteSchema,
+		session.SQLiteSchema,
+		sim.SQLiteSchema,
+		whatsapp.SQLiteSchema,
+		rules.SQLiteSchema,
+		pluginhost.SQLiteSchema,
+		webhooks.SQLiteSchema,
 	}
 }
 

@@ -69,7 +69,7 @@ func (d *Daemon) buildWebhooks(cfg config.Config, opts Options) error {
 		log: logging.Component(opts.Logger, "webhooks"), d: d, handled: map[string]bool{},
 	}
 	h.reg = webhooks.New(webhooks.Options{
-		DB:           d.store.DB(),
+		Store:        d.endpointStore(),
 		Enqueuer:     d.outbox,
 		AllowPrivate: wc.AllowPrivateTargets,
 		Timeout:      wc.Timeout,
@@ -144,3 +144,15 @@ func (h *webhookHost) refresh(ctx context.Context) {
 
 // Webhooks is the webhook endpoint registry.
 func (d *Daemon) Webhooks() *webhooks.Registry { return d.webhooks.reg }
+
+// EndpointStore is a store on the daemon's database holding its webhook
+// endpoints (tests act through it as another daemon would).
+func (d *Daemon) EndpointStore() webhooks.EndpointStore { return d.endpointStore() }
+
+// endpointStore keeps the webhook endpoints on the daemon's engine.
+func (d *Daemon) endpointStore() webhooks.EndpointStore {
+	if d.sql != nil {
+		return webhooks.NewSQLiteEndpoints(d.sql)
+	}
+	return webhooks.NewMongoEndpoints(d.store.DB(), "")
+}

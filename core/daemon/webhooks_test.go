@@ -20,6 +20,7 @@ import (
 	"github.com/wildcathub/wildcat/core/pipeline"
 	"github.com/wildcathub/wildcat/core/pluginhost"
 	"github.com/wildcathub/wildcat/core/poll"
+	"github.com/wildcathub/wildcat/core/store/storetest"
 	"github.com/wildcathub/wildcat/core/webhooks"
 	sw "github.com/wildcathub/wildcat/sdk/webhooks"
 )
@@ -130,11 +131,18 @@ func webhookDaemon(t *testing.T, mutate func(cfg *config.Config)) (*daemon.Daemo
 // The whole path: a sim message goes through the pipeline's webhooks stage
 // to every matching endpoint — declared in config.yaml, created over REST,
 // created by another daemon on the same database — signed, through the
-// real plugin; test, rotate and delete work over REST.
+// real plugin; test, rotate and delete work over REST. On either engine.
 func TestWebhookDeliveryThroughTheDaemon(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) { testWebhookDeliveryThroughTheDaemon(t, e) })
+}
+
+func testWebhookDeliveryThroughTheDaemon(t *testing.T, e storetest.Engine) {
 	declared, viaREST, elsewhere := newHookReceiver(t), newHookReceiver(t), newHookReceiver(t)
 	declaredSecret := sw.NewSecret()
 	d, c := webhookDaemon(t, func(cfg *config.Config) {
+		if e == storetest.SQLite {
+			cfg.MongoDB.URI = "" // the embedded engine
+		}
 		cfg.Webhooks.Endpoints = []webhooks.Declared{{ID: "declared", URL: declared.URL, Events: []string{"message.received"}, Secret: declaredSecret}}
 	})
 	c.connectSim("demo")
@@ -177,7 +185,7 @@ func TestWebhookDeliveryThroughTheDaemon(t *testing.T) {
 	})
 
 	// An endpoint another daemon registers is picked up by the refresh.
-	other := webhooks.New(webhooks.Options{DB: d.Store().DB(), AllowPrivate: true})
+	other := webhooks.New(webhooks.Options{Store: d.EndpointStore(), AllowPrivate: true})
 	ep, err := other.Create(context.Background(), webhooks.Input{URL: &elsewhere.URL})
 	if err != nil {
 		t.Fatal(err)

@@ -91,9 +91,9 @@ func New(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{opts: opts, logLevel: levelName(opts.Logger), plugins: map[string]*Plugin{}, names: sortedKeys(opts.Plugins)}
-	var kv *KV
-	if opts.Services.DB != nil {
-		kv = NewKV(opts.Services.DB)
+	kv := opts.Services.KV
+	if kv == nil && opts.Services.DB != nil {
+		kv = NewMongoKV(opts.Services.DB, nil)
 	}
 	blobs := opts.Services.blobStore()
 	for _, name := range m.names {

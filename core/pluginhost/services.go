@@ -52,13 +52,16 @@ var (
 )
 
 // Services are what the host serves to plugins. DB holds the kv collection
-// and, when Blobs is nil, the GridFS bucket "media" for blobs.
+// when KV is nil and, when Blobs is nil, the GridFS bucket "media" for blobs.
 type Services struct {
 	Sender   Sender
 	Media    MediaFetcher
 	Messages MessageGetter
 	Linker   MediaLinker
-	DB       *mongo.Database
+	// KV is the plugins' key-value store; nil with DB set means MongoKV
+	// on DB.
+	KV KV
+	DB *mongo.Database
 	// Blobs is the media store blobs live in (the daemon's, on either
 	// engine); nil means GridFS on DB.
 	Blobs media.Store
@@ -71,7 +74,7 @@ type Services struct {
 type hostServices struct {
 	plugin string
 	svc    Services
-	kv     *KV
+	kv     KV
 	blobs  *Blobs
 }
 

@@ -93,7 +93,7 @@ func TestHostServicesFromAPlugin(t *testing.T) {
 		if n, _ := db.Collection(store.KV).CountDocuments(ctx, bson.D{{Key: "_id", Value: "plugin:tp:temp"}}); n != 0 {
 			t.Fatal("deleted key still stored")
 		}
-		if _, found, _ := NewKV(db).Get(ctx, "tp", "short"); found {
+		if _, found, _ := NewMongoKV(db, nil).Get(ctx, "tp", "short"); found {
 			t.Fatal("expired key still readable")
 		}
 	})
@@ -119,39 +119,122 @@ func TestServicesNotConfiguredAreUnavailable(t *testing.T) {
 	}
 }
 
+func newKV(t *testing.T, e storetest.Engine, now func() time.Time) KV {
+	if e == storetest.SQLite {
+		return NewSQLiteKV(storetest.NewSQLite(t, SQLiteSchema), now)
+	}
+	return NewMongoKV(storetest.NewDatabase(t), now)
+}
+
 func TestKVStore(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+		kv := newKV(t, e, func() time.Time { return now })
+		ctx := context.Background()
+		if err := kv.Set(ctx, "a", "k", []byte("1"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := kv.Set(ctx, "b", "k", []byte("2"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok, err := kv.Get(ctx, "a", "k"); err != nil || !ok || string(v) != "1" {
+			t.Fatalf("a: %q %v %v", v, ok, err)
+		}
+		if v, ok, _ := kv.Get(ctx, "b", "k"); !ok || string(v) != "2" {
+			t.Fatalf("namespaces leak: %q %v", v, ok)
+		}
+		now = now.Add(time.Minute)
+		if _, ok, _ := kv.Get(ctx, "b", "k"); ok {
+			t.Fatal("expired key readable")
+		}
+		if err := kv.Set(ctx, "a", "k", []byte{}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok, _ := kv.Get(ctx, "a", "k"); !ok || v == nil || len(v) != 0 {
+			t.Fatalf("empty value: %q %v", v, ok)
+		}
+		if err := kv.Set(ctx, "a", "nil", nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok, _ := kv.Get(ctx, "a", "nil"); !ok || len(v) != 0 {
+			t.Fatalf("nil value: %q %v", v, ok)
+		}
+		if err := kv.Delete(ctx, "a", "nil"); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, _ := kv.Get(ctx, "a", "nil"); ok {
+			t.Fatal("deleted key readable")
+		}
+		if err := kv.Delete(ctx, "a", "missing"); err != nil {
+			t.Fatal(err)
+		}
+		if err := kv.Set(ctx, "a", "", nil, 0); err == nil {
+			t.Fatal("empty key accepted")
+		}
+		if err := kv.Set(ctx, "a", string(make([]byte, MaxKVKey+1)), nil, 0); err == nil {
+			t.Fatal("long key accepted")
+		}
+	})
+}
+
+// TestKVSweep: the sweep deletes every plugin's expired keys (issue 16:
+// the old sweep matched only the rules' keys) and nothing else.
+func TestKVSweep(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+		kv := newKV(t, e, func() time.Time { return now })
+		ctx := context.Background()
+		for _, s := range []struct {
+			plugin, key string
+			ttl         time.Duration
+		}{{"a", "short", time.Minute}, {"b", "short", 30 * time.Second}, {"a", "long", time.Hour}, {"b", "forever", 0}} {
+			if err := kv.Set(ctx, s.plugin, s.key, []byte("v"), s.ttl); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now = now.Add(time.Minute)
+		if n, err := kv.Sweep(ctx); err != nil || n != 2 {
+			t.Fatalf("sweep: %d %v, want 2", n, err)
+		}
+		for _, k := range [][2]string{{"a", "long"}, {"b", "forever"}} {
+			if _, ok, _ := kv.Get(ctx, k[0], k[1]); !ok {
+				t.Errorf("%s/%s swept", k[0], k[1])
+			}
+		}
+		if n, err := kv.Sweep(ctx); err != nil || n != 0 {
+			t.Fatalf("second sweep: %d %v", n, err)
+		}
+	})
+}
+
+// The MongoDB sweep leaves the rules' keys in the shared kv collection to
+// the rules' own sweep.
+func TestMongoKVSweepLeavesRuleKeys(t *testing.T) {
 	db := storetest.NewDatabase(t)
-	kv := NewKV(db)
-	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	kv.now = func() time.Time { return now }
 	ctx := context.Background()
-	if err := kv.Set(ctx, "a", "k", []byte("1"), 0); err != nil {
+	past := time.Now().Add(-time.Hour)
+	if _, err := db.Collection(store.KV).InsertOne(ctx, bson.D{{Key: "_id", Value: "rule:r:k"}, {Key: "expiresAt", Value: past}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := kv.Set(ctx, "b", "k", []byte("2"), time.Minute); err != nil {
-		t.Fatal(err)
+	if n, err := NewMongoKV(db, nil).Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("sweep: %d %v", n, err)
 	}
-	if v, ok, err := kv.Get(ctx, "a", "k"); err != nil || !ok || string(v) != "1" {
-		t.Fatalf("a: %q %v %v", v, ok, err)
+}
+
+// SQLite sweeps a backlog larger than one transaction in one call.
+func TestSQLiteKVSweepsInBatches(t *testing.T) {
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	kv := NewSQLiteKV(storetest.NewSQLite(t, SQLiteSchema), func() time.Time { return now })
+	ctx := context.Background()
+	const n = sweepBatch + 3
+	for i := range n {
+		if err := kv.Set(ctx, fmt.Sprint("p", i%3), fmt.Sprint(i), []byte("v"), time.Second); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if v, ok, _ := kv.Get(ctx, "b", "k"); !ok || string(v) != "2" {
-		t.Fatalf("namespaces leak: %q %v", v, ok)
-	}
-	now = now.Add(time.Minute)
-	if _, ok, _ := kv.Get(ctx, "b", "k"); ok {
-		t.Fatal("expired key readable")
-	}
-	if err := kv.Set(ctx, "a", "k", []byte{}, 0); err != nil {
-		t.Fatal(err)
-	}
-	if v, ok, _ := kv.Get(ctx, "a", "k"); !ok || len(v) != 0 {
-		t.Fatalf("empty value: %q %v", v, ok)
-	}
-	if err := kv.Delete(ctx, "a", "missing"); err != nil {
-		t.Fatal(err)
-	}
-	if err := kv.Set(ctx, "a", "", nil, 0); err == nil {
-		t.Fatal("empty key accepted")
+	now = now.Add(time.Second)
+	if got, err := kv.Sweep(ctx); err != nil || got != n {
+		t.Fatalf("sweep: %d %v, want %d", got, err, n)
 	}
 }
 

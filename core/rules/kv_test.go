@@ -26,10 +26,26 @@ func newClock() *clock {
 func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-// TestKVSemantics runs the same checks on both stores.
+// engineKV opens a fresh store on the engine; more opens another store on
+// the same database (a restarted daemon).
+func engineKV(t *testing.T, e storetest.Engine, now func() time.Time) (kv Store, more func() Store) {
+	t.Helper()
+	if e == storetest.SQLite {
+		db := storetest.NewSQLite(t, SQLiteSchema)
+		return NewSQLiteKV(db, now), func() Store { return NewSQLiteKV(db, now) }
+	}
+	db := storetest.NewDatabase(t)
+	return NewMongoKV(db, now), func() Store { return NewMongoKV(db, now) }
+}
+
+// TestKVSemantics runs the same checks on every store.
 func TestKVSemantics(t *testing.T) {
 	for name, mk := range map[string]func(t *testing.T, now func() time.Time) KV{
-		"mongo":  func(t *testing.T, now func() time.Time) KV { return NewMongoKV(storetest.NewDatabase(t), now) },
+		"sqlite": func(t *testing.T, now func() time.Time) KV { kv, _ := engineKV(t, storetest.SQLite, now); return kv },
+		"mongodb": func(t *testing.T, now func() time.Time) KV {
+			kv, _ := engineKV(t, storetest.MongoDB, now)
+			return kv
+		},
 		"memory": func(t *testing.T, now func() time.Time) KV { return NewMemoryKV(now) },
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -74,6 +90,23 @@ func TestKVSemantics(t *testing.T) {
 			if _, err := kv.Incr(ctx, "r", "doc", 1, 0); err == nil {
 				t.Fatal("incr of an object succeeded")
 			}
+			// An expired value of any kind is a fresh counter; halves add up
+			// to an integral number, read back as one.
+			if err := kv.Set(ctx, "r", "obj", json.RawMessage(`{"a":1}`), time.Second); err != nil {
+				t.Fatal(err)
+			}
+			clk.advance(time.Second)
+			if n, err := kv.Incr(ctx, "r", "obj", 2, 0); err != nil || n != 2 {
+				t.Fatalf("incr of an expired object: %v %v", n, err)
+			}
+			for _, want := range []float64{0.5, 1} {
+				if n, err := kv.Incr(ctx, "r", "half", 0.5, 0); err != nil || n != want {
+					t.Fatalf("incr by 0.5: %v %v, want %v", n, err, want)
+				}
+			}
+			if raw, _, _ := kv.Get(ctx, "r", "half"); string(raw) != "1" {
+				t.Fatalf("0.5 + 0.5 reads %s", raw)
+			}
 
 			// set with ttl, del.
 			if err := kv.Set(ctx, "r", "tmp", json.RawMessage(`"v"`), 10*time.Second); err != nil {
@@ -106,7 +139,62 @@ func jsonEqual(a, b json.RawMessage) bool {
 	return fmt.Sprint(x) == fmt.Sprint(y)
 }
 
-func TestMongoKVDocumentsAndSweep(t *testing.T) {
+// TestKVSweep: the sweep deletes the rules' expired entries only.
+func TestKVSweep(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		ctx := t.Context()
+		clk := newClock()
+		kv, _ := engineKV(t, e, clk.now)
+		if err := kv.Set(ctx, "20-business-hours", "away:x", json.RawMessage(`true`), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := kv.Set(ctx, "20-business-hours", "keep", json.RawMessage(`1`), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := kv.Set(ctx, "other", "later", json.RawMessage(`1`), 2*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Incr(ctx, "other", "window", 1, 30*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		clk.advance(time.Hour)
+		n, err := kv.Sweep(ctx)
+		if err != nil || n != 2 {
+			t.Fatalf("sweep: %d %v, want 2", n, err)
+		}
+		for _, k := range [][2]string{{"20-business-hours", "keep"}, {"other", "later"}} {
+			if _, ok, _ := kv.Get(ctx, k[0], k[1]); !ok {
+				t.Errorf("%s/%s swept", k[0], k[1])
+			}
+		}
+		if n, err := kv.Sweep(ctx); err != nil || n != 0 {
+			t.Fatalf("second sweep: %d %v", n, err)
+		}
+	})
+}
+
+// TestSQLiteKVSweepsInBatches: a backlog larger than one sweep transaction
+// is removed by one Sweep call.
+func TestSQLiteKVSweepsInBatches(t *testing.T) {
+	ctx := t.Context()
+	clk := newClock()
+	kv := NewSQLiteKV(storetest.NewSQLite(t, SQLiteSchema), clk.now)
+	const n = sweepBatch + 17
+	for i := range n {
+		if err := kv.Set(ctx, "r", fmt.Sprint(i), json.RawMessage(`1`), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.advance(time.Minute)
+	if got, err := kv.Sweep(ctx); err != nil || got != n {
+		t.Fatalf("sweep: %d %v, want %d", got, err, n)
+	}
+}
+
+// The MongoDB documents keep their shape ({_id: "rule:…"}, ns, key, value,
+// expiresAt), and a plugin's expired entry in the shared collection is not
+// the rules' sweep's to delete.
+func TestMongoKVDocuments(t *testing.T) {
 	ctx := t.Context()
 	db := storetest.NewDatabase(t)
 	clk := newClock()
@@ -114,10 +202,6 @@ func TestMongoKVDocumentsAndSweep(t *testing.T) {
 	if err := kv.Set(ctx, "20-business-hours", "away:x", json.RawMessage(`true`), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := kv.Set(ctx, "20-business-hours", "keep", json.RawMessage(`1`), 0); err != nil {
-		t.Fatal(err)
-	}
-	// A plugin's expired entry is not ours to sweep.
 	if _, err := db.Collection(store.KV).InsertOne(ctx, bson.D{{Key: "_id", Value: "plugin:p:k"}, {Key: "expiresAt", Value: clk.now().Add(-time.Hour)}}); err != nil {
 		t.Fatal(err)
 	}
@@ -129,43 +213,47 @@ func TestMongoKVDocumentsAndSweep(t *testing.T) {
 		t.Fatalf("document %v", doc)
 	}
 	clk.advance(time.Hour)
-	n, err := kv.Sweep(ctx)
-	if err != nil || n != 1 {
+	if n, err := kv.Sweep(ctx); err != nil || n != 1 {
 		t.Fatalf("sweep: %d %v", n, err)
 	}
-	for id, want := range map[string]int64{"rule:20-business-hours:away:x": 0, "rule:20-business-hours:keep": 1, "plugin:p:k": 1} {
-		if c, _ := db.Collection(store.KV).CountDocuments(ctx, bson.D{{Key: "_id", Value: id}}); c != want {
-			t.Errorf("%s: %d documents after sweep, want %d", id, c, want)
-		}
+	if c, _ := db.Collection(store.KV).CountDocuments(ctx, bson.D{{Key: "_id", Value: "plugin:p:k"}}); c != 1 {
+		t.Errorf("the rules' sweep deleted a plugin's key")
 	}
 }
 
-// FerretDB's $inc is not isolated; the in-process key lock makes
-// concurrent increments exact.
-func TestMongoKVConcurrentIncr(t *testing.T) {
-	kv := NewMongoKV(storetest.NewDatabase(t), nil)
-	const workers, each = 8, 10
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for range each {
-				if _, err := kv.Incr(context.Background(), "r", "hits", 1, time.Hour); err != nil {
-					t.Error(err)
+// Concurrent increments of one key are exact: one UPSERT … RETURNING on
+// SQLite; on MongoDB the in-process key lock covers FerretDB's $inc, which
+// is not isolated.
+func TestKVConcurrentIncr(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		kv, _ := engineKV(t, e, nil)
+		const workers, each = 8, 10
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for range each {
+					if _, err := kv.Incr(context.Background(), "r", "hits", 1, time.Hour); err != nil {
+						t.Error(err)
+					}
 				}
-			}
-		})
-	}
-	wg.Wait()
-	raw, _, err := kv.Get(t.Context(), "r", "hits")
-	if err != nil || string(raw) != fmt.Sprint(workers*each) {
-		t.Fatalf("hits = %s (%v), want %d", raw, err, workers*each)
-	}
+			})
+		}
+		wg.Wait()
+		raw, _, err := kv.Get(t.Context(), "r", "hits")
+		if err != nil || string(raw) != fmt.Sprint(workers*each) {
+			t.Fatalf("hits = %s (%v), want %d", raw, err, workers*each)
+		}
+	})
 }
 
 // The kv of a rule survives a daemon restart: a new engine on the same
 // database reads what the old one wrote.
 func TestKVPersistsAcrossEngineRestart(t *testing.T) {
-	db := storetest.NewDatabase(t)
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) { testKVPersistsAcrossEngineRestart(t, e) })
+}
+
+func testKVPersistsAcrossEngineRestart(t *testing.T, e storetest.Engine) {
+	kv, more := engineKV(t, e, nil)
 	src := map[string]string{"count.js": `on("message.received", (msg, ctx) => {
   const n = ctx.kv.incr("seen");
   const first = ctx.kv.get("first") ?? msg.message.text;
@@ -177,11 +265,11 @@ func TestKVPersistsAcrossEngineRestart(t *testing.T) {
 });`}
 	// The deadline is generous: this test is about persistence, and the
 	// embedded engine under the race detector takes tens of ms per call.
-	e1, dir := newEngine(t, src, Options{KV: NewMongoKV(db, nil), Timeout: 10 * time.Second})
+	e1, dir := newEngine(t, src, Options{KV: kv, Timeout: 10 * time.Second})
 	mustHandle(t, e1, msgEvent("hello"))
 	mustHandle(t, e1, msgEvent("again"))
 
-	e2 := New(Options{Globs: []string{dir + "/*.js"}, KV: NewMongoKV(db, nil), Timeout: 10 * time.Second})
+	e2 := New(Options{Globs: []string{dir + "/*.js"}, KV: more(), Timeout: 10 * time.Second})
 	if err := e2.Reload(); err != nil {
 		t.Fatal(err)
 	}

@@ -3,17 +3,11 @@ package session
 import (
 	"context"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"sync"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/wildcathub/wildcat/core/accountid"
-	"github.com/wildcathub/wildcat/core/store"
 )
 
 // State is an account's place in its lifecycle:
@@ -36,7 +30,7 @@ const (
 	StateLoggedOut State = "logged_out"
 )
 
-// AccountInfo is one document of the accounts collection. It is the truth
+// AccountInfo is one stored account. It is the truth
 // about an account: every daemon reads it, nothing about an account lives
 // only in memory.
 type AccountInfo struct {
@@ -92,101 +86,48 @@ type InvalidError struct {
 
 func (e *InvalidError) Error() string { return e.Field + ": " + e.Reason }
 
-// accountStore reads and writes the accounts collection.
-type accountStore struct {
-	c     *mongo.Collection
-	locks stripedLock
+// AccountStore keeps the accounts: one record per account, the truth every
+// daemon reads. The Manager decides what changes; the store writes it.
+type AccountStore interface {
+	// Insert stores a new account; ErrAccountExists when the id is taken.
+	Insert(ctx context.Context, a *AccountInfo) error
+	// Get reads one account; ErrAccountNotFound when there is none.
+	Get(ctx context.Context, id string) (*AccountInfo, error)
+	// List reads every account, ordered by id.
+	List(ctx context.Context) ([]*AccountInfo, error)
+	// Delete removes an account; a missing one is not an error.
+	Delete(ctx context.Context, id string) error
+	// Apply writes one change atomically (see AccountChange). A missing
+	// account (deleted while its session still ran) is not an error.
+	Apply(ctx context.Context, id string, c AccountChange) error
 }
 
-func (s *accountStore) insert(ctx context.Context, spec AccountSpec, now time.Time) (*AccountInfo, error) {
-	a := &AccountInfo{ID: spec.ID, Driver: spec.Driver, Name: spec.Name, State: StateCreated, Since: now, CreatedAt: now, UpdatedAt: now}
-	if _, err := s.c.InsertOne(ctx, a); err != nil {
-		if store.IsDuplicateKey(err) {
-			return nil, fmt.Errorf("account %q: %w", spec.ID, ErrAccountExists)
-		}
-		return nil, fmt.Errorf("create account %q: %w", spec.ID, err)
-	}
-	return a, nil
+// AccountChange is one update of an account. A change of State also sets
+// Since (to At) and Reason; the same state again (a rotating QR code) only
+// updates the other fields, so Since stays the time of the transition.
+// updatedAt is always set to the time of the write.
+type AccountChange struct {
+	State  State // "" keeps the state
+	Reason string
+	At     time.Time
+
+	// Set when non-nil or non-empty.
+	QR          *QR
+	PairingCode string
+	JID         string
+	PushName    string
+	LastError   string
+
+	// ClearPairing removes the QR code and the pairing code;
+	// ClearLastError the last error.
+	ClearPairing   bool
+	ClearLastError bool
 }
 
-func (s *accountStore) get(ctx context.Context, id string) (*AccountInfo, error) {
-	var a AccountInfo
-	err := s.c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&a)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, fmt.Errorf("account %q: %w", id, ErrAccountNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read account %q: %w", id, err)
-	}
-	return &a, nil
-}
-
-func (s *accountStore) list(ctx context.Context) ([]*AccountInfo, error) {
-	cur, err := s.c.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
-	if err != nil {
-		return nil, fmt.Errorf("list accounts: %w", err)
-	}
-	out := []*AccountInfo{}
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("list accounts: %w", err)
-	}
-	return out, nil
-}
-
-func (s *accountStore) delete(ctx context.Context, id string) error {
-	if _, err := s.c.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
-		return fmt.Errorf("delete account %q: %w", id, err)
-	}
-	return nil
-}
-
-// change is one update of an account document.
-type change struct {
-	state  State // "" keeps the state
-	reason string
-	at     time.Time
-	set    bson.D
-	unset  []string
-}
-
-// apply writes c. A change of state also sets since and reason; the same
-// state again (a rotating QR code) only updates the other fields, so since
-// stays the time of the transition. A missing account (deleted while its
-// session still ran) is not an error.
-func (s *accountStore) apply(ctx context.Context, id string, c change) error {
-	defer s.locks.lock(id)()
-	set := append(bson.D{{Key: "updatedAt", Value: time.Now().UTC()}}, c.set...)
-	update := func(filter, set bson.D) (*mongo.UpdateResult, error) {
-		u := bson.D{{Key: "$set", Value: set}}
-		if len(c.unset) > 0 {
-			un := bson.D{}
-			for _, f := range c.unset {
-				un = append(un, bson.E{Key: f, Value: ""})
-			}
-			u = append(u, bson.E{Key: "$unset", Value: un})
-		}
-		return s.c.UpdateOne(ctx, filter, u)
-	}
-	if c.state != "" {
-		res, err := update(
-			bson.D{{Key: "_id", Value: id}, {Key: "state", Value: bson.D{{Key: "$ne", Value: c.state}}}},
-			append(bson.D{{Key: "state", Value: c.state}, {Key: "since", Value: c.at.UTC()}, {Key: "reason", Value: c.reason}}, set...))
-		if err != nil {
-			return fmt.Errorf("update account %q to %s: %w", id, c.state, err)
-		}
-		if res.MatchedCount > 0 {
-			return nil
-		}
-	}
-	if _, err := update(bson.D{{Key: "_id", Value: id}}, set); err != nil {
-		return fmt.Errorf("update account %q: %w", id, err)
-	}
-	return nil
-}
-
-// stripedLock serialises this process's writes to one document: the
-// embedded engine runs a conditional update as read, modify, unconditional
-// write, so two concurrent ones can both match (see messages.docLocks).
+// stripedLock serialises this process's work on one key: lifecycle calls
+// per account, and on MongoDB the writes to one account document (FerretDB
+// runs a conditional update as read, modify, unconditional write, so two
+// concurrent ones can both match).
 type stripedLock struct {
 	stripes [32]sync.Mutex
 }

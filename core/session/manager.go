@@ -10,19 +10,19 @@ import (
 	"sync"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/messages"
-	"github.com/wildcathub/wildcat/core/store"
 )
 
 // ManagerOptions configures a Manager.
 type ManagerOptions struct {
-	DB       *mongo.Database
-	Messages *messages.Store
-	Logger   *slog.Logger
+	// Accounts stores the accounts (NewMongoAccounts, NewSQLiteAccounts).
+	Accounts AccountStore
+	// ForgetAuth deletes an account's auth state (every driver's) when the
+	// account is deleted; nil when there is nothing to delete.
+	ForgetAuth func(ctx context.Context, accountID string) error
+	Messages   *messages.Store
+	Logger     *slog.Logger
 	// OnEvent sees every event once it is stored (the pipeline's intake).
 	// Redelivered message events that were already stored are passed on
 	// again only while their pipelineDone is false. An error fails Emit, so the driver does not acknowledge the
@@ -42,14 +42,14 @@ type ManagerOptions struct {
 // session of each account this daemon runs. It is also the Sink the
 // sessions report to.
 type Manager struct {
-	accounts *accountStore
-	db       *mongo.Database
-	msgs     *messages.Store
-	log      *slog.Logger
-	onEvent  func(ctx context.Context, ev *event.Event) error
-	before   func(ctx context.Context, accountID string) error
-	retryMin time.Duration
-	retryMax time.Duration
+	accounts   AccountStore
+	forgetAuth func(ctx context.Context, accountID string) error
+	msgs       *messages.Store
+	log        *slog.Logger
+	onEvent    func(ctx context.Context, ev *event.Event) error
+	before     func(ctx context.Context, accountID string) error
+	retryMin   time.Duration
+	retryMax   time.Duration
 
 	// ops serialises lifecycle calls (connect, logout, delete) per account.
 	ops stripedLock
@@ -85,18 +85,18 @@ func NewManager(opts ManagerOptions) *Manager {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
-		accounts: &accountStore{c: opts.DB.Collection(store.Accounts)},
-		db:       opts.DB,
-		msgs:     opts.Messages,
-		log:      opts.Logger,
-		onEvent:  opts.OnEvent,
-		before:   opts.BeforeOpen,
-		retryMin: opts.RetryMin,
-		retryMax: opts.RetryMax,
-		drivers:  map[string]Driver{},
-		sessions: map[string]*running{},
-		ctx:      ctx,
-		cancel:   cancel,
+		accounts:   opts.Accounts,
+		forgetAuth: opts.ForgetAuth,
+		msgs:       opts.Messages,
+		log:        opts.Logger,
+		onEvent:    opts.OnEvent,
+		before:     opts.BeforeOpen,
+		retryMin:   opts.RetryMin,
+		retryMax:   opts.RetryMax,
+		drivers:    map[string]Driver{},
+		sessions:   map[string]*running{},
+		ctx:        ctx,
+		cancel:     cancel,
 	}
 }
 
@@ -133,7 +133,7 @@ func (m *Manager) Start(ctx context.Context, declared []AccountSpec) error {
 		if err := validateSpec(spec); err != nil {
 			return fmt.Errorf("declared account %q: %w", spec.ID, err)
 		}
-		_, err := m.accounts.insert(ctx, spec, time.Now().UTC())
+		_, err := m.insert(ctx, spec)
 		switch {
 		case err == nil:
 			m.log.Info("declared account created", slog.String("account", spec.ID), slog.String("driver", spec.Driver))
@@ -142,7 +142,7 @@ func (m *Manager) Start(ctx context.Context, declared []AccountSpec) error {
 			return err
 		}
 	}
-	all, err := m.accounts.list(ctx)
+	all, err := m.accounts.List(ctx)
 	if err != nil {
 		return err
 	}
@@ -154,7 +154,7 @@ func (m *Manager) Start(ctx context.Context, declared []AccountSpec) error {
 		d, err := m.driver(a.Driver)
 		if err != nil {
 			m.log.Warn("account not started", slog.String("account", a.ID), slog.Any("error", err))
-			_ = m.accounts.apply(ctx, a.ID, change{set: setLastError(err)})
+			_ = m.accounts.Apply(ctx, a.ID, AccountChange{LastError: err.Error()})
 			continue
 		}
 		if first := m.startInBackground(a, d); first != nil {
@@ -205,7 +205,7 @@ func (m *Manager) startInBackground(a *AccountInfo, d Driver) <-chan struct{} {
 			}
 			wait := b.next()
 			m.log.Warn("account failed to start; retrying", slog.String("account", a.ID), slog.Duration("retry_in", wait), slog.Any("error", err))
-			_ = m.accounts.apply(m.ctx, a.ID, change{set: setLastError(err)})
+			_ = m.accounts.Apply(m.ctx, a.ID, AccountChange{LastError: err.Error()})
 			select {
 			case <-loopCtx.Done():
 				return
@@ -258,7 +258,7 @@ func (m *Manager) CreateAccount(ctx context.Context, spec AccountSpec) (*Account
 	if err := validateSpec(spec); err != nil {
 		return nil, err
 	}
-	a, err := m.accounts.insert(ctx, spec, time.Now().UTC())
+	a, err := m.insert(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -268,12 +268,12 @@ func (m *Manager) CreateAccount(ctx context.Context, spec AccountSpec) (*Account
 
 // GetAccount reads one account.
 func (m *Manager) GetAccount(ctx context.Context, id string) (*AccountInfo, error) {
-	return m.accounts.get(ctx, id)
+	return m.accounts.Get(ctx, id)
 }
 
 // ListAccounts reads every account, ordered by id.
 func (m *Manager) ListAccounts(ctx context.Context) ([]*AccountInfo, error) {
-	return m.accounts.list(ctx)
+	return m.accounts.List(ctx)
 }
 
 // Connect starts the account's session: an unpaired account starts pairing
@@ -282,7 +282,7 @@ func (m *Manager) ListAccounts(ctx context.Context) ([]*AccountInfo, error) {
 // A failure past that is recorded as lastError and retried with backoff.
 func (m *Manager) Connect(ctx context.Context, id string) (*AccountInfo, error) {
 	defer m.ops.lock(id)()
-	a, err := m.accounts.get(ctx, id)
+	a, err := m.accounts.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -303,16 +303,16 @@ func (m *Manager) Connect(ctx context.Context, id string) (*AccountInfo, error) 
 			m.log.Warn("closing the previous session failed", slog.String("account", id), slog.Any("error", err))
 		}
 	}
-	_ = m.accounts.apply(ctx, id, change{unset: []string{"lastError"}})
+	_ = m.accounts.Apply(ctx, id, AccountChange{ClearLastError: true})
 	m.startInBackground(a, d)
-	return m.accounts.get(ctx, id)
+	return m.accounts.Get(ctx, id)
 }
 
 // Logout unlinks the account from the phone, deletes its auth state and
 // closes its session; the account stays, in state logged_out.
 func (m *Manager) Logout(ctx context.Context, id string) (*AccountInfo, error) {
 	defer m.ops.lock(id)()
-	a, err := m.accounts.get(ctx, id)
+	a, err := m.accounts.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -322,7 +322,7 @@ func (m *Manager) Logout(ctx context.Context, id string) (*AccountInfo, error) {
 	if err := m.logout(ctx, a); err != nil {
 		return nil, err
 	}
-	return m.accounts.get(ctx, id)
+	return m.accounts.Get(ctx, id)
 }
 
 // logout runs the driver's Logout (opening a session for it if none runs
@@ -348,8 +348,8 @@ func (m *Manager) logout(ctx context.Context, a *AccountInfo) error {
 	}
 	// The driver reports account.logged_out itself; this makes it true even
 	// for a driver that had nothing to unlink.
-	return m.accounts.apply(ctx, a.ID, change{state: StateLoggedOut, reason: "logged out via API", at: time.Now(),
-		unset: []string{"qr", "pairingCode"}})
+	return m.accounts.Apply(ctx, a.ID, AccountChange{State: StateLoggedOut, Reason: "logged out via API", At: time.Now(),
+		ClearPairing: true})
 }
 
 // detach removes the account's running entry, stops its retry loop and
@@ -373,7 +373,7 @@ func (m *Manager) detach(id string) Session {
 // state and removes it. Its messages stay unless purge is set.
 func (m *Manager) DeleteAccount(ctx context.Context, id string, purge bool) error {
 	defer m.ops.lock(id)()
-	a, err := m.accounts.get(ctx, id)
+	a, err := m.accounts.Get(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -387,10 +387,12 @@ func (m *Manager) DeleteAccount(ctx context.Context, id string, purge bool) erro
 	if sess := m.detach(id); sess != nil {
 		_ = sess.Close(ctx)
 	}
-	if err := m.db.Collection(store.AuthCollection(id)).Drop(ctx); err != nil {
-		return fmt.Errorf("drop auth state of %q: %w", id, err)
+	if m.forgetAuth != nil {
+		if err := m.forgetAuth(ctx, id); err != nil {
+			return fmt.Errorf("drop auth state of %q: %w", id, err)
+		}
 	}
-	if err := m.accounts.delete(ctx, id); err != nil {
+	if err := m.accounts.Delete(ctx, id); err != nil {
 		return err
 	}
 	n := int64(0)
@@ -406,7 +408,7 @@ func (m *Manager) DeleteAccount(ctx context.Context, id string, purge bool) erro
 // QR returns the current pairing QR code; ErrWrongState when the account
 // is not pairing or its code has expired (a new one follows shortly).
 func (m *Manager) QR(ctx context.Context, id string) (*QR, error) {
-	a, err := m.accounts.get(ctx, id)
+	a, err := m.accounts.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -422,7 +424,7 @@ func (m *Manager) QR(ctx context.Context, id string) (*QR, error) {
 // PairPhone asks the pairing session for a code to type on the phone
 // (phone: digits with country code). The account must be pairing here.
 func (m *Manager) PairPhone(ctx context.Context, id, phone string) (string, error) {
-	a, err := m.accounts.get(ctx, id)
+	a, err := m.accounts.Get(ctx, id)
 	if err != nil {
 		return "", err
 	}
@@ -440,7 +442,7 @@ func (m *Manager) PairPhone(ctx context.Context, id, phone string) (string, erro
 func (m *Manager) Send(ctx context.Context, id string, req *SendRequest) (*SendResult, error) {
 	sess := m.session(id)
 	if sess == nil {
-		if _, err := m.accounts.get(ctx, id); err != nil {
+		if _, err := m.accounts.Get(ctx, id); err != nil {
 			return nil, err
 		}
 		return nil, fmt.Errorf("account %q has no running session: %w", id, ErrWrongState)
@@ -525,8 +527,14 @@ func (m *Manager) Close(ctx context.Context) error {
 	return errors.Join(failed...)
 }
 
-func setLastError(err error) bson.D {
-	return bson.D{{Key: "lastError", Value: err.Error()}}
+// insert stores a new account in state created.
+func (m *Manager) insert(ctx context.Context, spec AccountSpec) (*AccountInfo, error) {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	a := &AccountInfo{ID: spec.ID, Driver: spec.Driver, Name: spec.Name, State: StateCreated, Since: now, CreatedAt: now, UpdatedAt: now}
+	if err := m.accounts.Insert(ctx, a); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 // backoff is exponential with jitter: each wait is random in

@@ -64,9 +64,20 @@ func (s *flakySession) Connect(ctx context.Context) error {
 
 func (s *flakySession) Close(context.Context) error { s.f.closed.Add(1); return nil }
 
-func newManager(t *testing.T, d session.Driver) *session.Manager {
+// accountStore is a fresh account store on the engine.
+func accountStore(t *testing.T, e storetest.Engine) session.AccountStore {
+	t.Helper()
+	if e == storetest.SQLite {
+		return session.NewSQLiteAccounts(storetest.NewSQLite(t, session.SQLiteSchema))
+	}
+	return session.NewMongoAccounts(storetest.NewDatabase(t))
+}
+
+// newManager runs a manager with its accounts on the engine (messages stay
+// on MongoDB: another package's store).
+func newManager(t *testing.T, e storetest.Engine, d session.Driver) *session.Manager {
 	db := storetest.NewDatabase(t)
-	m := session.NewManager(session.ManagerOptions{DB: db, Messages: messages.New(db, nil), RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond})
+	m := session.NewManager(session.ManagerOptions{Accounts: accountStore(t, e), Messages: messages.New(db, nil), RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond})
 	if d != nil {
 		m.Register(d)
 	}
@@ -75,9 +86,13 @@ func newManager(t *testing.T, d session.Driver) *session.Manager {
 }
 
 func TestConnectRetriesWithBackoff(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) { testConnectRetriesWithBackoff(t, e) })
+}
+
+func testConnectRetriesWithBackoff(t *testing.T, e storetest.Engine) {
 	f := &flaky{}
 	f.failures.Store(3)
-	m := newManager(t, f)
+	m := newManager(t, e, f)
 	ctx := context.Background()
 	if err := m.Start(ctx, []session.AccountSpec{{ID: "acme", Driver: "sim"}}); err != nil {
 		t.Fatal(err)
@@ -112,8 +127,12 @@ func TestConnectRetriesWithBackoff(t *testing.T) {
 }
 
 func TestSinkRefusesAnotherAccountsEvents(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) { testSinkRefusesAnotherAccountsEvents(t, e) })
+}
+
+func testSinkRefusesAnotherAccountsEvents(t *testing.T, e storetest.Engine) {
 	f := &flaky{}
-	m := newManager(t, f)
+	m := newManager(t, e, f)
 	ctx := context.Background()
 	if _, err := m.CreateAccount(ctx, session.AccountSpec{ID: "a", Driver: "sim"}); err != nil {
 		t.Fatal(err)
@@ -142,7 +161,11 @@ func TestSinkRefusesAnotherAccountsEvents(t *testing.T) {
 }
 
 func TestUnavailableDriverAndValidation(t *testing.T) {
-	m := newManager(t, nil)
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) { testUnavailableDriverAndValidation(t, e) })
+}
+
+func testUnavailableDriverAndValidation(t *testing.T, e storetest.Engine) {
+	m := newManager(t, e, nil)
 	ctx := context.Background()
 	if _, err := m.CreateAccount(ctx, session.AccountSpec{ID: "wa", Driver: "whatsapp"}); err != nil {
 		t.Fatal(err)
@@ -181,10 +204,14 @@ func TestUnavailableDriverAndValidation(t *testing.T) {
 // TestEmitFailsWhenOnEventFails: an event the pipeline could not take is
 // not acknowledged, so the driver does not tell WhatsApp it was handled.
 func TestEmitFailsWhenOnEventFails(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) { testEmitFailsWhenOnEventFails(t, e) })
+}
+
+func testEmitFailsWhenOnEventFails(t *testing.T, e storetest.Engine) {
 	db := storetest.NewDatabase(t)
 	refuse := errors.New("pipeline is closed")
 	var seen atomic.Int32
-	m := session.NewManager(session.ManagerOptions{DB: db, Messages: messages.New(db, nil),
+	m := session.NewManager(session.ManagerOptions{Accounts: accountStore(t, e), Messages: messages.New(db, nil),
 		OnEvent: func(context.Context, *event.Event) error { seen.Add(1); return refuse }})
 	t.Cleanup(func() { _ = m.Close(context.Background()) })
 	ctx := context.Background()
@@ -224,7 +251,7 @@ func (s *slowSession) Connect(ctx context.Context) error {
 // the daemon turns ready right after it, and ready must mean the accounts
 // are up (issue 16.24: inbound calls right after a restart got 409).
 func TestStartWaitsForTheFirstAttempt(t *testing.T) {
-	m := newManager(t, &slowConnect{})
+	m := newManager(t, storetest.SQLite, &slowConnect{})
 	ctx := context.Background()
 	if err := m.Start(ctx, []session.AccountSpec{{ID: "acme", Driver: "sim"}}); err != nil {
 		t.Fatal(err)

@@ -18,11 +18,15 @@ import (
 // pipeline run did not finish goes to OnEvent again when redelivered; once
 // marked processed, a redelivery is skipped.
 func TestRedeliveryOfUnfinishedMessageIsPassedOnAgain(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) { testRedeliveryOfUnfinishedMessageIsPassedOnAgain(t, e) })
+}
+
+func testRedeliveryOfUnfinishedMessageIsPassedOnAgain(t *testing.T, e storetest.Engine) {
 	db := storetest.NewDatabase(t)
 	msgs := messages.New(db, nil)
 	var mu sync.Mutex
 	calls, refuse := 0, true
-	m := session.NewManager(session.ManagerOptions{DB: db, Messages: msgs, OnEvent: func(context.Context, *event.Event) error {
+	m := session.NewManager(session.ManagerOptions{Accounts: accountStore(t, e), Messages: msgs, OnEvent: func(context.Context, *event.Event) error {
 		mu.Lock()
 		defer mu.Unlock()
 		calls++
@@ -65,11 +69,15 @@ func TestRedeliveryOfUnfinishedMessageIsPassedOnAgain(t *testing.T) {
 // TestBeforeOpenRunsBeforeTheSessionOpens: the recovery hook runs for the
 // account before its driver opens a session, and a failure is retried.
 func TestBeforeOpenRunsBeforeTheSessionOpens(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) { testBeforeOpenRunsBeforeTheSessionOpens(t, e) })
+}
+
+func testBeforeOpenRunsBeforeTheSessionOpens(t *testing.T, e storetest.Engine) {
 	db := storetest.NewDatabase(t)
 	f := &flaky{}
 	var mu sync.Mutex
 	var hooks []string
-	m := session.NewManager(session.ManagerOptions{DB: db, Messages: messages.New(db, nil),
+	m := session.NewManager(session.ManagerOptions{Accounts: accountStore(t, e), Messages: messages.New(db, nil),
 		RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond,
 		BeforeOpen: func(_ context.Context, id string) error {
 			mu.Lock()

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/messages"
 )
@@ -104,7 +102,7 @@ func (m *Manager) store(ctx context.Context, ev *event.Event) (fresh bool, err e
 	case event.KindAccountQR, event.KindAccountPairingCode, event.KindAccountConnected,
 		event.KindAccountDisconnected, event.KindAccountLoggedOut:
 		c := accountChange(ev)
-		if err := m.accounts.apply(ctx, ev.AccountID, c); err != nil {
+		if err := m.accounts.Apply(ctx, ev.AccountID, c); err != nil {
 			return false, err
 		}
 		level := slog.LevelInfo
@@ -112,7 +110,7 @@ func (m *Manager) store(ctx context.Context, ev *event.Event) (fresh bool, err e
 			level = slog.LevelDebug // a new code every 20 s while pairing
 		}
 		m.log.Log(ctx, level, "account state", slog.String("account", ev.AccountID), slog.String("event", string(ev.Kind)),
-			slog.String("state", string(c.state)), slog.String("reason", c.reason), slog.String("jid", ev.Account.JID))
+			slog.String("state", string(c.State)), slog.String("reason", c.Reason), slog.String("jid", ev.Account.JID))
 		return true, nil
 	}
 	// Presence, typing, group and history events have no document of their
@@ -120,39 +118,34 @@ func (m *Manager) store(ctx context.Context, ev *event.Event) (fresh bool, err e
 	return true, nil
 }
 
-// accountChange turns an account.* event into the account document update.
-func accountChange(ev *event.Event) change {
+// accountChange turns an account.* event into the account update.
+func accountChange(ev *event.Event) AccountChange {
 	st := ev.Account
 	at := ev.Timestamp
 	if at.IsZero() {
 		at = time.Now()
 	}
-	c := change{reason: st.Reason, at: at}
+	c := AccountChange{Reason: st.Reason, At: at}
 	switch ev.Kind {
 	case event.KindAccountQR:
-		c.state = StatePairing
+		c.State = StatePairing
 		exp := at.Add(20 * time.Second)
 		if st.ExpiresAt != nil {
 			exp = *st.ExpiresAt
 		}
-		c.set = bson.D{{Key: "qr", Value: QR{Code: st.QRCode, ExpiresAt: exp.UTC()}}}
+		c.QR = &QR{Code: st.QRCode, ExpiresAt: exp.UTC()}
 	case event.KindAccountPairingCode:
-		c.state = StatePairing
-		c.set = bson.D{{Key: "pairingCode", Value: st.PairingCode}}
+		c.State = StatePairing
+		c.PairingCode = st.PairingCode
 	case event.KindAccountConnected:
-		c.state = StateConnected
-		c.unset = []string{"qr", "pairingCode", "lastError"}
-		if st.JID != "" {
-			c.set = append(c.set, bson.E{Key: "jid", Value: st.JID})
-		}
-		if st.PushName != "" {
-			c.set = append(c.set, bson.E{Key: "pushName", Value: st.PushName})
-		}
+		c.State = StateConnected
+		c.ClearPairing, c.ClearLastError = true, true
+		c.JID, c.PushName = st.JID, st.PushName
 	case event.KindAccountDisconnected:
-		c.state = StateDisconnected
+		c.State = StateDisconnected
 	case event.KindAccountLoggedOut:
-		c.state = StateLoggedOut
-		c.unset = []string{"qr", "pairingCode"}
+		c.State = StateLoggedOut
+		c.ClearPairing = true
 	}
 	return c
 }

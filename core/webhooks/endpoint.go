@@ -1,5 +1,5 @@
 // Package webhooks is the daemon's webhook registry: the endpoints
-// (collection webhooks, plus those declared in config.yaml), the fan-out
+// (an EndpointStore, plus those declared in config.yaml), the fan-out
 // that turns a pipeline stage "sink: webhooks" into one outbox job per
 // matching endpoint (target "webhook:<endpointId>"), the outbox sink that
 // hands each job to the webhook plugin with its endpoint's settings, and

@@ -76,6 +76,7 @@ func testSchedule(maxAge time.Duration) *outbox.Schedule {
 type harness struct {
 	t     testing.TB
 	db    *mongo.Database
+	store webhooks.EndpointStore
 	reg   *webhooks.Registry
 	ob    *outbox.Outbox
 	disp  *outbox.Dispatcher
@@ -83,6 +84,9 @@ type harness struct {
 }
 
 type harnessOpts struct {
+	// engine keeps the endpoints; "" is SQLite. The outbox is on MongoDB
+	// either way (another package's store).
+	engine      storetest.Engine
 	maxAge      time.Duration
 	concurrency int
 	mutate      func(*webhooks.Options)
@@ -124,11 +128,11 @@ func newHarness(t testing.TB, ho harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	disp := outbox.NewDispatcher(ob, outbox.DispatcherOptions{PollInterval: 10 * time.Millisecond, Timeout: 2 * time.Minute})
-	h := &harness{t: t, db: db, ob: ob, disp: disp, clock: clock}
+	h := &harness{t: t, db: db, store: endpointStore(t, ho.engine), ob: ob, disp: disp, clock: clock}
 	var mu sync.Mutex
 	handled := map[string]bool{}
 	opts := webhooks.Options{
-		DB: db, Deliverer: plugin(t), Enqueuer: ob, AllowPrivate: true, Clock: clock, Timeout: 10 * time.Second,
+		Store: h.store, Deliverer: plugin(t), Enqueuer: ob, AllowPrivate: true, Clock: clock, Timeout: 10 * time.Second,
 		OnChange: func(ep *webhooks.Endpoint, deleted bool) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -151,6 +155,15 @@ func newHarness(t testing.TB, ho harnessOpts) *harness {
 	go func() { defer close(done); _ = disp.Run(rctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return h
+}
+
+// endpointStore is a fresh endpoint store on the engine ("" is SQLite).
+func endpointStore(t testing.TB, e storetest.Engine) webhooks.EndpointStore {
+	t.Helper()
+	if e == storetest.MongoDB {
+		return webhooks.NewMongoEndpoints(storetest.NewDatabase(t), "")
+	}
+	return webhooks.NewSQLiteEndpoints(storetest.NewSQLite(t, webhooks.SQLiteSchema))
 }
 
 func (h *harness) create(url string, mutate func(in *webhooks.Input)) *webhooks.Endpoint {

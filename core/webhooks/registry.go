@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"golang.org/x/time/rate"
 
 	"github.com/wildcathub/wildcat/core/event"
@@ -37,9 +35,8 @@ type Enqueuer interface {
 
 // Options configures a Registry.
 type Options struct {
-	DB *mongo.Database
-	// Collection defaults to Collection.
-	Collection string
+	// Store keeps the endpoints (NewMongoEndpoints, NewSQLiteEndpoints).
+	Store EndpointStore
 	// Deliverer is the webhook plugin; nil makes every attempt a retry
 	// saying no plugin is configured.
 	Deliverer Deliverer
@@ -69,11 +66,11 @@ type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
 
-// Registry is the set of endpoints: stored in MongoDB, cached in memory
+// Registry is the set of endpoints: stored in the Store, cached in memory
 // for the fan-out (refreshed by Refresh, which the daemon calls
 // periodically so endpoints changed by other daemons are picked up).
 type Registry struct {
-	c    *mongo.Collection
+	st   EndpointStore
 	opts Options
 	log  *slog.Logger
 
@@ -84,9 +81,6 @@ type Registry struct {
 
 // New returns a registry; call Refresh to load the stored endpoints.
 func New(opts Options) *Registry {
-	if opts.Collection == "" {
-		opts.Collection = Collection
-	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 15 * time.Second
 	}
@@ -99,7 +93,7 @@ func New(opts Options) *Registry {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{c: opts.DB.Collection(opts.Collection), opts: opts, log: opts.Logger,
+	return &Registry{st: opts.Store, opts: opts, log: opts.Logger,
 		cache: map[string]*Endpoint{}, limiters: map[string]*rate.Limiter{}}
 }
 
@@ -206,11 +200,8 @@ func (r *Registry) Create(ctx context.Context, in Input) (*Endpoint, error) {
 	if enabled != nil && !*enabled {
 		e.Enabled, e.DisabledReason, e.DisabledAt = false, "created disabled", &now
 	}
-	if _, err := r.c.InsertOne(ctx, e); err != nil {
-		if mongo.IsDuplicateKeyError(err) {
-			return nil, fmt.Errorf("%w: %q", ErrExists, e.ID)
-		}
-		return nil, fmt.Errorf("store webhook endpoint: %w", err)
+	if err := r.st.Insert(ctx, e); err != nil {
+		return nil, err
 	}
 	r.remember(e)
 	return e, nil
@@ -224,29 +215,12 @@ func newID() string {
 
 // Get reads an endpoint from the store.
 func (r *Registry) Get(ctx context.Context, id string) (*Endpoint, error) {
-	var e Endpoint
-	err := r.c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&e)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read webhook endpoint %q: %w", id, err)
-	}
-	return &e, nil
+	return r.st.Get(ctx, id)
 }
 
 // List reads every endpoint, by id.
 func (r *Registry) List(ctx context.Context) ([]*Endpoint, error) {
-	cur, err := r.c.Find(ctx, bson.D{})
-	if err != nil {
-		return nil, fmt.Errorf("list webhook endpoints: %w", err)
-	}
-	var out []*Endpoint
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("list webhook endpoints: %w", err)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	return r.st.List(ctx)
 }
 
 // Update applies a PATCH.
@@ -270,25 +244,14 @@ func (r *Registry) Update(ctx context.Context, id string, in Input) (*Endpoint, 
 }
 
 func (r *Registry) replace(ctx context.Context, e *Endpoint) error {
-	res, err := r.c.ReplaceOne(ctx, bson.D{{Key: "_id", Value: e.ID}}, e)
-	if err != nil {
-		return fmt.Errorf("store webhook endpoint %q: %w", e.ID, err)
-	}
-	if res.MatchedCount == 0 {
-		return fmt.Errorf("%w: %q", ErrNotFound, e.ID)
-	}
-	return nil
+	return r.st.Replace(ctx, e)
 }
 
 // Delete removes an endpoint. Its queued jobs stay in the outbox,
 // undelivered (listable; a new endpoint with the same id would take them).
 func (r *Registry) Delete(ctx context.Context, id string) error {
-	res, err := r.c.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
-	if err != nil {
-		return fmt.Errorf("delete webhook endpoint %q: %w", id, err)
-	}
-	if res.DeletedCount == 0 {
-		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	if err := r.st.Delete(ctx, id); err != nil {
+		return err
 	}
 	r.forget(id)
 	return nil
@@ -401,11 +364,11 @@ func (r *Registry) Upsert(ctx context.Context, ds []Declared) error {
 			e.Enabled, e.DisabledReason, e.DisabledAt = false, "disabled in config.yaml", &now
 		}
 		if insert {
-			_, err = r.c.InsertOne(ctx, e)
+			err = r.st.Insert(ctx, e)
 		} else {
 			err = r.replace(ctx, e)
 		}
-		if err != nil && !mongo.IsDuplicateKeyError(err) { // another daemon inserted it first: fine
+		if err != nil && !errors.Is(err, ErrExists) { // another daemon inserted it first: fine
 			return fmt.Errorf("store declared webhook endpoint %q: %w", d.ID, err)
 		}
 		r.remember(e)

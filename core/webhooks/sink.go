@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/outbox"
@@ -127,13 +126,7 @@ func (r *Registry) health(ctx context.Context, e *Endpoint, res attemptResult) {
 }
 
 func (r *Registry) setFailingSince(ctx context.Context, e *Endpoint, t *time.Time) {
-	var update bson.D
-	if t == nil {
-		update = bson.D{{Key: "$unset", Value: bson.D{{Key: "failingSince", Value: ""}}}}
-	} else {
-		update = bson.D{{Key: "$set", Value: bson.D{{Key: "failingSince", Value: *t}}}}
-	}
-	if _, err := r.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: e.ID}}, update); err != nil {
+	if err := r.st.SetFailingSince(ctx, e.ID, t); err != nil {
 		r.log.Warn("recording webhook endpoint health failed", slog.String("endpoint", e.ID), slog.Any("error", err))
 		return
 	}
@@ -149,11 +142,7 @@ func (r *Registry) setFailingSince(ctx context.Context, e *Endpoint, t *time.Tim
 // disable turns the endpoint off and announces it with a webhook.disabled
 // event — once: only the writer that flipped enabled does.
 func (r *Registry) disable(ctx context.Context, e *Endpoint, reason string, now time.Time) {
-	res, err := r.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: e.ID}, {Key: "enabled", Value: true}},
-		bson.D{{Key: "$set", Value: bson.D{
-			{Key: "enabled", Value: false}, {Key: "disabledReason", Value: reason},
-			{Key: "disabledAt", Value: now}, {Key: "updatedAt", Value: now},
-		}}})
+	flipped, err := r.st.Disable(ctx, e.ID, reason, now)
 	if err != nil {
 		r.log.Warn("disabling a webhook endpoint failed", slog.String("endpoint", e.ID), slog.Any("error", err))
 		return
@@ -161,7 +150,7 @@ func (r *Registry) disable(ctx context.Context, e *Endpoint, reason string, now 
 	c := *e
 	c.Enabled, c.DisabledReason, c.DisabledAt, c.UpdatedAt = false, reason, &now, now
 	r.remember(&c)
-	if res.ModifiedCount == 0 {
+	if !flipped {
 		return // already disabled, by another daemon or attempt
 	}
 	r.log.Warn("webhook endpoint disabled", slog.String("endpoint", e.ID), slog.String("url", e.URL), slog.String("reason", reason))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/outbox"
+	"github.com/wildcathub/wildcat/core/store/storetest"
 	"github.com/wildcathub/wildcat/core/webhooks"
 	sw "github.com/wildcathub/wildcat/sdk/webhooks"
 )
@@ -198,7 +199,11 @@ func disabledAnnounced(rc *receiver, id string) error {
 // An endpoint failing every attempt for disable_after is disabled (and
 // announced); one that succeeded in between is not.
 func TestDisableAfterFailingForTheWindow(t *testing.T) {
-	h := newHarness(t, harnessOpts{mutate: func(o *webhooks.Options) { o.DisableAfter = 120 * time.Hour }})
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) { testDisableAfterFailingForTheWindow(t, e) })
+}
+
+func testDisableAfterFailingForTheWindow(t *testing.T, e storetest.Engine) {
+	h := newHarness(t, harnessOpts{engine: e, mutate: func(o *webhooks.Options) { o.DisableAfter = 120 * time.Hour }})
 	watcher := newReceiver(t, status(200))
 	h.create(watcher.URL, func(in *webhooks.Input) { in.Events = &[]string{"webhook.*"} })
 	down := newReceiver(t, status(500))
@@ -292,7 +297,11 @@ func TestEndpointsAreIsolated(t *testing.T) {
 // URLs reaching the daemon's own network are refused at registration, and
 // again at delivery time.
 func TestSSRFRefused(t *testing.T) {
-	h := newHarness(t, harnessOpts{mutate: func(o *webhooks.Options) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) { testSSRFRefused(t, e) })
+}
+
+func testSSRFRefused(t *testing.T, e storetest.Engine) {
+	h := newHarness(t, harnessOpts{engine: e, mutate: func(o *webhooks.Options) {
 		o.AllowPrivate = false
 		o.Resolver = fakeResolver{"internal.example": "10.1.2.3", "hooks.example": "93.184.216.34"}
 	}})
@@ -314,7 +323,7 @@ func TestSSRFRefused(t *testing.T) {
 	// no longer are: the dial-time guard refuses it.
 	// (Another daemon on the same database registers it; Refresh is how
 	// a daemon picks up endpoints created elsewhere.)
-	other := webhooks.New(webhooks.Options{DB: h.db, AllowPrivate: true})
+	other := webhooks.New(webhooks.Options{Store: h.store, AllowPrivate: true})
 	rc := newReceiver(t, status(200))
 	ep, err := other.Create(context.Background(), webhooks.Input{URL: ptr(rc.URL)})
 	if err != nil {
@@ -435,7 +444,11 @@ func TestRateLimitHoldsDeliveriesBack(t *testing.T) {
 // across starts; a declared secret and enabled: false are applied; an
 // endpoint deleted by another daemon leaves this one's dispatcher.
 func TestDeclaredEndpointsAndRefresh(t *testing.T) {
-	h := newHarness(t, harnessOpts{})
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) { testDeclaredEndpointsAndRefresh(t, e) })
+}
+
+func testDeclaredEndpointsAndRefresh(t *testing.T, e storetest.Engine) {
+	h := newHarness(t, harnessOpts{engine: e})
 	ctx := context.Background()
 	decl := []webhooks.Declared{{ID: "crm", URL: "https://crm.example.com/h", Events: []string{"message.received"}}}
 	if err := h.reg.Upsert(ctx, decl); err != nil {
@@ -476,7 +489,7 @@ func TestDeclaredEndpointsAndRefresh(t *testing.T) {
 	if !contains(h.reg.Targets(message("acme", "x")), ep.Target()) {
 		t.Fatal("new endpoint not in the fan-out")
 	}
-	other := webhooks.New(webhooks.Options{DB: h.db})
+	other := webhooks.New(webhooks.Options{Store: h.store})
 	if err := other.Delete(ctx, ep.ID); err != nil {
 		t.Fatal(err)
 	}

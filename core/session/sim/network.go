@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow/types"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/wildcathub/wildcat/core/session"
 )
@@ -39,9 +38,9 @@ const Name = "sim"
 // negative PairDelay or ReadDelay means "never" (tests then call Scan, or
 // expect no read receipts).
 type Options struct {
-	// DB holds each paired account's sim auth state in auth_{accountId},
-	// so a paired account reconnects after a restart without pairing.
-	DB     *mongo.Database
+	// Auth holds each paired account's sim auth state, so a paired
+	// account reconnects after a restart without pairing.
+	Auth   AuthStore
 	Logger *slog.Logger
 
 	// QRInterval is how long each QR code is shown before the next [20s].
@@ -119,8 +118,8 @@ func (n *Network) Name() string { return Name }
 // Open implements session.Driver: the session joins the network, so
 // messages to its JID queue for it even before it connects.
 func (n *Network) Open(ctx context.Context, acct session.Account, sink session.Sink) (session.Session, error) {
-	if n.opts.DB == nil {
-		return nil, errors.New("sim network has no database for auth state")
+	if n.opts.Auth == nil {
+		return nil, errors.New("sim network has no store for auth state")
 	}
 	s := newSession(n, acct, sink)
 	n.mu.Lock()
@@ -249,4 +248,13 @@ func LID(accountID string) types.JID {
 func idNumber(accountID, salt string) uint64 {
 	sum := sha256.Sum256([]byte(salt + ":" + accountID))
 	return binary.BigEndian.Uint64(sum[:8])
+}
+
+// ForgetAuth deletes an account's sim auth state (the account is being
+// deleted); its next session must pair again.
+func (n *Network) ForgetAuth(ctx context.Context, accountID string) error {
+	if n.opts.Auth == nil {
+		return nil
+	}
+	return n.opts.Auth.Delete(ctx, accountID)
 }

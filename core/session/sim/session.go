@@ -14,14 +14,10 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow/types"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/whatsapp"
-	"github.com/wildcathub/wildcat/core/store"
 )
 
 type state int
@@ -84,29 +80,12 @@ func (s *Session) normalizer(src event.Source) *whatsapp.Normalizer {
 	return &whatsapp.Normalizer{AccountID: s.acct.ID, Source: src}
 }
 
-// auth is the sim's auth state: proof that the account was paired.
-type auth struct {
-	ID       string    `bson:"_id"`
-	JID      string    `bson:"jid"`
-	LID      string    `bson:"lid"`
-	PairedAt time.Time `bson:"pairedAt"`
-}
-
-const authDocID = "sim"
-
-func (s *Session) authColl() *mongo.Collection {
-	return s.n.opts.DB.Collection(store.AuthCollection(s.acct.ID))
-}
-
 func (s *Session) paired(ctx context.Context) (bool, error) {
-	err := s.authColl().FindOne(ctx, bson.D{{Key: "_id", Value: authDocID}}).Err()
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return false, nil
-	}
+	a, err := s.n.opts.Auth.Load(ctx, s.acct.ID)
 	if err != nil {
 		return false, fmt.Errorf("read sim auth state: %w", err)
 	}
-	return true, nil
+	return a != nil, nil
 }
 
 // Connect implements session.Session: a paired account comes online at
@@ -250,9 +229,8 @@ func (s *Session) tryCompletePairing(run context.Context) error {
 	if run.Err() != nil || s.getState() != statePairing {
 		return nil
 	}
-	a := auth{ID: authDocID, JID: s.jid.String(), LID: s.lid.String(), PairedAt: time.Now().UTC()}
-	_, err := s.authColl().ReplaceOne(run, bson.D{{Key: "_id", Value: authDocID}}, a, options.Replace().SetUpsert(true))
-	if err != nil {
+	a := Auth{JID: s.jid.String(), LID: s.lid.String(), PairedAt: time.Now().UTC()}
+	if err := s.n.opts.Auth.Save(run, s.acct.ID, a); err != nil {
 		return fmt.Errorf("store sim auth state: %w", err)
 	}
 	return s.goOnline(run, run)
@@ -364,7 +342,7 @@ func (s *Session) Logout(ctx context.Context) error {
 	}
 	s.endRun()
 	s.setState(stateIdle)
-	if _, err := s.authColl().DeleteOne(ctx, bson.D{{Key: "_id", Value: authDocID}}); err != nil {
+	if err := s.n.opts.Auth.Delete(ctx, s.acct.ID); err != nil {
 		return fmt.Errorf("delete sim auth state: %w", err)
 	}
 	ev, err := event.NewAccountEvent(event.KindAccountLoggedOut, s.acct.ID, time.Now(), event.AccountState{

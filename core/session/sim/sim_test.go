@@ -31,10 +31,32 @@ type world struct {
 	evs []*event.Event
 }
 
-func newWorld(t *testing.T, opts sim.Options) *world {
+// stores are one engine's sim auth state and accounts, shared by the
+// daemons (worlds) a test starts one after the other.
+type stores struct {
+	auth     sim.AuthStore
+	accounts session.AccountStore
+}
+
+func newStores(t *testing.T, e storetest.Engine) stores {
+	t.Helper()
+	if e == storetest.SQLite {
+		db := storetest.NewSQLite(t, sim.SQLiteSchema, session.SQLiteSchema)
+		return stores{auth: sim.NewSQLiteAuth(db), accounts: session.NewSQLiteAccounts(db)}
+	}
 	db := storetest.NewDatabase(t)
+	return stores{auth: sim.NewMongoAuth(db), accounts: session.NewMongoAccounts(db)}
+}
+
+// newWorld runs a network on the embedded engine.
+func newWorld(t *testing.T, opts sim.Options) *world {
+	return newWorldOn(t, newStores(t, storetest.SQLite), opts)
+}
+
+func newWorldOn(t *testing.T, st stores, opts sim.Options) *world {
+	db := storetest.NewDatabase(t) // messages: another package's store
 	w := &world{t: t}
-	opts.DB = db
+	opts.Auth = st.auth
 	if opts.QRInterval == 0 {
 		opts.QRInterval = 50 * time.Millisecond
 	}
@@ -45,7 +67,7 @@ func newWorld(t *testing.T, opts sim.Options) *world {
 	}
 	w.net = sim.New(opts)
 	w.msgs = messages.New(db, nil)
-	w.mgr = session.NewManager(session.ManagerOptions{DB: db, Messages: w.msgs, OnEvent: func(_ context.Context, ev *event.Event) error {
+	w.mgr = session.NewManager(session.ManagerOptions{Accounts: st.accounts, Messages: w.msgs, OnEvent: func(_ context.Context, ev *event.Event) error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		w.evs = append(w.evs, ev)

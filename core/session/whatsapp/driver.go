@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow/store"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/wildcathub/wildcat/core/session"
 )
@@ -47,9 +46,10 @@ type HTTPClients struct {
 type Driver struct {
 	// Devices opens an account's auth state.
 	Devices func(accountID string) DeviceStore
-	// DB holds driver bookkeeping shared across daemons (media retry
-	// answers from the phone).
-	DB *mongo.Database
+	// MediaRetries holds the phone's answers to media retry requests,
+	// shared across daemons; nil keeps none (expired media cannot be
+	// fetched again).
+	MediaRetries MediaRetryStore
 	// Logger for the driver; whatsmeow's own log lines go through it too.
 	Logger *slog.Logger
 	// HTTP overrides whatsmeow's HTTP clients; nil fields keep defaults.

@@ -111,7 +111,7 @@ func newRigOn(t *testing.T, e storetest.Engine) *rig {
 		srv: srv,
 		db:  db,
 		driver: &whatsapp.Driver{
-			DB:           db,
+			MediaRetries: whatsapp.NewMongoMediaRetries(db),
 			Logger:       slog.New(slog.DiscardHandler),
 			HTTP:         whatsapp.HTTPClients{PreLogin: hc, Websocket: hc, Media: hc},
 			ReconnectMin: 20 * time.Millisecond,

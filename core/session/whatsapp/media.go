@@ -7,35 +7,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"time"
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/proto/waMmsRetry"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/session"
 )
-
-// mediaRetries holds the phone's answers to media retry requests: the new
-// direct path arrives as an encrypted notification that only the message's
-// media key opens, possibly on another daemon than the one that asked.
-const mediaRetries = "wa_media_retries"
-
-// mediaRetryDoc is one stored answer, keyed {accountId}:{messageId}.
-type mediaRetryDoc struct {
-	ID         string    `bson:"_id"`
-	Ciphertext []byte    `bson:"ciphertext,omitempty"`
-	IV         []byte    `bson:"iv,omitempty"`
-	ErrorCode  int       `bson:"errorCode,omitempty"`
-	At         time.Time `bson:"at"`
-}
 
 // downloadable finds the media part of a message, wrappers removed.
 func downloadable(m *waE2E.Message) whatsmeow.DownloadableMessage {
@@ -125,15 +107,14 @@ func (s *Session) requestReupload(ctx context.Context, cli *whatsmeow.Client, ms
 
 // onMediaRetry stores the phone's answer for the next download attempt.
 func (s *Session) onMediaRetry(ctx context.Context, evt *events.MediaRetry) {
-	if s.d.DB == nil {
+	if s.d.MediaRetries == nil {
 		return
 	}
-	doc := mediaRetryDoc{ID: s.acct.ID + ":" + evt.MessageID, Ciphertext: evt.Ciphertext, IV: evt.IV, At: evt.Timestamp}
+	r := MediaRetry{Ciphertext: evt.Ciphertext, IV: evt.IV, At: evt.Timestamp}
 	if evt.Error != nil {
-		doc.ErrorCode = evt.Error.Code
+		r.ErrorCode = evt.Error.Code
 	}
-	_, err := s.d.DB.Collection(mediaRetries).ReplaceOne(ctx, bson.M{"_id": doc.ID}, doc, options.Replace().SetUpsert(true))
-	if err != nil {
+	if err := s.d.MediaRetries.Put(ctx, s.acct.ID, evt.MessageID, r); err != nil {
 		s.log.Error("store media retry answer", slog.String("message_id", evt.MessageID), slog.Any("error", err))
 	}
 }
@@ -142,15 +123,15 @@ func (s *Session) onMediaRetry(ctx context.Context, evt *events.MediaRetry) {
 // gone is true when the phone answered that it does not have the media (so
 // asking again is pointless).
 func (s *Session) retriedPath(ctx context.Context, messageID string, mediaKey []byte) (path string, gone bool) {
-	if s.d.DB == nil {
+	if s.d.MediaRetries == nil {
 		return "", false
 	}
-	var doc mediaRetryDoc
-	err := s.d.DB.Collection(mediaRetries).FindOne(ctx, bson.M{"_id": s.acct.ID + ":" + messageID}).Decode(&doc)
+	doc, err := s.d.MediaRetries.Get(ctx, s.acct.ID, messageID)
 	if err != nil {
-		if !errors.Is(err, mongo.ErrNoDocuments) {
-			s.log.Warn("read media retry answer", slog.String("message_id", messageID), slog.Any("error", err))
-		}
+		s.log.Warn("read media retry answer", slog.String("message_id", messageID), slog.Any("error", err))
+		return "", false
+	}
+	if doc == nil {
 		return "", false
 	}
 	evt := &events.MediaRetry{Ciphertext: doc.Ciphertext, IV: doc.IV, MessageID: messageID}

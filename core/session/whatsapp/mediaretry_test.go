@@ -8,12 +8,11 @@ import (
 	"io"
 	"testing"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/session"
+	"github.com/wildcathub/wildcat/core/session/whatsapp"
+	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
 // TestExpiredMediaIsReuploadedByThePhone: media the CDN no longer has
@@ -25,7 +24,12 @@ import (
 // SendMediaRetryReceipt's encryption, the notification's parsing and
 // DecryptMediaRetryNotification.
 func TestExpiredMediaIsReuploadedByThePhone(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) { testExpiredMediaIsReuploadedByThePhone(t, e) })
+}
+
+func testExpiredMediaIsReuploadedByThePhone(t *testing.T, e storetest.Engine) {
 	r := newRig(t)
+	r.useMediaRetries(t, e)
 	s, acct := r.pair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -62,7 +66,7 @@ func TestExpiredMediaIsReuploadedByThePhone(t *testing.T) {
 	}
 
 	// The phone's answer is stored for the next download.
-	waitRetryAnswer(ctx, t, r.db, id)
+	waitRetryAnswer(ctx, t, r.driver.MediaRetries, id)
 
 	rc, err := s.DownloadMedia(ctx, ev.Message)
 	if err != nil {
@@ -85,7 +89,12 @@ func TestExpiredMediaIsReuploadedByThePhone(t *testing.T) {
 // that it no longer has the file either, the next download reports
 // ErrMediaGone — a permanent answer — instead of asking the phone forever.
 func TestMediaLostOnThePhoneIsGone(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) { testMediaLostOnThePhoneIsGone(t, e) })
+}
+
+func testMediaLostOnThePhoneIsGone(t *testing.T, e storetest.Engine) {
 	r := newRig(t)
+	r.useMediaRetries(t, e)
 	s, acct := r.pair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -101,7 +110,7 @@ func TestMediaLostOnThePhoneIsGone(t *testing.T) {
 	if _, err := s.DownloadMedia(ctx, ev.Message); !errors.Is(err, session.ErrMediaRetryRequested) {
 		t.Fatalf("first download of expired media: %v, want ErrMediaRetryRequested", err)
 	}
-	waitRetryAnswer(ctx, t, r.db, id)
+	waitRetryAnswer(ctx, t, r.driver.MediaRetries, id)
 	if _, err := s.DownloadMedia(ctx, ev.Message); !errors.Is(err, session.ErrMediaGone) {
 		t.Fatalf("download after the phone's 'not available': %v, want ErrMediaGone", err)
 	}
@@ -110,16 +119,23 @@ func TestMediaLostOnThePhoneIsGone(t *testing.T) {
 	}
 }
 
+// useMediaRetries keeps the driver's media retry answers on the engine.
+func (r *rig) useMediaRetries(t *testing.T, e storetest.Engine) {
+	if e == storetest.SQLite {
+		r.driver.MediaRetries = whatsapp.NewSQLiteMediaRetries(storetest.NewSQLite(t, whatsapp.SQLiteSchema))
+	}
+}
+
 // waitRetryAnswer waits until the driver has stored the phone's answer to
 // the media retry request for the message id.
-func waitRetryAnswer(ctx context.Context, t *testing.T, db *mongo.Database, id string) {
+func waitRetryAnswer(ctx context.Context, t *testing.T, s whatsapp.MediaRetryStore, id string) {
 	t.Helper()
 	poll.Until(t, wait, func() error {
-		n, err := db.Collection("wa_media_retries").CountDocuments(ctx, bson.M{"_id": "wa1:" + id})
+		r, err := s.Get(ctx, "wa1", id)
 		if err != nil {
 			return err
 		}
-		if n != 1 {
+		if r == nil {
 			return fmt.Errorf("no stored answer for %s yet", id)
 		}
 		return nil
