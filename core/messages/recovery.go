@@ -99,6 +99,20 @@ func parsePosition(p string) (time.Time, string, error) {
 	return t, id, nil
 }
 
+// Recoverable reports whether ev is stored as a message document of its own,
+// which carries pipelineDone: such an event, once stored, is found again by
+// Unprocessed until the pipeline marks it done, so it may be stored now and
+// run through the pipeline after the next start. Receipts, presence and
+// account events have no such document.
+func Recoverable(ev *event.Event) bool {
+	switch ev.Kind {
+	case event.KindMessageReceived, event.KindMessageSent, event.KindMessageReaction,
+		event.KindMessageEdited, event.KindMessageRevoked:
+		return ev.Message != nil
+	}
+	return false
+}
+
 // PipelinePending reports whether the message document with _id id is
 // stored and not yet finished by the pipeline (pipelineDone false). A
 // missing document or one without the field reports false.
