@@ -249,6 +249,7 @@ func (p *Plugin) launch(ctx context.Context) (*instance, error) {
 	}
 	cmd := exec.Command(path, p.cfg.Args...)
 	cmd.Env = []string{sdk.LogLevelEnv + "=" + p.m.logLevel}
+	dieWithHost(cmd)
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.VersionedPlugins(nil),
