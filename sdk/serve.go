@@ -3,6 +3,7 @@ package sdk
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -25,7 +26,7 @@ func Serve(p any) {
 		fmt.Fprintf(os.Stderr, "sdk.Serve: %T implements neither sdk.Handler nor sdk.Sink; it has nothing to serve\n", p)
 		os.Exit(1)
 	}
-	go exitWithHost(os.Getppid(), hostCheckInterval, func() {
+	go exitWithHost(hostPID(), hostCheckInterval, func() {
 		rootLogger().Warn("wildcatd, which started this plugin, is gone; exiting")
 		os.Exit(1)
 	})
@@ -40,6 +41,15 @@ func Serve(p any) {
 // hostCheckInterval is how often Serve checks that its host still runs.
 const hostCheckInterval = 500 * time.Millisecond
 
+// hostPID is the process the plugin serves: the daemon's pid from
+// HostPIDEnv, or (started by an older daemon) its parent at start.
+func hostPID() int {
+	if pid, err := strconv.Atoi(os.Getenv(HostPIDEnv)); err == nil && pid > 0 {
+		return pid
+	}
+	return os.Getppid()
+}
+
 // exitWithHost calls gone once the process's parent is no longer ppid: the
 // host died — even by SIGKILL, when it could not stop its plugins — and the
 // plugin was handed to init or a subreaper. A plugin has nobody to serve
@@ -48,11 +58,12 @@ const hostCheckInterval = 500 * time.Millisecond
 func exitWithHost(ppid int, every time.Duration, gone func()) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	for range t.C {
+	for {
 		if os.Getppid() != ppid {
 			gone()
 			return
 		}
+		<-t.C
 	}
 }
 

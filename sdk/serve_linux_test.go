@@ -37,8 +37,9 @@ func TestServeExitsWhenItsHostDies(t *testing.T) {
 		t.Fatalf("build echo: %v\n%s", err, out)
 	}
 	// The "host" is a shell that starts the plugin, prints its pid and
-	// waits: killing it orphans the plugin as a killed wildcatd would.
-	host := exec.Command("sh", "-c", `"$0" >/dev/null 2>&1 & echo $!; wait`, bin)
+	// waits: killing it orphans the plugin as a killed wildcatd would. It
+	// names itself the host, as the daemon does.
+	host := exec.Command("sh", "-c", sdk.HostPIDEnv+`=$$ "$0" >/dev/null 2>&1 & echo $!; wait`, bin)
 	host.Env = append(os.Environ(), sdk.MagicCookieKey+"="+sdk.MagicCookieValue)
 	out, err := host.StdoutPipe()
 	if err != nil {
@@ -71,7 +72,8 @@ func TestServeExitsWhenItsHostDies(t *testing.T) {
 	_ = host.Wait()
 	poll.Until(t, 10*time.Second, func() error {
 		if alive(pid) {
-			return fmt.Errorf("plugin %d still running after its host was killed", pid)
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			return fmt.Errorf("plugin %d still running after its host was killed: %s", pid, b)
 		}
 		return nil
 	})

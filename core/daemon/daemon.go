@@ -263,10 +263,13 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		Logger:      logging.Component(opts.Logger, "pipeline"),
 		Metrics:     d.pipelineMetrics,
 		Observe:     d.hub.Publish,
-		// Events recovered before their account's session opened run once
-		// it has connected (or has had sessionStartWait to do so).
-		AwaitAccount: func(ctx context.Context, accountID string) {
-			d.sessions.AwaitStarted(ctx, accountID, sessionStartWait)
+		// Message events recovered before their account's session opened
+		// run once it has connected (or has had sessionStartWait to do so);
+		// account events (a pairing session's QR codes) never wait.
+		AwaitAccount: func(ctx context.Context, ev *event.Event) {
+			if messages.Recoverable(ev) {
+				d.sessions.AwaitStarted(ctx, ev.AccountID, sessionStartWait)
+			}
 		},
 	})
 	if err != nil {

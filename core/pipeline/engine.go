@@ -100,8 +100,8 @@ type Options struct {
 	// AwaitAccount, when set, runs before each event on the chat's worker
 	// and may wait (until ctx ends at the latest) for what the event's
 	// account needs: the daemon waits for a session that is still starting,
-	// so events recovered before it opened can send their replies.
-	AwaitAccount func(ctx context.Context, accountID string)
+	// so message events recovered before it opened can send their replies.
+	AwaitAccount func(ctx context.Context, ev *event.Event)
 	// Observe sees each event once it has been through every stage, with
 	// the tags and annotations the stages gave it (the live event stream).
 	// It runs on the chat's worker and must not block.
@@ -329,7 +329,7 @@ func (e *Engine) work() {
 
 		e.active.Add(1)
 		if e.opts.AwaitAccount != nil {
-			e.opts.AwaitAccount(e.ctx, ev.AccountID)
+			e.opts.AwaitAccount(e.ctx, ev)
 		}
 		e.process(e.ctx, ev)
 		e.active.Add(-1)
