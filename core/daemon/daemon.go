@@ -280,6 +280,14 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		Logger:      logging.Component(opts.Logger, "pipeline"),
 		Metrics:     d.pipelineMetrics,
 		Observe:     d.hub.Publish,
+		// Message events recovered before their account's session opened
+		// run once it has connected (or has had sessionStartWait to do so);
+		// account events (a pairing session's QR codes) never wait.
+		AwaitAccount: func(ctx context.Context, ev *event.Event) {
+			if messages.Recoverable(ev) {
+				d.sessions.AwaitStarted(ctx, ev.AccountID, sessionStartWait)
+			}
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("pipeline: %w", err)
@@ -351,8 +359,18 @@ func outboxSchedule(c config.Outbox) *outbox.Schedule {
 // the event. The event itself is already stored, unfinished: a redelivery
 // submits it again, and so does recovery (recover) at the account's next
 // session start.
+//
+// While the daemon stops, the pipeline takes no new events but the sessions
+// stay open for the drain's replies, whose message.sent events arrive here.
+// An event stored as a message document of its own is then accepted without
+// entering the pipeline: it stays unprocessed and recovery runs it after the
+// next start — so a reply sent during the drain succeeds instead of failing
+// its stage. Other events (receipts) are refused as before.
 func (d *Daemon) onEvent(ctx context.Context, ev *event.Event) error {
 	if err := d.engine.Submit(ctx, ev); err != nil {
+		if errors.Is(err, pipeline.ErrClosed) && messages.Recoverable(ev) {
+			return nil
+		}
 		return fmt.Errorf("pipeline intake: %w", err)
 	}
 	if d.opts.OnEvent != nil {
@@ -360,6 +378,10 @@ func (d *Daemon) onEvent(ctx context.Context, ev *event.Event) error {
 	}
 	return nil
 }
+
+// sessionStartWait bounds how long after an account's session began
+// starting the pipeline holds the account's events for it to connect.
+const sessionStartWait = 30 * time.Second
 
 // recover submits the account's stored events the pipeline had not
 // finished (the previous daemon died, or its drain ran out of time).
@@ -606,6 +628,13 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		d.log.Info("shutting down")
 		d.ready.Store(false)
 		var errs []error
+		// The reverse of the data flow. First intake: the API (sim inbound,
+		// sends) and the background jobs stop; then the pipeline stops
+		// taking events and drains while everything its stages need — the
+		// sessions for replies, the plugins, the outbox — is still open.
+		// What it cannot finish by the deadline stays stored, unprocessed,
+		// and recovery runs it after the next start; from then on the
+		// sessions' events are stored for recovery (onEvent).
 		if err := d.api.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
 		}
@@ -616,6 +645,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		case <-done:
 		case <-ctx.Done():
 			errs = append(errs, fmt.Errorf("background work still running: %w", ctx.Err()))
+		}
+		if err := d.engine.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drain pipeline: %w", err))
 		}
 		// Queued sends go out while the sessions are still open.
 		if err := d.sender.Close(ctx); err != nil {
@@ -629,12 +661,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		if err := d.sim.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("close sim network: %w", err))
 		}
-		// With intake stopped, the pipeline finishes what it queued (events
-		// it cannot finish in time stay stored, unprocessed); then the
-		// dispatcher hands back its in-flight jobs for the next start.
-		if err := d.engine.Close(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("drain pipeline: %w", err))
-		}
+		// The dispatcher hands back its in-flight jobs for the next start.
 		if d.dispatchCancel != nil {
 			d.dispatchCancel()
 			<-d.dispatchDone

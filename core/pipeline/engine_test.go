@@ -645,3 +645,105 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, stage string) fl
 	t.Fatalf("no %s{stage=%q}", name, stage)
 	return 0
 }
+
+// failingSender is fakes whose every send fails with err.
+type failingSender struct {
+	*fakes
+	err error
+}
+
+func (f failingSender) Send(context.Context, string, *session.SendRequest) error { return f.err }
+
+// A stage that fails because the daemon is stopping — the sessions a reply
+// needs are closed — leaves its event unprocessed for recovery, whatever
+// onError says: no done mark, no dead letter, no later stage. Any other
+// failure follows onError.
+func TestStopCausedFailureLeavesEventUnprocessed(t *testing.T) {
+	stopping := fmt.Errorf("reply to x: account %q: %w", "acct", session.ErrClosed)
+	other := fmt.Errorf("reply to x: account %q has no running session: %w", "acct", session.ErrWrongState)
+	for _, tt := range []struct {
+		name          string
+		err           error
+		onError       OnError
+		wantProcessed bool
+		wantBuried    bool
+	}{
+		{"stopping, skip", stopping, OnErrorSkip, false, false},
+		{"stopping, deadletter", stopping, OnErrorDeadLetter, false, false},
+		{"stopping, retry", stopping, OnErrorRetry, false, false},
+		{"account down, skip", other, OnErrorSkip, true, false},
+		{"account down, deadletter", other, OnErrorDeadLetter, true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var later atomic.Int64
+			reg := testRegistry()
+			reg.RegisterBuiltin("later", func(st StageConfig) (InlineHandler, error) {
+				return HandlerFunc(func(ctx context.Context, ev *event.Event) ([]Action, error) {
+					later.Add(1)
+					return nil, nil
+				}), nil
+			})
+			f := newFakes()
+			opts := withFakes(f, Options{Registry: reg, RetryBackoff: time.Millisecond, Stages: []StageConfig{
+				{Name: "answer", Builtin: "reply", Config: map[string]any{"text": "pong"}, OnError: tt.onError},
+				{Name: "later", Builtin: "later"},
+			}})
+			opts.Sender = failingSender{f, tt.err}
+			e := newEngine(t, opts)
+			if err := e.Submit(context.Background(), chatEvent("acct", "c", 1)); err != nil {
+				t.Fatal(err)
+			}
+			// Close drains: the event has run when it returns.
+			if err := e.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			f.mu.Lock()
+			processed, buried := f.processed["acct:c:1"] > 0, f.buried["acct:c:1"] != ""
+			f.mu.Unlock()
+			if processed != tt.wantProcessed || buried != tt.wantBuried {
+				t.Errorf("processed %v, buried %v; want %v, %v", processed, buried, tt.wantProcessed, tt.wantBuried)
+			}
+			if wantLater := tt.onError == OnErrorSkip && tt.wantProcessed; (later.Load() == 1) != wantLater {
+				t.Errorf("later stage ran %d times", later.Load())
+			}
+		})
+	}
+}
+
+// Once Close has begun, Submit refuses at once even with the queue full:
+// a stage of the drain may itself submit (a reply's message.sent event) and
+// must not wait for a slot the drain holds.
+func TestSubmitRefusesAtOnceWhileClosing(t *testing.T) {
+	release := make(chan struct{})
+	reg := testRegistry()
+	reg.RegisterBuiltin("block", func(st StageConfig) (InlineHandler, error) {
+		return HandlerFunc(func(ctx context.Context, ev *event.Event) ([]Action, error) {
+			<-release
+			return nil, nil
+		}), nil
+	})
+	f := newFakes()
+	e := newEngine(t, withFakes(f, Options{Registry: reg, Workers: 1, QueueSize: 1, Stages: []StageConfig{
+		{Name: "block", Builtin: "block", Timeout: time.Minute},
+	}}))
+	if err := e.Submit(context.Background(), chatEvent("acct", "c", 1)); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- e.Close(context.Background()) }()
+	poll.Until(t, 10*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		if err := e.Submit(ctx, chatEvent("acct", "c", 2)); !errors.Is(err, ErrClosed) {
+			return fmt.Errorf("Submit while closing with a full queue: %v, want ErrClosed", err)
+		}
+		return nil
+	})
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if n := f.processedCount(); n != 1 {
+		t.Fatalf("%d events processed, want 1", n)
+	}
+}

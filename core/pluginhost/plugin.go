@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -248,7 +249,8 @@ func (p *Plugin) launch(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("plugin %q: plugins.%s.path: %w", p.name, p.name, err)
 	}
 	cmd := exec.Command(path, p.cfg.Args...)
-	cmd.Env = []string{sdk.LogLevelEnv + "=" + p.m.logLevel}
+	cmd.Env = []string{sdk.LogLevelEnv + "=" + p.m.logLevel, sdk.HostPIDEnv + "=" + strconv.Itoa(os.Getpid())}
+	dieWithHost(cmd)
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.VersionedPlugins(nil),
