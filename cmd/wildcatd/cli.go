@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/wildcathub/wildcat/core/api"
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/logging"
@@ -45,6 +47,7 @@ Usage:
           --event EVENT.json      (a webhook's body or the bare event; no side effects)
   wildcatd rules test --all       run every scripts/**/*.test.json case
           [--dir scripts]
+  wildcatd openapi                print the REST API's OpenAPI 3.1 document (JSON)
   wildcatd version                print the version
   wildcatd help [command]         show help
 
@@ -83,6 +86,19 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return c.accounts(args)
 	case "rules":
 		return c.rules(args)
+	case "openapi":
+		if len(args) > 0 {
+			return c.usageError("openapi: takes no arguments")
+		}
+		// The document GET /v1/openapi.json serves, without a daemon:
+		// for linters and client generators.
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(api.Document()); err != nil {
+			fmt.Fprintf(stderr, "wildcatd: openapi: %v\n", err)
+			return exitFailure
+		}
+		return exitOK
 	case "version", "--version":
 		fmt.Fprintf(stdout, "wildcatd %s (%s %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK

@@ -22,6 +22,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/wildcathub/wildcat/core/api"
 	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
@@ -97,6 +98,30 @@ func TestVersion(t *testing.T) {
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "wildcatd ") || !strings.Contains(r.stdout, runtime.Version()) {
 		t.Fatalf("version: %+v", r)
 	}
+}
+
+// TestOpenAPICommand: wildcatd openapi prints the document the API serves,
+// which CI lints (.ci/run).
+func TestOpenAPICommand(t *testing.T) {
+	r := wildcatd(t, nil, "openapi")
+	var doc struct {
+		OpenAPI string         `json:"openapi"`
+		Paths   map[string]any `json:"paths"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &doc) != nil || doc.OpenAPI != "3.1.0" || len(doc.Paths) != len(pathsOf(api.Operations())) {
+		t.Fatalf("openapi: exit %d, stderr %q, document %.200s", r.code, r.stderr, r.stdout)
+	}
+	if r := wildcatd(t, nil, "openapi", "extra"); r.code != 2 {
+		t.Errorf("openapi extra: exit %d, want 2", r.code)
+	}
+}
+
+func pathsOf(ops []api.Operation) map[string]bool {
+	out := map[string]bool{}
+	for _, o := range ops {
+		out[o.Path] = true
+	}
+	return out
 }
 
 func TestUsageErrors(t *testing.T) {

@@ -138,6 +138,7 @@ func (c *client) do(method, path, contentType string, body string, header ...str
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	checkAgainstSpec(c.t, req, resp.StatusCode, resp.Header, b)
 	return reply{resp.StatusCode, resp.Header, b}
 }
 
