@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/wildcathub/wildcat/core/logging"
+	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
 )
 
@@ -15,7 +16,9 @@ const DatabaseFile = "wildcat.db"
 // sqliteSchemas are the tables of every package that keeps state on the
 // embedded engine; each package owns its migrations.
 func sqliteSchemas() []sqlite.Schema {
-	return []sqlite.Schema{}
+	return []sqlite.Schema{
+		outbox.SQLiteSchema,
+	}
 }
 
 // openSQLite opens the embedded engine's database when no MongoDB URI is
