@@ -19,25 +19,29 @@ type mongoBackend struct {
 	mem *memQueue
 }
 
-// mongoIndexes are the indexes of the queries below, created at open. One
-// per command: FerretDB v1.24 panics on several at once.
-var mongoIndexes = []mongo.IndexModel{
-	// Claim: {target, state, runAt ≤} and {target, state: processing,
-	// leaseUntil ≤}, both sorted by runAt.
-	{Keys: bson.D{{Key: "target", Value: 1}, {Key: "state", Value: 1}, {Key: "runAt", Value: 1}}, Options: options.Index().SetName("target_state_run_at")},
+// mongoIndexes are the indexes of the queries below, by name, created at
+// open.
+var mongoIndexes = []struct {
+	name string
+	keys bson.D
+}{
+	// Claim: {target, state: pending, runAt ≤} and {target, state:
+	// processing, leaseUntil ≤}, both sorted by runAt.
+	{"target_state_run_at", bson.D{{Key: "target", Value: 1}, {Key: "state", Value: 1}, {Key: "runAt", Value: 1}}},
 	// List, newest first, unfiltered or by one of its filters; the state
 	// one also serves the oldest pending job, Replay and Purge.
-	{Keys: bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("created_at_id")},
-	{Keys: bson.D{{Key: "state", Value: 1}, {Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("state_created_at_id")},
-	{Keys: bson.D{{Key: "target", Value: 1}, {Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("target_created_at_id")},
-	{Keys: bson.D{{Key: "accountId", Value: 1}, {Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("account_id_created_at_id")},
-	{Keys: bson.D{{Key: "eventId", Value: 1}}, Options: options.Index().SetName("event_id")},
+	{"created_at_id", bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}},
+	{"state_created_at_id", bson.D{{Key: "state", Value: 1}, {Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}},
+	{"target_created_at_id", bson.D{{Key: "target", Value: 1}, {Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}},
+	{"account_id_created_at_id", bson.D{{Key: "accountId", Value: 1}, {Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}},
+	{"event_id", bson.D{{Key: "eventId", Value: 1}}},
 }
 
 func openMongo(ctx context.Context, c *mongo.Collection, exclusive bool) (*mongoBackend, error) {
+	// One index per command: FerretDB v1.24 panics on several at once.
 	for _, ix := range mongoIndexes {
-		if _, err := c.Indexes().CreateOne(ctx, ix); err != nil {
-			return nil, fmt.Errorf("create outbox index: %w", err)
+		if _, err := c.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetName(ix.name)}); err != nil {
+			return nil, fmt.Errorf("create outbox index %s: %w", ix.name, err)
 		}
 	}
 	b := &mongoBackend{c: c}

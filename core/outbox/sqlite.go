@@ -155,18 +155,20 @@ func insertJobs(tx *sql.Tx, jobs []encoded) error {
 	return nil
 }
 
-// Claim is one statement: the subquery walks outbox_jobs_due for the
-// target's earliest due jobs and the UPDATE takes them and returns them.
+// claimSQL is a whole claim: the subquery walks outbox_jobs_due for the
+// target's earliest due jobs, the UPDATE takes them and returns them.
+// Parameters: owner, claim id, lease end, now, target, how many.
+const claimSQL = `UPDATE outbox_jobs SET
+		state = 'processing', owner = ?1, claim_id = ?2, lease_until = ?3, updated_at = ?4,
+		attempts = attempts + 1, first_attempt_at = min(coalesce(first_attempt_at, ?4), ?4)
+	WHERE id IN (
+		SELECT id FROM outbox_jobs WHERE target = ?5 AND due_at <= ?4 ORDER BY due_at LIMIT ?6)
+	RETURNING ` + jobColumns
+
 func (b *sqliteBackend) Claim(ctx context.Context, c ClaimRequest) ([]*Job, error) {
 	var jobs []*Job
 	err := b.db.Write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.Query(`UPDATE outbox_jobs SET
-				state = 'processing', owner = ?1, claim_id = ?2, lease_until = ?3, updated_at = ?4,
-				attempts = attempts + 1, first_attempt_at = min(coalesce(first_attempt_at, ?4), ?4)
-			WHERE id IN (
-				SELECT id FROM outbox_jobs WHERE target = ?5 AND due_at <= ?4 ORDER BY due_at LIMIT ?6)
-			RETURNING `+jobColumns,
-			c.Owner, c.ClaimID, ms(c.LeaseUntil), ms(c.Now), c.Target, c.Max)
+		rows, err := tx.Query(claimSQL, c.Owner, c.ClaimID, ms(c.LeaseUntil), ms(c.Now), c.Target, c.Max)
 		if err != nil {
 			return err
 		}
@@ -292,6 +294,15 @@ func where(f Filter, extra ...string) (string, []any) {
 }
 
 func (b *sqliteBackend) List(ctx context.Context, f Filter, afterAt time.Time, afterID string, limit int) ([]*Job, error) {
+	q, args := listQuery(f, afterAt, afterID, limit)
+	rows, err := b.db.Reader().QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return collectJobs(rows)
+}
+
+func listQuery(f Filter, afterAt time.Time, afterID string, limit int) (string, []any) {
 	var extra []string
 	if afterID != "" {
 		extra = append(extra, "(created_at, id) < (?, ?)")
@@ -300,12 +311,7 @@ func (b *sqliteBackend) List(ctx context.Context, f Filter, afterAt time.Time, a
 	if afterID != "" {
 		args = append(args, ms(afterAt), afterID)
 	}
-	rows, err := b.db.Reader().QueryContext(ctx,
-		`SELECT `+jobColumns+` FROM outbox_jobs `+w+` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, limit)...)
-	if err != nil {
-		return nil, err
-	}
-	return collectJobs(rows)
+	return `SELECT ` + jobColumns + ` FROM outbox_jobs ` + w + ` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, limit)
 }
 
 // requeueSet is the SET clause of Requeue and RequeueMatching; its two
@@ -359,19 +365,22 @@ func (b *sqliteBackend) RequeueMatching(ctx context.Context, f Filter, now time.
 }
 
 // purgeChunk bounds the rows one purge transaction deletes, so a large
-// purge never holds the writer (and everyone's commits) for long.
-const purgeChunk = 1000
+// purge never holds the writer (and everyone's commits) for long. A
+// variable so that a test can make chunking visible with few rows.
+var purgeChunk = 1000
 
-// Purge matches created_at too — implied, as a job is updated after it is
+// purgeSQL deletes one chunk of done jobs last updated before ?1. It
+// matches created_at too — implied, as a job is updated after it is
 // created — so outbox_jobs_state_created bounds the scan.
+const purgeSQL = `DELETE FROM outbox_jobs WHERE rowid IN (
+	SELECT rowid FROM outbox_jobs WHERE state = 'done' AND created_at < ?1 AND updated_at < ?1 LIMIT ?2)`
+
 func (b *sqliteBackend) Purge(ctx context.Context, before time.Time) (int64, error) {
 	var total int64
 	for {
 		var n int64
 		err := b.db.Write(ctx, func(tx *sql.Tx) error {
-			res, err := tx.Exec(`DELETE FROM outbox_jobs WHERE rowid IN (
-				SELECT rowid FROM outbox_jobs WHERE state = 'done' AND created_at < ?1 AND updated_at < ?1 LIMIT ?2)`,
-				ms(before), purgeChunk)
+			res, err := tx.Exec(purgeSQL, ms(before), purgeChunk)
 			if err != nil {
 				return err
 			}
@@ -379,15 +388,20 @@ func (b *sqliteBackend) Purge(ctx context.Context, before time.Time) (int64, err
 			return err
 		})
 		total += n
-		if err != nil || n < purgeChunk {
+		if err != nil || n < int64(purgeChunk) {
 			return total, err
 		}
 	}
 }
 
+const (
+	statsSQL         = `SELECT state, target, count(*) FROM outbox_jobs GROUP BY state, target`
+	oldestPendingSQL = `SELECT min(created_at) FROM outbox_jobs WHERE state = 'pending'`
+)
+
 func (b *sqliteBackend) Stats(ctx context.Context) (*Stats, error) {
 	r := b.db.Reader()
-	rows, err := r.QueryContext(ctx, `SELECT state, target, count(*) FROM outbox_jobs GROUP BY state, target`)
+	rows, err := r.QueryContext(ctx, statsSQL)
 	if err != nil {
 		return nil, err
 	}
@@ -405,7 +419,7 @@ func (b *sqliteBackend) Stats(ctx context.Context) (*Stats, error) {
 		return nil, err
 	}
 	var oldest sql.NullInt64
-	if err := r.QueryRowContext(ctx, `SELECT min(created_at) FROM outbox_jobs WHERE state = 'pending'`).Scan(&oldest); err != nil {
+	if err := r.QueryRowContext(ctx, oldestPendingSQL).Scan(&oldest); err != nil {
 		return nil, err
 	}
 	if oldest.Valid {

@@ -35,7 +35,7 @@ CREATE INDEX outbox_jobs_created ON outbox_jobs (created_at, id);
 CREATE INDEX outbox_jobs_state_created ON outbox_jobs (state, created_at, id);
 CREATE INDEX outbox_jobs_target_created ON outbox_jobs (target, created_at, id);
 CREATE INDEX outbox_jobs_account_created ON outbox_jobs (account_id, created_at, id);
-CREATE INDEX outbox_jobs_event ON outbox_jobs (event_id);
+CREATE INDEX outbox_jobs_event ON outbox_jobs (event_id, created_at, id);
 
 -- Stats: depth per state and target, counted from this index alone.
 CREATE INDEX outbox_jobs_state_target ON outbox_jobs (state, target);
