@@ -74,7 +74,7 @@ func TestDispatcherDelivers(t *testing.T) {
 		if err := o.EnqueueBatch(context.Background(), items); err != nil {
 			t.Fatal(err)
 		}
-		poll.Until(t, 30*time.Second, func() error {
+		poll.Until(t, waitLimit, func() error {
 			if n := countState(t, o, "a", StateDone); n != 50 {
 				return fmt.Errorf("%d of 50 done", n)
 			}
@@ -140,7 +140,7 @@ func TestCrashedWorkerJobsAreRedelivered(t *testing.T) {
 		d2 := NewDispatcher(second, DispatcherOptions{PollInterval: 10 * time.Millisecond})
 		d2.Handle("a", rec, 4)
 		run(t, d2)
-		poll.Until(t, 30*time.Second, func() error {
+		poll.Until(t, waitLimit, func() error {
 			if got := countState(t, second, "a", StateDone); got != n {
 				return fmt.Errorf("%d of %d done after restart", got, n)
 			}
@@ -159,7 +159,7 @@ func TestCrashedWorkerJobsAreRedelivered(t *testing.T) {
 			// The old worker wakes up: its completions must not touch jobs
 			// the new daemon owns.
 			close(release)
-			poll.Until(t, 30*time.Second, func() error {
+			poll.Until(t, waitLimit, func() error {
 				if got := countState(t, second, "a", StateDone); got != n {
 					return fmt.Errorf("stale completions changed jobs: %d done", got)
 				}
@@ -200,7 +200,7 @@ func TestTargetsAreIsolated(t *testing.T) {
 		if err := o.EnqueueBatch(context.Background(), items); err != nil {
 			t.Fatal(err)
 		}
-		poll.Until(t, 30*time.Second, func() error {
+		poll.Until(t, waitLimit, func() error {
 			if ev, _ := fast.count(); ev != 30 {
 				return fmt.Errorf("fast target got %d of 30", ev)
 			}
@@ -243,7 +243,7 @@ func TestDispatcherRetriesOnSchedule(t *testing.T) {
 		id := JobID(testEvent(1).ID, "a")
 		waitAttempts := func(n int, state State) *Job {
 			var j *Job
-			poll.Until(t, 30*time.Second, func() error {
+			poll.Until(t, waitLimit, func() error {
 				j = mustGet(t, o, id)
 				if len(j.Log) != n || j.State != state {
 					return fmt.Errorf("log %d entries, state %s; want %d, %s", len(j.Log), j.State, n, state)

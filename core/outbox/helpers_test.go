@@ -134,3 +134,8 @@ func mustGet(t testing.TB, o *Outbox, id string) *Job {
 	}
 	return j
 }
+
+// waitLimit bounds a wait for the dispatcher. Generous: MongoDB's shared
+// mode on the in-process FerretDB scans the collection per claim, which
+// under -race on a loaded machine takes most of a second.
+const waitLimit = 2 * time.Minute
