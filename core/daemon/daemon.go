@@ -482,6 +482,9 @@ func (d *Daemon) startup(ctx context.Context) {
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := d.store.EnsureSchema(actx)
 		if err == nil {
+			err = d.outbox.EnsureIndexes(actx)
+		}
+		if err == nil {
 			// Webhook endpoints are known before any event can arrive.
 			err = d.webhooks.load(actx)
 		}

@@ -90,7 +90,11 @@ func mongoBackendFor(t testing.TB, exclusive bool) backend {
 	return backend{exclusive: exclusive, open: func(t testing.TB, opts Options) *Outbox {
 		t.Helper()
 		opts.Exclusive = exclusive
-		return open(t, db, opts)
+		o := open(t, db, opts)
+		if err := o.EnsureIndexes(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return o
 	}}
 }
 

@@ -19,8 +19,8 @@ type mongoBackend struct {
 	mem *memQueue
 }
 
-// mongoIndexes are the indexes of the queries below, by name, created at
-// open.
+// mongoIndexes are the indexes of the queries below, by name, created by
+// EnsureIndexes.
 var mongoIndexes = []struct {
 	name string
 	keys bson.D
@@ -37,13 +37,10 @@ var mongoIndexes = []struct {
 	{"event_id", bson.D{{Key: "eventId", Value: 1}}},
 }
 
+// openMongo needs the server only in exclusive mode (to load the
+// schedule): a daemon on a shared MongoDB builds its components before the
+// server is reachable, and creates the indexes (EnsureIndexes) once it is.
 func openMongo(ctx context.Context, c *mongo.Collection, exclusive bool) (*mongoBackend, error) {
-	// One index per command: FerretDB v1.24 panics on several at once.
-	for _, ix := range mongoIndexes {
-		if _, err := c.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetName(ix.name)}); err != nil {
-			return nil, fmt.Errorf("create outbox index %s: %w", ix.name, err)
-		}
-	}
 	b := &mongoBackend{c: c}
 	if exclusive {
 		b.mem = newMemQueue()
@@ -52,6 +49,16 @@ func openMongo(ctx context.Context, c *mongo.Collection, exclusive bool) (*mongo
 		}
 	}
 	return b, nil
+}
+
+func (b *mongoBackend) ensureIndexes(ctx context.Context) error {
+	// One index per command: FerretDB v1.24 panics on several at once.
+	for _, ix := range mongoIndexes {
+		if _, err := b.c.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetName(ix.name)}); err != nil {
+			return fmt.Errorf("create outbox index %s: %w", ix.name, err)
+		}
+	}
+	return nil
 }
 
 func filterQuery(f Filter) bson.D {

@@ -193,11 +193,11 @@ type Outbox struct {
 	wake   map[string][]chan struct{}
 }
 
-// Open returns an Outbox on MongoDB database db. It creates the indexes
-// the outbox's queries use; in exclusive mode it also loads the schedule of
-// every pending and processing job (one scan), and a job that was
-// processing when the previous process died becomes due when its lease
-// expires.
+// Open returns an Outbox on MongoDB database db; call EnsureIndexes once
+// the server is reachable. Shared mode does no I/O here. Exclusive mode
+// loads the schedule of every pending and processing job (one scan); a job
+// that was processing when the previous process died becomes due when its
+// lease expires.
 func Open(ctx context.Context, db *mongo.Database, opts Options) (*Outbox, error) {
 	if opts.Collection == "" {
 		opts.Collection = store.Outbox
@@ -259,6 +259,17 @@ func New(b Backend, opts Options) (*Outbox, error) {
 		log:      opts.Logger,
 		wake:     map[string][]chan struct{}{},
 	}, nil
+}
+
+// EnsureIndexes creates the indexes the outbox's queries use on MongoDB
+// (target_state_run_at for claims, one per List filter). It is idempotent,
+// so a daemon runs it at every start; on SQLite the migrations made them
+// and it does nothing.
+func (o *Outbox) EnsureIndexes(ctx context.Context) error {
+	if ix, ok := o.b.(interface{ ensureIndexes(context.Context) error }); ok {
+		return ix.ensureIndexes(ctx)
+	}
+	return nil
 }
 
 // Lease is the claim duration.

@@ -216,12 +216,17 @@ func explain(t *testing.T, db *sql.DB, q string, args []any) string {
 	return strings.Join(lines, "\n")
 }
 
-// Open creates the indexes of the MongoDB backend's queries, the claim's
-// included.
-func TestMongoOpenCreatesIndexes(t *testing.T) {
+// EnsureIndexes creates the indexes of the MongoDB backend's queries, the
+// claim's included; Open in shared mode needs no server.
+func TestMongoEnsureIndexes(t *testing.T) {
 	ctx := context.Background()
 	db := storetest.NewDatabase(t)
-	open(t, db, Options{})
+	o := open(t, db, Options{})
+	for range 2 { // idempotent
+		if err := o.EnsureIndexes(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cur, err := db.Collection("outbox").Indexes().List(ctx)
 	if err != nil {
 		t.Fatal(err)
