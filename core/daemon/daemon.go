@@ -193,20 +193,29 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	}
 	octx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// Exclusive: the embedded engine is ours alone, and only the in-memory
-	// schedule makes claiming fast on it (see the outbox package doc).
 	sched := opts.OutboxSchedule
 	if sched == nil {
 		sched = outboxSchedule(cfg.Outbox)
 	}
-	ob, err := outbox.Open(octx, st.DB(), outbox.Options{
-		Exclusive: st.Embedded(),
-		Schedule:  sched,
-		Lease:     cfg.Outbox.Lease,
+	obOpts := outbox.Options{
+		Schedule: sched,
+		Lease:    cfg.Outbox.Lease,
 		// The attempt log keeps the first 4 KiB of a response (webhooks).
 		ResponseLimit: 4096,
 		Logger:        logging.Component(opts.Logger, "outbox"),
-	})
+	}
+	var (
+		ob  *outbox.Outbox
+		err error
+	)
+	if d.sql != nil {
+		ob, err = outbox.OpenSQLite(d.sql, obOpts)
+	} else {
+		// Exclusive only on an embedded FerretDB, which is ours alone and
+		// cannot index the claim query (see the outbox package doc).
+		obOpts.Exclusive = st.Embedded()
+		ob, err = outbox.Open(octx, st.DB(), obOpts)
+	}
 	if err != nil {
 		return fmt.Errorf("open outbox: %w", err)
 	}
@@ -538,6 +547,9 @@ func (d *Daemon) startup(ctx context.Context) {
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := d.store.EnsureSchema(actx)
+		if err == nil {
+			err = d.outbox.EnsureIndexes(actx)
+		}
 		if err == nil {
 			// Webhook endpoints are known before any event can arrive.
 			err = d.webhooks.load(actx)

@@ -8,6 +8,7 @@ import (
 	"github.com/wildcathub/wildcat/core/logging"
 	"github.com/wildcathub/wildcat/core/media"
 	"github.com/wildcathub/wildcat/core/messages"
+	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/pluginhost"
 	"github.com/wildcathub/wildcat/core/rules"
 	"github.com/wildcathub/wildcat/core/session"
@@ -34,6 +35,7 @@ func sqliteSchemas() []sqlite.Schema {
 		rules.SQLiteSchema,
 		pluginhost.SQLiteSchema,
 		webhooks.SQLiteSchema,
+		outbox.SQLiteSchema,
 	}
 }
 
