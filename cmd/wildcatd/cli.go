@@ -7,13 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -21,7 +17,6 @@ import (
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/logging"
-	"github.com/wildcathub/wildcat/core/store"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -40,7 +35,6 @@ const usage = `wildcatd — the Wildcat WhatsApp integration hub
 Usage:
   wildcatd [run] [flags]          start the daemon (the default command)
   wildcatd config check [flags]   validate the configuration and exit
-  wildcatd store serve [flags]    run only the embedded MongoDB-compatible store
   wildcatd accounts pair ID       pair an account: show its QR code in the terminal
           [--api URL]             (talks to the running daemon, default http://127.0.0.1:8080)
   wildcatd rules test FILE        run a JavaScript rule on an event, print its actions
@@ -77,11 +71,6 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			return c.configCheck(args[1:])
 		}
 		return c.usageError("config: expected the subcommand check")
-	case "store":
-		if len(args) > 0 && args[0] == "serve" {
-			return c.storeServe(args[1:])
-		}
-		return c.usageError("store: expected the subcommand serve")
 	case "accounts":
 		return c.accounts(args)
 	case "rules":
@@ -123,9 +112,6 @@ func (c *cli) help(cmd string) int {
 	case "run", "config":
 		fs := c.configFlags(cmd)
 		fs.SetOutput(c.stdout)
-		fs.Usage()
-	case "store":
-		fs, _, _ := storeFlags(c.stdout)
 		fs.Usage()
 	case "accounts":
 		fs, _, _, _ := accountsFlags(c.stdout)
@@ -265,38 +251,5 @@ func (c *cli) runDaemon(args []string) int {
 		log.Error("stopped with an error", slog.Any("error", err))
 		return exitFailure
 	}
-	return exitOK
-}
-
-func storeFlags(out io.Writer) (*pflag.FlagSet, *string, *string) {
-	fs := pflag.NewFlagSet("wildcatd store serve", pflag.ContinueOnError)
-	fs.SetOutput(out)
-	listen := fs.String("listen", "127.0.0.1:27017", "TCP address to serve the MongoDB wire protocol on")
-	dir := fs.String("data-dir", "data", "data directory; the SQLite files live in DIR/store, as with the daemon")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: wildcatd store serve [flags]\n\nRuns the embedded MongoDB-compatible engine (FerretDB on SQLite) alone, e.g. to\nrun the tests against a separately started server or to inspect a stopped\ndaemon's data with mongosh.\n\nFlags:\n%s", fs.FlagUsages())
-	}
-	return fs, listen, dir
-}
-
-func (c *cli) storeServe(args []string) int {
-	fs, listen, dir := storeFlags(c.stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return exitOK
-		}
-		fmt.Fprintf(c.stderr, "wildcatd: %v\n", err)
-		return exitUsage
-	}
-	e, err := store.StartEngine(filepath.Join(*dir, "store"), *listen, logging.New(c.stderr, "info", "auto"))
-	if err != nil {
-		fmt.Fprintf(c.stderr, "wildcatd: %v\n", err)
-		return exitFailure
-	}
-	fmt.Fprintf(c.stdout, "embedded store serving %s from %s (Ctrl-C to stop)\n", e.URI(), e.Dir())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	<-ctx.Done()
-	e.Stop()
 	return exitOK
 }

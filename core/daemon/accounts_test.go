@@ -24,7 +24,6 @@ import (
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/sim"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/watest"
-	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
 const testMaxBody = 64 << 10
@@ -95,7 +94,7 @@ func accountsDaemonWith(t *testing.T, cfg config.Config, pairDelay time.Duration
 }
 
 func accountsConfig(t *testing.T) config.Config {
-	cfg := testConfig(t, storetest.URI(t))
+	cfg := testConfig(t, behaviourURI(t))
 	cfg.HTTP.MaxBodyBytes = testMaxBody
 	return cfg
 }

@@ -143,30 +143,30 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 		opts.WatchInterval = 5 * time.Second
 	}
 	d := &Daemon{cfg: cfg, opts: opts, log: logging.Component(opts.Logger, "daemon")}
-	if cfg.MongoDB.URI != "" && cfg.MongoDB.EmbeddedListen != "" {
-		d.log.Warn("mongodb.embedded_listen is ignored because mongodb.uri is set")
+	// One engine: MongoDB when a URI is configured, else the embedded
+	// SQLite database in data_dir.
+	if cfg.MongoDB.URI != "" {
+		st, err := store.Open(store.Options{
+			URI:      cfg.MongoDB.URI,
+			Database: cfg.MongoDB.Database,
+			Logger:   logging.Component(opts.Logger, "store"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		d.store = st
 	}
-	st, err := store.Open(store.Options{
-		URI:            cfg.MongoDB.URI,
-		Database:       cfg.MongoDB.Database,
-		DataDir:        cfg.DataDir,
-		EmbeddedListen: cfg.MongoDB.EmbeddedListen,
-		EmbeddedSync:   store.Sync(cfg.MongoDB.EmbeddedSync),
-		Logger:         logging.Component(opts.Logger, "store"),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	d.store = st
-	// From here on a failure must close the store it opened.
-	err = d.openSQLite(context.Background())
+	// From here on a failure must close what it opened.
+	err := d.openSQLite(context.Background())
 	if err == nil {
 		err = d.build(cfg, opts)
 	}
 	if err != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = st.Close(sctx)
+		if d.store != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = d.store.Close(sctx)
+		}
 		if d.waAuth != nil {
 			_ = d.waAuth.Close()
 		}
@@ -211,9 +211,8 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	if d.sql != nil {
 		ob, err = outbox.OpenSQLite(d.sql, obOpts)
 	} else {
-		// Exclusive only on an embedded FerretDB, which is ours alone and
-		// cannot index the claim query (see the outbox package doc).
-		obOpts.Exclusive = st.Embedded()
+		// MongoDB is shared by every daemon on it: claims are leased in
+		// the database, never held in one daemon's memory.
 		ob, err = outbox.Open(octx, st.DB(), obOpts)
 	}
 	if err != nil {
@@ -419,7 +418,6 @@ func (s sessionSender) Send(ctx context.Context, accountID string, req *session.
 // naming any other known driver is kept but cannot connect.
 func (d *Daemon) drivers() ([]session.Driver, error) {
 	wa := d.opts.WhatsApp
-	db := d.store.DB()
 	wa.MediaRetries = d.mediaRetries()
 	wa.Logger = logging.Component(d.opts.Logger, "whatsapp")
 	if d.sql != nil {
@@ -443,6 +441,7 @@ func (d *Daemon) drivers() ([]session.Driver, error) {
 		d.waAuth = auth
 		wa.Devices = func(accountID string) whatsapp.DeviceStore { return auth.Account(accountID) }
 	} else {
+		db := d.store.DB()
 		wa.Devices = func(accountID string) whatsapp.DeviceStore {
 			return authstore.New(db, accountID, nil)
 		}
@@ -520,7 +519,9 @@ func (d *Daemon) Start() error {
 		d.goBackground(d.rules.supervise)
 		d.goBackground(every(ruleKVSweepInterval, d.sweepRuleKV))
 		d.goBackground(every(pluginKVSweepInterval, d.sweepPluginKV))
-		d.goBackground(func(ctx context.Context) { d.store.Watch(ctx, d.opts.WatchInterval, nil) })
+		if d.store != nil {
+			d.goBackground(func(ctx context.Context) { d.store.Watch(ctx, d.opts.WatchInterval, nil) })
+		}
 		if d.opts.ConfigFile != "" && d.opts.LoadConfig != nil {
 			d.goBackground(d.watchConfig)
 		}
@@ -546,9 +547,13 @@ func (d *Daemon) startup(ctx context.Context) {
 	backoff := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := d.store.EnsureSchema(actx)
-		if err == nil {
-			err = d.outbox.EnsureIndexes(actx)
+		var err error
+		if d.store != nil {
+			// MongoDB: collections and indexes, once the server answers.
+			err = d.store.EnsureSchema(actx)
+			if err == nil {
+				err = d.outbox.EnsureIndexes(actx)
+			}
 		}
 		if err == nil {
 			// Webhook endpoints are known before any event can arrive.
@@ -573,7 +578,7 @@ func (d *Daemon) startup(ctx context.Context) {
 		backoff = min(backoff*2, 10*time.Second)
 	}
 	d.ready.Store(true)
-	d.log.Info("ready", slog.String("addr", d.api.Addr()), slog.Bool("embedded_store", d.store.Embedded()))
+	d.log.Info("ready", slog.String("addr", d.api.Addr()), slog.String("engine", d.engineName()))
 }
 
 // sweepIdempotency deletes expired Idempotency-Key records: the embedded
@@ -624,12 +629,23 @@ func (d *Daemon) Ready(ctx context.Context) error {
 	if !d.ready.Load() {
 		return ErrNotReady
 	}
+	if d.store == nil {
+		return nil // the embedded database is a file: open means reachable
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := d.store.Ping(ctx); err != nil {
 		return errors.New("store unreachable")
 	}
 	return nil
+}
+
+// engineName is the store engine in use, for logs.
+func (d *Daemon) engineName() string {
+	if d.sql != nil {
+		return "sqlite"
+	}
+	return "mongodb"
 }
 
 // Shutdown stops accepting requests, drains in-flight work until ctx ends,
@@ -687,8 +703,10 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		// out of time, closing it cleanly keeps the embedded files consistent.
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := d.store.Close(sctx); err != nil {
-			errs = append(errs, fmt.Errorf("close store: %w", err))
+		if d.store != nil {
+			if err := d.store.Close(sctx); err != nil {
+				errs = append(errs, fmt.Errorf("close store: %w", err))
+			}
 		}
 		// whatsmeow's handle closes before the file's own, whose close
 		// checkpoints the WAL.
