@@ -510,6 +510,24 @@ func TestSimAccountsMessageEachOther(t *testing.T) {
 		}
 		return nil
 	})
+	// The stored status and the downstream recorder are fed by the same
+	// events but not in lockstep: wait for the recorder to have them too.
+	want := []event.MessageStatus{event.StatusServerAck, event.StatusDelivered, event.StatusRead}
+	poll.Until(t, 30*time.Second, func() error {
+		received := rec.matching(func(ev *event.Event) bool {
+			return ev.AccountID == "bob" && ev.Kind == event.KindMessageReceived && ev.Message.MessageID == res.MessageID
+		})
+		var statuses []event.MessageStatus
+		for _, ev := range rec.matching(func(ev *event.Event) bool {
+			return ev.AccountID == "ann" && ev.Kind == event.KindMessageStatus && ev.Status.MessageID == res.MessageID
+		}) {
+			statuses = append(statuses, ev.Status.Status)
+		}
+		if len(received) == 0 || len(statuses) < len(want) {
+			return fmt.Errorf("downstream saw %d message.received and receipts %v so far", len(received), statuses)
+		}
+		return nil
+	})
 	received := rec.matching(func(ev *event.Event) bool {
 		return ev.AccountID == "bob" && ev.Kind == event.KindMessageReceived && ev.Message.MessageID == res.MessageID
 	})
@@ -525,7 +543,6 @@ func TestSimAccountsMessageEachOther(t *testing.T) {
 			t.Errorf("receipt from %q, want bob", ev.Status.From)
 		}
 	}
-	want := []event.MessageStatus{event.StatusServerAck, event.StatusDelivered, event.StatusRead}
 	if fmt.Sprint(statuses) != fmt.Sprint(want) {
 		t.Fatalf("ann's receipts %v, want %v", statuses, want)
 	}
