@@ -62,7 +62,9 @@ func (p *pendingStore) StorePending(_ context.Context, m *messages.Message) erro
 	return nil
 }
 
-func (p *pendingStore) MarkFailed(context.Context, string, string, string) (bool, error) { return true, nil }
+func (p *pendingStore) MarkFailed(context.Context, string, string, string) (bool, error) {
+	return true, nil
+}
 
 func (p *pendingStore) texts() []string {
 	p.mu.Lock()
