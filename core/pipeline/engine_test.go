@@ -747,3 +747,67 @@ func TestSubmitRefusesAtOnceWhileClosing(t *testing.T) {
 		t.Fatalf("%d events processed, want 1", n)
 	}
 }
+
+// TestFailureMetrics: each stage's error, timeout, dropped, enqueued and
+// dead-letter counters reach the Prometheus registry with exactly the
+// events that caused them (README, Metrics). Every stage is checked on
+// every counter, so a value exported under the wrong name shows too.
+func TestFailureMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	r := testRegistry()
+	on := func(text string, f func(ctx context.Context) ([]Action, error)) Factory {
+		return func(StageConfig) (InlineHandler, error) {
+			return HandlerFunc(func(ctx context.Context, ev *event.Event) ([]Action, error) {
+				if ev.Message.Text != text {
+					return nil, nil
+				}
+				return f(ctx)
+			}), nil
+		}
+	}
+	r.RegisterBuiltin("fail0", on("0", func(context.Context) ([]Action, error) { return nil, boom }))
+	r.RegisterBuiltin("hang1", on("1", func(ctx context.Context) ([]Action, error) { <-ctx.Done(); return nil, ctx.Err() }))
+	r.RegisterBuiltin("drop2", on("2", func(context.Context) ([]Action, error) { return []Action{Drop()}, nil }))
+	f := newFakes()
+	e := newEngine(t, withFakes(f, Options{Registry: r, Metrics: m, Stages: []StageConfig{
+		{Name: "failing", Builtin: "fail0"}, // skip: counted, the event goes on
+		{Name: "slow", Builtin: "hang1", Timeout: 20 * time.Millisecond, OnError: OnErrorDeadLetter},
+		{Name: "dropper", Builtin: "drop2"},
+		{Name: "out", Sink: "webhooks"},
+	}}))
+	for i := range 4 { // 0 fails at "failing", 1 dead-letters at "slow", 2 is dropped, 3 passes
+		if err := e.Submit(context.Background(), chatEvent("acct", "c", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.waitProcessed(t, 4)
+	type counts struct{ errors, timeouts, dropped, enqueued, deadLetters float64 }
+	want := map[string]counts{
+		"failing": {errors: 1},
+		"slow":    {errors: 1, timeouts: 1, deadLetters: 1},
+		"dropper": {dropped: 1},
+		"out":     {enqueued: 2}, // events 0 and 3
+	}
+	for stage, w := range want {
+		got := counts{
+			errors:      counterValue(t, reg, "wildcat_pipeline_stage_errors_total", stage),
+			timeouts:    counterValue(t, reg, "wildcat_pipeline_stage_timeouts_total", stage),
+			dropped:     counterValue(t, reg, "wildcat_pipeline_stage_dropped_total", stage),
+			enqueued:    counterValue(t, reg, "wildcat_pipeline_stage_enqueued_total", stage),
+			deadLetters: counterValue(t, reg, "wildcat_pipeline_stage_dead_letters_total", stage),
+		}
+		if got != w {
+			t.Errorf("stage %s: metrics %+v, want %+v", stage, got, w)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.buried["acct:c:1"] != "pipeline:slow" || len(f.jobs) != 2 || f.jobs["acct:c:0"] == nil || f.jobs["acct:c:3"] == nil {
+		t.Fatalf("buried %v, jobs %v", f.buried, f.jobs)
+	}
+}

@@ -50,6 +50,9 @@ type Manager struct {
 	before     func(ctx context.Context, accountID string) error
 	retryMin   time.Duration
 	retryMax   time.Duration
+	// after waits between connect attempts: time.After, or a test's
+	// recorder (export_test.go).
+	after func(time.Duration) <-chan time.Time
 
 	// ops serialises lifecycle calls (connect, logout, delete) per account.
 	ops stripedLock
@@ -98,6 +101,7 @@ func NewManager(opts ManagerOptions) *Manager {
 		before:     opts.BeforeOpen,
 		retryMin:   opts.RetryMin,
 		retryMax:   opts.RetryMax,
+		after:      time.After,
 		drivers:    map[string]Driver{},
 		sessions:   map[string]*running{},
 		changed:    make(chan struct{}),
@@ -215,7 +219,7 @@ func (m *Manager) startInBackground(a *AccountInfo, d Driver) <-chan struct{} {
 			select {
 			case <-loopCtx.Done():
 				return
-			case <-time.After(wait):
+			case <-m.after(wait):
 			}
 		}
 	})
@@ -611,8 +615,10 @@ func (m *Manager) insert(ctx context.Context, spec AccountSpec) (*AccountInfo, e
 	return a, nil
 }
 
-// backoff is exponential with jitter: each wait is random in
-// [base/2, min(max, base·2^n)], so accounts failing together spread out.
+// backoff is exponential with jitter: the n-th wait (from 0) is random in
+// the upper half of ceil = min(max, base·2^n), and never below base, so
+// every wait lies within [base, max], each is at least as long as the one
+// before until max is reached, and accounts failing together spread out.
 type backoff struct {
 	base, max, ceil time.Duration
 }
@@ -622,7 +628,8 @@ func (m *Manager) newBackoff() *backoff {
 }
 
 func (b *backoff) next() time.Duration {
-	d := time.Duration(rand.Int64N(int64(b.ceil)) + 1)
+	half := b.ceil / 2
+	d := half + time.Duration(rand.Int64N(int64(b.ceil-half)+1))
 	b.ceil = min(b.ceil*2, b.max)
-	return max(d, b.base/2)
+	return max(d, b.base)
 }
