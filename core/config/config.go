@@ -20,7 +20,7 @@ import (
 //	koanf:   the key in config.yaml (nested structs add a dotted prefix)
 //	doc:     one line for the README and --help
 type Config struct {
-	DataDir         string        `koanf:"data_dir" doc:"Directory for local state: the embedded store's SQLite files and the data-directory lock."`
+	DataDir         string        `koanf:"data_dir" doc:"Directory for local state: the embedded SQLite database (wildcat.db, locked while a daemon runs) and its media files (media/)."`
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout" doc:"How long a graceful stop may take to drain in-flight work before it is cut off."`
 
 	HTTP    HTTP    `koanf:"http"`

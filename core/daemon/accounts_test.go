@@ -25,6 +25,7 @@ import (
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/sim"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/watest"
+	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
 const testMaxBody = 64 << 10
@@ -96,6 +97,17 @@ func accountsDaemonWith(t *testing.T, cfg config.Config, pairDelay time.Duration
 
 func accountsConfig(t *testing.T) config.Config {
 	cfg := testConfig(t, behaviourURI(t))
+	cfg.HTTP.MaxBodyBytes = testMaxBody
+	return cfg
+}
+
+// engineConfig is accountsConfig on engine e, for the tests that run on both.
+func engineConfig(t *testing.T, e storetest.Engine) config.Config {
+	uri := ""
+	if e == storetest.MongoDB {
+		uri = storetest.URI(t)
+	}
+	cfg := testConfig(t, uri)
 	cfg.HTTP.MaxBodyBytes = testMaxBody
 	return cfg
 }

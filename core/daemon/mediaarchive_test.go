@@ -154,12 +154,11 @@ func dirFiles(t *testing.T, root string) []string {
 
 func mediaArchiveDaemon(t *testing.T, pluginCfg map[string]any, stages []pipeline.StageConfig, faults *mediaFaults, sinks map[string]outbox.Sink, sched *outbox.Schedule, ownStore bool) (*daemon.Daemon, *client) {
 	t.Helper()
-	cfg := accountsConfig(t)
+	// ownStore: the daemon's own embedded engine, as `make run` has it;
+	// else the MongoDB test server.
+	cfg := engineConfig(t, storetest.MongoDB)
 	if ownStore {
-		// The daemon's own embedded engine, as `make run` has it: its
-		// outbox then lives in SQLite.
-		cfg = testConfig(t, "")
-		cfg.HTTP.MaxBodyBytes = testMaxBody
+		cfg = engineConfig(t, storetest.SQLite)
 	}
 	cfg.Plugins = map[string]pluginhost.Config{
 		daemon.MediaArchiveTarget: {Path: pluginBin("mediaarchive"), Config: pluginCfg, Timeout: 30 * time.Second},
