@@ -100,7 +100,7 @@ func (s *Store) Chats(ctx context.Context, q ChatQuery) (*ChatPage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list chats of %s: %w", q.AccountID, err)
 	}
-	p := &ChatPage{Chats: out}
+	p := &ChatPage{Chats: append([]*Chat{}, out...)}
 	if len(out) > q.Limit {
 		p.Chats = out[:q.Limit]
 		p.NextCursor = encodeCursor(chatCursorPrefix, p.Chats[q.Limit-1].ActivityKey)
