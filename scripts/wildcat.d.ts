@@ -150,7 +150,7 @@ declare namespace Wildcat {
 
   interface Status {
     readonly messageId: string;
-    readonly status: "server_ack" | "delivered" | "read" | "played";
+    readonly status: "sent" | "delivered" | "read" | "played";
     readonly from?: string;
     readonly fromPn?: string;
     readonly chatId: string;

@@ -41,6 +41,9 @@ type SimInjector interface {
 type accountRoutes struct {
 	accounts Accounts
 	sim      SimInjector
+	// messages finds what a sim message replies or reacts to; nil: nothing
+	// is found.
+	messages MessageStore
 }
 
 // accountJSON is the wire form of an account.

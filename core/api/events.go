@@ -35,8 +35,9 @@ type eventRoutes struct {
 }
 
 // streamMatch reads the filters of GET /v1/events: a stage's match, as query
-// parameters. Lists are comma-separated. Unlike a stage, the stream shows
-// events of every source unless sources is given: a reader cannot loop.
+// parameters. Lists are comma-separated. As for a sink stage, the stream
+// shows events of every source unless sources is given: a reader cannot
+// loop (see pipeline.Match.MatchesEverySource).
 func streamMatch(r *http.Request) (*pipeline.Match, error) {
 	qs := r.URL.Query()
 	if err := onlyParams(qs, "kinds", "accounts", "chat", "sources", "fromMe", "hasMedia", "lastEventId"); err != nil {
@@ -60,12 +61,6 @@ func streamMatch(r *http.Request) (*pipeline.Match, error) {
 		}
 		if err := accountid.Check(id); err != nil {
 			return nil, Invalid(fmt.Sprintf("accounts[%d]", i), "%v", err)
-		}
-	}
-	if len(m.Sources) == 0 {
-		m.Sources = []string{
-			string(event.SourcePhone), string(event.SourceAPI), string(event.SourceRule),
-			string(event.SourcePlugin), string(event.SourceHistory),
 		}
 	}
 	for _, name := range []string{"fromMe", "hasMedia"} {
@@ -110,7 +105,7 @@ func (h *eventRoutes) stream(w http.ResponseWriter, r *http.Request) error {
 	if after == "" {
 		after = r.URL.Query().Get("lastEventId")
 	}
-	sub, backlog, found := h.hub.Subscribe(match.Matches, after)
+	sub, backlog, found := h.hub.Subscribe(match.MatchesEverySource, after)
 	defer sub.Close()
 
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -197,7 +192,7 @@ func (h *eventRoutes) replayStored(ctx context.Context, after string, match *pip
 			return false, nil
 		}
 		for _, ev := range evs {
-			if !match.Matches(ev) {
+			if !match.MatchesEverySource(ev) {
 				continue
 			}
 			if err := write(ev); err != nil {

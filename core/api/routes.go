@@ -13,7 +13,7 @@ func (s *Server) routes(opts Options) {
 	s.root.Handle("/readyz", s.handle(s.readyz)).Methods(http.MethodGet, http.MethodHead)
 
 	if opts.Accounts != nil {
-		a := &accountRoutes{accounts: opts.Accounts, sim: opts.Sim}
+		a := &accountRoutes{accounts: opts.Accounts, sim: opts.Sim, messages: opts.Messages}
 		s.Handle("/accounts", a.create, http.MethodPost)
 		s.Handle("/accounts", a.list, http.MethodGet)
 		s.Handle("/accounts/{id}", a.get, http.MethodGet)

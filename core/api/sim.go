@@ -13,6 +13,7 @@ import (
 
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/messages"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/sim"
 )
@@ -185,6 +186,21 @@ func (h *accountRoutes) simInbound(w http.ResponseWriter, r *http.Request) error
 	in, err := req.toInbound()
 	if err != nil {
 		return err
+	}
+	// What it replies or reacts to, when stored: a reply's quote then
+	// names that message's author and shows its text.
+	target := in.ReplyTo
+	if in.Reaction != nil {
+		target = in.Reaction.MessageID
+	}
+	if target != "" && h.messages != nil {
+		m, err := h.messages.Get(r.Context(), id, target)
+		switch {
+		case err == nil:
+			in.Target = &m.Message
+		case !errors.Is(err, messages.ErrNotFound):
+			return err
+		}
 	}
 	ev, err := h.sim.Inject(r.Context(), id, in)
 	if err != nil {

@@ -560,7 +560,7 @@ func TestSimAccountsMessageEachOther(t *testing.T) {
 	})
 	// The stored status and the downstream recorder are fed by the same
 	// events but not in lockstep: wait for the recorder to have them too.
-	want := []event.MessageStatus{event.StatusServerAck, event.StatusDelivered, event.StatusRead}
+	want := []event.MessageStatus{event.StatusSent, event.StatusDelivered, event.StatusRead}
 	poll.Until(t, 30*time.Second, func() error {
 		received := rec.matching(func(ev *event.Event) bool {
 			return ev.AccountID == "bob" && ev.Kind == event.KindMessageReceived && ev.Message.MessageID == res.MessageID
@@ -587,7 +587,7 @@ func TestSimAccountsMessageEachOther(t *testing.T) {
 		return ev.AccountID == "ann" && ev.Kind == event.KindMessageStatus && ev.Status.MessageID == res.MessageID
 	}) {
 		statuses = append(statuses, ev.Status.Status)
-		if ev.Status.From != sim.JID("bob").String() && ev.Status.Status != event.StatusServerAck {
+		if ev.Status.From != sim.JID("bob").String() && ev.Status.Status != event.StatusSent {
 			t.Errorf("receipt from %q, want bob", ev.Status.From)
 		}
 	}
@@ -688,4 +688,42 @@ func TestInboundKinds(t *testing.T) {
 	check(doc, func(m *messages.Message) bool {
 		return m.Type == event.TypeDocument && m.Media.Filename == "a.pdf" && m.HasMedia
 	})
+}
+
+// A sim reply quotes the message it names as a WhatsApp client does: the
+// quoted message's author (the contact, or the account for its own) and
+// its text; a reaction names the chat and whose message it is, from the
+// account's side. Read back over REST.
+func TestSimRepliesAndReactionsNameTheirTarget(t *testing.T) {
+	_, c := accountsDaemon(t, accountsConfig(t), time.Millisecond, nil)
+	c.connectSim("quotes")
+	contact, account := "15550004444@s.whatsapp.net", sim.JID("quotes").String()
+	theirs := c.inject("quotes", `{"from":"15550004444","text":"is it in stock?"}`)
+	ours := c.send("quotes", `{"to":"15550004444","text":"yes, 3 left"}`)
+	c.waitStatus("quotes", ours, "sent", "delivered", "read")
+
+	for _, tc := range []struct {
+		target, participant, text string
+	}{
+		{theirs, contact, "is it in stock?"},
+		{ours, account, "yes, 3 left"},
+		{"3EB0UNKNOWN", "", ""}, // not stored: no author, no text
+	} {
+		id := c.inject("quotes", `{"from":"15550004444","text":"about that","replyTo":"`+tc.target+`"}`)
+		q := c.message("quotes", id).Quoted
+		if q == nil || q.MessageID != tc.target || q.Participant != tc.participant || q.Text != tc.text {
+			t.Errorf("reply to %s: quoted %+v, want participant %q text %q", tc.target, q, tc.participant, tc.text)
+		}
+	}
+
+	for _, tc := range []struct {
+		target, sender string
+		fromMe         bool
+	}{{ours, "", true}, {theirs, contact, false}} {
+		id := c.inject("quotes", `{"from":"15550004444","reaction":{"messageId":"`+tc.target+`","emoji":"👍"}}`)
+		r := c.message("quotes", id).Reaction
+		if r == nil || r.TargetID != tc.target || r.TargetChatID != contact || r.TargetFromMe != tc.fromMe || r.TargetSender != tc.sender {
+			t.Errorf("reaction to %s: %+v, want chat %s fromMe %v sender %q", tc.target, r, contact, tc.fromMe, tc.sender)
+		}
+	}
 }

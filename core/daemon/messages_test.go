@@ -56,11 +56,16 @@ type wireMessage struct {
 		VCard       string `json:"vcard"`
 	} `json:"contacts"`
 	Reaction *struct {
-		TargetID string `json:"targetId"`
-		Emoji    string `json:"emoji"`
+		TargetID     string `json:"targetId"`
+		TargetChatID string `json:"targetChatId"`
+		TargetSender string `json:"targetSender"`
+		TargetFromMe bool   `json:"targetFromMe"`
+		Emoji        string `json:"emoji"`
 	} `json:"reaction"`
 	Quoted *struct {
-		MessageID string `json:"messageId"`
+		MessageID   string `json:"messageId"`
+		Participant string `json:"participant"`
+		Text        string `json:"text"`
 	} `json:"quoted"`
 	Mentions    []string          `json:"mentions"`
 	EditHistory []json.RawMessage `json:"editHistory"`

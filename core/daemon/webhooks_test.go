@@ -62,6 +62,7 @@ type hookRequest struct {
 		Data struct {
 			ID          string            `json:"id"`
 			AccountID   string            `json:"accountId"`
+			Source      string            `json:"source"`
 			Annotations map[string]string `json:"annotations"`
 			Message     struct {
 				Text string `json:"text"`
@@ -243,6 +244,60 @@ func testWebhookDeliveryThroughTheDaemon(t *testing.T, e storetest.Engine) {
 	if hooks, _ := list["webhooks"].([]any); len(hooks) != 2 {
 		t.Fatalf("list: %v", list)
 	}
+}
+
+// Endpoints get both sides of a conversation: the message.sent of a
+// pipeline reply (source rule) reaches an endpoint subscribed to "*",
+// though the loop guard keeps it from the inline stages; an endpoint's
+// sources filter — over REST or in config.yaml — leaves out what it does
+// not name. On either engine (the filter is stored by both).
+func TestWebhooksGetWhatRulesSend(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		all, people, bots := newHookReceiver(t), newHookReceiver(t), newHookReceiver(t)
+		_, c := webhookDaemon(t, func(cfg *config.Config) {
+			if e == storetest.SQLite {
+				cfg.MongoDB.URI = "" // the embedded engine
+			}
+			cfg.Pipeline = []pipeline.StageConfig{
+				{Name: "answer", Builtin: "reply", Config: map[string]any{"text": "thanks"}, Match: pipeline.Match{Kinds: []string{"message.received"}}},
+				{Name: "hooks", Sink: webhooks.SinkName},
+			}
+			cfg.Webhooks.Endpoints = []webhooks.Declared{{ID: "bots", URL: bots.URL, Sources: []string{"rule", "plugin"}}}
+		})
+		c.connectSim("demo")
+		created := c.must(c.post("/v1/webhooks", fmt.Sprintf(`{"id":"all","url":%q,"events":["*"]}`, all.URL)), 201).json(t)
+		if fmt.Sprint(created["sources"]) != "[*]" {
+			t.Fatalf("default sources: %v", created)
+		}
+		c.must(c.post("/v1/webhooks", fmt.Sprintf(`{"id":"people","url":%q,"sources":["phone"]}`, people.URL)), 201)
+		if got := c.must(c.get("/v1/webhooks/people"), 200).json(t); fmt.Sprint(got["sources"]) != "[phone]" {
+			t.Fatalf("stored sources: %v", got)
+		}
+		c.must(c.do("PATCH", "/v1/webhooks/people", "application/json", `{"sources":["robot"]}`), 400)
+
+		c.inject("demo", `{"from":"15551234567","text":"hello"}`)
+		hello := all.wait(t, "message.received", "hello")
+		answer := all.wait(t, "message.sent", "thanks")
+		if answer.env.Data.Source != "rule" {
+			t.Fatalf("the reply's source: %q", answer.env.Data.Source)
+		}
+		people.wait(t, "message.received", "hello")
+		bots.wait(t, "message.sent", "thanks")
+		// The webhooks stage has enqueued both events for every endpoint
+		// they match (one call per event): the filtered ones have no job.
+		for _, tc := range []struct {
+			sink, eventID string
+		}{{"webhook:people", answer.env.Data.ID}, {"webhook:bots", hello.env.Data.ID}} {
+			for _, j := range c.deliveries("sink=" + tc.sink) {
+				if j.EventID == tc.eventID {
+					t.Errorf("%s got event %s, which its sources filter leaves out", tc.sink, tc.eventID)
+				}
+			}
+		}
+		if n := people.count("thanks"); n != 0 {
+			t.Errorf("people got the reply %d times", n)
+		}
+	})
 }
 
 // Every bad input is a 4xx problem naming the field.

@@ -51,6 +51,11 @@ func MessageEventID(accountID, messageID string) string {
 // StatusEventID is the id of a message.status event. from may be empty (a
 // server ack has no participant).
 func StatusEventID(accountID, messageID string, status MessageStatus, from string) string {
+	if status == StatusSent {
+		// The id predates the name "sent"; kept, so that an acknowledgement
+		// seen again after an upgrade still has the id it had.
+		status = legacyServerAck
+	}
 	if from == "" {
 		return join(accountID, "status", messageID, string(status))
 	}

@@ -16,7 +16,7 @@ func TestIDsAreDeterministicAndDistinct(t *testing.T) {
 			StatusEventID("acme", "3EB0AA", StatusRead, "111@s.whatsapp.net"),
 			StatusEventID("acme", "3EB0AA", StatusRead, "222@s.whatsapp.net"),
 			StatusEventID("acme", "3EB0AA", StatusDelivered, "111@s.whatsapp.net"),
-			StatusEventID("acme", "3EB0AA", StatusServerAck, ""),
+			StatusEventID("acme", "3EB0AA", StatusSent, ""),
 			QREventID("acme", "2@abc,def"),
 			QREventID("acme", "2@abc,deg"),
 			PairingCodeEventID("acme", "ABCD-EFGH"),

@@ -7,17 +7,25 @@ import "fmt"
 type MessageStatus string
 
 const (
-	StatusServerAck MessageStatus = "server_ack" // accepted by the WhatsApp server ("sent")
-	StatusDelivered MessageStatus = "delivered"  // reached a device of the recipient
+	// StatusSent: accepted by the WhatsApp server (its acknowledgement), what
+	// WhatsApp shows as one grey tick and calls "sent"; the stored message's
+	// status says the same word.
+	StatusSent      MessageStatus = "sent"
+	StatusDelivered MessageStatus = "delivered" // reached a device of the recipient
 	StatusRead      MessageStatus = "read"
 	StatusPlayed    MessageStatus = "played" // voice note or view-once media opened
+
+	// legacyServerAck is what StatusSent was called before; events written
+	// then (queued webhook jobs) still say it. It ranks and parses as
+	// StatusSent.
+	legacyServerAck MessageStatus = "server_ack"
 )
 
-// Rank orders statuses: server_ack < delivered < read < played. Unknown
+// Rank orders statuses: sent < delivered < read < played. Unknown
 // statuses rank 0, below everything.
 func (s MessageStatus) Rank() int {
 	switch s {
-	case StatusServerAck:
+	case StatusSent, legacyServerAck:
 		return 1
 	case StatusDelivered:
 		return 2
@@ -39,11 +47,15 @@ func (s MessageStatus) Advances(prev MessageStatus) bool {
 	return s.Rank() > prev.Rank()
 }
 
-// ParseMessageStatus returns the status named by str.
+// ParseMessageStatus returns the status named by str (the former
+// "server_ack" is StatusSent).
 func ParseMessageStatus(str string) (MessageStatus, error) {
 	s := MessageStatus(str)
 	if !s.Valid() {
 		return "", fmt.Errorf("unknown message status %q", str)
+	}
+	if s == legacyServerAck {
+		s = StatusSent
 	}
 	return s, nil
 }
@@ -55,7 +67,7 @@ type Status struct {
 	MessageID string        `json:"messageId" bson:"messageId"`
 	Status    MessageStatus `json:"status" bson:"status"`
 	// From is who produced the receipt: the recipient (or, in a group, the
-	// participant) for delivered/read/played, the server for server_ack.
+	// participant) for delivered/read/played, empty (the server) for sent.
 	From   string `json:"from,omitempty" bson:"from,omitempty"`
 	FromPN string `json:"fromPn,omitempty" bson:"fromPn,omitempty"`
 	ChatID string `json:"chatId" bson:"chatId"`

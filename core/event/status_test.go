@@ -3,7 +3,7 @@ package event
 import "testing"
 
 func TestMessageStatusOrder(t *testing.T) {
-	order := []MessageStatus{StatusServerAck, StatusDelivered, StatusRead, StatusPlayed}
+	order := []MessageStatus{StatusSent, StatusDelivered, StatusRead, StatusPlayed}
 	for i, s := range order {
 		if !s.Valid() {
 			t.Errorf("%q.Valid() = false", s)
@@ -20,10 +20,10 @@ func TestMessageStatusOrder(t *testing.T) {
 			}
 		}
 	}
-	if !StatusServerAck.Advances("") {
+	if !StatusSent.Advances("") {
 		t.Error("any status should advance an unset one")
 	}
-	if MessageStatus("bogus").Advances(StatusServerAck) {
+	if MessageStatus("bogus").Advances(StatusSent) {
 		t.Error("an unknown status must not advance anything")
 	}
 }
@@ -34,5 +34,23 @@ func TestParseMessageStatus(t *testing.T) {
 	}
 	if _, err := ParseMessageStatus("seen"); err == nil {
 		t.Error("ParseMessageStatus(seen) should fail")
+	}
+}
+
+// The server's acknowledgement is "sent", the word WhatsApp and the stored
+// message use; the former name still parses and ranks as it, and keeps the
+// event id it had.
+func TestSentIsTheServerAck(t *testing.T) {
+	if StatusSent != "sent" {
+		t.Fatalf("the server ack is %q", StatusSent)
+	}
+	if s, err := ParseMessageStatus("server_ack"); err != nil || s != StatusSent {
+		t.Errorf("ParseMessageStatus(server_ack) = %q, %v", s, err)
+	}
+	if MessageStatus("server_ack").Rank() != StatusSent.Rank() || StatusDelivered.Advances("server_ack") != true {
+		t.Error("server_ack does not rank as sent")
+	}
+	if id := StatusEventID("acme", "3EB0AA", StatusSent, ""); id != "acme:status:3EB0AA:server_ack" {
+		t.Errorf("server ack event id %q", id)
 	}
 }

@@ -28,9 +28,8 @@ import (
 var ErrNotFound = errors.New("message not found")
 
 // Status is a stored message's delivery status. It is the event's
-// MessageStatus with the server acknowledgement shown as "sent", the word
-// REST clients expect; "pending" and "failed" are for sends the daemon
-// attempts itself.
+// MessageStatus (the server acknowledgement is "sent", as in WhatsApp);
+// "pending" and "failed" are for sends the daemon attempts itself.
 type Status string
 
 const (
@@ -47,7 +46,7 @@ const (
 // is a single conditional update.
 func statusOf(s event.MessageStatus) (Status, int) {
 	switch s {
-	case event.StatusServerAck:
+	case event.StatusSent, "server_ack": // the former name of sent
 		return StatusSent, s.Rank()
 	case event.StatusDelivered:
 		return StatusDelivered, s.Rank()
@@ -197,7 +196,7 @@ func (s *Store) Record(ctx context.Context, ev *event.Event) (inserted bool, err
 	if m.FromMe {
 		// WhatsApp accepted it (a driver emits message.sent after the server
 		// took it); receipts move it on from here.
-		doc.Status, doc.StatusRank = statusOf(event.StatusServerAck)
+		doc.Status, doc.StatusRank = statusOf(event.StatusSent)
 	}
 	doc.SortKey = SortKey(m.Timestamp, m.MessageID)
 	err = s.b.Insert(ctx, &doc, chatUpdateFor(&doc, now))

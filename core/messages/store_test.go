@@ -93,7 +93,7 @@ func TestStatusNeverMovesBackwards(t *testing.T) {
 			applied bool
 			want    messages.Status
 		}{
-			{event.StatusServerAck, false, messages.StatusSent}, // already sent on Record
+			{event.StatusSent, false, messages.StatusSent}, // already sent on Record
 			{event.StatusRead, true, messages.StatusRead},
 			{event.StatusDelivered, false, messages.StatusRead}, // overtaken
 			{event.StatusRead, false, messages.StatusRead},      // redelivered
@@ -124,7 +124,7 @@ func TestConcurrentStatusesEndAtTheHighest(t *testing.T) {
 		}
 		var wg sync.WaitGroup
 		for range 3 {
-			for _, st := range []event.MessageStatus{event.StatusRead, event.StatusDelivered, event.StatusServerAck} {
+			for _, st := range []event.MessageStatus{event.StatusRead, event.StatusDelivered, event.StatusSent} {
 				wg.Go(func() {
 					if _, err := s.ApplyStatus(context.Background(), statusEvent("S2", st)); err != nil {
 						t.Error(err)

@@ -148,7 +148,19 @@ type stage struct {
 	target  string
 	handler InlineHandler
 	source  event.Source
-	stats   *stageStats
+	// loopGuard: the stage can cause events (a rule, builtin or plugin
+	// replies, sends or announces), so by default it does not see events
+	// of source rule or plugin (see Match.Matches). A "sink:" stage only
+	// delivers: it sees every source unless its match names some.
+	loopGuard bool
+	stats     *stageStats
+}
+
+func (st *stage) matches(ev *event.Event) bool {
+	if st.loopGuard {
+		return st.cfg.Match.Matches(ev)
+	}
+	return st.cfg.Match.MatchesEverySource(ev)
 }
 
 // New compiles opts.Stages and starts the workers.
@@ -210,6 +222,7 @@ func (e *Engine) compile(stages []StageConfig, gen uint64) (*plan, error) {
 	p := &plan{gen: gen}
 	for i, cfg := range stages {
 		st := &stage{cfg: cfg, kind: cfg.Kind(), mode: cfg.EffectiveMode(), stats: e.stats.stage(cfg.Name)}
+		st.loopGuard = st.kind != KindSink
 		st.source = event.SourceRule
 		if st.kind == KindPlugin {
 			st.source = event.SourcePlugin
@@ -379,7 +392,7 @@ func (e *Engine) process(ctx context.Context, in *event.Event) {
 	log := e.log.With(slog.String("event_id", ev.ID))
 	var routed []string // nil: every matching sink stage
 	for _, st := range p.stages {
-		if !st.cfg.Match.Matches(ev) {
+		if !st.matches(ev) {
 			continue
 		}
 		var only []string // a routed fan-out: its targets named by the route

@@ -93,3 +93,40 @@ func TestRouteSelectsFanoutTargets(t *testing.T) {
 		})
 	}
 }
+
+// The loop guard is for stages that can cause events: an inline stage
+// without sources skips what rules and plugins caused, while a sink stage
+// (webhooks) delivers every source unless its match names some.
+func TestSinkStagesSeeEverySource(t *testing.T) {
+	reg := NewRegistry()
+	reg.RegisterSink("all")
+	reg.RegisterSink("phoneonly")
+	f := newFakes()
+	e := newEngine(t, withFakes(f, Options{Registry: reg, Stages: []StageConfig{
+		{Name: "seen", Builtin: "tag", Config: map[string]any{"tag": "seen"}},
+		{Name: "all", Sink: "all"},
+		{Name: "phoneonly", Sink: "phoneonly", Match: Match{Sources: []string{"phone"}}},
+	}}))
+	phone := chatEvent("acct", "c1", 1)
+	reply := chatEvent("acct", "c1", 2)
+	reply.Kind, reply.Source, reply.Message.FromMe = event.KindMessageSent, event.SourceRule, true
+	pong := chatEvent("acct", "c1", 3)
+	pong.Kind, pong.Source, pong.Message.FromMe = event.KindMessageSent, event.SourcePlugin, true
+	for _, ev := range []*event.Event{phone, reply, pong} {
+		if err := e.Submit(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.waitProcessed(t, 3)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	want := map[string][]string{phone.ID: {"all", "phoneonly"}, reply.ID: {"all"}, pong.ID: {"all"}}
+	for id, targets := range want {
+		if got := f.jobs[id]; !slices.Equal(got, targets) {
+			t.Errorf("%s enqueued for %v, want %v", id, got, targets)
+		}
+	}
+	if !slices.Equal(f.annotated[phone.ID], []string{"seen"}) || f.annotated[reply.ID] != nil || f.annotated[pong.ID] != nil {
+		t.Errorf("the inline stage's loop guard: tags %v", f.annotated)
+	}
+}

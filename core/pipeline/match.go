@@ -8,7 +8,7 @@ import (
 )
 
 // Match selects the events a stage sees. Empty fields match everything,
-// except Sources: see Matches.
+// except Sources for stages that can cause events: see Matches.
 type Match struct {
 	// Kinds are event kinds or patterns: "message.received", "message.*", "*".
 	Kinds    []string `koanf:"kinds" json:"kinds,omitempty"`
@@ -60,16 +60,24 @@ func ChatKindOf(ev *event.Event) ChatKind {
 	return ChatUser
 }
 
-// Matches reports whether ev passes m.
+// Matches reports whether ev passes m, with the loop guard of stages that
+// can cause events (rules, builtins, plugins — inline or sink).
 //
 // Loop guard: events caused by a rule or a plugin (source rule|plugin, e.g.
-// an auto-reply's message.sent) match only stages whose Sources name that
-// source explicitly; an empty Sources means every other source. A rule that
+// an auto-reply's message.sent) match only when Sources names that source
+// explicitly; an empty Sources means every other source. A rule that
 // replies to every message therefore never sees its own replies unless it
 // asks for them.
-func (m *Match) Matches(ev *event.Event) bool {
+func (m *Match) Matches(ev *event.Event) bool { return m.matches(ev, true) }
+
+// MatchesEverySource is Matches without the loop guard: an empty Sources
+// means every source. It is for whatever cannot cause an event and so
+// cannot loop: "sink:" stages (webhooks) and readers of the event stream.
+func (m *Match) MatchesEverySource(ev *event.Event) bool { return m.matches(ev, false) }
+
+func (m *Match) matches(ev *event.Event, loopGuard bool) bool {
 	if len(m.Sources) == 0 {
-		if ev.Source == event.SourceRule || ev.Source == event.SourcePlugin {
+		if loopGuard && (ev.Source == event.SourceRule || ev.Source == event.SourcePlugin) {
 			return false
 		}
 	} else if !slices.Contains(m.Sources, string(ev.Source)) {

@@ -74,4 +74,25 @@ func TestMatch(t *testing.T) {
 			}
 		})
 	}
+
+	// Without the loop guard (sink stages, the event stream) an empty
+	// Sources means every source; a listed one still filters.
+	for _, tt := range []struct {
+		name string
+		m    Match
+		ev   *event.Event
+		want bool
+	}{
+		{"every source: rule", Match{}, ruleReply, true},
+		{"every source: plugin", Match{Kinds: []string{"message.*"}}, pluginSend, true},
+		{"every source: phone", Match{}, user, true},
+		{"listed sources still filter", Match{Sources: []string{"phone"}}, ruleReply, false},
+		{"other filters still apply", Match{Kinds: []string{"message.received"}}, ruleReply, false},
+	} {
+		t.Run("MatchesEverySource/"+tt.name, func(t *testing.T) {
+			if got := tt.m.MatchesEverySource(tt.ev); got != tt.want {
+				t.Fatalf("MatchesEverySource = %v, want %v", got, tt.want)
+			}
+		})
+	}
 }

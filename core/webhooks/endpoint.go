@@ -59,10 +59,16 @@ const (
 
 // Endpoint is one registered webhook receiver.
 type Endpoint struct {
-	ID          string            `bson:"_id" json:"id"`
-	URL         string            `bson:"url" json:"url"`
-	Events      []string          `bson:"events" json:"events"`
-	Accounts    []string          `bson:"accounts" json:"accounts"`
+	ID       string   `bson:"_id" json:"id"`
+	URL      string   `bson:"url" json:"url"`
+	Events   []string `bson:"events" json:"events"`
+	Accounts []string `bson:"accounts" json:"accounts"`
+	// Sources filters by who caused the event (phone, api, rule, plugin,
+	// history) or "*" for all (the default): unlike the pipeline's inline
+	// stages, an endpoint gets what rules and plugins send unless it says
+	// otherwise. Empty (an endpoint stored before the field existed) also
+	// means all.
+	Sources     []string          `bson:"sources,omitempty" json:"sources"`
 	Description string            `bson:"description" json:"description"`
 	Headers     map[string]string `bson:"headers" json:"headers"`
 	Enabled     bool              `bson:"enabled" json:"enabled"`
@@ -107,12 +113,34 @@ func (e *Endpoint) secrets(now time.Time) []string {
 	return s
 }
 
-// Matches reports whether the endpoint wants ev by its events and
-// accounts filters (enabled or not).
+// Matches reports whether the endpoint wants ev by its events, accounts
+// and sources filters (enabled or not). The webhook's own kinds
+// (webhook.disabled) have no account and no source worth filtering by:
+// they pass those two filters.
 func (e *Endpoint) Matches(ev *event.Event) bool {
 	kindOK := slices.ContainsFunc(e.Events, func(p string) bool { return event.MatchKind(p, ev.Kind) })
 	acctOK := slices.ContainsFunc(e.Accounts, func(a string) bool { return a == "*" || a == ev.AccountID })
-	return kindOK && (acctOK || ev.AccountID == "")
+	srcOK := len(e.Sources) == 0 || slices.ContainsFunc(e.Sources, func(s string) bool { return s == "*" || s == string(ev.Source) })
+	own := ev.Kind == KindDisabled || ev.Kind == KindTest
+	return kindOK && (acctOK || ev.AccountID == "") && (srcOK || own)
+}
+
+// AllSources lists the sources an endpoint's sources filter may name
+// besides "*".
+var AllSources = []string{string(event.SourcePhone), string(event.SourceAPI), string(event.SourceRule),
+	string(event.SourcePlugin), string(event.SourceHistory)}
+
+// ValidateSources checks a sources filter: "*" or event sources.
+func ValidateSources(field string, sources []string) error {
+	if len(sources) == 0 {
+		return &FieldError{field, `must list at least one source, or ["*"] for all`}
+	}
+	for i, s := range sources {
+		if s != "*" && !event.Source(s).Valid() {
+			return &FieldError{fmt.Sprintf("%s[%d]", field, i), fmt.Sprintf("unknown source %q (valid: *, %s)", s, strings.Join(AllSources, ", "))}
+		}
+	}
+	return nil
 }
 
 // FieldError names the input field at fault.

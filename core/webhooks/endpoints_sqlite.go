@@ -39,7 +39,7 @@ func NewSQLiteEndpoints(db *sqlite.DB) *SQLiteEndpoints { return &SQLiteEndpoint
 var _ EndpointStore = (*SQLiteEndpoints)(nil)
 
 const endpointColumns = `id, url, events, accounts, description, headers, enabled, rate_limit, source,
-	secret, previous_secret, previous_secret_until, failing_since, disabled_reason, disabled_at, created_at, updated_at`
+	secret, previous_secret, previous_secret_until, failing_since, disabled_reason, disabled_at, created_at, updated_at, sources`
 
 // endpointArgs are e's values in endpointColumns order.
 func endpointArgs(e *Endpoint) ([]any, error) {
@@ -48,6 +48,10 @@ func endpointArgs(e *Endpoint) ([]any, error) {
 		return nil, err
 	}
 	accounts, err := json.Marshal(orEmpty(e.Accounts))
+	if err != nil {
+		return nil, err
+	}
+	sources, err := json.Marshal(orEmpty(e.Sources))
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +65,7 @@ func endpointArgs(e *Endpoint) ([]any, error) {
 	}
 	return []any{e.ID, e.URL, string(events), string(accounts), e.Description, string(hdr), e.Enabled, e.RateLimit, e.Source,
 		e.Secret, e.PreviousSecret, millisOrNull(e.PreviousSecretUntil), millisOrNull(e.FailingSince), e.DisabledReason,
-		millisOrNull(e.DisabledAt), e.CreatedAt.UnixMilli(), e.UpdatedAt.UnixMilli()}, nil
+		millisOrNull(e.DisabledAt), e.CreatedAt.UnixMilli(), e.UpdatedAt.UnixMilli(), string(sources)}, nil
 }
 
 func orEmpty(s []string) []string {
@@ -92,11 +96,12 @@ func scanEndpoint(r rowScanner) (*Endpoint, error) {
 	var (
 		e                            Endpoint
 		events, accounts, headers    string
+		sources                      string
 		prevUntil, failing, disabled sql.NullInt64
 		created, updated             int64
 	)
 	if err := r.Scan(&e.ID, &e.URL, &events, &accounts, &e.Description, &headers, &e.Enabled, &e.RateLimit, &e.Source,
-		&e.Secret, &e.PreviousSecret, &prevUntil, &failing, &e.DisabledReason, &disabled, &created, &updated); err != nil {
+		&e.Secret, &e.PreviousSecret, &prevUntil, &failing, &e.DisabledReason, &disabled, &created, &updated, &sources); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(events), &e.Events); err != nil {
@@ -107,6 +112,12 @@ func scanEndpoint(r rowScanner) (*Endpoint, error) {
 	}
 	if err := json.Unmarshal([]byte(headers), &e.Headers); err != nil {
 		return nil, fmt.Errorf("headers of %q: %w", e.ID, err)
+	}
+	if err := json.Unmarshal([]byte(sources), &e.Sources); err != nil {
+		return nil, fmt.Errorf("sources of %q: %w", e.ID, err)
+	}
+	if len(e.Sources) == 0 {
+		e.Sources = nil // as MongoDB reads an omitted field: the Registry's default applies
 	}
 	e.PreviousSecretUntil, e.FailingSince, e.DisabledAt = timeOrNil(prevUntil), timeOrNil(failing), timeOrNil(disabled)
 	e.CreatedAt, e.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
@@ -121,7 +132,7 @@ func (s *SQLiteEndpoints) Insert(ctx context.Context, e *Endpoint) error {
 	}
 	err = s.db.Write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO webhook_endpoints (`+endpointColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		return err
 	})
 	if sqlite.IsConstraint(err) {
@@ -177,7 +188,7 @@ func (s *SQLiteEndpoints) Replace(ctx context.Context, e *Endpoint) error {
 		res, err := tx.ExecContext(ctx, `UPDATE webhook_endpoints SET url = ?2, events = ?3, accounts = ?4, description = ?5,
 			headers = ?6, enabled = ?7, rate_limit = ?8, source = ?9, secret = ?10, previous_secret = ?11,
 			previous_secret_until = ?12, failing_since = ?13, disabled_reason = ?14, disabled_at = ?15,
-			created_at = ?16, updated_at = ?17
+			created_at = ?16, updated_at = ?17, sources = ?18
 			WHERE id = ?1`, args...)
 		if err != nil {
 			return err

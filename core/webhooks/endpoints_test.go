@@ -2,13 +2,17 @@ package webhooks_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"io/fs"
 	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
+	"github.com/wildcathub/wildcat/core/store/sqlite"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 	"github.com/wildcathub/wildcat/core/webhooks"
 )
@@ -24,7 +28,7 @@ func TestEndpointStore(t *testing.T) {
 		until := t0.Add(24 * time.Hour)
 		full := &webhooks.Endpoint{
 			ID: "crm", URL: "https://crm.example.com/h", Events: []string{"message.*", "webhook.disabled"}, Accounts: []string{"acme", "beta"},
-			Description: "the CRM", Headers: map[string]string{"X-Tenant": "7"}, Enabled: true, RateLimit: 2.5, Source: webhooks.SourceConfig,
+			Sources: []string{"phone", "api"}, Description: "the CRM", Headers: map[string]string{"X-Tenant": "7"}, Enabled: true, RateLimit: 2.5, Source: webhooks.SourceConfig,
 			Secret: "whsec_new", PreviousSecret: "whsec_old", PreviousSecretUntil: &until, CreatedAt: t0, UpdatedAt: t0.Add(time.Second),
 		}
 		if err := s.Insert(ctx, full); err != nil {
@@ -83,11 +87,19 @@ func TestEndpointStore(t *testing.T) {
 		// Replace writes the whole endpoint, clearing what it lacks.
 		re := *minimal
 		re.URL, re.Events, re.Enabled, re.UpdatedAt = "https://a.example/v2", []string{"message.received"}, false, t0.Add(time.Minute)
+		re.Sources = []string{"rule", "plugin"}
 		if err := s.Replace(ctx, &re); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ = s.Get(ctx, "a"); !reflect.DeepEqual(got, &re) {
 			t.Fatalf("replaced:\n got %+v\nwant %+v", got, &re)
+		}
+		re.Sources = nil
+		if err := s.Replace(ctx, &re); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ = s.Get(ctx, "a"); !reflect.DeepEqual(got, &re) {
+			t.Fatalf("replaced without sources:\n got %+v\nwant %+v", got, &re)
 		}
 		if err := s.Replace(ctx, &webhooks.Endpoint{ID: "nope"}); !errors.Is(err, webhooks.ErrNotFound) {
 			t.Fatalf("replace of a missing endpoint: %v", err)
@@ -138,4 +150,41 @@ func TestEndpointStoreDisableIsAnnouncedOnce(t *testing.T) {
 			t.Fatal("no disable reported flipping the endpoint")
 		}
 	})
+}
+
+// An endpoint stored by the first SQLite schema, before the sources
+// filter, reads back after the migration with every source.
+func TestSQLiteSourcesMigration(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/wildcat.db"
+	first, err := fs.ReadFile(webhooks.SQLiteSchema.FS, "0001_webhook_endpoints.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := sqlite.Schema{Domain: webhooks.SQLiteSchema.Domain, FS: fstest.MapFS{"0001_webhook_endpoints.sql": {Data: first}}}
+	db, err := sqlite.Open(ctx, sqlite.Options{Path: path, Schemas: []sqlite.Schema{v1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO webhook_endpoints (id, url, events, accounts, description, headers, enabled,
+			rate_limit, source, secret, created_at, updated_at) VALUES ('old', 'https://a.example/', '["*"]', '["*"]', '', '{}', 1, 0, 'api', 'whsec_a', 0, 0)`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = sqlite.Open(ctx, sqlite.Options{Path: path, Schemas: []sqlite.Schema{webhooks.SQLiteSchema}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	reg := webhooks.New(webhooks.Options{Store: webhooks.NewSQLiteEndpoints(db)})
+	got, err := reg.Get(ctx, "old")
+	if err != nil || !reflect.DeepEqual(got.Sources, []string{"*"}) {
+		t.Fatalf("migrated endpoint: %+v %v", got, err)
+	}
 }

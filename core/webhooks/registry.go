@@ -115,6 +115,7 @@ type Input struct {
 	URL         *string            `json:"url"`
 	Events      *[]string          `json:"events"`
 	Accounts    *[]string          `json:"accounts"`
+	Sources     *[]string          `json:"sources"`
 	Description *string            `json:"description"`
 	Headers     *map[string]string `json:"headers"`
 	Enabled     *bool              `json:"enabled"`
@@ -140,6 +141,12 @@ func (r *Registry) apply(ctx context.Context, e *Endpoint, in Input) error {
 			return err
 		}
 		e.Accounts = slices.Clone(*in.Accounts)
+	}
+	if in.Sources != nil {
+		if err := ValidateSources("sources", *in.Sources); err != nil {
+			return err
+		}
+		e.Sources = slices.Clone(*in.Sources)
 	}
 	if in.Description != nil {
 		if len(*in.Description) > 1024 {
@@ -179,7 +186,7 @@ func (r *Registry) apply(ctx context.Context, e *Endpoint, in Input) error {
 // Create stores a new endpoint with a fresh secret.
 func (r *Registry) Create(ctx context.Context, in Input) (*Endpoint, error) {
 	now := r.now()
-	e := &Endpoint{Events: []string{"*"}, Accounts: []string{"*"}, Headers: map[string]string{}, Enabled: true,
+	e := &Endpoint{Events: []string{"*"}, Accounts: []string{"*"}, Sources: []string{"*"}, Headers: map[string]string{}, Enabled: true,
 		Source: SourceAPI, Secret: webhooks.NewSecret(), CreatedAt: now, UpdatedAt: now}
 	if in.ID != nil {
 		if err := validateID("id", *in.ID); err != nil {
@@ -215,12 +222,29 @@ func newID() string {
 
 // Get reads an endpoint from the store.
 func (r *Registry) Get(ctx context.Context, id string) (*Endpoint, error) {
-	return r.st.Get(ctx, id)
+	e, err := r.st.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return withDefaults(e), nil
 }
 
 // List reads every endpoint, by id.
 func (r *Registry) List(ctx context.Context) ([]*Endpoint, error) {
-	return r.st.List(ctx)
+	all, err := r.st.List(ctx)
+	for _, e := range all {
+		withDefaults(e)
+	}
+	return all, err
+}
+
+// withDefaults fills in what an endpoint stored by an older version lacks:
+// a sources filter (all).
+func withDefaults(e *Endpoint) *Endpoint {
+	if len(e.Sources) == 0 {
+		e.Sources = []string{"*"}
+	}
+	return e
 }
 
 // Update applies a PATCH.
@@ -276,17 +300,20 @@ func (r *Registry) RotateSecret(ctx context.Context, id string) (*Endpoint, erro
 }
 
 // Declared is an endpoint in config.yaml (webhooks.endpoints). It is
-// upserted at every start under its id: url, events, accounts,
+// upserted at every start under its id: url, events, accounts, sources,
 // description, headers and rate_limit follow the file. Secret, when set,
 // is the signing secret; otherwise one is generated once and kept (rotate
 // it over REST to learn it). enabled: false disables the endpoint; true
 // (the default) does not re-enable an endpoint its health disabled — an
 // operator does that with PATCH.
 type Declared struct {
-	ID          string            `koanf:"id"`
-	URL         string            `koanf:"url"`
-	Events      []string          `koanf:"events"`
-	Accounts    []string          `koanf:"accounts"`
+	ID       string   `koanf:"id"`
+	URL      string   `koanf:"url"`
+	Events   []string `koanf:"events"`
+	Accounts []string `koanf:"accounts"`
+	// Sources: who caused the events it gets (phone, api, rule, plugin,
+	// history); default ["*"], all of them.
+	Sources     []string          `koanf:"sources"`
 	Description string            `koanf:"description"`
 	Headers     map[string]string `koanf:"headers"`
 	Enabled     *bool             `koanf:"enabled"`
@@ -321,6 +348,11 @@ func ValidateDeclared(ds []Declared) error {
 				return err
 			}
 		}
+		if len(d.Sources) > 0 {
+			if err := ValidateSources(key+".sources", d.Sources); err != nil {
+				return err
+			}
+		}
 		if err := ValidateHeaders(key+".headers", d.Headers); err != nil {
 			return err
 		}
@@ -352,7 +384,7 @@ func (r *Registry) Upsert(ctx context.Context, ds []Declared) error {
 			e = &Endpoint{ID: d.ID, Enabled: true, Secret: webhooks.NewSecret(), CreatedAt: now}
 		}
 		e.URL, e.Description, e.RateLimit, e.Source, e.UpdatedAt = d.URL, d.Description, d.RateLimit, SourceConfig, now
-		e.Events, e.Accounts = orAll(d.Events), orAll(d.Accounts)
+		e.Events, e.Accounts, e.Sources = orAll(d.Events), orAll(d.Accounts), orAll(d.Sources)
 		e.Headers = map[string]string{}
 		for k, v := range d.Headers {
 			e.Headers[k] = v

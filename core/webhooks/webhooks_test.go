@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -502,4 +503,92 @@ func testDeclaredEndpointsAndRefresh(t *testing.T, e storetest.Engine) {
 	if _, err := h.reg.Get(ctx, ep.ID); !errors.Is(err, webhooks.ErrNotFound) {
 		t.Fatalf("get after delete: %v", err)
 	}
+}
+
+// An endpoint gets events of every source unless its sources filter says
+// otherwise — rule replies and plugin sends included; the filter is set on
+// create, changed by PATCH, declared in config.yaml, validated, and an
+// endpoint stored before the field existed gets every source.
+func TestSourcesFilter(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		ctx := context.Background()
+		st := endpointStore(t, e)
+		reg := webhooks.New(webhooks.Options{Store: st, AllowPrivate: true})
+		from := func(src event.Source) *event.Event {
+			ev := message("acme", "x")
+			ev.Source = src
+			return ev
+		}
+		url := "https://crm.example.com/h"
+		all, err := reg.Create(ctx, webhooks.Input{ID: ptr("all"), URL: &url})
+		if err != nil || !slices.Equal(all.Sources, []string{"*"}) {
+			t.Fatalf("default sources: %+v %v", all, err)
+		}
+		phone, err := reg.Create(ctx, webhooks.Input{ID: ptr("phone"), URL: &url, Sources: &[]string{"phone"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := reg.Get(ctx, "phone"); !slices.Equal(got.Sources, []string{"phone"}) {
+			t.Fatalf("stored sources: %+v", got)
+		}
+		for src, want := range map[event.Source][]string{
+			event.SourcePhone:  {all.Target(), phone.Target()},
+			event.SourceRule:   {all.Target()},
+			event.SourcePlugin: {all.Target()},
+			event.SourceAPI:    {all.Target()},
+		} {
+			if got := reg.Targets(from(src)); !slices.Equal(got, want) {
+				t.Errorf("source %s: targets %v, want %v", src, got, want)
+			}
+		}
+		// The webhook's own kinds are not filtered by source.
+		disabled := &event.Event{ID: "webhook.disabled:x:1", Kind: webhooks.KindDisabled, Source: event.SourceAPI}
+		if got := reg.Targets(disabled); !slices.Equal(got, []string{all.Target(), phone.Target()}) {
+			t.Errorf("webhook.disabled: targets %v", got)
+		}
+
+		if _, err := reg.Update(ctx, "phone", webhooks.Input{Sources: &[]string{"rule", "plugin"}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := reg.Targets(from(event.SourceRule)); !slices.Equal(got, []string{all.Target(), phone.Target()}) {
+			t.Errorf("after PATCH: targets %v", got)
+		}
+		for _, bad := range [][]string{{}, {"robot"}, {"phone", ""}} {
+			var fe *webhooks.FieldError
+			if _, err := reg.Update(ctx, "phone", webhooks.Input{Sources: &bad}); !errors.As(err, &fe) || !strings.HasPrefix(fe.Field, "sources") {
+				t.Errorf("sources %q: %v", bad, err)
+			}
+		}
+
+		decl := []webhooks.Declared{{ID: "decl", URL: url, Sources: []string{"api"}}, {ID: "decl2", URL: url}}
+		if err := webhooks.ValidateDeclared([]webhooks.Declared{{ID: "d", URL: url, Sources: []string{"phone", "sms"}}}); err == nil ||
+			!strings.Contains(err.Error(), "webhooks.endpoints[0].sources[1]") {
+			t.Errorf("declared bad source: %v", err)
+		}
+		if err := reg.Upsert(ctx, decl); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := reg.Get(ctx, "decl"); !slices.Equal(got.Sources, []string{"api"}) {
+			t.Errorf("declared sources: %+v", got)
+		}
+		if got, _ := reg.Get(ctx, "decl2"); !slices.Equal(got.Sources, []string{"*"}) {
+			t.Errorf("declared default sources: %+v", got)
+		}
+
+		// Stored before sources existed: every source.
+		t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+		if err := st.Insert(ctx, &webhooks.Endpoint{ID: "old", URL: url, Events: []string{"*"}, Accounts: []string{"*"}, Enabled: true,
+			Secret: sw.NewSecret(), CreatedAt: t0, UpdatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+		if err := reg.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := reg.Get(ctx, "old"); !slices.Equal(got.Sources, []string{"*"}) {
+			t.Errorf("old endpoint's sources: %+v", got)
+		}
+		if !slices.Contains(reg.Targets(from(event.SourceRule)), "webhook:old") {
+			t.Error("an endpoint without a sources filter misses rule events")
+		}
+	})
 }

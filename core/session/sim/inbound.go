@@ -33,6 +33,13 @@ type Inbound struct {
 	Location *event.Location
 	Reaction *session.ReactionSend
 	ReplyTo  string
+	// Target is the stored message ReplyTo or Reaction names, when the
+	// caller has it. A quote then names its author (the contact or the
+	// account) and carries its text, as a WhatsApp client's quote does; a
+	// reaction's key says whose message it is. Without it a quote names no
+	// author and has no text, and a reaction is taken to be to one of the
+	// account's messages.
+	Target *event.Message
 }
 
 // Inject delivers an inbound message to a connected sim account, through
@@ -53,10 +60,27 @@ func (n *Network) Inject(ctx context.Context, accountID string, in *Inbound) (*e
 		at = time.Now()
 	}
 	at = at.UTC().Truncate(time.Second)
-	req := &session.SendRequest{Text: in.Text, Media: in.Media, Location: in.Location, Reaction: in.Reaction}
+	req := &session.SendRequest{Text: in.Text, Media: in.Media, Location: in.Location}
 	if in.ReplyTo != "" {
-		req.ReplyTo = &session.QuoteRef{MessageID: in.ReplyTo, Sender: s.jid.String()}
+		q := &session.QuoteRef{MessageID: in.ReplyTo}
+		if t := in.Target; t != nil {
+			q.Sender, q.Message = t.From, t
+			if q.Sender == "" && t.FromMe {
+				q.Sender = s.jid.String()
+			}
+		}
+		req.ReplyTo = q
 	}
+	if in.Reaction != nil {
+		// The key as the contact's client builds it: fromMe means the
+		// contact's own message.
+		r := *in.Reaction
+		r.FromMe = in.Target != nil && !in.Target.FromMe
+		req.Reaction = &r
+	}
+	// The message as the contact's client puts it on the wire: keys name
+	// the chat from their side (the account); normalisation turns them
+	// round, as for a real contact.
 	msg, err := n.buildMessage(req, s.jid, at)
 	if err != nil {
 		return nil, err

@@ -172,6 +172,9 @@ func (n *Normalizer) Message(evt *events.Message) (*event.Event, error) {
 	case parts.reaction != nil:
 		ev.Kind = event.KindMessageReaction
 		ev.Reaction = parts.reaction
+		if !info.IsFromMe {
+			ourView(ev.Reaction, info, msg)
+		}
 	case parts.edit != nil:
 		ev.Kind = event.KindMessageEdited
 		ev.Edit = parts.edit
@@ -282,7 +285,7 @@ func (n *Normalizer) ServerAck(chat types.JID, messageID types.MessageID, at tim
 	}
 	chatID := jidString(chat)
 	return &event.Event{
-		ID:        event.StatusEventID(n.AccountID, messageID, event.StatusServerAck, ""),
+		ID:        event.StatusEventID(n.AccountID, messageID, event.StatusSent, ""),
 		Kind:      event.KindMessageStatus,
 		AccountID: n.AccountID,
 		Timestamp: utc(at),
@@ -290,7 +293,7 @@ func (n *Normalizer) ServerAck(chat types.JID, messageID types.MessageID, at tim
 		Source:    n.source(),
 		Status: &event.Status{
 			MessageID: messageID,
-			Status:    event.StatusServerAck,
+			Status:    event.StatusSent,
 			ChatID:    chatID,
 		},
 	}, nil
@@ -803,6 +806,28 @@ func splitAddress(jids ...types.JID) (lid, pn string) {
 		}
 	}
 	return lid, pn
+}
+
+// ourView turns the key of a reaction someone else sent, which names the
+// target from the reactor's side (whatsmeow's BuildMessageKey: the chat as
+// the reactor sees it, fromMe meaning the reactor's own message), into the
+// account's side. In a one-to-one chat the reactor's chat is our own JID
+// and their "not mine" is ours; in a group the chat is the group for
+// everyone, and only the reactor's own message changes hands.
+func ourView(r *event.Reaction, info *types.MessageInfo, msg *event.Message) {
+	theirs := r.TargetFromMe // the reactor reacted to their own message
+	if isUserJID(info.Chat) {
+		r.TargetChatID = msg.ChatID
+		r.TargetFromMe = !theirs
+		r.TargetSender = ""
+		if theirs {
+			r.TargetSender = msg.From
+		}
+		return
+	}
+	if theirs {
+		r.TargetFromMe, r.TargetSender = false, msg.From
+	}
 }
 
 func isUserJID(j types.JID) bool {

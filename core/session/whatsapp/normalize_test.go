@@ -408,14 +408,27 @@ func messageCases() []messageCase {
 			},
 		},
 		{
-			name: "reaction removed",
+			// Alice's key names the target from her side (whatsmeow's
+			// BuildMessageKey): the chat is us, and our message is not hers.
+			name: "reaction removed, to our message",
 			evt: &events.Message{Info: dmInfo("M18"), Message: &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{
-				Key:  &waCommon.MessageKey{RemoteJID: proto.String(alicePN.String()), ID: proto.String("T2"), FromMe: proto.Bool(true)},
+				Key:  &waCommon.MessageKey{RemoteJID: proto.String("15559990000@s.whatsapp.net"), ID: proto.String("T2"), FromMe: proto.Bool(false)},
 				Text: proto.String(""),
 			}}},
 			kind:     event.KindMessageReaction,
 			msg:      with(wantDM("M18"), func(m *event.Message) { m.Type = event.TypeReaction }),
 			reaction: &event.Reaction{TargetID: "T2", TargetChatID: "15550001111@s.whatsapp.net", TargetFromMe: true, Emoji: "", Removed: true},
+		},
+		{
+			name: "reaction to the reactor's own message",
+			evt: &events.Message{Info: dmInfo("M18b"), Message: &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{
+				Key:  &waCommon.MessageKey{RemoteJID: proto.String("15559990000@s.whatsapp.net"), ID: proto.String("T3"), FromMe: proto.Bool(true)},
+				Text: proto.String("❤️"),
+			}}},
+			kind: event.KindMessageReaction,
+			msg:  with(wantDM("M18b"), func(m *event.Message) { m.Type = event.TypeReaction }),
+			reaction: &event.Reaction{TargetID: "T3", TargetChatID: "15550001111@s.whatsapp.net", TargetSender: "15550001111@s.whatsapp.net",
+				Emoji: "❤️"},
 		},
 		{
 			name: "edit, raw EditedMessage wrapper",
@@ -1043,7 +1056,7 @@ func TestServerAck(t *testing.T) {
 	if err := ev.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	want := event.Status{MessageID: "S1", Status: event.StatusServerAck, ChatID: "15550001111@s.whatsapp.net"}
+	want := event.Status{MessageID: "S1", Status: event.StatusSent, ChatID: "15550001111@s.whatsapp.net"}
 	if ev.ID != "acme:status:S1:server_ack" || ev.Source != event.SourceAPI || !reflect.DeepEqual(*ev.Status, want) {
 		t.Errorf("server ack = %s", jsonOf(t, ev))
 	}

@@ -205,7 +205,7 @@ func TestSendBuildsExactMessage(t *testing.T) {
 			if err := proto.Unmarshal(ev.Message.Raw, &raw); err != nil || !proto.Equal(&raw, rec.sent[0]) {
 				t.Fatalf("raw of the stored message is not what was sent (%v)", err)
 			}
-			if ack.Kind != event.KindMessageStatus || ack.Status.Status != event.StatusServerAck || ack.Status.MessageID != "3EB0TEST" {
+			if ack.Kind != event.KindMessageStatus || ack.Status.Status != event.StatusSent || ack.Status.MessageID != "3EB0TEST" {
 				t.Fatalf("ack event: %+v", ack)
 			}
 		})

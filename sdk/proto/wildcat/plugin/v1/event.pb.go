@@ -1242,7 +1242,7 @@ func (x *LinkPreview) GetDescription() string {
 type Status struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	MessageId string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
-	// status: server_ack, delivered, read or played.
+	// status: sent (the server accepted it), delivered, read or played.
 	Status        string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
 	From          string `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
 	FromPn        string `protobuf:"bytes,4,opt,name=from_pn,json=fromPn,proto3" json:"from_pn,omitempty"`
