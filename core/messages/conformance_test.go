@@ -106,6 +106,9 @@ func TestHistoryFilters(t *testing.T) {
 			if got := ids(p.Messages); got != c.want || p.NextCursor != "" {
 				t.Errorf("%s: %q (next %q), want %q", c.name, got, p.NextCursor, c.want)
 			}
+			if p.Messages == nil {
+				t.Errorf("%s: Messages is nil; an empty page is [] in JSON, not null", c.name)
+			}
 			// The same listing one message per page.
 			var walked []*messages.Message
 			q.Limit = 1

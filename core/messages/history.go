@@ -108,6 +108,9 @@ func (s *Store) History(ctx context.Context, q Query) (*Page, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list messages of %s: %w", q.AccountID, err)
 	}
+	if out == nil {
+		out = []*Message{} // an empty page is [] on every engine, not null
+	}
 	p := &Page{Messages: out}
 	if len(out) > q.Limit {
 		p.Messages = out[:q.Limit]
