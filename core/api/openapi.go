@@ -130,9 +130,9 @@ var chatExample = map[string]any{
 }
 
 var stageStatsExample = []any{
-	map[string]any{"name": "vip", "kind": "builtin", "mode": "inline", "in": 0, "actions": map[string]any{}, "errors": 0, "timeouts": 0,
+	map[string]any{"name": "vip", "kind": "builtin", "mode": "inline", "in": 0, "actions": map[string]any{}, "actionFailures": map[string]any{}, "errors": 0, "timeouts": 0,
 		"dropped": 0, "enqueued": 0, "deadLetters": 0, "calls": 0, "meanLatencyNs": 0},
-	map[string]any{"name": ExampleSink, "kind": "sink", "mode": "sink", "target": ExampleSink, "in": 0, "actions": map[string]any{}, "errors": 0,
+	map[string]any{"name": ExampleSink, "kind": "sink", "mode": "sink", "target": ExampleSink, "in": 0, "actions": map[string]any{}, "actionFailures": map[string]any{}, "errors": 0,
 		"timeouts": 0, "dropped": 0, "enqueued": 0, "deadLetters": 0, "calls": 0, "meanLatencyNs": 0},
 }
 
@@ -485,7 +485,16 @@ var schemas = map[string]any{
 		"error":       str("why it failed"),
 		"tags":        arr(str("added by pipeline stages")),
 		"annotations": stringMap("added by pipeline stages (annotate)"),
-		"storedAt":    str("RFC 3339"),
+		"failures": arr(obj(map[string]any{
+			"stage":    str("the pipeline stage whose action failed"),
+			"action":   str("reply, send, react, markRead, tag or annotate"),
+			"index":    integer("the action's position among the stage's actions for this message; one entry per stage and index, a re-run replaces it"),
+			"origin":   str("who in the stage asked for it: the rule's name"),
+			"error":    str("why it failed"),
+			"attempts": integer("tries, more than one under onError retry"),
+			"at":       str("RFC 3339"),
+		}, "stage", "action", "index", "error", "attempts", "at")),
+		"storedAt": str("RFC 3339"),
 	}), append([]string{"id", "kind", "source", "storedAt"}, eventMessageRequired...)...),
 	// EventMessage is the message payload of an event (webhook bodies, rule
 	// inputs, a delivery's event).
@@ -567,7 +576,10 @@ var schemas = map[string]any{
 		"activeChats": integer(""),
 		"stages": arr(obj(map[string]any{
 			"name": str(""), "kind": str(""), "mode": str(""), "target": str("sink stages"), "in": integer("events matched"),
-			"actions": map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "integer"}, "description": "count per action type"}, "errors": integer(""), "timeouts": integer(""),
+			"actions": map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "integer"}, "description": "count per action type"},
+			"actionFailures": map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "integer"},
+				"description": "per action type, actions that could not be carried out (each recorded in its message's failures)"},
+			"errors": integer("failed calls"), "timeouts": integer(""),
 			"dropped": integer(""), "enqueued": integer(""), "deadLetters": integer(""), "calls": integer(""), "meanLatencyNs": integer(""),
 		})),
 	}),

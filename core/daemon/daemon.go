@@ -281,7 +281,9 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		Registry:    d.registry,
 		Stages:      cfg.Pipeline,
 		Sender:      sessionSender{d.sessions},
+		ReadMarker:  sessionSender{d.sessions},
 		Annotator:   d.messages,
+		Failures:    failureRecorder{d.messages},
 		Enqueuer:    ob,
 		DeadLetters: ob,
 		Progress:    d.messages,
@@ -412,6 +414,33 @@ func (s sessionSender) Send(ctx context.Context, accountID string, req *session.
 		return err
 	}
 	return nil
+}
+
+// MarkRead is the pipeline's ReadMarker: the read receipt of the event's
+// message (a rule's ctx.markRead), through the account's session.
+func (s sessionSender) MarkRead(ctx context.Context, ev *event.Event) error {
+	m := ev.Message
+	if m == nil || m.MessageID == "" {
+		return fmt.Errorf("a %s event has no message", ev.Kind)
+	}
+	chat := m.ChatID
+	if chat == "" {
+		chat = ev.ChatID
+	}
+	return s.m.MarkRead(ctx, ev.AccountID, chat, m.From, []string{m.MessageID})
+}
+
+// failureRecorder stores the pipeline's failed actions on the event's
+// message (its failures list).
+type failureRecorder struct{ s *messages.Store }
+
+func (r failureRecorder) RecordFailures(ctx context.Context, ev *event.Event, fs []pipeline.ActionFailure) error {
+	out := make([]messages.ActionFailure, len(fs))
+	for i, f := range fs {
+		out[i] = messages.ActionFailure{Stage: f.Stage, Action: string(f.Action), Index: f.Index, Origin: f.Origin,
+			Error: f.Err.Error(), Attempts: f.Attempts, At: f.At}
+	}
+	return r.s.RecordFailures(ctx, ev.ID, out)
 }
 
 // drivers lists the session drivers built into this wildcatd; an account

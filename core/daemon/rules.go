@@ -360,11 +360,13 @@ type rulesStage struct {
 }
 
 // Handle runs the rules on ev and turns what they asked for into pipeline
-// actions. A rule that throws or outlives its deadline fails the call
-// (none of the call's effects happen) and the stage's onError decides what
-// follows; the rule engine has already cut, counted and logged it.
-// ctx.markRead happens here, through the session; everything else is an
-// action the pipeline carries out.
+// actions, in the order the rules asked. A rule that throws or outlives its
+// deadline fails the call (none of the call's effects happen) and the
+// stage's onError decides what follows; the rule engine has already cut,
+// counted and logged it. Once the call succeeded, the pipeline carries out
+// each action on its own: a reply that cannot be sent costs the rule none
+// of its tags or routes, and is recorded on the message as a failure
+// naming the rule (Action.Origin).
 func (s *rulesStage) Handle(ctx context.Context, ev *event.Event) ([]pipeline.Action, error) {
 	s.h.warmSelf(ctx, ev.AccountID)
 	effs, err := s.re.eng.Handle(ctx, ev, nil)
@@ -373,48 +375,37 @@ func (s *rulesStage) Handle(ctx context.Context, ev *event.Event) ([]pipeline.Ac
 	}
 	acts := make([]pipeline.Action, 0, len(effs))
 	for _, e := range effs {
+		var a pipeline.Action
 		switch e.Kind {
 		case rules.EffectReply:
 			if e.Media != nil {
 				return nil, fmt.Errorf("rule %s: reply media by reference was not resolved", e.Rule)
 			}
 			// The rule set ReplyTo itself if it asked for a quote.
-			acts = append(acts, pipeline.Action{Type: pipeline.ActionReply, Send: e.Message, NoQuote: true})
+			a = pipeline.Action{Type: pipeline.ActionReply, Send: e.Message, NoQuote: true}
 		case rules.EffectSend:
 			if e.Media != nil {
 				return nil, fmt.Errorf("rule %s: send media by reference was not resolved", e.Rule)
 			}
-			acts = append(acts, pipeline.Send("", e.Message))
+			a = pipeline.Send("", e.Message)
 		case rules.EffectReact:
 			// A reaction is a message to the event's chat (Message.To).
-			acts = append(acts, pipeline.Send("", e.Message))
+			a = pipeline.React(e.Message)
 		case rules.EffectMarkRead:
-			if err := s.markRead(ctx, ev); err != nil {
-				return nil, fmt.Errorf("rule %s: markRead: %w", e.Rule, err)
-			}
+			a = pipeline.MarkRead()
 		case rules.EffectDrop:
-			acts = append(acts, pipeline.Drop())
+			a = pipeline.Drop()
 		case rules.EffectTag:
-			acts = append(acts, pipeline.Tag(e.Tags...))
+			a = pipeline.Tag(e.Tags...)
 		case rules.EffectAnnotate:
-			acts = append(acts, pipeline.Annotate(map[string]string{e.Key: e.Value}))
+			a = pipeline.Annotate(map[string]string{e.Key: e.Value})
 		case rules.EffectRoute:
-			acts = append(acts, pipeline.Route(e.Sinks...))
+			a = pipeline.Route(e.Sinks...)
 		default:
 			return nil, fmt.Errorf("rule %s: unknown effect %q", e.Rule, e.Kind)
 		}
+		a.Origin = e.Rule
+		acts = append(acts, a)
 	}
 	return acts, nil
-}
-
-func (s *rulesStage) markRead(ctx context.Context, ev *event.Event) error {
-	m := ev.Message
-	if m == nil || m.MessageID == "" {
-		return fmt.Errorf("a %s event has no message", ev.Kind)
-	}
-	chat := m.ChatID
-	if chat == "" {
-		chat = ev.ChatID
-	}
-	return s.h.d.sessions.MarkRead(ctx, ev.AccountID, chat, m.From, []string{m.MessageID})
 }

@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -783,4 +784,129 @@ func TestRulesStageConfig(t *testing.T) {
 		t.Fatalf("after a reload that kept the stage: %+v %v, want its 1 call kept", g, err)
 	}
 	c.waitTags("cf", c.inject("cf", `{"from":"+15550001111","id":"CF02","text":"hi again"}`), "hello", "vip")
+}
+
+// failedMessage is a stored message with what the pipeline could not do.
+type failedMessage struct {
+	Tags     []string `json:"tags"`
+	Failures []struct {
+		Stage    string `json:"stage"`
+		Action   string `json:"action"`
+		Index    int    `json:"index"`
+		Origin   string `json:"origin"`
+		Error    string `json:"error"`
+		Attempts int    `json:"attempts"`
+		At       string `json:"at"`
+	} `json:"failures"`
+}
+
+// TestRuleActionFailureKeepsTheOtherEffects: a rule tags, replies and
+// routes, and its account cannot send. The reply's failure costs the rule
+// neither its tag nor its route; it is shown on the message (GET
+// …/messages/{id}, failures) and counted in GET /v1/pipeline and
+// /metrics; and the stage's onError decides about the event: skip goes on
+// with the later stages, deadletter records it and stops it there.
+func TestRuleActionFailureKeepsTheOtherEffects(t *testing.T) {
+	dir := t.TempDir()
+	writeRule(t, dir, "ping.js", `on("message.received", (msg, ctx) => {
+  if (msg.message.text !== "ping") return;
+  ctx.tag("ping");
+  ctx.reply("pong");
+  ctx.route("crm");
+});`)
+	crm, other := &countingSink{}, &countingSink{}
+	cfg := accountsConfig(t)
+	recv := pipeline.Match{Kinds: []string{"message.received"}}
+	rulesFor := func(name string, onError pipeline.OnError, acct string) pipeline.StageConfig {
+		return pipeline.StageConfig{Name: name, Rules: []string{filepath.Join(dir, "*.js")}, OnError: onError, Timeout: 30 * time.Second,
+			Match: pipeline.Match{Kinds: []string{"message.received"}, Accounts: []string{acct}}}
+	}
+	cfg.Pipeline = []pipeline.StageConfig{
+		rulesFor("rules", pipeline.OnErrorSkip, "fx"),
+		rulesFor("strict", pipeline.OnErrorDeadLetter, "st"),
+		{Name: "after", Builtin: "tag", Config: map[string]any{"tag": "after"}, Match: recv},
+		{Name: "crm", Sink: "crm-webhook", Match: recv},
+		{Name: "other", Sink: "other-webhook", Match: recv},
+	}
+	d, c := accountsDaemonWith(t, cfg, time.Millisecond, nil, func(o *daemon.Options) {
+		o.Sinks = map[string]outbox.Sink{"crm-webhook": crm, "other-webhook": other}
+		o.OutboxPoll = 20 * time.Millisecond
+	})
+	for _, acct := range []string{"fx", "st"} {
+		c.connectSim(acct)
+		d.Sim().SetFaults(acct, sim.Faults{FailSends: errors.New("network unreachable")})
+	}
+	const from = `"from":"+15550001111"`
+
+	checkFailure := func(acct, id, stage string) {
+		t.Helper()
+		var m failedMessage
+		if err := json.Unmarshal(c.must(c.get("/v1/accounts/"+acct+"/messages/"+id), 200).body, &m); err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Failures) != 1 {
+			t.Fatalf("%s's failures %+v, want the reply's", id, m.Failures)
+		}
+		f := m.Failures[0]
+		if f.Stage != stage || f.Action != "reply" || f.Index != 1 || f.Origin != "ping" || f.Attempts != 1 ||
+			!strings.Contains(f.Error, "network unreachable") || f.At == "" {
+			t.Fatalf("%s's failure %+v: want stage %s, the reply (action 1) of rule ping, network unreachable", id, f, stage)
+		}
+		if replies := c.page("/v1/accounts/" + acct + "/messages?fromMe=true").Messages; len(replies) != 0 {
+			t.Fatalf("%s: replies stored though the account cannot send: %+v", acct, replies)
+		}
+	}
+
+	// onError skip: tag, route and later stages as if the reply had gone.
+	fx := c.inject("fx", `{`+from+`,"id":"FX01","text":"ping"}`)
+	c.waitTags("fx", fx, "ping", "after")
+	checkFailure("fx", fx, "rules")
+	poll.Until(t, 30*time.Second, func() error {
+		if n := crm.count("fx:" + fx); n != 1 {
+			return fmt.Errorf("crm got FX01 %d times", n)
+		}
+		return nil
+	})
+
+	// onError deadletter: the tag is stored, the event stops at the stage.
+	st := c.inject("st", `{`+from+`,"id":"ST01","text":"ping"}`)
+	poll.Until(t, 30*time.Second, func() error {
+		if ds := c.deliveries("state=deadletter&sink=pipeline:strict"); len(ds) != 1 || ds[0].EventID != "st:"+st ||
+			len(ds[0].Log) != 1 || !strings.Contains(ds[0].Log[0].Error, "network unreachable") {
+			return fmt.Errorf("dead letters of pipeline:strict %+v", ds)
+		}
+		return nil
+	})
+	if m := c.ruled("st", st); !slices.Equal(m.Tags, []string{"ping"}) {
+		t.Fatalf("dead-lettered ST01 has tags %v, want [ping] (its own stage's, no later stage's)", m.Tags)
+	}
+	checkFailure("st", st, "strict")
+
+	// A later message of FX01's chat is the barrier for its deliveries.
+	fx2 := c.inject("fx", `{`+from+`,"id":"FX02","text":"hello"}`)
+	poll.Until(t, 30*time.Second, func() error {
+		if n := other.count("fx:" + fx2); n != 1 {
+			return fmt.Errorf("other got FX02 %d times", n)
+		}
+		return nil
+	})
+	if n, s := other.count("fx:"+fx), crm.count("st:"+st)+other.count("st:"+st); n != 0 || s != 0 {
+		t.Fatalf("other got the routed FX01 %d times, sinks got the dead-lettered ST01 %d times; want 0", n, s)
+	}
+
+	for stage, want := range map[string]uint64{"rules": 1, "strict": 1} {
+		if s := c.pipelineStage(stage); s.ActionFailures["reply"] != want || s.Errors != 0 || s.Actions["reply"] != want {
+			t.Errorf("stage %s %+v: want %d reply failures, no errors", stage, s, want)
+		}
+	}
+	metrics := string(c.must(c.get("/metrics"), 200).body)
+	for _, want := range []string{
+		`wildcat_pipeline_stage_action_failures_total{action="reply",stage="rules"} 1`,
+		`wildcat_pipeline_stage_action_failures_total{action="reply",stage="strict"} 1`,
+		`wildcat_pipeline_stage_action_failures_total{action="tag",stage="rules"} 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("GET /metrics lacks %s", want)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package messages
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/wildcathub/wildcat/core/event"
@@ -44,6 +45,9 @@ type Backend interface {
 	FailStalePending(ctx context.Context, cutoff time.Time, reason string, at time.Time) (int, error)
 	// Annotate adds tags as a set and sets annotations by key.
 	Annotate(ctx context.Context, id string, tags []string, annotations map[string]string) error
+	// RecordFailures merges fs into the message's failures
+	// (mergeFailures); a message that is not stored is no error.
+	RecordFailures(ctx context.Context, id string, fs []ActionFailure) error
 	// MarkProcessed sets the pipeline-done mark.
 	MarkProcessed(ctx context.Context, id string, at time.Time) error
 
@@ -203,6 +207,20 @@ func annotate(m *Message, tags []string, annotations map[string]string) {
 	for k, v := range annotations {
 		m.Annotations[k] = v
 	}
+}
+
+// mergeFailures puts each of fs into m's failures, replacing the entry of
+// the same stage and action index, in place, or appending it.
+func mergeFailures(m *Message, fs []ActionFailure) {
+	for _, f := range fs {
+		i := slices.IndexFunc(m.Failures, func(g ActionFailure) bool { return g.Stage == f.Stage && g.Index == f.Index })
+		if i >= 0 {
+			m.Failures[i] = f
+		} else {
+			m.Failures = append(m.Failures, f)
+		}
+	}
+	m.Rev++
 }
 
 func containsString(ss []string, s string) bool {

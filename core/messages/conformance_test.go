@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -105,6 +107,9 @@ func TestHistoryFilters(t *testing.T) {
 			}
 			if got := ids(p.Messages); got != c.want || p.NextCursor != "" {
 				t.Errorf("%s: %q (next %q), want %q", c.name, got, p.NextCursor, c.want)
+			}
+			if p.Messages == nil {
+				t.Errorf("%s: Messages is nil; an empty page is [] in JSON, not null", c.name)
 			}
 			// The same listing one message per page.
 			var walked []*messages.Message
@@ -470,4 +475,56 @@ func TestSQLiteQueriesUseIndexes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestFailuresAreRecordedPerAction: the pipeline's failed actions are kept
+// on the message, one entry per stage and action index — a re-run's
+// failure replaces its entry in place — beside the tags the same stage
+// stored, and survive a later edit; a message that is not stored is no
+// error.
+func TestFailuresAreRecordedPerAction(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		s := newEnv(t, e).s
+		ev := msgEvent(event.KindMessageReceived, "F1", "ping", false)
+		if _, err := s.Record(ctx(t), ev); err != nil {
+			t.Fatal(err)
+		}
+		at := t0.Add(time.Minute + 123456789) // sub-millisecond part: stored as milliseconds
+		reply := messages.ActionFailure{Stage: "rules", Action: "reply", Index: 1, Origin: "ping", Error: "reply to x: no session", Attempts: 1, At: at}
+		read := messages.ActionFailure{Stage: "rules", Action: "markRead", Index: 3, Error: "no session", Attempts: 1, At: at}
+		if err := s.Annotate(ctx(t), ev, []string{"ping"}, map[string]string{"seen": "yes"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordFailures(ctx(t), ev.ID, []messages.ActionFailure{reply, read}); err != nil {
+			t.Fatal(err)
+		}
+		later := reply
+		later.Error, later.Attempts, later.At = "reply to x: still no session", 3, at.Add(time.Hour)
+		other := messages.ActionFailure{Stage: "plugin", Action: "send", Index: 1, Error: "boom", Attempts: 1, At: at}
+		if err := s.RecordFailures(ctx(t), ev.ID, []messages.ActionFailure{later, other}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ApplyEdit(ctx(t), &event.Event{ID: "acme:F1E", Kind: event.KindMessageEdited, AccountID: "acme", Timestamp: t0.Add(2 * time.Hour),
+			Edit: &event.Edit{TargetID: "F1", Text: "ping!"}, Message: &event.Message{MessageID: "F1E"}}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := s.Get(ctx(t), "acme", "F1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms := func(a messages.ActionFailure) messages.ActionFailure {
+			a.At = a.At.Truncate(time.Millisecond)
+			return a
+		}
+		want := []messages.ActionFailure{ms(later), ms(read), ms(other)}
+		if !reflect.DeepEqual(m.Failures, want) {
+			t.Fatalf("failures\n%+v\nwant\n%+v", m.Failures, want)
+		}
+		if !slices.Equal(m.Tags, []string{"ping"}) || m.Annotations["seen"] != "yes" || m.Text != "ping!" {
+			t.Fatalf("tags %v, annotations %v, text %q: recording failures lost them", m.Tags, m.Annotations, m.Text)
+		}
+		if err := s.RecordFailures(ctx(t), "acme:nope", []messages.ActionFailure{reply}); err != nil {
+			t.Fatalf("failures of a message not stored: %v", err)
+		}
+	})
 }

@@ -108,8 +108,10 @@ func (s *Store) History(ctx context.Context, q Query) (*Page, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list messages of %s: %w", q.AccountID, err)
 	}
-	// An empty page is an empty list on every engine, never null.
-	p := &Page{Messages: append([]*Message{}, out...)}
+	if out == nil {
+		out = []*Message{} // an empty page is [] on every engine, not null
+	}
+	p := &Page{Messages: out}
 	if len(out) > q.Limit {
 		p.Messages = out[:q.Limit]
 		p.NextCursor = encodeCursor(messageCursorPrefix, p.Messages[q.Limit-1].SortKey)

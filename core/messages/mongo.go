@@ -242,6 +242,37 @@ func (b *mongoBackend) Annotate(ctx context.Context, id string, tags []string, a
 	return err
 }
 
+func (b *mongoBackend) RecordFailures(ctx context.Context, id string, fs []ActionFailure) error {
+	// Read, merge, write back if nobody changed the document meanwhile
+	// (rev), as an edit does: the merge replaces entries by key, which no
+	// single update operator expresses.
+	defer b.locks.lock(id)()
+	for range maxEditAttempts {
+		cur, err := b.Get(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rev := cur.Rev
+		mergeFailures(cur, fs)
+		res, err := b.c.UpdateOne(ctx,
+			bson.D{{Key: "_id", Value: id}, {Key: "rev", Value: rev}},
+			bson.D{
+				{Key: "$set", Value: bson.D{{Key: "failures", Value: cur.Failures}}},
+				{Key: "$inc", Value: bson.D{{Key: "rev", Value: 1}}},
+			})
+		if err != nil {
+			return err
+		}
+		if res.MatchedCount > 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("still contended after %d attempts", maxEditAttempts)
+}
+
 func (b *mongoBackend) MarkProcessed(ctx context.Context, id string, at time.Time) error {
 	// Even a plain $set is read-modify-write on the embedded engine: without
 	// the lock it could undo a receipt or a media link written meanwhile.

@@ -346,6 +346,14 @@ func (b *sqliteBackend) Annotate(ctx context.Context, id string, tags []string, 
 	return err
 }
 
+func (b *sqliteBackend) RecordFailures(ctx context.Context, id string, fs []ActionFailure) error {
+	_, _, err := b.modify(ctx, id, func(cur *Message) bool {
+		mergeFailures(cur, fs)
+		return true
+	})
+	return err
+}
+
 func (b *sqliteBackend) MarkProcessed(ctx context.Context, id string, at time.Time) error {
 	_, err := b.exec(ctx, `UPDATE messages SET pipeline_done = 1, pipeline_at = ? WHERE id = ?`, at.UnixMilli(), id)
 	return err

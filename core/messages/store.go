@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,6 +103,10 @@ type Message struct {
 	// Tags and Annotations were added by pipeline stages (Annotate).
 	Tags        []string          `bson:"tags,omitempty" json:"tags,omitempty"`
 	Annotations map[string]string `bson:"annotations,omitempty" json:"annotations,omitempty"`
+	// Failures are the actions pipeline stages asked for on this message
+	// that could not be carried out (RecordFailures), one per stage and
+	// action, the latest outcome of each.
+	Failures []ActionFailure `bson:"failures,omitempty" json:"failures,omitempty"`
 
 	// Edit and Revoke keep the payload of a message.edited / .revoked
 	// document, so that the event can be rebuilt (Event) for pipeline
@@ -119,10 +124,30 @@ type Message struct {
 	// is first stored, and never changes, so a paging client never sees a
 	// message move.
 	SortKey string `bson:"sortKey" json:"-"`
-	// Rev counts edits; on MongoDB an edit updates the document only if
-	// Rev is still what it read, which makes read-modify-write safe without
-	// transactions.
+	// Rev counts read-modify-write updates (edits, recorded failures); on
+	// MongoDB such an update changes the document only if Rev is still what
+	// it read, which makes read-modify-write safe without transactions.
 	Rev int `bson:"rev" json:"-"`
+}
+
+// ActionFailure is one action of a pipeline stage that could not be
+// carried out for this message, e.g. a rule's reply whose account could not
+// send. The stage's other actions (tags, routes, …) were carried out.
+type ActionFailure struct {
+	// Stage is the pipeline stage's name.
+	Stage string `bson:"stage" json:"stage"`
+	// Action is reply, send, react, markRead, tag or annotate.
+	Action string `bson:"action" json:"action"`
+	// Index is the action's position among the stage's actions for this
+	// message; with Stage it identifies the action.
+	Index int `bson:"index" json:"index"`
+	// Origin is who in the stage asked for it: a rule's name.
+	Origin string `bson:"origin,omitempty" json:"origin,omitempty"`
+	Error  string `bson:"error" json:"error"`
+	// Attempts is how often it was tried (more than one under onError
+	// retry).
+	Attempts int       `bson:"attempts" json:"attempts"`
+	At       time.Time `bson:"at" json:"at"`
 }
 
 // PreviousText is one entry of a message's edit history.
@@ -343,6 +368,26 @@ func (s *Store) Annotate(ctx context.Context, ev *event.Event, tags []string, an
 	}
 	if err := s.b.Annotate(ctx, ev.ID, tags, annotations); err != nil {
 		return fmt.Errorf("annotate message %s: %w", ev.ID, err)
+	}
+	return nil
+}
+
+// RecordFailures stores the pipeline's failed actions on the message of
+// the event eventID — the pipeline's FailureRecorder. A failure of the same
+// stage and action index replaces the one stored (a re-run of the event
+// keeps one entry per action, with its latest error); events without a
+// document of their own match nothing.
+func (s *Store) RecordFailures(ctx context.Context, eventID string, fs []ActionFailure) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	// Both engines keep milliseconds.
+	fs = slices.Clone(fs)
+	for i := range fs {
+		fs[i].At = fs[i].At.UTC().Truncate(time.Millisecond)
+	}
+	if err := s.b.RecordFailures(ctx, eventID, fs); err != nil {
+		return fmt.Errorf("record failed actions on message %s: %w", eventID, err)
 	}
 	return nil
 }

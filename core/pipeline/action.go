@@ -29,9 +29,15 @@ const (
 	// ActionRoute delivers the event only to the named sink stages (by
 	// stage name or sink name) instead of every matching one.
 	ActionRoute ActionType = "route"
+	// ActionReact sends a reaction (Send.Reaction) from the event's account;
+	// To defaults to the event's chat.
+	ActionReact ActionType = "react"
+	// ActionMarkRead sends the read receipt of the event's message
+	// (Options.ReadMarker).
+	ActionMarkRead ActionType = "markRead"
 )
 
-var actionTypes = [6]ActionType{ActionReply, ActionSend, ActionDrop, ActionTag, ActionAnnotate, ActionRoute}
+var actionTypes = [8]ActionType{ActionReply, ActionSend, ActionDrop, ActionTag, ActionAnnotate, ActionRoute, ActionReact, ActionMarkRead}
 
 // Action is one effect an inline stage returns.
 type Action struct {
@@ -49,6 +55,19 @@ type Action struct {
 	Tags        []string
 	Annotations map[string]string
 	Sinks       []string
+	// Origin names who inside the stage asked for the action (a rule's
+	// name); a failure of the action is recorded with it.
+	Origin string
+}
+
+// external reports whether the action acts on the world (a message or a
+// receipt) rather than on the event (tags, annotations, route, drop).
+func (a Action) external() bool {
+	switch a.Type {
+	case ActionDrop, ActionTag, ActionAnnotate, ActionRoute:
+		return false
+	}
+	return true
 }
 
 // Reply answers the event's chat with text, quoting the event's message.
@@ -73,7 +92,14 @@ func Annotate(kv map[string]string) Action { return Action{Type: ActionAnnotate,
 // Route restricts delivery to the named sinks.
 func Route(sinks ...string) Action { return Action{Type: ActionRoute, Sinks: sinks} }
 
-// sendRequest resolves a reply or send action into the request the Sender
+// React sends a reaction message (req.Reaction set) from the event's
+// account, to req.To or else the event's chat.
+func React(req *session.SendRequest) Action { return Action{Type: ActionReact, Send: req} }
+
+// MarkRead marks the event's message read.
+func MarkRead() Action { return Action{Type: ActionMarkRead} }
+
+// sendRequest resolves a reply, send or react action into the request the Sender
 // gets, from which account. Its ID is derived from (event, stage, action
 // index) unless the stage set one, so re-running the event after a crash or
 // a retry sends a message with the same WhatsApp id — recognisable as the
@@ -92,6 +118,7 @@ func sendRequest(ev *event.Event, stage string, idx int, a Action, source event.
 			return "", nil, fmt.Errorf("send action without a recipient")
 		}
 	} else {
+		// reply and react: to the event's chat unless the stage said.
 		if req.To == "" {
 			req.To = ev.ChatID
 			if req.To == "" && ev.Message != nil {
@@ -99,9 +126,9 @@ func sendRequest(ev *event.Event, stage string, idx int, a Action, source event.
 			}
 		}
 		if req.To == "" {
-			return "", nil, fmt.Errorf("reply to a %s event, which has no chat", ev.Kind)
+			return "", nil, fmt.Errorf("%s to a %s event, which has no chat", a.Type, ev.Kind)
 		}
-		if req.ReplyTo == nil && !a.NoQuote && ev.Message != nil && ev.Message.MessageID != "" {
+		if a.Type == ActionReply && req.ReplyTo == nil && !a.NoQuote && ev.Message != nil && ev.Message.MessageID != "" {
 			req.ReplyTo = &session.QuoteRef{MessageID: ev.Message.MessageID, Sender: ev.Message.From, Message: ev.Message}
 		}
 	}

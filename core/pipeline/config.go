@@ -38,9 +38,12 @@ type StageConfig struct {
 	// otherwise.
 	Mode  Mode  `koanf:"mode" json:"mode,omitempty"`
 	Match Match `koanf:"match" json:"match"`
-	// Timeout bounds one call of an inline stage; 0 means 5 s.
+	// Timeout bounds one call of an inline stage, then the messages and
+	// receipts its actions send, then storing its tags and annotations
+	// (each on its own); 0 means 5 s.
 	Timeout time.Duration `koanf:"timeout" json:"timeout,omitempty"`
-	// OnError is what a failed or timed-out call leads to; empty means skip.
+	// OnError is what a failed or timed-out call, or a failed action,
+	// leads to; empty means skip.
 	OnError OnError `koanf:"onError" json:"onError,omitempty"`
 	// Config is the kind-specific block: a plugin receives it as its
 	// configuration, a builtin reads its options from it.
@@ -59,13 +62,16 @@ const (
 type OnError string
 
 const (
-	// OnErrorSkip: log, count, and go on with the next stage.
+	// OnErrorSkip: log, count, and go on with the next stage (with the
+	// effects of the stage's actions that did not fail).
 	OnErrorSkip OnError = "skip"
-	// OnErrorRetry: call the stage again a few times with backoff; when
-	// every try failed, the event is dead-lettered at this stage.
+	// OnErrorRetry: call the stage again a few times with backoff, or,
+	// when the call succeeded but actions failed, try those actions again;
+	// when every try failed, the event is dead-lettered at this stage.
 	OnErrorRetry OnError = "retry"
 	// OnErrorDeadLetter: record the event as a dead letter of this stage
-	// (replayable) and stop processing it.
+	// (replayable) and stop processing it. A stage's actions that did not
+	// fail have happened.
 	OnErrorDeadLetter OnError = "deadletter"
 )
 

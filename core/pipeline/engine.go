@@ -16,6 +16,14 @@
 // again by the recovery query (see Recover) and re-run; enqueueing is
 // idempotent, tags are sets, and replies carry deterministic message ids, so
 // a re-run repeats no effect.
+//
+// Effects: a stage's call either fails as a whole (no action happens; the
+// stage's onError decides) or returns actions, which are carried out each
+// on its own: a reply that cannot be sent does not cost the stage its tags
+// or its route. Failed actions are counted, recorded on the message
+// (FailureRecorder), and then onError decides about the event. A failure
+// caused by the stop (session.ErrClosed, the drain deadline) is neither:
+// the event stays unprocessed for recovery.
 package pipeline
 
 import (
@@ -59,6 +67,35 @@ type DeadLetterer interface {
 	Bury(ctx context.Context, ev *event.Event, target, reason string) error
 }
 
+// ReadMarker carries out markRead actions: the read receipt of the event's
+// message, through its account's session.
+type ReadMarker interface {
+	MarkRead(ctx context.Context, ev *event.Event) error
+}
+
+// ActionFailure is one action a stage returned that could not be carried
+// out. The stage's other actions were carried out regardless.
+type ActionFailure struct {
+	Stage  string
+	Action ActionType
+	// Index is the action's position in what the stage returned; with the
+	// stage it identifies the action across re-runs of the event.
+	Index int
+	// Origin is who in the stage asked for it (Action.Origin), if known.
+	Origin string
+	Err    error
+	// Attempts is how often it was tried (onError retry tries again).
+	Attempts int
+	At       time.Time
+}
+
+// FailureRecorder records failed actions on the event's stored message,
+// where the API shows them. It must be idempotent per (event, stage,
+// index): a re-run that fails again replaces the earlier record.
+type FailureRecorder interface {
+	RecordFailures(ctx context.Context, ev *event.Event, failures []ActionFailure) error
+}
+
 // Progress records that an event has been through the whole pipeline.
 type Progress interface {
 	MarkProcessed(ctx context.Context, eventID string) error
@@ -74,14 +111,19 @@ var (
 	ErrStageTimeout = errors.New("pipeline stage timed out")
 )
 
-// Options configures an Engine. Sender, Annotator, Enqueuer, DeadLetters and
-// Progress may be nil when no stage needs them (tests); an action that needs
-// a missing one fails its stage.
+// Options configures an Engine. Sender, ReadMarker, Annotator, Failures,
+// Enqueuer, DeadLetters and Progress may be nil when no stage needs them
+// (tests); an action that needs a missing one fails, and a sink stage
+// without an Enqueuer fails its stage.
 type Options struct {
-	Registry    *Registry
-	Stages      []StageConfig
-	Sender      Sender
-	Annotator   Annotator
+	Registry   *Registry
+	Stages     []StageConfig
+	Sender     Sender
+	ReadMarker ReadMarker
+	Annotator  Annotator
+	// Failures records the actions that failed on the event's message;
+	// without it they are only logged and counted.
+	Failures    FailureRecorder
 	Enqueuer    Enqueuer
 	DeadLetters DeadLetterer
 	Progress    Progress
@@ -422,6 +464,17 @@ func (e *Engine) process(ctx context.Context, in *event.Event) {
 			e.deadLetter(ctx, st, ev, err, log)
 			break
 		}
+		// The stage's other actions happened; the failed ones are recorded
+		// on the message and onError decides about the event: skip goes on
+		// (with the stage's route and drop), retry (the failed actions
+		// were tried again already) and deadletter stop it here.
+		if len(out.failed) > 0 {
+			e.recordFailures(ctx, st, ev, out.failed, log)
+			if st.onError() != OnErrorSkip {
+				e.deadLetter(ctx, st, ev, failuresError(out.failed), log)
+				break
+			}
+		}
 		if out.route != nil {
 			if routed == nil {
 				routed = []string{} // an empty route routes nowhere
@@ -470,34 +523,81 @@ func (e *Engine) deadLetter(ctx context.Context, st *stage, ev *event.Event, cau
 	}
 }
 
-// stageOutcome is what a stage decided about the rest of the pipeline.
-type stageOutcome struct {
-	drop  bool
-	route []string
+// recordFailures counts, logs and stores the actions of st that failed.
+func (e *Engine) recordFailures(ctx context.Context, st *stage, ev *event.Event, failed []ActionFailure, log *slog.Logger) {
+	for _, f := range failed {
+		st.stats.actionFailed(f.Action)
+		log.Warn("pipeline action failed", slog.String("stage", st.cfg.Name), slog.String("action", string(f.Action)),
+			slog.Int("index", f.Index), slog.String("origin", f.Origin), slog.Int("attempts", f.Attempts),
+			slog.String("on_error", string(st.onError())), slog.Any("error", f.Err))
+	}
+	if e.opts.Failures == nil {
+		return
+	}
+	if err := e.opts.Failures.RecordFailures(ctx, ev, failed); err != nil {
+		log.Error("recording failed actions on the message failed", slog.String("stage", st.cfg.Name), slog.Any("error", err))
+	}
 }
 
-// runStage calls st (with its retry policy) and applies its actions.
-func (e *Engine) runStage(ctx context.Context, st *stage, ev *event.Event, only []string) (stageOutcome, error) {
-	tries := 1
-	if st.onError() == OnErrorRetry {
-		tries = e.opts.RetryAttempts
+// failuresError is what a dead letter of failed actions says.
+func failuresError(failed []ActionFailure) error {
+	errs := make([]error, len(failed))
+	for i, f := range failed {
+		errs[i] = fmt.Errorf("action %d (%s): %w", f.Index, f.Action, f.Err)
 	}
+	return errors.Join(errs...)
+}
+
+// stageOutcome is what a stage decided about the rest of the pipeline, and
+// which of its actions could not be carried out.
+type stageOutcome struct {
+	drop   bool
+	route  []string
+	failed []ActionFailure
+}
+
+// runStage calls st (with its retry policy) and carries out its actions,
+// each on its own: an action that fails does not undo or prevent the
+// others. With onError retry, the failed actions alone are tried again
+// (the stage is not called again: its decision stands). An error means the
+// call failed (no action happened), or an action failed because the
+// daemon is stopping.
+func (e *Engine) runStage(ctx context.Context, st *stage, ev *event.Event, only []string) (stageOutcome, error) {
+	if st.mode == ModeSink {
+		return stageOutcome{}, e.retry(ctx, st, func(cctx context.Context) error { return e.enqueue(cctx, st, ev, only) })
+	}
+	var acts []Action
+	err := e.retry(ctx, st, func(cctx context.Context) error {
+		var err error
+		acts, err = e.call(cctx, st, ev)
+		return err
+	})
+	if err != nil {
+		return stageOutcome{}, err
+	}
+	pending := make([]int, len(acts))
+	for i, a := range acts {
+		st.stats.action(a.Type)
+		pending[i] = i
+	}
+	var out stageOutcome
 	wait := e.opts.RetryBackoff
 	for try := 1; ; try++ {
-		// Each try works on a copy, so a failed try's tags are not taken
-		// as already persisted by the next one.
-		work := cloneEvent(ev)
-		out, err := e.runOnce(ctx, st, work, only)
-		if err == nil {
-			ev.Tags, ev.Annotations = work.Tags, work.Annotations
+		o, failed := e.apply(ctx, st, ev, acts, pending, try)
+		if try == 1 {
+			out.drop, out.route = o.drop, o.route
+		}
+		if len(failed) == 0 {
 			return out, nil
 		}
-		st.stats.errors.Add(1)
-		if errors.Is(err, ErrStageTimeout) {
-			st.stats.timeouts.Add(1)
+		for _, f := range failed {
+			if stopped(ctx, f.Err) {
+				return stageOutcome{}, f.Err
+			}
 		}
-		if try >= tries || stopped(ctx, err) {
-			return stageOutcome{}, err
+		if st.onError() != OnErrorRetry || try >= e.opts.RetryAttempts {
+			out.failed = failed
+			return out, nil
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -507,40 +607,69 @@ func (e *Engine) runStage(ctx context.Context, st *stage, ev *event.Event, only 
 			return stageOutcome{}, ctx.Err()
 		}
 		wait *= 2
+		pending = pending[:0]
+		for _, f := range failed {
+			pending = append(pending, f.Index)
+		}
 	}
 }
 
-// only, when set, restricts a fan-out sink stage to the targets a route
-// named: by target ("webhook:billing") or by the part after the colon (the
-// endpoint id, "billing").
-func (e *Engine) runOnce(ctx context.Context, st *stage, ev *event.Event, only []string) (stageOutcome, error) {
-	cctx, cancel := context.WithTimeout(ctx, st.cfg.timeout())
-	defer cancel()
-	if st.mode == ModeSink {
-		if e.opts.Enqueuer == nil {
-			return stageOutcome{}, fmt.Errorf("sink stage %q: no outbox configured", st.cfg.Name)
-		}
-		targets := e.reg.targets(st.target, ev)
-		if only != nil {
-			targets = slices.DeleteFunc(targets, func(t string) bool {
-				_, id, _ := strings.Cut(t, ":")
-				return !slices.Contains(only, t) && !slices.Contains(only, id)
-			})
-		}
-		if len(targets) == 0 {
-			return stageOutcome{}, nil // a fan-out with no matching target
-		}
-		if err := e.opts.Enqueuer.Enqueue(cctx, ev, targets...); err != nil {
-			return stageOutcome{}, timeoutOr(cctx, fmt.Errorf("enqueue for %s: %w", st.target, err))
-		}
-		st.stats.enqueued.Add(1)
-		return stageOutcome{}, nil
+// retry runs f, each try within the stage's timeout, as often as the
+// stage's onError allows, counting failed tries as the stage's errors.
+func (e *Engine) retry(ctx context.Context, st *stage, f func(cctx context.Context) error) error {
+	tries := 1
+	if st.onError() == OnErrorRetry {
+		tries = e.opts.RetryAttempts
 	}
-	acts, err := e.call(cctx, st, ev)
-	if err != nil {
-		return stageOutcome{}, err
+	wait := e.opts.RetryBackoff
+	for try := 1; ; try++ {
+		cctx, cancel := context.WithTimeout(ctx, st.cfg.timeout())
+		err := f(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		st.stats.errors.Add(1)
+		if errors.Is(err, ErrStageTimeout) {
+			st.stats.timeouts.Add(1)
+		}
+		if try >= tries || stopped(ctx, err) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		wait *= 2
 	}
-	return e.apply(cctx, st, ev, acts)
+}
+
+// enqueue puts ev into the outbox for a sink stage. only, when set,
+// restricts a fan-out sink stage to the targets a route named: by target
+// ("webhook:billing") or by the part after the colon (the endpoint id,
+// "billing").
+func (e *Engine) enqueue(ctx context.Context, st *stage, ev *event.Event, only []string) error {
+	if e.opts.Enqueuer == nil {
+		return fmt.Errorf("sink stage %q: no outbox configured", st.cfg.Name)
+	}
+	targets := e.reg.targets(st.target, ev)
+	if only != nil {
+		targets = slices.DeleteFunc(targets, func(t string) bool {
+			_, id, _ := strings.Cut(t, ":")
+			return !slices.Contains(only, t) && !slices.Contains(only, id)
+		})
+	}
+	if len(targets) == 0 {
+		return nil // a fan-out with no matching target
+	}
+	if err := e.opts.Enqueuer.Enqueue(ctx, ev, targets...); err != nil {
+		return timeoutOr(ctx, fmt.Errorf("enqueue for %s: %w", st.target, err))
+	}
+	st.stats.enqueued.Add(1)
+	return nil
 }
 
 // call runs the handler on its own copy of ev and gives up at the deadline
@@ -581,67 +710,124 @@ func timeoutOr(ctx context.Context, err error) error {
 	return err
 }
 
-// apply carries out a stage's actions in order. Tags and annotations change
-// ev for the stages after this one and are persisted once per stage.
-func (e *Engine) apply(ctx context.Context, st *stage, ev *event.Event, acts []Action) (stageOutcome, error) {
-	var out stageOutcome
-	var newTags []string
-	var newAnn map[string]string
-	for i, a := range acts {
-		st.stats.action(a.Type)
+// apply carries out the actions of acts at the indices idx, each on its
+// own, and returns those that failed. Messages and receipts go out first,
+// in order, within the stage's timeout; then the tags and annotations are
+// persisted (within a timeout of their own, so a slow send cannot cost
+// them) and change ev for the stages after this one. route and drop only
+// shape the outcome and cannot fail.
+func (e *Engine) apply(ctx context.Context, st *stage, ev *event.Event, acts []Action, idx []int, attempt int) (stageOutcome, []ActionFailure) {
+	var (
+		out    stageOutcome
+		failed []ActionFailure
+	)
+	fail := func(i int, err error) {
+		failed = append(failed, ActionFailure{Stage: st.cfg.Name, Action: acts[i].Type, Index: i, Origin: acts[i].Origin,
+			Err: err, Attempts: attempt, At: time.Now().UTC()})
+	}
+	cctx, cancel := context.WithTimeout(ctx, st.cfg.timeout())
+	defer cancel()
+	for _, i := range idx {
+		if a := acts[i]; a.external() {
+			if err := e.act(cctx, st, ev, i, a); err != nil {
+				fail(i, timeoutOr(cctx, err))
+			}
+		}
+	}
+
+	work := cloneEvent(ev)
+	var (
+		newTags []string
+		newAnn  map[string]string
+		persist []int // the actions whose tags or annotations are new
+	)
+	for _, i := range idx {
+		a := acts[i]
 		switch a.Type {
-		case ActionReply, ActionSend:
-			if e.opts.Sender == nil {
-				return out, fmt.Errorf("%s action: no sender configured", a.Type)
-			}
-			account, req, err := sendRequest(ev, st.cfg.Name, i, a, st.source)
-			if err != nil {
-				return out, err
-			}
-			if err := e.opts.Sender.Send(ctx, account, req); err != nil {
-				return out, timeoutOr(ctx, fmt.Errorf("%s to %s: %w", a.Type, req.To, err))
-			}
 		case ActionDrop:
 			out.drop = true
-		case ActionTag:
-			for _, t := range a.Tags {
-				if t != "" && !slices.Contains(ev.Tags, t) {
-					ev.Tags = append(ev.Tags, t)
-					newTags = append(newTags, t)
-				}
-			}
-		case ActionAnnotate:
-			for k, v := range a.Annotations {
-				if old, ok := ev.Annotations[k]; ok && old == v {
-					continue
-				}
-				if ev.Annotations == nil {
-					ev.Annotations = map[string]string{}
-				}
-				if newAnn == nil {
-					newAnn = map[string]string{}
-				}
-				ev.Annotations[k] = v
-				newAnn[k] = v
-			}
 		case ActionRoute:
 			out.route = append(out.route, a.Sinks...)
 			if out.route == nil {
 				out.route = []string{} // route to nothing
 			}
-		default:
-			return out, fmt.Errorf("unknown action %q", a.Type)
+		case ActionTag:
+			added := false
+			for _, t := range a.Tags {
+				if t != "" && !slices.Contains(work.Tags, t) {
+					work.Tags = append(work.Tags, t)
+					newTags = append(newTags, t)
+					added = true
+				}
+			}
+			if added {
+				persist = append(persist, i)
+			}
+		case ActionAnnotate:
+			added := false
+			for k, v := range a.Annotations {
+				if old, ok := work.Annotations[k]; ok && old == v {
+					continue
+				}
+				if work.Annotations == nil {
+					work.Annotations = map[string]string{}
+				}
+				if newAnn == nil {
+					newAnn = map[string]string{}
+				}
+				work.Annotations[k] = v
+				newAnn[k] = v
+				added = true
+			}
+			if added {
+				persist = append(persist, i)
+			}
 		}
 	}
-	if len(newTags) > 0 || len(newAnn) > 0 {
+	if len(persist) > 0 {
+		pctx, cancel := context.WithTimeout(ctx, st.cfg.timeout())
+		defer cancel()
+		var err error
 		if e.opts.Annotator == nil {
-			return out, fmt.Errorf("tag/annotate action: no annotator configured")
+			err = fmt.Errorf("no annotator configured")
+		} else if err = e.opts.Annotator.Annotate(pctx, work, newTags, newAnn); err != nil {
+			err = timeoutOr(pctx, fmt.Errorf("persist: %w", err))
 		}
-		if err := e.opts.Annotator.Annotate(ctx, ev, newTags, newAnn); err != nil {
-			return out, timeoutOr(ctx, fmt.Errorf("persist tags: %w", err))
+		if err != nil {
+			// Not stored, so not seen by later stages either.
+			for _, i := range persist {
+				fail(i, err)
+			}
+		} else {
+			ev.Tags, ev.Annotations = work.Tags, work.Annotations
 		}
 	}
-	return out, nil
+	slices.SortFunc(failed, func(a, b ActionFailure) int { return a.Index - b.Index })
+	return out, failed
+}
+
+// act carries out one action on the world: a message or a read receipt.
+func (e *Engine) act(ctx context.Context, st *stage, ev *event.Event, i int, a Action) error {
+	switch a.Type {
+	case ActionReply, ActionSend, ActionReact:
+		if e.opts.Sender == nil {
+			return fmt.Errorf("no sender configured")
+		}
+		account, req, err := sendRequest(ev, st.cfg.Name, i, a, st.source)
+		if err != nil {
+			return err
+		}
+		if err := e.opts.Sender.Send(ctx, account, req); err != nil {
+			return fmt.Errorf("%s to %s: %w", a.Type, req.To, err)
+		}
+		return nil
+	case ActionMarkRead:
+		if e.opts.ReadMarker == nil {
+			return fmt.Errorf("no read marker configured")
+		}
+		return e.opts.ReadMarker.MarkRead(ctx, ev)
+	}
+	return fmt.Errorf("unknown action %q", a.Type)
 }
 
 // cloneEvent copies what stages may change (tags, annotations); payloads

@@ -33,6 +33,8 @@ type fakes struct {
 	buried    map[string]string   // event id → target
 	processed map[string]int
 	order     []string // processed event ids
+	failures  map[string][]ActionFailure
+	read      []string // event ids marked read
 }
 
 type sent struct {
@@ -62,6 +64,13 @@ func (f *fakes) Annotate(ctx context.Context, ev *event.Event, tags []string, an
 		}
 		f.ann[ev.ID][k] = v
 	}
+	return nil
+}
+
+func (f *fakes) MarkRead(ctx context.Context, ev *event.Event) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.read = append(f.read, ev.ID)
 	return nil
 }
 
@@ -121,7 +130,7 @@ func newEngine(t *testing.T, opts Options) *Engine {
 }
 
 func withFakes(f *fakes, opts Options) Options {
-	opts.Sender, opts.Annotator, opts.Enqueuer, opts.DeadLetters, opts.Progress = f, f, f, f, f
+	opts.Sender, opts.ReadMarker, opts.Annotator, opts.Enqueuer, opts.DeadLetters, opts.Progress = f, f, f, f, f, f
 	return opts
 }
 
@@ -276,12 +285,13 @@ func TestActions(t *testing.T) {
 	script["tag"] = []Action{Tag("vip", "lead"), Tag("vip"), Annotate(map[string]string{"team": "sales"})}
 	script["route"] = []Action{Route("to-archive"), Route("crm")}
 	script["route-nowhere"] = []Action{Route()}
-	for _, id := range []string{"reply", "send", "drop", "tag", "route", "route-nowhere", "plain"} {
+	script["ack"] = []Action{React(&session.SendRequest{Reaction: &session.ReactionSend{MessageID: "M0", Emoji: "👍"}}), MarkRead()}
+	for _, id := range []string{"reply", "send", "drop", "tag", "route", "route-nowhere", "plain", "ack"} {
 		if err := e.Submit(context.Background(), ev(id)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	f.waitProcessed(t, 7)
+	f.waitProcessed(t, 8)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	mu.Lock()
@@ -313,6 +323,22 @@ func TestActions(t *testing.T) {
 		want := session.SendRequest{To: "9@s.whatsapp.net", ID: "FIXED", Source: event.SourceRule, Text: "fyi"}
 		if got == nil || got.account != "other" || !reflect.DeepEqual(got.req, want) {
 			t.Fatalf("sent %+v\nwant %+v from other", got, want)
+		}
+	})
+	t.Run("react and markRead", func(t *testing.T) {
+		var got *sent
+		for i := range f.sent {
+			if f.sent[i].req.Reaction != nil {
+				got = &f.sent[i]
+			}
+		}
+		want := session.SendRequest{To: "1@s.whatsapp.net", ID: deterministicMessageID("ack", "act", 0), Source: event.SourceRule,
+			Reaction: &session.ReactionSend{MessageID: "M0", Emoji: "👍"}}
+		if got == nil || got.account != "acct" || !reflect.DeepEqual(got.req, want) {
+			t.Fatalf("reaction %+v\nwant %+v from acct, not quoting", got, want)
+		}
+		if !slices.Equal(f.read, []string{"ack"}) {
+			t.Fatalf("marked read: %v, want [ack]", f.read)
 		}
 	})
 	t.Run("drop skips later stages but the event is processed", func(t *testing.T) {
@@ -810,4 +836,159 @@ func TestFailureMetrics(t *testing.T) {
 	if f.buried["acct:c:1"] != "pipeline:slow" || len(f.jobs) != 2 || f.jobs["acct:c:0"] == nil || f.jobs["acct:c:3"] == nil {
 		t.Fatalf("buried %v, jobs %v", f.buried, f.jobs)
 	}
+}
+
+func (f *fakes) RecordFailures(ctx context.Context, ev *event.Event, fs []ActionFailure) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failures == nil {
+		f.failures = map[string][]ActionFailure{}
+	}
+	f.failures[ev.ID] = append(f.failures[ev.ID], fs...)
+	return nil
+}
+
+// flakySender fails the first n sends with err, then sends.
+type flakySender struct {
+	*fakes
+	n     atomic.Int64
+	tries atomic.Int64
+	err   error
+}
+
+func (s *flakySender) Send(ctx context.Context, account string, req *session.SendRequest) error {
+	if s.tries.Add(1) <= s.n.Load() {
+		return s.err
+	}
+	return s.fakes.Send(ctx, account, req)
+}
+
+// An action that fails costs the stage none of its other actions: the tags,
+// annotation and route of a rule whose reply cannot be sent still apply.
+// The failure is recorded for the message (stage, action, index, error,
+// attempts) and counted per action type, and onError decides about the
+// event: skip goes on, deadletter stops it, retry tries the failed action
+// alone again (the stage is not called again).
+func TestFailedActionKeepsTheOthers(t *testing.T) {
+	noSession := fmt.Errorf("account %q has no running session: %w", "acct", session.ErrWrongState)
+	for _, tt := range []struct {
+		name       string
+		onError    OnError
+		fails      int64 // sends that fail before one goes through
+		wantSent   int
+		wantFailed int // attempts recorded; 0: no failure
+		wantBuried bool
+	}{
+		{"skip", OnErrorSkip, 1, 0, 1, false},
+		{"deadletter", OnErrorDeadLetter, 1, 0, 1, true},
+		{"retry succeeds", OnErrorRetry, 2, 1, 0, false},
+		{"retry exhausted", OnErrorRetry, 10, 0, 3, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var calls, later atomic.Int64
+			reg := testRegistry()
+			reg.RegisterSink("archive")
+			reg.RegisterSink("crm")
+			reg.RegisterBuiltin("rule", func(st StageConfig) (InlineHandler, error) {
+				return HandlerFunc(func(ctx context.Context, ev *event.Event) ([]Action, error) {
+					calls.Add(1)
+					r := Reply("pong")
+					r.Origin = "ping.js"
+					return []Action{Tag("ping"), r, Route("crm"), Annotate(map[string]string{"seen": "yes"})}, nil
+				}), nil
+			})
+			reg.RegisterBuiltin("later", func(st StageConfig) (InlineHandler, error) {
+				return HandlerFunc(func(ctx context.Context, ev *event.Event) ([]Action, error) {
+					later.Add(1)
+					return nil, nil
+				}), nil
+			})
+			prom := prometheus.NewRegistry()
+			m, err := NewMetrics(prom)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := newFakes()
+			opts := withFakes(f, Options{Registry: reg, Metrics: m, RetryBackoff: time.Millisecond, Stages: []StageConfig{
+				{Name: "rules", Builtin: "rule", OnError: tt.onError},
+				{Name: "later", Builtin: "later"},
+				{Name: "to-archive", Sink: "archive"},
+				{Name: "to-crm", Sink: "crm"},
+			}})
+			sender := &flakySender{fakes: f, err: noSession}
+			sender.n.Store(tt.fails)
+			opts.Sender, opts.Failures = sender, f
+			e := newEngine(t, opts)
+			if err := e.Submit(context.Background(), chatEvent("acct", "c", 1)); err != nil {
+				t.Fatal(err)
+			}
+			f.waitProcessed(t, 1)
+			const id = "acct:c:1"
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if !slices.Equal(f.annotated[id], []string{"ping"}) || f.ann[id]["seen"] != "yes" {
+				t.Errorf("persisted tags %v, annotations %v; want [ping] and seen=yes", f.annotated[id], f.ann[id])
+			}
+			if len(f.sent) != tt.wantSent {
+				t.Errorf("%d replies sent, want %d", len(f.sent), tt.wantSent)
+			}
+			if n := calls.Load(); n != 1 {
+				t.Errorf("stage called %d times, want once (a failed action is retried alone)", n)
+			}
+			fs := f.failures[id]
+			if tt.wantFailed == 0 {
+				if len(fs) != 0 {
+					t.Errorf("failures %+v, want none", fs)
+				}
+			} else if len(fs) != 1 || fs[0].Stage != "rules" || fs[0].Action != ActionReply || fs[0].Index != 1 ||
+				fs[0].Origin != "ping.js" || !errors.Is(fs[0].Err, session.ErrWrongState) || fs[0].Attempts != tt.wantFailed || fs[0].At.IsZero() {
+				t.Errorf("failures %+v, want the reply (index 1, ping.js) after %d attempts", fs, tt.wantFailed)
+			}
+			_, buried := f.buried[id]
+			if buried != tt.wantBuried {
+				t.Errorf("buried %v, want %v", buried, tt.wantBuried)
+			}
+			if ran := later.Load() == 1; ran == tt.wantBuried {
+				t.Errorf("later stage ran: %v (dead-lettered: %v)", ran, tt.wantBuried)
+			}
+			if !tt.wantBuried && !slices.Equal(f.jobs[id], []string{"crm"}) {
+				t.Errorf("jobs %v, want only the routed crm", f.jobs[id])
+			}
+			wantCount := uint64(0)
+			if tt.wantFailed > 0 {
+				wantCount = 1
+			}
+			st := e.Snapshot().Stages[0]
+			if st.ActionFailures["reply"] != wantCount || st.Errors != 0 || st.Actions["reply"] != 1 || st.Actions["tag"] != 1 {
+				t.Errorf("stage stats %+v: want %d reply failures, no errors", st, wantCount)
+			}
+			if got := actionCounter(t, prom, "wildcat_pipeline_stage_action_failures_total", "rules", "reply"); got != float64(wantCount) {
+				t.Errorf("wildcat_pipeline_stage_action_failures_total{stage=rules,action=reply} = %v, want %d", got, wantCount)
+			}
+		})
+	}
+}
+
+func actionCounter(t *testing.T, reg *prometheus.Registry, name, stage, action string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["stage"] == stage && labels["action"] == action {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no %s{stage=%q,action=%q}", name, stage, action)
+	return 0
 }

@@ -12,18 +12,31 @@ import (
 // reloads, so a reload does not reset what GET /v1/pipeline shows.
 type stageStats struct {
 	in, errors, timeouts, dropped, enqueued, deadLetters atomic.Uint64
-	actions                                              [6]atomic.Uint64 // indexed like actionTypes
+	actions                                              [len(actionTypes)]atomic.Uint64 // indexed like actionTypes
+	actionFailures                                       [len(actionTypes)]atomic.Uint64
 	latencyCount                                         atomic.Uint64
 	latencyNanos                                         atomic.Uint64
 }
 
 func (s *stageStats) action(t ActionType) {
+	if i := actionIndex(t); i >= 0 {
+		s.actions[i].Add(1)
+	}
+}
+
+func (s *stageStats) actionFailed(t ActionType) {
+	if i := actionIndex(t); i >= 0 {
+		s.actionFailures[i].Add(1)
+	}
+}
+
+func actionIndex(t ActionType) int {
 	for i, at := range actionTypes {
 		if at == t {
-			s.actions[i].Add(1)
-			return
+			return i
 		}
 	}
+	return -1
 }
 
 type statsBook struct {
@@ -66,14 +79,17 @@ type StageStats struct {
 	Mode   Mode   `json:"mode"`
 	Target string `json:"target,omitempty"`
 	// In counts events that matched the stage.
-	In          uint64            `json:"in"`
-	Actions     map[string]uint64 `json:"actions"`
-	Errors      uint64            `json:"errors"`
-	Timeouts    uint64            `json:"timeouts"`
-	Dropped     uint64            `json:"dropped"`
-	Enqueued    uint64            `json:"enqueued"`
-	DeadLetters uint64            `json:"deadLetters"`
-	Calls       uint64            `json:"calls"`
+	In      uint64            `json:"in"`
+	Actions map[string]uint64 `json:"actions"`
+	// ActionFailures counts, per action type, actions that could not be
+	// carried out (each also recorded on its message as a failure).
+	ActionFailures map[string]uint64 `json:"actionFailures"`
+	Errors         uint64            `json:"errors"`
+	Timeouts       uint64            `json:"timeouts"`
+	Dropped        uint64            `json:"dropped"`
+	Enqueued       uint64            `json:"enqueued"`
+	DeadLetters    uint64            `json:"deadLetters"`
+	Calls          uint64            `json:"calls"`
 	// MeanLatency is the mean duration of a stage run, retries included.
 	MeanLatency time.Duration `json:"meanLatencyNs"`
 }
@@ -103,11 +119,14 @@ func (s *stageStats) snapshot(st *stage) StageStats {
 		Name: st.cfg.Name, Kind: st.kind, Mode: st.mode, Target: st.target,
 		In: s.in.Load(), Errors: s.errors.Load(), Timeouts: s.timeouts.Load(),
 		Dropped: s.dropped.Load(), Enqueued: s.enqueued.Load(), DeadLetters: s.deadLetters.Load(),
-		Calls: s.latencyCount.Load(), Actions: map[string]uint64{},
+		Calls: s.latencyCount.Load(), Actions: map[string]uint64{}, ActionFailures: map[string]uint64{},
 	}
 	for i, t := range actionTypes {
 		if n := s.actions[i].Load(); n > 0 {
 			out.Actions[string(t)] = n
+		}
+		if n := s.actionFailures[i].Load(); n > 0 {
+			out.ActionFailures[string(t)] = n
 		}
 	}
 	if out.Calls > 0 {
@@ -123,7 +142,7 @@ type Metrics struct {
 	latency *prometheus.HistogramVec
 	book    *statsBook
 
-	in, actions, errors, timeouts, dropped, enqueued, deadLetters *prometheus.Desc
+	in, actions, actionFailures, errors, timeouts, dropped, enqueued, deadLetters *prometheus.Desc
 }
 
 // NewMetrics registers the pipeline's collectors on reg (not the global
@@ -136,8 +155,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Duration of pipeline stage runs (call, actions and retries).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}, stage),
-		in:          prometheus.NewDesc("wildcat_pipeline_stage_events_total", "Events that matched a stage.", stage, nil),
-		actions:     prometheus.NewDesc("wildcat_pipeline_stage_actions_total", "Actions returned by a stage, by type.", []string{"stage", "action"}, nil),
+		in:      prometheus.NewDesc("wildcat_pipeline_stage_events_total", "Events that matched a stage.", stage, nil),
+		actions: prometheus.NewDesc("wildcat_pipeline_stage_actions_total", "Actions returned by a stage, by type.", []string{"stage", "action"}, nil),
+		actionFailures: prometheus.NewDesc("wildcat_pipeline_stage_action_failures_total",
+			"Actions of a stage that could not be carried out, by type (the stage's other actions were).", []string{"stage", "action"}, nil),
 		errors:      prometheus.NewDesc("wildcat_pipeline_stage_errors_total", "Failed stage calls, timeouts included.", stage, nil),
 		timeouts:    prometheus.NewDesc("wildcat_pipeline_stage_timeouts_total", "Stage calls that outlived their timeout.", stage, nil),
 		dropped:     prometheus.NewDesc("wildcat_pipeline_stage_dropped_total", "Events a stage dropped.", stage, nil),
@@ -154,7 +175,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.in, m.actions, m.errors, m.timeouts, m.dropped, m.enqueued, m.deadLetters} {
+	for _, d := range []*prometheus.Desc{m.in, m.actions, m.actionFailures, m.errors, m.timeouts, m.dropped, m.enqueued, m.deadLetters} {
 		ch <- d
 	}
 }
@@ -178,6 +199,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(m.deadLetters, s.deadLetters.Load())
 		for i, t := range actionTypes {
 			counter(m.actions, s.actions[i].Load(), string(t))
+			counter(m.actionFailures, s.actionFailures[i].Load(), string(t))
 		}
 	}
 }

@@ -12,8 +12,9 @@ import (
 // also returns the same requests as a recorded []Effect, so a caller that
 // prefers to act after the call can pass a nil Effects: the daemon's rules
 // stage (core/daemon/rules.go) does, mapping them to pipeline actions only
-// when the call succeeded, and so does `wildcatd rules test`, which only
-// prints them.
+// when the call succeeded (the pipeline then carries out each on its own,
+// and records one that fails on the message with the rule's name), and so
+// does `wildcatd rules test`, which only prints them.
 //
 // Calls happen on the goroutine running Handle, in the order the rule made
 // them; a rule that throws after ctx.reply has still asked for the reply.
