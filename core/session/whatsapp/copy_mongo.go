@@ -11,7 +11,9 @@ import (
 )
 
 // Count counts the stored answers.
-func (m *MongoMediaRetries) Count(ctx context.Context) (int64, error) { return store.Count(ctx, m.c, nil) }
+func (m *MongoMediaRetries) Count(ctx context.Context) (int64, error) {
+	return store.Count(ctx, m.c, nil)
+}
 
 // Export hands every stored answer to fn in batches.
 func (m *MongoMediaRetries) Export(ctx context.Context, batch int, fn func([]*MediaRetryRecord) error) error {
