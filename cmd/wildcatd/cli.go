@@ -39,6 +39,8 @@ Usage:
   wildcatd [run] [flags]          start the daemon (the default command)
   wildcatd config check [flags]   validate the configuration and exit
   wildcatd store serve [flags]    run only the embedded MongoDB-compatible store
+  wildcatd store copy --from LOC --to LOC [--database NAME] [--force]
+                                  copy everything between SQLite and MongoDB
   wildcatd accounts pair ID       pair an account: show its QR code in the terminal
           [--api URL]             (talks to the running daemon, default http://127.0.0.1:8080)
   wildcatd rules test FILE        run a JavaScript rule on an event, print its actions
@@ -78,7 +80,10 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		if len(args) > 0 && args[0] == "serve" {
 			return c.storeServe(args[1:])
 		}
-		return c.usageError("store: expected the subcommand serve")
+		if len(args) > 0 && args[0] == "copy" {
+			return c.storeCopy(args[1:])
+		}
+		return c.usageError("store: expected the subcommand serve or copy")
 	case "accounts":
 		return c.accounts(args)
 	case "rules":
@@ -111,6 +116,9 @@ func (c *cli) help(cmd string) int {
 	case "store":
 		fs, _, _ := storeFlags(c.stdout)
 		fs.Usage()
+		fmt.Fprintln(c.stdout)
+		cfs, _, _, _, _ := storeCopyFlags(c.stdout)
+		cfs.Usage()
 	case "accounts":
 		fs, _, _, _ := accountsFlags(c.stdout)
 		fs.Usage()

@@ -55,3 +55,8 @@ func (d *Daemon) openSQLite(ctx context.Context) error {
 	d.sql = db
 	return nil
 }
+
+// SQLiteSchemas are the embedded engine's tables, every package's, in the
+// order the daemon migrates them (for wildcatd store copy, which opens a
+// database file as the daemon does).
+func SQLiteSchemas() []sqlite.Schema { return sqliteSchemas() }
