@@ -80,7 +80,7 @@ type AppStateMAC struct {
 
 // Contact is what is known of a contact's names.
 type Contact struct {
-	JID                                                      string
+	JID                                                        string
 	FirstName, FullName, PushName, BusinessName, RedactedPhone string
 }
 
