@@ -26,6 +26,11 @@ const (
 	// info, warn, error) so a plugin does not ship lines that would be
 	// discarded anyway.
 	LogLevelEnv = "WILDCAT_PLUGIN_LOG_LEVEL"
+
+	// HostPIDEnv is set by the daemon to its process id. Serve exits once
+	// its parent process is no longer that one: the daemon is gone, even if
+	// it died before the plugin got to look at its parent.
+	HostPIDEnv = "WILDCAT_PLUGIN_HOST_PID"
 )
 
 // Handshake is the go-plugin handshake of Wildcat plugins. Its

@@ -3,7 +3,9 @@ package sdk
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
@@ -16,19 +18,53 @@ import (
 //
 // p must implement Handler, Sink or both; it may also implement Configurer
 // and Describer. Serve speaks gRPC only, on protocol version 1, with the
-// fixed handshake (Handshake). Run by hand, outside the daemon, the binary
+// fixed handshake (Handshake). It exits when the daemon that started it
+// is gone, however it died. Run by hand, outside the daemon, the binary
 // prints a short explanation and exits with status 1.
 func Serve(p any) {
 	if len(capabilities(p)) == 0 {
 		fmt.Fprintf(os.Stderr, "sdk.Serve: %T implements neither sdk.Handler nor sdk.Sink; it has nothing to serve\n", p)
 		os.Exit(1)
 	}
+	go exitWithHost(hostPID(), hostCheckInterval, func() {
+		rootLogger().Warn("wildcatd, which started this plugin, is gone; exiting")
+		os.Exit(1)
+	})
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: VersionedPlugins(p),
 		GRPCServer:       plugin.DefaultGRPCServer,
 		Logger:           rootLogger(),
 	})
+}
+
+// hostCheckInterval is how often Serve checks that its host still runs.
+const hostCheckInterval = 500 * time.Millisecond
+
+// hostPID is the process the plugin serves: the daemon's pid from
+// HostPIDEnv, or (started by an older daemon) its parent at start.
+func hostPID() int {
+	if pid, err := strconv.Atoi(os.Getenv(HostPIDEnv)); err == nil && pid > 0 {
+		return pid
+	}
+	return os.Getppid()
+}
+
+// exitWithHost calls gone once the process's parent is no longer ppid: the
+// host died — even by SIGKILL, when it could not stop its plugins — and the
+// plugin was handed to init or a subreaper. A plugin has nobody to serve
+// then, and must not live on. (On Linux the host also sets a parent-death
+// signal; this check covers what that misses, and other systems.)
+func exitWithHost(ppid int, every time.Duration, gone func()) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if os.Getppid() != ppid {
+			gone()
+			return
+		}
+		<-t.C
+	}
 }
 
 // rootLogger writes hclog JSON to stderr, which go-plugin parses on the

@@ -29,8 +29,6 @@ func pairDaemon(t *testing.T) (*daemon.Daemon, string, *watest.Server) {
 	cfg := config.Defaults()
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
-	cfg.MongoDB.URI = storetest.URI(t)
-	cfg.MongoDB.Database = storetest.DatabaseName(t)
 	cfg.Accounts = []config.Account{{ID: "demo", Driver: "sim", Name: "Demo"}, {ID: "phone", Driver: "whatsapp"}}
 	wa := watest.New(t) // the whatsapp account's WhatsApp
 	hc := wa.HTTPClient()

@@ -2,24 +2,21 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/pflag"
 
+	"github.com/wildcathub/wildcat/core/api"
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/logging"
-	"github.com/wildcathub/wildcat/core/store"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -38,7 +35,6 @@ const usage = `wildcatd — the Wildcat WhatsApp integration hub
 Usage:
   wildcatd [run] [flags]          start the daemon (the default command)
   wildcatd config check [flags]   validate the configuration and exit
-  wildcatd store serve [flags]    run only the embedded MongoDB-compatible store
   wildcatd store copy --from LOC --to LOC [--database NAME] [--force]
                                   copy everything between SQLite and MongoDB
   wildcatd accounts pair ID       pair an account: show its QR code in the terminal
@@ -47,6 +43,7 @@ Usage:
           --event EVENT.json      (a webhook's body or the bare event; no side effects)
   wildcatd rules test --all       run every scripts/**/*.test.json case
           [--dir scripts]
+  wildcatd openapi                print the REST API's OpenAPI 3.1 document (JSON)
   wildcatd version                print the version
   wildcatd help [command]         show help
 
@@ -77,17 +74,27 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		}
 		return c.usageError("config: expected the subcommand check")
 	case "store":
-		if len(args) > 0 && args[0] == "serve" {
-			return c.storeServe(args[1:])
-		}
 		if len(args) > 0 && args[0] == "copy" {
 			return c.storeCopy(args[1:])
 		}
-		return c.usageError("store: expected the subcommand serve or copy")
+		return c.usageError("store: expected the subcommand copy")
 	case "accounts":
 		return c.accounts(args)
 	case "rules":
 		return c.rules(args)
+	case "openapi":
+		if len(args) > 0 {
+			return c.usageError("openapi: takes no arguments")
+		}
+		// The document GET /v1/openapi.json serves, without a daemon:
+		// for linters and client generators.
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(api.Document()); err != nil {
+			fmt.Fprintf(stderr, "wildcatd: openapi: %v\n", err)
+			return exitFailure
+		}
+		return exitOK
 	case "version", "--version":
 		fmt.Fprintf(stdout, "wildcatd %s (%s %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
@@ -114,11 +121,8 @@ func (c *cli) help(cmd string) int {
 		fs.SetOutput(c.stdout)
 		fs.Usage()
 	case "store":
-		fs, _, _ := storeFlags(c.stdout)
+		fs, _, _, _, _ := storeCopyFlags(c.stdout)
 		fs.Usage()
-		fmt.Fprintln(c.stdout)
-		cfs, _, _, _, _ := storeCopyFlags(c.stdout)
-		cfs.Usage()
 	case "accounts":
 		fs, _, _, _ := accountsFlags(c.stdout)
 		fs.Usage()
@@ -257,38 +261,5 @@ func (c *cli) runDaemon(args []string) int {
 		log.Error("stopped with an error", slog.Any("error", err))
 		return exitFailure
 	}
-	return exitOK
-}
-
-func storeFlags(out io.Writer) (*pflag.FlagSet, *string, *string) {
-	fs := pflag.NewFlagSet("wildcatd store serve", pflag.ContinueOnError)
-	fs.SetOutput(out)
-	listen := fs.String("listen", "127.0.0.1:27017", "TCP address to serve the MongoDB wire protocol on")
-	dir := fs.String("data-dir", "data", "data directory; the SQLite files live in DIR/store, as with the daemon")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: wildcatd store serve [flags]\n\nRuns the embedded MongoDB-compatible engine (FerretDB on SQLite) alone, e.g. to\nrun the tests against a separately started server or to inspect a stopped\ndaemon's data with mongosh.\n\nFlags:\n%s", fs.FlagUsages())
-	}
-	return fs, listen, dir
-}
-
-func (c *cli) storeServe(args []string) int {
-	fs, listen, dir := storeFlags(c.stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return exitOK
-		}
-		fmt.Fprintf(c.stderr, "wildcatd: %v\n", err)
-		return exitUsage
-	}
-	e, err := store.StartEngine(filepath.Join(*dir, "store"), *listen, logging.New(c.stderr, "info", "auto"))
-	if err != nil {
-		fmt.Fprintf(c.stderr, "wildcatd: %v\n", err)
-		return exitFailure
-	}
-	fmt.Fprintf(c.stdout, "embedded store serving %s from %s (Ctrl-C to stop)\n", e.URI(), e.Dir())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	<-ctx.Done()
-	e.Stop()
 	return exitOK
 }

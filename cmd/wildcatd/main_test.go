@@ -3,10 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,10 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/wildcathub/wildcat/core/api"
 	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
@@ -97,6 +94,30 @@ func TestVersion(t *testing.T) {
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "wildcatd ") || !strings.Contains(r.stdout, runtime.Version()) {
 		t.Fatalf("version: %+v", r)
 	}
+}
+
+// TestOpenAPICommand: wildcatd openapi prints the document the API serves,
+// which CI lints (.ci/run).
+func TestOpenAPICommand(t *testing.T) {
+	r := wildcatd(t, nil, "openapi")
+	var doc struct {
+		OpenAPI string         `json:"openapi"`
+		Paths   map[string]any `json:"paths"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &doc) != nil || doc.OpenAPI != "3.1.0" || len(doc.Paths) != len(pathsOf(api.Operations())) {
+		t.Fatalf("openapi: exit %d, stderr %q, document %.200s", r.code, r.stderr, r.stdout)
+	}
+	if r := wildcatd(t, nil, "openapi", "extra"); r.code != 2 {
+		t.Errorf("openapi extra: exit %d, want 2", r.code)
+	}
+}
+
+func pathsOf(ops []api.Operation) map[string]bool {
+	out := map[string]bool{}
+	for _, o := range ops {
+		out[o.Path] = true
+	}
+	return out
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -262,75 +283,68 @@ func (p *daemonProcess) stop(t *testing.T) int {
 }
 
 // TestRunServesAndKeepsDataAcrossRestart is the first-run path: the binary
-// starts on the embedded store, answers /readyz, stops cleanly on SIGTERM,
-// and a document written to its store is there after a restart.
+// starts on the embedded SQLite store, answers /readyz, stops cleanly on
+// SIGTERM, and what was stored is there after a restart.
 func TestRunServesAndKeepsDataAcrossRestart(t *testing.T) {
-	storeAddr := storetest.FreeAddr(t)
-	cfg := writeConfig(t, fmt.Sprintf("data_dir: %s\nhttp:\n  addr: 127.0.0.1:0\nmongodb:\n  embedded_listen: %s\n", t.TempDir(), storeAddr))
+	dataDir := t.TempDir()
+	cfg := writeConfig(t, fmt.Sprintf("data_dir: %s\nhttp:\n  addr: 127.0.0.1:0\n", dataDir))
 
 	p := startDaemon(t, cfg)
-	p.waitReady(t)
-	withCollection(t, storeAddr, func(ctx context.Context, c *mongo.Collection) {
-		if _, err := c.InsertOne(ctx, bson.M{"_id": "survivor", "n": 1}); err != nil {
-			t.Fatal(err)
-		}
-	})
+	base := p.waitReady(t)
+	resp, err := http.Post(base+"/v1/accounts", "application/json", strings.NewReader(`{"id":"survivor","driver":"sim"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create account: %d", resp.StatusCode)
+	}
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("exit %d after SIGTERM; log:\n%s", code, p.logText())
 	}
-	for _, msg := range []string{`"msg":"shutting down"`, `"msg":"store closed"`, `"msg":"stopped"`} {
+	for _, msg := range []string{`"msg":"shutting down"`, `"msg":"stopped"`} {
 		if !strings.Contains(p.logText(), msg) {
 			t.Errorf("log lacks %s:\n%s", msg, p.logText())
 		}
 	}
+	if _, err := os.Stat(filepath.Join(dataDir, "wildcat.db")); err != nil {
+		t.Fatalf("no database file in the data dir: %v", err)
+	}
 
 	p = startDaemon(t, cfg)
-	p.waitReady(t)
-	withCollection(t, storeAddr, func(ctx context.Context, c *mongo.Collection) {
-		var doc bson.M
-		if err := c.FindOne(ctx, bson.M{"_id": "survivor"}).Decode(&doc); err != nil {
-			t.Fatalf("document lost across restart: %v", err)
-		}
-	})
+	base = p.waitReady(t)
+	var a struct {
+		ID string `json:"id"`
+	}
+	if err := getJSON(base+"/v1/accounts/survivor", &a); err != nil || a.ID != "survivor" {
+		t.Fatalf("account lost across restart: %+v %v", a, err)
+	}
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("second run exit %d", code)
 	}
 }
 
-func withCollection(t *testing.T, addr string, f func(context.Context, *mongo.Collection)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	client, err := mongo.Connect(options.Client().ApplyURI("mongodb://" + addr + "/"))
-	if err != nil {
+// TestOldEmbeddedStoreStopsTheStart: a data_dir that still holds the
+// FerretDB files of an earlier Wildcat must not be silently ignored (the
+// daemon would start empty beside them): one line says what to do.
+func TestOldEmbeddedStoreStopsTheStart(t *testing.T) {
+	dataDir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dataDir, "store"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	defer client.Disconnect(ctx)
-	f(ctx, client.Database("wildcat").Collection("probe"))
-}
-
-// TestStoreServe runs the standalone engine the README uses for
-// `WILDCAT_MONGODB_URI=… make test`.
-func TestStoreServe(t *testing.T) {
-	addr := storetest.FreeAddr(t)
-	cmd := exec.Command(binary, "store", "serve", "--listen", addr, "--data-dir", t.TempDir())
-	cmd.Env = cleanEnv()
-	out, _ := cmd.StdoutPipe()
-	cmd.Stderr = io.Discard
-	if err := cmd.Start(); err != nil {
+	if err := os.WriteFile(filepath.Join(dataDir, "store", "wildcat.sqlite"), []byte("old"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	line, _ := bufio.NewReader(out).ReadString('\n')
-	if !strings.Contains(line, "mongodb://"+addr) {
-		t.Fatalf("store serve said %q", line)
+	cfg := writeConfig(t, fmt.Sprintf("data_dir: %s\nhttp:\n  addr: 127.0.0.1:0\n", dataDir))
+	out, err := exec.Command(binary, "run", "--config", cfg).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Fatalf("started on a data dir with the old store: %v\n%s", err, out)
 	}
-	withCollection(t, addr, func(ctx context.Context, c *mongo.Collection) {
-		if _, err := c.InsertOne(ctx, bson.M{"x": 1}); err != nil {
-			t.Fatal(err)
-		}
-	})
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("store serve did not stop cleanly: %v", err)
+	if !strings.Contains(string(out), "store copy") || !strings.Contains(string(out), filepath.Join(dataDir, "store")) {
+		t.Fatalf("the refusal does not say what to do:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "wildcat.db")); err == nil {
+		t.Fatal("a new database was created beside the old store")
 	}
 }

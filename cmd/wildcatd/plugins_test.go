@@ -3,9 +3,15 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/wildcathub/wildcat/core/poll"
 )
 
 // TestRunPluginFailures: `wildcatd run` with a plugin that cannot start
@@ -62,4 +68,57 @@ func TestRunPluginFailures(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPluginsDieWithAKilledDaemon: kill -9 of wildcatd, which runs no
+// shutdown code, takes its plugin processes with it instead of leaving them
+// running under init.
+func TestPluginsDieWithAKilledDaemon(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	echo := filepath.Join(t.TempDir(), "echo")
+	if out, err := exec.Command("go", "build", "-o", echo, "../../sdk/examples/echo").CombinedOutput(); err != nil {
+		t.Fatalf("build echo: %v\n%s", err, out)
+	}
+	cfg := writeConfig(t, fmt.Sprintf("data_dir: %s\nhttp: {addr: \"127.0.0.1:0\"}\nplugins:\n  echo: {path: %s}\n", t.TempDir(), echo))
+	p := startDaemon(t, cfg)
+	base := p.waitReady(t)
+	var list struct {
+		Plugins []struct {
+			Name  string `json:"name"`
+			State string `json:"state"`
+			PID   int    `json:"pid"`
+		} `json:"plugins"`
+	}
+	if err := getJSON(base+"/v1/plugins", &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Plugins) != 1 || list.Plugins[0].State != "running" || list.Plugins[0].PID == 0 {
+		t.Fatalf("plugins %+v, want echo running with its pid", list.Plugins)
+	}
+	pid := list.Plugins[0].PID
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	if !processAlive(pid) {
+		t.Fatalf("plugin pid %d is not running", pid)
+	}
+	p.kill(t)
+	poll.Until(t, 10*time.Second, func() error {
+		if processAlive(pid) {
+			return fmt.Errorf("plugin %d still running after kill -9 of wildcatd", pid)
+		}
+		return nil
+	})
+}
+
+// processAlive reports whether pid is a running process; a zombie (exited,
+// waiting to be reaped by whoever inherited it) is not.
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b) // pid (comm) state …; comm may hold spaces and parentheses
+	state := s[strings.LastIndexByte(s, ')')+2:]
+	return !strings.HasPrefix(state, "Z") && !strings.HasPrefix(state, "X")
 }

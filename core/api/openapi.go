@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -63,12 +64,20 @@ type Operation struct {
 	BodyType     string
 	BodySchema   map[string]any
 	BodyExamples map[string]any
+	// BodyOptional: the operation also runs without a body.
+	BodyOptional bool
 	// Status and Response document the success answer and its example.
 	Status      int
 	Response    map[string]any
 	ResponseEx  any
-	ResponseRaw string // a non-JSON answer's content type
-	Errors      []int
+	ResponseRaw string // a non-JSON answer's content type; */* for any
+	// ResponseAlt are further media types of the success answer.
+	ResponseAlt map[string]any
+	// Errors are the problem answers (application/problem+json).
+	Errors []int
+	// Other documents further answers as OpenAPI response objects, by
+	// status.
+	Other map[int]map[string]any
 }
 
 func str(desc string) map[string]any { return map[string]any{"type": "string", "description": desc} }
@@ -155,8 +164,18 @@ var deliveryExample = map[string]any{
 	"id": ExampleDeliveryID, "eventId": ExampleAccount + ":" + ExampleMessageID, "target": ExampleSink, "accountId": ExampleAccount,
 	"state": "done", "attempts": 1, "runAt": "2026-11-25T12:00:01Z", "firstAttemptAt": "2026-11-25T12:00:01Z",
 	"createdAt": "2026-11-25T12:00:01Z", "updatedAt": "2026-11-25T12:00:01Z",
-	"log":   []any{map[string]any{"at": "2026-11-25T12:00:01Z", "durationMs": 12, "result": "ok", "status": 200}},
-	"event": map[string]any{"id": ExampleAccount + ":" + ExampleMessageID, "kind": "message.received", "accountId": ExampleAccount, "tags": []string{"vip"}},
+	"log": []any{map[string]any{"at": "2026-11-25T12:00:01Z", "durationMs": 12, "result": "ok", "status": 200}},
+	"event": map[string]any{"id": ExampleAccount + ":" + ExampleMessageID, "kind": "message.received", "accountId": ExampleAccount,
+		"timestamp": "2026-11-25T12:00:00Z", "chatId": ExampleContactChatID, "source": "phone", "message": eventMessageExample(), "tags": []string{"vip"}},
+}
+
+// eventMessageExample is messageExample as an event carries it.
+func eventMessageExample() map[string]any {
+	m := withFields(messageExample, nil)
+	for _, k := range []string{"id", "kind", "source", "storedAt"} {
+		delete(m, k)
+	}
+	return m
 }
 
 // retriedExample is a job just queued again: a fresh schedule, so no
@@ -182,7 +201,7 @@ func Operations() []Operation {
 	}
 	return []Operation{
 		{Method: "GET", Path: "/v1/openapi.json", Summary: "This document", Tag: "meta",
-			Status: 200, Response: map[string]any{"type": "object"}, ResponseEx: map[string]any{"openapi": "3.1.0", "info": map[string]any{}, "paths": map[string]any{}}},
+			Status: 200, Response: map[string]any{"type": "object", "additionalProperties": true, "description": "an OpenAPI 3.1 document"}, ResponseEx: map[string]any{"openapi": "3.1.0", "info": map[string]any{}, "paths": map[string]any{}}},
 
 		{Method: "POST", Path: "/v1/accounts", Summary: "Create an account", Tag: "accounts",
 			BodyType: "application/json", BodySchema: ref("CreateAccount"),
@@ -197,20 +216,22 @@ func Operations() []Operation {
 			Status: 202, Response: ref("Account"), ResponseEx: withFields(accountExample, map[string]any{"id": ExampleNewAccount, "state": "created"}), Errors: []int{404, 409, 503}},
 		{Method: "GET", Path: "/v1/accounts/{id}/qr", Summary: "Current pairing QR code (JSON, or PNG with Accept: image/png)", Tag: "accounts", PathExamples: newAcct,
 			Status: 200, Response: obj(map[string]any{"code": str("the QR code's text"), "expiresAt": str("RFC 3339")}),
-			ResponseEx: map[string]any{"code": "2@sim…", "expiresAt": "2026-11-25T12:00:20Z"}, Errors: []int{404, 409}},
+			ResponseEx:  map[string]any{"code": "2@sim…", "expiresAt": "2026-11-25T12:00:20Z"},
+			ResponseAlt: map[string]any{"image/png": map[string]any{"schema": map[string]any{"type": "string", "contentMediaType": "image/png"}}},
+			Errors:      []int{404, 409}},
 		{Method: "POST", Path: "/v1/accounts/{id}/pairing-code", Summary: "Pair by phone number: a code to type on the phone", Tag: "accounts", PathExamples: newAcct,
 			BodyType: "application/json", BodySchema: obj(map[string]any{"phone": str("the phone's number with country code")}, "phone"),
 			BodyExamples: map[string]any{"phone": map[string]any{"phone": ExampleContactPhone}},
 			Status:       200, Response: obj(map[string]any{"code": str("type it on the phone")}), ResponseEx: map[string]any{"code": "ABCD-EFGH"}, Errors: []int{400, 404, 409}},
 		{Method: "GET", Path: "/v1/pipeline", Summary: "The running pipeline: stages with their counters", Tag: "pipeline",
 			Status: 200, Response: ref("Pipeline"), ResponseEx: withFields(pipelineExample, map[string]any{"generation": 1, "stages": []any{}})},
-		{Method: "POST", Path: "/v1/pipeline/reload", Summary: "Replace the stages (body: the complete list; config.yaml is not re-read). Events in flight finish on the old list", Tag: "pipeline",
-			BodyType: "application/json", BodySchema: obj(map[string]any{"stages": arr(ref("Stage"))}, "stages"),
+		{Method: "POST", Path: "/v1/pipeline/reload", Summary: "Replace the stages: with a body, by the complete list it holds (config.yaml is not re-read); without one, by the pipeline of a re-read config.yaml (422 if the file is refused). Events in flight finish on the old list", Tag: "pipeline",
+			BodyType: "application/json", BodyOptional: true, BodySchema: obj(map[string]any{"stages": arr(ref("Stage"))}, "stages"),
 			BodyExamples: map[string]any{"tag and deliver": map[string]any{"stages": []any{
 				map[string]any{"name": "vip", "builtin": "tag", "config": map[string]any{"tag": "vip"}, "match": map[string]any{"kinds": []string{"message.received"}}},
 				map[string]any{"name": ExampleSink, "sink": ExampleSink, "match": map[string]any{"kinds": []string{"message.received"}}},
 			}}},
-			Status: 200, Response: ref("Pipeline"), ResponseEx: pipelineExample, Errors: []int{400, 409, 415}},
+			Status: 200, Response: ref("Pipeline"), ResponseEx: pipelineExample, Errors: []int{400, 409, 415, 422}},
 		{Method: "GET", Path: "/v1/rules", Summary: "The JavaScript rules of the pipeline's rules stages: running version, load error, counters", Tag: "pipeline",
 			Status: 200, Response: obj(map[string]any{"rules": arr(ref("Rule"))}, "rules"), ResponseEx: map[string]any{"rules": ruleExamples}},
 		{Method: "POST", Path: "/v1/accounts/{id}/sim/inbound", Summary: "Sim accounts: receive a message from an outside contact", Tag: "sim", PathExamples: acct,
@@ -263,7 +284,13 @@ func Operations() []Operation {
 			Status:       200, Response: ref("Chat"), ResponseEx: chatExample, Errors: []int{404}},
 		{Method: "GET", Path: "/v1/media/{mediaId}", Summary: "Download media (HTTP ranges, ETag)", Tag: "media",
 			PathExamples: map[string]string{"mediaId": ExampleMediaID},
-			Status:       200, ResponseRaw: "application/octet-stream", Errors: []int{404, 416}},
+			Status:       200, ResponseRaw: "*/*", Errors: []int{404},
+			Other: map[int]map[string]any{
+				206: {"description": "the requested range (several: multipart/byteranges)", "content": map[string]any{"*/*": map[string]any{"schema": map[string]any{"type": "string"}}}},
+				304: {"description": "Not Modified (If-None-Match names its ETag)"},
+				412: {"description": "Precondition Failed (If-Match)"},
+				416: {"description": "Range Not Satisfiable", "content": map[string]any{"text/plain": map[string]any{"schema": map[string]any{"type": "string"}}}},
+			}},
 		{Method: "POST", Path: "/v1/media/archive", Summary: "Queue media archiving for an account's stored media messages (backfill; 409 when no media archive is configured)", Tag: "media",
 			BodyType: "application/json", BodySchema: obj(map[string]any{
 				"account": str("the account whose media messages to archive"),
@@ -366,6 +393,42 @@ func withFields(base, over map[string]any) map[string]any {
 	return out
 }
 
+// eventMessageProps are the fields of a WhatsApp message, shared by the
+// stored Message and an event's EventMessage.
+var eventMessageProps = map[string]any{
+	"accountId": str(""), "messageId": str("WhatsApp's id"), "chatId": str("the chat JID"), "from": str("the sender's JID"),
+	"fromMe": boolean(""), "timestamp": integer("Unix seconds"),
+	"type":     str("text, image, video, gif, ptv, audio, voice, document, sticker, location, live_location, contact, contacts, reaction, poll, poll_vote, edit, revoke, protocol or unknown"),
+	"text":     str("text or caption"),
+	"hasMedia": boolean(""), "mediaUrl": str("/v1/media/{mediaId} when stored here"),
+	"chatLid": str(""), "chatPn": str(""), "fromLid": str(""), "fromPn": str(""), "pushName": str(""),
+	"quoted": ref("Quoted"), "mentions": arr(str("JID")),
+	"media": ref("WhatsAppMedia"), "location": ref("Location"), "contacts": arr(ref("SharedContact")),
+	"poll": ref("Poll"), "pollVote": ref("PollVote"), "linkPreview": ref("LinkPreview"),
+	"isGroup": boolean(""), "isBroadcast": boolean(""), "isStatus": boolean("posted to status@broadcast"),
+	"isEphemeral": boolean(""), "isViewOnce": boolean(""), "isForwarded": boolean(""),
+	"edited": boolean("a later message.edited changed it"), "revoked": boolean("deleted for everyone"),
+}
+
+// eventMessageRequired are the message fields always present.
+var eventMessageRequired = []string{"accountId", "messageId", "chatId", "from", "fromMe", "timestamp", "type", "hasMedia",
+	"isGroup", "isBroadcast", "isStatus", "isEphemeral", "isViewOnce", "isForwarded", "edited", "revoked"}
+
+func merge(ms ...map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// stringMap is an object of string values under any names.
+func stringMap(desc string) map[string]any {
+	return map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}, "description": desc}
+}
+
 var schemas = map[string]any{
 	"Problem": obj(map[string]any{
 		"type": str("urn:wildcat:problem:<slug>"), "title": str(""), "status": integer(""), "detail": str(""),
@@ -406,20 +469,89 @@ var schemas = map[string]any{
 	"SendAccepted": obj(map[string]any{
 		"id": str("{accountId}:{messageId}"), "messageId": str("WhatsApp's id, chosen before sending"), "status": str("pending"),
 	}, "id", "messageId", "status"),
-	"Message": obj(map[string]any{
-		"id": str("{accountId}:{messageId}"), "accountId": str(""), "messageId": str(""), "chatId": str(""), "from": str(""),
-		"fromMe": boolean(""), "timestamp": integer("Unix seconds"), "type": str(""), "text": str("text or caption"),
-		"hasMedia": boolean(""), "mediaId": str(""), "mediaUrl": str("/v1/media/{mediaId} when stored here"),
+	"Message": obj(merge(eventMessageProps, map[string]any{
+		"id": str("{accountId}:{messageId}"), "rawMessage": str("base64 protobuf (single reads only)"),
+		"kind": str("message.received, message.sent, …"), "source": str("phone, api, rule, plugin or history"),
+		"status":      str("ours: pending, sent, delivered, read, played or failed"),
+		"statusAt":    str("when status last changed (RFC 3339)"),
+		"reaction":    ref("Reaction"),
+		"editHistory": arr(obj(map[string]any{"text": str("the text before the edit"), "editId": str("the edit message's id"), "at": str("RFC 3339")}, "text", "editId", "at")),
+		"editedAt":    str("RFC 3339"), "revokedBy": str("who deleted it for everyone"), "revokedAt": str("RFC 3339"),
+		"mediaId": str(""),
 		"mediaArchive": obj(map[string]any{
 			"status": str("archived, skipped or expired"), "sha256": str(""), "size": integer(""),
 			"targets": arr(str("gridfs or dir")), "reason": str("why it was skipped"), "at": str("RFC 3339"),
-		}),
-		"chatLid": str(""), "chatPn": str(""), "fromLid": str(""), "fromPn": str(""), "pushName": str(""),
-		"kind": str("message.received, message.sent, …"), "source": str("phone, api, rule, plugin or history"),
-		"status": str("ours: pending, sent, delivered, read, played or failed"), "error": str("why it failed"),
-		"edited": boolean(""), "revoked": boolean(""), "editHistory": arr(map[string]any{"type": "object"}),
-		"storedAt": str("RFC 3339"), "rawMessage": str("base64 protobuf (single reads only)"),
+		}, "status", "at"),
+		"error":       str("why it failed"),
+		"tags":        arr(str("added by pipeline stages")),
+		"annotations": stringMap("added by pipeline stages (annotate)"),
+		"storedAt":    str("RFC 3339"),
+	}), append([]string{"id", "kind", "source", "storedAt"}, eventMessageRequired...)...),
+	// EventMessage is the message payload of an event (webhook bodies, rule
+	// inputs, a delivery's event).
+	"EventMessage": obj(merge(eventMessageProps, map[string]any{"raw": str("base64 protobuf, as received")}), eventMessageRequired...),
+	"Quoted": obj(map[string]any{
+		"messageId": str(""), "participant": str("author of the quoted message"), "chatId": str("only when it is in another chat"),
+		"type": str(""), "text": str(""),
+	}, "messageId"),
+	"WhatsAppMedia": obj(map[string]any{
+		"mimetype": str(""), "size": integer("bytes"), "sha256": str("hex, of the plaintext"), "fileEncSha256": str("hex, of the ciphertext"),
+		"mediaKey": str("base64"), "mediaKeyTimestamp": integer("Unix seconds"), "directPath": str(""), "url": str("WhatsApp's CDN, encrypted"),
+		"filename": str(""), "caption": str(""), "durationSeconds": integer(""), "width": integer(""), "height": integer(""),
+		"gif": boolean(""), "ptv": boolean(""), "voice": boolean("push-to-talk voice note"), "pageCount": integer(""), "isAnimated": boolean(""),
 	}),
+	"Location": obj(map[string]any{
+		"lat": num(""), "lng": num(""), "name": str(""), "address": str(""), "url": str(""), "live": boolean(""),
+		"accuracy": integer("meters"), "speed": num("meters per second"), "heading": integer("degrees clockwise from magnetic north"),
+		"sequence": integer(""), "caption": str(""),
+	}, "lat", "lng"),
+	"SharedContact": obj(map[string]any{"displayName": str(""), "vcard": str("")}, "displayName", "vcard"),
+	"Poll": obj(map[string]any{
+		"name":            str(""),
+		"options":         arr(obj(map[string]any{"name": str(""), "hash": str("hex SHA-256 of name")}, "name", "hash")),
+		"selectableCount": integer("0: any number"),
+	}, "name", "options", "selectableCount"),
+	"PollVote": obj(map[string]any{
+		"pollMessageId": str(""), "pollChatId": str(""), "pollCreator": str(""), "pollFromMe": boolean(""),
+		"selectedOptions": arr(str("hex SHA-256 option hash")), "decrypted": boolean(""),
+		"encPayload": str("base64"), "encIv": str("base64"), "senderTimestampMs": integer(""),
+	}, "pollMessageId", "decrypted"),
+	"LinkPreview": obj(map[string]any{"url": str(""), "title": str(""), "description": str("")}, "url"),
+	"Reaction": obj(map[string]any{
+		"targetId": str("the message reacted to"), "targetChatId": str(""), "targetSender": str(""), "targetFromMe": boolean(""),
+		"emoji": str("empty: the reaction was removed"), "removed": boolean(""), "senderTimestampMs": integer(""),
+	}, "targetId", "targetFromMe", "emoji", "removed"),
+	"Event": obj(map[string]any{
+		"id": str("deterministic: the same occurrence twice has the same id"), "kind": str("message.received, message.status, account.connected, …"),
+		"accountId": str(""), "timestamp": str("RFC 3339"), "chatId": str(""), "source": str("phone, api, rule, plugin or history"),
+		"message": ref("EventMessage"),
+		"status": obj(map[string]any{
+			"messageId": str(""), "status": str("server_ack, delivered, read or played"), "from": str("who produced the receipt"),
+			"fromPn": str(""), "chatId": str(""), "self": boolean("read or played on another device of ours"), "messageSender": str(""),
+		}, "messageId", "status", "chatId"),
+		"reaction": ref("Reaction"),
+		"edit": obj(map[string]any{
+			"targetId": str(""), "text": str("the new text or caption"), "message": ref("EventMessage"), "editedAtMs": integer(""),
+		}, "targetId", "text"),
+		"revoke": obj(map[string]any{"targetId": str(""), "targetSender": str(""), "by": str(""), "admin": boolean("")}, "targetId", "by", "admin"),
+		"account": obj(map[string]any{
+			"state": str("pairing, connecting, connected, disconnected or logged_out"), "qrCode": str(""), "expiresAt": str("RFC 3339"),
+			"pairingCode": str(""), "reason": str(""), "jid": str(""), "pushName": str(""),
+		}, "state"),
+		"presence": obj(map[string]any{"jid": str(""), "available": boolean(""), "lastSeen": str("RFC 3339")}, "jid", "available"),
+		"typing":   obj(map[string]any{"chatId": str(""), "from": str(""), "fromPn": str(""), "state": str("composing, recording or paused")}, "chatId", "from", "state"),
+		"group": obj(map[string]any{
+			"jid": str(""), "actor": str(""), "actorPn": str(""), "name": str(""), "topic": str(""), "topicDeleted": boolean(""),
+			"locked": boolean(""), "announce": boolean(""), "ephemeralSeconds": integer("0 turns the timer off"), "deleted": boolean(""),
+			"inviteLink": str(""), "joinReason": str(""),
+			"added": arr(str("")), "removed": arr(str("")), "promoted": arr(str("")), "demoted": arr(str("")),
+		}, "jid"),
+		"history": obj(map[string]any{
+			"type": str(""), "progress": integer("percent"), "chunkOrder": integer(""), "conversationCount": integer(""), "messageCount": integer(""),
+		}, "type", "progress", "chunkOrder", "conversationCount", "messageCount"),
+		"tags":        arr(str("")),
+		"annotations": stringMap(""),
+	}, "id", "kind", "accountId", "timestamp", "source"),
 	"Stage": obj(map[string]any{
 		"name":    str("unique"),
 		"builtin": str("tag, annotate, reply, drop or log"), "sink": str("a sink target"),
@@ -428,14 +560,14 @@ var schemas = map[string]any{
 		"match": obj(map[string]any{"kinds": arr(str("event kind or pattern")), "accounts": arr(str("")), "chat": arr(str("user, group, broadcast or status")),
 			"fromMe": boolean(""), "sources": arr(str("phone, api, rule, plugin or history")), "hasMedia": boolean("")}),
 		"timeout": integer("nanoseconds (config.yaml takes 5s)"), "onError": str("skip, retry or deadletter"),
-		"config": map[string]any{"type": "object", "description": "the kind's options, e.g. {tag: vip}; for a rules stage one block per rule, keyed by rule name"},
+		"config": map[string]any{"type": "object", "additionalProperties": true, "description": "the kind's options, e.g. {tag: vip}; for a rules stage one block per rule, keyed by rule name"},
 	}, "name"),
 	"Pipeline": obj(map[string]any{
 		"generation": integer("increases with each reload"), "queued": integer("events submitted, not yet processed"),
 		"activeChats": integer(""),
 		"stages": arr(obj(map[string]any{
 			"name": str(""), "kind": str(""), "mode": str(""), "target": str("sink stages"), "in": integer("events matched"),
-			"actions": map[string]any{"type": "object", "description": "count per action type"}, "errors": integer(""), "timeouts": integer(""),
+			"actions": map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "integer"}, "description": "count per action type"}, "errors": integer(""), "timeouts": integer(""),
 			"dropped": integer(""), "enqueued": integer(""), "deadLetters": integer(""), "calls": integer(""), "meanLatencyNs": integer(""),
 		})),
 	}),
@@ -469,7 +601,7 @@ var schemas = map[string]any{
 		"createdAt": str(""), "updatedAt": str(""),
 		"log": arr(obj(map[string]any{"at": str(""), "durationMs": integer(""), "result": str("ok, retry or fail"),
 			"status": integer("response status"), "error": str(""), "response": str(""), "owner": str("")})),
-		"event": map[string]any{"type": "object", "description": "the event as the pipeline delivered it, tags included"},
+		"event": withFields(ref("Event"), map[string]any{"description": "the event as the pipeline delivered it, tags included"}),
 	}),
 	"WebhookInput": obj(map[string]any{
 		"id":       str("optional on create: 1-63 of a-z, 0-9, _ and -; generated (wh_…) when absent; cannot change"),
@@ -481,7 +613,7 @@ var schemas = map[string]any{
 	}),
 	"Webhook": obj(map[string]any{
 		"id": str(""), "url": str(""), "events": arr(str("")), "accounts": arr(str("")), "description": str(""),
-		"headers": map[string]any{"type": "object"}, "enabled": boolean(""), "rateLimit": num(""), "source": str("api or config (config.yaml webhooks.endpoints)"),
+		"headers": stringMap(""), "enabled": boolean(""), "rateLimit": num(""), "source": str("api or config (config.yaml webhooks.endpoints)"),
 		"secret":                  str("whsec_…: only in the answers of create and rotate-secret"),
 		"previousSecretExpiresAt": str("until then the previous secret signs too"),
 		"failingSince":            str("first failed attempt since the last success"),
@@ -495,9 +627,14 @@ var schemas = map[string]any{
 	"MessagePage":  obj(map[string]any{"messages": arr(ref("Message")), "nextCursor": nullable("string")}, "messages", "nextCursor"),
 	"Chat": obj(map[string]any{
 		"id": str("the chat JID"), "accountId": str(""), "chatPn": str(""), "chatLid": str(""), "name": str(""), "isGroup": boolean(""),
-		"lastMessage": map[string]any{"type": "object"}, "lastActivity": integer("Unix seconds"), "unreadCount": integer(""),
+		"lastMessage":  map[string]any{"anyOf": []any{ref("ChatMessage"), map[string]any{"type": "null"}}},
+		"lastActivity": integer("Unix seconds"), "unreadCount": integer(""),
 		"messageCount": integer(""), "updatedAt": str(""),
-	}),
+	}, "id", "accountId", "name", "isGroup", "lastMessage", "lastActivity", "unreadCount", "messageCount", "updatedAt"),
+	"ChatMessage": obj(map[string]any{
+		"id": str("{accountId}:{messageId}"), "messageId": str(""), "from": str(""), "fromMe": boolean(""), "type": str(""),
+		"text": str(""), "timestamp": integer("Unix seconds"),
+	}, "id", "messageId", "from", "fromMe", "type", "timestamp"),
 }
 
 // Document is the OpenAPI 3.1 document.
@@ -534,7 +671,7 @@ func Document() map[string]any {
 				content["multipart/form-data"] = map[string]any{"schema": obj(map[string]any{
 					"file": map[string]any{"type": "string", "contentMediaType": "application/octet-stream"}}, "file")}
 			}
-			op["requestBody"] = map[string]any{"required": true, "content": content}
+			op["requestBody"] = map[string]any{"required": !o.BodyOptional, "content": content}
 		}
 		responses := map[string]any{}
 		ok := map[string]any{"description": http.StatusText(o.Status)}
@@ -545,13 +682,22 @@ func Document() map[string]any {
 				mt["example"] = o.ResponseEx
 			}
 			ok["content"] = map[string]any{"application/json": mt}
+		case o.ResponseRaw == "*/*":
+			ok["content"] = map[string]any{o.ResponseRaw: map[string]any{"schema": map[string]any{"type": "string", "description": "the bytes, with their own Content-Type"}}}
 		case o.ResponseRaw != "":
 			ok["content"] = map[string]any{o.ResponseRaw: map[string]any{"schema": map[string]any{"type": "string", "contentMediaType": o.ResponseRaw}}}
 		}
+		if o.ResponseAlt != nil {
+			content, _ := ok["content"].(map[string]any)
+			ok["content"] = withFields(content, o.ResponseAlt)
+		}
 		responses[itoa(o.Status)] = ok
-		for _, code := range o.Errors {
+		for _, code := range problemStatuses(o) {
 			responses[itoa(code)] = map[string]any{"description": http.StatusText(code),
 				"content": map[string]any{"application/problem+json": map[string]any{"schema": ref("Problem")}}}
+		}
+		for code, r := range o.Other {
+			responses[itoa(code)] = r
 		}
 		op["responses"] = responses
 		item[strings.ToLower(o.Method)] = op
@@ -563,10 +709,26 @@ func Document() map[string]any {
 			"version":     "1",
 			"description": "Self-hosted WhatsApp integration hub. Errors are RFC 9457 problem documents naming the offending field.",
 		},
-		"servers":    []any{map[string]any{"url": "http://127.0.0.1:8080"}},
+		"servers": []any{map[string]any{"url": "http://127.0.0.1:8080"}},
+		// The API has no authentication yet (it listens on loopback by
+		// default): an empty requirement says so.
+		"security":   []any{},
 		"paths":      paths,
 		"components": map[string]any{"schemas": schemas},
 	}
+}
+
+// problemStatuses are the problem answers of o: its own, and those every
+// route gives: 400 for a query string that does not decode (or, on routes
+// taking none, any parameter), and for a route with a body 413 when it is
+// too large and 415 when it is not of the documented type.
+func problemStatuses(o Operation) []int {
+	codes := append([]int{http.StatusBadRequest}, o.Errors...)
+	if o.BodyType != "" {
+		codes = append(codes, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType)
+	}
+	slices.Sort(codes)
+	return slices.Compact(codes)
 }
 
 func operationID(o Operation) string {

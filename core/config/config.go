@@ -20,7 +20,7 @@ import (
 //	koanf:   the key in config.yaml (nested structs add a dotted prefix)
 //	doc:     one line for the README and --help
 type Config struct {
-	DataDir         string        `koanf:"data_dir" doc:"Directory for local state: the embedded store's SQLite files and the data-directory lock."`
+	DataDir         string        `koanf:"data_dir" doc:"Directory for local state: the embedded SQLite database (wildcat.db, locked while a daemon runs) and its media files (media/)."`
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout" doc:"How long a graceful stop may take to drain in-flight work before it is cut off."`
 
 	HTTP    HTTP    `koanf:"http"`
@@ -56,12 +56,12 @@ type HTTP struct {
 	IdempotencyTTL time.Duration `koanf:"idempotency_ttl" doc:"How long the first answer to a request with an Idempotency-Key is kept and replayed to retries."`
 }
 
-// MongoDB selects the store: a real MongoDB given its URI, or the embedded engine.
+// MongoDB selects the store: MongoDB given its URI, else the embedded
+// SQLite engine in data_dir.
 type MongoDB struct {
-	URI            string `koanf:"uri" doc:"MongoDB connection string (mongodb:// or mongodb+srv://). Empty starts the embedded engine in data_dir."`
-	Database       string `koanf:"database" doc:"Database name that holds every Wildcat collection."`
-	EmbeddedSync   string `koanf:"embedded_sync" doc:"Durability of the embedded engine: full flushes every write to the disk (stored events survive a power loss); normal leaves writes to the operating system until a checkpoint (they survive the daemon's crash or kill -9, not the machine's), for faster writes. Ignored when uri is set."`
-	EmbeddedListen string `koanf:"embedded_listen" doc:"Also expose the embedded engine on this TCP address (host:port) for mongosh and other daemons. Empty keeps it private. Ignored when uri is set."`
+	URI          string `koanf:"uri" doc:"MongoDB connection string (mongodb:// or mongodb+srv://), for several daemons sharing one database. Empty: the embedded SQLite engine, data_dir/wildcat.db."`
+	Database     string `koanf:"database" doc:"Database name that holds every Wildcat collection."`
+	EmbeddedSync string `koanf:"embedded_sync" doc:"Durability of the embedded SQLite engine: full flushes every commit to the disk (stored events survive a power loss; SQLite synchronous=FULL); normal leaves commits to the operating system until a checkpoint (they survive the daemon's crash or kill -9, not the machine's; synchronous=NORMAL), for faster writes. Ignored when uri is set."`
 }
 
 // Log configures the process log.

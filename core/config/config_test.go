@@ -170,7 +170,7 @@ func TestValidationErrors(t *testing.T) {
 		{"bad mongodb uri", "mongodb:\n  uri: postgres://x\n", nil, nil, "mongodb.uri", "not a valid MongoDB connection string"},
 		{"bad database name", "mongodb:\n  database: a.b\n", nil, nil, "mongodb.database", "must not contain"},
 		{"empty database name", "mongodb:\n  database: \"\"\n", nil, nil, "mongodb.database", "must not be empty"},
-		{"bad embedded listen", "mongodb:\n  embedded_listen: nope\n", nil, nil, "mongodb.embedded_listen", "host:port"},
+		{"removed key", "mongodb:\n  embedded_listen: 127.0.0.1:27017\n", nil, nil, "mongodb.embedded_listen", "was removed: the embedded engine is SQLite now"},
 		{"media limit zero", "media:\n  max_bytes: 0\n", nil, nil, "media.max_bytes", "greater than zero"},
 		{"media fetch timeout without unit", "media:\n  fetch_timeout: 30\n", nil, nil, "media.fetch_timeout", "needs a unit"},
 		{"fetch private not a boolean", "media:\n  fetch_allow_private: maybe\n", nil, nil, "media.fetch_allow_private", "true or false"},

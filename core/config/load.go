@@ -172,6 +172,9 @@ func Load(src Source) (*Loaded, error) {
 	if len(md.Unused) > 0 {
 		sort.Strings(md.Unused)
 		key := mapEntryKey(md.Unused[0])
+		if why, ok := removedKeys[key]; ok {
+			return nil, &Error{Key: key, Problem: "was removed: " + why}
+		}
 		return nil, &Error{Key: key, Problem: "unknown key" + suggestKey(key, keys)}
 	}
 	if err := out.Config.Validate(); err != nil {
@@ -273,6 +276,11 @@ func describeValue(v any) string {
 }
 
 // suggestKey points at the closest real key for a typo.
+// removedKeys are keys earlier versions took, with what to do instead.
+var removedKeys = map[string]string{
+	"mongodb.embedded_listen": "the embedded engine is SQLite now (data_dir/wildcat.db): open it with the sqlite3 shell, or move to MongoDB with wildcatd store copy; delete the key",
+}
+
 func suggestKey(unknown string, keys []Key) string {
 	best, bestDist := "", 3
 	for _, k := range keys {

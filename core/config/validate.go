@@ -30,7 +30,6 @@ func (c *Config) Validate() error {
 		{"http.max_body_bytes", positive(float64(c.HTTP.MaxBodyBytes))},
 		{"mongodb.uri", mongoURI(c.MongoDB.URI)},
 		{"mongodb.database", databaseName(c.MongoDB.Database)},
-		{"mongodb.embedded_listen", listenAddr(c.MongoDB.EmbeddedListen, true)},
 		{"log.level", oneOf(c.Log.Level, "debug", "info", "warn", "error")},
 		{"log.format", oneOf(c.Log.Format, "auto", "text", "json")},
 		{"mongodb.embedded_sync", oneOf(c.MongoDB.EmbeddedSync, "full", "normal")},

@@ -69,7 +69,7 @@ func (a *arrivals) Deliver(_ context.Context, j *outbox.Job) outbox.Result {
 func BenchmarkPipeline(b *testing.B) {
 	sink := &arrivals{}
 	// The daemon's own embedded engine, as `make run` has it (the shared test
-	// engine would put the outbox in its multi-daemon mode).
+	// engine would put the outbox on MongoDB in its multi-daemon mode).
 	cfg := testConfig(b, "")
 	cfg.Pipeline = []pipeline.StageConfig{
 		{Name: "tag", Builtin: "tag", Config: map[string]any{"tag": "bench"}, Match: pipeline.Match{Kinds: []string{"message.received"}}},

@@ -143,30 +143,30 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 		opts.WatchInterval = 5 * time.Second
 	}
 	d := &Daemon{cfg: cfg, opts: opts, log: logging.Component(opts.Logger, "daemon")}
-	if cfg.MongoDB.URI != "" && cfg.MongoDB.EmbeddedListen != "" {
-		d.log.Warn("mongodb.embedded_listen is ignored because mongodb.uri is set")
+	// One engine: MongoDB when a URI is configured, else the embedded
+	// SQLite database in data_dir.
+	if cfg.MongoDB.URI != "" {
+		st, err := store.Open(store.Options{
+			URI:      cfg.MongoDB.URI,
+			Database: cfg.MongoDB.Database,
+			Logger:   logging.Component(opts.Logger, "store"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		d.store = st
 	}
-	st, err := store.Open(store.Options{
-		URI:            cfg.MongoDB.URI,
-		Database:       cfg.MongoDB.Database,
-		DataDir:        cfg.DataDir,
-		EmbeddedListen: cfg.MongoDB.EmbeddedListen,
-		EmbeddedSync:   store.Sync(cfg.MongoDB.EmbeddedSync),
-		Logger:         logging.Component(opts.Logger, "store"),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	d.store = st
-	// From here on a failure must close the store it opened.
-	err = d.openSQLite(context.Background())
+	// From here on a failure must close what it opened.
+	err := d.openSQLite(context.Background())
 	if err == nil {
 		err = d.build(cfg, opts)
 	}
 	if err != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = st.Close(sctx)
+		if d.store != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = d.store.Close(sctx)
+		}
 		if d.waAuth != nil {
 			_ = d.waAuth.Close()
 		}
@@ -193,20 +193,28 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	}
 	octx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// Exclusive: the embedded engine is ours alone, and only the in-memory
-	// schedule makes claiming fast on it (see the outbox package doc).
 	sched := opts.OutboxSchedule
 	if sched == nil {
 		sched = outboxSchedule(cfg.Outbox)
 	}
-	ob, err := outbox.Open(octx, st.DB(), outbox.Options{
-		Exclusive: st.Embedded(),
-		Schedule:  sched,
-		Lease:     cfg.Outbox.Lease,
+	obOpts := outbox.Options{
+		Schedule: sched,
+		Lease:    cfg.Outbox.Lease,
 		// The attempt log keeps the first 4 KiB of a response (webhooks).
 		ResponseLimit: 4096,
 		Logger:        logging.Component(opts.Logger, "outbox"),
-	})
+	}
+	var (
+		ob  *outbox.Outbox
+		err error
+	)
+	if d.sql != nil {
+		ob, err = outbox.OpenSQLite(d.sql, obOpts)
+	} else {
+		// MongoDB is shared by every daemon on it: claims are leased in
+		// the database, never held in one daemon's memory.
+		ob, err = outbox.Open(octx, st.DB(), obOpts)
+	}
 	if err != nil {
 		return fmt.Errorf("open outbox: %w", err)
 	}
@@ -280,6 +288,14 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		Logger:      logging.Component(opts.Logger, "pipeline"),
 		Metrics:     d.pipelineMetrics,
 		Observe:     d.hub.Publish,
+		// Message events recovered before their account's session opened
+		// run once it has connected (or has had sessionStartWait to do so);
+		// account events (a pairing session's QR codes) never wait.
+		AwaitAccount: func(ctx context.Context, ev *event.Event) {
+			if messages.Recoverable(ev) {
+				d.sessions.AwaitStarted(ctx, ev.AccountID, sessionStartWait)
+			}
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("pipeline: %w", err)
@@ -351,8 +367,18 @@ func outboxSchedule(c config.Outbox) *outbox.Schedule {
 // the event. The event itself is already stored, unfinished: a redelivery
 // submits it again, and so does recovery (recover) at the account's next
 // session start.
+//
+// While the daemon stops, the pipeline takes no new events but the sessions
+// stay open for the drain's replies, whose message.sent events arrive here.
+// An event stored as a message document of its own is then accepted without
+// entering the pipeline: it stays unprocessed and recovery runs it after the
+// next start — so a reply sent during the drain succeeds instead of failing
+// its stage. Other events (receipts) are refused as before.
 func (d *Daemon) onEvent(ctx context.Context, ev *event.Event) error {
 	if err := d.engine.Submit(ctx, ev); err != nil {
+		if errors.Is(err, pipeline.ErrClosed) && messages.Recoverable(ev) {
+			return nil
+		}
 		return fmt.Errorf("pipeline intake: %w", err)
 	}
 	if d.opts.OnEvent != nil {
@@ -360,6 +386,10 @@ func (d *Daemon) onEvent(ctx context.Context, ev *event.Event) error {
 	}
 	return nil
 }
+
+// sessionStartWait bounds how long after an account's session began
+// starting the pipeline holds the account's events for it to connect.
+const sessionStartWait = 30 * time.Second
 
 // recover submits the account's stored events the pipeline had not
 // finished (the previous daemon died, or its drain ran out of time).
@@ -388,7 +418,6 @@ func (s sessionSender) Send(ctx context.Context, accountID string, req *session.
 // naming any other known driver is kept but cannot connect.
 func (d *Daemon) drivers() ([]session.Driver, error) {
 	wa := d.opts.WhatsApp
-	db := d.store.DB()
 	wa.MediaRetries = d.mediaRetries()
 	wa.Logger = logging.Component(d.opts.Logger, "whatsapp")
 	if d.sql != nil {
@@ -412,6 +441,7 @@ func (d *Daemon) drivers() ([]session.Driver, error) {
 		d.waAuth = auth
 		wa.Devices = func(accountID string) whatsapp.DeviceStore { return auth.Account(accountID) }
 	} else {
+		db := d.store.DB()
 		wa.Devices = func(accountID string) whatsapp.DeviceStore {
 			return authstore.New(db, accountID, nil)
 		}
@@ -489,7 +519,9 @@ func (d *Daemon) Start() error {
 		d.goBackground(d.rules.supervise)
 		d.goBackground(every(ruleKVSweepInterval, d.sweepRuleKV))
 		d.goBackground(every(pluginKVSweepInterval, d.sweepPluginKV))
-		d.goBackground(func(ctx context.Context) { d.store.Watch(ctx, d.opts.WatchInterval, nil) })
+		if d.store != nil {
+			d.goBackground(func(ctx context.Context) { d.store.Watch(ctx, d.opts.WatchInterval, nil) })
+		}
 		if d.opts.ConfigFile != "" && d.opts.LoadConfig != nil {
 			d.goBackground(d.watchConfig)
 		}
@@ -515,7 +547,14 @@ func (d *Daemon) startup(ctx context.Context) {
 	backoff := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := d.store.EnsureSchema(actx)
+		var err error
+		if d.store != nil {
+			// MongoDB: collections and indexes, once the server answers.
+			err = d.store.EnsureSchema(actx)
+			if err == nil {
+				err = d.outbox.EnsureIndexes(actx)
+			}
+		}
 		if err == nil {
 			// Webhook endpoints are known before any event can arrive.
 			err = d.webhooks.load(actx)
@@ -539,7 +578,7 @@ func (d *Daemon) startup(ctx context.Context) {
 		backoff = min(backoff*2, 10*time.Second)
 	}
 	d.ready.Store(true)
-	d.log.Info("ready", slog.String("addr", d.api.Addr()), slog.Bool("embedded_store", d.store.Embedded()))
+	d.log.Info("ready", slog.String("addr", d.api.Addr()), slog.String("engine", d.engineName()))
 }
 
 // sweepIdempotency deletes expired Idempotency-Key records: the embedded
@@ -590,12 +629,23 @@ func (d *Daemon) Ready(ctx context.Context) error {
 	if !d.ready.Load() {
 		return ErrNotReady
 	}
+	if d.store == nil {
+		return nil // the embedded database is a file: open means reachable
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := d.store.Ping(ctx); err != nil {
 		return errors.New("store unreachable")
 	}
 	return nil
+}
+
+// engineName is the store engine in use, for logs.
+func (d *Daemon) engineName() string {
+	if d.sql != nil {
+		return "sqlite"
+	}
+	return "mongodb"
 }
 
 // Shutdown stops accepting requests, drains in-flight work until ctx ends,
@@ -606,6 +656,13 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		d.log.Info("shutting down")
 		d.ready.Store(false)
 		var errs []error
+		// The reverse of the data flow. First intake: the API (sim inbound,
+		// sends) and the background jobs stop; then the pipeline stops
+		// taking events and drains while everything its stages need — the
+		// sessions for replies, the plugins, the outbox — is still open.
+		// What it cannot finish by the deadline stays stored, unprocessed,
+		// and recovery runs it after the next start; from then on the
+		// sessions' events are stored for recovery (onEvent).
 		if err := d.api.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
 		}
@@ -616,6 +673,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		case <-done:
 		case <-ctx.Done():
 			errs = append(errs, fmt.Errorf("background work still running: %w", ctx.Err()))
+		}
+		if err := d.engine.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drain pipeline: %w", err))
 		}
 		// Queued sends go out while the sessions are still open.
 		if err := d.sender.Close(ctx); err != nil {
@@ -629,12 +689,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		if err := d.sim.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("close sim network: %w", err))
 		}
-		// With intake stopped, the pipeline finishes what it queued (events
-		// it cannot finish in time stay stored, unprocessed); then the
-		// dispatcher hands back its in-flight jobs for the next start.
-		if err := d.engine.Close(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("drain pipeline: %w", err))
-		}
+		// The dispatcher hands back its in-flight jobs for the next start.
 		if d.dispatchCancel != nil {
 			d.dispatchCancel()
 			<-d.dispatchDone
@@ -648,8 +703,10 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		// out of time, closing it cleanly keeps the embedded files consistent.
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := d.store.Close(sctx); err != nil {
-			errs = append(errs, fmt.Errorf("close store: %w", err))
+		if d.store != nil {
+			if err := d.store.Close(sctx); err != nil {
+				errs = append(errs, fmt.Errorf("close store: %w", err))
+			}
 		}
 		// whatsmeow's handle closes before the file's own, whose close
 		// checkpoints the WAL.

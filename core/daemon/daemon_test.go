@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ import (
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/poll"
-	"github.com/wildcathub/wildcat/core/store"
+	"github.com/wildcathub/wildcat/core/store/sqlite"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
@@ -33,6 +34,21 @@ func testConfig(t testing.TB, uri string) config.Config {
 		cfg.MongoDB.Database = storetest.DatabaseName(t)
 	}
 	return cfg
+}
+
+// EngineEnv picks the engine the daemon's behaviour tests run on: empty
+// (the default) is the embedded SQLite engine users get; "mongodb" runs them
+// on the MongoDB test server (in-process FerretDB, or
+// WILDCAT_TEST_MONGODB_URI) instead.
+const EngineEnv = "WILDCAT_TEST_DAEMON_ENGINE"
+
+// behaviourURI is the MongoDB URI for a behaviour test's daemon: empty for
+// the embedded engine unless EngineEnv says mongodb.
+func behaviourURI(t testing.TB) string {
+	if os.Getenv(EngineEnv) == "mongodb" {
+		return storetest.URI(t)
+	}
+	return ""
 }
 
 func start(t *testing.T, cfg config.Config) (*daemon.Daemon, string) {
@@ -72,13 +88,19 @@ func wantStatus(url string, want int) func() error {
 }
 
 func TestEmbeddedDaemonBecomesReadyAndStops(t *testing.T) {
-	d, base := start(t, testConfig(t, ""))
+	cfg := testConfig(t, "")
+	d, base := start(t, cfg)
 	poll.Until(t, 30*time.Second, wantStatus(base+"/readyz", 200))
 	if got, _ := status(base + "/healthz"); got != 200 {
 		t.Fatalf("healthz %d", got)
 	}
-	if !d.Store().Embedded() {
-		t.Fatal("daemon without a URI did not embed its store")
+	if d.Store() != nil {
+		t.Fatal("daemon without a URI connected to MongoDB")
+	}
+	// The embedded database is locked while the daemon runs…
+	dbPath := filepath.Join(cfg.DataDir, daemon.DatabaseFile)
+	if _, err := sqlite.Open(context.Background(), sqlite.Options{Path: dbPath}); !errors.Is(err, sqlite.ErrLocked) {
+		t.Fatalf("second open of the running daemon's database: %v, want ErrLocked", err)
 	}
 	if err := d.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
@@ -89,9 +111,12 @@ func TestEmbeddedDaemonBecomesReadyAndStops(t *testing.T) {
 	if _, err := status(base + "/healthz"); err == nil {
 		t.Fatal("still serving after Shutdown")
 	}
-	if err := d.Store().Ping(context.Background()); err == nil {
-		t.Fatal("store still open after Shutdown")
+	// …and closed (its lock released) after Shutdown.
+	db, err := sqlite.Open(context.Background(), sqlite.Options{Path: dbPath})
+	if err != nil {
+		t.Fatalf("database still held after Shutdown: %v", err)
 	}
+	_ = db.Close()
 }
 
 // TestReadinessFollowsTheStore stops the MongoDB-compatible server under a
@@ -100,7 +125,7 @@ func TestEmbeddedDaemonBecomesReadyAndStops(t *testing.T) {
 func TestReadinessFollowsTheStore(t *testing.T) {
 	addr := storetest.FreeAddr(t)
 	dir := t.TempDir()
-	engine, err := store.StartEngine(dir, addr, nil)
+	engine, err := storetest.StartServer(dir, addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +141,7 @@ func TestReadinessFollowsTheStore(t *testing.T) {
 		t.Fatalf("healthz %d while the store is down: the process must keep serving", got)
 	}
 
-	engine, err = store.StartEngine(dir, addr, nil)
+	engine, err = storetest.StartServer(dir, addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +158,7 @@ func TestWaitsForAStoreThatIsNotUpYet(t *testing.T) {
 	if got, _ := status(base + "/readyz"); got != 503 {
 		t.Fatalf("readyz %d with no database", got)
 	}
-	engine, err := store.StartEngine(t.TempDir(), addr, nil)
+	engine, err := storetest.StartServer(t.TempDir(), addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

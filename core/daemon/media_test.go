@@ -47,11 +47,7 @@ func TestMediaRoundTrip(t *testing.T) {
 }
 
 func mediaRoundTrip(t *testing.T, e storetest.Engine) {
-	cfg := accountsConfig(t)
-	if e == storetest.SQLite {
-		cfg = testConfig(t, "")
-		cfg.HTTP.MaxBodyBytes = testMaxBody
-	}
+	cfg := engineConfig(t, e)
 	cfg.Media.MaxBytes = 1 << 20
 	d, c := accountsDaemon(t, cfg, time.Millisecond, nil)
 	// 600 KB: three GridFS chunks of 255 KiB.

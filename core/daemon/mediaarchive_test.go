@@ -154,12 +154,11 @@ func dirFiles(t *testing.T, root string) []string {
 
 func mediaArchiveDaemon(t *testing.T, pluginCfg map[string]any, stages []pipeline.StageConfig, faults *mediaFaults, sinks map[string]outbox.Sink, sched *outbox.Schedule, ownStore bool) (*daemon.Daemon, *client) {
 	t.Helper()
-	cfg := accountsConfig(t)
+	// ownStore: the daemon's own embedded engine, as `make run` has it;
+	// else the MongoDB test server.
+	cfg := engineConfig(t, storetest.MongoDB)
 	if ownStore {
-		// The daemon's own embedded engine, as `make run` has it: its
-		// outbox then claims from its in-memory schedule (exclusive mode).
-		cfg = testConfig(t, "")
-		cfg.HTTP.MaxBodyBytes = testMaxBody
+		cfg = engineConfig(t, storetest.SQLite)
 	}
 	cfg.Plugins = map[string]pluginhost.Config{
 		daemon.MediaArchiveTarget: {Path: pluginBin("mediaarchive"), Config: pluginCfg, Timeout: 30 * time.Second},
@@ -403,10 +402,11 @@ func mediaArchive(t *testing.T, e storetest.Engine) {
 // every file ends up archived exactly once in each target, with no
 // temporary or partial file left.
 //
-// It runs on the daemon's own embedded engine, as `make run` does: with the
-// shared test engine's URI the outbox claims in shared mode, a sorted
-// findAndModify that FerretDB v1 answers by scanning the collection, which
-// makes 1,000 queued jobs crawl (about 1.6 jobs/s).
+// It runs on the daemon's own embedded engine, as `make run` does (the
+// outbox in SQLite): with the shared test engine's URI the outbox claims in
+// MongoDB's shared mode, a sorted findAndModify that FerretDB v1 answers by
+// scanning the collection, which makes 1,000 queued jobs crawl (about 1.6
+// jobs/s).
 func TestMediaArchiveCrashResumes(t *testing.T) {
 	const total = 1000
 	start := time.Now()

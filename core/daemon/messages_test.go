@@ -2,11 +2,13 @@ package daemon_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -266,7 +268,10 @@ func TestHistoryPagesUnderConcurrentInserts(t *testing.T) {
 	}
 
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	var (
+		wg      sync.WaitGroup
+		written atomic.Int64 // concurrent inserts so far
+	)
 	wg.Go(func() {
 		for i := 0; ; i++ {
 			select {
@@ -284,6 +289,7 @@ func TestHistoryPagesUnderConcurrentInserts(t *testing.T) {
 				t.Errorf("concurrent insert: %d %s", r.status, r.body)
 				return
 			}
+			written.Add(1)
 		}
 	})
 
@@ -309,7 +315,15 @@ func TestHistoryPagesUnderConcurrentInserts(t *testing.T) {
 			break
 		}
 		cursor = url.QueryEscape(*p.NextCursor)
-		time.Sleep(2 * time.Millisecond) // let the writer interleave
+		// Let the writer interleave: the next page is read only after at
+		// least one more message was stored since this one.
+		before := written.Load()
+		poll.Until(t, 30*time.Second, func() error {
+			if written.Load() == before {
+				return errors.New("no insert since the last page yet")
+			}
+			return nil
+		})
 	}
 	close(stop)
 	wg.Wait()

@@ -100,9 +100,11 @@ func TestPipelineTagsAndDelivers(t *testing.T) {
 	}
 	_, c := accountsDaemonWith(t, cfg, time.Millisecond, nil, func(o *daemon.Options) {
 		o.Sinks = map[string]outbox.Sink{"good": good, "bad": bad}
-		// Two retries 50 ms apart, then the schedule is used up.
+		// Retries after 50 ms, 50 ms, then every 100 ms until the next one
+		// would come more than 500 ms after the first attempt: the dead
+		// letter cannot come earlier than that (see the good sink's count).
 		o.OutboxSchedule = &outbox.Schedule{Delays: []time.Duration{50 * time.Millisecond, 50 * time.Millisecond},
-			Every: time.Hour, MaxAge: 500 * time.Millisecond, Jitter: 0, MaxRetryAfter: time.Second}
+			Every: 100 * time.Millisecond, MaxAge: 500 * time.Millisecond, Jitter: 0, MaxRetryAfter: time.Second}
 		o.OutboxPoll = 20 * time.Millisecond
 	})
 	c.connectSim("pipe")
@@ -134,10 +136,6 @@ func TestPipelineTagsAndDelivers(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(200 * time.Millisecond) // a second delivery would show by now
-	if n := good.count(eventID); n != 1 {
-		t.Fatalf("good sink got the event %d times, want 1", n)
-	}
 
 	// The bad sink: retried on the schedule, then dead-lettered.
 	var dead wireDelivery
@@ -154,6 +152,16 @@ func TestPipelineTagsAndDelivers(t *testing.T) {
 	}
 	if n := bad.count(eventID); n != dead.Attempts {
 		t.Fatalf("bad sink called %d times, job says %d attempts", n, dead.Attempts)
+	}
+	// The dead letter comes no sooner than the schedule's MaxAge (500 ms)
+	// after the bad sink's first attempt, which the same event caused: a
+	// second delivery to the good sink soon after its first would have
+	// happened by then. A barrier instead of a sleep.
+	if ds := c.deliveries("sink=good&eventId=" + eventID); len(ds) != 1 || ds[0].State != "done" || ds[0].Attempts != 1 {
+		t.Fatalf("good deliveries %+v, want one done in one attempt", ds)
+	}
+	if n := good.count(eventID); n != 1 {
+		t.Fatalf("good sink got the event %d times, want 1", n)
 	}
 	var one wireDelivery
 	if err := json.Unmarshal(c.must(c.get("/v1/deliveries/"+dead.ID), 200).body, &one); err != nil || one.State != "deadletter" {

@@ -26,6 +26,8 @@ import (
 	"slices"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/logging"
@@ -53,17 +55,19 @@ func (d *Daemon) buildPlugins(cfg config.Config, opts Options) error {
 	po := opts.PluginHost
 	po.Plugins = cfg.Plugins
 	po.Logger = logging.Component(opts.Logger, "plugins")
+	var db *mongo.Database
 	if d.sql != nil {
 		d.pluginKV = pluginhost.NewSQLiteKV(d.sql, nil)
 	} else {
-		d.pluginKV = pluginhost.NewMongoKV(d.store.DB(), nil)
+		db = d.store.DB()
+		d.pluginKV = pluginhost.NewMongoKV(db, nil)
 	}
 	po.Services = pluginhost.Services{
 		Sender:   pluginSender{d},
 		Media:    d.mediaFetcher(pluginMedia{d}),
 		Messages: pluginMessages{d},
 		KV:       d.pluginKV,
-		DB:       d.store.DB(),
+		DB:       db,
 		Blobs:    d.media,
 		// The media archive's link back to the message (mediaarchive.go).
 		Linker:       mediaLinker{d},

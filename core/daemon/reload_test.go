@@ -13,7 +13,6 @@ import (
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/pipeline"
 	"github.com/wildcathub/wildcat/core/poll"
-	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
 func stageNames(t *testing.T, c *client) []string {
@@ -39,8 +38,7 @@ func TestPipelineFollowsConfigFile(t *testing.T) {
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.yaml")
-	base := fmt.Sprintf("data_dir: %s\nhttp: {addr: \"127.0.0.1:0\"}\nmongodb: {uri: %q, database: %s}\n",
-		filepath.Join(dir, "data"), storetest.URI(t), storetest.DatabaseName(t))
+	base := fmt.Sprintf("data_dir: %s\nhttp: {addr: \"127.0.0.1:0\"}\n", filepath.Join(dir, "data"))
 	write := func(pipelineYAML string) {
 		t.Helper()
 		// Written aside and renamed, as editors do: the watcher never reads

@@ -667,10 +667,7 @@ func testRuleKVSurvivesRestart(t *testing.T, e storetest.Engine) {
   ctx.annotate("first", ctx.kv.get("first") ?? "unset");
   if (!ctx.kv.get("first")) ctx.kv.set("first", msg.message.text, {ttl: "1h"});
 });`)
-	cfg := accountsConfig(t)
-	if e == storetest.SQLite {
-		cfg.MongoDB.URI = "" // the embedded engine in cfg.DataDir
-	}
+	cfg := engineConfig(t, e)
 	cfg.Pipeline = []pipeline.StageConfig{{Name: "rules", Rules: []string{filepath.Join(dir, "*.js")},
 		Match: pipeline.Match{Kinds: []string{"message.received"}}, Timeout: 30 * time.Second,
 		Config: map[string]any{"count": map[string]any{"timeout": "10s"}}}}

@@ -140,8 +140,8 @@ func testWebhookDeliveryThroughTheDaemon(t *testing.T, e storetest.Engine) {
 	declared, viaREST, elsewhere := newHookReceiver(t), newHookReceiver(t), newHookReceiver(t)
 	declaredSecret := sw.NewSecret()
 	d, c := webhookDaemon(t, func(cfg *config.Config) {
-		if e == storetest.SQLite {
-			cfg.MongoDB.URI = "" // the embedded engine
+		if e == storetest.MongoDB {
+			cfg.MongoDB.URI, cfg.MongoDB.Database = storetest.URI(t), storetest.DatabaseName(t)
 		}
 		cfg.Webhooks.Endpoints = []webhooks.Declared{{ID: "declared", URL: declared.URL, Events: []string{"message.received"}, Secret: declaredSecret}}
 	})

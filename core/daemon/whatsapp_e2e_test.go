@@ -70,11 +70,7 @@ func TestWhatsAppAccountEndToEnd(t *testing.T) { storetest.Each(t, testWhatsAppA
 
 func testWhatsAppAccountEndToEnd(t *testing.T, e storetest.Engine) {
 	wa := watest.New(t)
-	cfg := accountsConfig(t)
-	if e == storetest.SQLite {
-		cfg = testConfig(t, "")
-		cfg.HTTP.MaxBodyBytes = testMaxBody
-	}
+	cfg := engineConfig(t, e)
 	rec := &recorder{}
 	d, c := waDaemon(t, cfg, wa, rec)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -64,6 +64,20 @@ func (s *Store) Unprocessed(ctx context.Context, accountID, after string, limit 
 	}
 }
 
+// Recoverable reports whether ev is stored as a message of its own, which
+// carries the pipeline-done mark: such an event, once stored, is found again
+// by Unprocessed until the pipeline marks it done, so it may be stored now
+// and run through the pipeline after the next start. Receipts, presence and
+// account events have no such record.
+func Recoverable(ev *event.Event) bool {
+	switch ev.Kind {
+	case event.KindMessageReceived, event.KindMessageSent, event.KindMessageReaction,
+		event.KindMessageEdited, event.KindMessageRevoked:
+		return ev.Message != nil
+	}
+	return false
+}
+
 // PipelinePending reports whether the message with id id is stored and not
 // yet finished by the pipeline (pipelineDone false). A missing message or
 // one stored before the mark existed reports false.

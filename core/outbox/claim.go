@@ -2,14 +2,10 @@ package outbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Outcome is the result of one delivery attempt.
@@ -53,117 +49,43 @@ func RetryAfter(d time.Duration, err error) Result {
 // Fail is a permanent failure.
 func Fail(err error) Result { return Result{Outcome: OutcomeFail, Err: err} }
 
-// dueFilter matches jobs of target a worker may claim at now: pending and
-// due, or processing under a lease that expired (its worker died).
-func dueFilter(target string, now time.Time) bson.D {
-	return bson.D{
-		{Key: "target", Value: target},
-		{Key: "$or", Value: bson.A{
-			bson.D{{Key: "state", Value: StatePending}, {Key: "runAt", Value: bson.D{{Key: "$lte", Value: now}}}},
-			bson.D{{Key: "state", Value: StateProcessing}, {Key: "leaseUntil", Value: bson.D{{Key: "$lte", Value: now}}}},
-		}},
-	}
-}
-
 // Claim takes the due job of target with the earliest due time for owner
 // and returns it with a fresh ClaimID and a lease of Lease(). It returns
-// ErrNoJob when nothing is due. In shared mode it is one findOneAndUpdate
-// sorted by runAt; in exclusive mode the in-memory schedule picks the job
-// and one write by _id claims it.
+// ErrNoJob when nothing is due.
 func (o *Outbox) Claim(ctx context.Context, target, owner string) (*Job, error) {
-	now := o.now()
-	if o.mem == nil {
-		return o.claimWrite(ctx, dueFilter(target, now), true, owner, now)
+	jobs, err := o.ClaimBatch(ctx, target, owner, 1)
+	if err != nil {
+		return nil, err
 	}
-	o.mem.mu.Lock()
-	defer o.mem.mu.Unlock()
-	for {
-		mj := o.mem.next(target, now)
-		if mj == nil {
-			return nil, ErrNoJob
-		}
-		j, err := o.claimWrite(ctx, bson.D{{Key: "_id", Value: mj.id}}, false, owner, now)
-		if errors.Is(err, ErrNoJob) {
-			o.mem.drop(mj.id) // purged or deleted behind our back
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		o.mem.put(j.ID, j.Target, StateProcessing, *j.LeaseUntil, j.CreatedAt, j.ClaimID)
-		return j, nil
-	}
+	return jobs[0], nil
 }
 
-func (o *Outbox) claimWrite(ctx context.Context, filter bson.D, sorted bool, owner string, now time.Time) (*Job, error) {
-	lease := now.Add(o.lease)
-	opts := options.FindOneAndUpdate().SetReturnDocument(options.After)
-	if sorted {
-		opts.SetSort(bson.D{{Key: "runAt", Value: 1}})
+// ClaimBatch takes up to n due jobs of target for owner, earliest due
+// first, in one atomic step, each with a lease of Lease() (heartbeat or
+// complete each before it ends). It returns ErrNoJob when nothing is due.
+func (o *Outbox) ClaimBatch(ctx context.Context, target, owner string, n int) ([]*Job, error) {
+	now := o.now()
+	jobs, err := o.b.Claim(ctx, ClaimRequest{
+		Target: target, Owner: owner, ClaimID: uuid.NewString(),
+		Now: now, LeaseUntil: now.Add(o.lease), Max: max(n, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim outbox jobs of %s: %w", target, err)
 	}
-	var j Job
-	err := o.c.FindOneAndUpdate(ctx, filter,
-		bson.D{
-			{Key: "$set", Value: bson.D{
-				{Key: "state", Value: StateProcessing},
-				{Key: "owner", Value: owner},
-				{Key: "claimId", Value: uuid.NewString()},
-				{Key: "leaseUntil", Value: lease},
-				{Key: "updatedAt", Value: now},
-			}},
-			{Key: "$inc", Value: bson.D{{Key: "attempts", Value: 1}}},
-			{Key: "$min", Value: bson.D{{Key: "firstAttemptAt", Value: now}}},
-		}, opts,
-	).Decode(&j)
-	if errors.Is(err, mongo.ErrNoDocuments) {
+	if len(jobs) == 0 {
 		return nil, ErrNoJob
 	}
-	if err != nil {
-		return nil, fmt.Errorf("claim outbox job: %w", err)
-	}
-	return &j, nil
+	return jobs, nil
 }
 
 // Heartbeat extends the lease of a job this worker holds. ErrLeaseLost
 // means another worker owns it now: stop delivering.
 func (o *Outbox) Heartbeat(ctx context.Context, j *Job) error {
 	lease := o.now().Add(o.lease)
-	err := o.guarded(ctx, j, bson.D{{Key: "$set", Value: bson.D{{Key: "leaseUntil", Value: lease}}}}, func() {
-		o.mem.put(j.ID, j.Target, StateProcessing, lease, j.CreatedAt, j.ClaimID)
-	})
-	if err != nil {
+	if err := o.b.Extend(ctx, j.ID, j.ClaimID, lease); err != nil {
 		return fmt.Errorf("heartbeat %s: %w", j.ID, err)
 	}
 	j.LeaseUntil = &lease
-	return nil
-}
-
-// guarded applies update to j only while the claim that returned j is the
-// current one, and returns ErrLeaseLost otherwise. In exclusive mode the
-// check is against the in-memory schedule and onMem runs, under its lock,
-// after the write succeeded.
-func (o *Outbox) guarded(ctx context.Context, j *Job, update bson.D, onMem func()) error {
-	if o.mem == nil {
-		filter := bson.D{{Key: "_id", Value: j.ID}, {Key: "claimId", Value: j.ClaimID}, {Key: "state", Value: StateProcessing}}
-		res, err := o.c.UpdateOne(ctx, filter, update)
-		if err != nil {
-			return err
-		}
-		if res.MatchedCount == 0 {
-			return ErrLeaseLost
-		}
-		return nil
-	}
-	o.mem.mu.Lock()
-	defer o.mem.mu.Unlock()
-	mj := o.mem.jobs[j.ID]
-	if mj == nil || mj.state != StateProcessing || mj.claimID != j.ClaimID {
-		return ErrLeaseLost
-	}
-	if _, err := o.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: j.ID}}, update); err != nil {
-		return err
-	}
-	onMem()
 	return nil
 }
 
@@ -173,7 +95,29 @@ func (o *Outbox) guarded(ctx context.Context, j *Job, update bson.D, onMem func(
 // nothing, when another worker has claimed the job since; on success j
 // reflects the stored document.
 func (o *Outbox) Complete(ctx context.Context, j *Job, res Result, took time.Duration) error {
+	return o.CompleteBatch(ctx, []Completion{{Job: j, Result: res, Took: took}})[0]
+}
+
+// Completion is one attempt for CompleteBatch.
+type Completion struct {
+	Job    *Job
+	Result Result
+	Took   time.Duration
+}
+
+// CompleteBatch is Complete for several attempts in one write (one
+// transaction on SQLite); errs[i] answers cs[i] as Complete would.
+func (o *Outbox) CompleteBatch(ctx context.Context, cs []Completion) (errs []error) {
 	now := o.now()
+	settle := make([]Settlement, len(cs))
+	for i, c := range cs {
+		settle[i] = o.settle(c.Job, c.Result, c.Took, now)
+	}
+	return o.apply(ctx, cs, settle)
+}
+
+// settle decides what an attempt makes of j.
+func (o *Outbox) settle(j *Job, res Result, took time.Duration, now time.Time) Settlement {
 	a := Attempt{
 		At:         now.Add(-took).Truncate(time.Millisecond),
 		DurationMS: took.Milliseconds(),
@@ -194,12 +138,7 @@ func (o *Outbox) Complete(ctx context.Context, j *Job, res Result, took time.Dur
 	if a.Result != OutcomeOK && a.Error == "" {
 		a.Error = "failed without an error message"
 	}
-	log := append(append([]Attempt(nil), j.Log...), a)
-	if len(log) > o.logSize {
-		log = log[len(log)-o.logSize:]
-	}
-
-	state, runAt, lastError := StateDone, j.RunAt, ""
+	s := Settlement{ID: j.ID, ClaimID: j.ClaimID, State: StateDone, RunAt: j.RunAt, Log: o.appendLog(j.Log, a), UpdatedAt: now}
 	switch a.Result {
 	case OutcomeRetry:
 		first := now
@@ -208,58 +147,51 @@ func (o *Outbox) Complete(ctx context.Context, j *Job, res Result, took time.Dur
 		}
 		next, ok := o.sched.next(j.Attempts, first, now, res.RetryAfter, o.rand())
 		if ok {
-			state, runAt, lastError = StatePending, next.Truncate(time.Millisecond), a.Error
+			s.State, s.RunAt, s.LastError = StatePending, next.Truncate(time.Millisecond), a.Error
 		} else {
-			state, lastError = StateDeadLetter, fmt.Sprintf("retry schedule exhausted after %d attempts: %s", j.Attempts, a.Error)
+			s.State, s.LastError = StateDeadLetter, fmt.Sprintf("retry schedule exhausted after %d attempts: %s", j.Attempts, a.Error)
 		}
 	case OutcomeFail:
-		state, lastError = StateDeadLetter, a.Error
+		s.State, s.LastError = StateDeadLetter, a.Error
 	}
-	if err := o.finish(ctx, j, state, runAt, lastError, log, now); err != nil {
-		return err
+	return s
+}
+
+func (o *Outbox) appendLog(log []Attempt, a Attempt) []Attempt {
+	log = append(append([]Attempt(nil), log...), a)
+	if len(log) > o.logSize {
+		log = log[len(log)-o.logSize:]
 	}
-	if state == StatePending {
-		o.notify(j.Target)
-	}
-	return nil
+	return log
 }
 
 // release hands a job back without judging the attempt (the daemon is
 // stopping): pending and due now, so another daemon takes it at once.
 func (o *Outbox) release(ctx context.Context, j *Job, reason string) error {
 	now := o.now()
-	log := append(append([]Attempt(nil), j.Log...), Attempt{At: now, Result: OutcomeRetry, Error: reason, Owner: j.Owner})
-	if len(log) > o.logSize {
-		log = log[len(log)-o.logSize:]
+	s := Settlement{
+		ID: j.ID, ClaimID: j.ClaimID, State: StatePending, RunAt: now, LastError: reason, UpdatedAt: now,
+		Log: o.appendLog(j.Log, Attempt{At: now, Result: OutcomeRetry, Error: reason, Owner: j.Owner}),
 	}
-	return o.finish(ctx, j, StatePending, now, reason, log, now)
+	return o.apply(ctx, []Completion{{Job: j}}, []Settlement{s})[0]
 }
 
-func (o *Outbox) finish(ctx context.Context, j *Job, state State, runAt time.Time, lastError string, log []Attempt, now time.Time) error {
-	set := bson.D{
-		{Key: "state", Value: state},
-		{Key: "runAt", Value: runAt},
-		{Key: "log", Value: log},
-		{Key: "updatedAt", Value: now},
-	}
-	unset := bson.D{{Key: "leaseUntil", Value: ""}}
-	if lastError != "" {
-		set = append(set, bson.E{Key: "lastError", Value: lastError})
-	} else {
-		unset = append(unset, bson.E{Key: "lastError", Value: ""})
-	}
-	err := o.guarded(ctx, j, bson.D{{Key: "$set", Value: set}, {Key: "$unset", Value: unset}}, func() {
-		if state == StatePending {
-			o.mem.put(j.ID, j.Target, StatePending, runAt, j.CreatedAt, "")
-		} else {
-			o.mem.drop(j.ID)
+// apply stores settlements and, for each that held, updates its job and
+// wakes the target of a job that is pending again.
+func (o *Outbox) apply(ctx context.Context, cs []Completion, settle []Settlement) []error {
+	errs := o.b.Finish(ctx, settle)
+	for i, c := range cs {
+		s, j := settle[i], c.Job
+		if errs[i] != nil {
+			errs[i] = fmt.Errorf("complete %s: %w", j.ID, errs[i])
+			continue
 		}
-	})
-	if err != nil {
-		return fmt.Errorf("complete %s: %w", j.ID, err)
+		j.State, j.RunAt, j.LastError, j.Log, j.UpdatedAt, j.LeaseUntil = s.State, s.RunAt, s.LastError, s.Log, s.UpdatedAt, nil
+		if s.State == StatePending {
+			o.notify(j.Target)
+		}
 	}
-	j.State, j.RunAt, j.LastError, j.Log, j.UpdatedAt, j.LeaseUntil = state, runAt, lastError, log, now, nil
-	return nil
+	return errs
 }
 
 func truncate(s string, n int) string {

@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
 func TestEnqueueIsIdempotent(t *testing.T) {
-	modes(t, func(t *testing.T, exclusive bool) {
+	backends(t, func(t *testing.T, s backend) {
 		ctx := context.Background()
-		o := open(t, storetest.NewDatabase(t), Options{Exclusive: exclusive, Clock: newClock()})
+		o := s.open(t, Options{Clock: newClock()})
 		ev := testEvent(1)
 		mustEnqueue(t, o, ev, "a", "b")
 		mustEnqueue(t, o, ev, "a", "b", "a") // again, and a repeated target
@@ -44,10 +42,10 @@ func TestEnqueueIsIdempotent(t *testing.T) {
 }
 
 func TestClaimLeaseComplete(t *testing.T) {
-	modes(t, func(t *testing.T, exclusive bool) {
+	backends(t, func(t *testing.T, s backend) {
 		ctx := context.Background()
 		clk := newClock()
-		o := open(t, storetest.NewDatabase(t), Options{Exclusive: exclusive, Clock: clk, Lease: time.Minute})
+		o := s.open(t, Options{Clock: clk, Lease: time.Minute})
 		mustEnqueue(t, o, testEvent(1), "a")
 
 		if _, err := o.Claim(ctx, "other", "w1"); !errors.Is(err, ErrNoJob) {
@@ -93,10 +91,10 @@ func TestClaimLeaseComplete(t *testing.T) {
 // A worker whose lease expired and was taken over can neither heartbeat nor
 // complete: the new owner's outcome stands.
 func TestLostLeaseCannotComplete(t *testing.T) {
-	modes(t, func(t *testing.T, exclusive bool) {
+	backends(t, func(t *testing.T, s backend) {
 		ctx := context.Background()
 		clk := newClock()
-		o := open(t, storetest.NewDatabase(t), Options{Exclusive: exclusive, Clock: clk, Lease: time.Minute})
+		o := s.open(t, Options{Clock: clk, Lease: time.Minute})
 		mustEnqueue(t, o, testEvent(1), "a")
 		a, err := o.Claim(ctx, "a", "A")
 		if err != nil {
@@ -150,33 +148,35 @@ func TestRetrySchedule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx := context.Background()
-			clk := newClock()
-			o := open(t, storetest.NewDatabase(t), Options{Exclusive: true, Clock: clk, Schedule: &tt.sched, Rand: tt.rand, LogSize: 100})
-			mustEnqueue(t, o, testEvent(1), "a")
-			start := clk.Now()
-			var got []time.Duration
-			for {
-				j, err := o.Claim(ctx, "a", "w")
-				if err != nil {
-					t.Fatalf("attempt %d: %v", len(got)+1, err)
+			backends(t, func(t *testing.T, s backend) {
+				ctx := context.Background()
+				clk := newClock()
+				o := s.open(t, Options{Clock: clk, Schedule: &tt.sched, Rand: tt.rand, LogSize: 100})
+				mustEnqueue(t, o, testEvent(1), "a")
+				start := clk.Now()
+				var got []time.Duration
+				for {
+					j, err := o.Claim(ctx, "a", "w")
+					if err != nil {
+						t.Fatalf("attempt %d: %v", len(got)+1, err)
+					}
+					got = append(got, clk.Now().Sub(start))
+					if err := o.Complete(ctx, j, Retry(errors.New("503")), 0); err != nil {
+						t.Fatal(err)
+					}
+					if j.State == StateDeadLetter {
+						break
+					}
+					clk.Set(j.RunAt.Add(-time.Millisecond))
+					if _, err := o.Claim(ctx, "a", "w"); !errors.Is(err, ErrNoJob) {
+						t.Fatalf("claimed before runAt: %v", err)
+					}
+					clk.Set(j.RunAt)
 				}
-				got = append(got, clk.Now().Sub(start))
-				if err := o.Complete(ctx, j, Retry(errors.New("503")), 0); err != nil {
-					t.Fatal(err)
+				if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+					t.Fatalf("attempts at %v\nwant        %v", got, tt.want)
 				}
-				if j.State == StateDeadLetter {
-					break
-				}
-				clk.Set(j.RunAt.Add(-time.Millisecond))
-				if _, err := o.Claim(ctx, "a", "w"); !errors.Is(err, ErrNoJob) {
-					t.Fatalf("claimed before runAt: %v", err)
-				}
-				clk.Set(j.RunAt)
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
-				t.Fatalf("attempts at %v\nwant        %v", got, tt.want)
-			}
+			})
 		})
 	}
 }
@@ -199,34 +199,36 @@ func defaultAttempts() []time.Duration {
 
 // With the default (full) jitter every wait falls in [0, schedule point].
 func TestRetryJitterBounds(t *testing.T) {
-	ctx := context.Background()
-	clk := newClock()
-	sched := DefaultSchedule()
-	o := open(t, storetest.NewDatabase(t), Options{Exclusive: true, Clock: clk})
-	mustEnqueue(t, o, testEvent(1), "a")
-	for attempt := 1; ; attempt++ {
-		j, err := o.Claim(ctx, "a", "w")
-		if err != nil {
-			t.Fatal(err)
-		}
-		now := clk.Now()
-		if err := o.Complete(ctx, j, Retry(errors.New("down")), 0); err != nil {
-			t.Fatal(err)
-		}
-		if j.State == StateDeadLetter {
-			// Only a wait that would cross MaxAge kills the job, and the
-			// longest possible wait is the schedule point.
-			if deadline := j.FirstAttemptAt.Add(sched.MaxAge); !now.Add(sched.Nominal(attempt)).After(deadline) {
-				t.Fatalf("dead-lettered at attempt %d although %s + %s is within %s", attempt, now, sched.Nominal(attempt), deadline)
+	backends(t, func(t *testing.T, s backend) {
+		ctx := context.Background()
+		clk := newClock()
+		sched := DefaultSchedule()
+		o := s.open(t, Options{Clock: clk})
+		mustEnqueue(t, o, testEvent(1), "a")
+		for attempt := 1; ; attempt++ {
+			j, err := o.Claim(ctx, "a", "w")
+			if err != nil {
+				t.Fatal(err)
 			}
-			return
+			now := clk.Now()
+			if err := o.Complete(ctx, j, Retry(errors.New("down")), 0); err != nil {
+				t.Fatal(err)
+			}
+			if j.State == StateDeadLetter {
+				// Only a wait that would cross MaxAge kills the job, and the
+				// longest possible wait is the schedule point.
+				if deadline := j.FirstAttemptAt.Add(sched.MaxAge); !now.Add(sched.Nominal(attempt)).After(deadline) {
+					t.Fatalf("dead-lettered at attempt %d although %s + %s is within %s", attempt, now, sched.Nominal(attempt), deadline)
+				}
+				return
+			}
+			wait := j.RunAt.Sub(now)
+			if nominal := sched.Nominal(attempt); wait < 0 || wait > nominal {
+				t.Fatalf("attempt %d: wait %s outside [0, %s]", attempt, wait, nominal)
+			}
+			clk.Set(j.RunAt)
 		}
-		wait := j.RunAt.Sub(now)
-		if nominal := sched.Nominal(attempt); wait < 0 || wait > nominal {
-			t.Fatalf("attempt %d: wait %s outside [0, %s]", attempt, wait, nominal)
-		}
-		clk.Set(j.RunAt)
-	}
+	})
 }
 
 func TestRetryAfterIsHonouredAndClamped(t *testing.T) {
@@ -241,28 +243,30 @@ func TestRetryAfterIsHonouredAndClamped(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx := context.Background()
-			clk := newClock()
-			o := open(t, storetest.NewDatabase(t), Options{Clock: clk, Rand: fixedRand(0)})
-			mustEnqueue(t, o, testEvent(1), "a")
-			j, err := o.Claim(ctx, "a", "w")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := o.Complete(ctx, j, RetryAfter(tt.retryAfter, errors.New("429")), 0); err != nil {
-				t.Fatal(err)
-			}
-			if got := mustGet(t, o, j.ID); got.State != StatePending || got.RunAt.Sub(clk.Now()) != tt.want {
-				t.Fatalf("state %s, wait %s, want pending after %s", got.State, got.RunAt.Sub(clk.Now()), tt.want)
-			}
+			backends(t, func(t *testing.T, s backend) {
+				ctx := context.Background()
+				clk := newClock()
+				o := s.open(t, Options{Clock: clk, Rand: fixedRand(0)})
+				mustEnqueue(t, o, testEvent(1), "a")
+				j, err := o.Claim(ctx, "a", "w")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := o.Complete(ctx, j, RetryAfter(tt.retryAfter, errors.New("429")), 0); err != nil {
+					t.Fatal(err)
+				}
+				if got := mustGet(t, o, j.ID); got.State != StatePending || got.RunAt.Sub(clk.Now()) != tt.want {
+					t.Fatalf("state %s, wait %s, want pending after %s", got.State, got.RunAt.Sub(clk.Now()), tt.want)
+				}
+			})
 		})
 	}
 }
 
 func TestFailDeadLettersAtOnce(t *testing.T) {
-	modes(t, func(t *testing.T, exclusive bool) {
+	backends(t, func(t *testing.T, s backend) {
 		ctx := context.Background()
-		o := open(t, storetest.NewDatabase(t), Options{Exclusive: exclusive, Clock: newClock()})
+		o := s.open(t, Options{Clock: newClock()})
 		mustEnqueue(t, o, testEvent(1), "a")
 		j, err := o.Claim(ctx, "a", "w")
 		if err != nil {
@@ -284,27 +288,29 @@ func TestFailDeadLettersAtOnce(t *testing.T) {
 }
 
 func TestAttemptLogIsBounded(t *testing.T) {
-	ctx := context.Background()
-	clk := newClock()
-	o := open(t, storetest.NewDatabase(t), Options{Exclusive: true, Clock: clk, LogSize: 3, ResponseLimit: 8})
-	mustEnqueue(t, o, testEvent(1), "a")
-	for i := range 5 {
-		j, err := o.Claim(ctx, "a", "w")
-		if err != nil {
-			t.Fatal(err)
+	backends(t, func(t *testing.T, s backend) {
+		ctx := context.Background()
+		clk := newClock()
+		o := s.open(t, Options{Clock: clk, LogSize: 3, ResponseLimit: 8})
+		mustEnqueue(t, o, testEvent(1), "a")
+		for i := range 5 {
+			j, err := o.Claim(ctx, "a", "w")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := Retry(fmt.Errorf("err %d", i))
+			res.Response = "a long response body"
+			if err := o.Complete(ctx, j, res, 0); err != nil {
+				t.Fatal(err)
+			}
+			clk.Set(j.RunAt)
 		}
-		res := Retry(fmt.Errorf("err %d", i))
-		res.Response = "a long response body"
-		if err := o.Complete(ctx, j, res, 0); err != nil {
-			t.Fatal(err)
+		got := mustGet(t, o, JobID(testEvent(1).ID, "a"))
+		if len(got.Log) != 3 || got.Log[0].Error != "err 2" || got.Log[2].Error != "err 4" {
+			t.Fatalf("log = %+v", got.Log)
 		}
-		clk.Set(j.RunAt)
-	}
-	got := mustGet(t, o, JobID(testEvent(1).ID, "a"))
-	if len(got.Log) != 3 || got.Log[0].Error != "err 2" || got.Log[2].Error != "err 4" {
-		t.Fatalf("log = %+v", got.Log)
-	}
-	if got.Log[2].Response != "a long r…" {
-		t.Fatalf("response not truncated: %q", got.Log[2].Response)
-	}
+		if got.Log[2].Response != "a long r…" {
+			t.Fatalf("response not truncated: %q", got.Log[2].Response)
+		}
+	})
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/wildcathub/wildcat/core/poll"
-	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
 // recorder is a sink that records the event ids it was given.
@@ -62,8 +61,8 @@ func countState(t *testing.T, o *Outbox, target string, state State) int {
 }
 
 func TestDispatcherDelivers(t *testing.T) {
-	modes(t, func(t *testing.T, exclusive bool) {
-		o := open(t, storetest.NewDatabase(t), Options{Exclusive: exclusive})
+	backends(t, func(t *testing.T, s backend) {
+		o := s.open(t, Options{})
 		rec := newRecorder()
 		d := NewDispatcher(o, DispatcherOptions{PollInterval: 20 * time.Millisecond})
 		d.Handle("a", rec, 4)
@@ -75,7 +74,7 @@ func TestDispatcherDelivers(t *testing.T) {
 		if err := o.EnqueueBatch(context.Background(), items); err != nil {
 			t.Fatal(err)
 		}
-		poll.Until(t, 30*time.Second, func() error {
+		poll.Until(t, waitLimit, func() error {
 			if n := countState(t, o, "a", StateDone); n != 50 {
 				return fmt.Errorf("%d of 50 done", n)
 			}
@@ -92,12 +91,11 @@ func TestDispatcherDelivers(t *testing.T) {
 // lease) re-claims and delivers every one. Nothing is lost; duplicates carry
 // the same event id; the dead worker's late completion changes nothing.
 func TestCrashedWorkerJobsAreRedelivered(t *testing.T) {
-	modes(t, func(t *testing.T, exclusive bool) {
+	backends(t, func(t *testing.T, s backend) {
 		ctx := context.Background()
-		db := storetest.NewDatabase(t)
 		const n = 20
 		clk := newClock()
-		first := open(t, db, Options{Exclusive: exclusive, Clock: clk, Lease: time.Minute})
+		first := s.open(t, Options{Clock: clk, Lease: time.Minute})
 		var items []Item
 		for i := range n {
 			items = append(items, Item{Event: testEvent(i), Targets: []string{"a"}})
@@ -118,7 +116,7 @@ func TestCrashedWorkerJobsAreRedelivered(t *testing.T) {
 		})
 		d1 := NewDispatcher(first, DispatcherOptions{PollInterval: 10 * time.Millisecond, Heartbeat: time.Hour, Timeout: time.Hour})
 		d1.Handle("a", blocked, n)
-		if !exclusive {
+		if !s.exclusive {
 			run(t, d1)
 			stuck.Wait()
 		} else {
@@ -137,12 +135,12 @@ func TestCrashedWorkerJobsAreRedelivered(t *testing.T) {
 
 		later := newClock()
 		later.Set(clk.Now().Add(time.Minute + time.Second))
-		second := open(t, db, Options{Exclusive: exclusive, Clock: later, Lease: time.Minute})
+		second := s.open(t, Options{Clock: later, Lease: time.Minute})
 		rec := newRecorder()
 		d2 := NewDispatcher(second, DispatcherOptions{PollInterval: 10 * time.Millisecond})
 		d2.Handle("a", rec, 4)
 		run(t, d2)
-		poll.Until(t, 30*time.Second, func() error {
+		poll.Until(t, waitLimit, func() error {
 			if got := countState(t, second, "a", StateDone); got != n {
 				return fmt.Errorf("%d of %d done after restart", got, n)
 			}
@@ -157,11 +155,11 @@ func TestCrashedWorkerJobsAreRedelivered(t *testing.T) {
 				t.Fatalf("job %s: %d attempts, %s", j.ID, j.Attempts, j.State)
 			}
 		}
-		if !exclusive {
+		if !s.exclusive {
 			// The old worker wakes up: its completions must not touch jobs
 			// the new daemon owns.
 			close(release)
-			poll.Until(t, 30*time.Second, func() error {
+			poll.Until(t, waitLimit, func() error {
 				if got := countState(t, second, "a", StateDone); got != n {
 					return fmt.Errorf("stale completions changed jobs: %d done", got)
 				}
@@ -179,8 +177,8 @@ func TestCrashedWorkerJobsAreRedelivered(t *testing.T) {
 // A target whose sink hangs uses up only its own slots: another target's
 // jobs are all delivered meanwhile.
 func TestTargetsAreIsolated(t *testing.T) {
-	modes(t, func(t *testing.T, exclusive bool) {
-		o := open(t, storetest.NewDatabase(t), Options{Exclusive: exclusive})
+	backends(t, func(t *testing.T, s backend) {
+		o := s.open(t, Options{})
 		hung := make(chan struct{})
 		slow := SinkFunc(func(ctx context.Context, j *Job) Result {
 			select {
@@ -202,7 +200,7 @@ func TestTargetsAreIsolated(t *testing.T) {
 		if err := o.EnqueueBatch(context.Background(), items); err != nil {
 			t.Fatal(err)
 		}
-		poll.Until(t, 30*time.Second, func() error {
+		poll.Until(t, waitLimit, func() error {
 			if ev, _ := fast.count(); ev != 30 {
 				return fmt.Errorf("fast target got %d of 30", ev)
 			}
@@ -221,47 +219,49 @@ func TestTargetsAreIsolated(t *testing.T) {
 // Retries scheduled by the dispatcher follow the outbox clock; a panicking
 // sink is a retry, not a crash.
 func TestDispatcherRetriesOnSchedule(t *testing.T) {
-	clk := newClock()
-	o := open(t, storetest.NewDatabase(t), Options{Exclusive: true, Clock: clk, Rand: fixedRand(0)})
-	var mu sync.Mutex
-	calls := 0
-	sink := SinkFunc(func(ctx context.Context, j *Job) Result {
-		mu.Lock()
-		defer mu.Unlock()
-		calls++
-		switch calls {
-		case 1:
-			panic("boom")
-		case 2:
-			return RetryAfter(time.Minute, errors.New("429"))
-		}
-		return OK()
-	})
-	d := NewDispatcher(o, DispatcherOptions{PollInterval: 10 * time.Millisecond})
-	d.Handle("a", sink, 1)
-	run(t, d)
-	mustEnqueue(t, o, testEvent(1), "a")
-	id := JobID(testEvent(1).ID, "a")
-	waitAttempts := func(n int, state State) *Job {
-		var j *Job
-		poll.Until(t, 30*time.Second, func() error {
-			j = mustGet(t, o, id)
-			if len(j.Log) != n || j.State != state {
-				return fmt.Errorf("log %d entries, state %s; want %d, %s", len(j.Log), j.State, n, state)
+	backends(t, func(t *testing.T, s backend) {
+		clk := newClock()
+		o := s.open(t, Options{Clock: clk, Rand: fixedRand(0)})
+		var mu sync.Mutex
+		calls := 0
+		sink := SinkFunc(func(ctx context.Context, j *Job) Result {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			switch calls {
+			case 1:
+				panic("boom")
+			case 2:
+				return RetryAfter(time.Minute, errors.New("429"))
 			}
-			return nil
+			return OK()
 		})
-		return j
-	}
-	j := waitAttempts(1, StatePending)
-	if j.RunAt.Sub(clk.Now()) != 5*time.Second || j.Log[0].Error != "sink panicked: boom" {
-		t.Fatalf("after the panic: runAt +%s, log %+v", j.RunAt.Sub(clk.Now()), j.Log)
-	}
-	clk.Set(j.RunAt)
-	j = waitAttempts(2, StatePending)
-	if j.RunAt.Sub(clk.Now()) != time.Minute {
-		t.Fatalf("retryAfter not honoured: runAt +%s", j.RunAt.Sub(clk.Now()))
-	}
-	clk.Set(j.RunAt)
-	waitAttempts(3, StateDone)
+		d := NewDispatcher(o, DispatcherOptions{PollInterval: 10 * time.Millisecond})
+		d.Handle("a", sink, 1)
+		run(t, d)
+		mustEnqueue(t, o, testEvent(1), "a")
+		id := JobID(testEvent(1).ID, "a")
+		waitAttempts := func(n int, state State) *Job {
+			var j *Job
+			poll.Until(t, waitLimit, func() error {
+				j = mustGet(t, o, id)
+				if len(j.Log) != n || j.State != state {
+					return fmt.Errorf("log %d entries, state %s; want %d, %s", len(j.Log), j.State, n, state)
+				}
+				return nil
+			})
+			return j
+		}
+		j := waitAttempts(1, StatePending)
+		if j.RunAt.Sub(clk.Now()) != 5*time.Second || j.Log[0].Error != "sink panicked: boom" {
+			t.Fatalf("after the panic: runAt +%s, log %+v", j.RunAt.Sub(clk.Now()), j.Log)
+		}
+		clk.Set(j.RunAt)
+		j = waitAttempts(2, StatePending)
+		if j.RunAt.Sub(clk.Now()) != time.Minute {
+			t.Fatalf("retryAfter not honoured: runAt +%s", j.RunAt.Sub(clk.Now()))
+		}
+		clk.Set(j.RunAt)
+		waitAttempts(3, StateDone)
+	})
 }

@@ -43,14 +43,59 @@ func (c *fakeClock) Add(d time.Duration) time.Time {
 	return c.now
 }
 
-// modes runs a test once per claiming strategy.
-func modes(t *testing.T, f func(t *testing.T, exclusive bool)) {
-	for _, m := range []struct {
-		name      string
-		exclusive bool
-	}{{"shared", false}, {"exclusive", true}} {
-		t.Run(m.name, func(t *testing.T) { f(t, m.exclusive) })
-	}
+// backend is one way of storing the outbox under test.
+type backend struct {
+	// exclusive is MongoDB's exclusive mode: one process owns the schedule,
+	// so a second daemon on the same store is not a supported setup.
+	exclusive bool
+	// open returns a new Outbox on the test's store — a second call models
+	// another (or a restarted) daemon on the same database.
+	open func(t testing.TB, opts Options) *Outbox
+}
+
+// backends runs f once per backend — SQLite, and MongoDB in its shared and
+// exclusive modes — each on a fresh database: the conformance suite.
+func backends(t *testing.T, f func(t *testing.T, b backend)) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		switch e {
+		case storetest.SQLite:
+			f(t, sqliteBackendFor(t))
+		case storetest.MongoDB:
+			for _, m := range []struct {
+				name      string
+				exclusive bool
+			}{{"shared", false}, {"exclusive", true}} {
+				t.Run(m.name, func(t *testing.T) { f(t, mongoBackendFor(t, m.exclusive)) })
+			}
+		default:
+			t.Fatalf("no outbox backend for engine %s", e)
+		}
+	})
+}
+
+func sqliteBackendFor(t testing.TB) backend {
+	db := storetest.NewSQLite(t, SQLiteSchema)
+	return backend{open: func(t testing.TB, opts Options) *Outbox {
+		t.Helper()
+		o, err := OpenSQLite(db, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}}
+}
+
+func mongoBackendFor(t testing.TB, exclusive bool) backend {
+	db := storetest.NewDatabase(t)
+	return backend{exclusive: exclusive, open: func(t testing.TB, opts Options) *Outbox {
+		t.Helper()
+		opts.Exclusive = exclusive
+		o := open(t, db, opts)
+		if err := o.EnsureIndexes(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}}
 }
 
 func open(t testing.TB, db *mongo.Database, opts Options) *Outbox {
@@ -93,3 +138,8 @@ func mustGet(t testing.TB, o *Outbox, id string) *Job {
 	}
 	return j
 }
+
+// waitLimit bounds a wait for the dispatcher. Generous: MongoDB's shared
+// mode on the in-process FerretDB scans the collection per claim, which
+// under -race on a loaded machine takes most of a second.
+const waitLimit = 2 * time.Minute

@@ -8,10 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Filter selects jobs for List and Replay. Zero fields match everything.
@@ -22,26 +18,6 @@ type Filter struct {
 	AccountID string
 	// Since matches jobs created (enqueued) at or after it.
 	Since time.Time
-}
-
-func (f Filter) query() bson.D {
-	q := bson.D{}
-	if f.State != "" {
-		q = append(q, bson.E{Key: "state", Value: f.State})
-	}
-	if f.Target != "" {
-		q = append(q, bson.E{Key: "target", Value: f.Target})
-	}
-	if f.EventID != "" {
-		q = append(q, bson.E{Key: "eventId", Value: f.EventID})
-	}
-	if f.AccountID != "" {
-		q = append(q, bson.E{Key: "accountId", Value: f.AccountID})
-	}
-	if !f.Since.IsZero() {
-		q = append(q, bson.E{Key: "createdAt", Value: bson.D{{Key: "$gte", Value: f.Since.UTC()}}})
-	}
-	return q
 }
 
 // ErrBadCursor: the cursor was not returned by List. Answer 400.
@@ -67,25 +43,16 @@ func (o *Outbox) List(ctx context.Context, f Filter, cursor string, limit int) (
 		limit = 50
 	}
 	limit = min(limit, MaxPage)
-	q := f.query()
+	var at time.Time
+	var id string
 	if cursor != "" {
-		at, id, err := decodeCursor(cursor)
-		if err != nil {
+		var err error
+		if at, id, err = decodeCursor(cursor); err != nil {
 			return nil, err
 		}
-		q = append(q, bson.E{Key: "$or", Value: bson.A{
-			bson.D{{Key: "createdAt", Value: bson.D{{Key: "$lt", Value: at}}}},
-			bson.D{{Key: "createdAt", Value: at}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: id}}}},
-		}})
 	}
-	cur, err := o.c.Find(ctx, q, options.Find().
-		SetSort(bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}).
-		SetLimit(int64(limit+1)))
+	jobs, err := o.b.List(ctx, f, at, id, limit+1)
 	if err != nil {
-		return nil, fmt.Errorf("list outbox jobs: %w", err)
-	}
-	var jobs []*Job
-	if err := cur.All(ctx, &jobs); err != nil {
 		return nil, fmt.Errorf("list outbox jobs: %w", err)
 	}
 	p := &Page{Jobs: jobs}
@@ -119,73 +86,24 @@ func decodeCursor(c string) (time.Time, string, error) {
 
 // Get returns one job with its attempt log.
 func (o *Outbox) Get(ctx context.Context, id string) (*Job, error) {
-	var j Job
-	err := o.c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&j)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, ErrNotFound
-	}
+	j, err := o.b.Get(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("get outbox job %s: %w", id, err)
 	}
-	return &j, nil
+	return j, nil
 }
-
-// requeue is the update Retry and Replay apply: due now, with a fresh
-// schedule (attempts and the first-attempt deadline reset); the attempt log
-// is kept.
-func (o *Outbox) requeue(now time.Time) bson.D {
-	return bson.D{
-		{Key: "$set", Value: bson.D{
-			{Key: "state", Value: StatePending},
-			{Key: "runAt", Value: now},
-			{Key: "attempts", Value: 0},
-			{Key: "updatedAt", Value: now},
-		}},
-		{Key: "$unset", Value: bson.D{{Key: "firstAttemptAt", Value: ""}, {Key: "leaseUntil", Value: ""}}},
-	}
-}
-
-var finished = bson.A{StateDone, StateDeadLetter}
 
 // Retry moves one done or dead-lettered job back to pending, due now, with
-// a fresh schedule. ErrNotFound and ErrNotRetryable (still pending or
+// a fresh schedule (attempts and the first-attempt deadline reset; the
+// attempt log is kept). ErrNotFound and ErrNotRetryable (still pending or
 // processing) change nothing.
 func (o *Outbox) Retry(ctx context.Context, id string) (*Job, error) {
-	now := o.now()
-	j, err := o.Get(ctx, id)
+	j, err := o.b.Requeue(ctx, id, o.now())
 	if err != nil {
-		return nil, err
-	}
-	if j.State != StateDone && j.State != StateDeadLetter {
-		return nil, fmt.Errorf("retry %s (%s): %w", id, j.State, ErrNotRetryable)
-	}
-	if o.mem == nil {
-		res, err := o.c.UpdateOne(ctx,
-			bson.D{{Key: "_id", Value: id}, {Key: "state", Value: bson.D{{Key: "$in", Value: finished}}}},
-			o.requeue(now))
-		if err != nil {
-			return nil, fmt.Errorf("retry %s: %w", id, err)
-		}
-		if res.MatchedCount == 0 {
-			return nil, fmt.Errorf("retry %s: %w", id, ErrNotRetryable)
-		}
-	} else {
-		o.mem.mu.Lock()
-		if o.mem.jobs[id] != nil { // became live since Get (a concurrent Retry)
-			o.mem.mu.Unlock()
-			return nil, fmt.Errorf("retry %s: %w", id, ErrNotRetryable)
-		}
-		_, err := o.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, o.requeue(now))
-		if err == nil {
-			o.mem.put(id, j.Target, StatePending, now, j.CreatedAt, "")
-		}
-		o.mem.mu.Unlock()
-		if err != nil {
-			return nil, fmt.Errorf("retry %s: %w", id, err)
-		}
+		return nil, fmt.Errorf("retry %s: %w", id, err)
 	}
 	o.notify(j.Target)
-	return o.Get(ctx, id)
+	return j, nil
 }
 
 // Replay re-queues every job matching f — e.g. all dead letters of one
@@ -200,56 +118,25 @@ func (o *Outbox) Replay(ctx context.Context, f Filter) (int64, error) {
 	default:
 		return 0, fmt.Errorf("replay %s jobs: %w", f.State, ErrNotRetryable)
 	}
-	now := o.now()
-	q := f.query()
-	if o.mem == nil {
-		res, err := o.c.UpdateMany(ctx, q, o.requeue(now))
-		if err != nil {
-			return 0, fmt.Errorf("replay: %w", err)
-		}
-		if res.ModifiedCount > 0 {
-			o.notifyAll()
-		}
-		return res.ModifiedCount, nil
-	}
-	// Exclusive: finished jobs are not in the schedule and nothing else in
-	// this process changes them, so the ids read under the lock are exactly
-	// the ones the update moves.
-	o.mem.mu.Lock()
-	defer o.mem.mu.Unlock()
-	cur, err := o.c.Find(ctx, q, options.Find().SetProjection(bson.D{{Key: "target", Value: 1}, {Key: "createdAt", Value: 1}}))
+	n, err := o.b.RequeueMatching(ctx, f, o.now())
 	if err != nil {
 		return 0, fmt.Errorf("replay: %w", err)
 	}
-	var docs []scheduleDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return 0, fmt.Errorf("replay: %w", err)
+	if n > 0 {
+		// Off the caller's path: a replay of many targets wakes them all.
+		go o.notifyAll()
 	}
-	if len(docs) == 0 {
-		return 0, nil
-	}
-	if _, err := o.c.UpdateMany(ctx, q, o.requeue(now)); err != nil {
-		return 0, fmt.Errorf("replay: %w", err)
-	}
-	for _, d := range docs {
-		o.mem.put(d.ID, d.Target, StatePending, now, d.CreatedAt, "")
-	}
-	go o.notifyAll()
-	return int64(len(docs)), nil
+	return n, nil
 }
 
 // Purge deletes done jobs last updated before before — the explicit expiry
-// the embedded engine needs in place of a TTL index. Dead letters stay until
-// an operator retries them.
+// in place of a TTL index. Dead letters stay until an operator retries them.
 func (o *Outbox) Purge(ctx context.Context, before time.Time) (int64, error) {
-	res, err := o.c.DeleteMany(ctx, bson.D{
-		{Key: "state", Value: StateDone},
-		{Key: "updatedAt", Value: bson.D{{Key: "$lt", Value: before.UTC()}}},
-	})
+	n, err := o.b.Purge(ctx, before.UTC())
 	if err != nil {
 		return 0, fmt.Errorf("purge outbox: %w", err)
 	}
-	return res.DeletedCount, nil
+	return n, nil
 }
 
 // Stats is the outbox depth for metrics and GET /v1/pipeline.
@@ -269,53 +156,19 @@ func (s *Stats) OldestPendingAge(now time.Time) time.Duration {
 	return max(now.Sub(s.OldestPending), 0)
 }
 
-// Stats counts jobs per state and target. It scans the collection (one
-// $group); callers that poll it (metrics) should cache it.
+func (s *Stats) add(state State, target string, n int) {
+	if s.Depth[state] == nil {
+		s.Depth[state] = map[string]int{}
+	}
+	s.Depth[state][target] += n
+}
+
+// Stats counts jobs per state and target. It reads every job (from an
+// index on SQLite); callers that poll it (metrics) should cache it.
 func (o *Outbox) Stats(ctx context.Context) (*Stats, error) {
-	cur, err := o.c.Aggregate(ctx, mongo.Pipeline{
-		{{Key: "$group", Value: bson.D{
-			{Key: "_id", Value: bson.D{{Key: "state", Value: "$state"}, {Key: "target", Value: "$target"}}},
-			{Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}},
-		}}},
-	})
+	st, err := o.b.Stats(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("outbox stats: %w", err)
-	}
-	var rows []struct {
-		ID struct {
-			State  State  `bson:"state"`
-			Target string `bson:"target"`
-		} `bson:"_id"`
-		N int `bson:"n"`
-	}
-	if err := cur.All(ctx, &rows); err != nil {
-		return nil, fmt.Errorf("outbox stats: %w", err)
-	}
-	st := &Stats{Depth: map[State]map[string]int{}}
-	for _, r := range rows {
-		if st.Depth[r.ID.State] == nil {
-			st.Depth[r.ID.State] = map[string]int{}
-		}
-		st.Depth[r.ID.State][r.ID.Target] += r.N
-	}
-	if o.mem != nil {
-		o.mem.mu.Lock()
-		_, st.OldestPending = o.mem.counts()
-		o.mem.mu.Unlock()
-		return st, nil
-	}
-	var oldest struct {
-		CreatedAt time.Time `bson:"createdAt"`
-	}
-	err = o.c.FindOne(ctx, bson.D{{Key: "state", Value: StatePending}}, options.FindOne().
-		SetSort(bson.D{{Key: "createdAt", Value: 1}}).
-		SetProjection(bson.D{{Key: "createdAt", Value: 1}})).Decode(&oldest)
-	switch {
-	case errors.Is(err, mongo.ErrNoDocuments):
-	case err != nil:
-		return nil, fmt.Errorf("outbox stats: %w", err)
-	default:
-		st.OldestPending = oldest.CreatedAt
 	}
 	return st, nil
 }

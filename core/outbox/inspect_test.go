@@ -7,17 +7,15 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
 // Paging with a cursor returns every job that existed when paging began
 // exactly once, while other jobs are enqueued concurrently.
 func TestListPaginationIsStableUnderEnqueue(t *testing.T) {
-	modes(t, func(t *testing.T, exclusive bool) {
+	backends(t, func(t *testing.T, s backend) {
 		ctx := context.Background()
 		clk := newClock()
-		o := open(t, storetest.NewDatabase(t), Options{Exclusive: exclusive, Clock: clk})
+		o := s.open(t, Options{Clock: clk})
 		want := map[string]bool{}
 		for i := range 40 {
 			if i%3 == 0 {
@@ -85,49 +83,51 @@ func TestListPaginationIsStableUnderEnqueue(t *testing.T) {
 }
 
 func TestListFilters(t *testing.T) {
-	ctx := context.Background()
-	clk := newClock()
-	o := open(t, storetest.NewDatabase(t), Options{Clock: clk})
-	mustEnqueue(t, o, testEvent(1), "a", "b")
-	since := clk.Add(time.Hour)
-	ev := testEvent(2)
-	ev.AccountID = "other"
-	mustEnqueue(t, o, ev, "a")
-	j, err := o.Claim(ctx, "b", "w")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Complete(ctx, j, Fail(errors.New("no")), 0); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		f    Filter
-		want int
-	}{
-		{Filter{}, 3},
-		{Filter{Target: "a"}, 2},
-		{Filter{State: StateDeadLetter}, 1},
-		{Filter{EventID: testEvent(1).ID}, 2},
-		{Filter{AccountID: "other"}, 1},
-		{Filter{Since: since}, 1},
-		{Filter{Target: "b", State: StatePending}, 0},
-	}
-	for _, tt := range tests {
-		p, err := o.List(ctx, tt.f, "", 10)
+	backends(t, func(t *testing.T, s backend) {
+		ctx := context.Background()
+		clk := newClock()
+		o := s.open(t, Options{Clock: clk})
+		mustEnqueue(t, o, testEvent(1), "a", "b")
+		since := clk.Add(time.Hour)
+		ev := testEvent(2)
+		ev.AccountID = "other"
+		mustEnqueue(t, o, ev, "a")
+		j, err := o.Claim(ctx, "b", "w")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(p.Jobs) != tt.want {
-			t.Errorf("List(%+v) = %d jobs, want %d", tt.f, len(p.Jobs), tt.want)
+		if err := o.Complete(ctx, j, Fail(errors.New("no")), 0); err != nil {
+			t.Fatal(err)
 		}
-	}
+		tests := []struct {
+			f    Filter
+			want int
+		}{
+			{Filter{}, 3},
+			{Filter{Target: "a"}, 2},
+			{Filter{State: StateDeadLetter}, 1},
+			{Filter{EventID: testEvent(1).ID}, 2},
+			{Filter{AccountID: "other"}, 1},
+			{Filter{Since: since}, 1},
+			{Filter{Target: "b", State: StatePending}, 0},
+		}
+		for _, tt := range tests {
+			p, err := o.List(ctx, tt.f, "", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Jobs) != tt.want {
+				t.Errorf("List(%+v) = %d jobs, want %d", tt.f, len(p.Jobs), tt.want)
+			}
+		}
+	})
 }
 
 func TestRetryAndReplay(t *testing.T) {
-	modes(t, func(t *testing.T, exclusive bool) {
+	backends(t, func(t *testing.T, s backend) {
 		ctx := context.Background()
 		clk := newClock()
-		o := open(t, storetest.NewDatabase(t), Options{Exclusive: exclusive, Clock: clk})
+		o := s.open(t, Options{Clock: clk})
 		// Events 0–5 to a and b; all fail permanently. 0–2 are enqueued an
 		// hour before 3–5.
 		fail := func(target string) {
@@ -217,10 +217,10 @@ func TestRetryAndReplay(t *testing.T) {
 }
 
 func TestStatsOldestPending(t *testing.T) {
-	modes(t, func(t *testing.T, exclusive bool) {
+	backends(t, func(t *testing.T, s backend) {
 		ctx := context.Background()
 		clk := newClock()
-		o := open(t, storetest.NewDatabase(t), Options{Exclusive: exclusive, Clock: clk})
+		o := s.open(t, Options{Clock: clk})
 		st, err := o.Stats(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -246,23 +246,25 @@ func TestStatsOldestPending(t *testing.T) {
 }
 
 func TestPurgeRemovesOldDoneJobs(t *testing.T) {
-	ctx := context.Background()
-	clk := newClock()
-	o := open(t, storetest.NewDatabase(t), Options{Exclusive: true, Clock: clk})
-	mustEnqueue(t, o, testEvent(1), "a")
-	mustEnqueue(t, o, testEvent(2), "a")
-	j, err := o.Claim(ctx, "a", "w")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Complete(ctx, j, OK(), 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := o.Purge(ctx, clk.Now().Add(time.Second))
-	if err != nil || n != 1 {
-		t.Fatalf("purged %d, %v; want 1", n, err)
-	}
-	if _, err := o.Get(ctx, j.ID); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("purged job still there: %v", err)
-	}
+	backends(t, func(t *testing.T, s backend) {
+		ctx := context.Background()
+		clk := newClock()
+		o := s.open(t, Options{Clock: clk})
+		mustEnqueue(t, o, testEvent(1), "a")
+		mustEnqueue(t, o, testEvent(2), "a")
+		j, err := o.Claim(ctx, "a", "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Complete(ctx, j, OK(), 0); err != nil {
+			t.Fatal(err)
+		}
+		n, err := o.Purge(ctx, clk.Now().Add(time.Second))
+		if err != nil || n != 1 {
+			t.Fatalf("purged %d, %v; want 1", n, err)
+		}
+		if _, err := o.Get(ctx, j.ID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("purged job still there: %v", err)
+		}
+	})
 }

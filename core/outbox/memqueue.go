@@ -11,10 +11,11 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// memQueue is the exclusive mode's schedule of live (pending and processing)
-// jobs. mu is held across the in-memory check and the _id write of every
-// transition, which is what makes a transition atomic in this mode; SQLite
-// serialises writes anyway, so the lock costs little throughput.
+// memQueue is the schedule of live (pending and processing) jobs of the
+// MongoDB backend's exclusive mode, which exists only because FerretDB v1
+// cannot answer the claim query from an index (see the package doc). mu is
+// held across the in-memory check and the _id write of every transition,
+// which is what makes a transition atomic in this mode.
 type memQueue struct {
 	mu      sync.Mutex
 	jobs    map[string]*memJob
@@ -74,21 +75,16 @@ func (q *memQueue) next(target string, now time.Time) *memJob {
 	return (*h)[0]
 }
 
-// counts returns live jobs per state and target, and the creation time of
-// the oldest pending job. Caller holds mu.
-func (q *memQueue) counts() (map[State]map[string]int, time.Time) {
-	out := map[State]map[string]int{}
+// oldestPending returns the creation time of the oldest pending job; zero
+// if none is pending. Caller holds mu.
+func (q *memQueue) oldestPending() time.Time {
 	var oldest time.Time
 	for _, j := range q.jobs {
-		if out[j.state] == nil {
-			out[j.state] = map[string]int{}
-		}
-		out[j.state][j.target]++
 		if j.state == StatePending && (oldest.IsZero() || j.createdAt.Before(oldest)) {
 			oldest = j.createdAt
 		}
 	}
-	return out, oldest
+	return oldest
 }
 
 type dueHeap []*memJob
@@ -132,8 +128,8 @@ func (d *scheduleDoc) due() time.Time {
 
 // loadSchedule reads every live job into the in-memory schedule: the one
 // full scan of exclusive mode, at start.
-func (o *Outbox) loadSchedule(ctx context.Context) error {
-	cur, err := o.c.Find(ctx,
+func (b *mongoBackend) loadSchedule(ctx context.Context) error {
+	cur, err := b.c.Find(ctx,
 		bson.D{{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{StatePending, StateProcessing}}}}},
 		options.Find().SetProjection(bson.D{
 			{Key: "target", Value: 1}, {Key: "state", Value: 1}, {Key: "runAt", Value: 1},
@@ -143,14 +139,14 @@ func (o *Outbox) loadSchedule(ctx context.Context) error {
 		return fmt.Errorf("load outbox schedule: %w", err)
 	}
 	defer cur.Close(ctx)
-	o.mem.mu.Lock()
-	defer o.mem.mu.Unlock()
+	b.mem.mu.Lock()
+	defer b.mem.mu.Unlock()
 	for cur.Next(ctx) {
 		var d scheduleDoc
 		if err := cur.Decode(&d); err != nil {
 			return fmt.Errorf("load outbox schedule: %w", err)
 		}
-		o.mem.put(d.ID, d.Target, d.State, d.due(), d.CreatedAt, d.ClaimID)
+		b.mem.put(d.ID, d.Target, d.State, d.due(), d.CreatedAt, d.ClaimID)
 	}
 	if err := cur.Err(); err != nil {
 		return fmt.Errorf("load outbox schedule: %w", err)
@@ -161,16 +157,16 @@ func (o *Outbox) loadSchedule(ctx context.Context) error {
 // track adds a job found by _id to the schedule if it is live — for jobs
 // this process stored without knowing (an insert whose reply was lost) or
 // that Retry and Replay moved. Caller holds mu.
-func (o *Outbox) track(ctx context.Context, id string) error {
+func (b *mongoBackend) track(ctx context.Context, id string) error {
 	var d scheduleDoc
-	err := o.c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	err := b.c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
 	if err != nil {
 		return fmt.Errorf("read outbox job %s: %w", id, err)
 	}
 	if d.State == StatePending || d.State == StateProcessing {
-		o.mem.put(d.ID, d.Target, d.State, d.due(), d.CreatedAt, d.ClaimID)
+		b.mem.put(d.ID, d.Target, d.State, d.due(), d.CreatedAt, d.ClaimID)
 	} else {
-		o.mem.drop(d.ID)
+		b.mem.drop(d.ID)
 	}
 	return nil
 }

@@ -1,44 +1,45 @@
 // Package outbox is the durable delivery queue between the pipeline and its
 // sinks (webhook endpoints, the media archive, any async plugin). Each
-// (event, target) pair is one job document in the outbox collection, so
-// delivery survives a crash or kill -9: everything a worker needs is in
-// MongoDB, and a restarted daemon picks up pending jobs and jobs whose lease
-// expired.
-//
-// The embedded engine has no transactions and answers only _id equality
-// from an index, which shapes every operation here:
+// (event, target) pair is one job, so delivery survives a crash or kill -9:
+// everything a worker needs is stored, and a restarted daemon picks up
+// pending jobs and jobs whose lease expired.
 //
 //   - Job ids are deterministic ({eventId}|{target}); enqueueing twice hits the
-//     same _id and is a no-op.
-//   - A job is claimed with one findOneAndUpdate that matches "due" (pending
-//     and runAt ≤ now, or processing with an expired lease), so several
-//     daemons can share the queue without a lock.
+//     same id and is a no-op.
+//   - A claim is one atomic step that takes jobs of one target that are due
+//     (pending and runAt ≤ now, or processing with an expired lease), so
+//     several workers — or daemons sharing MongoDB — need no lock.
 //   - Every claim carries a fresh claimId; heartbeats and completions match on
 //     it, so a worker whose lease was taken over cannot overwrite the new
 //     owner's result.
-//   - Done jobs are removed by an explicit Purge (no TTL indexes).
+//   - Done jobs are removed by an explicit Purge.
 //
-// # Two claiming strategies, one document model
+// The Outbox holds the logic (schedules, attempt logs, outcomes); a Backend
+// stores it. Two exist:
 //
-// Shared (Options.Exclusive false; MongoDB, several daemons): a claim is one
-// findOneAndUpdate matching {target, $or: [{state: pending, runAt ≤ now},
-// {state: processing, leaseUntil ≤ now}]} sorted by runAt, and heartbeats and
-// completions are updates matching {_id, claimId, state: processing}. MongoDB
-// answers these from the target_state_run_at index and applies each
-// atomically, so any daemon can deliver any job.
+// SQLite (OpenSQLite; the embedded engine): the table outbox_jobs, one row
+// per job with a column for every filter and sort. A claim is one
+// UPDATE … WHERE id IN (SELECT … ORDER BY due LIMIT n) RETURNING through the
+// group-committing writer, answered from the partial index of live jobs by
+// (target, due), where due is runAt while pending and leaseUntil while
+// processing; completions are UPDATEs guarded by claim_id.
 //
-// Exclusive (the daemon runs the embedded engine and is its only user):
-// FerretDB v1 answers any filter other than a lone {_id: string} by decoding
-// documents one by one in insertion order, sorts in memory after a full
-// scan, and applies findAndModify/update as read-then-write without a
-// compare-and-set. Measured with 5,000 queued jobs: a sorted claim took
-// 2.3 s, a conditional update of a late document as long, while a write by
-// _id alone took about 1 ms — and conditional filters would not make two
-// processes safe anyway. So in this mode the process keeps the schedule of
-// its live jobs (id, target, due time, current claim) in memory, rebuilt by
-// one scan in Open; every claim and completion checks the claim in memory
-// and writes the job by _id under one mutex. The documents, their states and
-// the crash semantics are the same as in shared mode.
+// MongoDB (Open): the outbox collection. Shared mode (Options.Exclusive
+// false; several daemons) claims with one findOneAndUpdate matching
+// {target, $or: [{state: pending, runAt ≤ now}, {state: processing,
+// leaseUntil ≤ now}]} sorted by runAt and guards heartbeats and completions
+// with {_id, claimId, state: processing}; Open creates the indexes these
+// queries use (target_state_run_at and the listing ones).
+//
+// Exclusive mode exists only for FerretDB v1, which answers any filter other
+// than a lone {_id: string} by decoding documents one by one and applies
+// findAndModify/update as read-then-write without a compare-and-set
+// (measured with 5,000 queued jobs: a sorted claim took 2.3 s, a write by
+// _id about 1 ms). There the process keeps the schedule of its live jobs in
+// memory (memqueue.go), rebuilt by one scan in Open, checks every claim and
+// completion against it and writes jobs by _id under one mutex. It is only
+// correct while one process uses the collection. The documents, their
+// states and the crash semantics are the same in every mode.
 package outbox
 
 import (
@@ -50,12 +51,11 @@ import (
 	"sync"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/store"
+	"github.com/wildcathub/wildcat/core/store/sqlite"
 )
 
 // State is where a job is in its life.
@@ -155,7 +155,7 @@ func (systemClock) Now() time.Time { return time.Now() }
 
 // Options configures an Outbox. Zero values mean the documented defaults.
 type Options struct {
-	// Collection name; default store.Outbox.
+	// Collection name on MongoDB; default store.Outbox.
 	Collection string
 	// Schedule is the retry schedule; default DefaultSchedule().
 	Schedule *Schedule
@@ -170,14 +170,15 @@ type Options struct {
 	// Rand returns a float in [0,1) for jitter; default math/rand/v2.
 	Rand   func() float64
 	Logger *slog.Logger
-	// Exclusive selects the in-memory schedule for a daemon that is the
-	// only user of its store (the embedded engine); see the package doc.
+	// Exclusive (MongoDB only) selects the in-memory schedule for a daemon
+	// that is the only user of an embedded FerretDB; see the package doc.
 	Exclusive bool
 }
 
-// Outbox reads and writes the outbox collection.
+// Outbox is the delivery queue on one Backend.
 type Outbox struct {
-	c        *mongo.Collection
+	b        Backend
+	sql      *sqliteBackend // b on SQLite, for EnqueueTx; nil on MongoDB
 	sched    Schedule
 	lease    time.Duration
 	logSize  int
@@ -186,24 +187,42 @@ type Outbox struct {
 	rand     func() float64
 	log      *slog.Logger
 
-	// mem is the exclusive mode's schedule; nil in shared mode.
-	mem *memQueue
-
 	// wake lets Enqueue in this process nudge its dispatchers, so a new job
 	// is claimed at once instead of at the next poll.
 	wakeMu sync.Mutex
 	wake   map[string][]chan struct{}
 }
 
-// Open returns an Outbox on db. In exclusive mode it loads the schedule of
-// every pending and processing job (one scan); a job that was processing
-// when the previous process died becomes due when its lease expires.
-// EnsureIndexes is separate (the store's EnsureSchema covers the default
-// collection).
+// Open returns an Outbox on MongoDB database db; call EnsureIndexes once
+// the server is reachable. Shared mode does no I/O here. Exclusive mode
+// loads the schedule of every pending and processing job (one scan); a job
+// that was processing when the previous process died becomes due when its
+// lease expires.
 func Open(ctx context.Context, db *mongo.Database, opts Options) (*Outbox, error) {
 	if opts.Collection == "" {
 		opts.Collection = store.Outbox
 	}
+	b, err := openMongo(ctx, db.Collection(opts.Collection), opts.Exclusive)
+	if err != nil {
+		return nil, err
+	}
+	return New(b, opts)
+}
+
+// OpenSQLite returns an Outbox on the embedded engine's database, which
+// must have been opened with SQLiteSchema.
+func OpenSQLite(db *sqlite.DB, opts Options) (*Outbox, error) {
+	b := &sqliteBackend{db: db}
+	o, err := New(b, opts)
+	if err != nil {
+		return nil, err
+	}
+	o.sql = b
+	return o, nil
+}
+
+// New returns an Outbox on b. Open and OpenSQLite are the usual ways in.
+func New(b Backend, opts Options) (*Outbox, error) {
 	sched := DefaultSchedule()
 	if opts.Schedule != nil {
 		sched = *opts.Schedule
@@ -229,8 +248,8 @@ func Open(ctx context.Context, db *mongo.Database, opts Options) (*Outbox, error
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	o := &Outbox{
-		c:        db.Collection(opts.Collection),
+	return &Outbox{
+		b:        b,
 		sched:    sched,
 		lease:    opts.Lease,
 		logSize:  opts.LogSize,
@@ -239,38 +258,26 @@ func Open(ctx context.Context, db *mongo.Database, opts Options) (*Outbox, error
 		rand:     opts.Rand,
 		log:      opts.Logger,
 		wake:     map[string][]chan struct{}{},
+	}, nil
+}
+
+// EnsureIndexes creates the indexes the outbox's queries use on MongoDB
+// (target_state_run_at for claims, one per List filter). It is idempotent,
+// so a daemon runs it at every start; on SQLite the migrations made them
+// and it does nothing.
+func (o *Outbox) EnsureIndexes(ctx context.Context) error {
+	if ix, ok := o.b.(interface{ ensureIndexes(context.Context) error }); ok {
+		return ix.ensureIndexes(ctx)
 	}
-	if opts.Exclusive {
-		o.mem = newMemQueue()
-		if err := o.loadSchedule(ctx); err != nil {
-			return nil, err
-		}
-	}
-	return o, nil
+	return nil
 }
 
 // Lease is the claim duration.
 func (o *Outbox) Lease() time.Duration { return o.lease }
 
-// now is the clock's time at BSON precision (milliseconds), so a value read
-// back compares equal to the one written — List cursors depend on it.
+// now is the clock's time at storage precision (milliseconds), so a value
+// read back compares equal to the one written — List cursors depend on it.
 func (o *Outbox) now() time.Time { return o.clock.Now().UTC().Truncate(time.Millisecond) }
-
-// EnsureIndexes creates the indexes the outbox's queries use on MongoDB
-// (the embedded engine accepts and ignores them). One index per command:
-// FerretDB v1.24 panics on several at once.
-func (o *Outbox) EnsureIndexes(ctx context.Context) error {
-	for _, ix := range []mongo.IndexModel{
-		{Keys: bson.D{{Key: "state", Value: 1}, {Key: "runAt", Value: 1}}, Options: options.Index().SetName("state_run_at")},
-		{Keys: bson.D{{Key: "target", Value: 1}, {Key: "state", Value: 1}, {Key: "runAt", Value: 1}}, Options: options.Index().SetName("target_state_run_at")},
-		{Keys: bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("created_at_id")},
-	} {
-		if _, err := o.c.Indexes().CreateOne(ctx, ix); err != nil {
-			return fmt.Errorf("create outbox index: %w", err)
-		}
-	}
-	return nil
-}
 
 // Enqueue queues ev for each target, due now. It is idempotent: a job that
 // already exists (same event, same target) is left as it is, whatever its
@@ -285,19 +292,32 @@ type Item struct {
 	Targets []string
 }
 
-// EnqueueBatch is Enqueue for many events in one unordered insertMany — an
-// order of magnitude faster than single inserts on the embedded engine.
+// EnqueueBatch is Enqueue for many events in one write: one transaction on
+// SQLite, one unordered insertMany on MongoDB.
 func (o *Outbox) EnqueueBatch(ctx context.Context, items []Item) error {
+	jobs, err := o.jobs(items)
+	if err != nil || len(jobs) == 0 {
+		return err
+	}
+	if err := o.b.Insert(ctx, jobs); err != nil {
+		return fmt.Errorf("enqueue %d outbox jobs: %w", len(jobs), err)
+	}
+	o.notifyJobs(jobs)
+	return nil
+}
+
+// jobs builds the pending jobs of items, each (event, target) once.
+func (o *Outbox) jobs(items []Item) ([]*Job, error) {
 	now := o.now()
 	var jobs []*Job
 	seen := map[string]bool{}
 	for _, it := range items {
 		if it.Event == nil || it.Event.ID == "" {
-			return fmt.Errorf("enqueue: event without id")
+			return nil, fmt.Errorf("enqueue: event without id")
 		}
 		for _, t := range it.Targets {
 			if t == "" {
-				return fmt.Errorf("enqueue event %q: empty target", it.Event.ID)
+				return nil, fmt.Errorf("enqueue event %q: empty target", it.Event.ID)
 			}
 			id := JobID(it.Event.ID, t)
 			if seen[id] {
@@ -311,34 +331,11 @@ func (o *Outbox) EnqueueBatch(ctx context.Context, items []Item) error {
 			})
 		}
 	}
-	if len(jobs) == 0 {
-		return nil
-	}
-	docs := make([]any, len(jobs))
-	for i, j := range jobs {
-		docs[i] = j
-	}
-	_, err := o.c.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	dup, ok := duplicates(err)
-	if !ok {
-		return fmt.Errorf("enqueue %d outbox jobs: %w", len(docs), err)
-	}
-	if o.mem != nil {
-		o.mem.mu.Lock()
-		defer o.mem.mu.Unlock()
-		for i, j := range jobs {
-			switch {
-			case !dup[i]:
-				o.mem.put(j.ID, j.Target, StatePending, j.RunAt, j.CreatedAt, "")
-			case o.mem.jobs[j.ID] == nil:
-				// Already stored but unknown here: an earlier insert whose
-				// reply was lost. Read its state rather than guess.
-				if err := o.track(ctx, j.ID); err != nil {
-					return fmt.Errorf("enqueue: %w", err)
-				}
-			}
-		}
-	}
+	return jobs, nil
+}
+
+// notifyJobs wakes the dispatchers of the targets of jobs just stored.
+func (o *Outbox) notifyJobs(jobs []*Job) {
 	woken := map[string]bool{}
 	for _, j := range jobs {
 		if !woken[j.Target] {
@@ -346,33 +343,12 @@ func (o *Outbox) EnqueueBatch(ctx context.Context, items []Item) error {
 			o.notify(j.Target)
 		}
 	}
-	return nil
-}
-
-// duplicates returns the indexes of the documents an unordered insert
-// rejected as duplicate keys — jobs that were already queued — and ok=false
-// if any other error occurred.
-func duplicates(err error) (dup map[int]bool, ok bool) {
-	if err == nil {
-		return nil, true
-	}
-	var bwe mongo.BulkWriteException
-	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
-		return nil, false
-	}
-	dup = map[int]bool{}
-	for _, we := range bwe.WriteErrors {
-		if !mongo.IsDuplicateKeyError(we) {
-			return nil, false
-		}
-		dup[we.Index] = true
-	}
-	return dup, true
 }
 
 // Bury stores a job for ev and target directly as a dead letter, for work
 // that failed outside a delivery (a pipeline stage with onError: deadletter).
-// It shows up in List and can be retried once a sink handles target.
+// It shows up in List and can be retried once a sink handles target. A job
+// already stored for the pair is left as it is.
 func (o *Outbox) Bury(ctx context.Context, ev *event.Event, target, reason string) error {
 	now := o.now()
 	j := &Job{
@@ -380,7 +356,7 @@ func (o *Outbox) Bury(ctx context.Context, ev *event.Event, target, reason strin
 		State: StateDeadLetter, RunAt: now, CreatedAt: now, UpdatedAt: now, LastError: reason,
 		Log: []Attempt{{At: now, Result: OutcomeFail, Error: reason}}, Event: ev,
 	}
-	if _, err := o.c.InsertOne(ctx, j); err != nil && !store.IsDuplicateKey(err) {
+	if err := o.b.Insert(ctx, []*Job{j}); err != nil {
 		return fmt.Errorf("bury %s: %w", j.ID, err)
 	}
 	return nil

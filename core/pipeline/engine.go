@@ -97,6 +97,11 @@ type Options struct {
 	RetryBackoff  time.Duration
 	Logger        *slog.Logger
 	Metrics       *Metrics
+	// AwaitAccount, when set, runs before each event on the chat's worker
+	// and may wait (until ctx ends at the latest) for what the event's
+	// account needs: the daemon waits for a session that is still starting,
+	// so message events recovered before it opened can send their replies.
+	AwaitAccount func(ctx context.Context, ev *event.Event)
 	// Observe sees each event once it has been through every stage, with
 	// the tags and annotations the stages gave it (the live event stream).
 	// It runs on the chat's worker and must not block.
@@ -111,9 +116,10 @@ type Engine struct {
 	plan  atomic.Pointer[plan]
 	stats *statsBook
 
-	mu     sync.Mutex
-	chats  map[string]*chatQueue
-	closed bool
+	mu      sync.Mutex
+	chats   map[string]*chatQueue
+	closed  bool
+	closing chan struct{} // closed by Close: intake has stopped
 
 	ready    chan string   // keys of chats with queued events and no worker
 	slots    chan struct{} // one per event queued or running
@@ -166,13 +172,14 @@ func New(opts Options) (*Engine, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{
-		reg:   opts.Registry,
-		opts:  opts,
-		log:   opts.Logger,
-		stats: newStatsBook(opts.Metrics),
-		chats: map[string]*chatQueue{},
-		ready: make(chan string, opts.QueueSize),
-		slots: make(chan struct{}, opts.QueueSize),
+		reg:     opts.Registry,
+		opts:    opts,
+		log:     opts.Logger,
+		stats:   newStatsBook(opts.Metrics),
+		chats:   map[string]*chatQueue{},
+		ready:   make(chan string, opts.QueueSize),
+		slots:   make(chan struct{}, opts.QueueSize),
+		closing: make(chan struct{}),
 	}
 	p, err := e.compile(opts.Stages, 1)
 	if err != nil {
@@ -265,8 +272,17 @@ func (e *Engine) Submit(ctx context.Context, ev *event.Event) error {
 	if ev == nil || ev.ID == "" {
 		return fmt.Errorf("submit: event without id")
 	}
+	// Once closing, refuse at once, even with the queue full: the caller
+	// may be a stage of the drain itself (a reply's message.sent event).
+	select {
+	case <-e.closing:
+		return ErrClosed
+	default:
+	}
 	select {
 	case e.slots <- struct{}{}:
+	case <-e.closing:
+		return ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -302,6 +318,9 @@ func (e *Engine) work() {
 		case <-e.ctx.Done():
 			return
 		}
+		if e.ctx.Err() != nil {
+			return // gave up draining: what is still queued stays for recovery
+		}
 		e.mu.Lock()
 		q := e.chats[key]
 		ev := q.events[0]
@@ -309,6 +328,9 @@ func (e *Engine) work() {
 		e.mu.Unlock()
 
 		e.active.Add(1)
+		if e.opts.AwaitAccount != nil {
+			e.opts.AwaitAccount(e.ctx, ev)
+		}
 		e.process(e.ctx, ev)
 		e.active.Add(-1)
 
@@ -329,7 +351,10 @@ func (e *Engine) work() {
 // stored and unprocessed, for recovery.
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
-	e.closed = true
+	if !e.closed {
+		e.closed = true
+		close(e.closing)
+	}
 	e.mu.Unlock()
 	drained := make(chan struct{})
 	go func() {
@@ -369,8 +394,11 @@ func (e *Engine) process(ctx context.Context, in *event.Event) {
 		out, err := e.runStage(ctx, st, ev, only)
 		e.stats.observe(st, time.Since(start))
 		if err != nil {
-			if ctx.Err() != nil {
-				// Shutting down: leave the event unprocessed for recovery.
+			if stopped(ctx, err) {
+				// The stop, not the event, failed the stage: leave the
+				// event unprocessed (no done mark, no dead letter), and
+				// recovery runs it again after the next start.
+				log.Debug("pipeline stopped mid-event; left for recovery", slog.String("stage", st.cfg.Name), slog.Any("error", err))
 				return
 			}
 			log.Warn("pipeline stage failed", slog.String("stage", st.cfg.Name),
@@ -401,6 +429,14 @@ func (e *Engine) process(ctx context.Context, in *event.Event) {
 	if e.opts.Observe != nil {
 		e.opts.Observe(ev)
 	}
+}
+
+// stopped reports whether a stage failed because the daemon is stopping —
+// the engine gave up draining (ctx), or the sessions a reply needs closed
+// under it — rather than because of the event: such a failure is not the
+// stage's outcome and must not finish the event.
+func stopped(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || errors.Is(err, session.ErrClosed) || errors.Is(err, ErrClosed)
 }
 
 func (st *stage) onError() OnError {
@@ -447,7 +483,7 @@ func (e *Engine) runStage(ctx context.Context, st *stage, ev *event.Event, only 
 		if errors.Is(err, ErrStageTimeout) {
 			st.stats.timeouts.Add(1)
 		}
-		if try >= tries || ctx.Err() != nil {
+		if try >= tries || stopped(ctx, err) {
 			return stageOutcome{}, err
 		}
 		t := time.NewTimer(wait)

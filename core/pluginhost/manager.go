@@ -37,6 +37,9 @@ type Options struct {
 	// Min, doubling per failed attempt up to Max (default 250 ms to 1 min);
 	// it falls back to Min after a process ran longer than Max.
 	RestartBackoff Backoff
+
+	// after waits out a restart backoff: time.After, or a test's recorder.
+	after func(time.Duration) <-chan time.Time
 }
 
 // Backoff is an exponential delay range.
@@ -65,6 +68,9 @@ func (o *Options) defaults() {
 	}
 	if o.RestartBackoff.Max < o.RestartBackoff.Min {
 		o.RestartBackoff.Max = max(time.Minute, o.RestartBackoff.Min)
+	}
+	if o.after == nil {
+		o.after = time.After
 	}
 }
 

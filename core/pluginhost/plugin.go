@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -248,7 +249,8 @@ func (p *Plugin) launch(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("plugin %q: plugins.%s.path: %w", p.name, p.name, err)
 	}
 	cmd := exec.Command(path, p.cfg.Args...)
-	cmd.Env = []string{sdk.LogLevelEnv + "=" + p.m.logLevel}
+	cmd.Env = []string{sdk.LogLevelEnv + "=" + p.m.logLevel, sdk.HostPIDEnv + "=" + strconv.Itoa(os.Getpid())}
+	dieWithHost(cmd)
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.VersionedPlugins(nil),
@@ -357,6 +359,13 @@ func (p *Plugin) supervise(ctx context.Context, inst *instance) error {
 		failures++
 		p.log.Warn("plugin health check failed", slog.Int("failures", failures), slog.Any("error", err))
 		if failures >= p.m.opts.HealthFailures {
+			// A process that stopped answering does not answer go-plugin's
+			// graceful shutdown either, and client.Kill waits for that
+			// without a deadline: end the process first, or it is never
+			// replaced.
+			if proc, perr := os.FindProcess(inst.pid); perr == nil {
+				_ = proc.Kill()
+			}
 			return fmt.Errorf("%d health checks failed in a row, last: %w", failures, err)
 		}
 	}
@@ -385,7 +394,7 @@ func (p *Plugin) run(ctx context.Context, inst *instance) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(backoff):
+			case <-p.m.opts.after(backoff):
 			}
 			backoff = min(backoff*2, p.m.opts.RestartBackoff.Max)
 			next, err := p.launch(ctx)

@@ -7,6 +7,7 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -195,4 +196,8 @@ var (
 	ErrMediaGone = errors.New("media expired on WhatsApp and the phone no longer has it")
 	// ErrNoMedia: the message carries no downloadable media.
 	ErrNoMedia = errors.New("message has no media")
+	// ErrClosed: the manager is shutting down (or a driver's session closed
+	// under the call). It wraps ErrWrongState; the pipeline leaves an event
+	// whose stage failed with it unprocessed, for the next start.
+	ErrClosed = fmt.Errorf("sessions are closed: the daemon is stopping: %w", ErrWrongState)
 )

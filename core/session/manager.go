@@ -50,6 +50,9 @@ type Manager struct {
 	before     func(ctx context.Context, accountID string) error
 	retryMin   time.Duration
 	retryMax   time.Duration
+	// after waits between connect attempts: time.After, or a test's
+	// recorder (export_test.go).
+	after func(time.Duration) <-chan time.Time
 
 	// ops serialises lifecycle calls (connect, logout, delete) per account.
 	ops stripedLock
@@ -58,6 +61,7 @@ type Manager struct {
 	drivers  map[string]Driver
 	sessions map[string]*running
 	closed   bool
+	changed  chan struct{} // closed and replaced when a session's state changes
 
 	// ctx lives as long as the manager; background work derives from it.
 	ctx    context.Context
@@ -70,6 +74,10 @@ type running struct {
 	sess Session
 	// stop ends the connect retry loop, if one runs.
 	stop context.CancelFunc
+	// started is when this daemon began starting the session; connected
+	// whether its last account state event was account.connected.
+	started   time.Time
+	connected bool
 }
 
 // NewManager returns a Manager with no drivers; Register them, then Start.
@@ -93,8 +101,10 @@ func NewManager(opts ManagerOptions) *Manager {
 		before:     opts.BeforeOpen,
 		retryMin:   opts.RetryMin,
 		retryMax:   opts.RetryMax,
+		after:      time.After,
 		drivers:    map[string]Driver{},
 		sessions:   map[string]*running{},
+		changed:    make(chan struct{}),
 		ctx:        ctx,
 		cancel:     cancel,
 	}
@@ -188,7 +198,7 @@ func (m *Manager) startInBackground(a *AccountInfo, d Driver) <-chan struct{} {
 	}
 	first := make(chan struct{})
 	loopCtx, stop := context.WithCancel(m.ctx)
-	r := &running{stop: stop}
+	r := &running{stop: stop, started: time.Now()}
 	m.sessions[a.ID] = r
 	m.mu.Unlock()
 
@@ -209,7 +219,7 @@ func (m *Manager) startInBackground(a *AccountInfo, d Driver) <-chan struct{} {
 			select {
 			case <-loopCtx.Done():
 				return
-			case <-time.After(wait):
+			case <-m.after(wait):
 			}
 		}
 	})
@@ -442,10 +452,13 @@ func (m *Manager) PairPhone(ctx context.Context, id, phone string) (string, erro
 func (m *Manager) Send(ctx context.Context, id string, req *SendRequest) (*SendResult, error) {
 	sess := m.session(id)
 	if sess == nil {
+		if err := m.noSession(id); errors.Is(err, ErrClosed) {
+			return nil, err
+		}
 		if _, err := m.accounts.Get(ctx, id); err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("account %q has no running session: %w", id, ErrWrongState)
+		return nil, m.noSession(id)
 	}
 	return sess.Send(ctx, req)
 }
@@ -455,7 +468,7 @@ func (m *Manager) Send(ctx context.Context, id string, req *SendRequest) (*SendR
 func (m *Manager) MarkRead(ctx context.Context, id, chatID, senderID string, messageIDs []string) error {
 	sess := m.session(id)
 	if sess == nil {
-		return fmt.Errorf("account %q has no running session: %w", id, ErrWrongState)
+		return m.noSession(id)
 	}
 	return sess.MarkRead(ctx, chatID, senderID, messageIDs)
 }
@@ -470,7 +483,7 @@ func (m *Manager) DownloadMedia(ctx context.Context, id, messageID string) (io.R
 	}
 	sess := m.session(id)
 	if sess == nil {
-		return nil, fmt.Errorf("account %q has no running session: %w", id, ErrWrongState)
+		return nil, m.noSession(id)
 	}
 	em := msg.Message
 	em.Raw = msg.RawMessage
@@ -487,11 +500,76 @@ func (m *Manager) session(id string) Session {
 	return nil
 }
 
+// noteState records an account event's connection state on the account's
+// running session and wakes AwaitStarted.
+func (m *Manager) noteState(ev *event.Event) {
+	switch ev.Kind {
+	case event.KindAccountConnected, event.KindAccountDisconnected, event.KindAccountLoggedOut:
+	default:
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r := m.sessions[ev.AccountID]; r != nil {
+		r.connected = ev.Kind == event.KindAccountConnected
+	}
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+// AwaitStarted waits while the account's session is starting on this
+// daemon — opened or being opened, not connected yet, for at most max since
+// its start began — and returns at once for an account that is connected,
+// has no session here, or when the manager closes or ctx ends. The pipeline
+// calls it before an event of the account runs, so events recovered before
+// the session opened (BeforeOpen) can send their replies.
+func (m *Manager) AwaitStarted(ctx context.Context, id string, max time.Duration) {
+	for {
+		m.mu.Lock()
+		r := m.sessions[id]
+		if m.closed || r == nil || r.connected {
+			m.mu.Unlock()
+			return
+		}
+		left := max - time.Since(r.started)
+		changed := m.changed
+		m.mu.Unlock()
+		if left <= 0 {
+			return
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-changed:
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// noSession is the error of a call for an account without an open session:
+// ErrClosed once Close has begun (the call failed because of the stop, not
+// because of the account), ErrWrongState otherwise.
+func (m *Manager) noSession(id string) error {
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return fmt.Errorf("account %q: %w", id, ErrClosed)
+	}
+	return fmt.Errorf("account %q has no running session: %w", id, ErrWrongState)
+}
+
 // Close stops every retry loop and closes every session (without logging
 // out), so the accounts resume on the next start.
 func (m *Manager) Close(ctx context.Context) error {
 	m.mu.Lock()
 	m.closed = true
+	close(m.changed)
+	m.changed = make(chan struct{})
 	open := map[string]Session{}
 	for id, r := range m.sessions {
 		if r.sess != nil {
@@ -537,8 +615,10 @@ func (m *Manager) insert(ctx context.Context, spec AccountSpec) (*AccountInfo, e
 	return a, nil
 }
 
-// backoff is exponential with jitter: each wait is random in
-// [base/2, min(max, base·2^n)], so accounts failing together spread out.
+// backoff is exponential with jitter: the n-th wait (from 0) is random in
+// the upper half of ceil = min(max, base·2^n), and never below base, so
+// every wait lies within [base, max], each is at least as long as the one
+// before until max is reached, and accounts failing together spread out.
 type backoff struct {
 	base, max, ceil time.Duration
 }
@@ -548,7 +628,8 @@ func (m *Manager) newBackoff() *backoff {
 }
 
 func (b *backoff) next() time.Duration {
-	d := time.Duration(rand.Int64N(int64(b.ceil)) + 1)
+	half := b.ceil / 2
+	d := half + time.Duration(rand.Int64N(int64(b.ceil-half)+1))
 	b.ceil = min(b.ceil*2, b.max)
-	return max(d, b.base/2)
+	return max(d, b.base)
 }

@@ -85,14 +85,30 @@ func newManager(t *testing.T, e storetest.Engine, d session.Driver) *session.Man
 	return m
 }
 
+// TestConnectRetriesWithBackoff: a session that fails to connect is retried
+// after waits that the manager draws from an exponential backoff: each
+// within [RetryMin, RetryMax], none shorter than the one before until the
+// cap, the n-th at least half of RetryMin·2^n. The waits are recorded where
+// the manager waits (SetAfter), so the scheduler's delays on a loaded
+// machine do not enter the assertions.
 func TestConnectRetriesWithBackoff(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, e storetest.Engine) { testConnectRetriesWithBackoff(t, e) })
-}
-
-func testConnectRetriesWithBackoff(t *testing.T, e storetest.Engine) {
+	const failures = 7
+	const retryMin, retryMax = time.Millisecond, 16 * time.Millisecond
 	f := &flaky{}
-	f.failures.Store(3)
-	m := newManager(t, e, f)
+	f.failures.Store(failures)
+	m := session.NewManager(session.ManagerOptions{Accounts: accountStore(t, storetest.SQLite), Messages: messages.New(storetest.NewDatabase(t), nil), RetryMin: retryMin, RetryMax: retryMax})
+	m.Register(f)
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	var (
+		mu    sync.Mutex
+		waits []time.Duration
+	)
+	session.SetAfter(m, func(d time.Duration) <-chan time.Time {
+		mu.Lock()
+		waits = append(waits, d)
+		mu.Unlock()
+		return time.After(d)
+	})
 	ctx := context.Background()
 	if err := m.Start(ctx, []session.AccountSpec{{ID: "acme", Driver: "sim"}}); err != nil {
 		t.Fatal(err)
@@ -107,15 +123,38 @@ func testConnectRetriesWithBackoff(t *testing.T, e storetest.Engine) {
 		}
 		return nil
 	})
-	if got := f.attempts.Load(); got != 4 {
-		t.Fatalf("%d connect attempts, want 4", got)
+	if got := f.attempts.Load(); got != failures+1 {
+		t.Fatalf("%d connect attempts, want %d", got, failures+1)
+	}
+	mu.Lock()
+	got := append([]time.Duration(nil), waits...)
+	mu.Unlock()
+	if len(got) != failures {
+		t.Fatalf("waited %d times (%v), want once after each of %d failures", len(got), got, failures)
+	}
+	ceil, prevCeil := retryMin, time.Duration(0)
+	for n, w := range got {
+		if w < retryMin || w > retryMax {
+			t.Fatalf("wait %d is %s, outside [%s, %s]: %v", n, w, retryMin, retryMax, got)
+		}
+		if w < ceil/2 || w > ceil {
+			t.Fatalf("wait %d is %s, want within [%s, %s]: %v", n, w, ceil/2, ceil, got)
+		}
+		if n > 0 && w < got[n-1] && prevCeil < retryMax {
+			// Until the cap, a wait's lower bound is the previous ceiling.
+			t.Fatalf("wait %d (%s) is shorter than the one before (%s): %v", n, w, got[n-1], got)
+		}
+		ceil, prevCeil = min(2*ceil, retryMax), ceil
+	}
+	if last := got[len(got)-1]; last < retryMax/2 {
+		t.Fatalf("the waits never grew to the cap: %v", got)
 	}
 	// Start again (a retried daemon start-up) neither duplicates the
 	// account nor opens a second session.
 	if err := m.Start(ctx, []session.AccountSpec{{ID: "acme", Driver: "sim"}}); err != nil {
 		t.Fatal(err)
 	}
-	if all, _ := m.ListAccounts(ctx); len(all) != 1 || f.attempts.Load() != 4 {
+	if all, _ := m.ListAccounts(ctx); len(all) != 1 || f.attempts.Load() != failures+1 {
 		t.Fatalf("second Start: %d accounts, %d attempts", len(all), f.attempts.Load())
 	}
 	if err := m.Close(ctx); err != nil {

@@ -36,6 +36,7 @@ func (m *Manager) Emit(ctx context.Context, ev *event.Event) error {
 	if err != nil {
 		return fmt.Errorf("store %s event %q: %w", ev.Kind, ev.ID, err)
 	}
+	m.noteState(ev)
 	if !fresh {
 		// A redelivered message whose first run did not finish the pipeline
 		// (the daemon died, or OnEvent refused it) goes through it again:
@@ -62,13 +63,7 @@ func (m *Manager) Emit(ctx context.Context, ev *event.Event) error {
 // redeliveredPending reports whether ev, a message event already stored,
 // has not finished the pipeline.
 func (m *Manager) redeliveredPending(ctx context.Context, ev *event.Event) (bool, error) {
-	switch ev.Kind {
-	case event.KindMessageReceived, event.KindMessageSent, event.KindMessageReaction,
-		event.KindMessageEdited, event.KindMessageRevoked:
-	default:
-		return false, nil
-	}
-	if ev.Message == nil {
+	if !messages.Recoverable(ev) {
 		return false, nil
 	}
 	return m.msgs.PipelinePending(ctx, messages.DocID(ev.AccountID, ev.Message.MessageID))

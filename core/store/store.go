@@ -1,11 +1,8 @@
-// Package store connects wildcatd to MongoDB — a real server given its URI,
-// or the embedded engine — and owns the collections and indexes every other
-// package relies on.
-//
-// The embedded engine (FerretDB on SQLite) shapes what the rest of the code
-// may assume: no multi-document transactions, no change streams, no TTL
-// indexes, and only _id equality is answered from an index. Point reads go by
-// _id, writes are idempotent, and expiry is an explicit job.
+// Package store connects wildcatd to MongoDB, the engine for installations
+// that run several daemons, and names the collections the packages' MongoDB
+// implementations share. The embedded engine is SQLite (core/store/sqlite);
+// the tests run this engine against an in-process FerretDB
+// (core/store/storetest) or the server WILDCAT_TEST_MONGODB_URI names.
 package store
 
 import (
@@ -13,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -23,19 +19,12 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 )
 
-// Options says which store to open.
+// Options says which server to connect to.
 type Options struct {
-	// URI of a MongoDB server; empty starts the embedded engine.
+	// URI of a MongoDB server (mongodb:// or mongodb+srv://); required.
 	URI string
 	// Database holds every Wildcat collection.
 	Database string
-	// DataDir is where the embedded engine keeps its files (DataDir/store).
-	DataDir string
-	// EmbeddedListen exposes the embedded engine on host:port; empty keeps it
-	// on a private loopback port.
-	EmbeddedListen string
-	// EmbeddedSync is the embedded engine's durability; empty means SyncFull.
-	EmbeddedSync Sync
 	// Logger for the store component; nil discards.
 	Logger *slog.Logger
 }
@@ -44,7 +33,6 @@ type Options struct {
 type Store struct {
 	client *mongo.Client
 	db     *mongo.Database
-	engine *Engine // nil with an external MongoDB
 	log    *slog.Logger
 	uri    string // redacted, for logs
 
@@ -52,26 +40,19 @@ type Store struct {
 	closeErr  error
 }
 
-// Open starts the embedded engine if needed and creates the client. It does
-// not wait for the server: the driver connects in the background and
-// reconnects after losses, so a daemon started before its database simply
-// reports not-ready until it can reach it.
+// Open creates the client. It does not wait for the server: the driver
+// connects in the background and reconnects after losses, so a daemon
+// started before its database simply reports not-ready until it can reach it.
 func Open(opts Options) (*Store, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if opts.URI == "" {
+		return nil, errors.New("store: no MongoDB URI")
+	}
 	s := &Store{log: log}
 	uri := opts.URI
-	if uri == "" {
-		e, err := StartEngineSync(filepath.Join(opts.DataDir, "store"), opts.EmbeddedListen, opts.EmbeddedSync, log.With(slog.String("engine", "ferretdb")))
-		if err != nil {
-			return nil, err
-		}
-		s.engine = e
-		uri = e.URI()
-		log.Info("embedded store started", slog.String("dir", e.Dir()), slog.String("uri", uri))
-	}
 	s.uri = redact(uri)
 
 	client, err := mongo.Connect(options.Client().
@@ -82,9 +63,6 @@ func Open(opts Options) (*Store, error) {
 		SetServerSelectionTimeout(5 * time.Second).
 		SetConnectTimeout(5 * time.Second))
 	if err != nil {
-		if s.engine != nil {
-			s.engine.Stop()
-		}
 		return nil, fmt.Errorf("connect to %s: %w", s.uri, err)
 	}
 	s.client = client
@@ -98,9 +76,6 @@ func (s *Store) DB() *mongo.Database { return s.db }
 // Client is the underlying driver client.
 func (s *Store) Client() *mongo.Client { return s.client }
 
-// Embedded reports whether the store runs the embedded engine.
-func (s *Store) Embedded() bool { return s.engine != nil }
-
 // Ping checks that the primary answers within ctx.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.client.Ping(ctx, readpref.Primary()); err != nil {
@@ -109,14 +84,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close disconnects and stops the embedded engine. Safe to call more than once.
+// Close disconnects. Safe to call more than once.
 func (s *Store) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		if err := s.client.Disconnect(ctx); err != nil && !errors.Is(err, mongo.ErrClientDisconnected) {
 			s.closeErr = fmt.Errorf("disconnect: %w", err)
-		}
-		if s.engine != nil {
-			s.engine.Stop()
 		}
 		s.log.Info("store closed")
 	})

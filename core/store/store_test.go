@@ -2,9 +2,7 @@ package store_test
 
 import (
 	"context"
-	"errors"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,85 +21,8 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-// TestEmbeddedStartStopKeepsData opens the embedded store, writes, closes,
-// reopens on the same directory and reads the document back.
-func TestEmbeddedStartStopKeepsData(t *testing.T) {
-	dir := t.TempDir()
-	open := func() *store.Store {
-		s, err := store.Open(store.Options{Database: "wildcat", DataDir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !s.Embedded() {
-			t.Fatal("no URI given but store is not embedded")
-		}
-		if err := s.Ping(ctx(t)); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	s := open()
-	if err := s.EnsureSchema(ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.DB().Collection(store.Accounts).InsertOne(ctx(t), bson.M{"_id": "acme", "name": "Acme"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(ctx(t)); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	if err := s.Ping(ctx(t)); err == nil {
-		t.Fatal("Ping succeeded on a closed store")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "store")); err != nil {
-		t.Fatalf("no SQLite directory under data dir: %v", err)
-	}
-
-	s = open()
-	defer s.Close(context.Background())
-	var got bson.M
-	if err := s.DB().Collection(store.Accounts).FindOne(ctx(t), bson.M{"_id": "acme"}).Decode(&got); err != nil {
-		t.Fatalf("document lost across restart: %v", err)
-	}
-	if got["name"] != "Acme" {
-		t.Fatalf("got %v", got)
-	}
-}
-
-func TestDataDirLock(t *testing.T) {
-	dir := t.TempDir()
-	e, err := store.StartEngine(dir, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.StartEngine(dir, "", nil); !errors.Is(err, store.ErrDataDirLocked) {
-		t.Fatalf("second engine on one dir: got %v, want ErrDataDirLocked", err)
-	}
-	e.Stop()
-	e2, err := store.StartEngine(dir, "", nil)
-	if err != nil {
-		t.Fatalf("lock not released by Stop: %v", err)
-	}
-	e2.Stop()
-}
-
-func TestEmbeddedListenAddress(t *testing.T) {
-	addr := storetest.FreeAddr(t)
-	e, err := store.StartEngine(t.TempDir(), addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Stop()
-	if want := "mongodb://" + addr + "/"; e.URI() != want {
-		t.Fatalf("URI = %q, want %q", e.URI(), want)
-	}
-}
-
 // TestEnsureSchema is idempotent and creates the design's collections and
-// indexes, on the embedded engine or WILDCAT_TEST_MONGODB_URI.
+// indexes, on the tests' server (in-process FerretDB or WILDCAT_TEST_MONGODB_URI).
 func TestEnsureSchema(t *testing.T) {
 	s, err := store.Open(store.Options{URI: storetest.URI(t), Database: storetest.DatabaseName(t)})
 	if err != nil {
@@ -157,7 +78,7 @@ func TestDuplicateKeyIsRecognised(t *testing.T) {
 func TestWatchReportsLossAndRecovery(t *testing.T) {
 	addr := storetest.FreeAddr(t)
 	dir := t.TempDir()
-	e, err := store.StartEngine(dir, addr, nil)
+	e, err := storetest.StartServer(dir, addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +96,7 @@ func TestWatchReportsLossAndRecovery(t *testing.T) {
 	if up := <-changes; up {
 		t.Fatal("first change after stopping the engine reported up")
 	}
-	e, err = store.StartEngine(dir, addr, nil)
+	e, err = storetest.StartServer(dir, addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,8 @@
 // Package storetest gives tests a fresh database on a real engine.
 //
-// By default one embedded engine (the same FerretDB/SQLite engine the daemon
-// embeds) is started per test binary and every test gets its own database,
-// dropped when the test ends. With WILDCAT_TEST_MONGODB_URI set, the same
+// SQLite tests get a fresh database file each (NewSQLite). MongoDB tests
+// share one in-process FerretDB server (StartServer) per test binary, and
+// each gets its own database, dropped when the test ends. With WILDCAT_TEST_MONGODB_URI set, the same
 // tests run against that server instead (a real MongoDB or a FerretDB
 // started separately).
 package storetest
@@ -24,7 +24,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/wildcathub/wildcat/core/store"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
 )
 
@@ -37,7 +36,7 @@ const LogEnv = "WILDCAT_TEST_STORE_LOG"
 
 var (
 	once    sync.Once
-	engine  *store.Engine
+	engine  *Server
 	tmpDir  string
 	uri     string
 	client  *mongo.Client
@@ -57,7 +56,7 @@ func setup() {
 		}
 		// Tests do not survive power losses; they only need writes to be
 		// quick and a process crash to lose nothing.
-		engine, initErr = store.StartEngineSync(tmpDir, "127.0.0.1:0", store.SyncNormal, log)
+		engine, initErr = StartServer(tmpDir, "127.0.0.1:0", log)
 		if initErr != nil {
 			return
 		}

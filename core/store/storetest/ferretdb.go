@@ -1,4 +1,4 @@
-package store
+package storetest
 
 import (
 	"context"
@@ -14,10 +14,12 @@ import (
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
 
-// Engine is the embedded MongoDB-compatible engine: FerretDB v1 on SQLite
-// files in a directory. It speaks the MongoDB wire protocol on a TCP address,
-// so the daemon uses the same driver code path as with a real MongoDB.
-type Engine struct {
+// Server is an in-process MongoDB-compatible server for the MongoDB
+// engine's tests: FerretDB v1 on SQLite files in a directory, speaking the
+// MongoDB wire protocol on a TCP address. It is test infrastructure only:
+// FerretDB v1 answers only {_id: x} from an index, has no transactions and
+// no atomic conditional updates, so the daemon never runs on it.
+type Server struct {
 	dir     string
 	uri     string
 	cancel  context.CancelFunc
@@ -28,37 +30,16 @@ type Engine struct {
 	stopOnce sync.Once
 }
 
-// ErrDataDirLocked means another process already runs an embedded engine on
-// the same directory. Stop it or choose another data_dir.
-var ErrDataDirLocked = errors.New("data directory is in use by another wildcatd")
+// ErrDataDirLocked means another process already runs a server on the
+// same directory.
+var ErrDataDirLocked = errors.New("data directory is in use by another server")
 
-// StartEngine starts the engine on dir (created if missing). listen is a TCP
-// host:port; "127.0.0.1:0" picks a free loopback port. log receives only the
-// engine's errors: FerretDB logs every failed command at WARN, which would
-// drown the daemon's own log in expected duplicate-key answers.
-func StartEngine(dir, listen string, log *slog.Logger) (*Engine, error) {
-	return StartEngineSync(dir, listen, SyncFull, log)
-}
-
-// Sync is how the embedded engine's SQLite files reach the disk.
-type Sync string
-
-const (
-	// SyncFull flushes every commit to the disk (SQLite synchronous=FULL):
-	// a stored event survives a power loss.
-	SyncFull Sync = "full"
-	// SyncNormal leaves commits in the operating system's cache until a
-	// checkpoint (synchronous=NORMAL in WAL mode): a stored event survives
-	// the daemon's crash or kill -9, but the last moments of writes may be
-	// lost if the machine itself crashes or loses power. Faster writes.
-	SyncNormal Sync = "normal"
-)
-
-// StartEngineSync is StartEngine with a choice of durability.
-func StartEngineSync(dir, listen string, sync Sync, log *slog.Logger) (*Engine, error) {
-	if sync != SyncNormal {
-		sync = SyncFull
-	}
+// StartServer starts a server on dir (created if missing). listen is a TCP
+// host:port; "127.0.0.1:0" picks a free loopback port. log receives only
+// FerretDB's errors. Writes use synchronous=NORMAL: tests survive a process
+// crash, not a power loss.
+func StartServer(dir, listen string, log *slog.Logger) (*Server, error) {
+	sync := "normal"
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("embedded store dir %s: %w", dir, err)
@@ -79,7 +60,7 @@ func StartEngineSync(dir, listen string, sync Sync, log *slog.Logger) (*Engine, 
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: listen},
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + abs + "/?_pragma=synchronous(" + string(sync) + ")",
+		SQLiteURL: "file:" + abs + "/?_pragma=synchronous(" + sync + ")",
 		Logger:    slog.New(levelFloor{log.Handler(), slog.LevelError}),
 	})
 	if err != nil {
@@ -87,7 +68,7 @@ func StartEngineSync(dir, listen string, sync Sync, log *slog.Logger) (*Engine, 
 		return nil, fmt.Errorf("start embedded store on %s: %w", listen, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &Engine{dir: abs, cancel: cancel, done: make(chan struct{}), indexed: make(chan struct{}), lock: lock}
+	e := &Server{dir: abs, cancel: cancel, done: make(chan struct{}), indexed: make(chan struct{}), lock: lock}
 	go func() {
 		defer close(e.done)
 		_ = f.Run(ctx)
@@ -100,19 +81,19 @@ func StartEngineSync(dir, listen string, sync Sync, log *slog.Logger) (*Engine, 
 	return e, nil
 }
 
-// IDIndexInterval is how often the engine looks for new collections that
+// IDIndexInterval is how often the server looks for new collections that
 // need the _id index FerretDB's SQLite backend lacks (see idindex.go).
 var IDIndexInterval = 500 * time.Millisecond
 
 // URI is the mongodb:// address the engine listens on.
-func (e *Engine) URI() string { return e.uri }
+func (e *Server) URI() string { return e.uri }
 
 // Dir is the directory holding the SQLite files.
-func (e *Engine) Dir() string { return e.dir }
+func (e *Server) Dir() string { return e.dir }
 
 // Stop closes the listener, waits for open connections to end and releases
 // the directory. Safe to call more than once.
-func (e *Engine) Stop() {
+func (e *Server) Stop() {
 	e.stopOnce.Do(func() {
 		e.cancel()
 		<-e.done

@@ -1,4 +1,4 @@
-package store
+package storetest
 
 import (
 	"context"
@@ -22,7 +22,7 @@ import (
 // an index instead of a table scan.
 func TestEngineIndexesIDLookups(t *testing.T) {
 	dir := t.TempDir()
-	e, err := StartEngine(dir, "", nil)
+	e, err := StartServer(dir, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestEngineIndexesIDLookups(t *testing.T) {
 	if _, err := coll.UpdateOne(ctx, bson.M{"_id": "a"}, bson.M{"$set": bson.M{"n": 3}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := coll.InsertOne(ctx, bson.M{"_id": "a"}); !IsDuplicateKey(err) {
+	if _, err := coll.InsertOne(ctx, bson.M{"_id": "a"}); !mongo.IsDuplicateKeyError(err) {
 		t.Fatalf("duplicate _id: %v", err)
 	}
 	if n, err := indexIDs(ctx, dir); err != nil || n != 0 {
