@@ -14,6 +14,7 @@ import (
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/media"
 	"github.com/wildcathub/wildcat/core/messages"
+	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/pluginhost"
 	"github.com/wildcathub/wildcat/core/rules"
 	"github.com/wildcathub/wildcat/core/session"
@@ -86,6 +87,10 @@ func openMongo(ctx context.Context, uri string, opts OpenOptions) (*Endpoint, er
 	}
 	if opts.Target {
 		if err := st.EnsureSchema(ctx); err != nil {
+			_ = st.Close(context.Background())
+			return nil, err
+		}
+		if err := outbox.EnsureMongoIndexes(ctx, st.DB()); err != nil {
 			_ = st.Close(context.Background())
 			return nil, err
 		}
@@ -191,6 +196,7 @@ type stores struct {
 	webhooks     copier[*webhooks.Endpoint]
 	pluginKV     copier[*pluginhost.KVEntry]
 	ruleKV       copier[*rules.KVEntry]
+	outbox       copier[*outbox.Job]
 }
 
 // noLimit: a copy takes every file the source holds, however large.
@@ -212,6 +218,7 @@ func (e *Endpoint) stores() (*stores, error) {
 			webhooks:     webhooks.NewMongoEndpoints(db, ""),
 			pluginKV:     pluginhost.NewMongoKV(db, nil),
 			ruleKV:       rules.NewMongoKV(db, nil),
+			outbox:       outbox.NewMongoJobs(db),
 		}, nil
 	}
 	files, err := media.NewFileStore(e.db, filepath.Join(e.dataDir, daemon.MediaDir), noLimit)
@@ -231,6 +238,7 @@ func (e *Endpoint) stores() (*stores, error) {
 		webhooks:     webhooks.NewSQLiteEndpoints(e.db),
 		pluginKV:     pluginhost.NewSQLiteKV(e.db, nil),
 		ruleKV:       rules.NewSQLiteKV(e.db, nil),
+		outbox:       outbox.NewSQLiteJobs(e.db),
 	}, nil
 }
 
@@ -248,6 +256,7 @@ const (
 	KindWebhooks     = "webhooks"
 	KindPluginKV     = "plugin kv"
 	KindRuleKV       = "rule kv"
+	KindOutbox       = "outbox jobs"
 )
 
 // Kinds lists every kind to copy from src to dst.
@@ -273,6 +282,7 @@ func Kinds(src, dst *Endpoint) ([]Kind, error) {
 		Of(KindWebhooks, s.webhooks, d.webhooks),
 		Of(KindPluginKV, s.pluginKV, d.pluginKV),
 		Of(KindRuleKV, s.ruleKV, d.ruleKV),
+		Of(KindOutbox, s.outbox, d.outbox),
 	}, nil
 }
 

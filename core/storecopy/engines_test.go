@@ -19,6 +19,7 @@ import (
 
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/messages"
+	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/rules"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/sim"
@@ -208,6 +209,29 @@ func seed(t *testing.T, e *Endpoint) {
 	must(t, rk.Set(ctx, "greet.js", "seen", json.RawMessage(`{"who":["a","b"],"n":1.5}`), 0))
 	_, err = rk.Incr(ctx, "greet.js", "count", 3, time.Hour)
 	must(t, err)
+
+	// Outbox jobs in every state: pending, processing (a lease held),
+	// done, retrying with an attempt in the log, dead-lettered.
+	var ob *outbox.Outbox
+	if e.mongo != nil {
+		ob, err = outbox.Open(ctx, e.mongo.DB(), outbox.Options{})
+	} else {
+		ob, err = outbox.OpenSQLite(e.db, outbox.Options{})
+	}
+	must(t, err)
+	for i, target := range []string{"webhook:wh_1", "webhook:wh_2", "sink:a", "sink:b", "sink:c", "sink:d"} {
+		must(t, ob.Enqueue(ctx, msgEvent(event.KindMessageReceived, "shop", "IN"+string(rune('A'+i)), "15557770001@s.whatsapp.net",
+			"hello", false, t0), target))
+	}
+	claim := func(target string) *outbox.Job {
+		j, err := ob.Claim(ctx, target, "daemon-1")
+		must(t, err)
+		return j
+	}
+	claim("sink:a") // stays processing
+	must(t, ob.Complete(ctx, claim("sink:b"), outbox.Result{Outcome: outbox.OutcomeOK, Status: 200, Response: "ok"}, 12*time.Millisecond))
+	must(t, ob.Complete(ctx, claim("sink:c"), outbox.Retry(errors.New("503 from sink")), 30*time.Millisecond))
+	must(t, ob.Complete(ctx, claim("sink:d"), outbox.Fail(errors.New("410 gone")), 5*time.Millisecond))
 }
 
 // exportAll reads every item of a kind.
@@ -266,6 +290,17 @@ func compare(t *testing.T, src, dst *Endpoint) {
 	sameItems(t, KindChats, s.chats, d.chats)
 	sameItems(t, KindIdempotency, s.idempotency, d.idempotency)
 	sameItems(t, KindWebhooks, s.webhooks, d.webhooks)
+	sameItems(t, KindOutbox, s.outbox, d.outbox)
+	states := map[outbox.State]int{}
+	for _, j := range exportAll(t, d.outbox) {
+		states[j.State]++
+		if j.State == outbox.StateDeadLetter && (len(j.Log) != 1 || j.Log[0].Error == "") {
+			t.Fatalf("dead-lettered job copied with log %+v", j.Log)
+		}
+	}
+	if len(states) != 4 {
+		t.Fatalf("outbox jobs by state in the target: %v", states)
+	}
 	sameItems(t, KindPluginKV, s.pluginKV, d.pluginKV)
 	// The rules' MongoDB store renders an object's keys sorted: the same
 	// JSON value.
