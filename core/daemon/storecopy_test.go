@@ -8,8 +8,8 @@ import (
 
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/watest"
-	"github.com/wildcathub/wildcat/core/storecopy"
 	"github.com/wildcathub/wildcat/core/store/storetest"
+	"github.com/wildcathub/wildcat/core/storecopy"
 )
 
 // TestPairedAccountMovesToMongoDB is wildcatd store copy's promise: an
