@@ -35,6 +35,8 @@ const usage = `wildcatd — the Wildcat WhatsApp integration hub
 Usage:
   wildcatd [run] [flags]          start the daemon (the default command)
   wildcatd config check [flags]   validate the configuration and exit
+  wildcatd store copy --from LOC --to LOC [--database NAME] [--force]
+                                  copy everything between SQLite and MongoDB
   wildcatd accounts pair ID       pair an account: show its QR code in the terminal
           [--api URL]             (talks to the running daemon, default http://127.0.0.1:8080)
   wildcatd rules test FILE        run a JavaScript rule on an event, print its actions
@@ -71,6 +73,11 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			return c.configCheck(args[1:])
 		}
 		return c.usageError("config: expected the subcommand check")
+	case "store":
+		if len(args) > 0 && args[0] == "copy" {
+			return c.storeCopy(args[1:])
+		}
+		return c.usageError("store: expected the subcommand copy")
 	case "accounts":
 		return c.accounts(args)
 	case "rules":
@@ -112,6 +119,9 @@ func (c *cli) help(cmd string) int {
 	case "run", "config":
 		fs := c.configFlags(cmd)
 		fs.SetOutput(c.stdout)
+		fs.Usage()
+	case "store":
+		fs, _, _, _, _ := storeCopyFlags(c.stdout)
 		fs.Usage()
 	case "accounts":
 		fs, _, _, _ := accountsFlags(c.stdout)

@@ -62,6 +62,11 @@ func (d *Daemon) openSQLite(ctx context.Context) error {
 	return nil
 }
 
+// SQLiteSchemas are the embedded engine's tables, every package's, in the
+// order the daemon migrates them (for wildcatd store copy, which opens a
+// database file as the daemon does).
+func SQLiteSchemas() []sqlite.Schema { return sqliteSchemas() }
+
 // ErrOldStore means data_dir still holds the FerretDB files earlier Wildcat
 // versions kept in data_dir/store. Starting beside them would look like
 // data loss, so the daemon stops and says how to bring them over.

@@ -89,6 +89,9 @@ type Backend interface {
 	// (all when empty), timestamp >= since, by sortKey, without their raw
 	// proto.
 	MediaMessages(ctx context.Context, accountID string, since int64, kinds []string) ([]*Message, error)
+
+	// The engine-to-engine copy (copy.go).
+	copyBackend
 }
 
 // chatUpdate is what storing one message does to its chat: the same

@@ -41,6 +41,9 @@ type IdempotencyBackend interface {
 	Release(ctx context.Context, id string) error
 	// Sweep deletes the records created before cutoff.
 	Sweep(ctx context.Context, cutoff time.Time) (int64, error)
+
+	// The engine-to-engine copy (copy.go).
+	copyIdempotency
 }
 
 // Idempotency keeps the first answers per key, for ttl.

@@ -137,3 +137,6 @@ func redact(uri string) string {
 	}
 	return cs.Scheme + "://" + cs.Username + ":***@" + fmt.Sprint(cs.Hosts)
 }
+
+// Redact returns uri with its password hidden, for messages.
+func Redact(uri string) string { return redact(uri) }
