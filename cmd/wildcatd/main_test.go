@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/wildcathub/wildcat/core/api"
 	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/store/storetest"
