@@ -44,38 +44,43 @@ import (
 //	WILDCAT_BENCH_SQLITE_SIZES=2000,20000  the SQLite sizes, small then large (default 10000,1000000)
 //	WILDCAT_BENCH_MONGODB_SIZE=500         the MongoDB size (default 2000 on the in-process FerretDB,
 //	                                       1000000 against WILDCAT_TEST_MONGODB_URI)
-//	WILDCAT_BENCH_SAMPLES=200              the latency sample (default 2000; 20 on FerretDB)
+//	WILDCAT_BENCH_SAMPLES=200              the latency sample (default 2000; 10 on FerretDB)
 
 const (
 	benchAccount = "bench"
-	// Messages go round-robin to benchChats chats, so one chat holds
-	// 1/benchChats of the history and its rows are spread over the whole
-	// table, as a busy number's chats are.
+	// Messages go round-robin to benchChats chats (fewer in a history too
+	// small to give each two pages), so one chat holds 1/benchChats of
+	// the history and its rows are spread over the whole table, as a busy
+	// number's chats are.
 	benchChats = 50
 	benchPage  = 50
 	// benchChatIndex is the chat whose pages are read.
 	benchChatIndex = 42
 )
 
+// benchChatsOf is how many chats a history of n messages has.
+func benchChatsOf(n int) int { return max(1, min(benchChats, n/(2*benchPage+1))) }
+
 var benchBase = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
 
-func benchChat(i int) string { return fmt.Sprintf("1555%07d@s.whatsapp.net", i%benchChats) }
+// benchChat is the chat of message i of n.
+func benchChat(i, n int) string { return fmt.Sprintf("1555%07d@s.whatsapp.net", i%benchChatsOf(n)) }
 
 func benchMessageID(i int) string { return fmt.Sprintf("3EB0%018X", i) }
 
 // benchFromMe: within every chat, ours and theirs alternate in runs of one.
-func benchFromMe(i int) bool { return (i/benchChats)%2 == 1 }
+func benchFromMe(i, n int) bool { return (i/benchChatsOf(n))%2 == 1 }
 
 var benchRaw = []byte("\x0a\x1ethis is roughly a small text message proto")
 
-// benchMessage is the i-th message of the seeded history: a text message,
+// benchMessage is the i-th message of the seeded history of n: a text message,
 // received or sent (then acknowledged by the server, awaiting receipts),
 // already through the pipeline.
-func benchMessage(i int) *messages.Message {
+func benchMessage(i, n int) *messages.Message {
 	id := benchMessageID(i)
-	chat := benchChat(i)
+	chat := benchChat(i, n)
 	ts := benchBase + int64(i)
-	fromMe := benchFromMe(i)
+	fromMe := benchFromMe(i, n)
 	from, kind := chat, event.KindMessageReceived
 	if fromMe {
 		from, kind = "15559990000@s.whatsapp.net", event.KindMessageSent
@@ -114,7 +119,7 @@ func newReceipts(n, half int) *receipts {
 func (r *receipts) next() (messageID string, st event.MessageStatus) {
 	for {
 		i := r.rng.IntN(r.n)
-		if !benchFromMe(i) || i%2 != r.half {
+		if !benchFromMe(i, r.n) || i%2 != r.half {
 			continue
 		}
 		h := r.hits[i]
@@ -267,7 +272,7 @@ func seedSQLite(b *testing.B, root string, n int, ftsTrigger bool) *sqliteFixtur
 	go func() {
 		defer close(rows)
 		for i := range n {
-			args, err := messages.SQLiteRowArgs(benchMessage(i))
+			args, err := messages.SQLiteRowArgs(benchMessage(i, n))
 			if err != nil {
 				panic(err)
 			}
@@ -339,23 +344,24 @@ func (f *sqliteFixture) prepare(b *testing.B) {
 			fail("raw table: %v", err)
 		}
 	}
-	p, err := f.s.History(ctx, benchQuery())
+	p, err := f.s.History(ctx, benchQuery(f.n))
 	if err != nil || len(p.Messages) != benchPage || p.NextCursor == "" {
 		fail("first page of %d messages: %d messages, cursor %q, %v", f.n, len(p.Messages), p.NextCursor, err)
 	}
 	f.cursor, f.cursorKey = p.NextCursor, p.Messages[benchPage-1].SortKey
 }
 
-func benchQuery() messages.Query {
-	return messages.Query{AccountID: benchAccount, ChatID: benchChat(benchChatIndex), Limit: benchPage}
+// benchQuery asks for the first page of the chat read in a history of n.
+func benchQuery(n int) messages.Query {
+	return messages.Query{AccountID: benchAccount, ChatID: benchChat(benchChatIndex, n), Limit: benchPage}
 }
 
 // rawPage is the raw limit of a history page: the same rows, columns and
 // order as the store's query, scanned without decoding doc.
-func rawPage(b *testing.B, db *sql.DB, before string) {
+func rawPage(b *testing.B, db *sql.DB, n int, before string) {
 	q := `SELECT seq, raw, status, status_rank, status_at, error, pipeline_done, doc FROM raw_messages
 		WHERE account_id = ? AND chat_id = ?`
-	args := []any{benchAccount, benchChat(benchChatIndex)}
+	args := []any{benchAccount, benchChat(benchChatIndex, n)}
 	if before != "" {
 		q, args = q+` AND sort_key < ?`, append(args, before)
 	}
@@ -382,8 +388,8 @@ func rawPage(b *testing.B, db *sql.DB, before string) {
 	}
 }
 
-func storePage(b *testing.B, s *messages.Store, cursor string) {
-	q := benchQuery()
+func storePage(b *testing.B, s *messages.Store, n int, cursor string) {
+	q := benchQuery(n)
 	q.Cursor = cursor
 	p, err := s.History(context.Background(), q)
 	if err != nil || len(p.Messages) != benchPage || p.NextCursor == "" {
@@ -395,7 +401,7 @@ func statusEventFor(messageID string, st event.MessageStatus, at time.Time) *eve
 	return &event.Event{
 		ID: event.StatusEventID(benchAccount, messageID, st, ""), Kind: event.KindMessageStatus, AccountID: benchAccount,
 		Timestamp: at, Source: event.SourcePhone,
-		Status: &event.Status{MessageID: messageID, Status: st, ChatID: benchChat(0)},
+		Status: &event.Status{MessageID: messageID, Status: st, ChatID: benchChat(0, 1)},
 	}
 }
 
@@ -408,8 +414,8 @@ func statusEventFor(messageID string, st event.MessageStatus, at time.Time) *eve
 func BenchmarkHistorySQLite(b *testing.B) {
 	sizes := benchEnvInts(b, "WILDCAT_BENCH_SQLITE_SIZES", []int{10_000, 1_000_000})
 	small := sizes[0]
-	if least := benchChats * (2*benchPage + 1); small < least {
-		b.Fatalf("WILDCAT_BENCH_SQLITE_SIZES: %d messages are too few for two pages of one chat; at least %d", small, least)
+	if least := 2*benchPage + 1; small < least {
+		b.Fatalf("WILDCAT_BENCH_SQLITE_SIZES: %d messages are too few for two pages; at least %d", small, least)
 	}
 	samples := benchEnvInts(b, "WILDCAT_BENCH_SAMPLES", []int{2000})[0]
 	root := b.TempDir()
@@ -477,7 +483,7 @@ func BenchmarkHistorySQLite(b *testing.B) {
 				if pg.cursor != "" {
 					before = f.cursorKey
 				}
-				lat := timed(b, samples, func() { rawPage(b, f.raw, before) })
+				lat := timed(b, samples, func() { rawPage(b, f.raw, n, before) })
 				figures[name(pg.page+"/raw-sql")] = report(b, fmt.Sprintf("%s of %d, raw database/sql", pg.page, n), "ms/page", lat, nil)
 			})
 			b.Run(name(pg.page+"/store"), func(b *testing.B) {
@@ -486,7 +492,7 @@ func BenchmarkHistorySQLite(b *testing.B) {
 				if pg.cursor != "" {
 					cursor = f.cursor
 				}
-				lat := timed(b, samples, func() { storePage(b, f.s, cursor) })
+				lat := timed(b, samples, func() { storePage(b, f.s, n, cursor) })
 				raw, ok := figures[name(pg.page+"/raw-sql")]
 				fig := report(b, fmt.Sprintf("%s of %d, Store.History", pg.page, n), "ms/page", lat, ifOK(raw, ok))
 				figures[name(pg.page+"/store")] = fig
@@ -547,7 +553,7 @@ func ifOK(f figure, ok bool) *figure {
 // a size it can take (2,000 messages). With WILDCAT_TEST_MONGODB_URI set the
 // server is a real one (named mongodb) and the size is 1,000,000.
 func BenchmarkHistoryMongoDB(b *testing.B) {
-	label, n, samples := "ferretdb-inprocess", 2000, 20
+	label, n, samples := "ferretdb-inprocess", 2000, 10
 	if os.Getenv(storetest.URIEnv) != "" {
 		label, n, samples = "mongodb", 1_000_000, 2000
 	}
@@ -578,7 +584,7 @@ func BenchmarkHistoryMongoDB(b *testing.B) {
 		const batch = 5_000
 		docs := make([]any, 0, batch)
 		for i := range n {
-			docs = append(docs, benchMessage(i))
+			docs = append(docs, benchMessage(i, n))
 			if len(docs) == batch || i == n-1 {
 				if _, err := c.InsertMany(ctx, docs); err != nil {
 					b.Fatal(err)
@@ -588,7 +594,7 @@ func BenchmarkHistoryMongoDB(b *testing.B) {
 		}
 		took := time.Since(start)
 		s = messages.New(db, nil)
-		p, err := s.History(ctx, benchQuery())
+		p, err := s.History(ctx, benchQuery(n))
 		if err != nil || len(p.Messages) != benchPage || p.NextCursor == "" {
 			b.Fatalf("first page of %d messages: %v", n, err)
 		}
@@ -614,7 +620,7 @@ func BenchmarkHistoryMongoDB(b *testing.B) {
 	for _, pg := range []struct{ page, cursor string }{{"page50", ""}, {"page50-cursor", "cursor"}} {
 		b.Run(name(pg.page+"/raw-driver"), func(b *testing.B) {
 			ready(b)
-			f := bson.D{{Key: "accountId", Value: benchAccount}, {Key: "chatId", Value: benchChat(benchChatIndex)}}
+			f := bson.D{{Key: "accountId", Value: benchAccount}, {Key: "chatId", Value: benchChat(benchChatIndex, n)}}
 			if pg.cursor != "" {
 				f = append(f, bson.E{Key: "sortKey", Value: bson.D{{Key: "$lt", Value: cursorKy}}})
 			}
@@ -638,7 +644,7 @@ func BenchmarkHistoryMongoDB(b *testing.B) {
 			if pg.cursor != "" {
 				c = cursor
 			}
-			lat := timed(b, samples, func() { storePage(b, s, c) })
+			lat := timed(b, samples, func() { storePage(b, s, n, c) })
 			raw, ok := figures[pg.page]
 			report(b, fmt.Sprintf("%s: %s of %d, Store.History", label, pg.page, n), "ms/page", lat, ifOK(raw, ok))
 		})
