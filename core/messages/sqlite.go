@@ -62,13 +62,13 @@ func scanMessage(sc scanner) (*Message, int64, error) {
 		statusAt sql.NullInt64
 		errText  string
 		done     sql.NullInt64
-		doc      string
+		doc      []byte
 	)
 	if err := sc.Scan(&seq, &raw, &status, &rank, &statusAt, &errText, &done, &doc); err != nil {
 		return nil, 0, err
 	}
 	var m Message
-	if err := bson.UnmarshalExtJSON([]byte(doc), false, &m); err != nil {
+	if err := decodeDoc(doc, &m); err != nil {
 		return nil, 0, fmt.Errorf("decode message document: %w", err)
 	}
 	if len(raw) > 0 {
