@@ -96,7 +96,7 @@ func benchMessage(i, n int) *messages.Message {
 		StoredAt:     time.Unix(ts, 0).UTC(), SortKey: messages.SortKey(ts, id),
 	}
 	if fromMe {
-		m.Status, m.StatusRank = messages.StatusSent, event.StatusServerAck.Rank()
+		m.Status, m.StatusRank = messages.StatusSent, event.StatusSent.Rank()
 	}
 	return m
 }
