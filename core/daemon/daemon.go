@@ -509,6 +509,9 @@ func (d *Daemon) Outbox() *outbox.Outbox { return d.outbox }
 // Store is the daemon's database connection.
 func (d *Daemon) Store() *store.Store { return d.store }
 
+// Database is the embedded engine's database; nil on MongoDB.
+func (d *Daemon) Database() *sqlite.DB { return d.sql }
+
 // API is the daemon's HTTP server, e.g. for tests that add a route before Start.
 func (d *Daemon) API() *api.Server { return d.api }
 

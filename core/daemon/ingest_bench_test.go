@@ -84,6 +84,7 @@ func BenchmarkIngest(b *testing.B) {
 			}
 		}()
 		url := c.base + "/v1/accounts/ingest/sim/inbound"
+		before := d.Database().Stats()
 		start := time.Now()
 		var next atomic.Int64
 		var wg sync.WaitGroup
@@ -114,6 +115,10 @@ func BenchmarkIngest(b *testing.B) {
 			b.Fatalf("%d of %d events through the pipeline (lagged: %v)", seen.Load(), n, sub.Lagged())
 		}
 		took := time.Since(start)
+		after := d.Database().Stats()
+		commits, writes := after.Commits-before.Commits, after.Writes-before.Writes
+		b.ReportMetric(float64(writes)/float64(max(commits, 1)), "writes/commit")
+		b.ReportMetric(float64(writes)/float64(n), "writes/event")
 		b.ReportMetric(float64(n)/stored.Seconds(), "stored/s")
 		b.ReportMetric(float64(n)/took.Seconds(), "events/s")
 		raw := rawSQLite(b, filepath.Join(b.TempDir(), "raw.db"), n, clients)

@@ -211,7 +211,7 @@ func (b *sqliteBackend) Insert(ctx context.Context, m *Message, chat *chatUpdate
 	}
 	// One write: the message and its chat commit together or not at all.
 	return b.db.Write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, insertMessage, args...)
+		res, err := b.db.Exec(ctx, tx, insertMessage, args...)
 		if err != nil {
 			return err
 		}
@@ -223,7 +223,7 @@ func (b *sqliteBackend) Insert(ctx context.Context, m *Message, chat *chatUpdate
 		if chat == nil {
 			return nil
 		}
-		_, err = tx.ExecContext(ctx, upsertChat, chat.AccountID, chat.ChatID, chat.ChatPN, chat.ChatLID, chat.Name,
+		_, err = b.db.Exec(ctx, tx, upsertChat, chat.AccountID, chat.ChatID, chat.ChatPN, chat.ChatLID, chat.Name,
 			b2i(chat.IsGroup), string(last), chat.LastActivity, chat.Unread, chat.ActivityKey, chat.At.UnixMilli())
 		if err != nil {
 			return fmt.Errorf("fold into chat %s: %w", ChatDocID(chat.AccountID, chat.ChatID), err)
@@ -287,7 +287,7 @@ func (b *sqliteBackend) Get(ctx context.Context, id string) (*Message, error) {
 func (b *sqliteBackend) exec(ctx context.Context, query string, args ...any) (int64, error) {
 	var n int64
 	err := b.db.Write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, query, args...)
+		res, err := b.db.Exec(ctx, tx, query, args...)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 )
 
 // committer coalesces concurrent Write calls into group commits. One
@@ -23,6 +24,8 @@ type committer struct {
 
 	mu     sync.RWMutex // guards closed against sends on queue
 	closed bool
+
+	commits, writes atomic.Uint64
 }
 
 type writeOp struct {
@@ -122,6 +125,8 @@ func (c *committer) commit(batch []*writeOp) {
 		answer(batch, nil, fmt.Errorf("commit: %w", err))
 		return
 	}
+	c.commits.Add(1)
+	c.writes.Add(uint64(ran))
 	answer(batch, results, nil)
 }
 

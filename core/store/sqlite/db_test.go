@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -166,5 +167,43 @@ func TestMigrationNamesAreChecked(t *testing.T) {
 	_, err := sqlite.Open(context.Background(), sqlite.Options{Path: filepath.Join(t.TempDir(), "b.db"), Schemas: []sqlite.Schema{bad}})
 	if err == nil {
 		t.Fatal("a schema starting at version 2 was accepted")
+	}
+}
+
+// Kept statements run inside group commits like tx's own, and a statement
+// that does not parse reports its error where it is used.
+func TestKeptStatements(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "s.db"), things)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			if err := db.Write(ctx, func(tx *sql.Tx) error {
+				_, err := db.Exec(ctx, tx, `INSERT INTO things (id, n) VALUES (?, ?)`, fmt.Sprint("k", i), i)
+				return err
+			}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := count(t, db); got != 200 {
+		t.Fatalf("%d rows, want 200", got)
+	}
+	var n int
+	if err := db.Write(ctx, func(tx *sql.Tx) error {
+		return db.QueryRow(ctx, tx, `SELECT COUNT(*) FROM things WHERE n >= ?`, 100).Scan(&n)
+	}); err != nil || n != 100 {
+		t.Fatalf("kept query: %d, %v", n, err)
+	}
+	err := db.Write(ctx, func(tx *sql.Tx) error {
+		_, err := db.Exec(ctx, tx, `INSERT INTO nowhere VALUES (1)`)
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "nowhere") {
+		t.Fatalf("a statement that does not prepare: %v", err)
+	}
+	if s := db.Stats(); s.Writes < 201 || s.Commits == 0 || s.Commits > s.Writes {
+		t.Fatalf("stats %+v", s)
 	}
 }
