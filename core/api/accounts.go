@@ -36,6 +36,9 @@ type Accounts interface {
 // implements it.
 type SimInjector interface {
 	Inject(ctx context.Context, accountID string, in *sim.Inbound) (*event.Event, error)
+	// Hosts reports whether the account is a sim account whose session
+	// runs on this network: then it needs no look-up in the store.
+	Hosts(accountID string) bool
 }
 
 type accountRoutes struct {

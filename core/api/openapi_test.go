@@ -56,7 +56,7 @@ func TestOpenAPICheckerReadsSchemasClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	const js = "application/json"
-	ok := `{"id":"crm","url":"https://x.example","events":["*"],"accounts":["*"],"description":"","headers":{"Any-Name":"v"},"enabled":true,"rateLimit":0,"source":"api","createdAt":"2026-11-25T12:05:00Z","updatedAt":"2026-11-25T12:05:00Z"}`
+	ok := `{"id":"crm","url":"https://x.example","events":["*"],"accounts":["*"],"sources":["*"],"description":"","headers":{"Any-Name":"v"},"enabled":true,"rateLimit":0,"source":"api","createdAt":"2026-11-25T12:05:00Z","updatedAt":"2026-11-25T12:05:00Z"}`
 	for _, tc := range []struct {
 		name, method, path string
 		status             int

@@ -148,6 +148,10 @@ func (n *Network) session(accountID string) *Session {
 	return n.sessions[accountID]
 }
 
+// Hosts reports whether accountID is a sim account with an open session
+// on this network (connected or not).
+func (n *Network) Hosts(accountID string) bool { return n.session(accountID) != nil }
+
 // accountFor returns the account id a JID belongs to, if it is a sim
 // account of this network.
 func (n *Network) accountFor(j types.JID) (string, bool) {
