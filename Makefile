@@ -31,7 +31,7 @@ run: build
 # Volume tests push thousands of events through a daemon and kill it
 # mid-way; under the race detector they take many minutes, so they run in a
 # second pass without it (everything else they exercise runs with it).
-VOLUME_TESTS = ^(TestSIGKILLLosesNoEvent|TestMediaArchiveCrashResumes)$$
+VOLUME_TESTS = ^(TestSIGKILLLosesNoEvent|TestSIGKILLDuringGroupCommits|TestMediaArchiveCrashResumes)$$
 
 ## test: the whole suite with the race detector, then the volume tests without it
 test:
