@@ -128,7 +128,10 @@ type Options struct {
 	DeadLetters DeadLetterer
 	Progress    Progress
 	// Workers is how many chats are processed at once; default
-	// 4×GOMAXPROCS (stages mostly wait on I/O).
+	// max(64, 4×GOMAXPROCS): stages mostly wait — on a plugin, a send, the
+	// commit of their marks — and the more events wait on one commit, the
+	// more each group commit carries (8 workers held ingest to ~1,400
+	// events/s on 2 cores; 64 let it reach ~5,000).
 	Workers int
 	// QueueSize bounds events queued or running; Submit blocks beyond it.
 	// Default 1024.
@@ -211,7 +214,7 @@ func New(opts Options) (*Engine, error) {
 		opts.Registry = NewRegistry()
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = 4 * runtime.GOMAXPROCS(0)
+		opts.Workers = max(64, 4*runtime.GOMAXPROCS(0))
 	}
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 1024
