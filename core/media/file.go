@@ -35,15 +35,7 @@ import (
 var schemaFS embed.FS
 
 // SQLiteSchema is the media table on the embedded engine.
-var SQLiteSchema = sqlite.Schema{Domain: "media", FS: mustSub(schemaFS, "schema")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var SQLiteSchema = sqlite.SchemaIn("media", schemaFS, "schema")
 
 // tmpPrefix names Put's temporary files in dir.
 const tmpPrefix = ".put-"

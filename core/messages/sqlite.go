@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -23,15 +22,7 @@ var schemaFiles embed.FS
 
 // SQLiteSchema is the messages, chats and idempotency tables of the
 // embedded engine.
-var SQLiteSchema = sqlite.Schema{Domain: "messages", FS: mustSub(schemaFiles, "schema")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var SQLiteSchema = sqlite.SchemaIn("messages", schemaFiles, "schema")
 
 // sqliteBackend keeps messages and chats in the tables of
 // schema/0001_messages.sql. Every write is one db.Write, so it is atomic

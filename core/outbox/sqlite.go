@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"sort"
 	"strings"
 	"time"
@@ -21,15 +20,7 @@ var schemaFiles embed.FS
 
 // SQLiteSchema is the outbox's tables on the embedded engine; the daemon
 // migrates it at open.
-var SQLiteSchema = sqlite.Schema{Domain: "outbox", FS: mustSub(schemaFiles, "schema")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var SQLiteSchema = sqlite.SchemaIn("outbox", schemaFiles, "schema")
 
 // sqliteBackend keeps jobs in the table outbox_jobs (schema/). Writes go
 // through the group-committing writer, each method one Write, so a claim or

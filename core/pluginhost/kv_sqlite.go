@@ -6,7 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/wildcathub/wildcat/core/store/sqlite"
@@ -17,15 +16,7 @@ var schemaFS embed.FS
 
 // SQLiteSchema is the plugin host's tables on the embedded engine
 // (plugin_kv).
-var SQLiteSchema = sqlite.Schema{Domain: "plugin_kv", FS: mustSub(schemaFS, "schema")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var SQLiteSchema = sqlite.SchemaIn("plugin_kv", schemaFS, "schema")
 
 // SQLiteKV keeps the plugins' keys in the plugin_kv table of the embedded
 // engine, one row per (plugin, key).

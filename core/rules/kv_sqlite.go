@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"time"
 
@@ -19,15 +18,7 @@ import (
 var schemaFS embed.FS
 
 // SQLiteSchema is the rules' tables on the embedded engine (rule_kv).
-var SQLiteSchema = sqlite.Schema{Domain: "rules", FS: mustSub(schemaFS, "schema")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var SQLiteSchema = sqlite.SchemaIn("rules", schemaFS, "schema")
 
 // SQLiteKV keeps rule state in the rule_kv table of the embedded engine,
 // one row per (rule, key) with the value as JSON text. Every write is one

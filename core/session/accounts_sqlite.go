@@ -6,7 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
@@ -17,15 +16,7 @@ import (
 var schemaFS embed.FS
 
 // SQLiteSchema is the accounts table on the embedded engine.
-var SQLiteSchema = sqlite.Schema{Domain: "accounts", FS: mustSub(schemaFS, "schema")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var SQLiteSchema = sqlite.SchemaIn("accounts", schemaFS, "schema")
 
 // SQLiteAccounts keeps the accounts in the accounts table of the embedded
 // engine. Each change is one UPDATE, atomic without any lock of ours.

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/wildcathub/wildcat/core/store/sqlite"
@@ -18,15 +17,7 @@ var schemaFS embed.FS
 
 // SQLiteSchema is the registry's table on the embedded engine
 // (webhook_endpoints).
-var SQLiteSchema = sqlite.Schema{Domain: "webhooks", FS: mustSub(schemaFS, "schema")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var SQLiteSchema = sqlite.SchemaIn("webhooks", schemaFS, "schema")
 
 // SQLiteEndpoints keeps the endpoints in the webhook_endpoints table.
 type SQLiteEndpoints struct {

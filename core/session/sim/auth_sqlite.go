@@ -6,7 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/wildcathub/wildcat/core/store/sqlite"
@@ -16,15 +15,7 @@ import (
 var schemaFS embed.FS
 
 // SQLiteSchema is the simulator's table on the embedded engine (sim_auth).
-var SQLiteSchema = sqlite.Schema{Domain: "sim", FS: mustSub(schemaFS, "schema")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var SQLiteSchema = sqlite.SchemaIn("sim", schemaFS, "schema")
 
 // SQLiteAuth keeps the sim accounts' auth state in the sim_auth table.
 type SQLiteAuth struct {

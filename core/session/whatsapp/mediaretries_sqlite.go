@@ -6,7 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/wildcathub/wildcat/core/store/sqlite"
@@ -17,15 +16,7 @@ var schemaFS embed.FS
 
 // SQLiteSchema is the driver's own table on the embedded engine
 // (wa_media_retries); whatsmeow's auth state has its own schema.
-var SQLiteSchema = sqlite.Schema{Domain: "whatsapp_media_retries", FS: mustSub(schemaFS, "schema")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var SQLiteSchema = sqlite.SchemaIn("whatsapp_media_retries", schemaFS, "schema")
 
 // SQLiteMediaRetries keeps the answers in the wa_media_retries table.
 type SQLiteMediaRetries struct {

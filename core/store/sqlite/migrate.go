@@ -126,3 +126,14 @@ func apply(ctx context.Context, db *sql.DB, domain string, m migration) error {
 	}
 	return nil
 }
+
+// SchemaIn is the Schema of domain whose migrations are in dir of fsys (an
+// embed.FS holding dir/*.sql). It panics when dir is missing: a build
+// without its migrations is a programming error, found by any test.
+func SchemaIn(domain string, fsys fs.FS, dir string) Schema {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(fmt.Sprintf("schema %s: %v", domain, err))
+	}
+	return Schema{Domain: domain, FS: sub}
+}

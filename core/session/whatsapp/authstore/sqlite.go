@@ -6,7 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 
 	"go.mau.fi/util/dbutil"
 	"go.mau.fi/whatsmeow/store"
@@ -28,15 +27,7 @@ var schemaFiles embed.FS
 
 // SQLiteSchema is the whatsapp_devices table; whatsmeow's own tables are
 // migrated by whatsmeow (OpenSQLite).
-var SQLiteSchema = sqlite.Schema{Domain: "whatsapp_auth", FS: mustSub(schemaFiles, "schema")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var SQLiteSchema = sqlite.SchemaIn("whatsapp_auth", schemaFiles, "schema")
 
 // SQLite keeps the auth state of every account in whatsmeow's sqlstore on
 // the embedded engine's database file.
