@@ -209,6 +209,12 @@ func startDaemonBin(t *testing.T, bin, configPath string) *daemonProcess {
 	t.Helper()
 	cmd := exec.Command(bin, "run", "--config", configPath, "--log-format", "json")
 	cmd.Env = cleanEnv()
+	return startDaemonCmd(t, cmd)
+}
+
+// startDaemonCmd starts a prepared `wildcatd run … --log-format json`.
+func startDaemonCmd(t *testing.T, cmd *exec.Cmd) *daemonProcess {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

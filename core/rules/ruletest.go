@@ -142,15 +142,25 @@ func (tc *TestCase) Title() string {
 	return s
 }
 
-// FindTestFiles returns every *.test.json under dir, sorted.
+// FindTestFiles returns every *.test.json under dir, sorted, named under
+// dir. A dir that is a symbolic link to a directory (a scripts/ linked in
+// from elsewhere) is searched too: WalkDir alone does not enter it.
 func FindTestFiles(dir string) ([]string, error) {
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, err
+	}
 	var files []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if !d.IsDir() && strings.HasSuffix(d.Name(), ".test.json") {
-			files = append(files, p)
+			rel, err := filepath.Rel(root, p)
+			if err != nil {
+				return err
+			}
+			files = append(files, filepath.Join(dir, rel))
 		}
 		return nil
 	})
