@@ -17,7 +17,6 @@ const (
 	Messages = "messages"
 	Webhooks = "webhooks"
 	Outbox   = "outbox"
-	Leases   = "leases"
 	KV       = "kv"
 	// Chats holds one document per (account, chat): last message, unread
 	// count, activity order — maintained as messages are stored.
@@ -60,6 +59,12 @@ var schema = []collectionSpec{
 		// the event stream's resume (GET /v1/events with Last-Event-ID):
 		// every account, in storing order
 		idx("stored_order", bson.D{{Key: "storedAt", Value: 1}, {Key: "_id", Value: 1}}, false),
+		// pipeline recovery: an account's unfinished events, in storing order
+		idx("account_unprocessed", bson.D{{Key: "accountId", Value: 1}, {Key: "pipelineDone", Value: 1}, {Key: "storedAt", Value: 1}, {Key: "_id", Value: 1}}, false),
+		// the sweep of sends left pending by a dead daemon
+		idx("pending_stored", bson.D{{Key: "status", Value: 1}, {Key: "storedAt", Value: 1}}, false),
+		// media retention: the messages that link a stored file
+		idx("media_id", bson.D{{Key: "mediaId", Value: 1}}, false),
 	}},
 	{name: Chats, indexes: []mongo.IndexModel{
 		// chats of one account by last activity
@@ -78,11 +83,8 @@ var schema = []collectionSpec{
 		idx("files_id_1_n_1", bson.D{{Key: "files_id", Value: 1}, {Key: "n", Value: 1}}, true),
 	}},
 	{name: Webhooks},
-	{name: Outbox, indexes: []mongo.IndexModel{
-		// claiming due jobs
-		idx("state_run_at", bson.D{{Key: "state", Value: 1}, {Key: "runAt", Value: 1}}, false),
-	}},
-	{name: Leases},
+	// The outbox creates its own indexes (outbox.EnsureIndexes).
+	{name: Outbox},
 	{name: KV, indexes: []mongo.IndexModel{
 		// the explicit expiry sweep (no TTL indexes on the embedded engine)
 		idx("expires_at", bson.D{{Key: "expiresAt", Value: 1}}, false),

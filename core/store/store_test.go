@@ -42,7 +42,7 @@ func TestEnsureSchema(t *testing.T) {
 	for _, n := range names {
 		have[n] = true
 	}
-	for _, want := range []string{store.Accounts, store.Messages, store.Webhooks, store.Outbox, store.Leases, store.KV, store.Chats, store.Idempotency, store.MediaFiles, store.MediaChunks} {
+	for _, want := range []string{store.Accounts, store.Messages, store.Webhooks, store.Outbox, store.KV, store.Chats, store.Idempotency, store.MediaFiles, store.MediaChunks} {
 		if !have[want] {
 			t.Errorf("collection %s missing (have %v)", want, names)
 		}
@@ -55,7 +55,7 @@ func TestEnsureSchema(t *testing.T) {
 	for _, sp := range specs {
 		idx[sp.Name] = true
 	}
-	if !idx["account_chat_order"] || !idx["account_order"] {
+	if !idx["account_chat_order"] || !idx["account_order"] || !idx["account_unprocessed"] || !idx["pending_stored"] || !idx["media_id"] {
 		t.Fatalf("messages indexes = %v", idx)
 	}
 }
