@@ -15,6 +15,7 @@ import (
 
 	"github.com/wildcathub/wildcat/core/api"
 	"github.com/wildcathub/wildcat/core/config"
+	"github.com/wildcathub/wildcat/core/configcheck"
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/logging"
 )
@@ -158,7 +159,8 @@ func (c *cli) configFlags(name string) *pflag.FlagSet {
 	return fs
 }
 
-// loadConfig parses flags and loads the configuration; on failure it has
+// loadConfig parses flags and loads the configuration, checked as far as
+// it can be before the daemon runs (configcheck.Load); on failure it has
 // already printed one line and returns the exit code.
 func (c *cli) loadConfig(name string, args []string) (*config.Loaded, int) {
 	loaded, _, code := c.loadConfigSource(name, args)
@@ -186,7 +188,7 @@ func (c *cli) loadConfigSource(name string, args []string) (*config.Loaded, conf
 		Environ: c.environ,
 		Flags:   fs,
 	}
-	loaded, err := config.Load(src)
+	loaded, err := configcheck.Load(src)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "wildcatd: %v\n", err)
 		return nil, src, exitUsage
@@ -227,7 +229,7 @@ func (c *cli) runDaemon(args []string) int {
 		// POST /v1/pipeline/reload, with the same environment and flags.
 		ConfigFile: loaded.Path,
 		LoadConfig: func() (config.Config, error) {
-			l, err := config.Load(src)
+			l, err := configcheck.Load(src)
 			if err != nil {
 				return config.Config{}, err
 			}

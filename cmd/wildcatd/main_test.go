@@ -159,6 +159,12 @@ func TestBadConfigExits2(t *testing.T) {
 		{"wrong type", "log: [1, 2]\n", nil, "log"},
 		{"bad env value", "", []string{"WILDCAT_LOG_FORMAT=xml"}, "log.format"},
 		{"bad pipeline stage", "pipeline:\n  - {name: ok, builtin: log}\n  - {name: x, builtin: nope}\n", nil, `pipeline[1] "x"`},
+		// Found by package configcheck, not by config.Load.
+		{"bad mongodb uri", "mongodb:\n  uri: postgres://x\n", nil, "mongodb.uri"},
+		{"bad mongodb uri from env", "", []string{"WILDCAT_MONGODB_URI=mongodb://"}, "mongodb.uri"},
+		{"bad webhook endpoint", "webhooks:\n  endpoints:\n    - {id: crm, url: \"ftp://example.com/h\"}\n", nil, "webhooks.endpoints[0].url"},
+		{"bad plugin", "plugins:\n  echo: {args: [-v]}\n", nil, "plugins.echo.path"},
+		{"stage naming an undeclared plugin", "pipeline:\n  - {name: e, plugin: echo}\n", nil, `pipeline[0] "e"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

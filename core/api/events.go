@@ -37,7 +37,7 @@ type eventRoutes struct {
 // streamMatch reads the filters of GET /v1/events: a stage's match, as query
 // parameters. Lists are comma-separated. As for a sink stage, the stream
 // shows events of every source unless sources is given: a reader cannot
-// loop (see pipeline.Match.MatchesEverySource).
+// loop (see pipeline.MatchesEverySource).
 func streamMatch(r *http.Request) (*pipeline.Match, error) {
 	qs := r.URL.Query()
 	if err := onlyParams(qs, "kinds", "accounts", "chat", "sources", "fromMe", "hasMedia", "lastEventId"); err != nil {
@@ -78,7 +78,7 @@ func streamMatch(r *http.Request) (*pipeline.Match, error) {
 			m.HasMedia = &b
 		}
 	}
-	if err := m.Validate(); err != nil {
+	if err := pipeline.ValidateMatch(m); err != nil {
 		field, _, _ := strings.Cut(err.Error(), ":")
 		return nil, Invalid(field, "%s", err.Error())
 	}
@@ -105,7 +105,7 @@ func (h *eventRoutes) stream(w http.ResponseWriter, r *http.Request) error {
 	if after == "" {
 		after = r.URL.Query().Get("lastEventId")
 	}
-	sub, backlog, found := h.hub.Subscribe(match.MatchesEverySource, after)
+	sub, backlog, found := h.hub.Subscribe(func(ev *event.Event) bool { return pipeline.MatchesEverySource(match, ev) }, after)
 	defer sub.Close()
 
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -192,7 +192,7 @@ func (h *eventRoutes) replayStored(ctx context.Context, after string, match *pip
 			return false, nil
 		}
 		for _, ev := range evs {
-			if !match.MatchesEverySource(ev) {
+			if !pipeline.MatchesEverySource(match, ev) {
 				continue
 			}
 			if err := write(ev); err != nil {

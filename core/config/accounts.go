@@ -6,9 +6,8 @@ import (
 	"github.com/wildcathub/wildcat/core/accountid"
 )
 
-// The account id and driver rules live in package accountid (a leaf, so
-// the session package can use them without importing config, which imports
-// the pipeline); these names keep config's API.
+// The account id and driver rules live in package accountid, which the
+// session package uses too; these names keep config's API.
 var AccountIDPattern = accountid.Pattern
 
 const (

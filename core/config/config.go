@@ -7,13 +7,7 @@
 // all derived from that declaration so they cannot drift apart.
 package config
 
-import (
-	"time"
-
-	"github.com/wildcathub/wildcat/core/pipeline"
-	"github.com/wildcathub/wildcat/core/pluginhost"
-	"github.com/wildcathub/wildcat/core/webhooks"
-)
+import "time"
 
 // Config is the whole daemon configuration. Field tags:
 //
@@ -34,9 +28,9 @@ type Config struct {
 
 	Accounts []Account `koanf:"accounts" doc:"Accounts created at start when missing: a list of {id, driver, name}; driver is whatsapp or sim. Existing accounts keep their state; accounts made over REST need no entry."`
 
-	Pipeline []pipeline.StageConfig `koanf:"pipeline" doc:"The stages every stored event passes through, in order: a list of {name, one of rules/plugin/sink/builtin, config, match, mode, timeout, onError}. Builtins: tag, annotate, reply, drop, log; sink webhooks feeds the webhook endpoints. Re-read when the file changes. Empty: events are only stored."`
+	Pipeline []StageConfig `koanf:"pipeline" doc:"The stages every stored event passes through, in order: a list of {name, one of rules/plugin/sink/builtin, config, match, mode, timeout, onError}. Builtins: tag, annotate, reply, drop, log; sink webhooks feeds the webhook endpoints. Re-read when the file changes. Empty: events are only stored."`
 
-	Plugins map[string]pluginhost.Config `koanf:"plugins" doc:"Plugin binaries the daemon launches and supervises: a map of NAME to {path, args, config, timeout, concurrency, sha256}. A stage with plugin: NAME calls it inline or feeds it through the outbox (mode: sink)."`
+	Plugins map[string]Plugin `koanf:"plugins" doc:"Plugin binaries the daemon launches and supervises: a map of NAME to {path, args, config, timeout, concurrency, sha256}. A stage with plugin: NAME calls it inline or feeds it through the outbox (mode: sink)."`
 }
 
 // Account declares one account in config.yaml. Declaring is only creating:
@@ -98,12 +92,12 @@ type Outbox struct {
 // Webhooks configures webhook delivery: the endpoints' registry in the
 // daemon and the webhook plugin that makes the requests.
 type Webhooks struct {
-	AllowPrivateTargets bool                `koanf:"allow_private_targets" doc:"Let webhook URLs reach loopback, private, link-local and metadata addresses (local receivers, tests). Off: such URLs are refused at registration and again at every delivery (SSRF guard)."`
-	Timeout             time.Duration       `koanf:"timeout" doc:"How long one webhook attempt may take: connecting, sending and the receiver's answer. The webhook plugin's own plugins.NAME.timeout must be longer."`
-	DisableAfter        time.Duration       `koanf:"disable_after" doc:"A webhook endpoint whose every attempt failed for this long is disabled and a webhook.disabled event is sent to the endpoints subscribed to it."`
-	Plugin              string              `koanf:"plugin" doc:"The declared plugin (plugins.NAME) that sends the webhook requests: the webhook plugin built into bin/plugins/webhook."`
-	SyncInterval        time.Duration       `koanf:"sync_interval" doc:"How often webhook endpoints created, changed or deleted by other daemons sharing the database are picked up."`
-	Endpoints           []webhooks.Declared `koanf:"endpoints" doc:"Webhook endpoints upserted at every start under a stable id: a list of {id, url, events, accounts, sources, description, headers, enabled, secret, rate_limit}. Endpoints made over REST need no entry."`
+	AllowPrivateTargets bool              `koanf:"allow_private_targets" doc:"Let webhook URLs reach loopback, private, link-local and metadata addresses (local receivers, tests). Off: such URLs are refused at registration and again at every delivery (SSRF guard)."`
+	Timeout             time.Duration     `koanf:"timeout" doc:"How long one webhook attempt may take: connecting, sending and the receiver's answer. The webhook plugin's own plugins.NAME.timeout must be longer."`
+	DisableAfter        time.Duration     `koanf:"disable_after" doc:"A webhook endpoint whose every attempt failed for this long is disabled and a webhook.disabled event is sent to the endpoints subscribed to it."`
+	Plugin              string            `koanf:"plugin" doc:"The declared plugin (plugins.NAME) that sends the webhook requests: the webhook plugin built into bin/plugins/webhook."`
+	SyncInterval        time.Duration     `koanf:"sync_interval" doc:"How often webhook endpoints created, changed or deleted by other daemons sharing the database are picked up."`
+	Endpoints           []WebhookEndpoint `koanf:"endpoints" doc:"Webhook endpoints upserted at every start under a stable id: a list of {id, url, events, accounts, sources, description, headers, enabled, secret, rate_limit}. Endpoints made over REST need no entry."`
 }
 
 // Defaults returns a configuration that runs without editing: loopback API,

@@ -88,8 +88,11 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	}
 }
 
-// Load layers defaults < file < environment < flags, then validates. Every
-// failure is an *Error naming the key, so the caller can exit 2 with one line.
+// Load layers defaults < file < environment < flags, then validates what
+// this package can check on its own (see Validate). Every failure is an
+// *Error naming the key, so the caller can exit 2 with one line. A command
+// that runs the configuration loads it with configcheck.Load, which adds
+// the checks that need the other packages.
 func Load(src Source) (*Loaded, error) {
 	keys := Keys()
 	byEnv := make(map[string]string, len(keys))

@@ -1,24 +1,23 @@
 package config
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
-
-	"github.com/wildcathub/wildcat/core/event"
-	"github.com/wildcathub/wildcat/core/pipeline"
-	"github.com/wildcathub/wildcat/core/pluginhost"
-	"github.com/wildcathub/wildcat/core/webhooks"
 )
 
-// Validate checks values that decoded with the right type but cannot work.
-// It returns the first problem as an *Error.
+// Validate checks values that decoded with the right type but cannot work,
+// as far as this package can tell on its own. It returns the first problem
+// as an *Error.
+//
+// What needs the packages that use a value is checked by package
+// configcheck, with the same kind of *Error: the MongoDB URI (by the
+// driver's parser), the webhook endpoints (by package webhooks), the plugin
+// declarations (by package pluginhost) and the pipeline (compiled by
+// package pipeline). This package stays a leaf those packages import, free
+// of gRPC, go-plugin, the MongoDB driver and the rule engine.
 func (c *Config) Validate() error {
 	checks := []struct {
 		key string
@@ -28,7 +27,6 @@ func (c *Config) Validate() error {
 		{"shutdown_timeout", positive(c.ShutdownTimeout.Seconds())},
 		{"http.addr", listenAddr(c.HTTP.Addr, false)},
 		{"http.max_body_bytes", positive(float64(c.HTTP.MaxBodyBytes))},
-		{"mongodb.uri", mongoURI(c.MongoDB.URI)},
 		{"mongodb.database", databaseName(c.MongoDB.Database)},
 		{"log.level", oneOf(c.Log.Level, "debug", "info", "warn", "error")},
 		{"log.format", oneOf(c.Log.Format, "auto", "text", "json")},
@@ -60,55 +58,7 @@ func (c *Config) Validate() error {
 			return &Error{Key: fmt.Sprintf("outbox.retries[%d]", i), Problem: "must not be negative"}
 		}
 	}
-	if err := validateAccounts(c.Accounts); err != nil {
-		return err
-	}
-	if err := webhooks.ValidateDeclared(c.Webhooks.Endpoints); err != nil {
-		var fe *webhooks.FieldError
-		if errors.As(err, &fe) {
-			return &Error{Key: fe.Field, Problem: fe.Problem}
-		}
-		return &Error{Key: "webhooks.endpoints", Problem: err.Error()}
-	}
-	if err := pluginhost.ValidateAll(c.Plugins); err != nil {
-		var pe *pluginhost.ConfigError
-		if errors.As(err, &pe) {
-			return &Error{Key: pe.Key, Problem: pe.Problem}
-		}
-		return &Error{Key: "plugins", Problem: err.Error()}
-	}
-	return c.ValidatePipeline(nil)
-}
-
-// ValidatePipeline compiles the pipeline against reg, the stage kinds the
-// daemon offers; nil means the static catalog (builtins and rules). The
-// first problem is an *Error whose key names the stage, e.g.
-// `pipeline[1] "x"`, so the one-line exit-2 message says which stage.
-func (c *Config) ValidatePipeline(reg *pipeline.Registry) error {
-	if reg == nil {
-		reg = staticCatalog()
-		declarePlugins(reg, c.Plugins)
-	}
-	err := pipeline.Compile(c.Pipeline, reg)
-	if err == nil {
-		return nil
-	}
-	var se *pipeline.StageError
-	if !errors.As(err, &se) {
-		return &Error{Key: "pipeline", Problem: err.Error()}
-	}
-	problem := se.Problem
-	if n := countStageErrors(err); n > 1 {
-		problem += fmt.Sprintf(" (and %d more problems)", n-1)
-	}
-	return &Error{Key: fmt.Sprintf("pipeline[%d] %q", se.Index, se.Name), Problem: problem}
-}
-
-func countStageErrors(err error) int {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return len(j.Unwrap())
-	}
-	return 1
+	return validateAccounts(c.Accounts)
 }
 
 func nonEmpty(s string) error {
@@ -171,22 +121,6 @@ func listenAddr(addr string, optional bool) error {
 	return nil
 }
 
-func mongoURI(uri string) error {
-	if uri == "" {
-		return nil
-	}
-	if _, err := connstring.ParseAndValidate(uri); err != nil {
-		// The driver's message may echo the URI with its password; keep only
-		// the reason.
-		msg := err.Error()
-		if i := strings.LastIndex(msg, ": "); i >= 0 {
-			msg = msg[i+2:]
-		}
-		return fmt.Errorf("not a valid MongoDB connection string: %s", msg)
-	}
-	return nil
-}
-
 // databaseName follows MongoDB's naming restrictions.
 func databaseName(name string) error {
 	if name == "" {
@@ -199,36 +133,4 @@ func databaseName(name string) error {
 		return fmt.Errorf("must not contain %q", name[i])
 	}
 	return nil
-}
-
-// staticCatalog is what a wildcatd offers before anything runs: the
-// builtins and the rule engine. Kinds known only once components start
-// (plugin capabilities) are checked again by the daemon.
-func staticCatalog() *pipeline.Registry {
-	reg := pipeline.NewRegistry()
-	// The daemon fans "sink: webhooks" out to the registered endpoints.
-	reg.RegisterSink(webhooks.SinkName)
-	// Rule files are loaded by the daemon's rule engine; a check only needs
-	// the stage to compile, and this handler is never called.
-	reg.RegisterRules(func(pipeline.StageConfig) (pipeline.InlineHandler, error) {
-		return pipeline.HandlerFunc(func(context.Context, *event.Event) ([]pipeline.Action, error) {
-			return nil, errors.New("rule stages run in the daemon")
-		}), nil
-	})
-	return reg
-}
-
-// declarePlugins adds the plugins declared under plugins: to a static
-// catalog. What each can do (inline, sink) is known only once it runs, so
-// here a declared plugin may serve either mode; the daemon checks the
-// stages again against the capabilities the processes report. A stage
-// naming an undeclared plugin fails the check.
-func declarePlugins(reg *pipeline.Registry, plugins map[string]pluginhost.Config) {
-	for name := range plugins {
-		reg.RegisterPlugin(name, func(pipeline.StageConfig) (pipeline.InlineHandler, error) {
-			return pipeline.HandlerFunc(func(context.Context, *event.Event) ([]pipeline.Action, error) {
-				return nil, errors.New("plugin stages run in the daemon")
-			}), nil
-		}, true)
-	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/wildcathub/wildcat/core/api"
 	"github.com/wildcathub/wildcat/core/config"
+	"github.com/wildcathub/wildcat/core/configcheck"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/logging"
 	"github.com/wildcathub/wildcat/core/media"
@@ -141,6 +142,12 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 	}
 	if opts.WatchInterval <= 0 {
 		opts.WatchInterval = 5 * time.Second
+	}
+	// What config.Load could not check on its own (wildcatd's commands
+	// have checked it already, with configcheck.Load); the pipeline is
+	// checked below against the stage kinds this daemon offers.
+	if err := configcheck.Settings(&cfg); err != nil {
+		return nil, err
 	}
 	d := &Daemon{cfg: cfg, opts: opts, log: logging.Component(opts.Logger, "daemon")}
 	// One engine: MongoDB when a URI is configured, else the embedded
@@ -274,7 +281,7 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	if err := d.buildWebhooks(cfg, opts); err != nil {
 		return err
 	}
-	if err := cfg.ValidatePipeline(d.registry); err != nil {
+	if err := configcheck.Pipeline(&cfg, d.registry); err != nil {
 		return err
 	}
 	d.engine, err = pipeline.New(pipeline.Options{

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/daemon"
+	"github.com/wildcathub/wildcat/core/messages"
 	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
 	"github.com/wildcathub/wildcat/core/store/storetest"
@@ -62,6 +63,25 @@ func start(t *testing.T, cfg config.Config) (*daemon.Daemon, string) {
 		t.Fatal(err)
 	}
 	return d, "http://" + d.Addr()
+}
+
+// storedMessages counts the messages stored for accountID, through every
+// page of the history.
+func storedMessages(t testing.TB, d *daemon.Daemon, accountID string) int {
+	t.Helper()
+	n := 0
+	q := messages.Query{AccountID: accountID, Limit: messages.MaxLimit}
+	for {
+		page, err := d.Messages().History(context.Background(), q)
+		if err != nil {
+			t.Fatalf("history of %s: %v", accountID, err)
+		}
+		n += len(page.Messages)
+		if page.NextCursor == "" {
+			return n
+		}
+		q.Cursor = page.NextCursor
+	}
 }
 
 func status(url string) (int, error) {

@@ -29,6 +29,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/wildcathub/wildcat/core/config"
+	"github.com/wildcathub/wildcat/core/configcheck"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/logging"
 	"github.com/wildcathub/wildcat/core/media"
@@ -89,7 +90,7 @@ func (d *Daemon) buildPlugins(cfg config.Config, opts Options) error {
 		}
 		p, _ := m.Get(name)
 		d.registry.RegisterPlugin(name, pluginFactory(p), true)
-		d.dispatch.Handle(name, pluginSink{p}, cfg.Plugins[name].SinkConcurrency())
+		d.dispatch.Handle(name, pluginSink{p}, pluginhost.SinkConcurrency(cfg.Plugins[name]))
 	}
 	return nil
 }
@@ -120,7 +121,7 @@ func (d *Daemon) startPlugins() error {
 	}
 	// The stages running are the configured ones: no reload can have
 	// happened before Start.
-	return d.cfg.ValidatePipeline(d.registry)
+	return configcheck.Pipeline(&d.cfg, d.registry)
 }
 
 // stopPlugins stops every plugin process: each is asked to exit and killed

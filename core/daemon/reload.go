@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wildcathub/wildcat/core/config"
+	"github.com/wildcathub/wildcat/core/configcheck"
 	"github.com/wildcathub/wildcat/core/pipeline"
 )
 
@@ -45,7 +46,7 @@ func (d *Daemon) ReloadConfig(ctx context.Context) error {
 		d.log.Info("configuration re-read; pipeline unchanged")
 		return nil
 	}
-	if err := cfg.ValidatePipeline(d.registry); err != nil {
+	if err := configcheck.Pipeline(&cfg, d.registry); err != nil {
 		return err
 	}
 	if err := d.engine.Reload(cfg.Pipeline); err != nil {

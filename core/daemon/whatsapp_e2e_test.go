@@ -147,8 +147,8 @@ func testWhatsAppAccountEndToEnd(t *testing.T, e storetest.Engine) {
 			t.Fatalf("stored %+v", m)
 		}
 	}
-	if n, err := d.Messages().Count(ctx, messages.Filter{AccountID: "shop"}); err != nil || n != 2 {
-		t.Fatalf("stored %d messages (%v), want 2", n, err)
+	if n := storedMessages(t, d, "shop"); n != 2 {
+		t.Fatalf("stored %d messages, want 2", n)
 	}
 	rc, err := d.Sessions().DownloadMedia(ctx, "shop", imgID)
 	if err != nil {
@@ -165,7 +165,7 @@ func testWhatsAppAccountEndToEnd(t *testing.T, e storetest.Engine) {
 	if _, err := wa.WaitAck(ctx, textID); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := d.Messages().Count(ctx, messages.Filter{AccountID: "shop"}); n != 2 {
+	if n := storedMessages(t, d, "shop"); n != 2 {
 		t.Fatalf("%d messages stored after a redelivery, want 2", n)
 	}
 

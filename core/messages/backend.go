@@ -51,9 +51,6 @@ type Backend interface {
 	// MarkProcessed sets the pipeline-done mark.
 	MarkProcessed(ctx context.Context, id string, at time.Time) error
 
-	Count(ctx context.Context, f Filter) (int64, error)
-	// List: newest first by timestamp, then id.
-	List(ctx context.Context, f Filter, limit int) ([]*Message, error)
 	// History returns up to limit messages matching q (its Cursor already
 	// decoded into before: sortKey < before when set), by sortKey
 	// descending.

@@ -96,3 +96,20 @@ func (v *env) insertLegacy(t *testing.T, accountID, messageID string) {
 		t.Fatal(err)
 	}
 }
+
+// countStored counts the stored documents of accountID on the engine
+// itself: what a duplicate would add to.
+func (v *env) countStored(t *testing.T, accountID string) int64 {
+	t.Helper()
+	var n int64
+	var err error
+	if v.mongo != nil {
+		n, err = v.mongo.Collection(store.Messages).CountDocuments(context.Background(), bson.M{"accountId": accountID})
+	} else {
+		err = v.sql.Reader().QueryRow(`SELECT COUNT(*) FROM messages WHERE account_id = ?`, accountID).Scan(&n)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -282,29 +282,6 @@ func (b *mongoBackend) MarkProcessed(ctx context.Context, id string, at time.Tim
 	return err
 }
 
-func filterBSON(f Filter) bson.D {
-	d := bson.D{}
-	if f.AccountID != "" {
-		d = append(d, bson.E{Key: "accountId", Value: f.AccountID})
-	}
-	if f.ChatID != "" {
-		d = append(d, bson.E{Key: "chatId", Value: f.ChatID})
-	}
-	return d
-}
-
-func (b *mongoBackend) Count(ctx context.Context, f Filter) (int64, error) {
-	return b.c.CountDocuments(ctx, filterBSON(f))
-}
-
-func (b *mongoBackend) List(ctx context.Context, f Filter, limit int) ([]*Message, error) {
-	opts := options.Find().SetSort(bson.D{{Key: "timestamp", Value: -1}, {Key: "_id", Value: -1}})
-	if limit > 0 {
-		opts.SetLimit(int64(limit))
-	}
-	return b.find(ctx, filterBSON(f), opts)
-}
-
 func (b *mongoBackend) find(ctx context.Context, f bson.D, opts *options.FindOptionsBuilder) ([]*Message, error) {
 	cur, err := b.c.Find(ctx, f, opts)
 	if err != nil {

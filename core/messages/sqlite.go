@@ -350,28 +350,6 @@ func (b *sqliteBackend) MarkProcessed(ctx context.Context, id string, at time.Ti
 	return err
 }
 
-func filterSQL(f Filter) (string, []any) {
-	var where []string
-	var args []any
-	if f.AccountID != "" {
-		where, args = append(where, "account_id = ?"), append(args, f.AccountID)
-	}
-	if f.ChatID != "" {
-		where, args = append(where, "chat_id = ?"), append(args, f.ChatID)
-	}
-	if len(where) == 0 {
-		return "", nil
-	}
-	return " WHERE " + strings.Join(where, " AND "), args
-}
-
-func (b *sqliteBackend) Count(ctx context.Context, f Filter) (int64, error) {
-	where, args := filterSQL(f)
-	var n int64
-	err := b.db.Reader().QueryRowContext(ctx, `SELECT COUNT(*) FROM messages`+where, args...).Scan(&n)
-	return n, err
-}
-
 func (b *sqliteBackend) query(ctx context.Context, q string, args ...any) ([]*Message, int64, error) {
 	rows, err := b.db.Reader().QueryContext(ctx, q, args...)
 	if err != nil {
@@ -385,13 +363,6 @@ func limitOrAll(limit int) int {
 		return -1
 	}
 	return limit
-}
-
-func (b *sqliteBackend) List(ctx context.Context, f Filter, limit int) ([]*Message, error) {
-	where, args := filterSQL(f)
-	out, _, err := b.query(ctx, `SELECT `+msgCols+` FROM messages`+where+` ORDER BY timestamp DESC, id DESC LIMIT ?`,
-		append(args, limitOrAll(limit))...)
-	return out, err
 }
 
 // minTrigram is the shortest text the trigram index can match.

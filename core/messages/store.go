@@ -315,31 +315,6 @@ func (s *Store) Get(ctx context.Context, accountID, messageID string) (*Message,
 	return s.b.Get(ctx, DocID(accountID, messageID))
 }
 
-// Filter narrows Count and List. Zero fields match everything.
-type Filter struct {
-	AccountID string
-	ChatID    string
-}
-
-// Count counts the messages matching f.
-func (s *Store) Count(ctx context.Context, f Filter) (int64, error) {
-	n, err := s.b.Count(ctx, f)
-	if err != nil {
-		return 0, fmt.Errorf("count messages: %w", err)
-	}
-	return n, nil
-}
-
-// List returns up to limit messages matching f, newest first. It is the
-// simple form; History is the paginated one.
-func (s *Store) List(ctx context.Context, f Filter, limit int) ([]*Message, error) {
-	out, err := s.b.List(ctx, f, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list messages: %w", err)
-	}
-	return out, nil
-}
-
 // DeleteAccount removes every message of an account, and its chats (DELETE
 // /v1/accounts/{id}?purge=true), and reports how many messages went.
 func (s *Store) DeleteAccount(ctx context.Context, accountID string) (int64, error) {

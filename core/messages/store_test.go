@@ -54,7 +54,7 @@ func TestRecordIsIdempotentAndKeepsTheReferenceShape(t *testing.T) {
 				t.Fatalf("Record #%d = %v, %v; want %v", i, got, err, want)
 			}
 		}
-		if n, _ := s.Count(ctx(t), messages.Filter{AccountID: "acme"}); n != 1 {
+		if n := v.countStored(t, "acme"); n != 1 {
 			t.Fatalf("%d documents after three Records", n)
 		}
 		keys, rawProto := v.storedFields(t, "acme:M1")
@@ -209,9 +209,12 @@ func TestConcurrentEditsAllLand(t *testing.T) {
 	})
 }
 
-func TestListAndPurge(t *testing.T) {
+// TestPurge: DeleteAccount removes every message of the account and
+// reports how many, and leaves other accounts' messages alone.
+func TestPurge(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
-		s := newEnv(t, e).s
+		v := newEnv(t, e)
+		s := v.s
 		for i := range 5 {
 			ev := msgEvent(event.KindMessageReceived, fmt.Sprintf("L%d", i), "x", false)
 			ev.Message.Timestamp = t0.Unix() + int64(i)
@@ -219,15 +222,20 @@ func TestListAndPurge(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		got, err := s.List(ctx(t), messages.Filter{AccountID: "acme"}, 3)
-		if err != nil {
+		other := msgEvent(event.KindMessageReceived, "O1", "x", false)
+		other.AccountID, other.Message.AccountID = "other", "other"
+		other.ID = event.MessageEventID("other", "O1")
+		if _, err := s.Record(ctx(t), other); err != nil {
 			t.Fatal(err)
-		}
-		if len(got) != 3 || got[0].MessageID != "L4" || got[2].MessageID != "L2" {
-			t.Fatalf("List newest first: %v", got)
 		}
 		if n, err := s.DeleteAccount(ctx(t), "acme"); n != 5 || err != nil {
 			t.Fatalf("purge: %d %v", n, err)
+		}
+		if n := v.countStored(t, "acme"); n != 0 {
+			t.Fatalf("%d messages of the purged account left", n)
+		}
+		if n := v.countStored(t, "other"); n != 1 {
+			t.Fatalf("%d messages of another account left, want 1", n)
 		}
 	})
 }

@@ -163,8 +163,9 @@ func (s *Stats) add(state State, target string, n int) {
 	s.Depth[state][target] += n
 }
 
-// Stats counts jobs per state and target. It reads every job (from an
-// index on SQLite); callers that poll it (metrics) should cache it.
+// Stats counts jobs per state and target. It reads every job — on SQLite
+// from the (state, target) index alone, on MongoDB with a $group over the
+// collection — so callers that poll it (metrics) should cache it.
 func (o *Outbox) Stats(ctx context.Context) (*Stats, error) {
 	st, err := o.b.Stats(ctx)
 	if err != nil {

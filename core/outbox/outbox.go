@@ -25,11 +25,14 @@
 // processing; completions are UPDATEs guarded by claim_id.
 //
 // MongoDB (Open): the outbox collection. Shared mode (Options.Exclusive
-// false; several daemons) claims with one findOneAndUpdate matching
-// {target, $or: [{state: pending, runAt ≤ now}, {state: processing,
-// leaseUntil ≤ now}]} sorted by runAt and guards heartbeats and completions
-// with {_id, claimId, state: processing}; Open creates the indexes these
-// queries use (target_state_run_at and the listing ones).
+// false; several daemons, and the only mode the daemon uses) claims each
+// job with one findOneAndUpdate matching {target, $or: [{state: pending,
+// runAt ≤ now}, {state: processing, leaseUntil ≤ now}]} sorted by runAt,
+// until the claim has its jobs or none is due, and guards heartbeats and
+// completions with {_id, claimId, state: processing}. Open does no I/O in
+// this mode: EnsureIndexes, which the daemon runs once the server is
+// reachable, creates the indexes these queries use (target_state_run_at
+// and the listing ones, mongoIndexes in mongo.go).
 //
 // Exclusive mode exists only for FerretDB v1, which answers any filter other
 // than a lone {_id: string} by decoding documents one by one and applies
@@ -38,8 +41,10 @@
 // _id about 1 ms). There the process keeps the schedule of its live jobs in
 // memory (memqueue.go), rebuilt by one scan in Open, checks every claim and
 // completion against it and writes jobs by _id under one mutex. It is only
-// correct while one process uses the collection. The documents, their
-// states and the crash semantics are the same in every mode.
+// correct while one process uses the collection. The daemon never selects
+// it (its embedded engine is SQLite); only tests, of this package and of
+// webhooks, do. The documents, their states and the crash semantics are
+// the same in every mode.
 package outbox
 
 import (
@@ -170,8 +175,9 @@ type Options struct {
 	// Rand returns a float in [0,1) for jitter; default math/rand/v2.
 	Rand   func() float64
 	Logger *slog.Logger
-	// Exclusive (MongoDB only) selects the in-memory schedule for a daemon
-	// that is the only user of an embedded FerretDB; see the package doc.
+	// Exclusive (MongoDB only) selects the in-memory schedule, for a
+	// process that is the only user of a FerretDB v1 collection; the
+	// daemon never sets it. See the package doc.
 	Exclusive bool
 }
 

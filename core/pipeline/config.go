@@ -7,82 +7,32 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/event"
 )
 
-// StageConfig is one entry of config.yaml's pipeline list.
-//
-//	pipeline:
-//	  - name: rules
-//	    rules: ["scripts/*.js"]
-//	  - name: archive
-//	    plugin: mediaarchive
-//	    mode: sink
-//	    match: {kinds: [message.received], hasMedia: true}
-//	  - name: vip
-//	    builtin: tag
-//	    config: {tag: vip}
-//	    match: {accounts: [sales]}
-//	  - name: webhooks
-//	    sink: webhooks
-//
-// Exactly one of Rules, Plugin, Sink and Builtin says what the stage is.
-type StageConfig struct {
-	Name    string   `koanf:"name" json:"name"`
-	Rules   []string `koanf:"rules" json:"rules,omitempty"`
-	Plugin  string   `koanf:"plugin" json:"plugin,omitempty"`
-	Sink    string   `koanf:"sink" json:"sink,omitempty"`
-	Builtin string   `koanf:"builtin" json:"builtin,omitempty"`
-	// Mode is inline (called in line, may return actions) or sink (fed
-	// through the outbox). Empty means sink for sink stages, inline
-	// otherwise.
-	Mode  Mode  `koanf:"mode" json:"mode,omitempty"`
-	Match Match `koanf:"match" json:"match"`
-	// Timeout bounds one call of an inline stage, then the messages and
-	// receipts its actions send, then storing its tags and annotations
-	// (each on its own); 0 means 5 s.
-	Timeout time.Duration `koanf:"timeout" json:"timeout,omitempty"`
-	// OnError is what a failed or timed-out call, or a failed action,
-	// leads to; empty means skip.
-	OnError OnError `koanf:"onError" json:"onError,omitempty"`
-	// Config is the kind-specific block: a plugin receives it as its
-	// configuration, a builtin reads its options from it.
-	Config map[string]any `koanf:"config" json:"config,omitempty"`
-}
-
-// Mode says how a stage is fed.
-type Mode string
-
-const (
-	ModeInline Mode = "inline"
-	ModeSink   Mode = "sink"
+// The shapes of config.yaml's pipeline list live in package config, which
+// everything may import; these names keep the pipeline's API.
+type (
+	StageConfig = config.StageConfig
+	Match       = config.Match
+	Mode        = config.Mode
+	OnError     = config.OnError
+	Kind        = config.StageKind
 )
 
-// OnError is a stage's failure policy.
-type OnError string
-
 const (
-	// OnErrorSkip: log, count, and go on with the next stage (with the
-	// effects of the stage's actions that did not fail).
-	OnErrorSkip OnError = "skip"
-	// OnErrorRetry: call the stage again a few times with backoff, or,
-	// when the call succeeded but actions failed, try those actions again;
-	// when every try failed, the event is dead-lettered at this stage.
-	OnErrorRetry OnError = "retry"
-	// OnErrorDeadLetter: record the event as a dead letter of this stage
-	// (replayable) and stop processing it. A stage's actions that did not
-	// fail have happened.
-	OnErrorDeadLetter OnError = "deadletter"
-)
+	ModeInline = config.ModeInline
+	ModeSink   = config.ModeSink
 
-// Kind is what a stage is.
-type Kind string
+	OnErrorSkip       = config.OnErrorSkip
+	OnErrorRetry      = config.OnErrorRetry
+	OnErrorDeadLetter = config.OnErrorDeadLetter
 
-const (
-	KindRules   Kind = "rules"
-	KindPlugin  Kind = "plugin"
-	KindSink    Kind = "sink"
-	KindBuiltin Kind = "builtin"
+	KindRules   = config.KindRules
+	KindPlugin  = config.KindPlugin
+	KindSink    = config.KindSink
+	KindBuiltin = config.KindBuiltin
 )
 
 // DefaultTimeout bounds a stage call when the config gives none.
@@ -92,48 +42,8 @@ const DefaultTimeout = 5 * time.Second
 // for as long, so minutes mean a stuck chat.
 const MaxTimeout = 5 * time.Minute
 
-// Kind returns what the stage is, or "" when it does not say exactly once.
-func (s *StageConfig) Kind() Kind {
-	var kinds []Kind
-	if len(s.Rules) > 0 {
-		kinds = append(kinds, KindRules)
-	}
-	if s.Plugin != "" {
-		kinds = append(kinds, KindPlugin)
-	}
-	if s.Sink != "" {
-		kinds = append(kinds, KindSink)
-	}
-	if s.Builtin != "" {
-		kinds = append(kinds, KindBuiltin)
-	}
-	if len(kinds) != 1 {
-		return ""
-	}
-	return kinds[0]
-}
-
-// EffectiveMode is Mode with its default applied.
-func (s *StageConfig) EffectiveMode() Mode {
-	if s.Mode != "" {
-		return s.Mode
-	}
-	if s.Kind() == KindSink {
-		return ModeSink
-	}
-	return ModeInline
-}
-
-// Target is the outbox target a sink-mode stage enqueues for: the sink's or
-// the plugin's name, so renaming a stage does not orphan its queued jobs.
-func (s *StageConfig) Target() string {
-	if s.Sink != "" {
-		return s.Sink
-	}
-	return s.Plugin
-}
-
-func (s *StageConfig) timeout() time.Duration {
+// stageTimeout is s.Timeout with its default applied.
+func stageTimeout(s *StageConfig) time.Duration {
 	if s.Timeout > 0 {
 		return s.Timeout
 	}
@@ -247,19 +157,16 @@ func Validate(stages []StageConfig, cat Catalog) error {
 		default:
 			bad("unknown onError %q (valid: skip, retry, deadletter)", s.OnError)
 		}
-		if err := s.Match.validate(); err != nil {
+		if err := ValidateMatch(&s.Match); err != nil {
 			bad("match: %v", err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// Validate checks a Match's values; the error starts with the field's name
-// ("kinds: …").
-func (m *Match) Validate() error { return m.validate() }
-
-// validate checks a Match's values.
-func (m *Match) validate() error {
+// ValidateMatch checks a Match's values; the error starts with the field's
+// name ("kinds: …").
+func ValidateMatch(m *Match) error {
 	for _, k := range m.Kinds {
 		if err := event.ValidateKindPattern(k); err != nil {
 			return fmt.Errorf("kinds: %w", err)

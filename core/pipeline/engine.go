@@ -195,7 +195,7 @@ type stage struct {
 	source  event.Source
 	// loopGuard: the stage can cause events (a rule, builtin or plugin
 	// replies, sends or announces), so by default it does not see events
-	// of source rule or plugin (see Match.Matches). A "sink:" stage only
+	// of source rule or plugin (see Matches). A "sink:" stage only
 	// delivers: it sees every source unless its match names some.
 	loopGuard bool
 	stats     *stageStats
@@ -203,9 +203,9 @@ type stage struct {
 
 func (st *stage) matches(ev *event.Event) bool {
 	if st.loopGuard {
-		return st.cfg.Match.Matches(ev)
+		return Matches(&st.cfg.Match, ev)
 	}
-	return st.cfg.Match.MatchesEverySource(ev)
+	return MatchesEverySource(&st.cfg.Match, ev)
 }
 
 // New compiles opts.Stages and starts the workers.
@@ -626,7 +626,7 @@ func (e *Engine) retry(ctx context.Context, st *stage, f func(cctx context.Conte
 	}
 	wait := e.opts.RetryBackoff
 	for try := 1; ; try++ {
-		cctx, cancel := context.WithTimeout(ctx, st.cfg.timeout())
+		cctx, cancel := context.WithTimeout(ctx, stageTimeout(&st.cfg))
 		err := f(cctx)
 		cancel()
 		if err == nil {
@@ -728,7 +728,7 @@ func (e *Engine) apply(ctx context.Context, st *stage, ev *event.Event, acts []A
 		failed = append(failed, ActionFailure{Stage: st.cfg.Name, Action: acts[i].Type, Index: i, Origin: acts[i].Origin,
 			Err: err, Attempts: attempt, At: time.Now().UTC()})
 	}
-	cctx, cancel := context.WithTimeout(ctx, st.cfg.timeout())
+	cctx, cancel := context.WithTimeout(ctx, stageTimeout(&st.cfg))
 	defer cancel()
 	for _, i := range idx {
 		if a := acts[i]; a.external() {
@@ -788,7 +788,7 @@ func (e *Engine) apply(ctx context.Context, st *stage, ev *event.Event, acts []A
 		}
 	}
 	if len(persist) > 0 {
-		pctx, cancel := context.WithTimeout(ctx, st.cfg.timeout())
+		pctx, cancel := context.WithTimeout(ctx, stageTimeout(&st.cfg))
 		defer cancel()
 		var err error
 		if e.opts.Annotator == nil {

@@ -585,32 +585,6 @@ func TestRecoverSubmitsUnprocessedEventsInOrder(t *testing.T) {
 	}
 }
 
-func TestStoreProgressMarksTheDocument(t *testing.T) {
-	ctx := context.Background()
-	c := storetest.NewDatabase(t).Collection("messages")
-	if _, err := c.InsertOne(ctx, map[string]any{"_id": "acct:M1", "pipelineDone": false}); err != nil {
-		t.Fatal(err)
-	}
-	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	p := &StoreProgress{C: c, Now: func() time.Time { return at }}
-	if err := p.MarkProcessed(ctx, "acct:M1"); err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Done bool      `bson:"pipelineDone"`
-		At   time.Time `bson:"pipelineAt"`
-	}
-	if err := c.FindOne(ctx, map[string]any{"_id": "acct:M1"}).Decode(&doc); err != nil {
-		t.Fatal(err)
-	}
-	if !doc.Done || !doc.At.Equal(at) {
-		t.Fatalf("document %+v", doc)
-	}
-	if err := p.MarkProcessed(ctx, "acct:status-without-doc"); err != nil {
-		t.Fatalf("event without a document: %v", err)
-	}
-}
-
 func TestMetricsAndSnapshot(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m, err := NewMetrics(reg)

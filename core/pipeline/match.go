@@ -7,19 +7,6 @@ import (
 	"github.com/wildcathub/wildcat/core/event"
 )
 
-// Match selects the events a stage sees. Empty fields match everything,
-// except Sources for stages that can cause events: see Matches.
-type Match struct {
-	// Kinds are event kinds or patterns: "message.received", "message.*", "*".
-	Kinds    []string `koanf:"kinds" json:"kinds,omitempty"`
-	Accounts []string `koanf:"accounts" json:"accounts,omitempty"`
-	// Chat is user, group, broadcast or status.
-	Chat     []string `koanf:"chat" json:"chat,omitempty"`
-	FromMe   *bool    `koanf:"fromMe" json:"fromMe,omitempty"`
-	Sources  []string `koanf:"sources" json:"sources,omitempty"`
-	HasMedia *bool    `koanf:"hasMedia" json:"hasMedia,omitempty"`
-}
-
 // ChatKind classifies an event's chat.
 type ChatKind string
 
@@ -68,14 +55,14 @@ func ChatKindOf(ev *event.Event) ChatKind {
 // explicitly; an empty Sources means every other source. A rule that
 // replies to every message therefore never sees its own replies unless it
 // asks for them.
-func (m *Match) Matches(ev *event.Event) bool { return m.matches(ev, true) }
+func Matches(m *Match, ev *event.Event) bool { return matches(m, ev, true) }
 
 // MatchesEverySource is Matches without the loop guard: an empty Sources
 // means every source. It is for whatever cannot cause an event and so
 // cannot loop: "sink:" stages (webhooks) and readers of the event stream.
-func (m *Match) MatchesEverySource(ev *event.Event) bool { return m.matches(ev, false) }
+func MatchesEverySource(m *Match, ev *event.Event) bool { return matches(m, ev, false) }
 
-func (m *Match) matches(ev *event.Event, loopGuard bool) bool {
+func matches(m *Match, ev *event.Event, loopGuard bool) bool {
 	if len(m.Sources) == 0 {
 		if loopGuard && (ev.Source == event.SourceRule || ev.Source == event.SourcePlugin) {
 			return false

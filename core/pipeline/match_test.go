@@ -69,7 +69,7 @@ func TestMatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.m.Matches(tt.ev); got != tt.want {
+			if got := Matches(&tt.m, tt.ev); got != tt.want {
 				t.Fatalf("Matches = %v, want %v", got, tt.want)
 			}
 		})
@@ -90,7 +90,7 @@ func TestMatch(t *testing.T) {
 		{"other filters still apply", Match{Kinds: []string{"message.received"}}, ruleReply, false},
 	} {
 		t.Run("MatchesEverySource/"+tt.name, func(t *testing.T) {
-			if got := tt.m.MatchesEverySource(tt.ev); got != tt.want {
+			if got := MatchesEverySource(&tt.m, tt.ev); got != tt.want {
 				t.Fatalf("MatchesEverySource = %v, want %v", got, tt.want)
 			}
 		})

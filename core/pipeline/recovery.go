@@ -3,41 +3,29 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"time"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/wildcathub/wildcat/core/event"
 )
 
 // Recovery of events stored but not finished when the daemon died.
 //
-// The stored event document (the messages collection; _id = event id)
-// carries two fields the pipeline owns:
+// The stored event document (package messages; its id is the event id)
+// carries a mark the pipeline owns: not done when stored, done once the
+// last stage ran (Progress.MarkProcessed, one update by id). Documents
+// stored before the mark existed lack it and count as processed, so an
+// upgrade does not replay history.
 //
-//	pipelineDone  false when stored, true once the last stage ran
-//	pipelineAt    when it was marked done
-//
-// MarkProcessed is one update by _id alone — the only write the embedded
-// engine answers from an index. Documents stored before this field existed
-// lack it and count as processed ({pipelineDone: false} does not match a
-// missing field), so an upgrade does not replay history.
-//
-// The recovery query, per account, before the account's session connects
-// (so live events of a chat cannot overtake its recovered ones), in pages:
-//
-//	find({accountId: A, pipelineDone: false,
-//	      $or: [{storedAt: {$gt: T}}, {storedAt: T, _id: {$gt: ID}}]})
-//	  .sort({storedAt: 1, _id: 1}).limit(500)
-//
-// where (T, ID) is the last document of the previous page (absent for the
-// first). On MongoDB the index {accountId: 1, pipelineDone: 1, storedAt: 1}
-// carries it; on the embedded engine each page is a scan, which is paid once
-// per account start. Running it per account at acquisition also fits scale
-// out: the daemon that takes over an account recovers exactly that
-// account's unfinished events. Re-running is safe: outbox jobs and tags are
-// idempotent and replies carry deterministic message ids.
+// Recovery runs per account, before the account's session connects (so
+// live events of a chat cannot overtake its recovered ones): it asks for
+// the account's unfinished events in stored order, in pages after the last
+// one seen (Unprocessed). On SQLite the partial index messages_unprocessed
+// (account_id, seq) WHERE pipeline_done = 0 answers each page; on MongoDB
+// no index includes pipelineDone, so a page reads more documents than it
+// returns — paid once per account start. Running it per account at
+// acquisition also fits scale out: the daemon that takes over an account
+// recovers exactly that account's unfinished events. Re-running is safe:
+// outbox jobs and tags are idempotent and replies carry deterministic
+// message ids.
 
 // Unprocessed lists stored events the pipeline has not finished, oldest
 // first (the query above). after is the position returned with the
@@ -74,27 +62,4 @@ func (e *Engine) Recover(ctx context.Context, src Unprocessed, accountID string)
 		}
 		after = next
 	}
-}
-
-// StoreProgress implements Progress on a collection whose documents have
-// the event id as _id (the messages collection).
-type StoreProgress struct {
-	C   *mongo.Collection
-	Now func() time.Time
-}
-
-// MarkProcessed sets pipelineDone on the event's document. Events without
-// a document of their own (receipts, presence) match nothing, which is
-// fine: nothing would recover them.
-func (p *StoreProgress) MarkProcessed(ctx context.Context, eventID string) error {
-	now := time.Now
-	if p.Now != nil {
-		now = p.Now
-	}
-	_, err := p.C.UpdateOne(ctx, bson.D{{Key: "_id", Value: eventID}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "pipelineDone", Value: true}, {Key: "pipelineAt", Value: now().UTC()}}}})
-	if err != nil {
-		return fmt.Errorf("mark event %s processed: %w", eventID, err)
-	}
-	return nil
 }

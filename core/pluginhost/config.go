@@ -6,35 +6,13 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wildcathub/wildcat/core/config"
 )
 
-// Config declares one plugin: config.yaml's plugins.NAME block.
-//
-//	plugins:
-//	  echo:
-//	    path: bin/plugins/echo
-//	    args: ["--verbose"]
-//	    timeout: 5s
-//	    concurrency: 4
-//	    config: {greeting: hello}
-type Config struct {
-	// Path of the plugin executable, absolute or relative to the daemon's
-	// working directory.
-	Path string `koanf:"path" json:"path"`
-	// Args are passed to the executable.
-	Args []string `koanf:"args" json:"args,omitempty"`
-	// Config is handed to the plugin's Configure at every process start.
-	Config map[string]any `koanf:"config" json:"config,omitempty"`
-	// Timeout is the deadline of one Handle or Deliver call when the caller
-	// set none earlier; zero means DefaultTimeout.
-	Timeout time.Duration `koanf:"timeout" json:"timeout,omitempty"`
-	// Concurrency is how many sink deliveries to the plugin may be in flight
-	// at once; zero means DefaultConcurrency.
-	Concurrency int `koanf:"concurrency" json:"concurrency,omitempty"`
-	// SHA256, when set, is the hex SHA-256 the executable must have;
-	// go-plugin refuses to start a binary that does not match.
-	SHA256 string `koanf:"sha256" json:"sha256,omitempty"`
-}
+// Config declares one plugin: config.yaml's plugins.NAME block. Its shape
+// lives in package config, which everything may import.
+type Config = config.Plugin
 
 // DefaultTimeout is the per-call deadline when Config.Timeout is zero.
 const DefaultTimeout = 5 * time.Second
@@ -63,7 +41,7 @@ var (
 // Validate checks one plugin's declaration; name is its key under plugins.
 // Errors are *ConfigError naming plugins.NAME.field. Whether Path exists and
 // is a plugin is checked at start.
-func (c Config) Validate(name string) error {
+func Validate(name string, c Config) error {
 	key := "plugins." + name
 	if !nameRE.MatchString(name) {
 		return &ConfigError{Key: key, Problem: "plugin names are 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit"}
@@ -87,22 +65,22 @@ func (c Config) Validate(name string) error {
 // first problem.
 func ValidateAll(plugins map[string]Config) error {
 	for _, name := range sortedKeys(plugins) {
-		if err := plugins[name].Validate(name); err != nil {
+		if err := Validate(name, plugins[name]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// SinkConcurrency is Concurrency with its default applied.
-func (c Config) SinkConcurrency() int {
+// SinkConcurrency is c.Concurrency with its default applied.
+func SinkConcurrency(c Config) int {
 	if c.Concurrency > 0 {
 		return c.Concurrency
 	}
 	return DefaultConcurrency
 }
 
-func (c Config) timeout() time.Duration {
+func callTimeout(c Config) time.Duration {
 	if c.Timeout > 0 {
 		return c.Timeout
 	}

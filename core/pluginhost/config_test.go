@@ -22,7 +22,7 @@ func TestConfigValidate(t *testing.T) {
 		{"idle", Config{Path: "x", Concurrency: -1}, "plugins.idle.concurrency"},
 	}
 	for _, tt := range tests {
-		err := tt.cfg.Validate(tt.name)
+		err := Validate(tt.name, tt.cfg)
 		var ce *ConfigError
 		switch {
 		case tt.key == "" && err != nil:
@@ -31,10 +31,10 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: got %v, want key %s", tt.name, err, tt.key)
 		}
 	}
-	if c := (Config{}).SinkConcurrency(); c != DefaultConcurrency {
+	if c := SinkConcurrency(Config{}); c != DefaultConcurrency {
 		t.Errorf("default concurrency %d", c)
 	}
-	if c := (Config{Concurrency: 9}).SinkConcurrency(); c != 9 {
+	if c := SinkConcurrency(Config{Concurrency: 9}); c != 9 {
 		t.Errorf("concurrency %d", c)
 	}
 	if _, err := New(Options{Plugins: map[string]Config{"a": {Path: "x"}, "b": {}}}); err == nil || !strings.Contains(err.Error(), "plugins.b.path") {

@@ -114,7 +114,7 @@ func wants(info *sdk.PluginInfo, kind event.Kind) bool {
 
 // callCtx applies the plugin's timeout unless ctx already ends sooner.
 func (p *Plugin) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	d := p.cfg.timeout()
+	d := callTimeout(p.cfg)
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
 		return context.WithCancel(ctx)
 	}

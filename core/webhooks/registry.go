@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/netguard"
 	"github.com/wildcathub/wildcat/core/outbox"
@@ -299,27 +300,14 @@ func (r *Registry) RotateSecret(ctx context.Context, id string) (*Endpoint, erro
 	return e, nil
 }
 
-// Declared is an endpoint in config.yaml (webhooks.endpoints). It is
-// upserted at every start under its id: url, events, accounts, sources,
-// description, headers and rate_limit follow the file. Secret, when set,
-// is the signing secret; otherwise one is generated once and kept (rotate
-// it over REST to learn it). enabled: false disables the endpoint; true
-// (the default) does not re-enable an endpoint its health disabled — an
-// operator does that with PATCH.
-type Declared struct {
-	ID       string   `koanf:"id"`
-	URL      string   `koanf:"url"`
-	Events   []string `koanf:"events"`
-	Accounts []string `koanf:"accounts"`
-	// Sources: who caused the events it gets (phone, api, rule, plugin,
-	// history); default ["*"], all of them.
-	Sources     []string          `koanf:"sources"`
-	Description string            `koanf:"description"`
-	Headers     map[string]string `koanf:"headers"`
-	Enabled     *bool             `koanf:"enabled"`
-	Secret      string            `koanf:"secret"`
-	RateLimit   float64           `koanf:"rate_limit"`
-}
+// Declared is an endpoint in config.yaml (webhooks.endpoints); see
+// config.WebhookEndpoint. It is upserted at every start under its id:
+// url, events, accounts, sources, description, headers and rate_limit
+// follow the file. Secret, when set, is the signing secret; otherwise one
+// is generated once and kept (rotate it over REST to learn it). enabled:
+// false disables the endpoint; true (the default) does not re-enable an
+// endpoint its health disabled — an operator does that with PATCH.
+type Declared = config.WebhookEndpoint
 
 // ValidateDeclared checks config.yaml's endpoints; errors name the key,
 // e.g. webhooks.endpoints[0].url. URLs are checked for their form only

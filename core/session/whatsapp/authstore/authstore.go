@@ -30,19 +30,24 @@
 //
 // {address} is a Signal address "user:device"; documents keyed by one also
 // carry user (the part before the last ':') so that everything of one phone
-// is found by equality. LID↔phone-number mappings are global in whatsmeow and
-// live in one shared collection (see LIDMap).
+// is found by equality on kind and user. LID↔phone-number mappings are
+// global in whatsmeow and live in one shared collection (see LIDMap).
 //
-// The embedded engine (FerretDB on SQLite) shapes the code: only _id
-// equality is answered from an index, so every point read goes by _id and
-// the few range queries (pre-keys not uploaded, everything of one phone, the
-// latest app-state key) scan the account's collection, which is small; there
-// are no transactions, so every write is an idempotent upsert or an insert
-// whose duplicate-key error means "already there", and the one place
-// whatsmeow asks for a transaction is stood in for by deferred writes (see
-// DoDecryptionTxn); there are no TTL indexes, so old buffered events are
-// deleted explicitly by insert time. FerretDB v1 also applies an update as
-// an unisolated read-modify-write of the whole document (so $inc is not
+// No index is created on these collections but MongoDB's own on _id:
+// point reads go by _id (findOne, or $in over a batch of ids), and the few
+// other queries — pre-keys by id range or upload state, everything of one
+// phone, the latest app-state key, the app-state MACs of one collection,
+// all contacts, buffered events past their retention — scan the account's
+// collection, which is small. Nothing uses MongoDB transactions (a standalone server
+// has none), so every write is an idempotent upsert or an insert whose
+// duplicate-key error means "already there", and the one place whatsmeow
+// asks for a transaction is stood in for by deferred writes (see
+// DoDecryptionTxn). Old buffered events are deleted by insert time when
+// whatsmeow asks (DeleteOldBufferedHashes); there is no TTL index.
+//
+// The code also runs on FerretDB v1 (the in-process server of the tests,
+// or one given by WILDCAT_TEST_MONGODB_URI), which applies an update as an
+// unisolated read-modify-write of the whole document (so $inc is not
 // atomic and concurrent updates of one document can be lost) and hangs on
 // update commands of about a hundred statements: ids are arbitrated by
 // unique _ids, field-wise updates are serialised in-process, and bulk
@@ -249,7 +254,7 @@ type upsertItem struct {
 	guard bson.D
 }
 
-// putMany upserts many documents. On the embedded engine an update costs
+// putMany upserts many documents. On FerretDB v1 an update costs
 // milliseconds and an insert microseconds, and bulk writes (history sync,
 // app-state snapshots) are mostly of new documents: so it looks up which
 // exist (one read by _id), inserts the rest in one command and updates only

@@ -83,8 +83,8 @@ func (s *Store) ClearBufferedEventPlaintext(ctx context.Context, ciphertextHash 
 }
 
 // DeleteOldBufferedHashes deletes buffered events inserted more than 14
-// days ago. There are no TTL indexes on the embedded engine; whatsmeow
-// calls this about twice a day.
+// days ago (a scan of the account's collection; no TTL index is created).
+// whatsmeow calls this about twice a day.
 func (s *Store) DeleteOldBufferedHashes(ctx context.Context) error {
 	cutoff := time.Now().Add(-bufferRetention).UnixMilli()
 	_, err := s.coll.DeleteMany(ctx, bson.D{{Key: "kind", Value: kindEventBuf}, {Key: "insertTime", Value: bson.D{{Key: "$lt", Value: cutoff}}}})

@@ -14,8 +14,9 @@ import (
 )
 
 // preKeySeqID is the counter of pre-key ids. sqlstore takes MAX(key_id)+1,
-// a range query the embedded engine answers with a scan; a counter is one
-// point read, and ids are not reused after a removal.
+// which here would be a scan of the account's collection (keyId has no
+// index); a counter is one point read, and ids are not reused after a
+// removal.
 const preKeySeqID = "prekey-seq"
 
 type preKeyDoc struct {

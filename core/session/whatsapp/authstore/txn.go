@@ -14,8 +14,8 @@ import (
 //
 // sqlstore runs fn in a database transaction so that the Signal ratchet
 // step (session, identity, consumed pre-key, sender key) and the buffered
-// plaintext commit together. The embedded engine has no transactions, and
-// running fn directly would be unsafe: whatsmeow writes the session before
+// plaintext commit together. This store uses no transactions (see the
+// package doc), and running fn directly would be unsafe: whatsmeow writes the session before
 // the plaintext, so a crash between the two leaves a session that has moved
 // past the message, and on redelivery whatsmeow drops it as an "old
 // counter" — a lost message.
