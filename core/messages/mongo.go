@@ -54,9 +54,9 @@ func (b *mongoBackend) Insert(ctx context.Context, m *Message, chat *chatUpdate)
 
 func (b *mongoBackend) foldIntoChat(ctx context.Context, u *chatUpdate) error {
 	id := ChatDocID(u.AccountID, u.ChatID)
-	// The embedded engine's updates are read-modify-write without
-	// isolation (even $inc), so this daemon's writes to one chat go one at
-	// a time; an account is served by one daemon at a time.
+	// FerretDB v1 (the tests' MongoDB server) updates read-modify-write
+	// without isolation (even $inc), so this daemon's writes to one chat go
+	// one at a time; an account is served by one daemon at a time.
 	defer b.locks.lock(id)()
 	var c Chat
 	err := b.chats.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&c)
@@ -274,7 +274,7 @@ func (b *mongoBackend) RecordFailures(ctx context.Context, id string, fs []Actio
 }
 
 func (b *mongoBackend) MarkProcessed(ctx context.Context, id string, at time.Time) error {
-	// Even a plain $set is read-modify-write on the embedded engine: without
+	// Even a plain $set is read-modify-write on FerretDB v1: without
 	// the lock it could undo a receipt or a media link written meanwhile.
 	defer b.locks.lock(id)()
 	_, err := b.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}},
@@ -467,8 +467,8 @@ func (b *mongoBackend) SetMediaArchive(ctx context.Context, id, mediaID string, 
 	if a.Status == MediaArchived && mediaID != "" {
 		set = append(set, bson.E{Key: "mediaId", Value: mediaID}, bson.E{Key: "mediaUrl", Value: MediaPath(mediaID)})
 	}
-	// UpdateOne by _id alone: the embedded engine answers it from the _id
-	// index (findAndModify would scan the collection).
+	// UpdateOne by _id alone: FerretDB v1 answers it from the _id index
+	// (findAndModify would scan the collection).
 	res, err := b.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: set}})
 	if err != nil {
 		return nil, false, err

@@ -19,9 +19,9 @@ import (
 // live events of a chat cannot overtake its recovered ones): it asks for
 // the account's unfinished events in stored order, in pages after the last
 // one seen (Unprocessed). On SQLite the partial index messages_unprocessed
-// (account_id, seq) WHERE pipeline_done = 0 answers each page; on MongoDB
-// no index includes pipelineDone, so a page reads more documents than it
-// returns — paid once per account start. Running it per account at
+// (account_id, seq) WHERE pipeline_done = 0 answers each page, and on
+// MongoDB the index account_unprocessed {accountId, pipelineDone, storedAt,
+// _id} (core/store's schema) does. Running it per account at
 // acquisition also fits scale out: the daemon that takes over an account
 // recovers exactly that account's unfinished events. Re-running is safe:
 // outbox jobs and tags are idempotent and replies carry deterministic

@@ -34,7 +34,8 @@ const (
 func AuthCollection(accountID string) string { return "auth_" + accountID }
 
 // collectionSpec declares a collection and its secondary indexes. On the
-// embedded engine the indexes are accepted but only _id lookups use one;
+// tests' in-process FerretDB the indexes are accepted but only _id lookups
+// use one;
 // on MongoDB they carry the queries named in their comments.
 type collectionSpec struct {
 	name    string
@@ -86,7 +87,7 @@ var schema = []collectionSpec{
 	// The outbox creates its own indexes (outbox.EnsureIndexes).
 	{name: Outbox},
 	{name: KV, indexes: []mongo.IndexModel{
-		// the explicit expiry sweep (no TTL indexes on the embedded engine)
+		// the explicit expiry sweep (an expired key is also ignored by reads)
 		idx("expires_at", bson.D{{Key: "expiresAt", Value: 1}}, false),
 	}},
 }
