@@ -154,10 +154,14 @@ func TestPanicInHandlerIsAnErrorAndThePluginLives(t *testing.T) {
 		}
 		return errors.New("no panic line with stack in the daemon log")
 	})
-	// Ordinary plugin log lines arrive too, with their fields.
-	if !strings.Contains(h.log.String(), `"msg":"handling"`) || !strings.Contains(h.log.String(), `"text":"ping"`) {
-		t.Fatalf("plugin log lines missing:\n%s", h.log.String())
-	}
+	// Ordinary plugin log lines arrive too, with their fields (through the
+	// plugin's stderr, so a moment after its answer).
+	poll.Until(t, 10*time.Second, func() error {
+		if !strings.Contains(h.log.String(), `"msg":"handling"`) || !strings.Contains(h.log.String(), `"text":"ping"`) {
+			return fmt.Errorf("plugin log lines missing:\n%s", h.log.String())
+		}
+		return nil
+	})
 	if st := h.p.Status(); st.Restarts != 0 || st.Calls.Handle.Errors != 1 || !strings.Contains(st.LastError, "handler exploded") {
 		t.Fatalf("status: %+v", st)
 	}

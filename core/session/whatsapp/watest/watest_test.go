@@ -246,6 +246,12 @@ func TestClientSendsToContact(t *testing.T) {
 	if textOf(msg.Message) != "answer" {
 		t.Fatalf("got %q", textOf(msg.Message))
 	}
+	// whatsmeow acknowledges in the background; its FrameSocket reads its
+	// connection unlocked, so a receipt still being sent when the test's
+	// cleanup disconnects is a data race inside whatsmeow. Wait for it.
+	if _, err := srv.WaitAck(ctx, id); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestReceiptsFromContact(t *testing.T) {
@@ -278,6 +284,9 @@ func TestReceiptsFromContact(t *testing.T) {
 		t.Fatal(err)
 	}
 	await[*events.Message](t, c, nil)
+	if _, err := srv.WaitAck(ctx, id); err != nil { // see TestClientSendsToContact
+		t.Fatal(err)
+	}
 	if err := c.MarkRead(ctx, []types.MessageID{id}, time.Now(), carol.JID(), types.EmptyJID); err != nil {
 		t.Fatal(err)
 	}
@@ -467,6 +476,9 @@ func TestMedia(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg := await[*events.Message](t, c, func(m *events.Message) bool { return m.Info.ID == id })
+	if _, err := srv.WaitAck(ctx, id); err != nil { // see TestClientSendsToContact
+		t.Fatal(err)
+	}
 	img := msg.Message.GetImageMessage()
 	if img == nil || img.GetCaption() != "look" {
 		t.Fatalf("got %v", msg.Message)
@@ -526,6 +538,9 @@ func TestMediaRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg := await[*events.Message](t, c, func(m *events.Message) bool { return m.Info.ID == id })
+	if _, err := srv.WaitAck(ctx, id); err != nil { // see TestClientSendsToContact
+		t.Fatal(err)
+	}
 	img := msg.Message.GetImageMessage()
 	if err := srv.ExpireMedia(id); err != nil {
 		t.Fatal(err)
