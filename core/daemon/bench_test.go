@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -178,8 +179,13 @@ func BenchmarkPipeline(b *testing.B) {
 
 // rawInsertRate reads the last n message documents the run stored and
 // inserts them, 500 per insertMany, into a fresh collection of the same
-// database: documents per second.
+// database: documents per second. On the embedded engine (no MongoDB
+// store) it is rawSQLite's rate of n message-sized rows in 200-row
+// transactions, on the same disk.
 func rawInsertRate(b *testing.B, d *daemon.Daemon, n int) float64 {
+	if d.Store() == nil {
+		return rawSQLite(b, filepath.Join(b.TempDir(), "raw.db"), n, 16).batched
+	}
 	ctx := context.Background()
 	db := d.Store().DB()
 	cur, err := db.Collection(store.Messages).Find(ctx, bson.D{{Key: "accountId", Value: "bench"}})
