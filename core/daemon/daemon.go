@@ -277,6 +277,12 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	if err := cfg.ValidatePipeline(d.registry); err != nil {
 		return err
 	}
+	// On the embedded engine an event's outbox jobs commit with its done
+	// mark (txProgress); MongoDB stores them one after the other.
+	var progress pipeline.Progress = d.messages
+	if d.sql != nil {
+		progress = txProgress{db: d.sql, messages: d.messages, outbox: ob}
+	}
 	d.engine, err = pipeline.New(pipeline.Options{
 		Registry:    d.registry,
 		Stages:      cfg.Pipeline,
@@ -286,7 +292,7 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		Failures:    failureRecorder{d.messages},
 		Enqueuer:    ob,
 		DeadLetters: ob,
-		Progress:    d.messages,
+		Progress:    progress,
 		Logger:      logging.Component(opts.Logger, "pipeline"),
 		Metrics:     d.pipelineMetrics,
 		Observe:     d.hub.Publish,
