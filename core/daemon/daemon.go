@@ -284,6 +284,12 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	if err := configcheck.Pipeline(&cfg, d.registry); err != nil {
 		return err
 	}
+	// On the embedded engine an event's outbox jobs commit with its done
+	// mark (txProgress); MongoDB stores them one after the other.
+	var progress pipeline.Progress = d.messages
+	if d.sql != nil {
+		progress = txProgress{db: d.sql, messages: d.messages, outbox: ob}
+	}
 	d.engine, err = pipeline.New(pipeline.Options{
 		Registry:    d.registry,
 		Stages:      cfg.Pipeline,
@@ -293,7 +299,7 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		Failures:    failureRecorder{d.messages},
 		Enqueuer:    ob,
 		DeadLetters: ob,
-		Progress:    d.messages,
+		Progress:    progress,
 		Logger:      logging.Component(opts.Logger, "pipeline"),
 		Metrics:     d.pipelineMetrics,
 		Observe:     d.hub.Publish,

@@ -1,6 +1,8 @@
 package messages_test
 
 import (
+	"database/sql"
+	"errors"
 	"fmt"
 	"reflect"
 	"testing"
@@ -150,6 +152,44 @@ func TestPendingSendListedOnceCompleted(t *testing.T) {
 		evs, _, err := s.Unprocessed(ctx(t), "acme", "", 10)
 		if err != nil || len(evs) != 1 || evs[0].ID != ev.ID || evs[0].Kind != event.KindMessageSent || string(evs[0].Message.Raw) != string(ev.Message.Raw) {
 			t.Fatalf("completed send: %d events, %v", len(evs), err)
+		}
+	})
+}
+
+// MarkProcessedTx sets the mark inside the caller's own Write: it commits
+// or rolls back with it. A MongoDB store has no such transaction.
+func TestMarkProcessedTxIsPartOfTheCallersWrite(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		v := newEnv(t, e)
+		s := v.s
+		ev := msgEvent(event.KindMessageReceived, "M1", "hi", false)
+		if _, err := s.Record(ctx(t), ev); err != nil {
+			t.Fatal(err)
+		}
+		if v.sql == nil {
+			if err := s.MarkProcessedTx(ctx(t), nil, ev.ID); !errors.Is(err, messages.ErrNoTx) {
+				t.Fatalf("MarkProcessedTx on MongoDB: %v, want ErrNoTx", err)
+			}
+			return
+		}
+		boom := errors.New("the rest of the write failed")
+		err := v.sql.Write(ctx(t), func(tx *sql.Tx) error {
+			if err := s.MarkProcessedTx(ctx(t), tx, ev.ID); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("write: %v", err)
+		}
+		if p, err := s.PipelinePending(ctx(t), ev.ID); err != nil || !p {
+			t.Fatalf("mark stayed after its write failed: pending %v, %v", p, err)
+		}
+		if err := v.sql.Write(ctx(t), func(tx *sql.Tx) error { return s.MarkProcessedTx(ctx(t), tx, ev.ID) }); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := s.PipelinePending(ctx(t), ev.ID); err != nil || p {
+			t.Fatalf("after MarkProcessedTx: pending %v, %v", p, err)
 		}
 	})
 }

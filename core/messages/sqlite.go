@@ -345,9 +345,30 @@ func (b *sqliteBackend) RecordFailures(ctx context.Context, id string, fs []Acti
 	return err
 }
 
+const markProcessedSQL = `UPDATE messages SET pipeline_done = 1, pipeline_at = ? WHERE id = ?`
+
 func (b *sqliteBackend) MarkProcessed(ctx context.Context, id string, at time.Time) error {
-	_, err := b.exec(ctx, `UPDATE messages SET pipeline_done = 1, pipeline_at = ? WHERE id = ?`, at.UnixMilli(), id)
+	_, err := b.exec(ctx, markProcessedSQL, at.UnixMilli(), id)
 	return err
+}
+
+// ErrNoTx: MarkProcessedTx on a Store that is not on SQLite; use
+// MarkProcessed.
+var ErrNoTx = errors.New("messages store is not on the SQLite engine")
+
+// MarkProcessedTx is MarkProcessed inside tx — a transaction of the
+// caller's own Write on the store's database — so the mark commits together
+// with the caller's other statements (the event's outbox jobs). It is for
+// the SQLite engine only (ErrNoTx otherwise).
+func (s *Store) MarkProcessedTx(ctx context.Context, tx *sql.Tx, eventID string) error {
+	b, ok := s.b.(*sqliteBackend)
+	if !ok {
+		return ErrNoTx
+	}
+	if _, err := b.db.Exec(ctx, tx, markProcessedSQL, s.now().UTC().UnixMilli(), eventID); err != nil {
+		return fmt.Errorf("mark event %s processed: %w", eventID, err)
+	}
+	return nil
 }
 
 func (b *sqliteBackend) query(ctx context.Context, q string, args ...any) ([]*Message, int64, error) {

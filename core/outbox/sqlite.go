@@ -424,24 +424,61 @@ func (b *sqliteBackend) Stats(ctx context.Context) (*Stats, error) {
 // with the caller's other statements (the transactional outbox). It is for
 // the SQLite engine only (ErrNoTx otherwise). Call the returned wake once
 // the Write has returned without error, so this process's dispatchers claim
-// the jobs at once.
+// the jobs at once. PrepareTx does the same in two steps, with the jobs
+// encoded before the Write.
 func (o *Outbox) EnqueueTx(tx *sql.Tx, items []Item) (wake func(), err error) {
+	t, err := o.PrepareTx(items)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Insert(tx); err != nil {
+		return nil, err
+	}
+	return t.Wake, nil
+}
+
+// TxJobs are the pending jobs of some items, built and encoded ahead of the
+// transaction that stores them (PrepareTx): the shared transaction of a
+// group commit then spends no time on their encoding.
+type TxJobs struct {
+	o    *Outbox
+	jobs []*Job
+	enc  []encoded
+}
+
+// PrepareTx builds and encodes the pending jobs of items for Insert. It is
+// for the SQLite engine only (ErrNoTx otherwise).
+func (o *Outbox) PrepareTx(items []Item) (*TxJobs, error) {
 	if o.sql == nil {
 		return nil, ErrNoTx
 	}
 	jobs, err := o.jobs(items)
-	if err != nil || len(jobs) == 0 {
-		return func() {}, err
+	if err != nil {
+		return nil, err
 	}
 	enc, err := encodeJobs(jobs)
 	if err != nil {
 		return nil, err
 	}
-	if err := insertJobs(tx, enc); err != nil {
-		return nil, fmt.Errorf("enqueue %d outbox jobs: %w", len(jobs), err)
-	}
-	return func() { o.notifyJobs(jobs) }, nil
+	return &TxJobs{o: o, jobs: jobs, enc: enc}, nil
 }
+
+// Insert stores the jobs inside tx, a transaction of the caller's own Write
+// on the outbox's database; jobs already stored are left as they are. It
+// may be called again in a later transaction if the first one failed.
+func (t *TxJobs) Insert(tx *sql.Tx) error {
+	if len(t.enc) == 0 {
+		return nil
+	}
+	if err := insertJobs(tx, t.enc); err != nil {
+		return fmt.Errorf("enqueue %d outbox jobs: %w", len(t.jobs), err)
+	}
+	return nil
+}
+
+// Wake tells this process's dispatchers of the jobs' targets to claim them
+// now. Call it once the transaction that inserted them has committed.
+func (t *TxJobs) Wake() { t.o.notifyJobs(t.jobs) }
 
 // ErrNoTx: EnqueueTx on an outbox that is not on SQLite; use Enqueue.
 var ErrNoTx = errors.New("outbox is not on the SQLite engine")

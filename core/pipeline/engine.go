@@ -10,12 +10,16 @@
 // growing memory.
 //
 // Durability: the engine keeps nothing that is not also stored. The event
-// is stored before Submit, each sink stage's job is in the outbox before the
-// next stage runs, and only after the last stage does Progress.MarkProcessed
-// record the event as done. An event whose daemon died mid-pipeline is found
-// again by the recovery query (see Recover) and re-run; enqueueing is
-// idempotent, tags are sets, and replies carry deterministic message ids, so
-// a re-run repeats no effect.
+// is stored before Submit, and the event is recorded as done only once its
+// sink stages' jobs are in the outbox: with a Progress that implements
+// ProcessedWithJobs (the embedded engine), the jobs of every sink stage are
+// collected while the stages run and stored with the done mark in one
+// transaction after the last stage; otherwise each sink stage's job is in
+// the outbox before the next stage runs and Progress.MarkProcessed records
+// the event as done after the last stage. An event whose daemon died
+// mid-pipeline is found again by the recovery query (see Recover) and
+// re-run; enqueueing is idempotent, tags are sets, and replies carry
+// deterministic message ids, so a re-run repeats no effect.
 //
 // Effects: a stage's call either fails as a whole (no action happens; the
 // stage's onError decides) or returns actions, which are carried out each
@@ -101,6 +105,29 @@ type Progress interface {
 	MarkProcessed(ctx context.Context, eventID string) error
 }
 
+// EnqueueRequest is what one sink stage hands the outbox for an event: the
+// event as the stage saw it (tags and annotations of the stages before it)
+// and the stage's outbox targets.
+type EnqueueRequest struct {
+	Event   *event.Event
+	Targets []string
+}
+
+// ProcessedWithJobs is a Progress that can store an event's outbox jobs and
+// its done mark together, in one transaction (the embedded engine). When
+// Progress implements it, sink stages do not call the Enqueuer: each adds
+// its request to the event's list, and after the last stage (or a stage
+// that stopped the event: drop, dead letter) the engine calls
+// MarkProcessedWithJobs once with the whole list, possibly empty. Either
+// every job and the mark are stored, or none of them: the event then stays
+// unprocessed and recovery runs it again. Jobs must be idempotent per
+// (event id, target), as with Enqueuer, and the jobs' dispatchers woken
+// once they are stored.
+type ProcessedWithJobs interface {
+	Progress
+	MarkProcessedWithJobs(ctx context.Context, eventID string, jobs []EnqueueRequest) error
+}
+
 // Errors callers decide by.
 var (
 	// ErrClosed: the engine is shutting down; the event stays stored and
@@ -114,7 +141,8 @@ var (
 // Options configures an Engine. Sender, ReadMarker, Annotator, Failures,
 // Enqueuer, DeadLetters and Progress may be nil when no stage needs them
 // (tests); an action that needs a missing one fails, and a sink stage
-// without an Enqueuer fails its stage.
+// without an Enqueuer fails its stage (unless Progress implements
+// ProcessedWithJobs, which then stores the jobs).
 type Options struct {
 	Registry   *Registry
 	Stages     []StageConfig
@@ -435,6 +463,10 @@ func (e *Engine) process(ctx context.Context, in *event.Event) {
 	p := e.plan.Load()
 	ev := cloneEvent(in)
 	log := e.log.With(slog.String("event_id", ev.ID))
+	var jobs *sinkJobs // the sink stages' jobs, stored with the done mark
+	if _, ok := e.opts.Progress.(ProcessedWithJobs); ok {
+		jobs = &sinkJobs{}
+	}
 	var routed []string // nil: every matching sink stage
 	for _, st := range p.stages {
 		if !st.matches(ev) {
@@ -449,13 +481,14 @@ func (e *Engine) process(ctx context.Context, in *event.Event) {
 		}
 		st.stats.in.Add(1)
 		start := time.Now()
-		out, err := e.runStage(ctx, st, ev, only)
+		out, err := e.runStage(ctx, st, ev, only, jobs)
 		e.stats.observe(st, time.Since(start))
 		if err != nil {
 			if stopped(ctx, err) {
 				// The stop, not the event, failed the stage: leave the
-				// event unprocessed (no done mark, no dead letter), and
-				// recovery runs it again after the next start.
+				// event unprocessed (no done mark, no dead letter, none of
+				// the jobs collected so far), and recovery runs it again
+				// after the next start.
 				log.Debug("pipeline stopped mid-event; left for recovery", slog.String("stage", st.cfg.Name), slog.Any("error", err))
 				return
 			}
@@ -489,7 +522,9 @@ func (e *Engine) process(ctx context.Context, in *event.Event) {
 			break
 		}
 	}
-	if e.opts.Progress != nil {
+	if jobs != nil {
+		e.markWithJobs(ctx, ev, jobs, log)
+	} else if e.opts.Progress != nil {
 		if err := e.opts.Progress.MarkProcessed(ctx, ev.ID); err != nil {
 			// Harmless beyond a re-run after the next restart.
 			log.Warn("marking event processed failed", slog.Any("error", err))
@@ -497,6 +532,63 @@ func (e *Engine) process(ctx context.Context, in *event.Event) {
 	}
 	if e.opts.Observe != nil {
 		e.opts.Observe(ev)
+	}
+}
+
+// sinkJobs are the outbox jobs an event's sink stages asked for, kept until
+// they are stored with the event's done mark (ProcessedWithJobs).
+type sinkJobs struct {
+	reqs   []EnqueueRequest
+	stages []*stage // the stage of each request, for its enqueued count
+}
+
+func (j *sinkJobs) add(st *stage, ev *event.Event, targets []string) {
+	// The stage's view: later stages may tag ev before the jobs are stored.
+	j.reqs = append(j.reqs, EnqueueRequest{Event: cloneEvent(ev), Targets: targets})
+	j.stages = append(j.stages, st)
+}
+
+// markWithJobs stores the collected jobs and the done mark in one call,
+// tried as often as onError retry would (the stages' work is done; only
+// the write is repeated). An engine that is stopping stores nothing: the
+// event stays unprocessed, with none of its jobs, for recovery — exactly
+// as if it had been stopped at a stage. A write that fails every try
+// leaves it the same way (logged, and counted as an error of each sink
+// stage whose jobs it held).
+func (e *Engine) markWithJobs(ctx context.Context, ev *event.Event, jobs *sinkJobs, log *slog.Logger) {
+	p := e.opts.Progress.(ProcessedWithJobs)
+	wait := e.opts.RetryBackoff
+	for try := 1; ; try++ {
+		if ctx.Err() != nil {
+			log.Debug("pipeline stopped before the event was marked; left for recovery", slog.Int("jobs", len(jobs.reqs)))
+			return
+		}
+		err := p.MarkProcessedWithJobs(ctx, ev.ID, jobs.reqs)
+		if err == nil {
+			for _, st := range jobs.stages {
+				st.stats.enqueued.Add(1)
+			}
+			return
+		}
+		if stopped(ctx, err) {
+			log.Debug("pipeline stopped while the event was marked; left for recovery", slog.Any("error", err))
+			return
+		}
+		if try >= e.opts.RetryAttempts {
+			for _, st := range jobs.stages {
+				st.stats.errors.Add(1)
+			}
+			log.Warn("storing the event's outbox jobs and done mark failed; left for recovery",
+				slog.Int("jobs", len(jobs.reqs)), slog.Int("attempts", try), slog.Any("error", err))
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		wait *= 2
 	}
 }
 
@@ -565,8 +657,15 @@ type stageOutcome struct {
 // (the stage is not called again: its decision stands). An error means the
 // call failed (no action happened), or an action failed because the
 // daemon is stopping.
-func (e *Engine) runStage(ctx context.Context, st *stage, ev *event.Event, only []string) (stageOutcome, error) {
+func (e *Engine) runStage(ctx context.Context, st *stage, ev *event.Event, only []string, jobs *sinkJobs) (stageOutcome, error) {
 	if st.mode == ModeSink {
+		if jobs != nil {
+			// Collected, stored with the done mark (markWithJobs).
+			if targets := e.sinkTargets(st, ev, only); len(targets) > 0 {
+				jobs.add(st, ev, targets)
+			}
+			return stageOutcome{}, nil
+		}
 		return stageOutcome{}, e.retry(ctx, st, func(cctx context.Context) error { return e.enqueue(cctx, st, ev, only) })
 	}
 	var acts []Action
@@ -650,14 +749,11 @@ func (e *Engine) retry(ctx context.Context, st *stage, f func(cctx context.Conte
 	}
 }
 
-// enqueue puts ev into the outbox for a sink stage. only, when set,
-// restricts a fan-out sink stage to the targets a route named: by target
-// ("webhook:billing") or by the part after the colon (the endpoint id,
-// "billing").
-func (e *Engine) enqueue(ctx context.Context, st *stage, ev *event.Event, only []string) error {
-	if e.opts.Enqueuer == nil {
-		return fmt.Errorf("sink stage %q: no outbox configured", st.cfg.Name)
-	}
+// sinkTargets are the outbox targets of a sink stage for ev: the stage's
+// target, or a fan-out's targets. only, when set, restricts a fan-out sink
+// stage to the targets a route named: by target ("webhook:billing") or by
+// the part after the colon (the endpoint id, "billing").
+func (e *Engine) sinkTargets(st *stage, ev *event.Event, only []string) []string {
 	targets := e.reg.targets(st.target, ev)
 	if only != nil {
 		targets = slices.DeleteFunc(targets, func(t string) bool {
@@ -665,6 +761,15 @@ func (e *Engine) enqueue(ctx context.Context, st *stage, ev *event.Event, only [
 			return !slices.Contains(only, t) && !slices.Contains(only, id)
 		})
 	}
+	return targets
+}
+
+// enqueue puts ev into the outbox for a sink stage (sinkTargets).
+func (e *Engine) enqueue(ctx context.Context, st *stage, ev *event.Event, only []string) error {
+	if e.opts.Enqueuer == nil {
+		return fmt.Errorf("sink stage %q: no outbox configured", st.cfg.Name)
+	}
+	targets := e.sinkTargets(st, ev, only)
 	if len(targets) == 0 {
 		return nil // a fan-out with no matching target
 	}

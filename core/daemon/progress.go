@@ -1,0 +1,64 @@
+package daemon
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/wildcathub/wildcat/core/messages"
+	"github.com/wildcathub/wildcat/core/outbox"
+	"github.com/wildcathub/wildcat/core/pipeline"
+	"github.com/wildcathub/wildcat/core/store/sqlite"
+)
+
+// txProgress is the pipeline's Progress on the embedded engine: an event's
+// outbox jobs (every sink stage's, collected by the engine) and its done
+// mark are stored in one Write, so they commit together or not at all — one
+// group-committed write per event instead of one per sink stage plus one
+// for the mark. On MongoDB the pipeline enqueues stage by stage and marks
+// through the messages store, as before.
+type txProgress struct {
+	db       *sqlite.DB
+	messages *messages.Store
+	outbox   *outbox.Outbox
+}
+
+var _ pipeline.ProcessedWithJobs = txProgress{}
+
+func (p txProgress) MarkProcessed(ctx context.Context, eventID string) error {
+	return p.messages.MarkProcessed(ctx, eventID)
+}
+
+// MarkProcessedWithJobs stores the jobs and the mark in one transaction and
+// then wakes the jobs' dispatchers, so delivery starts at once.
+func (p txProgress) MarkProcessedWithJobs(ctx context.Context, eventID string, reqs []pipeline.EnqueueRequest) error {
+	var jobs *outbox.TxJobs
+	if len(reqs) > 0 {
+		items := make([]outbox.Item, len(reqs))
+		for i, r := range reqs {
+			items[i] = outbox.Item{Event: r.Event, Targets: r.Targets}
+		}
+		// Encoded here, not in the transaction every writer of the moment
+		// shares.
+		var err error
+		if jobs, err = p.outbox.PrepareTx(items); err != nil {
+			return fmt.Errorf("event %s: %w", eventID, err)
+		}
+	}
+	err := p.db.Write(ctx, func(tx *sql.Tx) error {
+		if err := p.messages.MarkProcessedTx(ctx, tx, eventID); err != nil {
+			return err
+		}
+		if jobs == nil {
+			return nil
+		}
+		return jobs.Insert(tx)
+	})
+	if err != nil {
+		return err
+	}
+	if jobs != nil {
+		jobs.Wake()
+	}
+	return nil
+}
