@@ -151,7 +151,10 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if batch <= 0 {
 		batch = 256
 	}
-	db.gc = newCommitter(db.writer, batch, log)
+	db.gc = newCommitter(db.writer, func(tx *sql.Tx, query string) error {
+		_, err := db.Exec(context.Background(), tx, query)
+		return err
+	}, batch, log)
 	return db, nil
 }
 
