@@ -119,6 +119,7 @@ func BenchmarkIngest(b *testing.B) {
 		commits, writes := after.Commits-before.Commits, after.Writes-before.Writes
 		b.ReportMetric(float64(writes)/float64(max(commits, 1)), "writes/commit")
 		b.ReportMetric(float64(writes)/float64(n), "writes/event")
+		b.ReportMetric(float64(after.Reruns-before.Reruns), "reruns")
 		b.ReportMetric(float64(n)/stored.Seconds(), "stored/s")
 		b.ReportMetric(float64(n)/took.Seconds(), "events/s")
 		raw := rawSQLite(b, filepath.Join(b.TempDir(), "raw.db"), n, clients)

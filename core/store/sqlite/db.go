@@ -201,7 +201,10 @@ func (db *DB) Conn(sync Sync) (*sql.DB, error) {
 // moment and returns once that transaction has committed (durably, at the
 // database's Sync level). fn's statements are isolated by a savepoint: when
 // fn returns an error, or panics, they are rolled back and the others'
-// commit anyway. fn must not call Write itself, nor keep tx after it returns.
+// commit anyway. fn must not call Write itself, nor keep tx after it returns,
+// and it may run more than once — when a write of its group fails, the group
+// is rolled back and run again — so it must set, not accumulate, what it
+// hands back (only its last run's statements commit).
 //
 // ctx only bounds the wait to be taken up: once fn has run, Write waits for
 // the commit even if ctx ends, so that its answer is always the truth.
@@ -209,16 +212,17 @@ func (db *DB) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return db.gc.write(ctx, fn)
 }
 
-// Stats counts the group commits so far and the writes they carried: their
+// Stats counts the group commits so far and the writes they carried (their
 // ratio is the average group size, what batching saves over one commit per
-// write.
+// write), and the groups run a second time, with savepoints, because one of
+// their writes failed.
 type Stats struct {
-	Commits, Writes uint64
+	Commits, Writes, Reruns uint64
 }
 
 // Stats reports the committer's counters.
 func (db *DB) Stats() Stats {
-	return Stats{Commits: db.gc.commits.Load(), Writes: db.gc.writes.Load()}
+	return Stats{Commits: db.gc.commits.Load(), Writes: db.gc.writes.Load(), Reruns: db.gc.reruns.Load()}
 }
 
 // Exec, Query and QueryRow run query inside tx (a Write's) as tx's own

@@ -207,3 +207,40 @@ func TestKeptStatements(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// A group with a failing write runs again with savepoints: every write's
+// function may run twice, and only its last run's statements commit.
+func TestFailedGroupRunsAgainWithSavepoints(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "r.db"), things)
+	ctx := context.Background()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make([]error, 50)
+	for i := range 50 {
+		wg.Go(func() {
+			<-start
+			errs[i] = db.Write(ctx, func(tx *sql.Tx) error {
+				if _, err := db.Exec(ctx, tx, `INSERT INTO things (id, n) VALUES (?, ?)`, fmt.Sprint("r", i), i); err != nil {
+					return err
+				}
+				if i == 7 {
+					return errors.New("refused")
+				}
+				return nil
+			})
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if (i == 7) != (err != nil) {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if got := count(t, db); got != 49 {
+		t.Fatalf("%d rows, want 49 (each write once, the refused one not at all)", got)
+	}
+	if db.Stats().Reruns == 0 {
+		t.Fatal("a group with a failed write was not run again")
+	}
+}
