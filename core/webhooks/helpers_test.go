@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
-
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/pluginhost"
@@ -75,7 +73,6 @@ func testSchedule(maxAge time.Duration) *outbox.Schedule {
 
 type harness struct {
 	t     testing.TB
-	db    *mongo.Database
 	store webhooks.EndpointStore
 	reg   *webhooks.Registry
 	ob    *outbox.Outbox
@@ -109,9 +106,9 @@ func plugin(t testing.TB) *pluginhost.Plugin {
 	return p
 }
 
-// newHarness wires a registry, the real outbox on the embedded store, a
-// dispatcher and the real plugin as the daemon does: every endpoint is
-// its own dispatcher target.
+// newHarness wires a registry, the real outbox (on SQLite, the daemon's
+// default, unless the harness's engine is MongoDB), a dispatcher and the real
+// plugin as the daemon does: every endpoint is its own dispatcher target.
 func newHarness(t testing.TB, ho harnessOpts) *harness {
 	t.Helper()
 	if ho.maxAge == 0 {
@@ -120,15 +117,24 @@ func newHarness(t testing.TB, ho harnessOpts) *harness {
 	if ho.concurrency == 0 {
 		ho.concurrency = 2
 	}
-	db := storetest.NewDatabase(t)
 	clock := &fakeClock{now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
 	ctx := context.Background()
-	ob, err := outbox.Open(ctx, db, outbox.Options{Clock: clock, Schedule: testSchedule(ho.maxAge), ResponseLimit: 4096, Exclusive: true})
+	obOpts := outbox.Options{Clock: clock, Schedule: testSchedule(ho.maxAge), ResponseLimit: 4096}
+	var (
+		ob  *outbox.Outbox
+		err error
+	)
+	if ho.engine == storetest.MongoDB {
+		obOpts.Exclusive = true // FerretDB cannot index the shared claim
+		ob, err = outbox.Open(ctx, storetest.NewDatabase(t), obOpts)
+	} else {
+		ob, err = outbox.OpenSQLite(storetest.NewSQLite(t, outbox.SQLiteSchema), obOpts)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	disp := outbox.NewDispatcher(ob, outbox.DispatcherOptions{PollInterval: 10 * time.Millisecond, Timeout: 2 * time.Minute})
-	h := &harness{t: t, db: db, store: endpointStore(t, ho.engine), ob: ob, disp: disp, clock: clock}
+	h := &harness{t: t, store: endpointStore(t, ho.engine), ob: ob, disp: disp, clock: clock}
 	var mu sync.Mutex
 	handled := map[string]bool{}
 	opts := webhooks.Options{

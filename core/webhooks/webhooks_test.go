@@ -410,7 +410,9 @@ func TestDownReceiverGetsEverythingAfterReplay(t *testing.T) {
 // event goes out at once (burst 1) and the second waits in the limiter,
 // while an unlimited endpoint gets both.
 func TestRateLimitHoldsDeliveriesBack(t *testing.T) {
-	h := newHarness(t, harnessOpts{})
+	// One delivery slot per endpoint: the second event reaches the limiter
+	// only after the first (with two, either could take the one token).
+	h := newHarness(t, harnessOpts{concurrency: 1})
 	slow, fast := newReceiver(t, status(200)), newReceiver(t, status(200))
 	epSlow := h.create(slow.URL, func(in *webhooks.Input) { in.RateLimit = ptr(0.001) })
 	epFast := h.create(fast.URL, nil)
