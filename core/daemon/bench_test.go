@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/pipeline"
@@ -74,29 +75,10 @@ func BenchmarkPipeline(b *testing.B) {
 		{Name: "tag", Builtin: "tag", Config: map[string]any{"tag": "bench"}, Match: pipeline.Match{Kinds: []string{"message.received"}}},
 		{Name: "sink", Sink: "bench", Match: pipeline.Match{Kinds: []string{"message.received"}}},
 	}
-	d, err := daemon.New(cfg, daemon.Options{
+	d, _ := benchDaemon(b, cfg, daemon.Options{
 		NoSignals: true, Sinks: map[string]outbox.Sink{"bench": sink},
 		Sim: sim.Options{PairDelay: time.Millisecond, DeliveredDelay: time.Millisecond, ReadDelay: time.Millisecond},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = d.Shutdown(context.Background()) })
-	if err := d.Start(); err != nil {
-		b.Fatal(err)
-	}
-	c := &client{t: b, base: "http://" + d.Addr()}
-	poll.Until(b, 60*time.Second, func() error { return d.Ready(context.Background()) })
-	if r := c.post("/v1/accounts", `{"id":"bench","driver":"sim"}`); r.status != 201 {
-		b.Fatalf("create account: %d %s", r.status, r.body)
-	}
-	c.post("/v1/accounts/bench/connect", "")
-	poll.Until(b, 30*time.Second, func() error {
-		if st, err := c.state("bench"); err != nil || st != "connected" {
-			return fmt.Errorf("account bench is %q (%v)", st, err)
-		}
-		return nil
-	})
+	}, "bench")
 
 	var seq atomic.Int64
 	inject := func(ctx context.Context) (string, error) {
@@ -174,4 +156,35 @@ func BenchmarkPipeline(b *testing.B) {
 			b.ReportMetric(float64(total)/took.Seconds(), "kept-events/s")
 		}
 	})
+}
+
+// benchDaemon starts a daemon for a benchmark, waits until it is ready and,
+// when account is not empty, creates that sim account and waits until it is
+// connected.
+func benchDaemon(b *testing.B, cfg config.Config, opts daemon.Options, account string) (*daemon.Daemon, *client) {
+	b.Helper()
+	d, err := daemon.New(cfg, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = d.Shutdown(context.Background()) })
+	if err := d.Start(); err != nil {
+		b.Fatal(err)
+	}
+	c := &client{t: b, base: "http://" + d.Addr()}
+	poll.Until(b, 60*time.Second, func() error { return d.Ready(context.Background()) })
+	if account == "" {
+		return d, c
+	}
+	if r := c.post("/v1/accounts", fmt.Sprintf(`{"id":%q,"driver":"sim"}`, account)); r.status != 201 {
+		b.Fatalf("create account: %d %s", r.status, r.body)
+	}
+	c.post("/v1/accounts/"+account+"/connect", "")
+	poll.Until(b, 30*time.Second, func() error {
+		if st, err := c.state(account); err != nil || st != "connected" {
+			return fmt.Errorf("account %s is %q (%v)", account, st, err)
+		}
+		return nil
+	})
+	return d, c
 }

@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"bytes"
-	"context"
 	"database/sql"
 	"fmt"
 	"io"
@@ -17,7 +16,6 @@ import (
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/pipeline"
-	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/session/sim"
 )
 
@@ -45,26 +43,7 @@ func BenchmarkIngest(b *testing.B) {
 	cfg.Pipeline = []pipeline.StageConfig{
 		{Name: "log", Builtin: "log", Config: map[string]any{"level": "debug"}},
 	}
-	d, err := daemon.New(cfg, daemon.Options{NoSignals: true, Sim: sim.Options{PairDelay: time.Millisecond}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = d.Shutdown(context.Background()) })
-	if err := d.Start(); err != nil {
-		b.Fatal(err)
-	}
-	c := &client{t: b, base: "http://" + d.Addr()}
-	poll.Until(b, 60*time.Second, func() error { return d.Ready(context.Background()) })
-	if r := c.post("/v1/accounts", `{"id":"ingest","driver":"sim"}`); r.status != 201 {
-		b.Fatalf("create account: %d %s", r.status, r.body)
-	}
-	c.post("/v1/accounts/ingest/connect", "")
-	poll.Until(b, 30*time.Second, func() error {
-		if st, err := c.state("ingest"); err != nil || st != "connected" {
-			return fmt.Errorf("account ingest is %q (%v)", st, err)
-		}
-		return nil
-	})
+	d, c := benchDaemon(b, cfg, daemon.Options{NoSignals: true, Sim: sim.Options{PairDelay: time.Millisecond}}, "ingest")
 	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
 	var seq atomic.Int64
 
