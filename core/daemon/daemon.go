@@ -465,11 +465,7 @@ func (d *Daemon) drivers() ([]session.Driver, error) {
 	if d.sql != nil {
 		// The embedded engine: whatsmeow's own sqlstore on the database
 		// file, on a handle of its own (sqlstore runs its own transactions).
-		sync := sqlite.Sync(d.cfg.MongoDB.EmbeddedSync)
-		if sync != sqlite.SyncNormal {
-			sync = sqlite.SyncFull
-		}
-		h, err := d.sql.Conn(sync)
+		h, err := d.sql.Conn()
 		if err != nil {
 			return nil, fmt.Errorf("open whatsapp auth state: %w", err)
 		}

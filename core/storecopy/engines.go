@@ -137,7 +137,7 @@ func openSQLite(ctx context.Context, loc string, opts OpenOptions) (*Endpoint, e
 	if err != nil {
 		return nil, err
 	}
-	h, err := db.Conn(sqlite.SyncNormal)
+	h, err := db.Conn()
 	if err != nil {
 		_ = db.Close()
 		return nil, err

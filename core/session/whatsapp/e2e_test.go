@@ -149,7 +149,7 @@ func (r *rig) openAuth(t *testing.T) {
 		db := r.db
 		r.driver.Devices = func(id string) whatsapp.DeviceStore { return authstore.New(db, id, nil) }
 	case storetest.SQLite:
-		h, err := r.file.Conn(sqlite.SyncNormal)
+		h, err := r.file.Conn()
 		if err != nil {
 			t.Fatal(err)
 		}

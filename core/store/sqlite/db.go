@@ -77,6 +77,7 @@ type Options struct {
 // DB is an open database.
 type DB struct {
 	path   string
+	sync   Sync
 	writer *sql.DB // exactly one connection: SQLite has one writer at a time
 	reader *sql.DB
 	lock   *os.File
@@ -114,6 +115,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if sync != SyncNormal {
 		sync = SyncFull
 	}
+	db.sync = sync
 	db.writer, err = sql.Open("sqlite", dsn(abs, sync, false))
 	if err != nil {
 		lock.Close()
@@ -186,11 +188,12 @@ func (db *DB) Path() string { return db.path }
 // returned for.
 func (db *DB) Reader() *sql.DB { return db.reader }
 
-// Conn opens another read-write handle on the same file for code that runs
-// its own transactions (whatsmeow's sqlstore). SQLite serialises its writes
-// with the group committer's through the file lock and busy timeout.
-func (db *DB) Conn(sync Sync) (*sql.DB, error) {
-	h, err := sql.Open("sqlite", dsn(db.path, sync, false))
+// Conn opens another read-write handle on the same file, with the same
+// durability, for code that runs its own transactions (whatsmeow's
+// sqlstore). SQLite serialises its writes with the group committer's
+// through the file lock and busy timeout.
+func (db *DB) Conn() (*sql.DB, error) {
+	h, err := sql.Open("sqlite", dsn(db.path, db.sync, false))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", db.path, err)
 	}

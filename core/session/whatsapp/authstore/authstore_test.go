@@ -52,7 +52,7 @@ func newTestDB(t *testing.T, e storetest.Engine) (*testDB, context.Context) {
 // daemon does at start; it is closed (before the file) when the test ends.
 func openSQLiteAuth(t *testing.T, file *sqlite.DB) *SQLite {
 	t.Helper()
-	h, err := file.Conn(sqlite.SyncNormal)
+	h, err := file.Conn()
 	must(t, err)
 	s, err := OpenSQLite(t.Context(), h, nil)
 	must(t, err)
