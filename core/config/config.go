@@ -25,6 +25,8 @@ type Config struct {
 	Outbox  Outbox  `koanf:"outbox"`
 	// Webhooks: see the README's Webhooks section.
 	Webhooks Webhooks `koanf:"webhooks"`
+	// Encryption: see the README's "Encryption at rest".
+	Encryption Encryption `koanf:"encryption"`
 
 	Accounts []Account `koanf:"accounts" doc:"Accounts created at start when missing: a list of {id, driver, name}; driver is whatsapp or sim. Existing accounts keep their state; accounts made over REST need no entry."`
 
@@ -98,6 +100,14 @@ type Webhooks struct {
 	Plugin              string            `koanf:"plugin" doc:"The declared plugin (plugins.NAME) that sends the webhook requests: the webhook plugin built into bin/plugins/webhook."`
 	SyncInterval        time.Duration     `koanf:"sync_interval" doc:"How often webhook endpoints created, changed or deleted by other daemons sharing the database are picked up."`
 	Endpoints           []WebhookEndpoint `koanf:"endpoints" doc:"Webhook endpoints upserted at every start under a stable id: a list of {id, url, events, accounts, sources, description, headers, enabled, secret, rate_limit}. Endpoints made over REST need no entry."`
+}
+
+// Encryption configures encryption at rest (package sealing). No key
+// configured: off.
+type Encryption struct {
+	KeyFile   string `koanf:"key_file" doc:"File of encryption keys, one id:base64key a line (32 random bytes each, base64: openssl rand -base64 32). Any key here or in encryption.keys turns encryption at rest on; run wildcatd store reencrypt after turning it on or rotating."`
+	Keys      string `koanf:"keys" doc:"Encryption keys as id:base64key, separated by commas; meant for WILDCAT_ENCRYPTION_KEYS rather than the file. Read after encryption.key_file's."`
+	ActiveKey string `koanf:"active_key" doc:"Id of the key that encrypts what is written; the others only decrypt. Empty: the last key listed. Rotate by adding a key and making it active."`
 }
 
 // Defaults returns a configuration that runs without editing: loopback API,
