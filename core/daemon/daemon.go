@@ -26,6 +26,7 @@ import (
 	"github.com/wildcathub/wildcat/core/logging"
 	"github.com/wildcathub/wildcat/core/media"
 	"github.com/wildcathub/wildcat/core/messages"
+	"github.com/wildcathub/wildcat/core/sealing"
 	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/outgoing"
 	"github.com/wildcathub/wildcat/core/pipeline"
@@ -98,6 +99,8 @@ type Daemon struct {
 	waAuth   *authstore.SQLite // whatsmeow's sqlstore on sql; nil on MongoDB
 	api      *api.Server
 	messages *messages.Store
+	// keys seal content at rest (sealing.go); nil when encryption is off.
+	keys *sealing.Keyring
 	sessions *session.Manager
 	sim      *sim.Network
 	media    media.Store
@@ -197,6 +200,9 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		d.messages = messages.NewSQLite(d.sql, logging.Component(opts.Logger, "messages"))
 	} else {
 		d.messages = messages.New(st.DB(), logging.Component(opts.Logger, "messages"))
+	}
+	if err := d.buildSealing(cfg); err != nil {
+		return err
 	}
 	octx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -320,6 +326,7 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	} else {
 		d.idem = messages.NewIdempotency(st.DB(), cfg.HTTP.IdempotencyTTL)
 	}
+	d.idem.Seal(d.keys)
 	d.sender = outgoing.New(outgoing.Options{
 		Sessions:  d.sessions,
 		Store:     d.messages,

@@ -14,6 +14,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/wildcathub/wildcat/core/sealing"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
 )
 
@@ -117,9 +118,18 @@ func rowArgs(m *Message) ([]any, error) {
 		raw = m.RawMessage
 	}
 	return []any{m.ID, m.AccountID, m.MessageID, m.ChatID, m.SortKey, string(m.Kind), string(m.Type),
-		m.From, m.FromPN, m.FromLID, b2i(m.FromMe), m.Timestamp, m.Text, b2i(m.HasMedia), m.MediaID,
+		m.From, m.FromPN, m.FromLID, b2i(m.FromMe), m.Timestamp, searchText(m.Text), b2i(m.HasMedia), m.MediaID,
 		m.StoredAt.UnixMilli(), string(m.Status), m.StatusRank, millisOrNil(m.StatusAt), m.Error,
 		doneOrNil(m.PipelineDone), raw, doc}, nil
+}
+
+// searchText is what the text column (and so the full-text index) holds:
+// nothing for sealed text, which no index could search (sealed.go).
+func searchText(s string) string {
+	if sealing.IsSealedString(s) {
+		return ""
+	}
+	return s
 }
 
 func b2i(b bool) int64 {
@@ -361,7 +371,7 @@ var ErrNoTx = errors.New("messages store is not on the SQLite engine")
 // with the caller's other statements (the event's outbox jobs). It is for
 // the SQLite engine only (ErrNoTx otherwise).
 func (s *Store) MarkProcessedTx(ctx context.Context, tx *sql.Tx, eventID string) error {
-	b, ok := s.b.(*sqliteBackend)
+	b, ok := s.engine().(*sqliteBackend)
 	if !ok {
 		return ErrNoTx
 	}

@@ -22,6 +22,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/sealing"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
 )
 
@@ -166,9 +167,10 @@ func DocID(accountID, messageID string) string {
 
 // Store reads and writes the messages and the chats derived from them.
 type Store struct {
-	b   Backend
-	log *slog.Logger
-	now func() time.Time
+	b    Backend
+	keys *sealing.Keyring // see Seal
+	log  *slog.Logger
+	now  func() time.Time
 }
 
 // New returns a Store on db's messages and chats collections (the MongoDB

@@ -338,3 +338,6 @@ func (k *Keyring) StaleString(s string) bool {
 // the plain SHA-256, tells nobody without the key whether a known file is
 // stored. Only for an enabled keyring.
 func (k *Keyring) AddressHash() hash.Hash { return hmac.New(sha256.New, k.active.addr) }
+
+// IsSealedString reports whether s is a value SealString sealed.
+func IsSealedString(s string) bool { return strings.HasPrefix(s, strSealed) }

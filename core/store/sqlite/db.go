@@ -343,3 +343,20 @@ func IsConstraint(err error) bool {
 	}
 	return false
 }
+
+// Vacuum rewrites the database file and empties the WAL, so that the old
+// contents of rows since overwritten or deleted (plaintext before
+// re-encryption) are gone from the disk, not just unreferenced.
+func (db *DB) Vacuum(ctx context.Context) error {
+	h, err := db.Conn()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	for _, q := range []string{`VACUUM`, `PRAGMA wal_checkpoint(TRUNCATE)`} {
+		if _, err := h.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("vacuum %s: %s: %w", db.path, q, err)
+		}
+	}
+	return nil
+}
