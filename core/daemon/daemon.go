@@ -26,11 +26,11 @@ import (
 	"github.com/wildcathub/wildcat/core/logging"
 	"github.com/wildcathub/wildcat/core/media"
 	"github.com/wildcathub/wildcat/core/messages"
-	"github.com/wildcathub/wildcat/core/sealing"
 	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/outgoing"
 	"github.com/wildcathub/wildcat/core/pipeline"
 	"github.com/wildcathub/wildcat/core/pluginhost"
+	"github.com/wildcathub/wildcat/core/sealing"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/sim"
 	"github.com/wildcathub/wildcat/core/session/whatsapp"
@@ -100,7 +100,7 @@ type Daemon struct {
 	api      *api.Server
 	messages *messages.Store
 	// keys seal content at rest (sealing.go); nil when encryption is off.
-	keys *sealing.Keyring
+	keys     *sealing.Keyring
 	sessions *session.Manager
 	sim      *sim.Network
 	media    media.Store
