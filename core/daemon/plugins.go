@@ -58,10 +58,10 @@ func (d *Daemon) buildPlugins(cfg config.Config, opts Options) error {
 	po.Logger = logging.Component(opts.Logger, "plugins")
 	var db *mongo.Database
 	if d.sql != nil {
-		d.pluginKV = pluginhost.NewSQLiteKV(d.sql, nil)
+		d.pluginKV = pluginhost.SealedKV(pluginhost.NewSQLiteKV(d.sql, nil), d.keys)
 	} else {
 		db = d.store.DB()
-		d.pluginKV = pluginhost.NewMongoKV(db, nil)
+		d.pluginKV = pluginhost.SealedKV(pluginhost.NewMongoKV(db, nil), d.keys)
 	}
 	po.Services = pluginhost.Services{
 		Sender:   pluginSender{d},
