@@ -216,6 +216,8 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		// The attempt log keeps the first 4 KiB of a response (webhooks).
 		ResponseLimit: 4096,
 		Logger:        logging.Component(opts.Logger, "outbox"),
+		// Events wait in the outbox with their content sealed.
+		Payload: messages.NewEventSealer(d.keys),
 	}
 	var (
 		ob  *outbox.Outbox
@@ -483,12 +485,12 @@ func (d *Daemon) drivers() ([]session.Driver, error) {
 			_ = h.Close()
 			return nil, fmt.Errorf("open whatsapp auth state: %w", err)
 		}
-		d.waAuth = auth
+		d.waAuth = auth.Seal(d.keys)
 		wa.Devices = func(accountID string) whatsapp.DeviceStore { return auth.Account(accountID) }
 	} else {
 		db := d.store.DB()
 		wa.Devices = func(accountID string) whatsapp.DeviceStore {
-			return authstore.New(db, accountID, nil)
+			return authstore.New(db, accountID, nil).Seal(d.keys)
 		}
 	}
 	return []session.Driver{

@@ -431,3 +431,74 @@ func (s *Idempotency) Reencrypt(ctx context.Context, batch int) (int64, error) {
 	}
 	return n, nil
 }
+
+// EventSealer seals what an event says — its message's content and an
+// edit's new content, as for stored messages — for stores that keep whole
+// events (the outbox's job payloads).
+type EventSealer struct{ keys *sealing.Keyring }
+
+// NewEventSealer returns the sealer of keys (nil: encryption off).
+func NewEventSealer(keys *sealing.Keyring) *EventSealer { return &EventSealer{keys: keys} }
+
+func (s *EventSealer) sealBytes(p []byte) ([]byte, error) { return s.keys.Seal(p, nil) }
+func (s *EventSealer) openBytes(p []byte) ([]byte, error) { return s.keys.Open(p, nil) }
+
+// mapEvent is a copy of ev with its content passed through str and raw.
+func mapEvent(ev *event.Event, str func(string) (string, error), raw func([]byte) ([]byte, error)) (*event.Event, error) {
+	out := *ev
+	if ev.Message != nil {
+		m, err := mapContent(ev.Message, str, raw)
+		if err != nil {
+			return nil, fmt.Errorf("event %s: %w", ev.ID, err)
+		}
+		out.Message = &m
+	}
+	if ev.Edit != nil {
+		e := *ev.Edit
+		var err error
+		if e.Text, err = str(e.Text); err != nil {
+			return nil, fmt.Errorf("event %s: %w", ev.ID, err)
+		}
+		if e.Message != nil {
+			m, err := mapContent(e.Message, str, raw)
+			if err != nil {
+				return nil, fmt.Errorf("event %s: %w", ev.ID, err)
+			}
+			e.Message = &m
+		}
+		out.Edit = &e
+	}
+	return &out, nil
+}
+
+// SealEvent implements outbox.PayloadSealer.
+func (s *EventSealer) SealEvent(ev *event.Event) (*event.Event, error) {
+	return mapEvent(ev, s.keys.SealString, s.sealBytes)
+}
+
+// OpenEvent implements outbox.PayloadSealer.
+func (s *EventSealer) OpenEvent(ev *event.Event) (*event.Event, error) {
+	return mapEvent(ev, s.keys.OpenString, s.openBytes)
+}
+
+// Reseal returns ev sealed under the active key and true when some of its
+// content was not (plaintext, or an older key); else ev and false.
+func (s *EventSealer) Reseal(ev *event.Event) (*event.Event, bool, error) {
+	stale := false
+	_, _ = mapEvent(ev, func(v string) (string, error) {
+		stale = stale || s.keys.StaleString(v)
+		return v, nil
+	}, func(v []byte) ([]byte, error) {
+		stale = stale || s.keys.Stale(v)
+		return v, nil
+	})
+	if !stale {
+		return ev, false, nil
+	}
+	p, err := s.OpenEvent(ev)
+	if err != nil {
+		return nil, false, err
+	}
+	out, err := s.SealEvent(p)
+	return out, err == nil, err
+}
