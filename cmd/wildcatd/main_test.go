@@ -165,6 +165,11 @@ func TestBadConfigExits2(t *testing.T) {
 		{"bad webhook endpoint", "webhooks:\n  endpoints:\n    - {id: crm, url: \"ftp://example.com/h\"}\n", nil, "webhooks.endpoints[0].url"},
 		{"bad plugin", "plugins:\n  echo: {args: [-v]}\n", nil, "plugins.echo.path"},
 		{"stage naming an undeclared plugin", "pipeline:\n  - {name: e, plugin: echo}\n", nil, `pipeline[0] "e"`},
+		// Encryption at rest: the keys are checked before anything runs.
+		{"short encryption key", "", []string{"WILDCAT_ENCRYPTION_KEYS=k1:c2hvcnQ="}, "encryption.keys"},
+		{"encryption key not base64", "encryption:\n  keys: \"k1:***\"\n", nil, "encryption.keys"},
+		{"unknown active key", "encryption:\n  keys: k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n  active_key: k9\n", nil, "encryption.active_key"},
+		{"missing key file", "encryption:\n  key_file: /nonexistent/wildcat.keys\n", nil, "encryption.key_file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
