@@ -43,6 +43,10 @@ func (c *cli) storeReencrypt(args []string) int {
 	defer stop()
 	start := time.Now()
 	e, err := storecopy.Open(ctx, loc, storecopy.OpenOptions{Database: cfg.MongoDB.Database})
+	if errors.Is(err, storecopy.ErrInUse) {
+		fmt.Fprintf(c.stderr, "wildcatd: store reencrypt: %s is in use by a running wildcatd: stop it before re-encrypting\n", loc)
+		return exitFailure
+	}
 	if err != nil {
 		fmt.Fprintf(c.stderr, "wildcatd: store reencrypt: %v\n", redactErr(err, loc))
 		if errors.Is(err, storecopy.ErrBadLocation) {

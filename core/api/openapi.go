@@ -269,7 +269,7 @@ func Operations() []Operation {
 				queryParam("fromMe", "boolean", "only ours (true) or only theirs (false)"),
 				queryParam("since", "string", "RFC 3339 or Unix seconds, inclusive"),
 				queryParam("until", "string", "RFC 3339 or Unix seconds, exclusive"),
-				queryParam("q", "string", "text or caption contains, ignoring case"),
+				queryParam("q", "string", "text or caption contains, ignoring case; refused (400) while encryption at rest is on"),
 			}, limitCursor...),
 			Status: 200, Response: ref("MessagePage"), ResponseEx: map[string]any{"messages": []any{messageExample}, "nextCursor": nil}, Errors: []int{400, 404}},
 		{Method: "GET", Path: "/v1/accounts/{id}/messages/{messageId}", Summary: "One message, raw proto included", Tag: "messages",

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"log/slog"
+	"os"
 
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/configcheck"
@@ -19,6 +20,12 @@ func (d *Daemon) buildSealing(cfg config.Config) error {
 	d.messages.Seal(keys)
 	if keys.Enabled() {
 		d.log.Info("encryption at rest on", slog.String("active_key", keys.ActiveID()), slog.Any("keys", keys.IDs()))
+	}
+	if f := cfg.Encryption.KeyFile; f != "" {
+		if fi, err := os.Stat(f); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			d.log.Warn("encryption key file is readable by others than its owner; chmod 600 it",
+				slog.String("key_file", f), slog.String("mode", fi.Mode().Perm().String()))
+		}
 	}
 	return nil
 }
