@@ -46,7 +46,17 @@ func TestStoreReencryptCommand(t *testing.T) {
 		}
 	}
 
+	// While a daemon holds the store, it is refused.
+	held := openDataDir(t, dir)
 	r := wildcatd(t, []string{dataDir, "WILDCAT_ENCRYPTION_KEYS=k1:" + testKey}, "store", "reencrypt")
+	if r.code != exitFailure || !strings.Contains(r.stderr, "stop it before re-encrypting") {
+		t.Fatalf("a store in use: exit %d, %q", r.code, r.stderr)
+	}
+	if err := held.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	r = wildcatd(t, []string{dataDir, "WILDCAT_ENCRYPTION_KEYS=k1:" + testKey}, "store", "reencrypt")
 	if r.code != exitOK || !strings.Contains(r.stdout, `sealed under key "k1"`) || !strings.Contains(r.stdout, "messages and chats") {
 		t.Fatalf("reencrypt: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
