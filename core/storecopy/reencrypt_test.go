@@ -48,7 +48,7 @@ func writeSealable(t *testing.T, e *Endpoint, keys *sealing.Keyring, tag string)
 	st.idempotencyStore.Seal(keys)
 	_, err = st.idempotencyStore.Claim(ctx, "shop:key"+tag, "h")
 	must(t, err)
-	must(t, st.idempotencyStore.Complete(ctx, "shop:key"+tag, 202, "application/json", "", []byte(`{"text":"IDEMMARK-c4d2"}`)))
+	must(t, st.idempotencyStore.Complete(ctx, "shop:key"+tag, 202, "application/json", "", []byte(`{"text":"IDEMMARK-c4d2 `+tag+`"}`)))
 	m, err := media.Sealed(st.media, keys)
 	must(t, err)
 	in, err := m.Put(ctx, bytes.NewReader(bytes.Repeat([]byte("MEDIAMARK-77aa "+tag), 5000)), "image/png", "")
@@ -82,7 +82,7 @@ func readSealable(t *testing.T, e *Endpoint, keys *sealing.Keyring, tag, mediaID
 	}
 	st.idempotencyStore.Seal(keys)
 	rec, err := st.idempotencyStore.Claim(ctx, "shop:key"+tag, "h")
-	if err != nil || rec == nil || string(rec.Body) != `{"text":"IDEMMARK-c4d2"}` {
+	if err != nil || rec == nil || string(rec.Body) != `{"text":"IDEMMARK-c4d2 `+tag+`"}` {
 		t.Fatalf("idempotency record %s: %+v, %v", tag, rec, err)
 	}
 	m, err := media.Sealed(st.media, keys)
@@ -180,6 +180,9 @@ func TestReencryptThenCopy(t *testing.T) {
 			must(t, err)
 			plainMedia := writeSealable(t, src, nil, "plain")
 			k1Media := writeSealable(t, src, sealtest.Ring(t, "", k1), "k1")
+			// What was written with the key is sealed from the start.
+			sealtest.NoPlaintext(t, "written with k1", rawBytes(t, src), "MSGMARK-3b1f k1", "MEDIAMARK-77aa k1", "SECRETMARK-e5c2k1",
+				"PKVMARK-0d9ek1", "RKVMARK-41f0k1", "SESSMARK-2a6b k1", "OUTBOXMARK-9e1d k1", "IDEMMARK-c4d2 k1")
 			sealtest.HasPlaintext(t, "before reencrypt", rawBytes(t, src), sealMarkers...)
 
 			rotated := sealtest.Ring(t, "k2", k1, k2)
