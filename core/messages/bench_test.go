@@ -228,13 +228,10 @@ const seedBatch = 20_000
 
 // seedSQLite creates a database under root holding n messages, inserted
 // with the columns Insert writes, seedBatch rows per transaction through
-// one prepared statement, while another goroutine encodes the rows. With
-// ftsTrigger the schema's trigger indexes each row's text for q as it is
-// inserted (what Insert does); without it the trigger is dropped for the
-// load, the trigram index is built in one pass ('rebuild') and the
-// trigger put back: the same database, several times faster. seedTime is
+// one prepared statement, while another goroutine encodes the rows. Each
+// commit indexes its rows' text for q, as every commit does. seedTime is
 // all of that.
-func seedSQLite(b *testing.B, root string, n int, ftsTrigger bool) *sqliteFixture {
+func seedSQLite(b *testing.B, root string, n int) *sqliteFixture {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp(root, "sqlite-")
 	if err != nil {
@@ -254,15 +251,6 @@ func seedSQLite(b *testing.B, root string, n int, ftsTrigger bool) *sqliteFixtur
 		f.close()
 		b.Fatalf(format, args...)
 	}
-	var trigger string
-	if err := f.db.Reader().QueryRow(`SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'messages_text_insert'`).Scan(&trigger); err != nil {
-		fail("read the FTS trigger: %v", err)
-	}
-	exec := func(q string) {
-		if err := f.db.Write(ctx, func(tx *sql.Tx) error { _, err := tx.ExecContext(ctx, q); return err }); err != nil {
-			fail("%s: %v", q, err)
-		}
-	}
 	insert := `INSERT INTO messages (` + messages.SQLiteRowCols + `) VALUES (?` +
 		strings.Repeat(", ?", strings.Count(messages.SQLiteRowCols, ",")) + `)`
 
@@ -279,9 +267,6 @@ func seedSQLite(b *testing.B, root string, n int, ftsTrigger bool) *sqliteFixtur
 			rows <- args
 		}
 	}()
-	if !ftsTrigger {
-		exec(`DROP TRIGGER messages_text_insert`)
-	}
 	for lo := 0; lo < n; lo += seedBatch {
 		err := f.db.Write(ctx, func(tx *sql.Tx) error {
 			stmt, err := tx.PrepareContext(ctx, insert)
@@ -301,10 +286,6 @@ func seedSQLite(b *testing.B, root string, n int, ftsTrigger bool) *sqliteFixtur
 			}
 			fail("seed: %v", err)
 		}
-	}
-	if !ftsTrigger {
-		exec(`INSERT INTO messages_text (messages_text) VALUES ('rebuild')`)
-		exec(trigger)
 	}
 	f.seedTime = time.Since(start)
 	b.StopTimer()
@@ -427,7 +408,7 @@ func BenchmarkHistorySQLite(b *testing.B) {
 	})
 	fixture := func(b *testing.B, n int) *sqliteFixture {
 		if fixtures[n] == nil {
-			f := seedSQLite(b, root, n, false)
+			f := seedSQLite(b, root, n)
 			f.prepare(b)
 			fixtures[n] = f
 		}
@@ -438,23 +419,6 @@ func BenchmarkHistorySQLite(b *testing.B) {
 
 	for _, n := range sizes {
 		name := func(s string) string { return fmt.Sprintf("n=%d/%s", n, s) }
-		if n == small {
-			b.Run(name("seed-fts-trigger"), func(b *testing.B) {
-				// What the FTS5 trigram trigger costs a bulk load: the
-				// rows indexed one by one as Insert does. Not kept.
-				b.StopTimer() // seedSQLite times the load only
-				var total time.Duration
-				for range b.N {
-					f := seedSQLite(b, root, n, true)
-					total += f.seedTime
-					f.close()
-				}
-				rate := float64(n*b.N) / total.Seconds()
-				b.ReportMetric(rate, "rows/s")
-				b.Logf("seeded %d messages with the FTS5 trigram trigger per row in %s: %.0f rows/s",
-					n, (total / time.Duration(b.N)).Round(time.Millisecond), rate)
-			})
-		}
 		b.Run(name("seed"), func(b *testing.B) {
 			// One op seeds a fresh database of n messages; the last one
 			// seeded is the one the benchmarks below read.
@@ -465,14 +429,14 @@ func BenchmarkHistorySQLite(b *testing.B) {
 					old.close()
 					delete(fixtures, n)
 				}
-				f := seedSQLite(b, root, n, false)
+				f := seedSQLite(b, root, n)
 				total += f.seedTime
 				f.prepare(b)
 				fixtures[n] = f
 			}
 			rate := float64(n*b.N) / total.Seconds()
 			b.ReportMetric(rate, "rows/s")
-			b.Logf("seeded %d messages in %s: %.0f rows/s (%d rows a transaction, trigram index built after the load)",
+			b.Logf("seeded %d messages in %s: %.0f rows/s (%d rows a transaction, each commit indexing its rows' text)",
 				n, (total / time.Duration(b.N)).Round(time.Millisecond), rate, seedBatch)
 		})
 		pages := []struct{ page, cursor string }{{"page50", ""}, {"page50-cursor", "cursor"}}
