@@ -54,8 +54,10 @@ func (p Policy) capOn(day int) int {
 type CapError struct {
 	AccountID string
 	Cap       int
-	// Until is when the next day's sends start.
-	Until time.Time
+	// Until is when the next day's sends start, RetryAfter how long that
+	// is from the refusal.
+	Until      time.Time
+	RetryAfter time.Duration
 }
 
 func (e *CapError) Error() string {
@@ -195,7 +197,8 @@ func (p *Pacer) Reserve(ctx context.Context, accountID string) (time.Time, error
 	age := int(at.Sub(a.created) / (24 * time.Hour))
 	if c := a.policy.capOn(age); c > 0 && a.count >= c {
 		p.refused.WithLabelValues(accountID).Inc()
-		return time.Time{}, &CapError{AccountID: accountID, Cap: c, Until: nextDay(at)}
+		until := nextDay(at)
+		return time.Time{}, &CapError{AccountID: accountID, Cap: c, Until: until, RetryAfter: until.Sub(now)}
 	}
 	if p.o.Counts != nil {
 		if err := p.o.Counts.Add(ctx, accountID, day, 1); err != nil {
