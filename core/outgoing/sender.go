@@ -85,8 +85,9 @@ type job struct {
 
 // waiting is a job whose timer has not fired.
 type waiting struct {
-	j     job
-	timer clock.Timer
+	j        job
+	storedAt time.Time
+	timer    clock.Timer
 }
 
 // Sender runs the workers.
@@ -167,7 +168,7 @@ func (s *Sender) Submit(ctx context.Context, r Request) (*messages.Message, time
 		<-s.slots
 		return nil, time.Time{}, err
 	}
-	s.schedule(job{accountID: r.AccountID, req: r.Send}, at)
+	s.schedule(job{accountID: r.AccountID, req: r.Send}, m.StoredAt, at)
 	return m, at, nil
 }
 
@@ -175,8 +176,10 @@ func (s *Sender) Submit(ctx context.Context, r Request) (*messages.Message, time
 // slot is now goes at once through the session, as before pacing, and its
 // error is the caller's; one that must wait is stored as pending and
 // queued like a REST send (its failure, if any, is then recorded on the
-// message). It returns the slot.
-func (s *Sender) Send(ctx context.Context, r Request) (time.Time, error) {
+// message). It returns the slot. from, when r.From is empty, names the
+// account's own JID for the pending message (looked up only when the send
+// waits).
+func (s *Sender) Send(ctx context.Context, r Request, from func() string) (time.Time, error) {
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
@@ -194,7 +197,11 @@ func (s *Sender) Send(ctx context.Context, r Request) (time.Time, error) {
 		default:
 			return time.Time{}, ErrBusy
 		}
-		if _, err := s.store(ctx, r); errors.Is(err, messages.ErrExists) {
+		if r.From == "" && from != nil {
+			r.From = from()
+		}
+		m, err := s.store(ctx, r)
+		if errors.Is(err, messages.ErrExists) {
 			// The same action again (a re-run event): it is queued or sent.
 			<-s.slots
 			return at, nil
@@ -202,7 +209,7 @@ func (s *Sender) Send(ctx context.Context, r Request) (time.Time, error) {
 			<-s.slots
 			return time.Time{}, err
 		}
-		s.schedule(job{accountID: r.AccountID, req: r.Send}, at)
+		s.schedule(job{accountID: r.AccountID, req: r.Send}, m.StoredAt, at)
 		return at, nil
 	}
 	s.mu.RUnlock()
@@ -230,14 +237,14 @@ func (s *Sender) store(ctx context.Context, r Request) (*messages.Message, error
 
 // schedule hands j to the workers at at. The caller holds s.mu (read) and
 // one slot, so the jobs channel has room.
-func (s *Sender) schedule(j job, at time.Time) {
+func (s *Sender) schedule(j job, storedAt, at time.Time) {
 	wait := at.Sub(s.o.Clock.Now())
 	if wait <= 0 {
 		s.jobs <- j
 		return
 	}
 	id := j.accountID + "/" + j.req.ID
-	w := &waiting{j: j}
+	w := &waiting{j: j, storedAt: storedAt}
 	if s.o.Pacer != nil {
 		s.o.Pacer.Queued(j.accountID, 1)
 	}
@@ -327,6 +334,21 @@ func (s *Sender) Close(ctx context.Context) error {
 		<-done
 		return fmt.Errorf("sends cut off at shutdown: %w", ctx.Err())
 	}
+}
+
+// OldestWaiting is when the oldest send still waiting for its slot was
+// stored; false when none waits. The sweep of stale pending sends spares
+// what is younger, however long it has been waiting.
+func (s *Sender) OldestWaiting() (time.Time, bool) {
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	var oldest time.Time
+	for _, w := range s.waiting {
+		if oldest.IsZero() || w.storedAt.Before(oldest) {
+			oldest = w.storedAt
+		}
+	}
+	return oldest, !oldest.IsZero()
 }
 
 // giveUp marks failed the sends whose slot had not come when the daemon
