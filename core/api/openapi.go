@@ -722,8 +722,8 @@ func Document() map[string]any {
 	return map[string]any{
 		"openapi": "3.1.0",
 		"info": map[string]any{
-			"title":       "Wildcat",
-			"version":     "1",
+			"title":   "Wildcat",
+			"version": "1",
 			"description": "Self-hosted WhatsApp integration hub. Errors are RFC 9457 problem documents naming the offending field. " +
 				"Rate-limited answers carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (seconds until the bucket is full); a 429 also Retry-After.",
 		},
