@@ -158,7 +158,7 @@ func TestRateLimitsByRouteClass(t *testing.T) {
 	clk := clock.NewFake(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
 	l := ratelimit.New(ratelimit.Config{Scopes: map[string]ratelimit.Limit{
 		ScopeReads: {PerMinute: 60, Burst: 2}, ScopeSends: {PerMinute: 60, Burst: 1}, ScopeManagement: {PerMinute: 60, Burst: 1},
-	}}, clk)
+	}, FailedAuth: ratelimit.Limit{PerMinute: 1, Burst: 1}}, clk)
 	s := New(Options{RateLimiter: l, Accounts: queueAccounts{}, Messages: struct{ MessageStore }{},
 		Sender: struct{ Sender }{}, Media: queueMedia{}})
 	if err := s.Listen("127.0.0.1:0"); err != nil {
@@ -196,5 +196,20 @@ func TestRateLimitsByRouteClass(t *testing.T) {
 	clk.Advance(time.Second)
 	if resp, _ := do(t, "GET", base+"/v1/openapi.json", "", ""); resp.StatusCode != 200 {
 		t.Fatalf("read after a second: %d", resp.StatusCode)
+	}
+
+	// The authenticator's hook: a failed authentication from this address
+	// empties its failed-auth bucket (burst 1), and the address is turned
+	// away until it refills; the probes still answer.
+	s.failedAuth(&http.Request{RemoteAddr: "127.0.0.1:40001"})
+	if resp, body := do(t, "GET", base+"/v1/openapi.json", "", ""); resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "60" {
+		t.Fatalf("after a failed authentication: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	if resp, _ := do(t, "GET", base+"/healthz", "", ""); resp.StatusCode != 200 {
+		t.Fatalf("healthz while blocked: %d", resp.StatusCode)
+	}
+	clk.Advance(time.Minute)
+	if resp, _ := do(t, "GET", base+"/v1/openapi.json", "", ""); resp.StatusCode != 200 {
+		t.Fatalf("after the refill: %d", resp.StatusCode)
 	}
 }

@@ -36,14 +36,15 @@ func routeScope(r *http.Request) string {
 // is the connection's peer; the API key is not known yet (no keys), so
 // only the address buckets and the failed-auth block apply.
 //
-// Once authentication lands: it goes between Guard and Keys, KeyID reads
-// the authenticated key's name from the request context, and the
-// authenticator calls Limiter.FailedAuth(clientAddr(r)) on every failure.
+// Once authentication lands: it goes between Guard and Keys (Guard turns
+// away an address that keeps failing before its key is checked), keyID
+// reads the authenticated key's name from the request context, and the
+// authenticator calls s.failedAuth(r) on every failed authentication.
 func (s *Server) rateLimited(l *ratelimit.Limiter, next http.Handler) http.Handler {
 	mw := ratelimit.Middleware{
 		Limiter:    l,
 		ClientAddr: clientAddr,
-		KeyID:      func(*http.Request) string { return "" },
+		KeyID:      keyID,
 		Scope:      routeScope,
 		Refuse: func(w http.ResponseWriter, r *http.Request, _ ratelimit.Decision, reason string) {
 			writeProblem(w, r, &Error{Status: http.StatusTooManyRequests, Slug: "rate-limited", Title: "Too many requests",
@@ -55,3 +56,15 @@ func (s *Server) rateLimited(l *ratelimit.Limiter, next http.Handler) http.Handl
 
 // clientAddr is the address rate limits count a request against.
 func clientAddr(r *http.Request) string { return r.RemoteAddr }
+
+// keyID names the API key a request authenticated with, for its buckets;
+// "" (no key) until the API has keys.
+func keyID(*http.Request) string { return "" }
+
+// failedAuth drains the failed-auth bucket of r's client address: the
+// authenticator's hook for every wrong, unknown, expired or revoked key.
+func (s *Server) failedAuth(r *http.Request) {
+	if s.limiter != nil {
+		s.limiter.FailedAuth(clientAddr(r))
+	}
+}

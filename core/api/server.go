@@ -82,6 +82,8 @@ type Server struct {
 	// stopping is closed when Shutdown begins, so long-lived responses
 	// (the event stream) end instead of holding the drain to its deadline.
 	stopping chan struct{}
+	// limiter is the rate limiter (nil: none); failedAuth feeds it.
+	limiter *ratelimit.Limiter
 }
 
 // New builds the server and its routes; Listen starts it.
@@ -107,6 +109,7 @@ func New(opts Options) *Server {
 	s.routes(opts)
 	var h http.Handler = s.root
 	if opts.RateLimiter != nil {
+		s.limiter = opts.RateLimiter
 		h = s.rateLimited(opts.RateLimiter, h)
 	}
 	s.srv = &http.Server{

@@ -570,6 +570,7 @@ func (d *Daemon) Start() error {
 		d.goBackground(every(time.Hour, d.sweepIdempotency))
 		d.goBackground(every(d.webhooks.sync, d.webhooks.refresh))
 		d.goBackground(every(time.Minute, d.failStaleSends))
+		d.goBackground(every(24*time.Hour, d.purgeSendCounts))
 		d.goBackground(every(mediaRetentionInterval, d.retainMedia))
 		d.goBackground(d.sweepMedia)
 		d.goBackground(d.rules.supervise)

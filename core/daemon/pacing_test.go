@@ -149,3 +149,34 @@ func metric(t *testing.T, c *client, series string) string {
 	}
 	return ""
 }
+
+// TestRateLimitsFromConfig: http.rate_limits reaches the API (loopback not
+// exempt here): a burst of reads gets 429 with Retry-After and the
+// RateLimit headers, checked against the OpenAPI document like every
+// answer, and reads come back once the (fake) clock has refilled the
+// bucket; sends have a bucket of their own.
+func TestRateLimitsFromConfig(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	cfg := accountsConfig(t)
+	rl := &cfg.HTTP.RateLimits
+	rl.ExemptLoopback = false
+	rl.ReadsPerMinute, rl.ReadsBurst = 30, 3
+	_, c := accountsDaemonWith(t, cfg, time.Millisecond, nil, func(o *daemon.Options) { o.Clock = clk })
+
+	for i := range 3 {
+		r := c.must(c.get("/v1/accounts"), 200)
+		if r.header.Get("RateLimit-Limit") != "3" || r.header.Get("RateLimit-Remaining") != fmt.Sprint(2-i) {
+			t.Fatalf("read %d: headers %v", i, r.header)
+		}
+	}
+	r := c.must(c.get("/v1/accounts"), 429)
+	if r.header.Get("Retry-After") != "2" || r.header.Get("RateLimit-Remaining") != "0" || r.header.Get("RateLimit-Reset") != "6" {
+		t.Fatalf("over the burst: %v %s", r.header, r.body)
+	}
+	// The send route counts in its own bucket (here: refused for the
+	// unknown account, after the limiter let it through).
+	c.must(c.post("/v1/accounts/nobody/messages", `{"to":"+15550001111","text":"hi"}`), 404)
+	clk.Advance(2 * time.Second)
+	c.must(c.get("/v1/accounts"), 200)
+	c.must(c.get("/v1/accounts"), 429)
+}
