@@ -118,14 +118,19 @@ type Pacer struct {
 // account is one account's pacing state. Its mutex orders its
 // reservations; the Pacer's only guards the map.
 type account struct {
-	mu      sync.Mutex
-	loaded  bool
-	policy  Policy
-	created time.Time
-	next    time.Time // the earliest time of the next slot
-	day     string    // the day count counts
-	count   int
+	mu       sync.Mutex
+	loadedAt time.Time // zero until loaded
+	policy   Policy
+	created  time.Time
+	next     time.Time // the earliest time of the next slot
+	day      string    // the day count counts
+	count    int
 }
+
+// accountRefresh is how long an account's driver and creation time are
+// trusted before they are read again (an account deleted and made anew
+// under its id gets its own warm-up).
+const accountRefresh = 10 * time.Minute
 
 // New makes a Pacer.
 func New(o Options) (*Pacer, error) {
@@ -174,12 +179,12 @@ func (p *Pacer) Reserve(ctx context.Context, accountID string) (time.Time, error
 	if err != nil {
 		return time.Time{}, err
 	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	now := p.o.Clock.Now()
 	if a.policy.Off() {
 		return now, nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	at := now
 	if a.next.After(at) {
 		at = a.next
@@ -215,8 +220,8 @@ func (p *Pacer) Reserve(ctx context.Context, accountID string) (time.Time, error
 	return at, nil
 }
 
-// account is the state of id, loaded on first use: a send never pays for
-// more than the first read of its account.
+// account is the state of id, loaded on first use and refreshed every
+// accountRefresh: a send rarely pays for a read of its account.
 func (p *Pacer) account(ctx context.Context, id string) (*account, error) {
 	p.mu.Lock()
 	a, ok := p.accounts[id]
@@ -227,14 +232,15 @@ func (p *Pacer) account(ctx context.Context, id string) (*account, error) {
 	p.mu.Unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.loaded {
+	now := p.o.Clock.Now()
+	if !a.loadedAt.IsZero() && now.Sub(a.loadedAt) < accountRefresh {
 		return a, nil
 	}
 	info, err := p.o.Accounts.GetAccount(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	a.policy, a.created, a.loaded = p.o.Policies[info.Driver], info.CreatedAt, true
+	a.policy, a.created, a.loadedAt = p.o.Policies[info.Driver], info.CreatedAt, now
 	return a, nil
 }
 

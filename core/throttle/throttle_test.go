@@ -203,3 +203,31 @@ func TestDailyCapAndWarmUp(t *testing.T) {
 		}
 	})
 }
+
+// TestAccountIsReadAgain: an account deleted and made anew under its id
+// (a new number) gets its warm-up once the pacer reads it again.
+func TestAccountIsReadAgain(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewFake(t0)
+	accts := accounts{"x": {Driver: "whatsapp", CreatedAt: t0.AddDate(-1, 0, 0)}}
+	p, err := throttle.New(throttle.Options{
+		Policies: map[string]throttle.Policy{"whatsapp": {WarmUp: []int{2}}},
+		Accounts: accts, Clock: clk,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := p.Reserve(ctx, "x"); err != nil {
+			t.Fatalf("send %d of the old number: %v", i, err)
+		}
+	}
+	accts["x"] = session.AccountInfo{Driver: "whatsapp", CreatedAt: t0}
+	if _, err := p.Reserve(ctx, "x"); err != nil {
+		t.Fatalf("right after the change: %v (the account is read again only later)", err)
+	}
+	clk.Advance(10 * time.Minute)
+	if _, err := p.Reserve(ctx, "x"); !errors.Is(err, throttle.ErrDailyCap) {
+		t.Fatalf("after the new account was read: %v, want its warm-up cap", err)
+	}
+}
