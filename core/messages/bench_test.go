@@ -133,6 +133,61 @@ func (r *receipts) next() (messageID string, st event.MessageStatus) {
 	}
 }
 
+// receipt is one status change for a seeded message of ours.
+type receipt struct {
+	id string
+	st event.MessageStatus
+	at time.Time
+}
+
+// burst hands out up to max receipts, at most one per message (they may
+// be applied in any order), each moving its message one status further.
+func (r *receipts) burst(max int) []receipt {
+	var out []receipt
+	at := time.Now()
+	for i := r.half; i < r.n && len(out) < max; i += 2 {
+		if !benchFromMe(i, r.n) || r.hits[i] >= 3 {
+			continue
+		}
+		h := r.hits[i]
+		r.hits[i] = h + 1
+		at = at.Add(time.Millisecond)
+		out = append(out, receipt{benchMessageID(i), []event.MessageStatus{event.StatusDelivered, event.StatusRead, event.StatusPlayed}[h], at})
+	}
+	return out
+}
+
+// burstFigures are the metrics of k receipts applied in el.
+func burstFigures(k int, el time.Duration) map[string]float64 {
+	return map[string]float64{"receipts": float64(k), "receipts/s": float64(k) / el.Seconds(),
+		"ms/receipt": float64(el.Microseconds()) / 1000 / float64(max(k, 1))}
+}
+
+// once runs measure on a benchmark's first call and reports its metrics on
+// every call, for work that can be done only once per fixture (the
+// framework calls a benchmark again with a larger b.N; with the timer
+// stopped those calls cost nothing).
+func once(b *testing.B, measure func() map[string]float64) (m map[string]float64, first bool) {
+	onceMu.Lock()
+	m, ok := onceFigures[b.Name()]
+	onceMu.Unlock()
+	if !ok {
+		m = measure()
+		onceMu.Lock()
+		onceFigures[b.Name()] = m
+		onceMu.Unlock()
+	}
+	for unit, v := range m {
+		b.ReportMetric(v, unit)
+	}
+	return m, !ok
+}
+
+var (
+	onceMu      sync.Mutex
+	onceFigures = map[string]map[string]float64{}
+)
+
 func benchEnvInts(b *testing.B, name string, def []int) []int {
 	v := os.Getenv(name)
 	if v == "" {
@@ -158,6 +213,7 @@ type latencies []time.Duration
 // timed runs op in the benchmark loop, timing every call, then tops the
 // sample up to min calls outside the benchmark's timer.
 func timed(b *testing.B, min int, op func()) latencies {
+	b.StartTimer() // a fixture seeded just now leaves it stopped
 	lat := make(latencies, 0, min)
 	for b.Loop() {
 		t := time.Now()
@@ -514,76 +570,66 @@ func BenchmarkHistorySQLite(b *testing.B) {
 		// Receipts come in bursts (a read receipt per message of a chat,
 		// many chats at once): with 64 at a time the group commit shares
 		// each fsync among them. The figure is wall time per receipt,
-		// beside raw UPDATEs in 200-row transactions.
-		var rawRate float64
+		// beside raw UPDATEs in 200-row transactions. Each runs one burst
+		// of up to `samples` receipts (once: a message takes only three).
 		b.Run(name("receipts-batched/raw-sql"), func(b *testing.B) {
-			f := fixture(b, n)
-			r := gen(n, 0)
-			total := max(b.N, samples)
-			at := time.Now()
-			start := time.Now()
-			for lo := 0; lo < total; lo += 200 {
-				tx, err := f.raw.Begin()
-				if err != nil {
-					b.Fatal(err)
-				}
-				for range min(200, total-lo) {
-					id, st := r.next()
-					at = at.Add(time.Millisecond)
-					if _, err := tx.Exec(`UPDATE raw_messages SET status = ?, status_rank = ?, status_at = ? WHERE id = ? AND status_rank < ?`,
-						string(st), st.Rank(), at.UnixMilli(), messages.DocID(benchAccount, id), st.Rank()); err != nil {
+			b.StopTimer()
+			m, first := once(b, func() map[string]float64 {
+				f := fixture(b, n)
+				burst := gen(n, 0).burst(samples)
+				start := time.Now()
+				for lo := 0; lo < len(burst); lo += 200 {
+					tx, err := f.raw.Begin()
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, r := range burst[lo:min(lo+200, len(burst))] {
+						if _, err := tx.Exec(`UPDATE raw_messages SET status = ?, status_rank = ?, status_at = ? WHERE id = ? AND status_rank < ?`,
+							string(r.st), r.st.Rank(), r.at.UnixMilli(), messages.DocID(benchAccount, r.id), r.st.Rank()); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if err := tx.Commit(); err != nil {
 						b.Fatal(err)
 					}
 				}
-				if err := tx.Commit(); err != nil {
-					b.Fatal(err)
-				}
+				return burstFigures(len(burst), time.Since(start))
+			})
+			figures[name("receipts-batched/raw-sql")] = figure{p50: m["ms/receipt"]}
+			if !first {
+				return
 			}
-			el := time.Since(start)
-			rawRate = float64(total) / el.Seconds()
-			b.ReportMetric(rawRate, "receipts/s")
-			b.ReportMetric(float64(el.Microseconds())/1000/float64(total), "ms/receipt")
-			b.Logf("%d receipts at %d, raw UPDATEs in 200-row transactions: %.0f/s, %.3f ms a receipt", total, n, rawRate, 1000/rawRate)
+			b.Logf("%.0f receipts at %d, raw UPDATEs in 200-row transactions: %.0f/s, %.3f ms a receipt", m["receipts"], n, m["receipts/s"], m["ms/receipt"])
 		})
 		b.Run(name("receipts-concurrent/store"), func(b *testing.B) {
-			f := fixture(b, n)
-			r := gen(n, 1)
-			total := max(b.N, samples)
-			at := time.Now()
-			evs := make([]*event.Event, 0, total)
-			inBurst := map[string]bool{} // one receipt per message in flight: they may apply in any order
-			for len(evs) < total {
-				id, st := r.next()
-				if inBurst[id] {
-					continue
-				}
-				inBurst[id] = true
-				at = at.Add(time.Millisecond)
-				evs = append(evs, statusEventFor(id, st, at))
-			}
-			const parallel = 64
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
-			for range parallel {
-				wg.Go(func() {
-					for i := next.Add(1) - 1; i < int64(total); i = next.Add(1) - 1 {
-						if applied, err := f.s.ApplyStatus(ctx, evs[i]); err != nil || !applied {
-							b.Errorf("receipt %s: applied %v, %v", evs[i].ID, applied, err)
-							return
+			b.StopTimer()
+			m, first := once(b, func() map[string]float64 {
+				f := fixture(b, n)
+				burst := gen(n, 1).burst(samples)
+				const parallel = 64
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				start := time.Now()
+				for range parallel {
+					wg.Go(func() {
+						for i := next.Add(1) - 1; i < int64(len(burst)); i = next.Add(1) - 1 {
+							r := burst[i]
+							if applied, err := f.s.ApplyStatus(ctx, statusEventFor(r.id, r.st, r.at)); err != nil || !applied {
+								b.Errorf("receipt %s %s: applied %v, %v", r.id, r.st, applied, err)
+								return
+							}
 						}
-					}
-				})
+					})
+				}
+				wg.Wait()
+				return burstFigures(len(burst), time.Since(start))
+			})
+			if !first {
+				return
 			}
-			wg.Wait()
-			el := time.Since(start)
-			rate := float64(total) / el.Seconds()
-			b.ReportMetric(rate, "receipts/s")
-			b.ReportMetric(float64(el.Microseconds())/1000/float64(total), "ms/receipt")
-			line := fmt.Sprintf("%d receipts at %d, Store.ApplyStatus from %d goroutines (embedded_sync: full): %.0f/s, %.3f ms a receipt", total, n, parallel, rate, 1000/rate)
-			if rawRate > 0 {
-				line += fmt.Sprintf(" (raw limit %.0f/s, %.3f ms)", rawRate, 1000/rawRate)
+			line := fmt.Sprintf("%.0f receipts at %d, Store.ApplyStatus from 64 goroutines (embedded_sync: full): %.0f/s, %.3f ms a receipt", m["receipts"], n, m["receipts/s"], m["ms/receipt"])
+			if raw, ok := figures[name("receipts-batched/raw-sql")]; ok {
+				line += fmt.Sprintf(" (raw limit %.3f ms a receipt)", raw.p50)
 			}
 			b.Log(line)
 		})
