@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+
+	"github.com/wildcathub/wildcat/core/ratelimit"
 )
 
 // ReadinessFunc reports why the daemon cannot serve yet, or nil when it can.
@@ -62,6 +64,9 @@ type Options struct {
 	ConfigReloader ConfigReloader
 	// Metrics serves GET /metrics (Prometheus); nil leaves it out.
 	Metrics http.Handler
+	// RateLimiter limits requests per client address (and API key); nil
+	// limits nothing.
+	RateLimiter *ratelimit.Limiter
 }
 
 // Server owns the router and the HTTP listener.
@@ -77,6 +82,8 @@ type Server struct {
 	// stopping is closed when Shutdown begins, so long-lived responses
 	// (the event stream) end instead of holding the drain to its deadline.
 	stopping chan struct{}
+	// limiter is the rate limiter (nil: none); failedAuth feeds it.
+	limiter *ratelimit.Limiter
 }
 
 // New builds the server and its routes; Listen starts it.
@@ -100,8 +107,13 @@ func New(opts Options) *Server {
 			Detail: fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)}
 	})
 	s.routes(opts)
+	var h http.Handler = s.root
+	if opts.RateLimiter != nil {
+		s.limiter = opts.RateLimiter
+		h = s.rateLimited(opts.RateLimiter, h)
+	}
 	s.srv = &http.Server{
-		Handler:           s.instrument(s.root),
+		Handler:           s.instrument(h),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),

@@ -50,6 +50,8 @@ type HTTP struct {
 	MaxBodyBytes int64  `koanf:"max_body_bytes" doc:"Largest request body accepted, in bytes; larger bodies get 413. Media uploads and sends with inline media are bounded by media.max_bytes instead."`
 	// IdempotencyTTL bounds how long an Idempotency-Key answer is replayed.
 	IdempotencyTTL time.Duration `koanf:"idempotency_ttl" doc:"How long the first answer to a request with an Idempotency-Key is kept and replayed to retries."`
+	// RateLimits: see the README's "Rate limits and send pacing".
+	RateLimits RateLimits `koanf:"rate_limits"`
 }
 
 // MongoDB selects the store: MongoDB given its URI, else the embedded
@@ -76,7 +78,9 @@ type Media struct {
 // Send configures the outgoing-message workers.
 type Send struct {
 	Workers   int `koanf:"workers" doc:"Messages sent concurrently by this daemon; more wait in the queue."`
-	QueueSize int `koanf:"queue_size" doc:"Accepted messages waiting for a worker; when full, POST /v1/accounts/{id}/messages answers 503."`
+	QueueSize int `koanf:"queue_size" doc:"Accepted messages waiting for a worker or for their paced slot; when full, POST /v1/accounts/{id}/messages answers 503."`
+	// Pacing: see the README's "Rate limits and send pacing".
+	Pacing Pacing `koanf:"pacing"`
 }
 
 // Outbox configures the durable delivery queue that feeds sink stages.
@@ -120,6 +124,7 @@ func Defaults() Config {
 			Addr:           "127.0.0.1:8080",
 			MaxBodyBytes:   1 << 20,
 			IdempotencyTTL: 24 * time.Hour,
+			RateLimits:     defaultRateLimits(),
 		},
 		MongoDB: MongoDB{
 			Database:     "wildcat",
@@ -136,6 +141,7 @@ func Defaults() Config {
 		Send: Send{
 			Workers:   4,
 			QueueSize: 1000,
+			Pacing:    defaultPacing(),
 		},
 		Outbox: Outbox{
 			Retries: []time.Duration{

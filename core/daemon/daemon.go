@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wildcathub/wildcat/core/api"
+	"github.com/wildcathub/wildcat/core/clock"
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/configcheck"
 	"github.com/wildcathub/wildcat/core/event"
@@ -38,6 +39,7 @@ import (
 	"github.com/wildcathub/wildcat/core/store"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
 	"github.com/wildcathub/wildcat/core/stream"
+	"github.com/wildcathub/wildcat/core/throttle"
 )
 
 // ErrNotReady is returned by Ready until start-up has finished; callers
@@ -87,6 +89,9 @@ type Options struct {
 	// WrapMediaFetch, when set, wraps the plugins' media fetcher (tests
 	// inject corrupted and expired downloads); see mediaarchive.go.
 	WrapMediaFetch func(pluginhost.MediaFetcher) pluginhost.MediaFetcher
+	// Clock times send pacing and the API's rate limits; nil is the system
+	// clock (tests move a fake one).
+	Clock clock.Clock
 }
 
 // Daemon is one running wildcatd.
@@ -105,6 +110,8 @@ type Daemon struct {
 	sim      *sim.Network
 	media    media.Store
 	sender   *outgoing.Sender
+	pacer    *throttle.Pacer
+	clock    clock.Clock
 	idem     *messages.Idempotency
 	registry *pipeline.Registry
 	engine   *pipeline.Engine
@@ -152,7 +159,10 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 	if err := configcheck.Settings(&cfg); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, opts: opts, log: logging.Component(opts.Logger, "daemon")}
+	d := &Daemon{cfg: cfg, opts: opts, log: logging.Component(opts.Logger, "daemon"), clock: opts.Clock}
+	if d.clock == nil {
+		d.clock = clock.Real{}
+	}
 	// One engine: MongoDB when a URI is configured, else the embedded
 	// SQLite database in data_dir.
 	if cfg.MongoDB.URI != "" {
@@ -301,8 +311,8 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	d.engine, err = pipeline.New(pipeline.Options{
 		Registry:    d.registry,
 		Stages:      cfg.Pipeline,
-		Sender:      sessionSender{d.sessions},
-		ReadMarker:  sessionSender{d.sessions},
+		Sender:      sessionSender{d},
+		ReadMarker:  sessionSender{d},
 		Annotator:   d.messages,
 		Failures:    failureRecorder{d.messages},
 		Enqueuer:    ob,
@@ -329,12 +339,17 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		d.idem = messages.NewIdempotency(st.DB(), cfg.HTTP.IdempotencyTTL)
 	}
 	d.idem.Seal(d.keys)
+	if err := d.buildPacer(cfg); err != nil {
+		return err
+	}
 	d.sender = outgoing.New(outgoing.Options{
 		Sessions:  d.sessions,
 		Store:     d.messages,
 		Logger:    logging.Component(opts.Logger, "send"),
 		Workers:   cfg.Send.Workers,
 		QueueSize: cfg.Send.QueueSize,
+		Pacer:     d.pacer,
+		Clock:     d.clock,
 	})
 	d.api = api.New(api.Options{
 		Logger:       logging.Component(opts.Logger, "api"),
@@ -360,6 +375,7 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		StoredEvents:   d.messages,
 		ConfigReloader: configReloader{d},
 		Metrics:        promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{Registry: d.metrics}),
+		RateLimiter:    rateLimiter(cfg.HTTP.RateLimits, d),
 	})
 	return nil
 }
@@ -427,15 +443,14 @@ func (d *Daemon) recover(ctx context.Context, accountID string) error {
 
 var _ pipeline.Unprocessed = (*messages.Store)(nil)
 
-// sessionSender sends pipeline replies straight through the account's
-// session; the driver's message.sent event stores them.
-type sessionSender struct{ m *session.Manager }
+// sessionSender sends pipeline replies through the paced sender: at once
+// through the account's session when the account's slot is now (the
+// driver's message.sent event stores them), else stored as pending and
+// sent at the slot.
+type sessionSender struct{ d *Daemon }
 
 func (s sessionSender) Send(ctx context.Context, accountID string, req *session.SendRequest) error {
-	if _, err := s.m.Send(ctx, accountID, req); err != nil {
-		return err
-	}
-	return nil
+	return s.d.pacedSend(ctx, accountID, req)
 }
 
 // MarkRead is the pipeline's ReadMarker: the read receipt of the event's
@@ -449,7 +464,7 @@ func (s sessionSender) MarkRead(ctx context.Context, ev *event.Event) error {
 	if chat == "" {
 		chat = ev.ChatID
 	}
-	return s.m.MarkRead(ctx, ev.AccountID, chat, m.From, []string{m.MessageID})
+	return s.d.sessions.MarkRead(ctx, ev.AccountID, chat, m.From, []string{m.MessageID})
 }
 
 // failureRecorder stores the pipeline's failed actions on the event's
@@ -564,6 +579,7 @@ func (d *Daemon) Start() error {
 		d.goBackground(every(time.Hour, d.sweepIdempotency))
 		d.goBackground(every(d.webhooks.sync, d.webhooks.refresh))
 		d.goBackground(every(time.Minute, d.failStaleSends))
+		d.goBackground(every(24*time.Hour, d.purgeSendCounts))
 		d.goBackground(every(mediaRetentionInterval, d.retainMedia))
 		d.goBackground(d.sweepMedia)
 		d.goBackground(d.rules.supervise)
@@ -666,7 +682,13 @@ const staleSendAge = 10 * time.Minute
 // failStaleSends marks failed the sends a dead daemon stored as pending but
 // never finished, so clients learn they did not happen and can resend.
 func (d *Daemon) failStaleSends(ctx context.Context) {
-	n, err := d.messages.FailStalePending(ctx, time.Now().Add(-staleSendAge), "the daemon stopped before the send was finished; send it again")
+	cutoff := time.Now().Add(-staleSendAge)
+	// Sends waiting for their paced slot are pending for as long as they
+	// wait: spare them.
+	if oldest, ok := d.sender.OldestWaiting(); ok && oldest.Before(cutoff) {
+		cutoff = oldest
+	}
+	n, err := d.messages.FailStalePending(ctx, cutoff, "the daemon stopped before the send was finished; send it again")
 	if err != nil && ctx.Err() == nil {
 		d.log.Warn("stale send sweep failed", slog.Any("error", err))
 	} else if n > 0 {

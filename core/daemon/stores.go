@@ -17,6 +17,7 @@ import (
 	"github.com/wildcathub/wildcat/core/session/whatsapp"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/authstore"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
+	"github.com/wildcathub/wildcat/core/throttle"
 	"github.com/wildcathub/wildcat/core/webhooks"
 )
 
@@ -37,6 +38,7 @@ func sqliteSchemas() []sqlite.Schema {
 		pluginhost.SQLiteSchema,
 		webhooks.SQLiteSchema,
 		outbox.SQLiteSchema,
+		throttle.SQLiteSchema,
 	}
 }
 

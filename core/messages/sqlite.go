@@ -396,6 +396,28 @@ func limitOrAll(limit int) int {
 	return limit
 }
 
+// indexText adds the text of every row stored since the last commit to the
+// trigram index, in the committing transaction (see the schema's
+// 0002_messages_text_per_commit.sql): one FTS5 statement per group commit
+// instead of one per message, which made the index a fifth of the cost of
+// storing a message.
+func indexText(ctx context.Context, db *sqlite.DB, tx *sql.Tx) error {
+	var indexed, top sql.NullInt64
+	if err := db.QueryRow(ctx, tx, `SELECT (SELECT indexed_seq FROM messages_text_state), (SELECT MAX(seq) FROM messages)`).Scan(&indexed, &top); err != nil {
+		return fmt.Errorf("index text: %w", err)
+	}
+	if !top.Valid || top.Int64 <= indexed.Int64 {
+		return nil
+	}
+	if _, err := db.Exec(ctx, tx, `INSERT INTO messages_text (rowid, text) SELECT seq, text FROM messages WHERE seq > ? AND seq <= ?`, indexed.Int64, top.Int64); err != nil {
+		return fmt.Errorf("index text: %w", err)
+	}
+	if _, err := db.Exec(ctx, tx, `UPDATE messages_text_state SET indexed_seq = ?`, top.Int64); err != nil {
+		return fmt.Errorf("index text: %w", err)
+	}
+	return nil
+}
+
 // minTrigram is the shortest text the trigram index can match.
 const minTrigram = 3
 

@@ -12,6 +12,7 @@ package messages
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -183,6 +184,7 @@ func New(db *mongo.Database, log *slog.Logger) *Store {
 // NewSQLite returns a Store on the embedded engine's messages and chats
 // tables (SQLiteSchema).
 func NewSQLite(db *sqlite.DB, log *slog.Logger) *Store {
+	db.BeforeCommit("messages_text", func(ctx context.Context, tx *sql.Tx) error { return indexText(ctx, db, tx) })
 	return &Store{b: &sqliteBackend{db: db}, log: orDiscard(log), now: time.Now}
 }
 
