@@ -324,8 +324,10 @@ func (s *GridFS) putAs(ctx context.Context, r io.Reader, id func() string, mimet
 	f := fileDoc{ID: sum, Length: n, ChunkSize: ChunkSize, UploadDate: s.now().UTC().Truncate(time.Millisecond), Filename: filename,
 		Metadata: fileMeta{Mimetype: mimetype}}
 	if cur != nil {
-		// A replaced file keeps its metadata; only its bytes change.
+		// A replaced file keeps its metadata; only its bytes change. The
+		// bytes putAs stores are sealed: no SHA-256 in the clear (maySeal).
 		f.UploadDate, f.Filename, f.Metadata = cur.UploadDate, cur.Filename, cur.Metadata
+		f.Metadata.SHA256 = ""
 	}
 	if _, err := s.files.ReplaceOne(ctx, bson.D{{Key: "_id", Value: sum}}, f, options.Replace().SetUpsert(true)); err != nil {
 		return nil, fmt.Errorf("store media %s: %w", sum, err)
@@ -352,3 +354,7 @@ func (s *GridFS) setFilename(ctx context.Context, id, filename string) error {
 	}
 	return nil
 }
+
+// maySeal implements engine: Put records the SHA-256 of the plaintext it
+// stores, putAs (sealed bytes) none.
+func (s *GridFS) maySeal(in *Info) bool { return in.SHA256 == "" }

@@ -34,6 +34,9 @@ type engine interface {
 	putAs(ctx context.Context, r io.Reader, id func() string, mimetype, filename string, replace bool) (*Info, error)
 	// setFilename replaces a stored file's name.
 	setFilename(ctx context.Context, id, filename string) error
+	// maySeal reports whether the file in describes may hold sealed bytes;
+	// false means plaintext for sure, and Stat need not read the file.
+	maySeal(in *Info) bool
 }
 
 var (
@@ -116,6 +119,10 @@ func (s *SealedStore) sealing(r io.Reader, id *string) *io.PipeReader {
 // Stat implements Store. A sealed file's size and SHA-256 are its
 // plaintext's, read from the file.
 func (s *SealedStore) Stat(ctx context.Context, id string) (*Info, error) {
+	in, err := s.e.Stat(ctx, id)
+	if err != nil || !s.e.maySeal(in) {
+		return in, err
+	}
 	rd, err := s.Open(ctx, id)
 	if err != nil {
 		return nil, err
