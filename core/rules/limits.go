@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -76,12 +77,7 @@ func (m *vm) installLimits() error {
 		// match/replace/split/search/matchAll, which calls exec: every
 		// regexp match in the runtime comes through here.
 		if err := redefine(rt, rxProto, name, func(c goja.FunctionCall) goja.Value {
-			m.boundRegexp(c.This)
-			res := orig(c)
-			// A match cut by its timeout answers "no match"; the deadline
-			// has passed, so interrupt before the rule acts on that answer.
-			m.onDeadline()
-			return res
+			return m.matchBounded(c, orig)
 		}); err != nil {
 			return err
 		}
@@ -101,16 +97,29 @@ func (m *vm) installLimits() error {
 			return err
 		}
 	}
-	if err := m.wrap(strProto, "concat", func(c goja.FunctionCall) {
-		total := float64(thisString(rt, c).Length())
-		for _, a := range c.Arguments {
-			if s, ok := a.Export().(string); ok {
-				total += float64(len(s))
-			}
+	// concat converts its arguments itself (each toString runs once, as
+	// the spec has it) so that the total is known before anything is built.
+	if err := m.wrapCall(strProto, "concat", func(c goja.FunctionCall, orig jsFunc) goja.Value {
+		this := thisString(rt, c)
+		total := float64(this.Length())
+		args := make([]goja.Value, len(c.Arguments))
+		for i, a := range c.Arguments {
+			str := jsString(rt, a)
+			args[i] = str
+			total += float64(str.Length())
 		}
 		m.checkString("String.prototype.concat", total)
+		return orig(goja.FunctionCall{This: this, Arguments: args})
 	}); err != nil {
 		return err
+	}
+	for _, name := range []string{"replace", "replaceAll"} {
+		if err := m.wrapCall(strProto, name, func(c goja.FunctionCall, orig jsFunc) goja.Value {
+			m.checkReplace("String.prototype."+name, name == "replaceAll", c)
+			return orig(c)
+		}); err != nil {
+			return err
+		}
 	}
 
 	arrProto := rt.Get("Array").ToObject(rt).Get("prototype").ToObject(rt)
@@ -123,15 +132,23 @@ func (m *vm) installLimits() error {
 		case "constructor", "length", "push", "pop", "at", "keys", "values", "entries":
 			// O(1) or lazy: nothing to bound.
 			continue
+		case "toString":
+			continue // calls this.join
+		case "join":
+			if err := m.wrapCall(arrProto, name, m.join); err != nil {
+				return err
+			}
+			continue
+		case "toLocaleString":
+			if err := redefine(rt, arrProto, name, m.toLocaleString); err != nil {
+				return err
+			}
+			continue
 		}
 		if _, ok := goja.AssertFunction(arrProto.Get(name)); !ok {
 			continue
 		}
-		check := func(c goja.FunctionCall) { m.checkLength("Array.prototype."+name, c.This) }
-		if name == "join" || name == "toString" || name == "toLocaleString" {
-			check = func(c goja.FunctionCall) { m.checkJoin("Array.prototype."+name, c) }
-		}
-		if err := m.wrap(arrProto, name, check); err != nil {
+		if err := m.wrap(arrProto, name, func(c goja.FunctionCall) { m.checkLength("Array.prototype."+name, c.This) }); err != nil {
 			return err
 		}
 	}
@@ -210,14 +227,19 @@ func redefine(rt *goja.Runtime, obj *goja.Object, name string, fn jsFunc) error 
 
 // wrap replaces obj[name] with check followed by the original.
 func (m *vm) wrap(obj *goja.Object, name string, check func(goja.FunctionCall)) error {
+	return m.wrapCall(obj, name, func(c goja.FunctionCall, orig jsFunc) goja.Value {
+		check(c)
+		return orig(c)
+	})
+}
+
+// wrapCall replaces obj[name] with fn, which gets the original to call.
+func (m *vm) wrapCall(obj *goja.Object, name string, fn func(c goja.FunctionCall, orig jsFunc) goja.Value) error {
 	orig, err := nativeMethod(obj, name)
 	if err != nil {
 		return err
 	}
-	return redefine(m.rt, obj, name, func(c goja.FunctionCall) goja.Value {
-		check(c)
-		return orig(c)
-	})
+	return redefine(m.rt, obj, name, func(c goja.FunctionCall) goja.Value { return fn(c, orig) })
 }
 
 func ownNames(rt *goja.Runtime, obj *goja.Object) ([]string, error) {
@@ -237,15 +259,39 @@ func ownNames(rt *goja.Runtime, obj *goja.Object) ([]string, error) {
 	return names, nil
 }
 
+func isSet(v goja.Value) bool { return v != nil && !goja.IsUndefined(v) && !goja.IsNull(v) }
+
 func thisString(rt *goja.Runtime, c goja.FunctionCall) goja.String {
 	if goja.IsUndefined(c.This) || goja.IsNull(c.This) {
 		panic(rt.NewTypeError("String.prototype method called on null or undefined"))
 	}
-	s, _ := c.This.ToString().(goja.String)
-	if s == nil {
-		return rt.ToValue("").(goja.String)
+	return jsString(rt, c.This)
+}
+
+// jsString is ToString(v) as a goja.String (goja's ToString of a number
+// is not one).
+func jsString(rt *goja.Runtime, v goja.Value) goja.String {
+	if s, ok := v.(goja.String); ok {
+		return s
 	}
-	return s
+	s := v.ToString()
+	if str, ok := s.(goja.String); ok {
+		return str
+	}
+	return rt.ToValue(s.String()).(goja.String)
+}
+
+// stopIfPastDeadline throws from a Go function that a built-in calls in a
+// loop, once the call's deadline has passed. The interrupt is pending as
+// well, so a rule that catches this is cut at its next instruction.
+func (m *vm) stopIfPastDeadline() {
+	m.mu.Lock()
+	past := m.running && !time.Now().Before(m.deadline)
+	m.mu.Unlock()
+	if past {
+		m.onDeadline()
+		m.throwGo(m.v.interrupt)
+	}
 }
 
 func (m *vm) throwRange(format string, args ...any) {
@@ -275,32 +321,237 @@ func (m *vm) checkLength(fn string, this goja.Value) {
 	}
 }
 
-// checkJoin bounds what join builds from primitive elements. An object
-// element becomes a string by calling its toString, which is JS the
-// deadline and the memory watchdog already reach.
-func (m *vm) checkJoin(fn string, c goja.FunctionCall) {
+// join converts the elements itself (holes, undefined and null to "",
+// anything else by ToString, so an object's toString runs once, as the
+// spec has it) and checks the total before the original joins the
+// strings. Counting primitive elements alone would miss an object whose
+// toString returns one long string many times over.
+func (m *vm) join(c goja.FunctionCall, orig jsFunc) goja.Value {
+	const fn = "Array.prototype.join"
 	m.checkLength(fn, c.This)
-	o, ok := c.This.(*goja.Object)
-	if !ok {
-		return
-	}
+	o := c.This.ToObject(m.rt)
 	n := int(o.Get("length").ToInteger())
-	sep := 1.0
-	if fn == "Array.prototype.join" {
-		if s := c.Argument(0); !goja.IsUndefined(s) {
-			sep = float64(len(s.String()))
-		}
+	sep := m.rt.ToValue(",")
+	if s := c.Argument(0); !goja.IsUndefined(s) {
+		sep = jsString(m.rt, s)
 	}
-	total := float64(max(n-1, 0)) * sep
-	for i := 0; i < n; i++ {
-		if s, ok := o.Get(strconv.Itoa(i)).Export().(string); ok {
-			total += float64(len(s))
-			if total > MaxBuiltinString {
-				break
-			}
+	total := float64(max(n-1, 0)) * float64(sep.(goja.String).Length())
+	parts := make([]any, n)
+	for i := range n {
+		el := o.Get(strconv.Itoa(i))
+		if el == nil || goja.IsUndefined(el) || goja.IsNull(el) {
+			parts[i] = ""
+			continue
 		}
+		str := jsString(m.rt, el)
+		total += float64(str.Length())
+		m.checkString(fn, total)
+		parts[i] = str
 	}
 	m.checkString(fn, total)
+	return orig(goja.FunctionCall{This: m.rt.NewArray(parts...), Arguments: []goja.Value{sep}})
+}
+
+// toLocaleString is Array.prototype.toLocaleString with the same check as
+// join: each element's toLocaleString, then the strings joined by ",".
+func (m *vm) toLocaleString(c goja.FunctionCall) goja.Value {
+	const fn = "Array.prototype.toLocaleString"
+	m.checkLength(fn, c.This)
+	o := c.This.ToObject(m.rt)
+	n := int(o.Get("length").ToInteger())
+	var (
+		b     goja.StringBuilder
+		total float64
+	)
+	for i := range n {
+		if i > 0 {
+			b.WriteUTF8String(",")
+			total++
+		}
+		el := o.Get(strconv.Itoa(i))
+		if el == nil || goja.IsUndefined(el) || goja.IsNull(el) {
+			continue
+		}
+		method, ok := goja.AssertFunction(el.ToObject(m.rt).Get("toLocaleString"))
+		if !ok {
+			panic(m.rt.NewTypeError("toLocaleString is not a function"))
+		}
+		v, err := method(el)
+		if err != nil {
+			panic(err)
+		}
+		str := jsString(m.rt, v)
+		total += float64(str.Length())
+		m.checkString(fn, total)
+		b.WriteString(str)
+	}
+	return b.String()
+}
+
+// checkReplace bounds what replace and replaceAll build when the
+// replacement is a string: each match adds the replacement, whose $&, $`,
+// $' and $n patterns can each insert up to the whole subject. A function
+// replacement is JS, run under the deadline and the memory watchdog.
+//
+// The cheap bound (every position a match, every pattern the whole
+// subject) settles ordinary texts. Above it, a string pattern's matches are
+// counted, and a global regexp is run through exec once more, adding up
+// each match's substitution — the exact size — and throwing as soon as it
+// passes the cap (goja's replace would find every match before building
+// anything). lastIndex starts at 0 and ends at 0 either way. A single
+// regexp replacement keeps the cheap bound: running a sticky regexp twice
+// would move its lastIndex.
+func (m *vm) checkReplace(fn string, all bool, c goja.FunctionCall) {
+	if _, isFn := goja.AssertFunction(c.Argument(1)); isFn {
+		return
+	}
+	subject := thisString(m.rt, c)
+	t := subject.Length()
+	rep := c.Argument(1).String()
+	pat := c.Argument(0)
+	rx, isRegexp := pat.(*goja.Object)
+	isRegexp = isRegexp && isSet(rx.GetSymbol(goja.SymReplace))
+	global := all
+	if isRegexp {
+		global = strings.Contains(rx.Get("flags").String(), "g")
+	}
+	matches := 1.0
+	if global {
+		matches = float64(t + 1)
+	}
+	tooLong := func(total float64) {
+		if total > MaxBuiltinString {
+			m.throwRange("%s: a result of %.0f characters or more is over the rules' limit of %d", fn, total, MaxBuiltinString)
+		}
+	}
+	perMatch := float64(len(rep)) + float64(strings.Count(rep, "$"))*float64(t)
+	if float64(t)+matches*perMatch <= MaxBuiltinString {
+		return
+	}
+	switch {
+	case !isRegexp:
+		p := pat.String()
+		n := strings.Count(subject.String(), p)
+		if !all {
+			n = min(n, 1)
+		}
+		if !strings.Contains(rep, "$`") && !strings.Contains(rep, "$'") {
+			// Then the substitution does not depend on where the match is.
+			perMatch = float64(substitutionLen(rep, []goja.Value{m.rt.ToValue(p), m.rt.ToValue(0), subject}))
+		}
+		tooLong(float64(t) + float64(n)*perMatch)
+	case !global:
+		tooLong(float64(t) + perMatch)
+	default:
+		exec, ok := goja.AssertFunction(rx.Get("exec"))
+		if !ok {
+			return // goja's replace throws its own TypeError
+		}
+		total := float64(t)
+		_ = rx.Set("lastIndex", 0)
+		for {
+			res, err := exec(rx, subject)
+			if err != nil {
+				panic(err)
+			}
+			o, ok := res.(*goja.Object)
+			if !ok {
+				break
+			}
+			n := int(o.Get("length").ToInteger())
+			args := make([]goja.Value, 0, n+3)
+			for i := range n {
+				args = append(args, o.Get(strconv.Itoa(i)))
+			}
+			args = append(args, o.Get("index"), subject)
+			if g := o.Get("groups"); isSet(g) {
+				args = append(args, g)
+			}
+			total += float64(substitutionLen(rep, args))
+			tooLong(total)
+			if matched := args[0].String(); matched == "" {
+				// Step over an empty match, as replace does.
+				_ = rx.Set("lastIndex", rx.Get("lastIndex").ToInteger()+1)
+			}
+		}
+		_ = rx.Set("lastIndex", 0)
+	}
+}
+
+// substitutionLen is an upper bound of the length of GetSubstitution (the
+// expansion of a replacement string, ECMA-262 22.1.3.19.1) for one match,
+// given the arguments a replace function gets: match, captures…,
+// position, string, and the named groups when the regexp has any.
+func substitutionLen(rep string, args []goja.Value) int {
+	n := len(args)
+	var groups *goja.Object
+	if n > 0 {
+		if o, ok := args[n-1].(*goja.Object); ok {
+			groups, n = o, n-1
+		}
+	}
+	if n < 3 {
+		return len(rep)
+	}
+	strLen := len(args[n-1].String())
+	position := int(args[n-2].ToInteger())
+	matchLen := len(args[0].String())
+	captures := args[1 : n-2]
+	capLen := func(i int) int { // 1-based
+		if v := captures[i-1]; isSet(v) {
+			return len(v.String())
+		}
+		return 0
+	}
+	size := 0
+	for i := 0; i < len(rep); i++ {
+		if rep[i] != '$' || i+1 == len(rep) {
+			size++
+			continue
+		}
+		switch next := rep[i+1]; {
+		case next == '$':
+			size++
+			i++
+		case next == '&':
+			size += matchLen
+			i++
+		case next == '`':
+			size += position
+			i++
+		case next == '\'':
+			size += max(strLen-position-matchLen, 0)
+			i++
+		case next >= '0' && next <= '9':
+			d := int(next - '0')
+			if i+2 < len(rep) && rep[i+2] >= '0' && rep[i+2] <= '9' {
+				if dd := d*10 + int(rep[i+2]-'0'); dd >= 1 && dd <= len(captures) {
+					size += capLen(dd)
+					i += 2
+					continue
+				}
+			}
+			if d >= 1 && d <= len(captures) {
+				size += capLen(d)
+				i++
+			} else {
+				size++
+			}
+		case next == '<' && groups != nil:
+			end := strings.IndexByte(rep[i+2:], '>')
+			if end < 0 {
+				size++
+				continue
+			}
+			if v := groups.Get(rep[i+2 : i+2+end]); isSet(v) {
+				size += len(v.String())
+			}
+			i += 2 + end
+		default:
+			size++
+		}
+	}
+	return size
 }
 
 // wrapStringify makes JSON.stringify count what it writes, through a
@@ -332,6 +583,7 @@ func (m *vm) wrapStringify(jsonObj *goja.Object) error {
 		}
 		var total float64
 		counting := m.rt.ToValue(func(rc goja.FunctionCall) goja.Value {
+			m.stopIfPastDeadline() // stringify walks the value natively
 			v := rc.Argument(1)
 			if userFn != nil {
 				var err error
@@ -353,6 +605,43 @@ func (m *vm) wrapStringify(jsonObj *goja.Object) error {
 	})
 }
 
+// matchBounded runs exec or test with the regexp's match timeout set to
+// what is left of the deadline.
+//
+// goja reads a regexp2 timeout as "no match". Past the deadline that is
+// harmless: the interrupt is pending and cuts the rule at its next
+// instruction. Before it, the answer may be wrong: regexp2 measures time
+// by a clock goroutine that can fall behind on a loaded machine and end a
+// match early. So a slow "no match" from regexp2 with time left is run
+// again (from the same lastIndex) with what is left; a real one costs the
+// same again, within the deadline.
+func (m *vm) matchBounded(c goja.FunctionCall, orig jsFunc) goja.Value {
+	// Built-ins like split and replace call exec in a native loop that no
+	// interrupt reaches: past the deadline, stop the loop.
+	m.stopIfPastDeadline()
+	obj, _ := c.This.(*goja.Object)
+	for {
+		var lastIndex goja.Value
+		if obj != nil {
+			lastIndex = obj.Get("lastIndex")
+		}
+		onRegexp2 := m.boundRegexp(c.This)
+		start := time.Now()
+		res := orig(c)
+		m.onDeadline()
+		if !onRegexp2 || res.ToBoolean() || time.Since(start) < time.Millisecond {
+			return res
+		}
+		m.mu.Lock()
+		timeLeft := m.running && time.Now().Before(m.deadline)
+		m.mu.Unlock()
+		if !timeLeft {
+			return res
+		}
+		_ = obj.Set("lastIndex", lastIndex)
+	}
+}
+
 // boundRegexp gives the regexp this a match timeout ending at the running
 // call's deadline. goja runs patterns Go's regexp cannot (lookaround,
 // backreferences) on dlclark/regexp2, a backtracking engine whose only
@@ -364,10 +653,13 @@ func (m *vm) wrapStringify(jsonObj *goja.Object) error {
 // RegExp object, owned by this runtime) gets a private copy of the
 // Regexp with the timeout set, never a write to the shared one.
 // TestRegexpTimeoutReachesGoja fails if a goja upgrade moves these fields.
-func (m *vm) boundRegexp(this goja.Value) {
+//
+// It reports whether the match will run on regexp2: the pattern needs it,
+// or matching starts past index 0.
+func (m *vm) boundRegexp(this goja.Value) bool {
 	obj, ok := this.(*goja.Object)
 	if !ok {
-		return
+		return false
 	}
 	remaining := time.Hour
 	m.mu.Lock()
@@ -378,11 +670,15 @@ func (m *vm) boundRegexp(this goja.Value) {
 	remaining = max(remaining, time.Nanosecond)
 	pat := regexpPattern(obj)
 	if !pat.IsValid() {
-		return
+		return false
+	}
+	onRegexp2 := true
+	if re2 := pat.FieldByName("regexpWrapper"); re2.IsValid() && re2.Kind() == reflect.Pointer && !re2.IsNil() {
+		onRegexp2 = obj.Get("lastIndex").ToInteger() != 0
 	}
 	wrapperField := pat.FieldByName("regexp2Wrapper")
 	if !wrapperField.IsValid() || wrapperField.Kind() != reflect.Pointer {
-		return
+		return false
 	}
 	if wrapperField.IsNil() {
 		// The pattern runs on Go's linear-time regexp, but goja switches to
@@ -390,27 +686,28 @@ func (m *vm) boundRegexp(this goja.Value) {
 		// then, without a timeout. Compile it now, as goja does.
 		rx := compileLikeGoja(pat)
 		if rx == nil {
-			return
+			return false
 		}
 		w := reflect.New(wrapperField.Type().Elem())
 		rxField := w.Elem().FieldByName("rx")
 		if !rxField.IsValid() || rxField.Type() != reflect.TypeOf(rx) {
-			return
+			return false
 		}
 		*(**regexp2.Regexp)(unsafe.Pointer(rxField.UnsafeAddr())) = rx
 		*(*unsafe.Pointer)(unsafe.Pointer(wrapperField.UnsafeAddr())) = w.UnsafePointer()
 	}
 	rxField := wrapperField.Elem().FieldByName("rx")
 	if !rxField.IsValid() || rxField.Type() != reflect.TypeOf((*regexp2.Regexp)(nil)) {
-		return
+		return false
 	}
 	p := (**regexp2.Regexp)(unsafe.Pointer(rxField.UnsafeAddr()))
 	if *p == nil {
-		return
+		return false
 	}
 	private := **p // the Regexp holds only pointers to its shared, read-only parts
 	private.MatchTimeout = remaining
 	*p = &private
+	return onRegexp2
 }
 
 // regexpPattern is the *regexpPattern of a RegExp object, dereferenced

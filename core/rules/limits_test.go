@@ -59,7 +59,18 @@ func TestBuiltinsAreCutWithinTheDeadline(t *testing.T) {
 		{"array-like indexOf", `Array.prototype.indexOf.call({length: 2**53 - 1}, 1)`, false, "Array.prototype.indexOf"},
 		{"Array.from length", `Array.from({length: 3e7})`, false, "Array.from"},
 		{"join of one long string", `new Array(1000).fill(big).join("")`, false, "Array.prototype.join"},
-		{"stringify of one long string", `JSON.stringify(new Array(1000).fill(big))`, false, "JSON.stringify"},
+		{"join of objects", `new Array(1000).fill({toString: () => big}).join("")`, false, "Array.prototype.join"},
+		{"toString of objects", `String(new Array(1000).fill({toString: () => big}))`, false, "Array.prototype.join"},
+		{"toLocaleString of objects", `new Array(1000).fill({toLocaleString: () => big}).toLocaleString()`, false, "Array.prototype.toLocaleString"},
+		{"concat of objects", `"".concat(...new Array(1000).fill({toString: () => big}))`, false, "String.prototype.concat"},
+		{"replaceAll with a long replacement", `big.replaceAll("x", big)`, false, "String.prototype.replaceAll"},
+		{"global regexp replace", `big.replace(/x/g, big)`, false, "String.prototype.replace"},
+		// 1.5 M characters, found one short match at a time: the deadline
+		// comes first.
+		{"replace patterns", `big.replace(/x/g, "$&$&$&")`, true, "deadline"},
+		{"replaceAll with patterns", `big.replaceAll("x", "$&$&$&")`, false, "String.prototype.replaceAll"},
+		{"template of a join", "`${new Array(1000).fill(big)}`", false, "Array.prototype.join"},
+		{"stringify of one long string", `JSON.stringify(new Array(1000).fill(big + big))`, false, "JSON.stringify"},
 		{"ArrayBuffer", `new ArrayBuffer(2**30)`, false, "ArrayBuffer"},
 		{"Float64Array", `new Float64Array(2**28)`, false, "Float64Array"},
 		{"typed array from array-like", `new Uint8Array({length: 3e7})`, false, "Uint8Array"},
@@ -124,10 +135,15 @@ on("message.received", (msg, ctx) => {
     JSON.stringify({a: 1}, ["a"]), JSON.stringify([1], null, 2),
     new Uint8Array(4).length, new Uint8Array([1, 2]).length, Uint8Array.from([1, 2, 3]).length, new ArrayBuffer(8).byteLength,
     new Uint8Array(8) instanceof Uint8Array,
+    [1, , null, undefined, {toString: () => "o"}].join("-"), [1, "a", null].toLocaleString(), "".concat({toString: () => "t"}, 2),
+    "a.b.c".replace(".", "$&$&"), "a.b.c".replaceAll(".", "-"), "aXbX".replace(/X/g, "[$&]"), "abc".replace(/(b)/, "$1$1$'"),
+    "xx".replace("", "_"), "xx".replaceAll("", "_"),
+    (() => { const t = "ab ".repeat(3000); return t.replace(/(?<w>\w+)/g, "<$1|$<w>|$&|$$|$9>").length === t.length + 3000 * 13 })(),
+    (() => { const t = "xy".repeat(100); return t.replaceAll("y", "$'").length })(),
   ];
   ctx.tag(out.join("|"));
-});`}, Options{})
-	want := `ababab|007|x--|ab1|1+2+3|1,2,3|000|0,1|2|3|a<1>b<22>|12|12|2|true|true|true|2|{"a":[1,"x"],"b":{"c":null}}|{"a":1}|{"a":1}|[` + "\n  1\n" + `]|4|2|3|8|true`
+});`}, Options{Timeout: 5 * time.Second})
+	want := `ababab|007|x--|ab1|1+2+3|1,2,3|000|0,1|2|3|a<1>b<22>|12|12|2|true|true|true|2|{"a":[1,"x"],"b":{"c":null}}|{"a":1}|{"a":1}|[` + "\n  1\n" + `]|4|2|3|8|true|1----o|1,a,|t2|a..b.c|a-b-c|a[X]b[X]|abbcc|_xx|_x_x_|true|10000`
 	effs := mustHandle(t, e, msgEvent("x"))
 	if len(effs) != 1 || len(effs[0].Tags) != 1 || effs[0].Tags[0] != want {
 		t.Fatalf("got  %s\nwant %q", effectsJSON(t, effs), want)
