@@ -25,6 +25,8 @@ type Config struct {
 	Outbox  Outbox  `koanf:"outbox"`
 	// Webhooks: see the README's Webhooks section.
 	Webhooks Webhooks `koanf:"webhooks"`
+	// Rules: limits of the JavaScript rules (see the README's rules section).
+	Rules Rules `koanf:"rules"`
 
 	Accounts []Account `koanf:"accounts" doc:"Accounts created at start when missing: a list of {id, driver, name}; driver is whatsapp or sim. Existing accounts keep their state; accounts made over REST need no entry."`
 
@@ -100,6 +102,11 @@ type Webhooks struct {
 	Endpoints           []WebhookEndpoint `koanf:"endpoints" doc:"Webhook endpoints upserted at every start under a stable id: a list of {id, url, events, accounts, sources, description, headers, enabled, secret, rate_limit}. Endpoints made over REST need no entry."`
 }
 
+// Rules configures what every rules stage's JavaScript may use.
+type Rules struct {
+	MemoryLimit int64 `koanf:"memory_limit" doc:"Heap size of the daemon, in bytes, above which running rule calls are cut (the event follows the stage's onError) and idle rule runtimes, with their globals, are discarded. Checked before each rule call and every 5 ms while one runs."`
+}
+
 // Defaults returns a configuration that runs without editing: loopback API,
 // embedded store under ./data.
 func Defaults() Config {
@@ -123,6 +130,7 @@ func Defaults() Config {
 			MaxBytes:     64 << 20,
 			FetchTimeout: 30 * time.Second,
 		},
+		Rules: Rules{MemoryLimit: 512 << 20},
 		Send: Send{
 			Workers:   4,
 			QueueSize: 1000,
