@@ -37,8 +37,10 @@ const (
 	// (64 KiB), and small enough that building it stays within milliseconds.
 	MaxBuiltinString = 1 << 20
 	// MaxBuiltinBytes is the largest ArrayBuffer or typed array a rule
-	// can allocate in one call.
-	MaxBuiltinBytes = 16 << 20
+	// can allocate in one call. Typed arrays have built-ins of their own
+	// (join, sort, map, …) that walk every element; this keeps their
+	// length within MaxBuiltinElements.
+	MaxBuiltinBytes = MaxBuiltinElements
 )
 
 // regexpClockPeriod is how often regexp2's shared clock ticks while any
@@ -154,8 +156,69 @@ func (m *vm) installLimits() error {
 	}
 	arrCtor := rt.Get("Array").ToObject(rt)
 	if err := m.wrap(arrCtor, "from", func(c goja.FunctionCall) {
-		if o, ok := c.Argument(0).(*goja.Object); ok {
-			m.checkLength("Array.from", o)
+		m.checkLength("Array.from", c.Argument(0))
+	}); err != nil {
+		return err
+	}
+	// Spread, destructuring, new Set/Map(…), Promise.all and Array.from
+	// walk an iterator natively to its end: a sparse array's 3e7 holes or
+	// every character of a long string. The iterator methods check the
+	// length first (for-of is bytecode, but goes through them too).
+	for _, proto := range []*goja.Object{arrProto, strProto} {
+		if err := m.wrapSymbol(proto, goja.SymIterator, func(c goja.FunctionCall) {
+			m.checkLength("[Symbol.iterator]", c.This)
+		}); err != nil {
+			return err
+		}
+	}
+	// apply and construct turn an array-like into an argument list at once.
+	funcProto := rt.Get("Function").ToObject(rt).Get("prototype").ToObject(rt)
+	if err := m.wrap(funcProto, "apply", func(c goja.FunctionCall) {
+		m.checkLength("Function.prototype.apply", c.Argument(1))
+	}); err != nil {
+		return err
+	}
+	reflectObj := rt.Get("Reflect").ToObject(rt)
+	for _, name := range []string{"apply", "construct"} {
+		argsAt := map[string]int{"apply": 2, "construct": 1}[name]
+		if err := m.wrap(reflectObj, name, func(c goja.FunctionCall) {
+			m.checkLength("Reflect."+name, c.Argument(argsAt))
+		}); err != nil {
+			return err
+		}
+	}
+	// Object.keys and friends list a string's every index.
+	objCtor := rt.Get("Object").ToObject(rt)
+	for _, name := range []string{"keys", "values", "entries", "getOwnPropertyNames"} {
+		if err := m.wrap(objCtor, name, func(c goja.FunctionCall) {
+			if s, ok := c.Argument(0).(goja.String); ok {
+				m.checkLength("Object."+name, s)
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	// split with a string separator: the number of parts is counted
+	// exactly; a regexp separator runs through exec, which stops at the
+	// deadline.
+	if err := m.wrap(strProto, "split", func(c goja.FunctionCall) {
+		sep := c.Argument(0)
+		if o, ok := sep.(*goja.Object); ok && isSet(o.GetSymbol(goja.SymSplit)) {
+			return
+		}
+		if goja.IsUndefined(sep) {
+			return
+		}
+		if l := c.Argument(1); !goja.IsUndefined(l) && l.ToFloat() <= MaxBuiltinElements {
+			return
+		}
+		subject := thisString(rt, c)
+		parts := subject.Length()
+		if p := sep.String(); p != "" {
+			parts = strings.Count(subject.String(), p) + 1
+		}
+		if parts > MaxBuiltinElements {
+			m.throwRange("String.prototype.split: %d parts is over the rules' limit of %d elements per built-in call", parts, MaxBuiltinElements)
 		}
 	}); err != nil {
 		return err
@@ -163,6 +226,14 @@ func (m *vm) installLimits() error {
 
 	jsonObj := rt.Get("JSON").ToObject(rt)
 	if err := m.wrapStringify(jsonObj); err != nil {
+		return err
+	}
+	// JSON.parse builds values natively in proportion to its input (up
+	// to about 1 µs per value for the densest input), so its input has the
+	// string cap (ctx.http.fetch's res.json() included).
+	if err := m.wrap(jsonObj, "parse", func(c goja.FunctionCall) {
+		m.checkString("JSON.parse", float64(jsString(rt, c.Argument(0)).Length()))
+	}); err != nil {
 		return err
 	}
 
@@ -231,6 +302,19 @@ func (m *vm) wrap(obj *goja.Object, name string, check func(goja.FunctionCall)) 
 		check(c)
 		return orig(c)
 	})
+}
+
+// wrapSymbol replaces obj[sym] with check followed by the original.
+func (m *vm) wrapSymbol(obj *goja.Object, sym *goja.Symbol, check func(goja.FunctionCall)) error {
+	orig, ok := obj.GetSymbol(sym).Export().(func(goja.FunctionCall) goja.Value)
+	if !ok {
+		return fmt.Errorf("%s is not a native function", sym)
+	}
+	fn := func(c goja.FunctionCall) goja.Value {
+		check(c)
+		return orig(c)
+	}
+	return obj.DefineDataPropertySymbol(sym, m.rt.ToValue(fn), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE)
 }
 
 // wrapCall replaces obj[name] with fn, which gets the original to call.
@@ -310,14 +394,21 @@ func (m *vm) checkString(fn string, length float64) {
 
 // checkLength refuses an array or array-like whose length is over the cap.
 func (m *vm) checkLength(fn string, this goja.Value) {
-	o, ok := this.(*goja.Object)
-	if !ok {
-		return // a primitive: strings are bounded by their own length
-	}
-	if l := o.Get("length"); l != nil {
-		if n := l.ToFloat(); n > MaxBuiltinElements {
-			m.throwRange("%s: length %.0f is over the rules' limit of %d elements per built-in call", fn, n, MaxBuiltinElements)
+	var n float64
+	switch v := this.(type) {
+	case goja.String:
+		n = float64(v.Length())
+	case *goja.Object:
+		l := v.Get("length")
+		if l == nil {
+			return
 		}
+		n = l.ToFloat()
+	default:
+		return
+	}
+	if n > MaxBuiltinElements {
+		m.throwRange("%s: length %.0f is over the rules' limit of %d elements per built-in call", fn, n, MaxBuiltinElements)
 	}
 }
 

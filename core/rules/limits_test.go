@@ -71,6 +71,15 @@ func TestBuiltinsAreCutWithinTheDeadline(t *testing.T) {
 		{"replaceAll with patterns", `big.replaceAll("x", "$&$&$&")`, false, "String.prototype.replaceAll"},
 		{"template of a join", "`${new Array(1000).fill(big)}`", false, "Array.prototype.join"},
 		{"stringify of one long string", `JSON.stringify(new Array(1000).fill(big + big))`, false, "JSON.stringify"},
+		{"spread of a sparse array", `[...new Array(3e7)]`, false, "[Symbol.iterator]"},
+		{"Set from a sparse array", `new Set(new Array(3e7))`, false, "[Symbol.iterator]"},
+		{"spread of a long string", `[...big]`, false, "[Symbol.iterator]"},
+		{"apply of an array-like", `Math.max.apply(null, {length: 3e7})`, false, "Function.prototype.apply"},
+		{"Reflect.apply", `Reflect.apply(Math.max, null, {length: 3e7})`, false, "Reflect.apply"},
+		{"Array.from a long string", `Array.from(big)`, false, "Array.from"},
+		{"Object.entries of a long string", `Object.entries(big)`, false, "Object.entries"},
+		{"split into characters", `big.split("")`, false, "String.prototype.split"},
+		{"JSON.parse of a long text", `JSON.parse(big + big + "  ")`, false, "JSON.parse"},
 		{"ArrayBuffer", `new ArrayBuffer(2**30)`, false, "ArrayBuffer"},
 		{"Float64Array", `new Float64Array(2**28)`, false, "Float64Array"},
 		{"typed array from array-like", `new Uint8Array({length: 3e7})`, false, "Uint8Array"},
@@ -116,6 +125,22 @@ on("message.received", (msg, ctx) => {
 	}
 }
 
+// TestLateReturnFromABuiltinIsATimeout: a built-in that runs past the
+// deadline with no instruction after it to see the pending interrupt —
+// here the handler itself is a bound built-in — still makes the call a
+// timeout.
+func TestLateReturnFromABuiltinIsATimeout(t *testing.T) {
+	e, _ := newEngine(t, map[string]string{"late.js": `const a = "ab".repeat(1 << 19), b = a + "c";
+on("message.received", String.prototype.localeCompare.bind(a, b));`}, Options{Timeout: 5 * time.Millisecond})
+	effs, err := handle(t, e, msgEvent("x"))
+	if !errors.Is(err, ErrTimeout) || len(effs) != 0 {
+		t.Fatalf("want a timeout, got %v (effects %v)", err, effs)
+	}
+	if st := e.Status()[0]; st.Timeouts != 1 {
+		t.Fatalf("status %+v", st)
+	}
+}
+
 // TestBuiltinsBelowTheCapsStillWork: the checked built-ins behave as before
 // for ordinary sizes, including the spec paths goja takes once exec is
 // replaced (match, replace, split, matchAll, search, sticky and global
@@ -140,10 +165,14 @@ on("message.received", (msg, ctx) => {
     "xx".replace("", "_"), "xx".replaceAll("", "_"),
     (() => { const t = "ab ".repeat(3000); return t.replace(/(?<w>\w+)/g, "<$1|$<w>|$&|$$|$9>").length === t.length + 3000 * 13 })(),
     (() => { const t = "xy".repeat(100); return t.replaceAll("y", "$'").length })(),
+    [..."héllo"].length, [...new Set([1, 1, 2])].length, Math.max.apply(null, [1, 5, 2]), Reflect.apply(Math.min, null, [3, 2]),
+    Object.keys("abc").join(""), "a,b,,c".split(",").length, "abc".split("").join("."), "a1b2c".split(/\d/).join(""),
+    JSON.parse('{"a":[1,{"b":2}]}').a[1].b, (() => { const [x, y] = [7, 8]; return x + y })(),
+    (() => { let n = 0; for (const c of "xyz") n++; return n })(),
   ];
   ctx.tag(out.join("|"));
 });`}, Options{Timeout: 5 * time.Second})
-	want := `ababab|007|x--|ab1|1+2+3|1,2,3|000|0,1|2|3|a<1>b<22>|12|12|2|true|true|true|2|{"a":[1,"x"],"b":{"c":null}}|{"a":1}|{"a":1}|[` + "\n  1\n" + `]|4|2|3|8|true|1----o|1,a,|t2|a..b.c|a-b-c|a[X]b[X]|abbcc|_xx|_x_x_|true|10000`
+	want := `ababab|007|x--|ab1|1+2+3|1,2,3|000|0,1|2|3|a<1>b<22>|12|12|2|true|true|true|2|{"a":[1,"x"],"b":{"c":null}}|{"a":1}|{"a":1}|[` + "\n  1\n" + `]|4|2|3|8|true|1----o|1,a,|t2|a..b.c|a-b-c|a[X]b[X]|abbcc|_xx|_x_x_|true|10000|5|2|5|2|012|4|a.b.c|abc|2|15|3`
 	effs := mustHandle(t, e, msgEvent("x"))
 	if len(effs) != 1 || len(effs[0].Tags) != 1 || effs[0].Tags[0] != want {
 		t.Fatalf("got  %s\nwant %q", effectsJSON(t, effs), want)

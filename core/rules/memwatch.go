@@ -157,8 +157,19 @@ var versions struct {
 
 func registerVersion(v *version) {
 	versions.mu.Lock()
+	defer versions.mu.Unlock()
+	// Forget collected versions as the list grows (reloads add versions).
+	if n := len(versions.list); n >= 64 && n&(n-1) == 0 {
+		live := versions.list[:0]
+		for _, p := range versions.list {
+			if p.Value() != nil {
+				live = append(live, p)
+			}
+		}
+		clear(versions.list[len(live):])
+		versions.list = live
+	}
 	versions.list = append(versions.list, weak.Make(v))
-	versions.mu.Unlock()
 }
 
 // drainAll discards the idle runtimes of every version and forgets the

@@ -299,6 +299,7 @@ func (m *vm) invoke(c *call, h handler, msg goja.Value) error {
 	c.cutIn = nil
 	m.arm(c.deadline)
 	_, err := h.fn(goja.Undefined(), msg, m.ctxObj)
+	returned := time.Now()
 	m.disarm()
 	c.endHandler()
 	elapsed := time.Since(start)
@@ -318,6 +319,12 @@ func (m *vm) invoke(c *call, h handler, msg goja.Value) error {
 		re = c.cutIn
 		re.Message = fmt.Sprintf("in handler for %s: exceeded its %s deadline in a kv or http call (the rule caught the error)", h.pattern, v.cfg.timeout)
 		re.Err = ErrTimeout
+	case !returned.Before(c.deadline):
+		// The interrupt came while a built-in ran and the handler returned
+		// before another instruction saw it; the call still overran.
+		re = &RuleError{Rule: v.rule.name, File: v.rule.file, Timeout: true, Err: ErrTimeout,
+			Message: fmt.Sprintf("in handler for %s: exceeded its %s deadline in a built-in call and returned %s late",
+				h.pattern, v.cfg.timeout, returned.Sub(c.deadline).Round(time.Millisecond))}
 	default:
 		return nil
 	}
