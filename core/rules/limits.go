@@ -656,14 +656,15 @@ func (m *vm) wrapStringify(jsonObj *goja.Object) error {
 	}
 	return redefine(m.rt, jsonObj, "stringify", func(c goja.FunctionCall) goja.Value {
 		replacer := c.Argument(1)
-		if o, ok := replacer.(*goja.Object); ok {
-			if _, isFn := goja.AssertFunction(o); !isFn {
-				// A property list: keep goja's handling; the output is then
-				// bounded only by the memory watchdog.
-				return orig(c)
-			}
-		}
 		userFn, _ := goja.AssertFunction(replacer)
+		// A property list (an array replacer) is goja's to apply: the
+		// counting runs first as a dry pass over every key — an upper bound
+		// of what the list lets through — writing null for each primitive,
+		// so the pass itself builds next to nothing.
+		propertyList := false
+		if o, ok := replacer.(*goja.Object); ok && userFn == nil {
+			propertyList = o.ClassName() == "Array"
+		}
 		gap := 0.0
 		if sp := c.Argument(2); !goja.IsUndefined(sp) {
 			if s, ok := sp.Export().(string); ok {
@@ -689,10 +690,17 @@ func (m *vm) wrapStringify(jsonObj *goja.Object) error {
 				total += float64(len(s))
 			}
 			m.checkString("JSON.stringify", total)
+			if _, isObj := v.(*goja.Object); propertyList && !isObj {
+				return goja.Null()
+			}
 			return v
 		})
 		args := []goja.Value{c.Argument(0), counting, c.Argument(2)}
-		return orig(goja.FunctionCall{This: c.This, Arguments: args})
+		if !propertyList {
+			return orig(goja.FunctionCall{This: c.This, Arguments: args})
+		}
+		orig(goja.FunctionCall{This: c.This, Arguments: args})
+		return orig(c)
 	})
 }
 
@@ -752,7 +760,7 @@ func (m *vm) boundRegexp(this goja.Value) bool {
 	if !ok {
 		return false
 	}
-	remaining := time.Hour
+	remaining := MaxTimeout
 	m.mu.Lock()
 	if m.running {
 		remaining = time.Until(m.deadline)

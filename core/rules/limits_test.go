@@ -71,6 +71,7 @@ func TestBuiltinsAreCutWithinTheDeadline(t *testing.T) {
 		{"replaceAll with patterns", `big.replaceAll("x", "$&$&$&")`, false, "String.prototype.replaceAll"},
 		{"template of a join", "`${new Array(1000).fill(big)}`", false, "Array.prototype.join"},
 		{"stringify of one long string", `JSON.stringify(new Array(1000).fill(big + big))`, false, "JSON.stringify"},
+		{"stringify with a property list", `JSON.stringify(new Array(1000).fill(big + big), ["a"])`, false, "JSON.stringify"},
 		{"spread of a sparse array", `[...new Array(3e7)]`, false, "[Symbol.iterator]"},
 		{"Set from a sparse array", `new Set(new Array(3e7))`, false, "[Symbol.iterator]"},
 		{"spread of a long string", `[...big]`, false, "[Symbol.iterator]"},
@@ -157,7 +158,7 @@ on("message.received", (msg, ctx) => {
     (() => { const r = /a/y; r.lastIndex = 1; return r.test("ba") })(),
     (() => { const r = /o/g; r.exec("foo"); return r.exec("foo").index })(),
     JSON.stringify({a: [1, "x"], b: {c: null}}), JSON.stringify({a: 1, b: 2}, (k, v) => k === "b" ? undefined : v),
-    JSON.stringify({a: 1}, ["a"]), JSON.stringify([1], null, 2),
+    JSON.stringify({a: 1, b: 2}, ["b", "a"]), JSON.stringify([1], null, 2),
     new Uint8Array(4).length, new Uint8Array([1, 2]).length, Uint8Array.from([1, 2, 3]).length, new ArrayBuffer(8).byteLength,
     new Uint8Array(8) instanceof Uint8Array,
     [1, , null, undefined, {toString: () => "o"}].join("-"), [1, "a", null].toLocaleString(), "".concat({toString: () => "t"}, 2),
@@ -172,7 +173,7 @@ on("message.received", (msg, ctx) => {
   ];
   ctx.tag(out.join("|"));
 });`}, Options{Timeout: 5 * time.Second})
-	want := `ababab|007|x--|ab1|1+2+3|1,2,3|000|0,1|2|3|a<1>b<22>|12|12|2|true|true|true|2|{"a":[1,"x"],"b":{"c":null}}|{"a":1}|{"a":1}|[` + "\n  1\n" + `]|4|2|3|8|true|1----o|1,a,|t2|a..b.c|a-b-c|a[X]b[X]|abbcc|_xx|_x_x_|true|10000|5|2|5|2|012|4|a.b.c|abc|2|15|3`
+	want := `ababab|007|x--|ab1|1+2+3|1,2,3|000|0,1|2|3|a<1>b<22>|12|12|2|true|true|true|2|{"a":[1,"x"],"b":{"c":null}}|{"a":1}|{"b":2,"a":1}|[` + "\n  1\n" + `]|4|2|3|8|true|1----o|1,a,|t2|a..b.c|a-b-c|a[X]b[X]|abbcc|_xx|_x_x_|true|10000|5|2|5|2|012|4|a.b.c|abc|2|15|3`
 	effs := mustHandle(t, e, msgEvent("x"))
 	if len(effs) != 1 || len(effs[0].Tags) != 1 || effs[0].Tags[0] != want {
 		t.Fatalf("got  %s\nwant %q", effectsJSON(t, effs), want)
