@@ -58,6 +58,25 @@ func init() {
 	regexp2.DefaultMatchTimeout = MaxTimeout
 }
 
+// typedArrayGuard wraps the buffer and typed array constructors of a
+// runtime in a Proxy whose construct trap calls guard first. goja's
+// instanceof does not see through a Proxy to the function it wraps, so the
+// real constructor answers it (the Proxy forwards the get of
+// Symbol.hasInstance to it) as OrdinaryHasInstance would.
+var typedArrayGuard = goja.MustCompile("rules-limits.js", `(function (guard) {
+	const isProto = Object.prototype.isPrototypeOf;
+	for (const name of ["ArrayBuffer", "SharedArrayBuffer", "Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array",
+		"Uint16Array", "Int32Array", "Uint32Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array"]) {
+		const target = globalThis[name];
+		if (typeof target !== "function") continue;
+		const per = target.BYTES_PER_ELEMENT || 1;
+		Object.defineProperty(target, Symbol.hasInstance, {value: o => isProto.call(target.prototype, o)});
+		Object.defineProperty(globalThis, name, {value: new Proxy(target, {
+			construct(t, args, nt) { guard(name, per, args[0]); return Reflect.construct(t, args, nt); },
+		}), writable: true, configurable: true, enumerable: false});
+	}
+})`, true)
+
 // installLimits replaces the unbounded built-ins of a fresh runtime with
 // checked versions. It runs before anything else sees the runtime, so the
 // engine's own JSON.stringify (kv values, logs) is checked too.
@@ -125,11 +144,7 @@ func (m *vm) installLimits() error {
 	}
 
 	arrProto := rt.Get("Array").ToObject(rt).Get("prototype").ToObject(rt)
-	names, err := ownNames(rt, arrProto)
-	if err != nil {
-		return err
-	}
-	for _, name := range names {
+	for _, name := range arrProto.GetOwnPropertyNames() {
 		switch name {
 		case "constructor", "length", "push", "pop", "at", "keys", "values", "entries":
 			// O(1) or lazy: nothing to bound.
@@ -255,22 +270,7 @@ func (m *vm) installLimits() error {
 		}
 		return goja.Undefined()
 	})
-	// goja's instanceof does not see through a Proxy to the function it
-	// wraps, so the real constructor answers it (the Proxy forwards the get
-	// of Symbol.hasInstance to it) as OrdinaryHasInstance would.
-	fn, err := rt.RunString(`(function (guard) {
-	const isProto = Object.prototype.isPrototypeOf;
-	for (const name of ["ArrayBuffer", "SharedArrayBuffer", "Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array",
-		"Uint16Array", "Int32Array", "Uint32Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array"]) {
-		const target = globalThis[name];
-		if (typeof target !== "function") continue;
-		const per = target.BYTES_PER_ELEMENT || 1;
-		Object.defineProperty(target, Symbol.hasInstance, {value: o => isProto.call(target.prototype, o)});
-		Object.defineProperty(globalThis, name, {value: new Proxy(target, {
-			construct(t, args, nt) { guard(name, per, args[0]); return Reflect.construct(t, args, nt); },
-		}), writable: true, configurable: true, enumerable: false});
-	}
-})`)
+	fn, err := rt.RunProgram(typedArrayGuard)
 	if err != nil {
 		return err
 	}
@@ -324,23 +324,6 @@ func (m *vm) wrapCall(obj *goja.Object, name string, fn func(c goja.FunctionCall
 		return err
 	}
 	return redefine(m.rt, obj, name, func(c goja.FunctionCall) goja.Value { return fn(c, orig) })
-}
-
-func ownNames(rt *goja.Runtime, obj *goja.Object) ([]string, error) {
-	v, err := rt.RunString("Object.getOwnPropertyNames")
-	if err != nil {
-		return nil, err
-	}
-	f, _ := goja.AssertFunction(v)
-	res, err := f(goja.Undefined(), obj)
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	if err := rt.ExportTo(res, &names); err != nil {
-		return nil, err
-	}
-	return names, nil
 }
 
 func isSet(v goja.Value) bool { return v != nil && !goja.IsUndefined(v) && !goja.IsNull(v) }
