@@ -59,7 +59,8 @@ func init() {
 }
 
 // typedArrayGuard wraps the buffer and typed array constructors of a
-// runtime in a Proxy whose construct trap calls guard first. goja's
+// runtime in a Proxy whose construct trap calls guard first, both as the
+// global and as prototype.constructor (the way back to the original). goja's
 // instanceof does not see through a Proxy to the function it wraps, so the
 // real constructor answers it (the Proxy forwards the get of
 // Symbol.hasInstance to it) as OrdinaryHasInstance would.
@@ -71,9 +72,13 @@ var typedArrayGuard = goja.MustCompile("rules-limits.js", `(function (guard) {
 		if (typeof target !== "function") continue;
 		const per = target.BYTES_PER_ELEMENT || 1;
 		Object.defineProperty(target, Symbol.hasInstance, {value: o => isProto.call(target.prototype, o)});
-		Object.defineProperty(globalThis, name, {value: new Proxy(target, {
+		const guarded = new Proxy(target, {
 			construct(t, args, nt) { guard(name, per, args[0]); return Reflect.construct(t, args, nt); },
-		}), writable: true, configurable: true, enumerable: false});
+		});
+		const hidden = {writable: true, configurable: true, enumerable: false};
+		Object.defineProperty(globalThis, name, {value: guarded, ...hidden});
+		// Else (new Uint8Array(1)).constructor is the unguarded original.
+		Object.defineProperty(target.prototype, "constructor", {value: guarded, ...hidden});
 	}
 })`, true)
 

@@ -83,6 +83,8 @@ func TestBuiltinsAreCutWithinTheDeadline(t *testing.T) {
 		{"JSON.parse of a long text", `JSON.parse(big + big + "  ")`, false, "JSON.parse"},
 		{"ArrayBuffer", `new ArrayBuffer(2**30)`, false, "ArrayBuffer"},
 		{"Float64Array", `new Float64Array(2**28)`, false, "Float64Array"},
+		{"typed array by its constructor property", `new (new Uint8Array(1)).constructor(2**30)`, false, "Uint8Array"},
+		{"typed array from", `Uint8Array.from({length: 3e7})`, false, "Uint8Array"},
 		{"typed array from array-like", `new Uint8Array({length: 3e7})`, false, "Uint8Array"},
 	}
 	for _, tt := range tests {
@@ -160,7 +162,7 @@ on("message.received", (msg, ctx) => {
     JSON.stringify({a: [1, "x"], b: {c: null}}), JSON.stringify({a: 1, b: 2}, (k, v) => k === "b" ? undefined : v),
     JSON.stringify({a: 1, b: 2}, ["b", "a"]), JSON.stringify([1], null, 2),
     new Uint8Array(4).length, new Uint8Array([1, 2]).length, Uint8Array.from([1, 2, 3]).length, new ArrayBuffer(8).byteLength,
-    new Uint8Array(8) instanceof Uint8Array,
+    new Uint8Array(8) instanceof Uint8Array, new Uint8Array(2).constructor === Uint8Array, new Uint8Array([1, 2, 3]).slice(1).length,
     [1, , null, undefined, {toString: () => "o"}].join("-"), [1, "a", null].toLocaleString(), "".concat({toString: () => "t"}, 2),
     "a.b.c".replace(".", "$&$&"), "a.b.c".replaceAll(".", "-"), "aXbX".replace(/X/g, "[$&]"), "abc".replace(/(b)/, "$1$1$'"),
     "xx".replace("", "_"), "xx".replaceAll("", "_"),
@@ -173,7 +175,7 @@ on("message.received", (msg, ctx) => {
   ];
   ctx.tag(out.join("|"));
 });`}, Options{Timeout: 5 * time.Second})
-	want := `ababab|007|x--|ab1|1+2+3|1,2,3|000|0,1|2|3|a<1>b<22>|12|12|2|true|true|true|2|{"a":[1,"x"],"b":{"c":null}}|{"a":1}|{"b":2,"a":1}|[` + "\n  1\n" + `]|4|2|3|8|true|1----o|1,a,|t2|a..b.c|a-b-c|a[X]b[X]|abbcc|_xx|_x_x_|true|10000|5|2|5|2|012|4|a.b.c|abc|2|15|3`
+	want := `ababab|007|x--|ab1|1+2+3|1,2,3|000|0,1|2|3|a<1>b<22>|12|12|2|true|true|true|2|{"a":[1,"x"],"b":{"c":null}}|{"a":1}|{"b":2,"a":1}|[` + "\n  1\n" + `]|4|2|3|8|true|true|2|1----o|1,a,|t2|a..b.c|a-b-c|a[X]b[X]|abbcc|_xx|_x_x_|true|10000|5|2|5|2|012|4|a.b.c|abc|2|15|3`
 	effs := mustHandle(t, e, msgEvent("x"))
 	if len(effs) != 1 || len(effs[0].Tags) != 1 || effs[0].Tags[0] != want {
 		t.Fatalf("got  %s\nwant %q", effectsJSON(t, effs), want)
