@@ -28,9 +28,11 @@ const (
 	// MaxBuiltinElements is the largest length an Array built-in
 	// (fill, join, indexOf, map, sort, …) or Array.from accepts in one call.
 	// Sparse arrays make a huge length cheap (new Array(3e7)) while these
-	// built-ins walk every index natively at 100–500 ns each, so the cap
-	// keeps one call within tens of milliseconds.
-	MaxBuiltinElements = 1 << 17
+	// built-ins walk every index natively at 100–1000 ns each (more on a
+	// loaded machine), so the cap keeps one call near 100 ms at worst; a
+	// WhatsApp text (65,536 characters at most) still splits into
+	// characters.
+	MaxBuiltinElements = 1 << 16
 	// MaxBuiltinString is the longest string (in UTF-16 units) that
 	// repeat, padStart, padEnd, concat, join and JSON.stringify build in one
 	// call: far above any WhatsApp text (65,536 characters) or kv value
@@ -166,6 +168,38 @@ func (m *vm) installLimits() error {
 				return err
 			}
 			continue
+		case "concat":
+			// The arguments' elements are copied too: one array passed
+			// a thousand times is small, its concatenation is not.
+			if err := m.wrap(arrProto, name, func(c goja.FunctionCall) {
+				total := m.lengthOf(c.This)
+				for _, a := range c.Arguments {
+					if o, ok := a.(*goja.Object); ok && o.ClassName() == "Array" {
+						total += m.lengthOf(o)
+					}
+				}
+				m.checkCount("Array.prototype.concat", total)
+			}); err != nil {
+				return err
+			}
+			continue
+		case "flat":
+			// Nested arrays may be the same array many times over: count
+			// what flat would walk, stopping at the cap.
+			if err := m.wrap(arrProto, name, func(c goja.FunctionCall) {
+				m.checkLength("Array.prototype.flat", c.This)
+				depth := 1.0
+				if d := c.Argument(0); !goja.IsUndefined(d) {
+					depth = d.ToFloat()
+				}
+				if o, ok := c.This.(*goja.Object); ok {
+					var n float64
+					m.countFlat(o, depth, &n)
+				}
+			}); err != nil {
+				return err
+			}
+			continue
 		}
 		if _, ok := goja.AssertFunction(arrProto.Get(name)); !ok {
 			continue
@@ -177,6 +211,15 @@ func (m *vm) installLimits() error {
 	arrCtor := rt.Get("Array").ToObject(rt)
 	if err := m.wrap(arrCtor, "from", func(c goja.FunctionCall) {
 		m.checkLength("Array.from", c.Argument(0))
+	}); err != nil {
+		return err
+	}
+	// String.raw joins raw's every index.
+	strCtor := rt.Get("String").ToObject(rt)
+	if err := m.wrap(strCtor, "raw", func(c goja.FunctionCall) {
+		if o, ok := c.Argument(0).(*goja.Object); ok {
+			m.checkLength("String.raw", o.Get("raw"))
+		}
 	}); err != nil {
 		return err
 	}
@@ -397,6 +440,42 @@ func (m *vm) checkLength(fn string, this goja.Value) {
 	}
 	if n > MaxBuiltinElements {
 		m.throwRange("%s: length %.0f is over the rules' limit of %d elements per built-in call", fn, n, MaxBuiltinElements)
+	}
+}
+
+// lengthOf is an array-like's length (0 for anything else).
+func (m *vm) lengthOf(v goja.Value) float64 {
+	o, ok := v.(*goja.Object)
+	if !ok {
+		return 0
+	}
+	if l := o.Get("length"); l != nil {
+		if n := l.ToFloat(); n > 0 {
+			return n
+		}
+	}
+	return 0
+}
+
+func (m *vm) checkCount(fn string, n float64) {
+	if n > MaxBuiltinElements {
+		m.throwRange("%s: %.0f elements is over the rules' limit of %d elements per built-in call", fn, n, MaxBuiltinElements)
+	}
+}
+
+// countFlat adds to n the indexes flat(depth) would visit, throwing once
+// they pass the cap, so it costs at most the cap's worth of reads.
+func (m *vm) countFlat(o *goja.Object, depth float64, n *float64) {
+	l := m.lengthOf(o)
+	*n += l
+	m.checkCount("Array.prototype.flat", *n)
+	if depth < 1 {
+		return
+	}
+	for i := 0; i < int(l); i++ {
+		if el, ok := o.Get(strconv.Itoa(i)).(*goja.Object); ok && el.ClassName() == "Array" {
+			m.countFlat(el, depth-1, n)
+		}
 	}
 }
 
