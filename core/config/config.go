@@ -27,6 +27,8 @@ type Config struct {
 	Webhooks Webhooks `koanf:"webhooks"`
 	// Encryption: see the README's "Encryption at rest".
 	Encryption Encryption `koanf:"encryption"`
+	// Rules: limits of the JavaScript rules (see the README's rules section).
+	Rules Rules `koanf:"rules"`
 
 	Accounts []Account `koanf:"accounts" doc:"Accounts created at start when missing: a list of {id, driver, name}; driver is whatsapp or sim. Existing accounts keep their state; accounts made over REST need no entry."`
 
@@ -114,6 +116,11 @@ type Encryption struct {
 	ActiveKey string `koanf:"active_key" doc:"Id of the key that encrypts what is written; the others only decrypt. Empty: the last key listed. Rotate by adding a key and making it active."`
 }
 
+// Rules configures what every rules stage's JavaScript may use.
+type Rules struct {
+	MemoryLimit int64 `koanf:"memory_limit" doc:"Heap size of the daemon, in bytes, above which running rule calls are cut (the event follows the stage's onError) and idle rule runtimes, with their globals, are discarded. Checked before each rule call and every 5 ms while one runs."`
+}
+
 // Defaults returns a configuration that runs without editing: loopback API,
 // embedded store under ./data.
 func Defaults() Config {
@@ -138,6 +145,7 @@ func Defaults() Config {
 			MaxBytes:     64 << 20,
 			FetchTimeout: 30 * time.Second,
 		},
+		Rules: Rules{MemoryLimit: 512 << 20},
 		Send: Send{
 			Workers:   4,
 			QueueSize: 1000,

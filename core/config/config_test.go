@@ -170,6 +170,7 @@ func TestValidationErrors(t *testing.T) {
 		{"empty database name", "mongodb:\n  database: \"\"\n", nil, nil, "mongodb.database", "must not be empty"},
 		{"removed key", "mongodb:\n  embedded_listen: 127.0.0.1:27017\n", nil, nil, "mongodb.embedded_listen", "was removed: the embedded engine is SQLite now"},
 		{"media limit zero", "media:\n  max_bytes: 0\n", nil, nil, "media.max_bytes", "greater than zero"},
+		{"rules memory limit too small", "rules:\n  memory_limit: 1000\n", nil, nil, "rules.memory_limit", "at least 16777216 bytes"},
 		{"media fetch timeout without unit", "media:\n  fetch_timeout: 30\n", nil, nil, "media.fetch_timeout", "needs a unit"},
 		{"fetch private not a boolean", "media:\n  fetch_allow_private: maybe\n", nil, nil, "media.fetch_allow_private", "true or false"},
 		{"no send workers", "send:\n  workers: 0\n", nil, nil, "send.workers", "from 1 to 256"},

@@ -47,6 +47,7 @@ func (c *Config) Validate() error {
 		{"webhooks.disable_after", positive(c.Webhooks.DisableAfter.Seconds())},
 		{"webhooks.plugin", nonEmpty(c.Webhooks.Plugin)},
 		{"webhooks.sync_interval", positive(c.Webhooks.SyncInterval.Seconds())},
+		{"rules.memory_limit", atLeastBytes(c.Rules.MemoryLimit, 16<<20)},
 	}
 	for _, ch := range checks {
 		if ch.err != nil {
@@ -67,6 +68,13 @@ func (c *Config) Validate() error {
 func nonEmpty(s string) error {
 	if strings.TrimSpace(s) == "" {
 		return fmt.Errorf("must not be empty")
+	}
+	return nil
+}
+
+func atLeastBytes(v, lo int64) error {
+	if v < lo {
+		return fmt.Errorf("must be at least %d bytes (%d MiB), not %d", lo, lo>>20, v)
 	}
 	return nil
 }

@@ -176,12 +176,13 @@ func (h *ruleHost) factory(st pipeline.StageConfig) (pipeline.InlineHandler, err
 	}
 	log := h.log.With(slog.String("stage", st.Name))
 	eng := rules.New(rules.Options{
-		Globs:  st.Rules,
-		Config: cfg,
-		KV:     h.kv,
-		Media:  mediaResolver{h.d},
-		Self:   h.cachedSelf,
-		Logger: log,
+		Globs:       st.Rules,
+		Config:      cfg,
+		KV:          h.kv,
+		Media:       mediaResolver{h.d},
+		Self:        h.cachedSelf,
+		MemoryLimit: h.d.cfg.Rules.MemoryLimit,
+		Logger:      log,
 	})
 	// A file that does not load is logged and shown by GET /v1/rules; the
 	// stage runs the others, and a fixed file is picked up by the watcher.

@@ -15,7 +15,7 @@ import (
 //	    timezone: Europe/Berlin # default zone of ctx.time; default UTC
 //	    http:
 //	      allow: [api.example.com, "*.example.org"]
-//	      maxBytes: 1048576     # largest response body ctx.http.fetch reads
+//	      maxBytes: 1048576     # largest response body ctx.http.fetch reads; at most 16 MiB
 type ruleConfig struct {
 	timeout  time.Duration
 	timezone *time.Location
@@ -29,6 +29,10 @@ type ruleConfig struct {
 const MaxTimeout = 30 * time.Second
 
 const defaultMaxFetchBytes = 1 << 20
+
+// MaxFetchBytes caps http.maxBytes: a response body is read whole into
+// the daemon's memory (and again as a JS string) before the rule sees it.
+const MaxFetchBytes = MaxMediaBytes
 
 func parseRuleConfig(raw map[string]any, defaultTimeout time.Duration) (*ruleConfig, error) {
 	rc := &ruleConfig{timeout: defaultTimeout, timezone: time.UTC, maxBytes: defaultMaxFetchBytes, raw: raw}
@@ -71,8 +75,8 @@ func parseRuleConfig(raw map[string]any, defaultTimeout time.Duration) (*ruleCon
 				}
 			case "maxBytes":
 				n, ok := toInt64(v)
-				if !ok || n <= 0 {
-					return nil, fmt.Errorf("http.maxBytes: expected a positive number, got %v", v)
+				if !ok || n <= 0 || n > MaxFetchBytes {
+					return nil, fmt.Errorf("http.maxBytes: expected a number of bytes from 1 to %d, got %v", MaxFetchBytes, v)
 				}
 				rc.maxBytes = n
 			default:

@@ -70,6 +70,10 @@ type Options struct {
 	// IdleRuntimes is how many idle runtimes each rule keeps; 0 means
 	// 2×GOMAXPROCS. More calls in parallel create more, dropped on return.
 	IdleRuntimes int
+	// MemoryLimit is the daemon heap size, in bytes, above which running
+	// rule calls are cut and idle runtimes discarded (memwatch.go); 0
+	// means DefaultMemoryLimit, negative turns the watchdog off.
+	MemoryLimit int64
 	// Logger gets the engine's and the rules' logs; nil discards.
 	Logger *slog.Logger
 }
@@ -109,6 +113,9 @@ func New(opts Options) *Engine {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MemoryLimit == 0 {
+		opts.MemoryLimit = DefaultMemoryLimit
 	}
 	log := opts.Logger
 	if log == nil {

@@ -111,11 +111,12 @@ func TestHostAllowed(t *testing.T) {
 
 func TestBadRuleConfig(t *testing.T) {
 	for cfg, want := range map[string]map[string]any{
-		"timeout: \"fast\"":     {"timeout": "fast"},
-		"timeout: 0s":           {"timeout": "0s"},
-		"unknown time zone":     {"timezone": "Mars/Base"},
-		"not a host name":       {"http": map[string]any{"allow": []any{"https://x.com/"}}},
-		`unknown key "allowed"`: {"http": map[string]any{"allowed": []any{"x.com"}}},
+		"timeout: \"fast\"":           {"timeout": "fast"},
+		"timeout: 0s":                 {"timeout": "0s"},
+		"unknown time zone":           {"timezone": "Mars/Base"},
+		"not a host name":             {"http": map[string]any{"allow": []any{"https://x.com/"}}},
+		`unknown key "allowed"`:       {"http": map[string]any{"allowed": []any{"x.com"}}},
+		"http.maxBytes: over the cap": {"http": map[string]any{"maxBytes": 1 << 30}},
 	} {
 		_, err := parseRuleConfig(want, DefaultTimeout)
 		if err == nil || !strings.Contains(err.Error(), strings.Split(cfg, ":")[0]) {

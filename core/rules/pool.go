@@ -68,15 +68,25 @@ func (v *version) matches(k event.Kind) bool {
 }
 
 func (v *version) get() (*vm, error) {
-	select {
-	case m := <-v.pool:
-		return m, nil
-	default:
-		return v.newVM()
+	for {
+		select {
+		case m := <-v.pool:
+			if m.stale() {
+				m.close()
+				continue
+			}
+			return m, nil
+		default:
+			return v.newVM()
+		}
 	}
 }
 
 func (v *version) put(m *vm) {
+	if m.stale() {
+		m.close()
+		return
+	}
 	select {
 	case v.pool <- m:
 	default:
@@ -96,6 +106,10 @@ type vm struct {
 	freeze   goja.Callable // deep freeze
 	loading  bool          // running the top level: on() allowed
 	call     *call         // the call in progress, nil between calls
+	rangeErr goja.Constructor
+	// epoch is memEpoch when the runtime was made; a memory cut since
+	// retires it (memwatch.go).
+	epoch uint64
 
 	// Deadline guard. The timer is reused across calls; a late fire from
 	// an earlier call finds a deadline not yet passed and does nothing.
@@ -157,9 +171,12 @@ const loadTimeout = time.Second
 func (v *version) newVM() (*vm, error) {
 	rt := goja.New()
 	rt.SetMaxCallStackSize(v.eng.opts.MaxCallStack)
-	m := &vm{rt: rt, v: v}
+	m := &vm{rt: rt, v: v, epoch: memEpoch.Load()}
 	m.timer = time.AfterFunc(time.Hour, m.onDeadline)
 	m.timer.Stop()
+	if err := m.installLimits(); err != nil {
+		return nil, fmt.Errorf("rules: prepare runtime: %w", err)
+	}
 
 	jsonObj := rt.Get("JSON").ToObject(rt)
 	m.parse, _ = goja.AssertFunction(jsonObj.Get("parse"))
@@ -187,11 +204,17 @@ func (v *version) newVM() (*vm, error) {
 
 func (m *vm) close() { m.timer.Stop() }
 
+// stale reports a runtime made before the latest memory cut.
+func (m *vm) stale() bool { return m.epoch < memEpoch.Load() }
+
 func (m *vm) arm(deadline time.Time) {
 	m.mu.Lock()
 	m.running, m.deadline = true, deadline
 	m.mu.Unlock()
 	m.timer.Reset(time.Until(deadline))
+	if l := m.v.eng.opts.MemoryLimit; l > 0 {
+		watchdog.add(m, l)
+	}
 }
 
 // disarm ends the guard; after it no Interrupt can reach the runtime, so
@@ -201,6 +224,7 @@ func (m *vm) disarm() {
 	m.running = false
 	m.mu.Unlock()
 	m.timer.Stop()
+	watchdog.remove(m)
 	m.rt.ClearInterrupt()
 }
 
@@ -217,6 +241,7 @@ func (m *vm) onDeadline() {
 // reused: the rule's globals may be half-updated, and a fresh runtime only
 // costs one run of the top level, on a rare path.
 func (v *version) handle(ctx context.Context, ev *event.Event, eff Effects) ([]Effect, bool, error) {
+	watchdog.beforeCall(v.eng)
 	m, err := v.get()
 	if err != nil {
 		// The top level ran once at load; failing now means it depends on
@@ -274,6 +299,7 @@ func (m *vm) invoke(c *call, h handler, msg goja.Value) error {
 	c.cutIn = nil
 	m.arm(c.deadline)
 	_, err := h.fn(goja.Undefined(), msg, m.ctxObj)
+	returned := time.Now()
 	m.disarm()
 	c.endHandler()
 	elapsed := time.Since(start)
@@ -293,6 +319,12 @@ func (m *vm) invoke(c *call, h handler, msg goja.Value) error {
 		re = c.cutIn
 		re.Message = fmt.Sprintf("in handler for %s: exceeded its %s deadline in a kv or http call (the rule caught the error)", h.pattern, v.cfg.timeout)
 		re.Err = ErrTimeout
+	case !returned.Before(c.deadline):
+		// The interrupt came while a built-in ran and the handler returned
+		// before another instruction saw it; the call still overran.
+		re = &RuleError{Rule: v.rule.name, File: v.rule.file, Timeout: true, Err: ErrTimeout,
+			Message: fmt.Sprintf("in handler for %s: exceeded its %s deadline in a built-in call and returned %s late",
+				h.pattern, v.cfg.timeout, returned.Sub(c.deadline).Round(time.Millisecond))}
 	default:
 		return nil
 	}
@@ -301,6 +333,11 @@ func (m *vm) invoke(c *call, h handler, msg goja.Value) error {
 		v.eng.log.Warn("rule handler timed out", slog.String("rule", v.rule.name), slog.String("file", re.File),
 			slog.Int("line", re.Line), slog.Duration("deadline", v.cfg.timeout), slog.Duration("ran", elapsed),
 			slog.String("event_id", c.ev.ID), slog.String("stack", re.Stack))
+	} else if errors.Is(re, ErrMemoryLimit) {
+		st.errors.Add(1)
+		v.eng.log.Warn("rule handler cut at the memory limit", slog.String("rule", v.rule.name), slog.String("file", re.File),
+			slog.Int("line", re.Line), slog.String("error", re.Message), slog.String("event_id", c.ev.ID),
+			slog.Duration("ran", elapsed))
 	} else {
 		st.errors.Add(1)
 		v.eng.log.Warn("rule handler failed", slog.String("rule", v.rule.name), slog.String("file", re.File),
@@ -321,6 +358,10 @@ func (v *version) ruleError(err error, where string) *RuleError {
 		syntax   *goja.CompilerSyntaxError
 	)
 	switch {
+	case errors.As(err, &intr) && errors.Is(err, ErrMemoryLimit):
+		re.Message = fmt.Sprintf("%s: %v", where, intr.Value())
+		re.Stack = stackString(intr.Stack())
+		re.Line, re.Column = v.position(intr.Stack())
 	case errors.As(err, &intr):
 		re.Timeout = true
 		re.Message = fmt.Sprintf("%s: exceeded its %s deadline", where, v.cfg.timeout)

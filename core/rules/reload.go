@@ -145,6 +145,7 @@ func (e *Engine) compile(r *rule, id, src string) (*version, error) {
 	}
 	v := &version{eng: e, rule: r, id: id, cfg: cfg, loadedAt: e.now(), pool: make(chan *vm, e.opts.IdleRuntimes),
 		interrupt: fmt.Errorf("%w (%s)", ErrTimeout, cfg.timeout)}
+	registerVersion(v)
 	// Parsing separately keeps the syntax error's position, which
 	// goja.Compile flattens into its message.
 	ast, err := parser.ParseFile(nil, r.file, src, 0)
