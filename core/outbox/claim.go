@@ -89,6 +89,15 @@ func (o *Outbox) Heartbeat(ctx context.Context, j *Job) error {
 	return nil
 }
 
+// extend is Heartbeat for the dispatcher's heartbeat, which runs beside
+// the attempt: it leaves j as it is (the attempt's completer owns it).
+func (o *Outbox) extend(ctx context.Context, j *Job) error {
+	if err := o.b.Extend(ctx, j.ID, j.ClaimID, o.now().Add(o.lease)); err != nil {
+		return fmt.Errorf("heartbeat %s: %w", j.ID, err)
+	}
+	return nil
+}
+
 // Complete records the attempt that started when j was claimed and moves
 // the job on: done, pending at the next scheduled time, or dead letter.
 // took is the attempt's duration. It returns ErrLeaseLost, changing

@@ -179,28 +179,74 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	return nil
 }
 
+// maxClaim caps the jobs one claim takes: a target with many free slots
+// still claims in bounded steps, so its leases start close to its attempts.
+const maxClaim = 256
+
+// loop claims t's due jobs in batches of up to its free slots (one
+// statement per batch, not one per job), starts an attempt per job, and
+// hands their outcomes to t's completer, which records whatever has
+// finished in one write. One heartbeat per target extends the leases of
+// the attempts still running.
 func (d *Dispatcher) loop(ctx context.Context, t *target) {
 	wake, unsubscribe := d.o.subscribe(t.name)
 	defer unsubscribe()
 	idle := time.NewTimer(d.opts.PollInterval)
 	idle.Stop()
 	defer idle.Stop()
-	slots := make(chan struct{}, t.concurrency)
 	log := d.log.With(slog.String("target", t.name))
+	slots := make(chan struct{}, t.concurrency)
+	flight := newInflight()
+	done := make(chan attemptDone, t.concurrency)
+	var attempts sync.WaitGroup
+	completerDone := make(chan struct{})
+	go func() {
+		defer close(completerDone)
+		d.complete(ctx, t, done, log)
+	}()
+	hbDone := make(chan struct{})
+	hbCtx, hbStop := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		defer close(hbDone)
+		d.heartbeat(hbCtx, flight, log)
+	}()
+	defer func() {
+		attempts.Wait() // every attempt has handed its outcome over
+		close(done)
+		<-completerDone
+		hbStop()
+		<-hbDone
+	}()
 	for {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 			return
 		}
-		job, err := d.o.Claim(ctx, t.name, d.opts.Owner)
+		// One slot is ours; take as many more as are free right now.
+		n := 1
+	more:
+		for n < min(t.concurrency, maxClaim) {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		jobs, err := d.o.ClaimBatch(ctx, t.name, d.opts.Owner, n)
 		if err != nil {
+			jobs = nil
+			if ctx.Err() == nil && !errors.Is(err, ErrNoJob) {
+				log.Warn("claiming outbox jobs failed", slog.Any("error", err))
+			}
+		}
+		for range n - len(jobs) {
 			<-slots
+		}
+		if len(jobs) == 0 {
 			if ctx.Err() != nil {
 				return
-			}
-			if !errors.Is(err, ErrNoJob) {
-				log.Warn("claiming an outbox job failed", slog.Any("error", err))
 			}
 			idle.Reset(d.opts.PollInterval)
 			select {
@@ -212,83 +258,174 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 			}
 			continue
 		}
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			defer func() { <-slots }()
-			d.deliver(ctx, t, job, log)
-		}()
+		for _, job := range jobs {
+			attempts.Add(1)
+			go func() {
+				defer attempts.Done()
+				defer func() { <-slots }()
+				done <- d.attempt(ctx, t, job, flight)
+			}()
+		}
 	}
 }
 
-// deliver runs one attempt of job under a heartbeat and records it.
-func (d *Dispatcher) deliver(ctx context.Context, t *target, job *Job, log *slog.Logger) {
-	log = log.With(slog.String("job_id", job.ID), slog.Int("attempt", job.Attempts))
+// attemptDone is one attempt's outcome on its way to the completer.
+type attemptDone struct {
+	job  *Job
+	res  Result
+	took time.Duration
+	// lost: the heartbeat found the lease taken over; the new owner's
+	// attempt stands and this one is dropped.
+	lost bool
+}
+
+// attempt runs one delivery of job under the attempt timeout, registered
+// with the target's heartbeat while it runs.
+func (d *Dispatcher) attempt(ctx context.Context, t *target, job *Job, flight *inflight) attemptDone {
 	actx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
 	defer cancel()
-
-	// The heartbeat owns job while the sink runs on a copy.
-	lost := make(chan struct{})
-	hbDone := make(chan struct{})
-	go func() {
-		defer close(hbDone)
-		tick := time.NewTicker(d.opts.Heartbeat)
-		defer tick.Stop()
-		for {
-			select {
-			case <-actx.Done():
-				return
-			case <-tick.C:
-			}
-			hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), d.opts.Heartbeat)
-			err := d.o.Heartbeat(hctx, job)
-			hcancel()
-			if errors.Is(err, ErrLeaseLost) {
-				close(lost)
-				cancel()
-				return
-			}
-			if err != nil {
-				log.Warn("outbox heartbeat failed", slog.Any("error", err))
-			}
-		}
-	}()
-
+	lost := flight.add(job, cancel)
 	view := *job
 	view.Log = append([]Attempt(nil), job.Log...)
 	start := time.Now()
 	res := safeDeliver(actx, t.sink, &view)
 	took := time.Since(start)
-	cancel()
-	<-hbDone
+	wasLost := flight.remove(job, lost)
 	d.opts.Metrics.observe(t.name, res.Outcome, took)
+	return attemptDone{job: job, res: res, took: took, lost: wasLost}
+}
 
-	select {
-	case <-lost:
-		d.opts.Metrics.leaseLost(t.name)
-		log.Warn("outbox lease lost during delivery; the new owner's attempt stands")
+// complete records finished attempts: everything that has finished by the
+// time it gets to write goes in one CompleteBatch (one transaction on
+// SQLite, one round trip per job on MongoDB as before). Attempts cut short
+// by the dispatcher stopping are handed back, due at once.
+func (d *Dispatcher) complete(ctx context.Context, t *target, done <-chan attemptDone, log *slog.Logger) {
+	batch := make([]attemptDone, 0, maxClaim)
+	for f := range done {
+		batch = append(batch[:0], f)
+	fill:
+		for len(batch) < maxClaim {
+			select {
+			case f, ok := <-done:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, f)
+			default:
+				break fill
+			}
+		}
+		d.record(ctx, t, batch, log)
+	}
+}
+
+// record writes one batch of outcomes and logs what became of each.
+func (d *Dispatcher) record(ctx context.Context, t *target, batch []attemptDone, log *slog.Logger) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	cs := make([]Completion, 0, len(batch))
+	kept := batch[:0:0]
+	for _, f := range batch {
+		switch {
+		case f.lost:
+			d.opts.Metrics.leaseLost(t.name)
+			log.Warn("outbox lease lost during delivery; the new owner's attempt stands", slog.String("job_id", f.job.ID), slog.Int("attempt", f.job.Attempts))
+		case ctx.Err() != nil && f.res.Outcome != OutcomeOK:
+			if err := d.o.release(wctx, f.job, "interrupted: dispatcher stopping"); err != nil && !errors.Is(err, ErrLeaseLost) {
+				log.Error("handing back an interrupted outbox job failed", slog.String("job_id", f.job.ID), slog.Any("error", err))
+			}
+		default:
+			cs = append(cs, Completion{Job: f.job, Result: f.res, Took: f.took})
+			kept = append(kept, f)
+		}
+	}
+	if len(cs) == 0 {
 		return
-	default:
 	}
-	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer wcancel()
-	var err error
-	if ctx.Err() != nil && res.Outcome != OutcomeOK {
-		err = d.o.release(wctx, job, "interrupted: dispatcher stopping")
-	} else {
-		err = d.o.Complete(wctx, job, res, took)
+	errs := d.o.CompleteBatch(wctx, cs)
+	for i, err := range errs {
+		job := kept[i].job
+		jlog := log.With(slog.String("job_id", job.ID), slog.Int("attempt", job.Attempts))
+		switch {
+		case errors.Is(err, ErrLeaseLost):
+			d.opts.Metrics.leaseLost(t.name)
+			jlog.Warn("outbox lease lost before completion; the new owner's attempt stands")
+		case err != nil:
+			// The lease runs out and another attempt follows: at least once.
+			jlog.Error("recording an outbox attempt failed", slog.Any("error", err))
+		case job.State == StateDeadLetter:
+			jlog.Warn("outbox job dead-lettered", slog.String("last_error", job.LastError))
+		case kept[i].res.Outcome != OutcomeOK:
+			jlog.Debug("outbox delivery failed; retry scheduled", slog.Time("run_at", job.RunAt), slog.String("last_error", job.LastError))
+		}
 	}
-	switch {
-	case errors.Is(err, ErrLeaseLost):
-		d.opts.Metrics.leaseLost(t.name)
-		log.Warn("outbox lease lost before completion; the new owner's attempt stands")
-	case err != nil:
-		// The lease runs out and another attempt follows: at least once.
-		log.Error("recording an outbox attempt failed", slog.Any("error", err))
-	case job.State == StateDeadLetter:
-		log.Warn("outbox job dead-lettered", slog.String("last_error", job.LastError))
-	case res.Outcome != OutcomeOK:
-		log.Debug("outbox delivery failed; retry scheduled", slog.Time("run_at", job.RunAt), slog.String("last_error", job.LastError))
+}
+
+// inflight is a target's running attempts, for its heartbeat.
+type inflight struct {
+	mu   sync.Mutex
+	jobs map[*Job]*running
+}
+
+type running struct {
+	cancel context.CancelFunc
+	lost   bool
+}
+
+func newInflight() *inflight { return &inflight{jobs: map[*Job]*running{}} }
+
+func (f *inflight) add(j *Job, cancel context.CancelFunc) *running {
+	r := &running{cancel: cancel}
+	f.mu.Lock()
+	f.jobs[j] = r
+	f.mu.Unlock()
+	return r
+}
+
+// remove ends j's attempt and reports whether its lease was lost while it
+// ran.
+func (f *inflight) remove(j *Job, r *running) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.jobs, j)
+	return r.lost
+}
+
+// heartbeat extends, every Heartbeat, the lease of each attempt that is
+// still running; an attempt whose job was taken over is cancelled and its
+// outcome dropped. Extending is a write per running job, but only jobs
+// that outlive a heartbeat need one, and most attempts take milliseconds.
+func (d *Dispatcher) heartbeat(ctx context.Context, f *inflight, log *slog.Logger) {
+	tick := time.NewTicker(d.opts.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		f.mu.Lock()
+		jobs := make([]*Job, 0, len(f.jobs))
+		for j := range f.jobs {
+			jobs = append(jobs, j)
+		}
+		f.mu.Unlock()
+		for _, j := range jobs {
+			hctx, cancel := context.WithTimeout(ctx, d.opts.Heartbeat)
+			err := d.o.extend(hctx, j)
+			cancel()
+			switch {
+			case errors.Is(err, ErrLeaseLost):
+				f.mu.Lock()
+				if r := f.jobs[j]; r != nil {
+					r.lost = true
+					r.cancel()
+				}
+				f.mu.Unlock()
+			case err != nil && ctx.Err() == nil:
+				log.Warn("outbox heartbeat failed", slog.String("job_id", j.ID), slog.Any("error", err))
+			}
+		}
 	}
 }
 

@@ -1,0 +1,205 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wildcathub/wildcat/core/poll"
+)
+
+// countingBackend records the size of every Claim and Finish.
+type countingBackend struct {
+	Backend
+	mu             sync.Mutex
+	claims, finish []int
+}
+
+func (c *countingBackend) Claim(ctx context.Context, r ClaimRequest) ([]*Job, error) {
+	jobs, err := c.Backend.Claim(ctx, r)
+	c.mu.Lock()
+	c.claims = append(c.claims, len(jobs))
+	c.mu.Unlock()
+	return jobs, err
+}
+
+func (c *countingBackend) Finish(ctx context.Context, s []Settlement) []error {
+	c.mu.Lock()
+	c.finish = append(c.finish, len(s))
+	c.mu.Unlock()
+	return c.Backend.Finish(ctx, s)
+}
+
+func (c *countingBackend) sizes() (claims, finish []int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]int(nil), c.claims...), append([]int(nil), c.finish...)
+}
+
+// A target with free slots claims as many due jobs as it has slots in one
+// claim, not one claim per job.
+func TestDispatcherClaimsAsManyAsItHasSlots(t *testing.T) {
+	backends(t, func(t *testing.T, s backend) {
+		o := s.open(t, Options{})
+		cb := &countingBackend{Backend: o.b}
+		o.b = cb
+		const slots, n = 16, 40
+		var items []Item
+		for i := range n {
+			items = append(items, Item{Event: testEvent(i), Targets: []string{"a"}})
+		}
+		if err := o.EnqueueBatch(context.Background(), items); err != nil {
+			t.Fatal(err)
+		}
+		var seen sync.Map
+		sink := SinkFunc(func(ctx context.Context, j *Job) Result {
+			if _, dup := seen.LoadOrStore(j.ID, true); dup {
+				return Fail(fmt.Errorf("job %s delivered twice", j.ID))
+			}
+			return OK()
+		})
+		d := NewDispatcher(o, DispatcherOptions{PollInterval: 10 * time.Millisecond})
+		d.Handle("a", sink, slots)
+		run(t, d)
+		poll.Until(t, waitLimit, func() error {
+			if got := countState(t, o, "a", StateDone); got != n {
+				return fmt.Errorf("%d of %d done", got, n)
+			}
+			return nil
+		})
+		claims, finish := cb.sizes()
+		if claims[0] != slots {
+			t.Fatalf("first claim took %d jobs, want %d (every slot was free): claims %v", claims[0], slots, claims)
+		}
+		total := 0
+		for _, k := range finish {
+			total += k
+		}
+		if total != n {
+			t.Fatalf("completions carried %d settlements, want %d", total, n)
+		}
+	})
+}
+
+// The completer writes every outcome that has finished by the time it
+// writes in one Finish.
+func TestCompleterRecordsFinishedAttemptsTogether(t *testing.T) {
+	backends(t, func(t *testing.T, s backend) {
+		ctx := context.Background()
+		o := s.open(t, Options{})
+		cb := &countingBackend{Backend: o.b}
+		o.b = cb
+		const n = 10
+		for i := range n {
+			mustEnqueue(t, o, testEvent(i), "a")
+		}
+		jobs, err := o.ClaimBatch(ctx, "a", "me", n)
+		if err != nil || len(jobs) != n {
+			t.Fatalf("claimed %d, %v", len(jobs), err)
+		}
+		done := make(chan attemptDone, n)
+		for i, j := range jobs {
+			res := OK()
+			if i == 3 {
+				res = Retry(fmt.Errorf("receiver said 503"))
+			}
+			done <- attemptDone{job: j, res: res, took: time.Millisecond}
+		}
+		close(done)
+		d := NewDispatcher(o, DispatcherOptions{})
+		d.complete(ctx, &target{name: "a"}, done, slog.New(slog.DiscardHandler))
+		if _, finish := cb.sizes(); len(finish) != 1 || finish[0] != n {
+			t.Fatalf("finishes %v, want one of %d", finish, n)
+		}
+		if got := countState(t, o, "a", StateDone); got != n-1 {
+			t.Fatalf("%d done, want %d", got, n-1)
+		}
+		if j := mustGet(t, o, jobs[3].ID); j.State != StatePending || j.LastError != "receiver said 503" {
+			t.Fatalf("failed attempt left job %s %q", j.State, j.LastError)
+		}
+	})
+}
+
+// One heartbeat per target keeps a long attempt's lease; when another
+// worker takes the job over anyway, the attempt is cancelled and its
+// outcome dropped: the new owner's attempt stands.
+func TestHeartbeatExtendsLeasesAndCancelsLostAttempts(t *testing.T) {
+	backends(t, func(t *testing.T, s backend) {
+		if s.exclusive {
+			t.Skip("exclusive mode: one process owns the schedule, so no other worker can take a job over")
+		}
+		ctx := context.Background()
+		o := s.open(t, Options{Lease: time.Minute})
+		// blocking starts an attempt that lasts until it is cancelled.
+		blocking := func() (Sink, chan struct{}, chan struct{}) {
+			started, cancelled := make(chan struct{}), make(chan struct{})
+			return SinkFunc(func(ctx context.Context, j *Job) Result {
+				close(started)
+				<-ctx.Done()
+				close(cancelled)
+				return Retry(ctx.Err())
+			}), started, cancelled
+		}
+
+		t.Run("extends", func(t *testing.T) {
+			mustEnqueue(t, o, testEvent(1), "a")
+			id := JobID(testEvent(1).ID, "a")
+			sink, started, _ := blocking()
+			d := NewDispatcher(o, DispatcherOptions{PollInterval: 10 * time.Millisecond, Heartbeat: 20 * time.Millisecond, Timeout: time.Hour})
+			d.Handle("a", sink, 1)
+			run(t, d)
+			waitClosed(t, started, "the attempt to start")
+			first := *mustGet(t, o, id).LeaseUntil
+			poll.Until(t, waitLimit, func() error {
+				if j := mustGet(t, o, id); !j.LeaseUntil.After(first) {
+					return fmt.Errorf("lease still %v", j.LeaseUntil)
+				}
+				return nil
+			})
+		})
+
+		t.Run("lost", func(t *testing.T) {
+			mustEnqueue(t, o, testEvent(2), "b")
+			id := JobID(testEvent(2).ID, "b")
+			sink, started, cancelled := blocking()
+			// The first heartbeat comes after the takeover below: FerretDB's
+			// conditional updates are not atomic, so a heartbeat racing the
+			// takeover could write the old claim back (MongoDB's cannot).
+			d := NewDispatcher(o, DispatcherOptions{PollInterval: 10 * time.Millisecond, Heartbeat: 300 * time.Millisecond, Timeout: time.Hour})
+			d.Handle("b", sink, 1)
+			run(t, d)
+			waitClosed(t, started, "the attempt to start")
+			// Another daemon, whose clock is past the lease, takes the job.
+			later := newClock()
+			later.Set(time.Now().Add(2 * time.Minute))
+			thief, err := s.open(t, Options{Clock: later, Lease: time.Minute}).Claim(ctx, "b", "thief")
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitClosed(t, cancelled, "the lost attempt to be cancelled")
+			// The dropped attempt never writes: the job stays the thief's.
+			poll.Until(t, waitLimit, func() error {
+				j := mustGet(t, o, id)
+				if j.State != StateProcessing || j.ClaimID != thief.ClaimID || len(j.Log) != 0 {
+					return fmt.Errorf("job %s claim %s log %v, want the thief's claim and no attempt logged", j.State, j.ClaimID, j.Log)
+				}
+				return nil
+			})
+		})
+	})
+}
+
+func waitClosed(t *testing.T, c <-chan struct{}, what string) {
+	t.Helper()
+	poll.Until(t, waitLimit, func() error {
+		select {
+		case <-c:
+			return nil
+		default:
+			return fmt.Errorf("still waiting for %s", what)
+		}
+	})
+}
