@@ -137,6 +137,7 @@ func TestProblems(t *testing.T) {
 func TestSuccessAndRequestID(t *testing.T) {
 	_, base, logs := startServer(t, nil)
 	req, _ := http.NewRequest("POST", base+"/v1/echo", strings.NewReader(`{"name":"a","count":2}`))
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Request-Id", "caller-42")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

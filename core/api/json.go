@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
+	"net"
 	"net/http"
 	"strings"
 )
@@ -26,12 +26,8 @@ func WriteJSON(w http.ResponseWriter, status int, v any) error {
 // failure names the field at fault. The body size limit is applied by the
 // server's middleware; exceeding it yields 413.
 func DecodeJSON(r *http.Request, dst any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return &Error{Status: http.StatusUnsupportedMediaType, Slug: "unsupported-media-type", Title: "Unsupported media type",
-				Field: "Content-Type", Detail: fmt.Sprintf("send application/json, not %q", ct)}
-		}
+	if ct := r.Header.Get("Content-Type"); !isJSONType(ct) {
+		return unsupportedType(ct)
 	}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
@@ -48,7 +44,11 @@ func jsonError(err error) error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	var tooBig *http.MaxBytesError
+	var netErr net.Error
 	switch {
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return &Error{Status: http.StatusRequestTimeout, Slug: "request-timeout", Title: "Request timeout", Field: "body",
+			Detail: "the body was not received within the read timeout (http.read_timeout)", Err: err}
 	case errors.As(err, &tooBig):
 		return &Error{Status: http.StatusRequestEntityTooLarge, Slug: "body-too-large", Title: "Request body too large",
 			Field: "body", Detail: fmt.Sprintf("the body exceeds %d bytes", tooBig.Limit)}

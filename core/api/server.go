@@ -62,6 +62,19 @@ type Options struct {
 	ConfigReloader ConfigReloader
 	// Metrics serves GET /metrics (Prometheus); nil leaves it out.
 	Metrics http.Handler
+
+	// Hosts are the names (Host header, port ignored) the API answers to
+	// besides loopback names and IP address literals; "*" allows any
+	// (http.hosts). AllowedOrigins are the web origins a browser may call
+	// it from besides its own (http.allowed_origins).
+	Hosts          []string
+	AllowedOrigins []string
+	// ReadTimeout bounds reading a whole request, body included
+	// (http.read_timeout); 0 means 60 s. UploadTimeout replaces it on
+	// routes whose bodies may carry media (http.upload_timeout); 0 means
+	// 10 min.
+	ReadTimeout   time.Duration
+	UploadTimeout time.Duration
 }
 
 // Server owns the router and the HTTP listener.
@@ -77,16 +90,28 @@ type Server struct {
 	// stopping is closed when Shutdown begins, so long-lived responses
 	// (the event stream) end instead of holding the drain to its deadline.
 	stopping chan struct{}
+	reqGuard *requestGuard
+	// uploadTimeout is the read deadline of routes whose body limit is
+	// above maxBody (media).
+	uploadTimeout time.Duration
 }
 
 // New builds the server and its routes; Listen starts it.
 func New(opts Options) *Server {
-	s := &Server{log: opts.Logger, maxBody: opts.MaxBodyBytes, ready: opts.Ready, stopping: make(chan struct{})}
+	s := &Server{log: opts.Logger, maxBody: opts.MaxBodyBytes, ready: opts.Ready, stopping: make(chan struct{}),
+		reqGuard: newRequestGuard(opts.Hosts, opts.AllowedOrigins)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = 1 << 20
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = time.Minute
+	}
+	s.uploadTimeout = opts.UploadTimeout
+	if s.uploadTimeout <= 0 {
+		s.uploadTimeout = 10 * time.Minute
 	}
 	if s.ready == nil {
 		s.ready = func(context.Context) error { return nil }
@@ -101,10 +126,15 @@ func New(opts Options) *Server {
 	})
 	s.routes(opts)
 	s.srv = &http.Server{
-		Handler:           s.instrument(s.root),
+		Handler:           s.instrument(s.guard(s.root)),
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// A client trickling a body is cut here: without it only the
+		// headers had a deadline. No WriteTimeout: it would cut the event
+		// stream and large media downloads; a slow reader of a response
+		// costs a goroutine, not memory.
+		ReadTimeout: opts.ReadTimeout,
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	return s
 }

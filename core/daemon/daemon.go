@@ -26,6 +26,7 @@ import (
 	"github.com/wildcathub/wildcat/core/logging"
 	"github.com/wildcathub/wildcat/core/media"
 	"github.com/wildcathub/wildcat/core/messages"
+	"github.com/wildcathub/wildcat/core/netguard"
 	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/outgoing"
 	"github.com/wildcathub/wildcat/core/pipeline"
@@ -86,6 +87,10 @@ type Options struct {
 	// WrapMediaFetch, when set, wraps the plugins' media fetcher (tests
 	// inject corrupted and expired downloads); see mediaarchive.go.
 	WrapMediaFetch func(pluginhost.MediaFetcher) pluginhost.MediaFetcher
+	// Resolver looks up host names for the SSRF guard of webhook
+	// registration and rules' ctx.http.fetch; nil: the system's resolver
+	// (tests answer for example.com names without a network).
+	Resolver netguard.Resolver
 }
 
 // Daemon is one running wildcatd.
@@ -351,6 +356,10 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		StoredEvents:   d.messages,
 		ConfigReloader: configReloader{d},
 		Metrics:        promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{Registry: d.metrics}),
+		Hosts:          cfg.HTTP.Hosts,
+		AllowedOrigins: cfg.HTTP.AllowedOrigins,
+		ReadTimeout:    cfg.HTTP.ReadTimeout,
+		UploadTimeout:  cfg.HTTP.UploadTimeout,
 	})
 	return nil
 }

@@ -1,0 +1,109 @@
+package daemon_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wildcathub/wildcat/core/store/storetest"
+)
+
+// TestCrossSiteRequestsRefused replays the probe's requests against the
+// real routes: a page on another site, or on a name re-pointed at the
+// daemon, must not create accounts, send messages or upload media.
+func TestCrossSiteRequestsRefused(t *testing.T) {
+	_, c := messagesDaemon(t, nil)
+	c.connectSim("demo")
+	ct, mp := multipartBody(t, "file", "x.html", "text/html", []byte("<script>alert(1)</script>"))
+	evil := []string{"Origin", "http://evil.example"}
+	for _, tt := range []struct {
+		name, path, ct, body string
+		header               []string
+		status               int
+		field                string
+	}{
+		{"account, no content type", "/v1/accounts", "", `{"id":"x1","driver":"sim"}`, nil, 415, "Content-Type"},
+		{"account, form content type", "/v1/accounts", "application/x-www-form-urlencoded", `{"id":"x2","driver":"sim"}`, nil, 415, "Content-Type"},
+		{"account, cross-site", "/v1/accounts", "application/json", `{"id":"x3","driver":"sim"}`, evil, 403, "Origin"},
+		{"send, text/plain", "/v1/accounts/demo/messages", "text/plain", `{"to":"+15550001111","text":"spam"}`, nil, 415, "Content-Type"},
+		{"send, cross-site", "/v1/accounts/demo/messages", "application/json", `{"to":"+15550001111","text":"spam"}`, evil, 403, "Origin"},
+		{"media, cross-site multipart", "/v1/media", ct, mp, evil, 403, "Origin"},
+		{"send, rebound host", "/v1/accounts/demo/messages", "application/json", `{"to":"+15550001111","text":"spam"}`, []string{"Host", "attacker.example"}, 421, "Host"},
+		{"logout, cross-site without a body", "/v1/accounts/demo/logout", "", "", evil, 403, "Origin"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := c.do("POST", tt.path, tt.ct, tt.body, tt.header...)
+			if r.status != tt.status || !strings.Contains(string(r.body), fmt.Sprintf(`"field":%q`, tt.field)) {
+				t.Fatalf("%d %s, want %d naming %s", r.status, r.body, tt.status, tt.field)
+			}
+		})
+	}
+	// Nothing happened: no account, no message, still connected.
+	for _, id := range []string{"x1", "x2", "x3"} {
+		c.must(c.get("/v1/accounts/"+id), 404)
+	}
+	if p := c.page("/v1/accounts/demo/messages"); len(p.Messages) != 0 {
+		t.Fatalf("a refused send was stored: %+v", p.Messages)
+	}
+	if s, _ := c.state("demo"); s != "connected" {
+		t.Fatalf("demo is %s after a refused logout", s)
+	}
+}
+
+// TestHugeTextRefusedAndHistorySurvives: a send longer than WhatsApp takes
+// is refused naming the field, a long body without inline media gets the
+// JSON limit although the route takes media-sized bodies, and a huge
+// message that arrived anyway (inbound) does not break history pages.
+func TestHugeTextRefusedAndHistorySurvives(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		cfg := engineConfig(t, e)
+		cfg.HTTP.MaxBodyBytes = 16 << 20 // lets the sim inject 7 MiB inbound texts
+		d, c := accountsDaemon(t, cfg, time.Millisecond, nil)
+		_ = d
+		c.connectSim("big")
+
+		long := strings.Repeat("é", 65537)
+		r := c.post("/v1/accounts/big/messages", fmt.Sprintf(`{"to":"+15550001111","text":%q}`, long))
+		if r.status != 400 || !strings.Contains(string(r.body), `"field":"text"`) || !strings.Contains(string(r.body), "65536") {
+			t.Fatalf("65,537-character text: %d %.300s", r.status, r.body)
+		}
+		r = c.post("/v1/accounts/big/messages", fmt.Sprintf(`{"to":"+15550001111","media":{"url":"https://example.com/a.png"},"caption":%q}`, long))
+		if r.status != 400 || !strings.Contains(string(r.body), `"field":"caption"`) {
+			t.Fatalf("65,537-character caption: %d %.300s", r.status, r.body)
+		}
+		// Exactly the limit is fine.
+		c.must(c.post("/v1/accounts/big/messages", fmt.Sprintf(`{"to":"+15550001111","text":%q}`, long[:len(long)-2])), 202)
+
+		// 7 MiB texts arrive from a contact (WhatsApp's own limit is the
+		// sender's client's business); history pages still answer. Each
+		// is stored with its raw message (twice the text, under MongoDB's
+		// 16 MiB document limit); four make a page larger than a MongoDB
+		// reply may be unless the page leaves the raw messages out.
+		huge := strings.Repeat("x", 7<<20)
+		for i := range 4 {
+			c.must(c.post("/v1/accounts/big/sim/inbound", fmt.Sprintf(`{"from":"15550002222","id":"HUGE%d","text":%q}`, i, huge)), 201)
+		}
+		c.must(c.post("/v1/accounts/big/sim/inbound", `{"from":"15550002222","id":"SMALL","text":"after"}`), 201)
+		for _, path := range []string{"/v1/accounts/big/messages", "/v1/accounts/big/messages?limit=1", "/v1/accounts/big/messages?q=after",
+			"/v1/accounts/big/messages?chatId=15550002222", "/v1/accounts/big/messages/HUGE0", "/v1/accounts/big/chats"} {
+			c.must(c.get(path), 200)
+		}
+		p := c.page("/v1/accounts/big/messages?chatId=15550002222&limit=1")
+		for p.NextCursor != nil {
+			p = c.page("/v1/accounts/big/messages?chatId=15550002222&limit=1&cursor=" + *p.NextCursor)
+		}
+	})
+}
+
+// TestSendBodyGetsTheJSONLimit: only a send with inline media may use the
+// media-sized body limit of its route.
+func TestSendBodyGetsTheJSONLimit(t *testing.T) {
+	_, c := messagesDaemon(t, nil) // max_body_bytes: testMaxBody
+	c.connectSim("lim")
+	pad := strings.Repeat(" ", testMaxBody+1)
+	r := c.post("/v1/accounts/lim/messages", `{"to":"+15550001111","text":"hi"}`+pad)
+	if r.status != 413 || !strings.Contains(string(r.body), `"field":"body"`) {
+		t.Fatalf("padded text send: %d %.300s", r.status, r.body)
+	}
+}
