@@ -107,3 +107,40 @@ func TestSendBodyGetsTheJSONLimit(t *testing.T) {
 		t.Fatalf("padded text send: %d %.300s", r.status, r.body)
 	}
 }
+
+// TestActiveMediaServedAsAttachment: archived inbound media is whatever a
+// contact sent; anything a browser could run is downloaded, never shown
+// from the API's origin, under a name with no path in it, on both engines.
+func TestActiveMediaServedAsAttachment(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		d, c := accountsDaemon(t, engineConfig(t, e), time.Millisecond, nil)
+		for _, tt := range []struct {
+			mimetype, filename, body string
+			disposition              string
+		}{
+			{"text/html", "../../../etc/passwd", "<script>alert(document.cookie)</script>", `attachment; filename="passwd"`},
+			{"image/svg+xml", "logo.svg", `<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>`, `attachment; filename="logo.svg"`},
+			{"application/xhtml+xml", `..\..\x.xhtml`, "<html/>", `attachment; filename="x.xhtml"`},
+			{"application/javascript", "a.js", "alert(1)", `attachment; filename="a.js"`},
+			{"application/x-unknown", "", "??", `attachment; filename="media"`},
+			{"text/html", "r\u00e9sum\u00e9\r\nX-Injected: 1.html", "<p>", `attachment; filename="r_sum_X-Injected: 1.html"; filename*=UTF-8''r%C3%A9sum%C3%A9X-Injected:%201.html`},
+			{"image/png", "photo.png", "\x89PNG\r\n\x1a\n", `inline; filename="photo.png"`},
+		} {
+			in, err := d.Media().Put(t.Context(), strings.NewReader(tt.body+tt.mimetype), tt.mimetype, tt.filename)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := c.must(c.get("/v1/media/"+in.ID), 200)
+			h := r.header
+			if got := h.Get("Content-Disposition"); got != tt.disposition {
+				t.Errorf("%s %q: Content-Disposition %q, want %q", tt.mimetype, tt.filename, got, tt.disposition)
+			}
+			if h.Get("X-Content-Type-Options") != "nosniff" || !strings.Contains(h.Get("Content-Security-Policy"), "sandbox") {
+				t.Errorf("%s: headers %v", tt.mimetype, h)
+			}
+			if h.Get("X-Injected") != "" {
+				t.Errorf("header injected through the file name")
+			}
+		}
+	})
+}
