@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"path/filepath"
 	"time"
 )
 
@@ -49,6 +50,11 @@ func (s *Server) routes(opts Options) {
 
 	if opts.Pipeline != nil {
 		p := &pipelineRoutes{engine: opts.Pipeline, reloader: opts.ConfigReloader}
+		for _, d := range opts.RuleDirs {
+			if abs, err := filepath.Abs(d); err == nil {
+				p.ruleDirs = append(p.ruleDirs, abs)
+			}
+		}
 		s.Handle("/pipeline", p.get, http.MethodGet)
 		s.Handle("/pipeline/reload", p.reload, http.MethodPost)
 	}

@@ -75,6 +75,9 @@ type Options struct {
 	// 10 min.
 	ReadTimeout   time.Duration
 	UploadTimeout time.Duration
+	// RuleDirs are the directories POST /v1/pipeline/reload may name rule
+	// files in (config's EffectiveRuleDirs).
+	RuleDirs []string
 }
 
 // Server owns the router and the HTTP listener.

@@ -360,6 +360,7 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		ReadTimeout:    cfg.HTTP.ReadTimeout,
 		UploadTimeout:  cfg.HTTP.UploadTimeout,
+		RuleDirs:       cfg.EffectiveRuleDirs(),
 	})
 	return nil
 }

@@ -1,11 +1,15 @@
 package daemon_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wildcathub/wildcat/core/pipeline"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
@@ -143,4 +147,31 @@ func TestActiveMediaServedAsAttachment(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestReloadRefusesRuleGlobsOutsideRuleDirs: a pipeline sent over REST may
+// name rule files only in the configured rule directories.
+func TestReloadRefusesRuleGlobsOutsideRuleDirs(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	if err := os.MkdirAll(filepath.Join(rules, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := accountsConfig(t)
+	cfg.Pipeline = []pipeline.StageConfig{{Name: "rules", Rules: []string{filepath.Join(rules, "*.js")}}}
+	_, c := accountsDaemon(t, cfg, time.Millisecond, nil)
+	reload := func(glob string) reply {
+		body, _ := json.Marshal(map[string]any{"stages": []any{map[string]any{"name": "r", "rules": []string{glob}}}})
+		return c.post("/v1/pipeline/reload", string(body))
+	}
+	for _, glob := range []string{"/etc/*.js", "/*.js", filepath.Join(rules, "..", "*.js"), filepath.Join(rules, "*", "..", "..", "*.js"),
+		"../*.js", filepath.Join(dir, "rules-evil", "*.js"), filepath.Join(dir, "*", "*.js")} {
+		r := reload(glob)
+		if r.status != 400 || !strings.Contains(string(r.body), `"field":"stages[0].rules[0]"`) {
+			t.Errorf("%s: %d %s", glob, r.status, r.body)
+		}
+	}
+	for _, glob := range []string{filepath.Join(rules, "*.js"), filepath.Join(rules, "sub", "*.js"), filepath.Join(rules, "*", "*.js")} {
+		c.must(reload(glob), 200)
+	}
 }
