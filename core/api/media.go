@@ -134,6 +134,9 @@ func bodyError(field string, err error) error {
 // http.ServeContent over a reader that reads only what a range covers.
 func (h *mediaRoutes) download(w http.ResponseWriter, r *http.Request) error {
 	id := mux.Vars(r)["mediaId"]
+	if !media.ValidID(id) {
+		return Invalid("mediaId", "is not a media id (the SHA-256 of the bytes, 64 hex digits)")
+	}
 	rd, err := h.store.Open(r.Context(), id)
 	if errors.Is(err, media.ErrNotFound) {
 		return NotFound("media", id)

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"runtime/debug"
 	"time"
+
+	"github.com/gorilla/mux"
 )
 
 type ctxKey int
@@ -130,6 +132,9 @@ func (s *Server) handleBody(h HandlerFunc, maxBody int64, kind bodyKind) http.Ha
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
 		err := checkQuery(r)
+		if err == nil {
+			err = checkPathVars(mux.Vars(r))
+		}
 		if err == nil {
 			err = checkBodyType(r, kind)
 		}

@@ -119,7 +119,9 @@ func New(opts Options) *Server {
 	if s.ready == nil {
 		s.ready = func(context.Context) error { return nil }
 	}
-	s.root = mux.NewRouter()
+	// Paths are matched as sent: cleaning would answer /v1/media/.. with a
+	// redirect elsewhere instead of refusing the id.
+	s.root = mux.NewRouter().SkipClean(true)
 	s.root.NotFoundHandler = s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return &Error{Status: http.StatusNotFound, Slug: "no-route", Title: "Not found", Detail: fmt.Sprintf("no route for %s", r.URL.Path)}
 	})

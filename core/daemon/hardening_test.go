@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/mux"
 
 	"github.com/wildcathub/wildcat/core/pipeline"
 	"github.com/wildcathub/wildcat/core/store/storetest"
@@ -173,5 +176,51 @@ func TestReloadRefusesRuleGlobsOutsideRuleDirs(t *testing.T) {
 	}
 	for _, glob := range []string{filepath.Join(rules, "*.js"), filepath.Join(rules, "sub", "*.js"), filepath.Join(rules, "*", "*.js")} {
 		c.must(reload(glob), 200)
+	}
+}
+
+// TestHostilePathParameters drives every route with a path parameter with
+// values no id has: each is a 4xx problem, never a 5xx, never a success.
+// The routes come from the router, so a new route cannot be forgotten.
+func TestHostilePathParameters(t *testing.T) {
+	d, c := messagesDaemon(t, nil)
+	c.connectSim("real")
+	hostile := map[string]string{
+		"dot-dot": "..", "dot": ".", "encoded dot-dot": "%2e%2e", "NUL": "a%00b", "newline": "a%0Ab", "backslash": "..%5C..%5Cetc",
+		"encoded slash": "..%2F..%2Fetc", "not UTF-8": "%ff%fe", "bidi override": "a%E2%80%AEb", "very long": strings.Repeat("a", 5000),
+		"script": "%3Cscript%3E", "quote": "%27%20OR%201%3D1", "space": "a%20b",
+	}
+	routes := 0
+	err := d.API().Router().Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		tpl, err := route.GetPathTemplate()
+		if err != nil || !strings.Contains(tpl, "{") {
+			return nil
+		}
+		methods, _ := route.GetMethods()
+		routes++
+		for _, m := range methods {
+			for name, v := range hostile {
+				path := regexp.MustCompile(`\{[^}]+\}`).ReplaceAllString(tpl, v)
+				ct, body := "", ""
+				if m == "POST" || m == "PATCH" {
+					ct, body = "application/json", "{}"
+				}
+				r := c.do(m, path, ct, body)
+				if r.status < 400 || r.status >= 500 {
+					t.Errorf("%s %s (%s): %d %.200s", m, tpl, name, r.status, r.body)
+					continue
+				}
+				if m != "HEAD" && r.header.Get("Content-Type") != "application/problem+json" {
+					t.Errorf("%s %s (%s): %d is not a problem: %.200s", m, tpl, name, r.status, r.body)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if routes < 15 {
+		t.Fatalf("only %d routes with path parameters found", routes)
 	}
 }
