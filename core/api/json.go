@@ -35,6 +35,10 @@ func DecodeJSON(r *http.Request, dst any) error {
 		return jsonError(err)
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) || errors.Is(err, errTooDeep) {
+			return jsonError(err)
+		}
 		return Invalid("body", "unexpected data after the JSON value")
 	}
 	return nil

@@ -148,7 +148,25 @@ func New(opts Options) *Server {
 // /v1 subrouter: mux reports a method mismatch inside a subrouter as 404,
 // and a client deserves the 405.
 func (s *Server) Handle(path string, h HandlerFunc, methods ...string) {
-	s.root.Handle("/v1"+path, s.handle(h)).Methods(methods...)
+	limit := s.maxBody
+	if l, ok := smallBodies[path]; ok && l < limit {
+		limit = l
+	}
+	s.root.Handle("/v1"+path, s.handleLimit(h, limit)).Methods(methods...)
+}
+
+// smallBodies are the body limits of routes whose requests are a few
+// fields, below http.max_body_bytes: nothing legitimate comes near them.
+var smallBodies = map[string]int64{
+	"/accounts":                   16 << 10,
+	"/accounts/{id}/pairing-code": 4 << 10,
+	"/accounts/{id}/connect":      4 << 10,
+	"/accounts/{id}/logout":       4 << 10,
+	"/webhooks":                   64 << 10,
+	"/webhooks/{id}":              64 << 10,
+	"/media/archive":              4 << 10,
+	"/deliveries/replay":          16 << 10,
+	"/deliveries/{id}/retry":      4 << 10,
 }
 
 // HandleLimit is Handle for a route whose bodies may exceed the server's

@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/mux"
 
+	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/pipeline"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
@@ -185,11 +187,14 @@ func TestReloadRefusesRuleGlobsOutsideRuleDirs(t *testing.T) {
 func TestHostilePathParameters(t *testing.T) {
 	d, c := messagesDaemon(t, nil)
 	c.connectSim("real")
+	// Values the path check itself refuses (400 naming the parameter),
+	// then values only the handlers can judge (any 4xx).
 	hostile := map[string]string{
 		"dot-dot": "..", "dot": ".", "encoded dot-dot": "%2e%2e", "NUL": "a%00b", "newline": "a%0Ab", "backslash": "..%5C..%5Cetc",
-		"encoded slash": "..%2F..%2Fetc", "not UTF-8": "%ff%fe", "bidi override": "a%E2%80%AEb", "very long": strings.Repeat("a", 5000),
-		"script": "%3Cscript%3E", "quote": "%27%20OR%201%3D1", "space": "a%20b",
+		"not UTF-8": "%ff%fe", "bidi override": "a%E2%80%AEb", "very long": strings.Repeat("a", 5000),
 	}
+	other := map[string]string{"encoded slash": "..%2F..%2Fetc", "script": "%3Cscript%3E", "quote": "%27%20OR%201%3D1", "space": "a%20b"}
+	fieldRe := regexp.MustCompile(`"field":"([^"]*)"`)
 	routes := 0
 	err := d.API().Router().Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
 		tpl, err := route.GetPathTemplate()
@@ -199,7 +204,8 @@ func TestHostilePathParameters(t *testing.T) {
 		methods, _ := route.GetMethods()
 		routes++
 		for _, m := range methods {
-			for name, v := range hostile {
+			vars := regexp.MustCompile(`\{([^}]+)\}`).FindAllStringSubmatch(tpl, -1)
+			for name, v := range merge(hostile, other) {
 				path := regexp.MustCompile(`\{[^}]+\}`).ReplaceAllString(tpl, v)
 				ct, body := "", ""
 				if m == "POST" || m == "PATCH" {
@@ -213,6 +219,12 @@ func TestHostilePathParameters(t *testing.T) {
 				if m != "HEAD" && r.header.Get("Content-Type") != "application/problem+json" {
 					t.Errorf("%s %s (%s): %d is not a problem: %.200s", m, tpl, name, r.status, r.body)
 				}
+				if _, refused := hostile[name]; refused && m != "HEAD" {
+					f := fieldRe.FindStringSubmatch(string(r.body))
+					if r.status != 400 || f == nil || !slices.ContainsFunc(vars, func(v []string) bool { return v[1] == f[1] }) {
+						t.Errorf("%s %s (%s): %d %.200s, want 400 naming a path parameter", m, tpl, name, r.status, r.body)
+					}
+				}
 			}
 		}
 		return nil
@@ -223,4 +235,27 @@ func TestHostilePathParameters(t *testing.T) {
 	if routes < 15 {
 		t.Fatalf("only %d routes with path parameters found", routes)
 	}
+}
+
+func merge(a, b map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+// TestSmallRoutesHaveSmallBodyLimits: a route taking a few fields refuses a
+// body far below http.max_body_bytes.
+func TestSmallRoutesHaveSmallBodyLimits(t *testing.T) {
+	_, c := messagesDaemon(t, func(cfg *config.Config) { cfg.HTTP.MaxBodyBytes = 1 << 20 })
+	pad := strings.Repeat(" ", 20<<10)
+	r := c.post("/v1/accounts", `{"id":"padded","driver":"sim","name":"`+pad+`"}`)
+	if r.status != 413 || !strings.Contains(string(r.body), `"field":"body"`) {
+		t.Fatalf("padded account: %d %.300s", r.status, r.body)
+	}
+	c.must(c.post("/v1/accounts", `{"id":"plain","driver":"sim"}`), 201)
 }
