@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 )
 
@@ -44,12 +45,23 @@ func newRequestGuard(hosts, origins []string) *requestGuard {
 		if hh, _, err := net.SplitHostPort(h); err == nil {
 			h = hh
 		}
-		g.hosts[strings.TrimSuffix(strings.Trim(h, "[]"), ".")] = true
+		g.allowHost(h)
+	}
+	// The machine's own name: a rebinding page cannot be served under it.
+	if name, err := os.Hostname(); err == nil {
+		g.allowHost(name)
 	}
 	for _, o := range origins {
 		g.origins[strings.TrimSuffix(strings.ToLower(strings.TrimSpace(o)), "/")] = true
 	}
 	return g
+}
+
+// allowHost adds a name; call it before serving.
+func (g *requestGuard) allowHost(h string) {
+	if h = strings.TrimSuffix(strings.ToLower(strings.Trim(h, "[]")), "."); h != "" {
+		g.hosts[h] = true
+	}
 }
 
 // hostAllowed reports whether a request's Host header names this API.

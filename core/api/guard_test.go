@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -97,6 +98,7 @@ func TestCrossSiteAndRebindingRequestsRefused(t *testing.T) {
 		{"listed origin", "POST", "/v1/echo", "", js, `{"name":"a"}`, []string{"Origin", "https://console.example"}, 201},
 		{"same-site navigation", "GET", "/v1/openapi.json", "", "", ``, []string{"Sec-Fetch-Site", "none"}, 200},
 		{"probe under any name", "GET", "/healthz", "lb-check.example", "", ``, nil, 200},
+		{"the machine's name", "GET", "/v1/openapi.json", hostname(t) + ":" + port, "", ``, nil, 200},
 	}
 	for _, tt := range ok {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,4 +152,12 @@ func doRequest(t *testing.T, method, url, host, contentType, body string, header
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp, b
+}
+
+func hostname(t *testing.T) string {
+	name, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return name
 }

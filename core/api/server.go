@@ -185,6 +185,10 @@ func (s *Server) Listen(addr string) error {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	s.ln = ln
+	// The name the API is bound to is one it answers to.
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		s.reqGuard.allowHost(h)
+	}
 	a := ln.Addr().String()
 	s.addr.Store(&a)
 	s.serveCh = make(chan error, 1)

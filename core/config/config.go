@@ -51,7 +51,7 @@ type HTTP struct {
 	// IdempotencyTTL bounds how long an Idempotency-Key answer is replayed.
 	IdempotencyTTL time.Duration `koanf:"idempotency_ttl" doc:"How long the first answer to a request with an Idempotency-Key is kept and replayed to retries."`
 	// Hosts, AllowedOrigins and ReadTimeout: see the README's Hardening part.
-	Hosts          []string      `koanf:"hosts" doc:"Host names (the Host header, port ignored) the API answers to besides localhost and IP addresses, e.g. [wildcat.internal] behind a proxy or on a LAN; other names get 421 (DNS-rebinding guard). [\"*\"] accepts any."`
+	Hosts          []string      `koanf:"hosts" doc:"Host names (the Host header, port ignored) the API answers to besides localhost, IP addresses, the machine's host name and the name in http.addr, e.g. [wildcat.internal] behind a proxy or on a LAN; other names get 421 (DNS-rebinding guard). [\"*\"] accepts any."`
 	AllowedOrigins []string      `koanf:"allowed_origins" doc:"Web origins (scheme://host[:port]) whose pages may call the API from a browser, with CORS; requests from other sites' pages get 403."`
 	ReadTimeout    time.Duration `koanf:"read_timeout" doc:"How long a client may take to send one whole request, body included; a slower one is cut (the event stream and responses are not limited by it). Media uploads and sends with inline media have http.upload_timeout instead."`
 	UploadTimeout  time.Duration `koanf:"upload_timeout" doc:"How long a client may take to send one request to a route that takes media (POST /v1/media, sends with inline media); raise it for large files over slow links."`
