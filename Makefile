@@ -9,7 +9,7 @@ PLUGINS   := $(patsubst plugins/%/,%,$(sort $(dir $(wildcard plugins/*/*.go))))
 TEST_URI  := $(or $(WILDCAT_TEST_MONGODB_URI),$(WILDCAT_MONGODB_URI))
 TESTFLAGS ?=
 
-.PHONY: all build run test bench lint proto clean
+.PHONY: all build run test fuzz bench lint proto clean
 
 all: build
 
@@ -40,6 +40,22 @@ test:
 	env -u WILDCAT_MONGODB_URI WILDCAT_TEST_MONGODB_URI="$(TEST_URI)" \
 		$(GO) test -count=1 -timeout 10m -run '$(VOLUME_TESTS)' $(TESTFLAGS) ./cmd/wildcatd ./core/daemon
 	$(GO) run ./cmd/wildcatd rules test --all --dir scripts
+	$(MAKE) fuzz
+
+# Fuzz targets (package:function); each runs FUZZTIME after its committed
+# corpus (testdata/fuzz/<name>), one at a time: go test -fuzz takes one
+# target per run.
+FUZZ_TARGETS = ./core/api:FuzzDecodeJSON ./core/messages:FuzzDecodeCursor \
+	./core/session/whatsapp:FuzzNormalizeMessage ./sdk/webhooks:FuzzVerify ./core/rules:FuzzJSONBridge
+FUZZTIME ?= 10s
+
+## fuzz: each fuzz target for FUZZTIME (request decoder, message normaliser, cursor, webhook signatures, rules' JSON bridge)
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "$(GO) test -run '^$$' -fuzz '^$$fn\$$' -fuzztime $(FUZZTIME) $$pkg"; \
+		env -u WILDCAT_MONGODB_URI $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 ## bench: benchmarks, each figure beside the raw limit it competes with
 bench:

@@ -94,6 +94,9 @@ func TestProblems(t *testing.T) {
 		{"handler validation", "POST", "/v1/echo", "application/json", `{"name":""}`, 400, "name", "must not be empty"},
 		{"oversized body", "POST", "/v1/echo", "application/json", `{"name":"` + strings.Repeat("x", 100) + `"}`, 413, "body", "exceeds 64 bytes"},
 		{"wrong content type", "POST", "/v1/echo", "text/plain", `{"name":"a"}`, 415, "Content-Type", "application/json"},
+		{"no content type", "POST", "/v1/echo", "", `{"name":"a"}`, 415, "Content-Type", "application/json"},
+		{"nested too deep", "POST", "/v1/echo", "application/json", `{"name":"a","tags":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, 400, "body", "more than 32 levels"},
+		{"brackets in strings do not nest", "POST", "/v1/echo", "application/json", `{"name":"` + strings.Repeat("[{", 17) + `\"[","count":"x"}`, 400, "count", "expected a number"},
 		{"no route", "GET", "/v1/nothing", "", "", 404, "", "no route"},
 		{"wrong method", "DELETE", "/v1/echo", "", "", 405, "", "DELETE is not allowed"},
 		{"panic", "GET", "/v1/panic", "", "", 500, "", "request ID"},
@@ -137,6 +140,7 @@ func TestProblems(t *testing.T) {
 func TestSuccessAndRequestID(t *testing.T) {
 	_, base, logs := startServer(t, nil)
 	req, _ := http.NewRequest("POST", base+"/v1/echo", strings.NewReader(`{"name":"a","count":2}`))
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Request-Id", "caller-42")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -134,6 +134,9 @@ func bodyError(field string, err error) error {
 // http.ServeContent over a reader that reads only what a range covers.
 func (h *mediaRoutes) download(w http.ResponseWriter, r *http.Request) error {
 	id := mux.Vars(r)["mediaId"]
+	if !media.ValidID(id) {
+		return Invalid("mediaId", "is not a media id (the SHA-256 of the bytes, 64 hex digits)")
+	}
 	rd, err := h.store.Open(r.Context(), id)
 	if errors.Is(err, media.ErrNotFound) {
 		return NotFound("media", id)
@@ -143,15 +146,18 @@ func (h *mediaRoutes) download(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer rd.Close()
 	hd := w.Header()
-	hd.Set("Content-Type", rd.Info.Mimetype)
+	ct, inline := servedType(rd.Info.Mimetype)
+	hd.Set("Content-Type", ct)
 	hd.Set("ETag", `"`+rd.Info.SHA256+`"`)
 	hd.Set("Cache-Control", "private, max-age=31536000, immutable")
 	// Stored media is user content served from the API's origin: never
 	// sniffed into something executable, never a document with scripts.
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	if rd.Info.Filename != "" {
-		hd.Set("Content-Disposition", mime.FormatMediaType("inline", map[string]string{"filename": rd.Info.Filename}))
+	// Only images, audio and video known not to run scripts are shown
+	// inline; the rest downloads, under a name with no path in it.
+	if cd := contentDisposition(rd.Info.Filename, inline); cd != "inline" {
+		hd.Set("Content-Disposition", cd)
 	}
 	http.ServeContent(w, r, "", rd.Info.Uploaded, rd)
 	return nil

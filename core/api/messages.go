@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -33,7 +34,23 @@ type messageRoutes struct {
 	sender   Sender
 	media    MediaStore
 	fetcher  MediaFetcher
+	// maxJSON is the body limit of a send without inline media.
+	maxJSON int64
 }
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.ReadCloser
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.r.Close() }
 
 // messageTypes are the values the type filter accepts.
 var messageTypes = []event.MessageType{

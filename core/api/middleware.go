@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"runtime/debug"
 	"time"
+
+	"github.com/gorilla/mux"
 )
 
 type ctxKey int
@@ -114,13 +116,28 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 // at debug, server errors at error).
 func (s *Server) handle(h HandlerFunc) http.Handler { return s.handleLimit(h, s.maxBody) }
 
-// handleLimit is handle with a route's own body limit (media uploads).
+// handleLimit is handle with a route's own body limit.
 func (s *Server) handleLimit(h HandlerFunc, maxBody int64) http.Handler {
+	return s.handleBody(h, maxBody, jsonBody)
+}
+
+// handleBody is handleLimit for a route taking bodies of the given kind.
+func (s *Server) handleBody(h HandlerFunc, maxBody int64, kind bodyKind) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if maxBody > s.maxBody && hasBody(r) {
+			// Media bodies may take longer than the server's read timeout.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.uploadTimeout))
+		}
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
 		err := checkQuery(r)
+		if err == nil {
+			err = checkPathVars(mux.Vars(r))
+		}
+		if err == nil {
+			err = checkBodyType(r, kind)
+		}
 		if err == nil {
 			err = h(w, r)
 		}

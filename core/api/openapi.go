@@ -738,13 +738,15 @@ func Document() map[string]any {
 
 // problemStatuses are the problem answers of o: its own, and those every
 // route gives: 400 for a query string that does not decode (or, on routes
-// taking none, any parameter), 429 over a rate limit (http.rate_limits),
-// and for a route with a body 413 when it is too large and 415 when it is
-// not of the documented type.
+// taking none, any parameter), 403 for a browser request from another site
+// (Origin), 415 for a body that is not JSON, 421 for a Host the API does
+// not answer to, 429 over a rate limit (http.rate_limits); and for a route
+// with a body 408 when it is not received in time and 413 when it is too
+// large.
 func problemStatuses(o Operation) []int {
-	codes := append([]int{http.StatusBadRequest, http.StatusTooManyRequests}, o.Errors...)
+	codes := append([]int{http.StatusBadRequest, http.StatusForbidden, http.StatusUnsupportedMediaType, http.StatusMisdirectedRequest, http.StatusTooManyRequests}, o.Errors...)
 	if o.BodyType != "" {
-		codes = append(codes, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType)
+		codes = append(codes, http.StatusRequestTimeout, http.StatusRequestEntityTooLarge)
 	}
 	slices.Sort(codes)
 	return slices.Compact(codes)

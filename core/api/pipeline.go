@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -41,6 +43,36 @@ type ConfigReloader interface {
 type pipelineRoutes struct {
 	engine   Pipeline
 	reloader ConfigReloader
+	ruleDirs []string // absolute
+}
+
+// checkRuleGlobs refuses rules globs that reach outside the configured rule
+// directories: a reload over REST must not make the daemon run (or
+// reveal, through load errors) .js files from anywhere on the disk.
+func (h *pipelineRoutes) checkRuleGlobs(stages []pipeline.StageConfig) error {
+	for i, st := range stages {
+		for j, g := range st.Rules {
+			field := fmt.Sprintf("stages[%d].rules[%d]", i, j)
+			base, err := filepath.Abs(config.GlobBase(g))
+			if err != nil {
+				return Invalid(field, "cannot resolve %q: %v", g, err)
+			}
+			inside := false
+			for _, d := range h.ruleDirs {
+				if rel, err := filepath.Rel(d, base); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+					inside = true
+					break
+				}
+			}
+			if !inside {
+				if len(h.ruleDirs) == 0 {
+					return Invalid(field, "%q: no rule directories are configured; list them in rule_dirs", g)
+				}
+				return Invalid(field, "%q is outside the rule directories (%s); list its directory in rule_dirs", g, strings.Join(h.ruleDirs, ", "))
+			}
+		}
+	}
+	return nil
 }
 
 // snapshot renders the engine's state; stages is [] rather than null for
@@ -91,6 +123,9 @@ func (h *pipelineRoutes) reload(w http.ResponseWriter, r *http.Request) error {
 	}
 	if req.Stages == nil {
 		return Invalid("stages", "is required: the complete new stage list ([] for none)")
+	}
+	if err := h.checkRuleGlobs(*req.Stages); err != nil {
+		return err
 	}
 	if err := h.engine.Reload(*req.Stages); err != nil {
 		var se *pipeline.StageError

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"path/filepath"
 	"time"
 )
 
@@ -30,7 +31,7 @@ func (s *Server) routes(opts Options) {
 	if opts.Media != nil {
 		uploadLimit, sendLimit := mediaBodyLimit(opts.Media.MaxBytes(), s.maxBody)
 		md := &mediaRoutes{store: opts.Media}
-		s.HandleLimit("/media", uploadLimit, md.upload, http.MethodPost)
+		s.root.Handle("/v1/media", s.handleBody(md.upload, uploadLimit, uploadBody)).Methods(http.MethodPost)
 		if opts.MediaArchive != nil {
 			ma := &mediaArchiveRoutes{archiver: opts.MediaArchive, accounts: opts.Accounts}
 			s.Handle("/media/archive", ma.backfill, http.MethodPost)
@@ -38,7 +39,7 @@ func (s *Server) routes(opts Options) {
 		s.Handle("/media/{mediaId}", md.download, http.MethodGet, http.MethodHead)
 
 		if opts.Accounts != nil && opts.Messages != nil && opts.Sender != nil {
-			m := &messageRoutes{accounts: opts.Accounts, store: opts.Messages, sender: opts.Sender, media: opts.Media, fetcher: opts.Fetcher}
+			m := &messageRoutes{accounts: opts.Accounts, store: opts.Messages, sender: opts.Sender, media: opts.Media, fetcher: opts.Fetcher, maxJSON: s.maxBody}
 			s.HandleLimit("/accounts/{id}/messages", sendLimit, s.idempotent(opts.Idempotency, m.send), http.MethodPost)
 			s.Handle("/accounts/{id}/messages", m.list, http.MethodGet)
 			s.Handle("/accounts/{id}/messages/{messageId}", m.get, http.MethodGet)
@@ -49,6 +50,11 @@ func (s *Server) routes(opts Options) {
 
 	if opts.Pipeline != nil {
 		p := &pipelineRoutes{engine: opts.Pipeline, reloader: opts.ConfigReloader}
+		for _, d := range opts.RuleDirs {
+			if abs, err := filepath.Abs(d); err == nil {
+				p.ruleDirs = append(p.ruleDirs, abs)
+			}
+		}
 		s.Handle("/pipeline", p.get, http.MethodGet)
 		s.Handle("/pipeline/reload", p.reload, http.MethodPost)
 	}

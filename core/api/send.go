@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 
@@ -117,8 +118,16 @@ func unprocessable(field, format string, args ...any) *Error {
 func (h *messageRoutes) send(w http.ResponseWriter, r *http.Request) error {
 	id := mux.Vars(r)["id"]
 	var req sendRequest
+	body := &countingReader{r: r.Body}
+	r.Body = body
 	if err := DecodeJSON(r, &req); err != nil {
 		return err
+	}
+	// The route reads bodies up to the media limit so that inline media
+	// fits; anything else gets the JSON limit, as on every other route.
+	if body.n > h.maxJSON && (req.Media == nil || req.Media.Data == "") {
+		return &Error{Status: http.StatusRequestEntityTooLarge, Slug: "body-too-large", Title: "Request body too large", Field: "body",
+			Detail: fmt.Sprintf("the body exceeds %d bytes (http.max_body_bytes); only sends with inline media.data may be larger", h.maxJSON)}
 	}
 	ctx := r.Context()
 	acct, err := h.accounts.GetAccount(ctx, id)
@@ -154,9 +163,74 @@ func (h *messageRoutes) send(w http.ResponseWriter, r *http.Request) error {
 	return WriteJSON(w, http.StatusAccepted, sendAccepted{ID: m.ID, MessageID: m.MessageID, Status: m.Status, ScheduledAt: at.UTC()})
 }
 
+// MaxTextChars is the longest text, caption or edit a send may carry, in
+// characters: what the WhatsApp apps accept in one message (65,536). The
+// Business Cloud API's lower limits (4,096 for text, 1,024 for captions) do
+// not apply to linked-device sessions; longer texts are refused here, not
+// stored to fail later.
+const MaxTextChars = 65536
+
+// maxNameChars bounds the short strings of a send (names, addresses, URLs,
+// file names).
+const maxNameChars = 1024
+
+// checkLengths refuses any string of a send longer than WhatsApp takes, by
+// field, before anything is looked up or stored.
+func checkLengths(req *sendRequest) error {
+	long := func(field, v string, limit int) error {
+		if len(v) > limit && utf8.RuneCountInString(v) > limit {
+			return Invalid(field, "is %d characters long; WhatsApp takes at most %d", utf8.RuneCountInString(v), limit)
+		}
+		return nil
+	}
+	checks := []error{long("text", req.Text, MaxTextChars), long("caption", req.Caption, MaxTextChars), long("to", req.To, maxNameChars), long("replyTo", req.ReplyTo, maxNameChars)}
+	if req.Edit != nil {
+		checks = append(checks, long("edit.text", req.Edit.Text, MaxTextChars))
+	}
+	if req.Location != nil {
+		checks = append(checks, long("location.name", req.Location.Name, maxNameChars), long("location.address", req.Location.Address, maxNameChars),
+			long("location.url", req.Location.URL, maxNameChars))
+	}
+	if req.Media != nil {
+		checks = append(checks, long("media.filename", req.Media.Filename, 255), long("media.mimetype", req.Media.Mimetype, 255),
+			long("media.url", req.Media.URL, 2048))
+	}
+	if len(req.Mentions) > 1024 {
+		return Invalid("mentions", "at most 1024 mentions")
+	}
+	if len(req.Contacts) > 256 {
+		return Invalid("contacts", "at most 256 contacts")
+	}
+	cards := req.Contacts
+	field := "contacts"
+	if req.Contact != nil {
+		cards, field = []sendContact{*req.Contact}, "contact"
+	}
+	for i, c := range cards {
+		f := field
+		if field == "contacts" {
+			f = fmt.Sprintf("contacts[%d]", i)
+		}
+		checks = append(checks, long(f+".name", c.Name, maxNameChars), long(f+".phone", c.Phone, maxNameChars), long(f+".vcard", c.VCard, MaxTextChars))
+	}
+	return firstErr(checks)
+}
+
+func firstErr(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // build turns the request into what the sender needs. Every refusal names
 // the field at fault.
 func (h *messageRoutes) build(ctx context.Context, accountID string, req *sendRequest) (*outgoing.Request, error) {
+	if err := checkLengths(req); err != nil {
+		return nil, err
+	}
 	contents := 0
 	for _, set := range []bool{req.Text != "", req.Media != nil, req.Reaction != nil, req.Location != nil,
 		req.Contact != nil || len(req.Contacts) > 0, req.Edit != nil, req.Revoke != nil} {

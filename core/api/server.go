@@ -67,6 +67,22 @@ type Options struct {
 	// RateLimiter limits requests per client address (and API key); nil
 	// limits nothing.
 	RateLimiter *ratelimit.Limiter
+
+	// Hosts are the names (Host header, port ignored) the API answers to
+	// besides loopback names and IP address literals; "*" allows any
+	// (http.hosts). AllowedOrigins are the web origins a browser may call
+	// it from besides its own (http.allowed_origins).
+	Hosts          []string
+	AllowedOrigins []string
+	// ReadTimeout bounds reading a whole request, body included
+	// (http.read_timeout); 0 means 60 s. UploadTimeout replaces it on
+	// routes whose bodies may carry media (http.upload_timeout); 0 means
+	// 10 min.
+	ReadTimeout   time.Duration
+	UploadTimeout time.Duration
+	// RuleDirs are the directories POST /v1/pipeline/reload may name rule
+	// files in (config's EffectiveRuleDirs).
+	RuleDirs []string
 }
 
 // Server owns the router and the HTTP listener.
@@ -83,22 +99,36 @@ type Server struct {
 	// (the event stream) end instead of holding the drain to its deadline.
 	stopping chan struct{}
 	// limiter is the rate limiter (nil: none); failedAuth feeds it.
-	limiter *ratelimit.Limiter
+	limiter  *ratelimit.Limiter
+	reqGuard *requestGuard
+	// uploadTimeout is the read deadline of routes whose body limit is
+	// above maxBody (media).
+	uploadTimeout time.Duration
 }
 
 // New builds the server and its routes; Listen starts it.
 func New(opts Options) *Server {
-	s := &Server{log: opts.Logger, maxBody: opts.MaxBodyBytes, ready: opts.Ready, stopping: make(chan struct{})}
+	s := &Server{log: opts.Logger, maxBody: opts.MaxBodyBytes, ready: opts.Ready, stopping: make(chan struct{}),
+		reqGuard: newRequestGuard(opts.Hosts, opts.AllowedOrigins)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = 1 << 20
 	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = time.Minute
+	}
+	s.uploadTimeout = opts.UploadTimeout
+	if s.uploadTimeout <= 0 {
+		s.uploadTimeout = 10 * time.Minute
+	}
 	if s.ready == nil {
 		s.ready = func(context.Context) error { return nil }
 	}
-	s.root = mux.NewRouter()
+	// Paths are matched as sent: cleaning would answer /v1/media/.. with a
+	// redirect elsewhere instead of refusing the id.
+	s.root = mux.NewRouter().SkipClean(true)
 	s.root.NotFoundHandler = s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return &Error{Status: http.StatusNotFound, Slug: "no-route", Title: "Not found", Detail: fmt.Sprintf("no route for %s", r.URL.Path)}
 	})
@@ -113,10 +143,15 @@ func New(opts Options) *Server {
 		h = s.rateLimited(opts.RateLimiter, h)
 	}
 	s.srv = &http.Server{
-		Handler:           s.instrument(h),
+		Handler:           s.instrument(s.guard(h)),
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// A client trickling a body is cut here: without it only the
+		// headers had a deadline. No WriteTimeout: it would cut the event
+		// stream and large media downloads; a slow reader of a response
+		// costs a goroutine, not memory.
+		ReadTimeout: opts.ReadTimeout,
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	return s
 }
@@ -125,7 +160,25 @@ func New(opts Options) *Server {
 // /v1 subrouter: mux reports a method mismatch inside a subrouter as 404,
 // and a client deserves the 405.
 func (s *Server) Handle(path string, h HandlerFunc, methods ...string) {
-	s.root.Handle("/v1"+path, s.handle(h)).Methods(methods...)
+	limit := s.maxBody
+	if l, ok := smallBodies[path]; ok && l < limit {
+		limit = l
+	}
+	s.root.Handle("/v1"+path, s.handleLimit(h, limit)).Methods(methods...)
+}
+
+// smallBodies are the body limits of routes whose requests are a few
+// fields, below http.max_body_bytes: nothing legitimate comes near them.
+var smallBodies = map[string]int64{
+	"/accounts":                   16 << 10,
+	"/accounts/{id}/pairing-code": 4 << 10,
+	"/accounts/{id}/connect":      4 << 10,
+	"/accounts/{id}/logout":       4 << 10,
+	"/webhooks":                   64 << 10,
+	"/webhooks/{id}":              64 << 10,
+	"/media/archive":              4 << 10,
+	"/deliveries/replay":          16 << 10,
+	"/deliveries/{id}/retry":      4 << 10,
 }
 
 // HandleLimit is Handle for a route whose bodies may exceed the server's
@@ -144,6 +197,10 @@ func (s *Server) Listen(addr string) error {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	s.ln = ln
+	// The name the API is bound to is one it answers to.
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		s.reqGuard.allowHost(h)
+	}
 	a := ln.Addr().String()
 	s.addr.Store(&a)
 	s.serveCh = make(chan error, 1)

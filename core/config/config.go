@@ -32,6 +32,8 @@ type Config struct {
 
 	Accounts []Account `koanf:"accounts" doc:"Accounts created at start when missing: a list of {id, driver, name}; driver is whatsapp or sim. Existing accounts keep their state; accounts made over REST need no entry."`
 
+	RuleDirs []string `koanf:"rule_dirs" doc:"Directories rule files may be loaded from when the pipeline is replaced over REST (POST /v1/pipeline/reload with stages); a rules glob reaching outside them is refused. Empty: the directories of the rules globs in this file's pipeline."`
+
 	Pipeline []StageConfig `koanf:"pipeline" doc:"The stages every stored event passes through, in order: a list of {name, one of rules/plugin/sink/builtin, config, match, mode, timeout, onError}. Builtins: tag, annotate, reply, drop, log; sink webhooks feeds the webhook endpoints. Re-read when the file changes. Empty: events are only stored."`
 
 	Plugins map[string]Plugin `koanf:"plugins" doc:"Plugin binaries the daemon launches and supervises: a map of NAME to {path, args, config, timeout, concurrency, sha256}. A stage with plugin: NAME calls it inline or feeds it through the outbox (mode: sink)."`
@@ -54,6 +56,11 @@ type HTTP struct {
 	IdempotencyTTL time.Duration `koanf:"idempotency_ttl" doc:"How long the first answer to a request with an Idempotency-Key is kept and replayed to retries."`
 	// RateLimits: see the README's "Rate limits and send pacing".
 	RateLimits RateLimits `koanf:"rate_limits"`
+	// Hosts, AllowedOrigins and ReadTimeout: see the README's Hardening part.
+	Hosts          []string      `koanf:"hosts" doc:"Host names (the Host header, port ignored) the API answers to besides localhost, IP addresses, the machine's host name and the name in http.addr, e.g. [wildcat.internal] behind a proxy or on a LAN; other names get 421 (DNS-rebinding guard). [\"*\"] accepts any."`
+	AllowedOrigins []string      `koanf:"allowed_origins" doc:"Web origins (scheme://host[:port]) whose pages may call the API from a browser, with CORS; requests from other sites' pages get 403."`
+	ReadTimeout    time.Duration `koanf:"read_timeout" doc:"How long a client may take to send one whole request, body included; a slower one is cut (the event stream and responses are not limited by it). Media uploads and sends with inline media have http.upload_timeout instead."`
+	UploadTimeout  time.Duration `koanf:"upload_timeout" doc:"How long a client may take to send one request to a route that takes media (POST /v1/media, sends with inline media); raise it for large files over slow links."`
 }
 
 // MongoDB selects the store: MongoDB given its URI, else the embedded
@@ -132,6 +139,8 @@ func Defaults() Config {
 			MaxBodyBytes:   1 << 20,
 			IdempotencyTTL: 24 * time.Hour,
 			RateLimits:     defaultRateLimits(),
+			ReadTimeout:    time.Minute,
+			UploadTimeout:  10 * time.Minute,
 		},
 		MongoDB: MongoDB{
 			Database:     "wildcat",

@@ -32,6 +32,8 @@ func (c *Config) Validate() error {
 		{"log.format", oneOf(c.Log.Format, "auto", "text", "json")},
 		{"mongodb.embedded_sync", oneOf(c.MongoDB.EmbeddedSync, "full", "normal")},
 		{"http.idempotency_ttl", positive(c.HTTP.IdempotencyTTL.Seconds())},
+		{"http.read_timeout", positive(c.HTTP.ReadTimeout.Seconds())},
+		{"http.upload_timeout", positive(c.HTTP.UploadTimeout.Seconds())},
 		{"media.max_bytes", positive(float64(c.Media.MaxBytes))},
 		{"media.fetch_timeout", positive(c.Media.FetchTimeout.Seconds())},
 		{"send.workers", between(c.Send.Workers, 1, 256)},

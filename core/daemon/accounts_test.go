@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -75,6 +77,7 @@ func accountsDaemonWith(t *testing.T, cfg config.Config, pairDelay time.Duration
 		ConnectRetryMin: 10 * time.Millisecond, ConnectRetryMax: 100 * time.Millisecond,
 		// WhatsApp accounts talk to the protocol double, never the network.
 		WhatsApp: whatsappDriver(watest.New(t)),
+		Resolver: testDNS{},
 	}
 	if rec != nil {
 		opts.OnEvent = rec.OnEvent
@@ -93,6 +96,23 @@ func accountsDaemonWith(t *testing.T, cfg config.Config, pairDelay time.Duration
 	c := &client{t: t, base: "http://" + d.Addr()}
 	poll.Until(t, 30*time.Second, wantStatus(c.base+"/readyz", 200))
 	return d, c
+}
+
+// testDNS answers for the names tests use, without a network: example
+// names are public, metadata.test is the cloud metadata address and
+// rebind.test loopback; anything else does not exist.
+type testDNS struct{}
+
+func (testDNS) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	switch {
+	case host == "metadata.test":
+		return []netip.Addr{netip.MustParseAddr("169.254.169.254")}, nil
+	case host == "rebind.test":
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+	case strings.HasSuffix(host, ".example.com") || strings.HasSuffix(host, ".example.org") || host == "example.com":
+		return []netip.Addr{netip.MustParseAddr("93.184.216.34")}, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
 
 func accountsConfig(t *testing.T) config.Config {
@@ -142,6 +162,9 @@ func (c *client) do(method, path, contentType string, body string, header ...str
 		req.Header.Set("Content-Type", contentType)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
+		if header[i] == "Host" {
+			req.Host = header[i+1] // Go sends req.Host, not a Host header
+		}
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)

@@ -27,6 +27,7 @@ import (
 	"github.com/wildcathub/wildcat/core/logging"
 	"github.com/wildcathub/wildcat/core/media"
 	"github.com/wildcathub/wildcat/core/messages"
+	"github.com/wildcathub/wildcat/core/netguard"
 	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/outgoing"
 	"github.com/wildcathub/wildcat/core/pipeline"
@@ -92,6 +93,10 @@ type Options struct {
 	// Clock times send pacing and the API's rate limits; nil is the system
 	// clock (tests move a fake one).
 	Clock clock.Clock
+	// Resolver looks up host names for the SSRF guard of webhook
+	// registration and rules' ctx.http.fetch; nil: the system's resolver
+	// (tests answer for example.com names without a network).
+	Resolver netguard.Resolver
 }
 
 // Daemon is one running wildcatd.
@@ -376,6 +381,11 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		ConfigReloader: configReloader{d},
 		Metrics:        promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{Registry: d.metrics}),
 		RateLimiter:    rateLimiter(cfg.HTTP.RateLimits, d),
+		Hosts:          cfg.HTTP.Hosts,
+		AllowedOrigins: cfg.HTTP.AllowedOrigins,
+		ReadTimeout:    cfg.HTTP.ReadTimeout,
+		UploadTimeout:  cfg.HTTP.UploadTimeout,
+		RuleDirs:       cfg.EffectiveRuleDirs(),
 	})
 	return nil
 }

@@ -183,6 +183,8 @@ func (h *ruleHost) factory(st pipeline.StageConfig) (pipeline.InlineHandler, err
 		Self:        h.cachedSelf,
 		MemoryLimit: h.d.cfg.Rules.MemoryLimit,
 		Logger:      log,
+		// The SSRF guard's resolver (tests answer without a network).
+		FetchResolver: h.d.opts.Resolver,
 	})
 	// A file that does not load is logged and shown by GET /v1/rules; the
 	// stage runs the others, and a fixed file is picked up by the watcher.

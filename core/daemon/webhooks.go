@@ -57,7 +57,7 @@ func (d *Daemon) buildWebhooks(cfg config.Config, opts Options) error {
 	// were down.
 	for i, e := range wc.Endpoints {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := webhooks.ValidateURL(ctx, fmt.Sprintf("webhooks.endpoints[%d].url", i), e.URL, wc.AllowPrivateTargets, nil)
+		err := webhooks.ValidateURL(ctx, fmt.Sprintf("webhooks.endpoints[%d].url", i), e.URL, wc.AllowPrivateTargets, opts.Resolver)
 		cancel()
 		var fe *webhooks.FieldError
 		if errors.As(err, &fe) {
@@ -72,6 +72,7 @@ func (d *Daemon) buildWebhooks(cfg config.Config, opts Options) error {
 		Store:        d.endpointStore(),
 		Enqueuer:     d.outbox,
 		AllowPrivate: wc.AllowPrivateTargets,
+		Resolver:     opts.Resolver,
 		Timeout:      wc.Timeout,
 		DisableAfter: wc.DisableAfter,
 		Logger:       h.log,

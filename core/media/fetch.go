@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -50,10 +49,7 @@ type Fetcher struct {
 func NewFetcher(o FetchOptions) *Fetcher {
 	rt := o.Transport
 	if rt == nil {
-		d := &net.Dialer{Timeout: 10 * time.Second}
-		if !o.AllowPrivate {
-			d.Control = netguard.Control
-		}
+		d := netguard.NewDialer(10*time.Second, o.AllowPrivate)
 		rt = &http.Transport{
 			// No proxy from the environment: a proxy would dial on our behalf
 			// and the guard would only ever see the proxy's address.

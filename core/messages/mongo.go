@@ -332,8 +332,12 @@ func historyFilter(q Query, before string) bson.D {
 }
 
 func (b *mongoBackend) History(ctx context.Context, q Query, before string, limit int) ([]*Message, error) {
+	// Pages leave the raw message out (GET …/messages/{id} has it): a page
+	// of large messages would otherwise carry each one twice, past what a
+	// reply can hold.
 	return b.find(ctx, historyFilter(q, before), options.Find().
 		SetSort(bson.D{{Key: "sortKey", Value: -1}}).
+		SetProjection(bson.D{{Key: "rawMessage", Value: 0}}).
 		SetLimit(int64(limit)))
 }
 

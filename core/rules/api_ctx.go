@@ -402,7 +402,7 @@ func (m *vm) media(fn string, v goja.Value, c *call) (*session.MediaSend, *Media
 			ref = &MediaRef{URL: spec.URL}
 			break
 		}
-		resp, err := m.v.eng.fetch.do(c.context(), m.v.cfg.allow, MaxMediaBytes, fetchRequest{URL: spec.URL})
+		resp, err := m.v.eng.fetch.do(c.context(), m.v.cfg.allow, m.v.cfg.allowPrivate, MaxMediaBytes, fetchRequest{URL: spec.URL})
 		if err != nil {
 			m.throwGo(m.deadlineAware(c, fmt.Errorf("ctx.%s: media.url: %w", fn, err)))
 		}
@@ -848,7 +848,7 @@ func (m *vm) jsFetch(fc goja.FunctionCall) goja.Value {
 			}
 		}
 	}
-	resp, err := m.v.eng.fetch.do(c.context(), m.v.cfg.allow, m.v.cfg.maxBytes, fr)
+	resp, err := m.v.eng.fetch.do(c.context(), m.v.cfg.allow, m.v.cfg.allowPrivate, m.v.cfg.maxBytes, fr)
 	if err != nil {
 		m.throwGo(m.deadlineAware(c, err))
 	}

@@ -16,12 +16,14 @@ import (
 //	    http:
 //	      allow: [api.example.com, "*.example.org"]
 //	      maxBytes: 1048576     # largest response body ctx.http.fetch reads; at most 16 MiB
+//	      allowPrivate: false   # let listed hosts be loopback/private addresses
 type ruleConfig struct {
-	timeout  time.Duration
-	timezone *time.Location
-	allow    []string
-	maxBytes int64
-	raw      map[string]any
+	timeout      time.Duration
+	timezone     *time.Location
+	allow        []string
+	allowPrivate bool
+	maxBytes     int64
+	raw          map[string]any
 }
 
 // MaxTimeout caps a rule's configured timeout: a handler holds its chat's
@@ -79,8 +81,14 @@ func parseRuleConfig(raw map[string]any, defaultTimeout time.Duration) (*ruleCon
 					return nil, fmt.Errorf("http.maxBytes: expected a number of bytes from 1 to %d, got %v", MaxFetchBytes, v)
 				}
 				rc.maxBytes = n
+			case "allowPrivate":
+				b, ok := v.(bool)
+				if !ok {
+					return nil, fmt.Errorf("http.allowPrivate: expected true or false, got %v", v)
+				}
+				rc.allowPrivate = b
 			default:
-				return nil, fmt.Errorf("http: unknown key %q (known: allow, maxBytes)", k)
+				return nil, fmt.Errorf("http: unknown key %q (known: allow, maxBytes, allowPrivate)", k)
 			}
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
 	"runtime"
 	"slices"
 	"sort"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/netguard"
 )
 
 // DefaultTimeout is a handler call's deadline unless the rule's config
@@ -56,8 +56,9 @@ type Options struct {
 	// ctx.self(), e.g. to see whether a group message mentions us; nil
 	// means unknown (an empty list).
 	Self func(accountID string) []string
-	// HTTPClient performs ctx.http.fetch; nil uses http.DefaultTransport.
-	HTTPClient *http.Client
+	// FetchResolver looks up the hosts of ctx.http.fetch for the SSRF
+	// guard; nil: the system's resolver.
+	FetchResolver netguard.Resolver
 	// DryRun is `rules test`: http.fetch throws, media named by URL or id is
 	// recorded, not loaded.
 	DryRun bool
@@ -121,7 +122,7 @@ func New(opts Options) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{opts: opts, log: log, now: opts.Now, kv: opts.KV, fetch: newFetcher(opts.HTTPClient), rules: map[string]*rule{}}
+	e := &Engine{opts: opts, log: log, now: opts.Now, kv: opts.KV, fetch: newFetcher(opts.FetchResolver), rules: map[string]*rule{}}
 	if e.kv == nil {
 		e.kv = NewMemoryKV(opts.Now)
 	}

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/wildcathub/wildcat/core/netguard"
 )
 
 // ErrFetchDisabled is what ctx.http.fetch throws in a dry run.
@@ -69,22 +71,26 @@ func checkFetchURL(allow []string, raw string) (*url.URL, error) {
 }
 
 // fetcher performs a rule's HTTP requests. Redirects are followed only to
-// allowed hosts, and the response body is read up to maxBytes.
+// allowed hosts, and the response body is read up to maxBytes. Every
+// connection goes through netguard: the host allow-list says which names a
+// rule may use, the guard that none of them reaches the daemon's own
+// network (a listed name resolving to 169.254.169.254 is refused when it
+// is dialled) unless the rule's config sets http.allowPrivate. No proxy
+// from the environment is used: the guard must see the address dialled.
 type fetcher struct {
-	client *http.Client
+	guarded, open *http.Client
 }
 
-func newFetcher(base *http.Client) *fetcher {
-	c := &http.Client{Transport: http.DefaultTransport}
-	if base != nil {
-		*c = *base
+func newFetcher(r netguard.Resolver) *fetcher {
+	return &fetcher{
+		guarded: &http.Client{Transport: netguard.Transport(&netguard.Dialer{Timeout: 10 * time.Second, Resolver: r})},
+		open:    &http.Client{Transport: netguard.Transport(netguard.NewDialer(10*time.Second, true))},
 	}
-	return &fetcher{client: c}
 }
 
 type allowKey struct{}
 
-func (f *fetcher) do(ctx context.Context, allow []string, maxBytes int64, fr fetchRequest) (*fetchResponse, error) {
+func (f *fetcher) do(ctx context.Context, allow []string, allowPrivate bool, maxBytes int64, fr fetchRequest) (*fetchResponse, error) {
 	u, err := checkFetchURL(allow, fr.URL)
 	if err != nil {
 		return nil, err
@@ -112,7 +118,10 @@ func (f *fetcher) do(ctx context.Context, allow []string, maxBytes int64, fr fet
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", "wildcat-rules")
 	}
-	c := *f.client
+	c := *f.guarded
+	if allowPrivate {
+		c = *f.open
+	}
 	c.CheckRedirect = func(r *http.Request, via []*http.Request) error {
 		if len(via) >= 5 {
 			return errors.New("more than 5 redirects")

@@ -1,12 +1,16 @@
 package rules
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -54,7 +58,7 @@ func TestFetchAllowList(t *testing.T) {
   }
 });`}, Options{Timeout: 200 * time.Millisecond, Config: map[string]map[string]any{"crm": {
 		"base": srv.URL, "port": u.Port(),
-		"http": map[string]any{"allow": []any{host, "*.example.org"}, "maxBytes": 1000},
+		"http": map[string]any{"allow": []any{host, "*.example.org"}, "maxBytes": 1000, "allowPrivate": true},
 	}}})
 
 	got := effectsJSON(t, mustHandle(t, e, msgEvent("get")))
@@ -126,5 +130,62 @@ func TestBadRuleConfig(t *testing.T) {
 	rc, err := parseRuleConfig(map[string]any{"timeout": 250, "http": map[string]any{"allow": []any{"A.com"}, "maxBytes": 10}}, DefaultTimeout)
 	if err != nil || rc.timeout != 250*time.Millisecond || rc.allow[0] != "a.com" || rc.maxBytes != 10 {
 		t.Fatalf("%+v %v", rc, err)
+	}
+}
+
+type fakeResolver map[string]string
+
+func (r fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	a, ok := r[host]
+	if !ok {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	return []netip.Addr{netip.MustParseAddr(a)}, nil
+}
+
+// TestFetchGuardsResolvedAddresses: the allow-list names hosts, the SSRF
+// guard checks where they lead when dialled — an allowed name that
+// resolves to the metadata address or to loopback is refused, as is every
+// numeric disguise of loopback, and HTTP_PROXY is never used (it would
+// reach the server below on the rule's behalf).
+func TestFetchGuardsResolvedAddresses(t *testing.T) {
+	var reached atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		w.Write([]byte("secret"))
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	t.Setenv("HTTP_PROXY", srv.URL)
+	t.Setenv("http_proxy", srv.URL)
+
+	hosts := []string{"metadata.test", "rebind.test", "127.0.0.1", "2130706433", "0x7f000001", "017700000001", "127.1", "0", "127。0。0。1", "192.0.2.1"}
+	allow := []any{}
+	for _, h := range hosts {
+		allow = append(allow, h)
+	}
+	res := fakeResolver{"metadata.test": "169.254.169.254", "rebind.test": "127.0.0.1"}
+	rule := `on("message.received", (msg, ctx) => { ctx.http.fetch("http://" + msg.message.text + ":" + ctx.config.port + "/"); })`
+	cfg := func(private bool) Options {
+		return Options{FetchResolver: res, Timeout: 2 * time.Second, Config: map[string]map[string]any{"f": {
+			"port": u.Port(), "http": map[string]any{"allow": allow, "allowPrivate": private}}}}
+	}
+	e, _ := newEngine(t, map[string]string{"f.js": rule}, cfg(false))
+	for _, h := range hosts {
+		_, err := handle(t, e, msgEvent(h))
+		if err == nil || !strings.Contains(err.Error(), "address not allowed") {
+			t.Errorf("%s: %v, want the SSRF guard's refusal", h, err)
+		}
+	}
+	if n := reached.Load(); n != 0 {
+		t.Fatalf("the server was reached %d times (through HTTP_PROXY?)", n)
+	}
+	// With allowPrivate the rule reaches the loopback server directly.
+	open, _ := newEngine(t, map[string]string{"f.js": rule}, cfg(true))
+	if _, err := handle(t, open, msgEvent("127.0.0.1")); err != nil {
+		t.Fatalf("allowPrivate: %v", err)
+	}
+	if n := reached.Load(); n != 1 {
+		t.Fatalf("allowPrivate fetch reached the server %d times", n)
 	}
 }

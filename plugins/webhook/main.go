@@ -59,7 +59,7 @@ func newClient(allowPrivate bool) *http.Client {
 			// No proxy from the environment: the guard must see the address
 			// actually dialled, not a proxy's.
 			Proxy:                 nil,
-			DialContext:           netguard.Dialer(10*time.Second, allowPrivate).DialContext,
+			DialContext:           netguard.NewDialer(10*time.Second, allowPrivate).DialContext,
 			TLSHandshakeTimeout:   10 * time.Second,
 			MaxIdleConns:          256,
 			MaxIdleConnsPerHost:   16,

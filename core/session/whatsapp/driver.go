@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.mau.fi/whatsmeow/store"
 
+	"github.com/wildcathub/wildcat/core/netguard"
 	"github.com/wildcathub/wildcat/core/session"
 )
 
@@ -42,6 +44,23 @@ type HTTPClients struct {
 	Media     *http.Client
 }
 
+// mediaClient is the client media is downloaded and uploaded with:
+// HTTP.Media, or one behind the SSRF guard. A media message names its own
+// download URL, which whatsmeow prefers to the direct path, and any contact
+// can send one pointing at the daemon's network (cloud metadata, admin
+// ports); WhatsApp's media hosts are public, so the guard costs nothing.
+func (d *Driver) mediaClient() *http.Client {
+	if d.HTTP.Media != nil {
+		return d.HTTP.Media
+	}
+	return guardedMedia()
+}
+
+// guardedMedia is shared by every session: one connection pool.
+var guardedMedia = sync.OnceValue(func() *http.Client {
+	return &http.Client{Transport: netguard.Transport(netguard.NewDialer(30*time.Second, false))}
+})
+
 // Driver runs real WhatsApp sessions through whatsmeow.
 type Driver struct {
 	// Devices opens an account's auth state.
@@ -52,7 +71,8 @@ type Driver struct {
 	MediaRetries MediaRetryStore
 	// Logger for the driver; whatsmeow's own log lines go through it too.
 	Logger *slog.Logger
-	// HTTP overrides whatsmeow's HTTP clients; nil fields keep defaults.
+	// HTTP overrides whatsmeow's HTTP clients; nil fields keep defaults
+	// (for Media: a client behind the SSRF guard, see mediaClient).
 	HTTP HTTPClients
 	// ReconnectMin and ReconnectMax bound the exponential reconnect backoff
 	// (jittered); zero means 1 s and 2 min.

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/netguard"
 	"github.com/wildcathub/wildcat/core/session"
 )
 
@@ -147,5 +148,31 @@ func TestDownloadWithoutMedia(t *testing.T) {
 		if _, err := s.DownloadMedia(context.Background(), m); !errors.Is(err, session.ErrNoMedia) {
 			t.Errorf("got %v, want ErrNoMedia", err)
 		}
+	}
+}
+
+// TestMediaURLCannotReachPrivateAddresses: a media message names its own
+// download URL; by default the driver downloads through the SSRF guard, so
+// a contact cannot make the daemon request its own network.
+func TestMediaURLCannotReachPrivateAddresses(t *testing.T) {
+	reached := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached <- struct{}{} }))
+	defer srv.Close()
+	d := &Driver{Devices: func(string) DeviceStore { return nil }}
+	ss, _ := d.Open(context.Background(), session.Account{ID: "acme"}, session.SinkFunc(func(context.Context, *event.Event) error { return nil }))
+	s := ss.(*Session)
+	s.cli = whatsmeow.NewClient(&store.Device{}, nil)
+	s.cli.SetMediaHTTPClient(d.mediaClient())
+
+	plain := []byte("secret")
+	file, key := encryptMedia(t, plain, whatsmeow.MediaImage)
+	_, err := s.DownloadMedia(context.Background(), storedImage(t, srv.URL+"/latest/meta-data", file, key, plain))
+	if !errors.Is(err, netguard.ErrForbidden) {
+		t.Fatalf("download from %s: %v, want the SSRF guard's refusal", srv.URL, err)
+	}
+	select {
+	case <-reached:
+		t.Fatal("the private address was requested")
+	default:
 	}
 }

@@ -78,9 +78,7 @@ func (s *Session) Connect(ctx context.Context) error {
 	if h := s.d.HTTP; h.Websocket != nil {
 		cli.SetWebsocketHTTPClient(h.Websocket)
 	}
-	if h := s.d.HTTP; h.Media != nil {
-		cli.SetMediaHTTPClient(h.Media)
-	}
+	cli.SetMediaHTTPClient(s.d.mediaClient())
 	cli.AddEventHandlerWithSuccessStatus(s.handle)
 	if s.stop != nil {
 		s.stop()
