@@ -8,11 +8,18 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/wildcathub/wildcat/sdk"
 )
+
+// dirTree keeps the retention sweep from removing a month directory that
+// is empty only because a commit has just made it and not yet renamed its
+// file into it: commits hold it shared, the sweep's removal of empty
+// directories exclusively.
+var dirTree sync.RWMutex
 
 // tmpDir holds files being written; nothing in it is ever archived media.
 func tmpDir(root string) string { return filepath.Join(root, ".tmp") }
@@ -45,6 +52,8 @@ func tempPrefix() string { return strconv.Itoa(os.Getpid()) + "-" }
 // bytes, archived by an earlier or concurrent job), the spool is dropped
 // and the file touched (its modification time is the retention clock).
 func (s *spooled) commit(final string, now time.Time) error {
+	dirTree.RLock()
+	defer dirTree.RUnlock()
 	if err := os.MkdirAll(filepath.Dir(final), 0o750); err != nil {
 		return err
 	}
@@ -126,6 +135,8 @@ func sweepDir(root string, cutoff time.Time) (int, error) {
 		return nil
 	})
 	// Remove empty directories bottom-up (Remove fails on non-empty ones).
+	dirTree.Lock()
+	defer dirTree.Unlock()
 	var dirs []string
 	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() && p != root && p != tmpDir(root) {
