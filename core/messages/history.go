@@ -89,7 +89,9 @@ type Page struct {
 // History returns a page of messages matching q, newest first. A message
 // stored while a client pages sorts either before the page it has reached
 // (new messages are newer) or where the cursor has not been yet, so the
-// pages of one walk never repeat or skip a message.
+// pages of one walk never repeat or skip a message. Its messages leave the
+// raw proto out (Get has it): a page of large messages would otherwise
+// carry each one twice.
 func (s *Store) History(ctx context.Context, q Query) (*Page, error) {
 	if q.Limit <= 0 || q.Limit > MaxLimit {
 		q.Limit = DefaultLimit

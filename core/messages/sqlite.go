@@ -457,7 +457,7 @@ func (b *sqliteBackend) History(ctx context.Context, q Query, before string, lim
 	if before != "" {
 		add("sort_key < ?", before)
 	}
-	out, _, err := b.query(ctx, `SELECT `+msgCols+` FROM messages WHERE `+strings.Join(where, " AND ")+
+	out, _, err := b.query(ctx, `SELECT `+msgColsNoRaw+` FROM messages WHERE `+strings.Join(where, " AND ")+
 		` ORDER BY sort_key DESC LIMIT ?`, append(args, limitOrAll(limit))...)
 	return out, err
 }

@@ -158,3 +158,26 @@ func TestSQLiteTextIndexWithinOneGroup(t *testing.T) {
 	}
 	v.ftsIntact(t)
 }
+
+// Both engines leave the raw proto out of history pages and keep it for
+// Get.
+func TestHistoryPagesLeaveRawOut(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		v := newEnv(t, e)
+		ctx := context.Background()
+		if _, err := v.s.Record(ctx, msgEvent(event.KindMessageReceived, "R1", "with a raw proto", false)); err != nil {
+			t.Fatal(err)
+		}
+		page, err := v.s.History(ctx, messages.Query{AccountID: "acme"})
+		if err != nil || len(page.Messages) != 1 {
+			t.Fatalf("page %v, %v", page, err)
+		}
+		if raw := page.Messages[0].RawMessage; raw != nil {
+			t.Fatalf("a history page carries the raw proto (%d bytes)", len(raw))
+		}
+		m, err := v.s.Get(ctx, "acme", "R1")
+		if err != nil || len(m.RawMessage) == 0 {
+			t.Fatalf("Get lost the raw proto: %v, %v", m, err)
+		}
+	})
+}
