@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wildcathub/wildcat/core/api"
+	"github.com/wildcathub/wildcat/core/apikeys"
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/configcheck"
 	"github.com/wildcathub/wildcat/core/event"
@@ -86,6 +88,11 @@ type Options struct {
 	// WrapMediaFetch, when set, wraps the plugins' media fetcher (tests
 	// inject corrupted and expired downloads); see mediaarchive.go.
 	WrapMediaFetch func(pluginhost.MediaFetcher) pluginhost.MediaFetcher
+	// Console receives the first admin API key, once (wildcatd: stderr);
+	// nil: only data_dir/admin.key has it.
+	Console io.Writer
+	// AuthFailed hears of every failed API authentication (rate limits).
+	AuthFailed api.AuthFailure
 }
 
 // Daemon is one running wildcatd.
@@ -111,6 +118,7 @@ type Daemon struct {
 	plugins  *pluginhost.Manager
 	pluginKV pluginhost.KV
 	webhooks *webhookHost
+	keys     *apikeys.Keyring // nil when http.auth is off
 	hub      *stream.Hub
 	metrics  *prometheus.Registry
 
@@ -327,6 +335,13 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		Workers:   cfg.Send.Workers,
 		QueueSize: cfg.Send.QueueSize,
 	})
+	if err := d.buildKeys(cfg); err != nil {
+		return fmt.Errorf("api keys: %w", err)
+	}
+	proxies, _, err := api.ParseTrustedProxies(cfg.HTTP.TrustedProxies) // checked by config.Validate
+	if err != nil {
+		return fmt.Errorf("http.trusted_proxies: %w", err)
+	}
 	d.api = api.New(api.Options{
 		Logger:       logging.Component(opts.Logger, "api"),
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
@@ -351,6 +366,12 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		StoredEvents:   d.messages,
 		ConfigReloader: configReloader{d},
 		Metrics:        promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{Registry: d.metrics}),
+		MetricsOpen:    metricsOpen(cfg.HTTP),
+		Keys:           d.apiKeys(),
+		AuthFailed:     opts.AuthFailed,
+		TrustedProxies: proxies,
+		TLSCertFile:    cfg.HTTP.TLSCertFile,
+		TLSKeyFile:     cfg.HTTP.TLSKeyFile,
 	})
 	return nil
 }
@@ -599,6 +620,9 @@ func (d *Daemon) startup(ctx context.Context) {
 		if err == nil {
 			// Webhook endpoints are known before any event can arrive.
 			err = d.webhooks.load(actx)
+		}
+		if err == nil {
+			err = d.bootstrapKey(actx)
 		}
 		if err == nil {
 			err = d.sessions.Start(actx, declared)
