@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wildcathub/wildcat/core/api"
+	"github.com/wildcathub/wildcat/core/apikeys/apikeystest"
 	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
@@ -41,6 +42,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build wildcatd: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	apikeystest.Install() // requests to the daemons carry the admin key cleanEnv provisions
 	code := storetest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -68,11 +70,25 @@ func wildcatd(t *testing.T, env []string, args ...string) result {
 	return result{code, out.String(), errb.String()}
 }
 
-// cleanEnv drops WILDCAT_* so the developer's shell cannot change results.
+// cleanEnv drops WILDCAT_* so the developer's shell cannot change results,
+// and provisions the test admin key (apikeystest): daemons create it at
+// their first start, client subcommands send it.
 func cleanEnv() []string {
-	var env []string
+	env := []string{"WILDCAT_HTTP_ADMIN_KEY=" + apikeystest.AdminToken, "WILDCAT_API_KEY=" + apikeystest.AdminToken}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "WILDCAT_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// firstStartEnv is cleanEnv without the provisioned admin key: the daemon
+// makes a random one at its first start, as for a user.
+func firstStartEnv() []string {
+	var env []string
+	for _, kv := range cleanEnv() {
+		if !strings.HasPrefix(kv, "WILDCAT_HTTP_ADMIN_KEY=") && !strings.HasPrefix(kv, "WILDCAT_API_KEY=") {
 			env = append(env, kv)
 		}
 	}

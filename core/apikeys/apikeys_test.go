@@ -202,7 +202,7 @@ func TestBootstrap(t *testing.T) {
 	}
 	kr := apikeys.NewKeyring(apikeys.NewSQLite(storetest.NewSQLite(t, apikeys.SQLiteSchema)), secret, nil)
 	file := filepath.Join(dir, apikeys.AdminKeyFile)
-	tok, err := kr.Bootstrap(ctx, file)
+	tok, err := kr.Bootstrap(ctx, file, "")
 	if err != nil || tok == "" {
 		t.Fatalf("bootstrap: %q %v", tok, err)
 	}
@@ -219,7 +219,7 @@ func TestBootstrap(t *testing.T) {
 	if err != nil || !k.Has("webhooks:manage") {
 		t.Fatalf("admin key: %+v %v", k, err)
 	}
-	if tok2, err := kr.Bootstrap(ctx, file); tok2 != "" || err != nil {
+	if tok2, err := kr.Bootstrap(ctx, file, ""); tok2 != "" || err != nil {
 		t.Fatalf("second bootstrap created %q (%v)", tok2, err)
 	}
 }

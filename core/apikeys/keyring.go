@@ -79,6 +79,16 @@ func (k *Keyring) Create(ctx context.Context, s Spec) (*Key, string, error) {
 	if s.ID == "" {
 		s.ID = randomHex(8)
 	}
+	secret := randomHex(32)
+	key, err := k.create(ctx, s, secret)
+	if err != nil {
+		return nil, "", err
+	}
+	return key, token(key.ID, secret), nil
+}
+
+// create stores the key s describes with secret's hash.
+func (k *Keyring) create(ctx context.Context, s Spec, secret string) (*Key, error) {
 	now := k.now().UTC().Truncate(time.Millisecond)
 	key := &Key{ID: s.ID, Name: s.Name, Scopes: slices.Compact(slices.Sorted(slices.Values(s.Scopes))), CreatedAt: now}
 	if len(s.Accounts) > 0 {
@@ -88,12 +98,11 @@ func (k *Keyring) Create(ctx context.Context, s Spec) (*Key, string, error) {
 		t := s.ExpiresAt.UTC().Truncate(time.Millisecond)
 		key.ExpiresAt = &t
 	}
-	secret := randomHex(32)
 	key.Hash = k.hash(key.ID, secret)
 	if err := k.store.Insert(ctx, key); err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	return key, token(key.ID, secret), nil
+	return key, nil
 }
 
 // Rotate gives key id a new secret; the old one stops at once.
@@ -149,7 +158,8 @@ const AdminKeyFile = "admin.key"
 
 // Bootstrap creates an admin key when the store holds none, writes its
 // token to adminFile (mode 0600) and returns it; "" when keys exist.
-func (k *Keyring) Bootstrap(ctx context.Context, adminFile string) (string, error) {
+// provisioned, when set, is the token to use instead of a random one.
+func (k *Keyring) Bootstrap(ctx context.Context, adminFile, provisioned string) (string, error) {
 	n, err := k.store.Count(ctx)
 	if err != nil {
 		return "", err
@@ -157,7 +167,19 @@ func (k *Keyring) Bootstrap(ctx context.Context, adminFile string) (string, erro
 	if n > 0 {
 		return "", nil
 	}
-	_, tok, err := k.Create(ctx, Spec{Name: "admin (created at first start)", Scopes: []string{ScopeAdmin}})
+	spec := Spec{Name: "admin (created at first start)", Scopes: []string{ScopeAdmin}}
+	var tok string
+	if provisioned != "" {
+		id, secret, ok := ParseToken(provisioned)
+		if !ok {
+			return "", &FieldError{"http.admin_key", "is not a key: wck_<id>_<64 hex digits>"}
+		}
+		spec.ID = id
+		_, err = k.create(ctx, spec, secret)
+		tok = provisioned
+	} else {
+		_, tok, err = k.Create(ctx, spec)
+	}
 	if err != nil {
 		return "", fmt.Errorf("create the first admin key: %w", err)
 	}

@@ -51,6 +51,7 @@ type HTTP struct {
 
 	// API keys, TLS and proxies (see the README's Security section).
 	Auth           bool     `koanf:"auth" doc:"Require an API key (Authorization: Bearer wck_…) on every route but /healthz and /readyz. The first start creates an admin key in data_dir/admin.key. false is for local development and refuses a non-loopback http.addr."`
+	AdminKey       string   `koanf:"admin_key" doc:"Token (wck_<id>_<64 hex digits>) of the admin key the first start creates, instead of a random one: for provisioning (prefer WILDCAT_HTTP_ADMIN_KEY). Ignored once any key exists."`
 	AuthSecret     string   `koanf:"auth_secret" doc:"Server secret the stored key hashes (HMAC-SHA256) are made with; set the same on every daemon sharing a MongoDB database (prefer WILDCAT_HTTP_AUTH_SECRET). Empty: data_dir/server.secret, created at first start."`
 	MetricsAuth    string   `koanf:"metrics_auth" doc:"Who may read /metrics: open (no key), key (an admin key), or auto: open when http.addr is loopback, key otherwise."`
 	TLSCertFile    string   `koanf:"tls_cert_file" doc:"PEM certificate (chain) to serve HTTPS with, together with http.tls_key_file; re-read when the files change. Empty: plain HTTP (behind a TLS proxy, or on loopback)."`

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wildcathub/wildcat/core/apikeys/apikeystest"
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/messages"
@@ -22,7 +23,12 @@ import (
 
 // TestMain builds the test plugins (plugins_test.go), then runs the tests
 // on the shared test store.
-func TestMain(m *testing.M) { os.Exit(withTestPlugins(func() int { return storetest.Main(m) })) }
+// Requests through http.DefaultTransport carry the admin key every test
+// daemon is provisioned with (testConfig).
+func TestMain(m *testing.M) {
+	apikeystest.Install()
+	os.Exit(withTestPlugins(func() int { return storetest.Main(m) }))
+}
 
 // testConfig runs the daemon on a free port; uri "" means the embedded engine
 // in a temporary data directory.
@@ -31,6 +37,7 @@ func testConfig(t testing.TB, uri string) config.Config {
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.MongoDB.URI = uri
+	cfg.HTTP.AdminKey = apikeystest.AdminToken
 	if uri != "" {
 		cfg.MongoDB.Database = storetest.DatabaseName(t)
 	}

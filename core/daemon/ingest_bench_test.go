@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wildcathub/wildcat/core/apikeys/apikeystest"
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/pipeline"
@@ -44,7 +45,7 @@ func BenchmarkIngest(b *testing.B) {
 		{Name: "log", Builtin: "log", Config: map[string]any{"level": "debug"}},
 	}
 	d, c := benchDaemon(b, cfg, daemon.Options{NoSignals: true, Sim: sim.Options{PairDelay: time.Millisecond}}, "ingest")
-	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+	httpc := &http.Client{Transport: apikeystest.Wrap(&http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients})}
 	var seq atomic.Int64
 
 	b.Run("rest-to-pipeline", func(b *testing.B) {

@@ -60,9 +60,13 @@ func (d *Daemon) bootstrapKey(ctx context.Context) error {
 		return nil
 	}
 	file := filepath.Join(d.cfg.DataDir, apikeys.AdminKeyFile)
-	tok, err := d.keys.Bootstrap(ctx, file)
+	tok, err := d.keys.Bootstrap(ctx, file, d.cfg.HTTP.AdminKey)
 	if err != nil || tok == "" {
 		return err
+	}
+	if d.cfg.HTTP.AdminKey != "" {
+		d.log.Info("created the first admin API key from http.admin_key", slog.String("key_id", apikeys.ID(tok)), slog.String("file", file))
+		return nil
 	}
 	d.log.Warn("created the first admin API key; it is shown once and kept in the file for scripts",
 		slog.String("key_id", apikeys.ID(tok)), slog.String("file", file))
