@@ -181,6 +181,13 @@ func TestBadConfigExits2(t *testing.T) {
 		{"bad webhook endpoint", "webhooks:\n  endpoints:\n    - {id: crm, url: \"ftp://example.com/h\"}\n", nil, "webhooks.endpoints[0].url"},
 		{"bad plugin", "plugins:\n  echo: {args: [-v]}\n", nil, "plugins.echo.path"},
 		{"stage naming an undeclared plugin", "pipeline:\n  - {name: e, plugin: echo}\n", nil, `pipeline[0] "e"`},
+		// Keys off beyond loopback: refused, saying why.
+		{"non-loopback without keys", "http:\n  addr: 0.0.0.0:0\n  auth: false\n", nil, "http.auth"},
+		{"every interface without keys", "", []string{"WILDCAT_HTTP_ADDR=:0", "WILDCAT_HTTP_AUTH=false"}, "http.auth"},
+		{"bad trusted proxy", "http:\n  trusted_proxies: [10.0.0.0/8, proxy.example]\n", nil, "http.trusted_proxies[1]"},
+		{"tls key without cert", "http:\n  tls_key_file: key.pem\n", nil, "http.tls_cert_file"},
+		{"tls files that do not load", "http:\n  tls_cert_file: /nonexistent/c.pem\n  tls_key_file: /nonexistent/k.pem\n", nil, "http.tls_cert_file"},
+		{"bad admin key", "", []string{"WILDCAT_HTTP_ADMIN_KEY=hunter2"}, "http.admin_key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

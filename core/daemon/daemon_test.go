@@ -23,7 +23,7 @@ import (
 
 // TestMain builds the test plugins (plugins_test.go), then runs the tests
 // on the shared test store.
-// Requests through http.DefaultTransport carry the admin key every test
+// Requests through http.DefaultClient carry the admin key every test
 // daemon is provisioned with (testConfig).
 func TestMain(m *testing.M) {
 	apikeystest.Install()

@@ -1,10 +1,12 @@
 // Package apikeystest lets tests talk to daemons that require API keys
 // without handing a key to every request: test daemons are provisioned
-// with AdminToken (http.admin_key), and Transport adds it to every API
-// request that carries no Authorization header of its own.
+// with AdminToken (http.admin_key), and Transport (installed in
+// http.DefaultClient) adds it to every API request that carries no
+// Authorization header of its own.
 package apikeystest
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"sync"
@@ -31,7 +33,7 @@ func (t Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	if r.Header.Get("Authorization") != "" || !(strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/metrics") {
+	if r.Header.Get("Authorization") != "" || r.Context().Value(noKey{}) != nil || !(strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/metrics") {
 		return base.RoundTrip(r)
 	}
 	tok := AdminToken
@@ -46,11 +48,18 @@ func (t Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 // Wrap returns rt with the admin key added (a client's own transport).
 func Wrap(rt http.RoundTripper) http.RoundTripper { return Transport{Base: rt} }
 
-// Install makes http.DefaultTransport add the admin key: for TestMain,
-// before any test runs. The *http.Transport it wraps stays in use.
+// Install makes http.DefaultClient (http.Get, http.Post, …) send the admin
+// key: for TestMain, before any test runs. http.DefaultTransport stays as
+// it is (whatsmeow requires it to be an *http.Transport).
 func Install() {
-	if _, done := http.DefaultTransport.(Transport); done {
+	if _, done := http.DefaultClient.Transport.(Transport); done {
 		return
 	}
-	http.DefaultTransport = Transport{Base: http.DefaultTransport}
+	http.DefaultClient.Transport = Transport{Base: http.DefaultTransport}
 }
+
+type noKey struct{}
+
+// WithoutKey marks a request context: Transport sends no key with it (for
+// tests of the 401).
+func WithoutKey(ctx context.Context) context.Context { return context.WithValue(ctx, noKey{}, true) }
