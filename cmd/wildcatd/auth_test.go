@@ -106,3 +106,35 @@ func TestNonLoopbackWithoutKeysRefusesToStart(t *testing.T) {
 		t.Fatalf("loopback without keys: exit %d %q", r.code, r.stderr)
 	}
 }
+
+// TestClientKeyLookup: the client subcommands send --key, else
+// $WILDCAT_API_KEY, else the key file (--key-file, or admin.key under
+// $WILDCAT_DATA_DIR or data/).
+func TestClientKeyLookup(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "admin.key"), []byte("wck_from-file_x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		env        []string
+		flag, file string
+		want       string
+		wantErr    bool
+	}{
+		{"flag wins", []string{"WILDCAT_API_KEY=env"}, "flag", "", "flag", false},
+		{"environment", []string{"WILDCAT_API_KEY=env", "WILDCAT_DATA_DIR=" + dir}, "", "", "env", false},
+		{"data dir's admin key", []string{"WILDCAT_DATA_DIR=" + dir}, "", "", "wck_from-file_x", false},
+		{"explicit file", nil, "", filepath.Join(dir, "admin.key"), "wck_from-file_x", false},
+		{"no key anywhere", []string{"WILDCAT_DATA_DIR=" + t.TempDir()}, "", "", "", false},
+		{"explicit file missing", nil, "", filepath.Join(dir, "nope"), "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &cli{environ: tc.env}
+			got, err := c.apiKey(tc.flag, tc.file)
+			if got != tc.want || (err != nil) != tc.wantErr {
+				t.Fatalf("key %q, err %v; want %q (error: %v)", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}

@@ -338,6 +338,14 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	if err := d.buildKeys(cfg); err != nil {
 		return fmt.Errorf("api keys: %w", err)
 	}
+	if d.sql != nil {
+		// The embedded database is open: the first admin key exists before
+		// the API listens. On MongoDB start-up makes it once the server
+		// answers.
+		if err := d.bootstrapKey(octx); err != nil {
+			return fmt.Errorf("api keys: %w", err)
+		}
+	}
 	proxies, _, err := api.ParseTrustedProxies(cfg.HTTP.TrustedProxies) // checked by config.Validate
 	if err != nil {
 		return fmt.Errorf("http.trusted_proxies: %w", err)

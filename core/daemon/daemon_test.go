@@ -212,6 +212,8 @@ func TestGracefulShutdownDrainsInFlightRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := "http://" + d.Addr()
+	// The API key the request carries exists once start-up is done.
+	poll.Until(t, 30*time.Second, wantStatus(base+"/readyz", 200))
 
 	type result struct {
 		body string
@@ -269,6 +271,8 @@ func TestShutdownDeadline(t *testing.T) {
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The API key the request carries exists once start-up is done.
+	poll.Until(t, 30*time.Second, wantStatus("http://"+d.Addr()+"/readyz", 200))
 	go func() { _, _ = status("http://" + d.Addr() + "/v1/test/stuck") }()
 	<-entered
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
