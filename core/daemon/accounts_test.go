@@ -83,6 +83,7 @@ func accountsDaemonWith(t *testing.T, cfg config.Config, pairDelay time.Duration
 	if mutate != nil {
 		mutate(&opts)
 	}
+	cfg = withTestKey(cfg)
 	d, err := daemon.New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -38,6 +38,9 @@ func testConfig(t testing.TB, uri string) config.Config {
 	cfg.DataDir = t.TempDir()
 	cfg.MongoDB.URI = uri
 	cfg.HTTP.AdminKey = apikeystest.AdminToken
+	// One server secret for every test daemon, as for daemons sharing a
+	// database: keys stay valid when the data directory changes.
+	cfg.HTTP.AuthSecret = apikeystest.ServerSecret
 	if uri != "" {
 		cfg.MongoDB.Database = storetest.DatabaseName(t)
 	}
@@ -59,9 +62,21 @@ func behaviourURI(t testing.TB) string {
 	return ""
 }
 
+// withTestKey provisions the admin key the test client sends
+// (apikeystest) in a configuration not made by testConfig.
+func withTestKey(cfg config.Config) config.Config {
+	if cfg.HTTP.AdminKey == "" {
+		cfg.HTTP.AdminKey = apikeystest.AdminToken
+	}
+	if cfg.HTTP.AuthSecret == "" {
+		cfg.HTTP.AuthSecret = apikeystest.ServerSecret
+	}
+	return cfg
+}
+
 func start(t *testing.T, cfg config.Config) (*daemon.Daemon, string) {
 	t.Helper()
-	d, err := daemon.New(cfg, daemon.Options{NoSignals: true, WatchInterval: 50 * time.Millisecond})
+	d, err := daemon.New(withTestKey(cfg), daemon.Options{NoSignals: true, WatchInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

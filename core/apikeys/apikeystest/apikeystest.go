@@ -23,6 +23,9 @@ func UseKey(hostPort, token string) { keys.Store(hostPort, token) }
 // AdminToken is the admin key test daemons are provisioned with.
 const AdminToken = "wck_test-admin_" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
+// ServerSecret is the server secret (http.auth_secret) of test daemons.
+const ServerSecret = "wildcat test server secret"
+
 // Transport adds AdminToken to requests for the API (/v1/… and /metrics)
 // that do not carry an Authorization header; everything else passes as is.
 type Transport struct{ Base http.RoundTripper }
