@@ -571,7 +571,7 @@ func (d *Daemon) Start() error {
 		if err = d.api.Listen(d.cfg.HTTP.Addr); err != nil {
 			return
 		}
-		d.log.Info("http listening", slog.String("addr", d.api.Addr()))
+		d.log.Info("http listening", slog.String("addr", d.api.Addr()), slog.Bool("tls", d.cfg.HTTP.TLSCertFile != ""), slog.Bool("auth", d.keys != nil))
 		d.goBackground(d.startup)
 		dctx, cancel := context.WithCancel(context.Background())
 		d.dispatchCancel, d.dispatchDone = cancel, make(chan struct{})
