@@ -43,7 +43,8 @@ test:
 
 ## bench: benchmarks, each figure beside the raw limit it competes with
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkIngest$$' -benchmem ./...
+	$(GO) test -run '^$$' -bench '^BenchmarkIngest$$' -benchtime 5s -benchmem ./core/daemon/
 
 ## lint: gofmt check and go vet
 lint:

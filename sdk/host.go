@@ -27,9 +27,10 @@ type Host interface {
 	FetchMedia(ctx context.Context, accountID, messageID string) (io.ReadCloser, error)
 	// PutBlob stores r's bytes (in the daemon's GridFS bucket "media", the
 	// files GET /v1/media/{id} serves) and returns the blob's info. The ID is
-	// the hex SHA-256 of the bytes: storing the same bytes again writes
-	// nothing and returns the same ID (the first Filename and ContentType
-	// stay). info's Filename and ContentType are kept; ID and Size are
+	// the hex SHA-256 of the bytes — or, when the daemon encrypts media at
+	// rest, a keyed hash of them, so use the ID returned — and storing the
+	// same bytes again writes nothing and returns the same ID (the first
+	// Filename and ContentType stay). info's Filename and ContentType are kept; ID and Size are
 	// ignored.
 	PutBlob(ctx context.Context, info BlobInfo, r io.Reader) (BlobInfo, error)
 	// GetBlob streams a blob stored with PutBlob. ErrNotFound when absent.

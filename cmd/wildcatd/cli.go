@@ -38,6 +38,7 @@ Usage:
   wildcatd config check [flags]   validate the configuration and exit
   wildcatd store copy --from LOC --to LOC [--database NAME] [--force]
                                   copy everything between SQLite and MongoDB
+  wildcatd store reencrypt [flags] seal everything under the active encryption key
   wildcatd accounts pair ID       pair an account: show its QR code in the terminal
           [--api URL] [--key KEY] (talks to the running daemon, default http://127.0.0.1:8080,
                                   with the key in data/admin.key or $WILDCAT_API_KEY)
@@ -79,7 +80,10 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		if len(args) > 0 && args[0] == "copy" {
 			return c.storeCopy(args[1:])
 		}
-		return c.usageError("store: expected the subcommand copy")
+		if len(args) > 0 && args[0] == "reencrypt" {
+			return c.storeReencrypt(args[1:])
+		}
+		return c.usageError("store: expected the subcommand copy or reencrypt")
 	case "accounts":
 		return c.accounts(args)
 	case "rules":

@@ -188,6 +188,11 @@ func TestBadConfigExits2(t *testing.T) {
 		{"tls key without cert", "http:\n  tls_key_file: key.pem\n", nil, "http.tls_cert_file"},
 		{"tls files that do not load", "http:\n  tls_cert_file: /nonexistent/c.pem\n  tls_key_file: /nonexistent/k.pem\n", nil, "http.tls_cert_file"},
 		{"bad admin key", "", []string{"WILDCAT_HTTP_ADMIN_KEY=hunter2"}, "http.admin_key"},
+		// Encryption at rest: the keys are checked before anything runs.
+		{"short encryption key", "", []string{"WILDCAT_ENCRYPTION_KEYS=k1:c2hvcnQ="}, "encryption.keys"},
+		{"encryption key not base64", "encryption:\n  keys: \"k1:***\"\n", nil, "encryption.keys"},
+		{"unknown active key", "encryption:\n  keys: k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n  active_key: k9\n", nil, "encryption.active_key"},
+		{"missing key file", "encryption:\n  key_file: /nonexistent/wildcat.keys\n", nil, "encryption.key_file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

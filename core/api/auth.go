@@ -205,6 +205,7 @@ func (s *Server) authFailed(r *http.Request, keyID string, err error) {
 	if ri := requestInfoFrom(r.Context()); ri != nil && keyID != "" {
 		ri.key = &KeyInfo{ID: keyID}
 	}
+	s.failedAuth(r) // rate limits: failures are limited harder
 	if s.onAuthFailure != nil {
 		s.onAuthFailure(r, keyID, err)
 	}

@@ -173,6 +173,9 @@ func listError(err error) error {
 	if errors.Is(err, messages.ErrBadCursor) {
 		return Invalid("cursor", "%s", err.Error())
 	}
+	if errors.Is(err, messages.ErrSearchOff) {
+		return Invalid("q", "%s: the stored text is encrypted; leave q out", err.Error())
+	}
 	return err
 }
 

@@ -266,8 +266,9 @@ func Operations() []Operation {
 				"reaction": map[string]any{"reaction": map[string]any{"messageId": ExampleMessageID, "emoji": "👍"}},
 			},
 			Status: 202, Response: ref("SendAccepted"),
-			ResponseEx: map[string]any{"id": ExampleAccount + ":3EB0A1B2C3D4E5F60718", "messageId": "3EB0A1B2C3D4E5F60718", "status": "pending"},
-			Errors:     []int{400, 404, 409, 413, 415, 422, 503}},
+			ResponseEx: map[string]any{"id": ExampleAccount + ":3EB0A1B2C3D4E5F60718", "messageId": "3EB0A1B2C3D4E5F60718", "status": "pending", "scheduledAt": "2025-06-01T09:30:04Z"},
+			// 429 also when the account reached its daily send cap (Retry-After: the next UTC day).
+			Errors: []int{400, 404, 409, 413, 415, 422, 429, 503}},
 		{Method: "GET", Path: "/v1/accounts/{id}/messages", Summary: "History, newest first, filtered and paginated", Tag: "messages", PathExamples: acct,
 			Query: "chatId=" + strings.TrimPrefix(ExampleContactPhone, "+") + "&limit=20",
 			Params: append([]map[string]any{
@@ -277,7 +278,7 @@ func Operations() []Operation {
 				queryParam("fromMe", "boolean", "only ours (true) or only theirs (false)"),
 				queryParam("since", "string", "RFC 3339 or Unix seconds, inclusive"),
 				queryParam("until", "string", "RFC 3339 or Unix seconds, exclusive"),
-				queryParam("q", "string", "text or caption contains, ignoring case"),
+				queryParam("q", "string", "text or caption contains, ignoring case; refused (400) while encryption at rest is on"),
 			}, limitCursor...),
 			Status: 200, Response: ref("MessagePage"), ResponseEx: map[string]any{"messages": []any{messageExample}, "nextCursor": nil}, Errors: []int{400, 404}},
 		{Method: "GET", Path: "/v1/accounts/{id}/messages/{messageId}", Summary: "One message, raw proto included", Tag: "messages",
@@ -506,7 +507,9 @@ var schemas = map[string]any{
 	"ContactCard": obj(map[string]any{"name": str(""), "phone": str("written into a vCard"), "vcard": str("a vCard instead")}, "name"),
 	"SendAccepted": obj(map[string]any{
 		"id": str("{accountId}:{messageId}"), "messageId": str("WhatsApp's id, chosen before sending"), "status": str("pending"),
-	}, "id", "messageId", "status"),
+		"scheduledAt": map[string]any{"type": "string", "format": "date-time",
+			"description": "when the message goes (RFC 3339): now, or later when the account's send pacing (send.pacing) makes it wait"},
+	}, "id", "messageId", "status", "scheduledAt"),
 	"Message": obj(merge(eventMessageProps, map[string]any{
 		"id": str("{accountId}:{messageId}"), "rawMessage": str("base64 protobuf (single reads only)"),
 		"kind": str("message.received, message.sent, …"), "source": str("phone, api, rule, plugin or history"),
@@ -757,9 +760,10 @@ func Document() map[string]any {
 	return map[string]any{
 		"openapi": "3.1.0",
 		"info": map[string]any{
-			"title":       "Wildcat",
-			"version":     "1",
-			"description": "Self-hosted WhatsApp integration hub. Errors are RFC 9457 problem documents naming the offending field.",
+			"title":   "Wildcat",
+			"version": "1",
+			"description": "Self-hosted WhatsApp integration hub. Errors are RFC 9457 problem documents naming the offending field. " +
+				"Rate-limited answers carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (seconds until the bucket is full); a 429 also Retry-After.",
 		},
 		"servers": []any{map[string]any{"url": "http://127.0.0.1:8080"}},
 		// Every route needs an API key (http.auth: false turns them off
@@ -773,13 +777,14 @@ func Document() map[string]any {
 }
 
 // problemStatuses are the problem answers of o: its own, and those every
-// route gives: 401 and 403, 400 for a query string that does not decode (or, on routes
-// taking none, any parameter), and for a route with a body 413 when it is
-// too large and 415 when it is not of the documented type.
+// route gives: 401 and 403, 400 for a query string that does not decode
+// (or, on routes taking none, any parameter), 429 over a rate limit
+// (http.rate_limits), and for a route with a body 413 when it is too large
+// and 415 when it is not of the documented type.
 func problemStatuses(o Operation) []int {
 	// 401 without a usable key, 403 when it lacks the route's scope or
 	// account.
-	codes := append([]int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden}, o.Errors...)
+	codes := append([]int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests}, o.Errors...)
 	if o.BodyType != "" {
 		codes = append(codes, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType)
 	}

@@ -6,8 +6,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -16,12 +19,15 @@ import (
 	"github.com/wildcathub/wildcat/core/messages"
 	"github.com/wildcathub/wildcat/core/outgoing"
 	"github.com/wildcathub/wildcat/core/session"
+	"github.com/wildcathub/wildcat/core/throttle"
 )
 
 // Sender stores and queues outgoing messages; the outgoing Sender
 // implements it.
 type Sender interface {
-	Submit(ctx context.Context, r outgoing.Request) (*messages.Message, error)
+	// Submit returns the stored message and when it will be sent (its
+	// paced slot).
+	Submit(ctx context.Context, r outgoing.Request) (*messages.Message, time.Time, error)
 }
 
 // sendRequest is the body of POST /v1/accounts/{id}/messages. Exactly one
@@ -93,6 +99,9 @@ type sendAccepted struct {
 	ID        string          `json:"id"`
 	MessageID string          `json:"messageId"`
 	Status    messages.Status `json:"status"`
+	// ScheduledAt is when the message goes: now, or later when the
+	// account's send pacing makes it wait.
+	ScheduledAt time.Time `json:"scheduledAt"`
 }
 
 // unprocessable reports a well-formed request that names something that
@@ -127,8 +136,12 @@ func (h *messageRoutes) send(w http.ResponseWriter, r *http.Request) error {
 	if own, err := normaliseJID(acct.JID); err == nil {
 		out.From = own
 	}
-	m, err := h.sender.Submit(ctx, *out)
+	m, at, err := h.sender.Submit(ctx, *out)
+	var capped *throttle.CapError
 	switch {
+	case errors.As(err, &capped):
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(capped.RetryAfter.Seconds()))))
+		return &Error{Status: http.StatusTooManyRequests, Slug: "daily-cap", Title: "Daily send cap reached", Detail: capped.Error()}
 	case errors.Is(err, outgoing.ErrBusy), errors.Is(err, outgoing.ErrClosed):
 		w.Header().Set("Retry-After", "1")
 		return Unavailable("%s; try again shortly", err.Error())
@@ -138,7 +151,7 @@ func (h *messageRoutes) send(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/v1/accounts/"+id+"/messages/"+m.MessageID)
-	return WriteJSON(w, http.StatusAccepted, sendAccepted{ID: m.ID, MessageID: m.MessageID, Status: m.Status})
+	return WriteJSON(w, http.StatusAccepted, sendAccepted{ID: m.ID, MessageID: m.MessageID, Status: m.Status, ScheduledAt: at.UTC()})
 }
 
 // build turns the request into what the sender needs. Every refusal names

@@ -147,7 +147,7 @@ func TestSendQueueFullIs503WithRetryAfter(t *testing.T) {
 	if resp, body := post("while stopping"); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("stopped sender: %d %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
-	if !errors.Is(func() error { _, err := sender.Submit(context.Background(), outgoing.Request{}); return err }(), outgoing.ErrClosed) {
+	if !errors.Is(func() error { _, _, err := sender.Submit(context.Background(), outgoing.Request{}); return err }(), outgoing.ErrClosed) {
 		t.Fatal("Submit after Close is not ErrClosed")
 	}
 }

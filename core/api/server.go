@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+
+	"github.com/wildcathub/wildcat/core/ratelimit"
 )
 
 // ReadinessFunc reports why the daemon cannot serve yet, or nil when it can.
@@ -77,6 +79,9 @@ type Options struct {
 	// TLSCertFile and TLSKeyFile, when set, serve HTTPS; the files are
 	// read again when they change.
 	TLSCertFile, TLSKeyFile string
+	// RateLimiter limits requests per client address (and API key); nil
+	// limits nothing.
+	RateLimiter *ratelimit.Limiter
 }
 
 // Server owns the router and the HTTP listener.
@@ -101,6 +106,8 @@ type Server struct {
 	proxies []netip.Prefix
 	tlsCert *certReloader
 	tlsErr  error
+	// limiter is the rate limiter (nil: none); failedAuth feeds it.
+	limiter *ratelimit.Limiter
 }
 
 // New builds the server and its routes; Listen starts it.
@@ -127,10 +134,22 @@ func New(opts Options) *Server {
 		return &Error{Status: http.StatusMethodNotAllowed, Slug: "method-not-allowed", Title: "Method not allowed",
 			Detail: fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)}
 	})
+	s.limiter = opts.RateLimiter
+	// Routed requests: the key is checked, then counted against its own
+	// buckets (rate limits per key need the authenticated key).
 	s.root.Use(s.authorize)
+	if s.limiter != nil {
+		s.root.Use(s.rateLimits().Keys)
+	}
 	s.routes(opts)
+	var h http.Handler = s.root
+	if s.limiter != nil {
+		// Before routing: an address that keeps failing is turned away
+		// before its key is even looked up.
+		h = s.rateLimits().Guard(h)
+	}
 	s.srv = &http.Server{
-		Handler:           s.instrument(s.root),
+		Handler:           s.instrument(h),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),

@@ -25,6 +25,8 @@ type Config struct {
 	Outbox  Outbox  `koanf:"outbox"`
 	// Webhooks: see the README's Webhooks section.
 	Webhooks Webhooks `koanf:"webhooks"`
+	// Encryption: see the README's "Encryption at rest".
+	Encryption Encryption `koanf:"encryption"`
 
 	Accounts []Account `koanf:"accounts" doc:"Accounts created at start when missing: a list of {id, driver, name}; driver is whatsapp or sim. Existing accounts keep their state; accounts made over REST need no entry."`
 
@@ -57,6 +59,8 @@ type HTTP struct {
 	TLSCertFile    string   `koanf:"tls_cert_file" doc:"PEM certificate (chain) to serve HTTPS with, together with http.tls_key_file; re-read when the files change. Empty: plain HTTP (behind a TLS proxy, or on loopback)."`
 	TLSKeyFile     string   `koanf:"tls_key_file" doc:"PEM private key of http.tls_cert_file."`
 	TrustedProxies []string `koanf:"trusted_proxies" doc:"Proxies (CIDRs or addresses) whose X-Forwarded-For or Forwarded header names the client address (logged as remote, used by rate limits). Empty: the peer address, headers ignored."`
+	// RateLimits: see the README's "Rate limits and send pacing".
+	RateLimits RateLimits `koanf:"rate_limits"`
 }
 
 // MongoDB selects the store: MongoDB given its URI, else the embedded
@@ -83,7 +87,9 @@ type Media struct {
 // Send configures the outgoing-message workers.
 type Send struct {
 	Workers   int `koanf:"workers" doc:"Messages sent concurrently by this daemon; more wait in the queue."`
-	QueueSize int `koanf:"queue_size" doc:"Accepted messages waiting for a worker; when full, POST /v1/accounts/{id}/messages answers 503."`
+	QueueSize int `koanf:"queue_size" doc:"Accepted messages waiting for a worker or for their paced slot; when full, POST /v1/accounts/{id}/messages answers 503."`
+	// Pacing: see the README's "Rate limits and send pacing".
+	Pacing Pacing `koanf:"pacing"`
 }
 
 // Outbox configures the durable delivery queue that feeds sink stages.
@@ -109,6 +115,14 @@ type Webhooks struct {
 	Endpoints           []WebhookEndpoint `koanf:"endpoints" doc:"Webhook endpoints upserted at every start under a stable id: a list of {id, url, events, accounts, sources, description, headers, enabled, secret, rate_limit}. Endpoints made over REST need no entry."`
 }
 
+// Encryption configures encryption at rest (package sealing). No key
+// configured: off.
+type Encryption struct {
+	KeyFile   string `koanf:"key_file" doc:"File of encryption keys, one id:base64key a line (32 random bytes each, base64: openssl rand -base64 32). Any key here or in encryption.keys turns encryption at rest on; run wildcatd store reencrypt after turning it on or rotating."`
+	Keys      string `koanf:"keys" doc:"Encryption keys as id:base64key, separated by commas; meant for WILDCAT_ENCRYPTION_KEYS rather than the file. Read after encryption.key_file's."`
+	ActiveKey string `koanf:"active_key" doc:"Id of the key that encrypts what is written; the others only decrypt. Empty: the last key listed. Rotate by adding a key and making it active."`
+}
+
 // Defaults returns a configuration that runs without editing: loopback API,
 // embedded store under ./data.
 func Defaults() Config {
@@ -121,6 +135,7 @@ func Defaults() Config {
 			IdempotencyTTL: 24 * time.Hour,
 			Auth:           true,
 			MetricsAuth:    "auto",
+			RateLimits:     defaultRateLimits(),
 		},
 		MongoDB: MongoDB{
 			Database:     "wildcat",
@@ -137,6 +152,7 @@ func Defaults() Config {
 		Send: Send{
 			Workers:   4,
 			QueueSize: 1000,
+			Pacing:    defaultPacing(),
 		},
 		Outbox: Outbox{
 			Retries: []time.Duration{

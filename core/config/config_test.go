@@ -195,6 +195,15 @@ func TestValidationErrors(t *testing.T) {
 		{"plugin timeout without unit", "plugins:\n  echo: {path: bin/plugins/echo, timeout: 5}\n", nil, nil, "plugins.echo.timeout", "needs a unit"},
 		{"plugin unknown key", "plugins:\n  echo: {path: bin/plugins/echo, pth: x}\n", nil, nil, "plugins.echo.pth", "unknown key"},
 		{"plugins not a mapping", "plugins: [echo]\n", nil, nil, "plugins[0]", "expected a mapping"},
+		{"negative rate", "http:\n  rate_limits:\n    reads_per_minute: -1\n", nil, nil, "http.rate_limits.reads_per_minute", "must not be negative"},
+		{"rate without burst", "http:\n  rate_limits:\n    sends_burst: 0\n", nil, nil, "http.rate_limits.sends_burst", "at least 1 while sends_per_minute is 120"},
+		{"failed auth burst from env", "", []string{"WILDCAT_HTTP_RATE_LIMITS_FAILED_AUTH_BURST=0"}, nil, "http.rate_limits.failed_auth_burst", "at least 1"},
+		{"unknown rate limit key", "http:\n  rate_limits:\n    reads: 5\n", nil, nil, "http.rate_limits.reads", "unknown key"},
+		{"negative pace", "send:\n  pacing:\n    whatsapp:\n      interval: -1s\n", nil, nil, "send.pacing.whatsapp.interval", "must not be negative"},
+		{"negative jitter", "send:\n  pacing:\n    sim:\n      jitter: -2s\n", nil, nil, "send.pacing.sim.jitter", "must not be negative"},
+		{"negative daily cap", "", nil, []string{"--send-pacing-whatsapp-daily-cap=-3"}, "send.pacing.whatsapp.daily_cap", "must not be negative"},
+		{"zero warm-up day", "send:\n  pacing:\n    whatsapp:\n      warmup: [10, 0]\n", nil, nil, "send.pacing.whatsapp.warmup[1]", "at least 1"},
+		{"pace without unit", "send:\n  pacing:\n    whatsapp:\n      interval: 3\n", nil, nil, "send.pacing.whatsapp.interval", "needs a unit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

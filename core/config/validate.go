@@ -68,6 +68,9 @@ func (c *Config) Validate() error {
 			return &Error{Key: fmt.Sprintf("outbox.retries[%d]", i), Problem: "must not be negative"}
 		}
 	}
+	if err := c.validateLimits(); err != nil {
+		return err
+	}
 	return validateAccounts(c.Accounts)
 }
 

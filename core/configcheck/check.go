@@ -25,6 +25,7 @@ import (
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/pipeline"
 	"github.com/wildcathub/wildcat/core/pluginhost"
+	"github.com/wildcathub/wildcat/core/sealing"
 	"github.com/wildcathub/wildcat/core/webhooks"
 )
 
@@ -50,7 +51,22 @@ func Check(c *config.Config) error {
 	return Pipeline(c, nil)
 }
 
-// Settings checks mongodb.uri, webhooks.endpoints and plugins.
+// Keyring reads the encryption keys (encryption.*); a problem is a
+// *config.Error naming the key. nil when no key is configured.
+func Keyring(c *config.Config) (*sealing.Keyring, error) {
+	kr, err := sealing.Load(c.Encryption.KeyFile, c.Encryption.Keys, c.Encryption.ActiveKey)
+	if err != nil {
+		var ce *sealing.ConfigError
+		if errors.As(err, &ce) {
+			return nil, &config.Error{Key: ce.Key, Problem: ce.Problem}
+		}
+		return nil, &config.Error{Key: "encryption", Problem: err.Error()}
+	}
+	return kr, nil
+}
+
+// Settings checks mongodb.uri, webhooks.endpoints, plugins and the
+// encryption keys.
 func Settings(c *config.Config) error {
 	if err := mongoURI(c.MongoDB.URI); err != nil {
 		return &config.Error{Key: "mongodb.uri", Problem: err.Error()}
@@ -78,6 +94,9 @@ func Settings(c *config.Config) error {
 			return &config.Error{Key: pe.Key, Problem: pe.Problem}
 		}
 		return &config.Error{Key: "plugins", Problem: err.Error()}
+	}
+	if _, err := Keyring(c); err != nil {
+		return err
 	}
 	return nil
 }

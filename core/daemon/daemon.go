@@ -22,6 +22,7 @@ import (
 
 	"github.com/wildcathub/wildcat/core/api"
 	"github.com/wildcathub/wildcat/core/apikeys"
+	"github.com/wildcathub/wildcat/core/clock"
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/configcheck"
 	"github.com/wildcathub/wildcat/core/event"
@@ -32,6 +33,7 @@ import (
 	"github.com/wildcathub/wildcat/core/outgoing"
 	"github.com/wildcathub/wildcat/core/pipeline"
 	"github.com/wildcathub/wildcat/core/pluginhost"
+	"github.com/wildcathub/wildcat/core/sealing"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/sim"
 	"github.com/wildcathub/wildcat/core/session/whatsapp"
@@ -39,6 +41,7 @@ import (
 	"github.com/wildcathub/wildcat/core/store"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
 	"github.com/wildcathub/wildcat/core/stream"
+	"github.com/wildcathub/wildcat/core/throttle"
 )
 
 // ErrNotReady is returned by Ready until start-up has finished; callers
@@ -93,6 +96,9 @@ type Options struct {
 	Console io.Writer
 	// AuthFailed hears of every failed API authentication (rate limits).
 	AuthFailed api.AuthFailure
+	// Clock times send pacing and the API's rate limits; nil is the system
+	// clock (tests move a fake one).
+	Clock clock.Clock
 }
 
 // Daemon is one running wildcatd.
@@ -105,10 +111,14 @@ type Daemon struct {
 	waAuth   *authstore.SQLite // whatsmeow's sqlstore on sql; nil on MongoDB
 	api      *api.Server
 	messages *messages.Store
+	// keys seal content at rest (sealing.go); nil when encryption is off.
+	keys     *sealing.Keyring
 	sessions *session.Manager
 	sim      *sim.Network
 	media    media.Store
 	sender   *outgoing.Sender
+	pacer    *throttle.Pacer
+	clock    clock.Clock
 	idem     *messages.Idempotency
 	registry *pipeline.Registry
 	engine   *pipeline.Engine
@@ -118,7 +128,7 @@ type Daemon struct {
 	plugins  *pluginhost.Manager
 	pluginKV pluginhost.KV
 	webhooks *webhookHost
-	keys     *apikeys.Keyring // nil when http.auth is off
+	apiKeys  *apikeys.Keyring // nil when http.auth is off
 	hub      *stream.Hub
 	metrics  *prometheus.Registry
 
@@ -157,7 +167,10 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 	if err := configcheck.Settings(&cfg); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, opts: opts, log: logging.Component(opts.Logger, "daemon")}
+	d := &Daemon{cfg: cfg, opts: opts, log: logging.Component(opts.Logger, "daemon"), clock: opts.Clock}
+	if d.clock == nil {
+		d.clock = clock.Real{}
+	}
 	// One engine: MongoDB when a URI is configured, else the embedded
 	// SQLite database in data_dir.
 	if cfg.MongoDB.URI != "" {
@@ -206,6 +219,9 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	} else {
 		d.messages = messages.New(st.DB(), logging.Component(opts.Logger, "messages"))
 	}
+	if err := d.buildSealing(cfg); err != nil {
+		return err
+	}
 	octx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sched := opts.OutboxSchedule
@@ -218,6 +234,8 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		// The attempt log keeps the first 4 KiB of a response (webhooks).
 		ResponseLimit: 4096,
 		Logger:        logging.Component(opts.Logger, "outbox"),
+		// Events wait in the outbox with their content sealed.
+		Payload: messages.NewEventSealer(d.keys),
 	}
 	var (
 		ob  *outbox.Outbox
@@ -301,8 +319,8 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	d.engine, err = pipeline.New(pipeline.Options{
 		Registry:    d.registry,
 		Stages:      cfg.Pipeline,
-		Sender:      sessionSender{d.sessions},
-		ReadMarker:  sessionSender{d.sessions},
+		Sender:      sessionSender{d},
+		ReadMarker:  sessionSender{d},
 		Annotator:   d.messages,
 		Failures:    failureRecorder{d.messages},
 		Enqueuer:    ob,
@@ -328,12 +346,18 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	} else {
 		d.idem = messages.NewIdempotency(st.DB(), cfg.HTTP.IdempotencyTTL)
 	}
+	d.idem.Seal(d.keys)
+	if err := d.buildPacer(cfg); err != nil {
+		return err
+	}
 	d.sender = outgoing.New(outgoing.Options{
 		Sessions:  d.sessions,
 		Store:     d.messages,
 		Logger:    logging.Component(opts.Logger, "send"),
 		Workers:   cfg.Send.Workers,
 		QueueSize: cfg.Send.QueueSize,
+		Pacer:     d.pacer,
+		Clock:     d.clock,
 	})
 	if err := d.buildKeys(cfg); err != nil {
 		return fmt.Errorf("api keys: %w", err)
@@ -375,11 +399,12 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		ConfigReloader: configReloader{d},
 		Metrics:        promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{Registry: d.metrics}),
 		MetricsOpen:    metricsOpen(cfg.HTTP),
-		Keys:           d.apiKeys(),
+		Keys:           d.apiKeyring(),
 		AuthFailed:     opts.AuthFailed,
 		TrustedProxies: proxies,
 		TLSCertFile:    cfg.HTTP.TLSCertFile,
 		TLSKeyFile:     cfg.HTTP.TLSKeyFile,
+		RateLimiter:    rateLimiter(cfg.HTTP.RateLimits, d),
 	})
 	return nil
 }
@@ -447,15 +472,14 @@ func (d *Daemon) recover(ctx context.Context, accountID string) error {
 
 var _ pipeline.Unprocessed = (*messages.Store)(nil)
 
-// sessionSender sends pipeline replies straight through the account's
-// session; the driver's message.sent event stores them.
-type sessionSender struct{ m *session.Manager }
+// sessionSender sends pipeline replies through the paced sender: at once
+// through the account's session when the account's slot is now (the
+// driver's message.sent event stores them), else stored as pending and
+// sent at the slot.
+type sessionSender struct{ d *Daemon }
 
 func (s sessionSender) Send(ctx context.Context, accountID string, req *session.SendRequest) error {
-	if _, err := s.m.Send(ctx, accountID, req); err != nil {
-		return err
-	}
-	return nil
+	return s.d.pacedSend(ctx, accountID, req)
 }
 
 // MarkRead is the pipeline's ReadMarker: the read receipt of the event's
@@ -469,7 +493,7 @@ func (s sessionSender) MarkRead(ctx context.Context, ev *event.Event) error {
 	if chat == "" {
 		chat = ev.ChatID
 	}
-	return s.m.MarkRead(ctx, ev.AccountID, chat, m.From, []string{m.MessageID})
+	return s.d.sessions.MarkRead(ctx, ev.AccountID, chat, m.From, []string{m.MessageID})
 }
 
 // failureRecorder stores the pipeline's failed actions on the event's
@@ -505,12 +529,12 @@ func (d *Daemon) drivers() ([]session.Driver, error) {
 			_ = h.Close()
 			return nil, fmt.Errorf("open whatsapp auth state: %w", err)
 		}
-		d.waAuth = auth
+		d.waAuth = auth.Seal(d.keys)
 		wa.Devices = func(accountID string) whatsapp.DeviceStore { return auth.Account(accountID) }
 	} else {
 		db := d.store.DB()
 		wa.Devices = func(accountID string) whatsapp.DeviceStore {
-			return authstore.New(db, accountID, nil)
+			return authstore.New(db, accountID, nil).Seal(d.keys)
 		}
 	}
 	return []session.Driver{
@@ -571,7 +595,7 @@ func (d *Daemon) Start() error {
 		if err = d.api.Listen(d.cfg.HTTP.Addr); err != nil {
 			return
 		}
-		d.log.Info("http listening", slog.String("addr", d.api.Addr()), slog.Bool("tls", d.cfg.HTTP.TLSCertFile != ""), slog.Bool("auth", d.keys != nil))
+		d.log.Info("http listening", slog.String("addr", d.api.Addr()), slog.Bool("tls", d.cfg.HTTP.TLSCertFile != ""), slog.Bool("auth", d.apiKeys != nil))
 		d.goBackground(d.startup)
 		dctx, cancel := context.WithCancel(context.Background())
 		d.dispatchCancel, d.dispatchDone = cancel, make(chan struct{})
@@ -584,6 +608,7 @@ func (d *Daemon) Start() error {
 		d.goBackground(every(time.Hour, d.sweepIdempotency))
 		d.goBackground(every(d.webhooks.sync, d.webhooks.refresh))
 		d.goBackground(every(time.Minute, d.failStaleSends))
+		d.goBackground(every(24*time.Hour, d.purgeSendCounts))
 		d.goBackground(every(mediaRetentionInterval, d.retainMedia))
 		d.goBackground(d.sweepMedia)
 		d.goBackground(d.rules.supervise)
@@ -689,7 +714,13 @@ const staleSendAge = 10 * time.Minute
 // failStaleSends marks failed the sends a dead daemon stored as pending but
 // never finished, so clients learn they did not happen and can resend.
 func (d *Daemon) failStaleSends(ctx context.Context) {
-	n, err := d.messages.FailStalePending(ctx, time.Now().Add(-staleSendAge), "the daemon stopped before the send was finished; send it again")
+	cutoff := time.Now().Add(-staleSendAge)
+	// Sends waiting for their paced slot are pending for as long as they
+	// wait: spare them.
+	if oldest, ok := d.sender.OldestWaiting(); ok && oldest.Before(cutoff) {
+		cutoff = oldest
+	}
+	n, err := d.messages.FailStalePending(ctx, cutoff, "the daemon stopped before the send was finished; send it again")
 	if err != nil && ctx.Err() == nil {
 		d.log.Warn("stale send sweep failed", slog.Any("error", err))
 	} else if n > 0 {

@@ -29,17 +29,17 @@ func (d *Daemon) buildKeys(cfg config.Config) error {
 	} else {
 		st = apikeys.NewMongo(d.store.DB())
 	}
-	d.keys = apikeys.NewKeyring(st, secret, nil)
+	d.apiKeys = apikeys.NewKeyring(st, secret, nil)
 	return nil
 }
 
 // apiKeys is the keyring as the API takes it: a nil interface when
 // authentication is off.
-func (d *Daemon) apiKeys() api.Keys {
-	if d.keys == nil {
+func (d *Daemon) apiKeyring() api.Keys {
+	if d.apiKeys == nil {
 		return nil
 	}
-	return d.keys
+	return d.apiKeys
 }
 
 // metricsOpen: /metrics without a key on loopback unless configured.
@@ -56,11 +56,11 @@ func metricsOpen(h config.HTTP) bool {
 // bootstrapKey creates the first admin key when there is none: its token
 // goes to data_dir/admin.key and, once, to the console.
 func (d *Daemon) bootstrapKey(ctx context.Context) error {
-	if d.keys == nil {
+	if d.apiKeys == nil {
 		return nil
 	}
 	file := filepath.Join(d.cfg.DataDir, apikeys.AdminKeyFile)
-	tok, err := d.keys.Bootstrap(ctx, file, d.cfg.HTTP.AdminKey)
+	tok, err := d.apiKeys.Bootstrap(ctx, file, d.cfg.HTTP.AdminKey)
 	if err != nil || tok == "" {
 		return err
 	}

@@ -16,15 +16,22 @@ const MediaDir = "media"
 // buildMedia opens the media store: files under data_dir/media with their
 // rows in the embedded database, or GridFS on MongoDB.
 func (d *Daemon) buildMedia(cfg config.Config) error {
+	var s media.Store
 	if d.sql == nil {
-		d.media = media.NewGridFS(d.store.DB(), cfg.Media.MaxBytes)
-		return nil
+		s = media.NewGridFS(d.store.DB(), cfg.Media.MaxBytes)
+	} else {
+		fs, err := media.NewFileStore(d.sql, filepath.Join(cfg.DataDir, MediaDir), cfg.Media.MaxBytes)
+		if err != nil {
+			return fmt.Errorf("media: %w", err)
+		}
+		s = fs
 	}
-	s, err := media.NewFileStore(d.sql, filepath.Join(cfg.DataDir, MediaDir), cfg.Media.MaxBytes)
+	// Sealed when encryption is on (sealing.go).
+	sealed, err := media.Sealed(s, d.keys)
 	if err != nil {
 		return fmt.Errorf("media: %w", err)
 	}
-	d.media = s
+	d.media = sealed
 	return nil
 }
 

@@ -58,10 +58,10 @@ func (d *Daemon) buildPlugins(cfg config.Config, opts Options) error {
 	po.Logger = logging.Component(opts.Logger, "plugins")
 	var db *mongo.Database
 	if d.sql != nil {
-		d.pluginKV = pluginhost.NewSQLiteKV(d.sql, nil)
+		d.pluginKV = pluginhost.SealedKV(pluginhost.NewSQLiteKV(d.sql, nil), d.keys)
 	} else {
 		db = d.store.DB()
-		d.pluginKV = pluginhost.NewMongoKV(db, nil)
+		d.pluginKV = pluginhost.SealedKV(pluginhost.NewMongoKV(db, nil), d.keys)
 	}
 	po.Services = pluginhost.Services{
 		Sender:   pluginSender{d},
@@ -190,9 +190,9 @@ func (s pluginSink) Deliver(ctx context.Context, job *outbox.Job) outbox.Result 
 	return s.p.DeliverWith(ctx, job.Event, job.Target, job.Attempts, nil).Outbox()
 }
 
-// pluginSender is the Host's SendMessage: straight through the account's
-// session, as pipeline replies go; the driver's message.sent event stores
-// the message with source plugin.
+// pluginSender is the Host's SendMessage: through the paced sender, as
+// pipeline replies go; the driver's message.sent event stores the message
+// with source plugin.
 type pluginSender struct{ d *Daemon }
 
 func (s pluginSender) Send(ctx context.Context, accountID string, req *session.SendRequest) (string, error) {
@@ -200,14 +200,15 @@ func (s pluginSender) Send(ctx context.Context, accountID string, req *session.S
 		req.ID = outgoing.NewMessageID()
 	}
 	req.Source = event.SourcePlugin
-	res, err := s.d.sessions.Send(ctx, accountID, req)
-	if err != nil {
+	// Paced like every send: at once when the account's slot is now, else
+	// queued for it (the id is the message's either way).
+	if err := s.d.pacedSend(ctx, accountID, req); err != nil {
 		if errors.Is(err, session.ErrAccountNotFound) {
 			return "", fmt.Errorf("%w: %v", pluginhost.ErrNotFound, err)
 		}
 		return "", err
 	}
-	return res.MessageID, nil
+	return req.ID, nil
 }
 
 // pluginMedia is the Host's FetchMedia: the stored copy of the message's

@@ -276,9 +276,9 @@ func (h *ruleHost) RuleStatus() []rules.RuleStatus {
 // ruleKV is the rules' key-value store on the daemon's engine.
 func (d *Daemon) ruleKV() rules.Store {
 	if d.sql != nil {
-		return rules.NewSQLiteKV(d.sql, nil)
+		return rules.SealedKV(rules.NewSQLiteKV(d.sql, nil), d.keys)
 	}
-	return rules.NewMongoKV(d.store.DB(), nil)
+	return rules.SealedKV(rules.NewMongoKV(d.store.DB(), nil), d.keys)
 }
 
 // sweepRuleKV deletes expired rule kv entries.

@@ -18,6 +18,7 @@ import (
 	"github.com/wildcathub/wildcat/core/session/whatsapp"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/authstore"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
+	"github.com/wildcathub/wildcat/core/throttle"
 	"github.com/wildcathub/wildcat/core/webhooks"
 )
 
@@ -39,6 +40,7 @@ func sqliteSchemas() []sqlite.Schema {
 		webhooks.SQLiteSchema,
 		outbox.SQLiteSchema,
 		apikeys.SQLiteSchema,
+		throttle.SQLiteSchema,
 	}
 }
 

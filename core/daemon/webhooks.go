@@ -149,10 +149,11 @@ func (d *Daemon) Webhooks() *webhooks.Registry { return d.webhooks.reg }
 // endpoints (tests act through it as another daemon would).
 func (d *Daemon) EndpointStore() webhooks.EndpointStore { return d.endpointStore() }
 
-// endpointStore keeps the webhook endpoints on the daemon's engine.
+// endpointStore keeps the webhook endpoints on the daemon's engine, their
+// secrets sealed when encryption is on.
 func (d *Daemon) endpointStore() webhooks.EndpointStore {
 	if d.sql != nil {
-		return webhooks.NewSQLiteEndpoints(d.sql)
+		return webhooks.Sealed(webhooks.NewSQLiteEndpoints(d.sql), d.keys)
 	}
-	return webhooks.NewMongoEndpoints(d.store.DB(), "")
+	return webhooks.Sealed(webhooks.NewMongoEndpoints(d.store.DB(), ""), d.keys)
 }

@@ -1,9 +1,12 @@
 package media
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/wildcathub/wildcat/core/sealing"
 )
 
 // For the engine-to-engine copy (wildcatd store copy), each Store can take
@@ -25,7 +28,16 @@ var (
 	_ Restorer = (*GridFS)(nil)
 )
 
-func putChecked(ctx context.Context, s Store, r io.Reader, in *Info) error {
+func putChecked(ctx context.Context, s engine, r io.Reader, in *Info) error {
+	// Sealed bytes (encryption at rest) are copied as they are, under
+	// their id, an HMAC that only the key can check: a file that was
+	// altered fails to open rather than reading wrong.
+	br := bufio.NewReader(r)
+	if head, _ := br.Peek(5); sealing.IsSealedFile(head) {
+		_, err := s.putAs(ctx, br, func() string { return in.ID }, in.Mimetype, in.Filename, true)
+		return err
+	}
+	r = br
 	got, err := s.Put(ctx, r, in.Mimetype, in.Filename)
 	if err != nil {
 		return err

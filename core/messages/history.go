@@ -94,6 +94,9 @@ func (s *Store) History(ctx context.Context, q Query) (*Page, error) {
 	if q.Limit <= 0 || q.Limit > MaxLimit {
 		q.Limit = DefaultLimit
 	}
+	if q.Text != "" && s.keys.Enabled() {
+		return nil, ErrSearchOff
+	}
 	before := ""
 	if q.Cursor != "" {
 		key, err := decodeCursor(messageCursorPrefix, q.Cursor)

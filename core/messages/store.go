@@ -12,6 +12,7 @@ package messages
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/sealing"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
 )
 
@@ -166,9 +168,10 @@ func DocID(accountID, messageID string) string {
 
 // Store reads and writes the messages and the chats derived from them.
 type Store struct {
-	b   Backend
-	log *slog.Logger
-	now func() time.Time
+	b    Backend
+	keys *sealing.Keyring // see Seal
+	log  *slog.Logger
+	now  func() time.Time
 }
 
 // New returns a Store on db's messages and chats collections (the MongoDB
@@ -181,6 +184,7 @@ func New(db *mongo.Database, log *slog.Logger) *Store {
 // NewSQLite returns a Store on the embedded engine's messages and chats
 // tables (SQLiteSchema).
 func NewSQLite(db *sqlite.DB, log *slog.Logger) *Store {
+	db.BeforeCommit("messages_text", func(ctx context.Context, tx *sql.Tx) error { return indexText(ctx, db, tx) })
 	return &Store{b: &sqliteBackend{db: db}, log: orDiscard(log), now: time.Now}
 }
 

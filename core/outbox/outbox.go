@@ -175,6 +175,8 @@ type Options struct {
 	// Rand returns a float in [0,1) for jitter; default math/rand/v2.
 	Rand   func() float64
 	Logger *slog.Logger
+	// Payload, when set, seals the events of the jobs at rest.
+	Payload PayloadSealer
 	// Exclusive (MongoDB only) selects the in-memory schedule, for a
 	// process that is the only user of a FerretDB v1 collection; the
 	// daemon never sets it. See the package doc.
@@ -192,6 +194,7 @@ type Outbox struct {
 	clock    Clock
 	rand     func() float64
 	log      *slog.Logger
+	payload  PayloadSealer
 
 	// wake lets Enqueue in this process nudge its dispatchers, so a new job
 	// is claimed at once instead of at the next poll.
@@ -254,7 +257,11 @@ func New(b Backend, opts Options) (*Outbox, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Payload != nil {
+		b = &openingBackend{Backend: b, p: opts.Payload}
+	}
 	return &Outbox{
+		payload:  opts.Payload,
 		b:        b,
 		sched:    sched,
 		lease:    opts.Lease,
@@ -321,6 +328,10 @@ func (o *Outbox) jobs(items []Item) ([]*Job, error) {
 		if it.Event == nil || it.Event.ID == "" {
 			return nil, fmt.Errorf("enqueue: event without id")
 		}
+		stored, err := o.sealPayload(it.Event)
+		if err != nil {
+			return nil, err
+		}
 		for _, t := range it.Targets {
 			if t == "" {
 				return nil, fmt.Errorf("enqueue event %q: empty target", it.Event.ID)
@@ -333,7 +344,7 @@ func (o *Outbox) jobs(items []Item) ([]*Job, error) {
 			jobs = append(jobs, &Job{
 				ID: id, EventID: it.Event.ID, Target: t, AccountID: it.Event.AccountID,
 				State: StatePending, RunAt: now, CreatedAt: now, UpdatedAt: now,
-				Log: []Attempt{}, Event: it.Event,
+				Log: []Attempt{}, Event: stored,
 			})
 		}
 	}
@@ -357,10 +368,14 @@ func (o *Outbox) notifyJobs(jobs []*Job) {
 // already stored for the pair is left as it is.
 func (o *Outbox) Bury(ctx context.Context, ev *event.Event, target, reason string) error {
 	now := o.now()
+	stored, err := o.sealPayload(ev)
+	if err != nil {
+		return err
+	}
 	j := &Job{
 		ID: JobID(ev.ID, target), EventID: ev.ID, Target: target, AccountID: ev.AccountID,
 		State: StateDeadLetter, RunAt: now, CreatedAt: now, UpdatedAt: now, LastError: reason,
-		Log: []Attempt{{At: now, Result: OutcomeFail, Error: reason}}, Event: ev,
+		Log: []Attempt{{At: now, Result: OutcomeFail, Error: reason}}, Event: stored,
 	}
 	if err := o.b.Insert(ctx, []*Job{j}); err != nil {
 		return fmt.Errorf("bury %s: %w", j.ID, err)

@@ -1,8 +1,9 @@
-// Package outgoing sends messages on behalf of the daemon (REST sends
-// today; rule and plugin replies take the same path): each message is stored
-// as pending first, then sent by a bounded pool of workers through the
-// account's session, and its status follows — sent (the driver's rendering
-// completes the stored message) or failed with the reason.
+// Package outgoing sends messages on behalf of the daemon: each REST send is
+// stored as pending first, then sent by a bounded pool of workers through
+// the account's session, and its status follows — sent (the driver's
+// rendering completes the stored message) or failed with the reason. Every
+// send, rule and plugin ones too (Send), first books its slot with the
+// Pacer; one that must wait is stored as pending and goes at its slot.
 package outgoing
 
 import (
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wildcathub/wildcat/core/clock"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/messages"
 	"github.com/wildcathub/wildcat/core/session"
@@ -39,11 +41,24 @@ type Store interface {
 	MarkFailed(ctx context.Context, accountID, messageID, reason string) (bool, error)
 }
 
+// Pacer books an account's send slots; the throttle Pacer implements it.
+type Pacer interface {
+	// Reserve returns when the account's next send may go (now or later),
+	// or why it may not (the daily cap).
+	Reserve(ctx context.Context, accountID string) (time.Time, error)
+	// Queued counts the sends waiting for their slot.
+	Queued(accountID string, delta int)
+}
+
 // Options configures a Sender.
 type Options struct {
 	Sessions Sessions
 	Store    Store
 	Logger   *slog.Logger
+	// Pacer paces the sends; nil sends everything at once.
+	Pacer Pacer
+	// Clock times the paced sends; nil is the system clock.
+	Clock clock.Clock
 	// Workers send concurrently; QueueSize more may wait.
 	Workers, QueueSize int
 	// SendTimeout bounds one send (upload included); 0 means 2 minutes.
@@ -68,6 +83,13 @@ type job struct {
 	req       *session.SendRequest
 }
 
+// waiting is a job whose timer has not fired.
+type waiting struct {
+	j        job
+	storedAt time.Time
+	timer    clock.Timer
+}
+
 // Sender runs the workers.
 type Sender struct {
 	o     Options
@@ -77,6 +99,9 @@ type Sender struct {
 
 	mu     sync.RWMutex
 	closed bool
+	waitMu sync.Mutex
+	// waiting are the sends whose slot has not come, by message id.
+	waiting map[string]*waiting
 
 	ctx    context.Context // cancelled when Close runs out of time
 	cancel context.CancelFunc
@@ -92,12 +117,16 @@ func New(o Options) *Sender {
 	if o.SendTimeout <= 0 {
 		o.SendTimeout = 2 * time.Minute
 	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Sender{
 		o: o, log: o.Logger,
 		slots: make(chan struct{}, o.Workers+o.QueueSize),
 		jobs:  make(chan job, o.Workers+o.QueueSize),
 		ctx:   ctx, cancel: cancel,
+		waiting: map[string]*waiting{},
 	}
 	for range o.Workers {
 		s.wg.Go(s.work)
@@ -114,31 +143,129 @@ func NewMessageID() string {
 	return "3EB0" + strings.ToUpper(hex.EncodeToString(b[:]))
 }
 
-// Submit stores the message as pending and queues it. It returns the
-// stored message; the send happens later. ErrBusy when the queue is full,
-// ErrClosed while stopping — then nothing was stored.
-func (s *Sender) Submit(ctx context.Context, r Request) (*messages.Message, error) {
+// Submit books the account's slot, stores the message as pending and
+// queues it to go at that slot, which it returns. The send happens later.
+// ErrBusy when the queue is full, ErrClosed while stopping, the Pacer's
+// error past the daily cap — then nothing was stored.
+func (s *Sender) Submit(ctx context.Context, r Request) (*messages.Message, time.Time, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return nil, ErrClosed
+		return nil, time.Time{}, ErrClosed
 	}
 	select {
 	case s.slots <- struct{}{}:
 	default:
-		return nil, ErrBusy
+		return nil, time.Time{}, ErrBusy
 	}
+	at, err := s.reserve(ctx, r.AccountID)
+	if err != nil {
+		<-s.slots
+		return nil, time.Time{}, err
+	}
+	m, err := s.store(ctx, r)
+	if err != nil {
+		<-s.slots
+		return nil, time.Time{}, err
+	}
+	s.schedule(job{accountID: r.AccountID, req: r.Send}, m.StoredAt, at)
+	return m, at, nil
+}
+
+// Send is the path of rule and plugin sends (r.Send.ID set): a send whose
+// slot is now goes at once through the session, as before pacing, and its
+// error is the caller's; one that must wait is stored as pending and
+// queued like a REST send (its failure, if any, is then recorded on the
+// message). It returns the slot. from, when r.From is empty, names the
+// account's own JID for the pending message (looked up only when the send
+// waits).
+func (s *Sender) Send(ctx context.Context, r Request, from func() string) (time.Time, error) {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return time.Time{}, ErrClosed
+	}
+	at, err := s.reserve(ctx, r.AccountID)
+	if err != nil {
+		s.mu.RUnlock()
+		return time.Time{}, err
+	}
+	if at.After(s.o.Clock.Now()) {
+		defer s.mu.RUnlock()
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			return time.Time{}, ErrBusy
+		}
+		if r.From == "" && from != nil {
+			r.From = from()
+		}
+		m, err := s.store(ctx, r)
+		if errors.Is(err, messages.ErrExists) {
+			// The same action again (a re-run event): it is queued or sent.
+			<-s.slots
+			return at, nil
+		} else if err != nil {
+			<-s.slots
+			return time.Time{}, err
+		}
+		s.schedule(job{accountID: r.AccountID, req: r.Send}, m.StoredAt, at)
+		return at, nil
+	}
+	s.mu.RUnlock()
+	_, err = s.o.Sessions.Send(ctx, r.AccountID, r.Send)
+	return at, err
+}
+
+func (s *Sender) reserve(ctx context.Context, accountID string) (time.Time, error) {
+	if s.o.Pacer == nil {
+		return s.o.Clock.Now(), nil
+	}
+	return s.o.Pacer.Reserve(ctx, accountID)
+}
+
+func (s *Sender) store(ctx context.Context, r Request) (*messages.Message, error) {
 	if r.Send.ID == "" {
 		r.Send.ID = NewMessageID()
 	}
 	m := Pending(r, time.Now())
 	if err := s.o.Store.StorePending(ctx, m); err != nil {
-		<-s.slots
 		return nil, err
 	}
-	// Never blocks: jobs has room for every slot.
-	s.jobs <- job{accountID: r.AccountID, req: r.Send}
 	return m, nil
+}
+
+// schedule hands j to the workers at at. The caller holds s.mu (read) and
+// one slot, so the jobs channel has room.
+func (s *Sender) schedule(j job, storedAt, at time.Time) {
+	wait := at.Sub(s.o.Clock.Now())
+	if wait <= 0 {
+		s.jobs <- j
+		return
+	}
+	id := j.accountID + "/" + j.req.ID
+	w := &waiting{j: j, storedAt: storedAt}
+	if s.o.Pacer != nil {
+		s.o.Pacer.Queued(j.accountID, 1)
+	}
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	s.waiting[id] = w
+	w.timer = s.o.Clock.AfterFunc(wait, func() {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		s.waitMu.Lock()
+		_, mine := s.waiting[id]
+		delete(s.waiting, id)
+		s.waitMu.Unlock()
+		if !mine {
+			return // Close took it
+		}
+		if s.o.Pacer != nil {
+			s.o.Pacer.Queued(j.accountID, -1)
+		}
+		s.jobs <- j
+	})
 }
 
 func (s *Sender) work() {
@@ -191,7 +318,12 @@ func (s *Sender) Close(ctx context.Context) error {
 	}
 	s.closed = true
 	close(s.jobs)
+	s.waitMu.Lock()
+	left := s.waiting
+	s.waiting = map[string]*waiting{}
+	s.waitMu.Unlock()
 	s.mu.Unlock()
+	s.giveUp(left)
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -201,6 +333,43 @@ func (s *Sender) Close(ctx context.Context) error {
 		s.cancel()
 		<-done
 		return fmt.Errorf("sends cut off at shutdown: %w", ctx.Err())
+	}
+}
+
+// OldestWaiting is when the oldest send still waiting for its slot was
+// stored; false when none waits. The sweep of stale pending sends spares
+// what is younger, however long it has been waiting.
+func (s *Sender) OldestWaiting() (time.Time, bool) {
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	var oldest time.Time
+	for _, w := range s.waiting {
+		if oldest.IsZero() || w.storedAt.Before(oldest) {
+			oldest = w.storedAt
+		}
+	}
+	return oldest, !oldest.IsZero()
+}
+
+// giveUp marks failed the sends whose slot had not come when the daemon
+// stopped: they are not kept across a restart, and the client must learn
+// that they did not go.
+func (s *Sender) giveUp(left map[string]*waiting) {
+	for _, w := range left {
+		w.timer.Stop()
+		if s.o.Pacer != nil {
+			s.o.Pacer.Queued(w.j.accountID, -1)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := s.o.Store.MarkFailed(ctx, w.j.accountID, w.j.req.ID, "the daemon stopped before the message's paced send time; send it again"); err != nil {
+			s.log.Error("a paced send was given up at shutdown and the failure was not stored",
+				slog.String("account", w.j.accountID), slog.String("message_id", w.j.req.ID), slog.Any("error", err))
+		}
+		cancel()
+		<-s.slots
+	}
+	if len(left) > 0 {
+		s.log.Warn("paced sends given up at shutdown", slog.Int("count", len(left)))
 	}
 }
 

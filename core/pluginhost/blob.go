@@ -15,9 +15,10 @@ import (
 const DefaultBlobMaxBytes = 64 << 20
 
 // Blobs stores plugins' blobs in the media store, the very store GET
-// /v1/media/{mediaId} serves: a blob's ID is the hex SHA-256 of its bytes,
-// so storing the same bytes twice writes nothing new and returns the same
-// ID, and every blob is servable as media.
+// /v1/media/{mediaId} serves: a blob's ID is the hex SHA-256 of its bytes
+// (an HMAC of them when media is encrypted at rest, see media.Sealed), so
+// storing the same bytes twice writes nothing new and returns the same ID,
+// and every blob is servable as media.
 type Blobs struct {
 	store media.Store
 }

@@ -11,6 +11,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/wildcathub/wildcat/core/sealing/sealtest"
 	"github.com/wildcathub/wildcat/core/store"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
@@ -47,6 +48,15 @@ func TestKVSemantics(t *testing.T) {
 			return kv
 		},
 		"memory": func(t *testing.T, now func() time.Time) KV { return NewMemoryKV(now) },
+		// The same semantics with encryption at rest on.
+		"sqlite-sealed": func(t *testing.T, now func() time.Time) KV {
+			kv, _ := engineKV(t, storetest.SQLite, now)
+			return SealedKV(kv, sealtest.Ring(t, "", sealtest.Key(t, "k1")))
+		},
+		"mongodb-sealed": func(t *testing.T, now func() time.Time) KV {
+			kv, _ := engineKV(t, storetest.MongoDB, now)
+			return SealedKV(kv, sealtest.Ring(t, "", sealtest.Key(t, "k1")))
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ctx := t.Context()

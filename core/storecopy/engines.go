@@ -199,6 +199,11 @@ type stores struct {
 	ruleKV       copier[*rules.KVEntry]
 	outbox       copier[*outbox.Job]
 	apiKeys      copier[*apikeys.Key]
+
+	// For Reencrypt: the stores whose sealing lives above their copy
+	// seam.
+	messagesStore    *messages.Store
+	idempotencyStore *messages.Idempotency
 }
 
 // noLimit: a copy takes every file the source holds, however large.
@@ -207,42 +212,48 @@ const noLimit = 1 << 62
 func (e *Endpoint) stores() (*stores, error) {
 	if e.mongo != nil {
 		db := e.mongo.DB()
+		msgs, idem := messages.New(db, nil), messages.NewIdempotency(db, time.Hour)
 		return &stores{
-			accounts:     session.NewMongoAccounts(db),
-			simAuth:      sim.NewMongoAuth(db),
-			waAuth:       authstore.NewMongoCopy(db),
-			lids:         authstore.NewMongoLIDCopy(db),
-			mediaRetries: whatsapp.NewMongoMediaRetries(db),
-			messages:     messages.New(db, nil).MessageRecords(),
-			chats:        messages.New(db, nil).ChatRecords(),
-			idempotency:  messages.NewIdempotency(db, time.Hour).Records(),
-			media:        media.NewGridFS(db, noLimit),
-			webhooks:     webhooks.NewMongoEndpoints(db, ""),
-			pluginKV:     pluginhost.NewMongoKV(db, nil),
-			ruleKV:       rules.NewMongoKV(db, nil),
-			outbox:       outbox.NewMongoJobs(db),
-			apiKeys:      apikeys.NewMongo(db),
+			messagesStore:    msgs,
+			idempotencyStore: idem,
+			accounts:         session.NewMongoAccounts(db),
+			simAuth:          sim.NewMongoAuth(db),
+			waAuth:           authstore.NewMongoCopy(db),
+			lids:             authstore.NewMongoLIDCopy(db),
+			mediaRetries:     whatsapp.NewMongoMediaRetries(db),
+			messages:         messages.New(db, nil).MessageRecords(),
+			chats:            messages.New(db, nil).ChatRecords(),
+			idempotency:      messages.NewIdempotency(db, time.Hour).Records(),
+			media:            media.NewGridFS(db, noLimit),
+			webhooks:         webhooks.NewMongoEndpoints(db, ""),
+			pluginKV:         pluginhost.NewMongoKV(db, nil),
+			ruleKV:           rules.NewMongoKV(db, nil),
+			outbox:           outbox.NewMongoJobs(db),
+			apiKeys:          apikeys.NewMongo(db),
 		}, nil
 	}
 	files, err := media.NewFileStore(e.db, filepath.Join(e.dataDir, daemon.MediaDir), noLimit)
 	if err != nil {
 		return nil, err
 	}
+	msgs, idem := messages.NewSQLite(e.db, nil), messages.NewIdempotencySQLite(e.db, time.Hour)
 	return &stores{
-		accounts:     session.NewSQLiteAccounts(e.db),
-		simAuth:      sim.NewSQLiteAuth(e.db),
-		waAuth:       e.auth.Copy(),
-		lids:         e.auth.LIDCopy(),
-		mediaRetries: whatsapp.NewSQLiteMediaRetries(e.db),
-		messages:     messages.NewSQLite(e.db, nil).MessageRecords(),
-		chats:        messages.NewSQLite(e.db, nil).ChatRecords(),
-		idempotency:  messages.NewIdempotencySQLite(e.db, time.Hour).Records(),
-		media:        files,
-		webhooks:     webhooks.NewSQLiteEndpoints(e.db),
-		pluginKV:     pluginhost.NewSQLiteKV(e.db, nil),
-		ruleKV:       rules.NewSQLiteKV(e.db, nil),
-		outbox:       outbox.NewSQLiteJobs(e.db),
-		apiKeys:      apikeys.NewSQLite(e.db),
+		messagesStore:    msgs,
+		idempotencyStore: idem,
+		accounts:         session.NewSQLiteAccounts(e.db),
+		simAuth:          sim.NewSQLiteAuth(e.db),
+		waAuth:           e.auth.Copy(),
+		lids:             e.auth.LIDCopy(),
+		mediaRetries:     whatsapp.NewSQLiteMediaRetries(e.db),
+		messages:         messages.NewSQLite(e.db, nil).MessageRecords(),
+		chats:            messages.NewSQLite(e.db, nil).ChatRecords(),
+		idempotency:      messages.NewIdempotencySQLite(e.db, time.Hour).Records(),
+		media:            files,
+		webhooks:         webhooks.NewSQLiteEndpoints(e.db),
+		pluginKV:         pluginhost.NewSQLiteKV(e.db, nil),
+		ruleKV:           rules.NewSQLiteKV(e.db, nil),
+		outbox:           outbox.NewSQLiteJobs(e.db),
+		apiKeys:          apikeys.NewSQLite(e.db),
 	}, nil
 }
 

@@ -143,7 +143,7 @@ func (a *Archive) Deliver(ctx context.Context, job *sdk.Job) sdk.Result {
 	// De-duplication: bytes with this SHA-256 already in every target need
 	// no download (blob ids are the SHA-256 of their bytes).
 	if md.SHA256 != "" && a.present(ctx, cfg, acct, ts, md.SHA256, ext) {
-		return a.link(ctx, cfg, acct, id, md.SHA256, int64(md.Size))
+		return a.link(ctx, cfg, acct, id, md.SHA256, md.SHA256, int64(md.Size))
 	}
 
 	rc, err := host.FetchMedia(ctx, acct, id)
@@ -168,6 +168,7 @@ func (a *Archive) Deliver(ctx context.Context, job *sdk.Job) sdk.Result {
 	if md.SHA256 != "" && sp.sha256 != md.SHA256 {
 		return sdk.Retry(fmt.Errorf("corrupted download: SHA-256 %s, the message says %s", sp.sha256, md.SHA256))
 	}
+	mediaID := sp.sha256
 	if cfg.has(TargetGridFS) {
 		if _, err := sp.f.Seek(0, io.SeekStart); err != nil {
 			return sdk.Retry(err)
@@ -176,16 +177,19 @@ func (a *Archive) Deliver(ctx context.Context, job *sdk.Job) sdk.Result {
 		if err != nil {
 			return sdk.Retry(fmt.Errorf("store in gridfs: %w", err))
 		}
-		if info.ID != sp.sha256 {
-			return sdk.Retry(fmt.Errorf("gridfs stored blob %s for bytes with SHA-256 %s", info.ID, sp.sha256))
+		if info.Size != sp.size {
+			return sdk.Retry(fmt.Errorf("gridfs stored blob %s of %d bytes for %d bytes", info.ID, info.Size, sp.size))
 		}
+		// The blob's id is the SHA-256 of its bytes, or a keyed hash of
+		// them when the host encrypts media at rest.
+		mediaID = info.ID
 	}
 	if cfg.has(TargetDir) {
 		if err := sp.commit(finalPath(cfg.Dir, acct, ts, sp.sha256, ext), a.now()); err != nil {
 			return sdk.Retry(fmt.Errorf("store in dir: %w", err))
 		}
 	}
-	return a.link(ctx, cfg, acct, id, sp.sha256, sp.size)
+	return a.link(ctx, cfg, acct, id, sp.sha256, mediaID, sp.size)
 }
 
 // present reports whether bytes with SHA-256 sum are already in every
@@ -210,10 +214,10 @@ func (a *Archive) present(ctx context.Context, cfg *Config, acct string, ts time
 	return true
 }
 
-func (a *Archive) link(ctx context.Context, cfg *Config, acct, id, sum string, size int64) sdk.Result {
+func (a *Archive) link(ctx context.Context, cfg *Config, acct, id, sum, mediaID string, size int64) sdk.Result {
 	l := sdk.MediaLink{AccountID: acct, MessageID: id, SHA256: sum, Size: size, Targets: cfg.Targets}
 	if cfg.has(TargetGridFS) {
-		l.MediaID = sum
+		l.MediaID = mediaID
 	}
 	if err := sdk.HostFrom(ctx).LinkMedia(ctx, l); err != nil {
 		return linkError(err)

@@ -10,6 +10,7 @@ import (
 	"math"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -771,23 +772,25 @@ func contextInfo(m *waE2E.Message) *waE2E.ContextInfo {
 	if m == nil {
 		return nil
 	}
-	r := m.ProtoReflect()
-	fields := r.Descriptor().Fields()
-	for i := range fields.Len() {
-		fd := fields.Get(i)
-		if fd.Kind() != protoreflect.MessageKind || fd.IsList() || fd.IsMap() || !r.Has(fd) {
-			continue
+	// Range visits only the fields that are set (usually one), where a
+	// walk over the descriptor's dozens of fields asked each in turn.
+	var found *waE2E.ContextInfo
+	var at protoreflect.FieldNumber
+	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.MessageKind || fd.IsList() || fd.IsMap() || (found != nil && fd.Number() > at) {
+			return true
 		}
-		sub := r.Get(fd).Message()
+		sub := v.Message()
 		cfd := sub.Descriptor().Fields().ByName("contextInfo")
 		if cfd == nil || !sub.Has(cfd) {
-			continue
+			return true
 		}
 		if ci, ok := sub.Get(cfd).Message().Interface().(*waE2E.ContextInfo); ok {
-			return ci
+			found, at = ci, fd.Number() // the lowest-numbered, whatever the visiting order
 		}
-	}
-	return nil
+		return true
+	})
+	return found
 }
 
 // splitAddress sorts a JID and its alternate into LID and phone-number
@@ -892,10 +895,8 @@ func sanitizeStrings(v reflect.Value) {
 			sanitizeStrings(v.Elem())
 		}
 	case reflect.Struct:
-		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() {
-				sanitizeStrings(v.Field(i))
-			}
+		for _, i := range exportedFields(v.Type()) {
+			sanitizeStrings(v.Field(i))
 		}
 	case reflect.Slice:
 		if v.Type().Elem().Kind() == reflect.Uint8 {
@@ -910,6 +911,25 @@ func sanitizeStrings(v reflect.Value) {
 		}
 	}
 }
+
+// exportedFields lists the indexes of t's exported fields, once per type:
+// asking reflect for each field's StructField on every event was most of
+// sanitizeStrings' cost.
+func exportedFields(t reflect.Type) []int {
+	if f, ok := exportedFieldsOf.Load(t); ok {
+		return f.([]int)
+	}
+	var f []int
+	for i := range t.NumField() {
+		if t.Field(i).IsExported() {
+			f = append(f, i)
+		}
+	}
+	exportedFieldsOf.Store(t, f)
+	return f
+}
+
+var exportedFieldsOf sync.Map // reflect.Type → []int
 
 func utc(t time.Time) time.Time {
 	if t.IsZero() {

@@ -29,7 +29,41 @@ type committer struct {
 	mu     sync.RWMutex // guards closed against sends on queue
 	closed bool
 
+	hooksMu sync.Mutex
+	hooks   []commitHook // copied on change: the committer reads a snapshot
+
 	commits, writes, reruns atomic.Uint64
+}
+
+// commitHook is work that commits with every group: see DB.BeforeCommit.
+type commitHook struct {
+	name string
+	fn   func(ctx context.Context, tx *sql.Tx) error
+}
+
+func (c *committer) setHook(name string, fn func(ctx context.Context, tx *sql.Tx) error) {
+	c.hooksMu.Lock()
+	defer c.hooksMu.Unlock()
+	hooks := make([]commitHook, 0, len(c.hooks)+1)
+	for _, h := range c.hooks {
+		if h.name != name {
+			hooks = append(hooks, h)
+		}
+	}
+	c.hooks = append(hooks, commitHook{name, fn})
+}
+
+// runHooks runs every hook in tx after the group's writes.
+func (c *committer) runHooks(tx *sql.Tx) error {
+	c.hooksMu.Lock()
+	hooks := c.hooks
+	c.hooksMu.Unlock()
+	for _, h := range hooks {
+		if err := runGuarded(tx, func(tx *sql.Tx) error { return h.fn(context.Background(), tx) }); err != nil {
+			return fmt.Errorf("before-commit %s: %w", h.name, err)
+		}
+	}
+	return nil
 }
 
 type writeOp struct {
@@ -136,6 +170,12 @@ func (c *committer) commit(batch []*writeOp) {
 		answer(batch, results, nil)
 		return
 	}
+	if err := c.runHooks(tx); err != nil {
+		_ = tx.Rollback()
+		c.log.Error("group commit failed", slog.Int("writes", len(batch)), slog.Any("error", err))
+		answer(batch, nil, err)
+		return
+	}
 	if err := tx.Commit(); err != nil {
 		c.log.Error("group commit failed", slog.Int("writes", len(batch)), slog.Any("error", err))
 		answer(batch, nil, fmt.Errorf("commit: %w", err))
@@ -172,6 +212,11 @@ func (c *committer) commitFast(batch []*writeOp) bool {
 		_ = tx.Rollback()
 		answer(batch, results, nil)
 		return true
+	}
+	if err := c.runHooks(tx); err != nil {
+		// The slow path runs the hooks again and answers their failure.
+		_ = tx.Rollback()
+		return false
 	}
 	if err := tx.Commit(); err != nil {
 		c.log.Error("group commit failed", slog.Int("writes", len(batch)), slog.Any("error", err))

@@ -215,6 +215,18 @@ func (db *DB) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return db.gc.write(ctx, fn)
 }
 
+// BeforeCommit makes fn part of every group commit from now on: it runs in
+// the group's transaction after the group's writes, and a failure fails the
+// whole group (no write of it is stored). It is for derived state that must
+// commit with the rows it derives from but is far cheaper done once per
+// group than once per write (the full-text index: FTS5 writes a segment
+// per statement). Hooks run in the order they were set; setting a name
+// again replaces its hook. fn must be idempotent over what is not yet
+// committed: like a write, it may run more than once per group.
+func (db *DB) BeforeCommit(name string, fn func(ctx context.Context, tx *sql.Tx) error) {
+	db.gc.setHook(name, fn)
+}
+
 // Stats counts the group commits so far and the writes they carried (their
 // ratio is the average group size, what batching saves over one commit per
 // write), and the groups run a second time, with savepoints, because one of
@@ -342,4 +354,21 @@ func IsConstraint(err error) bool {
 		return true
 	}
 	return false
+}
+
+// Vacuum rewrites the database file and empties the WAL, so that the old
+// contents of rows since overwritten or deleted (plaintext before
+// re-encryption) are gone from the disk, not just unreferenced.
+func (db *DB) Vacuum(ctx context.Context) error {
+	h, err := db.Conn()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	for _, q := range []string{`VACUUM`, `PRAGMA wal_checkpoint(TRUNCATE)`} {
+		if _, err := h.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("vacuum %s: %s: %w", db.path, q, err)
+		}
+	}
+	return nil
 }

@@ -244,3 +244,84 @@ func TestFailedGroupRunsAgainWithSavepoints(t *testing.T) {
 		t.Fatal("a group with a failed write was not run again")
 	}
 }
+
+// A BeforeCommit hook commits with every group's writes, also when a failed
+// write sends the group down the savepoint path, and its own failure fails
+// the whole group.
+func TestBeforeCommitHook(t *testing.T) {
+	withTotal := sqlite.Schema{Domain: "things", FS: fstest.MapFS{
+		"0001_things.sql": {Data: []byte(`CREATE TABLE things (id TEXT PRIMARY KEY, n INTEGER NOT NULL) STRICT;
+			CREATE TABLE total (id INTEGER PRIMARY KEY CHECK (id = 0), rows INTEGER NOT NULL, sum INTEGER NOT NULL) STRICT;
+			INSERT INTO total VALUES (0, 0, 0);`)},
+	}}
+	db := open(t, filepath.Join(t.TempDir(), "h.db"), withTotal)
+	ctx := context.Background()
+	var fail sync.Map // hook fails while the group holds a write of this id
+	db.BeforeCommit("total", func(ctx context.Context, tx *sql.Tx) error {
+		var poisoned int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM things WHERE id = 'poison'`).Scan(&poisoned); err != nil {
+			return err
+		}
+		if _, ok := fail.Load("poison"); ok && poisoned > 0 {
+			return errors.New("poisoned group")
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE total SET rows = (SELECT COUNT(*) FROM things), sum = (SELECT COALESCE(SUM(n), 0) FROM things)`)
+		return err
+	})
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make([]error, 60)
+	for i := range 60 {
+		wg.Go(func() {
+			<-start
+			errs[i] = db.Write(ctx, func(tx *sql.Tx) error {
+				if _, err := tx.Exec(`INSERT INTO things (id, n) VALUES (?, ?)`, fmt.Sprint("h", i), i); err != nil {
+					return err
+				}
+				if i%20 == 3 {
+					return errors.New("refused")
+				}
+				return nil
+			})
+		})
+	}
+	close(start)
+	wg.Wait()
+	want := struct{ rows, sum int }{}
+	for i, err := range errs {
+		if (i%20 == 3) != (err != nil) {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		if err == nil {
+			want.rows++
+			want.sum += i
+		}
+	}
+	checkTotal := func(rows, sum int) {
+		t.Helper()
+		var r, s int
+		if err := db.Reader().QueryRow(`SELECT rows, sum FROM total`).Scan(&r, &s); err != nil {
+			t.Fatal(err)
+		}
+		if r != rows || s != sum {
+			t.Fatalf("total (%d, %d), want (%d, %d): the hook did not commit with every group", r, s, rows, sum)
+		}
+	}
+	checkTotal(want.rows, want.sum)
+	if db.Stats().Reruns == 0 {
+		t.Fatal("no group took the savepoint path: the test does not cover it")
+	}
+
+	fail.Store("poison", true)
+	err := db.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO things (id, n) VALUES ('poison', 1000)`)
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "poisoned group") {
+		t.Fatalf("a failing hook answered %v, want its error", err)
+	}
+	if got := count(t, db); got != want.rows {
+		t.Fatalf("%d rows after a failed hook, want %d: the group's write was kept", got, want.rows)
+	}
+	checkTotal(want.rows, want.sum)
+}

@@ -76,6 +76,16 @@ func URI(t testing.TB) string {
 	return uri
 }
 
+// ServerLabel names the tests' MongoDB server in benchmark names and
+// figures: "ferretdb-inprocess" for the in-process FerretDB, whose speed
+// says nothing about MongoDB's, or "mongodb" for the server URIEnv names.
+func ServerLabel() string {
+	if os.Getenv(URIEnv) != "" {
+		return "mongodb"
+	}
+	return "ferretdb-inprocess"
+}
+
 var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9]+`)
 
 // DatabaseName returns a database name no other test (in this or a parallel

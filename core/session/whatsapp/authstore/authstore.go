@@ -68,6 +68,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/wildcathub/wildcat/core/sealing"
 	wcstore "github.com/wildcathub/wildcat/core/store"
 )
 
@@ -103,6 +104,14 @@ type Container struct {
 	log       waLog.Logger
 	store     *Store
 	lids      *LIDMap
+	keys      *sealing.Keyring // see Seal
+}
+
+// Seal makes the account's devices seal their secrets with keys
+// (sealed.go) and returns c.
+func (c *Container) Seal(keys *sealing.Keyring) *Container {
+	c.keys = keys
+	return c
 }
 
 // New returns the container of accountID's auth state in db: the

@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/wildcathub/wildcat/core/sealing"
 	wcstore "github.com/wildcathub/wildcat/core/store"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
 	"github.com/wildcathub/wildcat/core/store/storetest"
@@ -25,10 +26,11 @@ func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
 // state of accounts as the driver does.
 type testDB struct {
 	e     storetest.Engine
-	mongo *mongo.Database // MongoDB
-	file  *sqlite.DB      // SQLite: the database file…
-	sql   *SQLite         // …and whatsmeow's sqlstore on it
-	users int             // SQLite: phone numbers handed out by store
+	mongo *mongo.Database  // MongoDB
+	file  *sqlite.DB       // SQLite: the database file…
+	sql   *SQLite          // …and whatsmeow's sqlstore on it
+	users int              // SQLite: phone numbers handed out by store
+	keys  *sealing.Keyring // what accounts seal with (sealed_test.go)
 }
 
 func newTestDB(t *testing.T, e storetest.Engine) (*testDB, context.Context) {
@@ -67,6 +69,7 @@ func (d *testDB) reopen(t *testing.T) *testDB {
 	again := *d
 	if d.e == storetest.SQLite {
 		again.sql = openSQLiteAuth(t, d.file)
+		again.sql.Seal(d.keys)
 	}
 	return &again
 }
@@ -81,9 +84,9 @@ type testAccount interface {
 
 func (d *testDB) account(accountID string) testAccount {
 	if d.e == storetest.SQLite {
-		return d.sql.Account(accountID)
+		return d.sql.Seal(d.keys).Account(accountID)
 	}
-	return New(d.mongo, accountID, nil)
+	return New(d.mongo, accountID, nil).Seal(d.keys)
 }
 
 // lids is the LID map shared by all accounts.

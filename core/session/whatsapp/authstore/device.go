@@ -110,6 +110,7 @@ func (c *Container) initDevice(dev *store.Device) {
 	dev.LIDs = c.lids
 	dev.Container = c
 	dev.Initialized = true
+	SealDevice(dev, c.keys)
 }
 
 // PutDevice stores the device record; whatsmeow calls it (through

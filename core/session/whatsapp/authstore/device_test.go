@@ -84,7 +84,7 @@ func assertStores(t *testing.T, dev *store.Device, s any) {
 		"Contacts": dev.Contacts, "ChatSettings": dev.ChatSettings, "MsgSecrets": dev.MsgSecrets,
 		"PrivacyTokens": dev.PrivacyTokens, "EventBuffer": dev.EventBuffer,
 	} {
-		if got != s {
+		if unsealed(got) != s {
 			t.Errorf("device.%s is %T, not this store", name, got)
 		}
 	}

@@ -26,6 +26,11 @@ func TestSignalRoundTrip(t *testing.T) { storetest.Each(t, testSignalRoundTrip) 
 
 func testSignalRoundTrip(t *testing.T, e storetest.Engine) {
 	d, ctx := newTestDB(t, e)
+	signalRoundTrip(t, ctx, d)
+}
+
+// signalRoundTrip is TestSignalRoundTrip on d.
+func signalRoundTrip(t *testing.T, ctx context.Context, d *testDB) {
 	ser := store.SignalProtobufSerializer
 	alice, bob := pairedAs(t, d.account("alice"), "111"), pairedAs(t, d.account("bob"), "222")
 	aliceAddr := protocol.NewSignalAddress("111", 0)

@@ -14,6 +14,7 @@ import (
 	"go.mau.fi/whatsmeow/types"
 	waLog "go.mau.fi/whatsmeow/util/log"
 
+	"github.com/wildcathub/wildcat/core/sealing"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
 )
 
@@ -41,6 +42,14 @@ type SQLite struct {
 	db        *dbutil.Database
 	container *sqlstore.Container
 	log       waLog.Logger
+	keys      *sealing.Keyring // see Seal
+}
+
+// Seal makes the accounts' devices seal their secrets with keys
+// (sealed.go) and returns s.
+func (s *SQLite) Seal(keys *sealing.Keyring) *SQLite {
+	s.keys = keys
+	return s
 }
 
 // OpenSQLite wraps db, a read-write handle on a database migrated with
@@ -105,6 +114,7 @@ func (a *SQLiteAccount) GetDevice(ctx context.Context) (*store.Device, error) {
 		}
 		if dev != nil {
 			dev.Container = a
+			SealDevice(dev, a.s.keys)
 			return dev, nil
 		}
 		// The row points at a device that is gone (deleted by hand):
@@ -169,8 +179,10 @@ func (a *SQLiteAccount) PutDevice(ctx context.Context, dev *store.Device) error 
 		return fmt.Errorf("put device %s of account %s: %w", jid, a.accountID, err)
 	}
 	// sqlstore made itself the device's container; saves and deletions
-	// must keep coming here.
+	// must keep coming here. It also gave an unpaired device its own
+	// stores, which must seal.
 	dev.Container = a
+	SealDevice(dev, a.s.keys)
 	return nil
 }
 
