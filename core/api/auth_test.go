@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/wildcathub/wildcat/core/apikeys"
+	"github.com/wildcathub/wildcat/core/clock"
+	"github.com/wildcathub/wildcat/core/ratelimit"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
@@ -215,5 +217,60 @@ func TestTLSReload(t *testing.T) {
 		if resp.StatusCode == 200 {
 			t.Fatal("plain HTTP answered 200 on the TLS listener")
 		}
+	}
+}
+
+// TestRateLimitsSeeKeys: the limiter counts each authenticated key in
+// buckets of its own (whatever address it comes from), and failed
+// authentications drain the address's failed-auth bucket until even a
+// valid key from there is turned away.
+func TestRateLimitsSeeKeys(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
+	kr := apikeys.NewKeyring(apikeys.NewSQLite(storetest.NewSQLite(t, apikeys.SQLiteSchema)), []byte("secret"), nil)
+	l := ratelimit.New(ratelimit.Config{Scopes: map[string]ratelimit.Limit{ScopeReads: {PerMinute: 600, Burst: 1}},
+		FailedAuth: ratelimit.Limit{PerMinute: 1, Burst: 2}}, clk)
+	s := New(Options{Keys: kr, RateLimiter: l})
+	s.Handle("/thing", func(w http.ResponseWriter, r *http.Request) error {
+		return WriteJSON(w, http.StatusOK, map[string]string{})
+	}, http.MethodGet).Needs(apikeys.ScopeAccountsRead)
+	token := func(name string) string {
+		_, tok, err := kr.Create(context.Background(), apikeys.Spec{Name: name, Scopes: []string{"accounts:read"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	a, b := token("a"), token("b")
+	get := func(from, tok string) int {
+		req := httptest.NewRequest(http.MethodGet, "/v1/thing", nil)
+		req.RemoteAddr = from + ":1234"
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		rec := httptest.NewRecorder()
+		s.srv.Handler.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	if got := get("192.0.2.1", a); got != 200 {
+		t.Fatalf("key a: %d", got)
+	}
+	if got := get("192.0.2.2", a); got != http.StatusTooManyRequests {
+		t.Fatalf("key a from another address: %d, want 429 (the key's own bucket)", got)
+	}
+	if got := get("192.0.2.3", b); got != 200 {
+		t.Fatalf("key b: %d", got)
+	}
+	for i := range 2 {
+		clk.Advance(time.Second) // the read buckets (10/s) refill; the failed-auth one (1/min) does not
+		if got := get("198.51.100.7", "wck_nope_"+strings.Repeat("0", 64)); got != http.StatusUnauthorized {
+			t.Fatalf("bad key %d: %d", i, got)
+		}
+	}
+	clk.Advance(time.Second)
+	if got := get("198.51.100.7", b); got != http.StatusTooManyRequests {
+		t.Fatalf("valid key from an address that kept failing: %d, want 429", got)
+	}
+	if got := get("192.0.2.9", b); got != 200 {
+		t.Fatalf("the same key from elsewhere: %d", got)
 	}
 }
