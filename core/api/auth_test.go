@@ -273,4 +273,17 @@ func TestRateLimitsSeeKeys(t *testing.T) {
 	if got := get("192.0.2.9", b); got != 200 {
 		t.Fatalf("the same key from elsewhere: %d", got)
 	}
+
+	// exempt_loopback: the operator's own scripts on the machine are not
+	// limited, by address or by key.
+	l = ratelimit.New(ratelimit.Config{Scopes: map[string]ratelimit.Limit{ScopeReads: {PerMinute: 1, Burst: 1}}, ExemptLoopback: true}, clk)
+	s = New(Options{Keys: kr, RateLimiter: l})
+	s.Handle("/thing", func(w http.ResponseWriter, r *http.Request) error {
+		return WriteJSON(w, http.StatusOK, map[string]string{})
+	}, http.MethodGet).Needs(apikeys.ScopeAccountsRead)
+	for i := range 3 {
+		if got := get("127.0.0.1", a); got != 200 {
+			t.Fatalf("loopback request %d with a key: %d", i, got)
+		}
+	}
 }
