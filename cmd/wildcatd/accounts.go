@@ -6,16 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/mdp/qrterminal/v3"
 	"github.com/spf13/pflag"
+
+	"github.com/wildcathub/wildcat/core/apikeys"
+	"github.com/wildcathub/wildcat/core/config"
 )
 
 const accountsUsage = `Usage: wildcatd accounts pair ID [flags]
@@ -29,22 +34,69 @@ account is logged out instead, on an error, or when --timeout passes.
 Flags:
 `
 
-func accountsFlags(out io.Writer) (fs *pflag.FlagSet, api *string, timeout, interval *time.Duration) {
-	fs = pflag.NewFlagSet("wildcatd accounts pair", pflag.ContinueOnError)
+// pairFlags are the flags of wildcatd accounts pair.
+type pairFlags struct {
+	api, key, keyFile *string
+	timeout, interval *time.Duration
+}
+
+func accountsFlags(out io.Writer) (*pflag.FlagSet, *pairFlags) {
+	fs := pflag.NewFlagSet("wildcatd accounts pair", pflag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.SortFlags = false
-	api = fs.String("api", "http://127.0.0.1:8080", "base URL of the running daemon's REST API")
-	timeout = fs.Duration("timeout", 5*time.Minute, "give up when the account is not connected after this long")
-	interval = fs.Duration("interval", time.Second, "how often to ask the daemon for the account's state")
+	f := &pairFlags{}
+	f.api = fs.String("api", "http://127.0.0.1:8080", "base URL of the running daemon's REST API")
+	f.key = fs.String("key", "", "API key (wck_…) with the accounts:write scope; default $WILDCAT_API_KEY, else the file --key-file")
+	f.keyFile = fs.String("key-file", "", "file holding the API key; default the admin key the daemon wrote, $WILDCAT_DATA_DIR/admin.key or data/admin.key")
+	f.timeout = fs.Duration("timeout", 5*time.Minute, "give up when the account is not connected after this long")
+	f.interval = fs.Duration("interval", time.Second, "how often to ask the daemon for the account's state")
 	fs.Usage = func() { fmt.Fprintf(fs.Output(), "%s%s", accountsUsage, fs.FlagUsages()) }
-	return fs, api, timeout, interval
+	return fs, f
+}
+
+// apiKey finds the key a client subcommand sends: --key, $WILDCAT_API_KEY,
+// else the file (--key-file, or the admin key under the data directory).
+// "" when there is none: the daemon may run with http.auth off.
+func (c *cli) apiKey(key, keyFile string) (string, error) {
+	if key != "" {
+		return key, nil
+	}
+	if k := c.getenv("WILDCAT_API_KEY"); k != "" {
+		return k, nil
+	}
+	explicit := keyFile != ""
+	if !explicit {
+		dir := c.getenv("WILDCAT_DATA_DIR")
+		if dir == "" {
+			dir = config.Defaults().DataDir
+		}
+		keyFile = filepath.Join(dir, apikeys.AdminKeyFile)
+	}
+	b, err := os.ReadFile(keyFile)
+	if err != nil {
+		if !explicit && errors.Is(err, fs.ErrNotExist) {
+			return "", nil
+		}
+		return "", fmt.Errorf("read the API key: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func (c *cli) getenv(name string) string {
+	for _, kv := range c.environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
 }
 
 func (c *cli) accounts(args []string) int {
 	if len(args) == 0 || args[0] != "pair" {
 		return c.usageError("accounts: expected the subcommand pair")
 	}
-	fs, api, timeout, interval := accountsFlags(c.stderr)
+	fs, f := accountsFlags(c.stderr)
+	api, timeout, interval := f.api, f.timeout, f.interval
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return exitOK
@@ -62,11 +114,16 @@ func (c *cli) accounts(args []string) int {
 		fmt.Fprintf(c.stderr, "wildcatd: --api %q is not an http(s) URL\n", *api)
 		return exitUsage
 	}
+	key, err := c.apiKey(*f.key, *f.keyFile)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "wildcatd: accounts pair: %v\n", err)
+		return exitUsage
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	p := &pairer{api: base.String(), id: fs.Arg(0), out: c.stdout, interval: *interval,
+	p := &pairer{api: base.String(), id: fs.Arg(0), key: key, out: c.stdout, interval: *interval,
 		http: &http.Client{Timeout: 30 * time.Second}}
 	if err := p.run(ctx); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -81,6 +138,7 @@ func (c *cli) accounts(args []string) int {
 // pairer drives one account to connected over the REST API.
 type pairer struct {
 	api, id  string
+	key      string // sent as a bearer token; "" sends none
 	out      io.Writer
 	interval time.Duration
 	http     *http.Client
@@ -174,6 +232,9 @@ func (p *pairer) call(ctx context.Context, method, path string, dst any) (int, e
 		return 0, err
 	}
 	req.Header.Set("Accept", "application/json")
+	if p.key != "" {
+		req.Header.Set("Authorization", "Bearer "+p.key)
+	}
 	resp, err := p.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wildcathub/wildcat/core/apikeys/apikeystest"
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/poll"
@@ -30,6 +31,7 @@ func pairDaemon(t *testing.T) (*daemon.Daemon, string, *watest.Server) {
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.Accounts = []config.Account{{ID: "demo", Driver: "sim", Name: "Demo"}, {ID: "phone", Driver: "whatsapp"}}
+	cfg.HTTP.AdminKey = apikeystest.AdminToken
 	wa := watest.New(t) // the whatsapp account's WhatsApp
 	hc := wa.HTTPClient()
 	d, err := daemon.New(cfg, daemon.Options{NoSignals: true, Sim: sim.Options{PairDelay: -1, QRInterval: 100 * time.Millisecond},

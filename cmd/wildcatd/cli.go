@@ -40,7 +40,8 @@ Usage:
                                   copy everything between SQLite and MongoDB
   wildcatd store reencrypt [flags] seal everything under the active encryption key
   wildcatd accounts pair ID       pair an account: show its QR code in the terminal
-          [--api URL]             (talks to the running daemon, default http://127.0.0.1:8080)
+          [--api URL] [--key KEY] (talks to the running daemon, default http://127.0.0.1:8080,
+                                  with the key in data/admin.key or $WILDCAT_API_KEY)
   wildcatd rules test FILE        run a JavaScript rule on an event, print its actions
           --event EVENT.json      (a webhook's body or the bare event; no side effects)
   wildcatd rules test --all       run every scripts/**/*.test.json case
@@ -129,7 +130,7 @@ func (c *cli) help(cmd string) int {
 		fs, _, _, _, _ := storeCopyFlags(c.stdout)
 		fs.Usage()
 	case "accounts":
-		fs, _, _, _ := accountsFlags(c.stdout)
+		fs, _ := accountsFlags(c.stdout)
 		fs.Usage()
 	case "rules":
 		fs, _, _, _, _, _ := rulesFlags(c.stdout)
@@ -229,6 +230,8 @@ func (c *cli) runDaemon(args []string) int {
 		slog.String("data_dir", loaded.DataDir), slog.Bool("embedded_store", loaded.Embedded()))
 	d, err := daemon.New(loaded.Config, daemon.Options{
 		Logger: log,
+		// The first start's admin API key is shown here, once.
+		Console: c.stderr,
 		// The pipeline follows config.yaml: re-read on change and on
 		// POST /v1/pipeline/reload, with the same environment and flags.
 		ConfigFile: loaded.Path,

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wildcathub/wildcat/core/apikeys/apikeystest"
 	"github.com/wildcathub/wildcat/core/poll"
 )
 
@@ -41,7 +42,7 @@ pipeline:
 	waitConnected(t, base, "gc")
 
 	const clients = 64
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: 30 * time.Second}
+	hc := &http.Client{Transport: apikeystest.Wrap(&http.Transport{MaxIdleConnsPerHost: clients}), Timeout: 30 * time.Second}
 	var (
 		mu       sync.Mutex
 		accepted = map[string]bool{} // message ids answered 201

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wildcathub/wildcat/core/api"
+	"github.com/wildcathub/wildcat/core/apikeys/apikeystest"
 	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
@@ -41,6 +42,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build wildcatd: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	apikeystest.Install() // requests to the daemons carry the admin key cleanEnv provisions
 	code := storetest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -68,11 +70,25 @@ func wildcatd(t *testing.T, env []string, args ...string) result {
 	return result{code, out.String(), errb.String()}
 }
 
-// cleanEnv drops WILDCAT_* so the developer's shell cannot change results.
+// cleanEnv drops WILDCAT_* so the developer's shell cannot change results,
+// and provisions the test admin key (apikeystest): daemons create it at
+// their first start, client subcommands send it.
 func cleanEnv() []string {
-	var env []string
+	env := []string{"WILDCAT_HTTP_ADMIN_KEY=" + apikeystest.AdminToken, "WILDCAT_API_KEY=" + apikeystest.AdminToken}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "WILDCAT_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// firstStartEnv is cleanEnv without the provisioned admin key: the daemon
+// makes a random one at its first start, as for a user.
+func firstStartEnv() []string {
+	var env []string
+	for _, kv := range cleanEnv() {
+		if !strings.HasPrefix(kv, "WILDCAT_HTTP_ADMIN_KEY=") && !strings.HasPrefix(kv, "WILDCAT_API_KEY=") {
 			env = append(env, kv)
 		}
 	}
@@ -165,6 +181,13 @@ func TestBadConfigExits2(t *testing.T) {
 		{"bad webhook endpoint", "webhooks:\n  endpoints:\n    - {id: crm, url: \"ftp://example.com/h\"}\n", nil, "webhooks.endpoints[0].url"},
 		{"bad plugin", "plugins:\n  echo: {args: [-v]}\n", nil, "plugins.echo.path"},
 		{"stage naming an undeclared plugin", "pipeline:\n  - {name: e, plugin: echo}\n", nil, `pipeline[0] "e"`},
+		// Keys off beyond loopback: refused, saying why.
+		{"non-loopback without keys", "http:\n  addr: 0.0.0.0:0\n  auth: false\n", nil, "http.auth"},
+		{"every interface without keys", "", []string{"WILDCAT_HTTP_ADDR=:0", "WILDCAT_HTTP_AUTH=false"}, "http.auth"},
+		{"bad trusted proxy", "http:\n  trusted_proxies: [10.0.0.0/8, proxy.example]\n", nil, "http.trusted_proxies[1]"},
+		{"tls key without cert", "http:\n  tls_key_file: key.pem\n", nil, "http.tls_cert_file"},
+		{"tls files that do not load", "http:\n  tls_cert_file: /nonexistent/c.pem\n  tls_key_file: /nonexistent/k.pem\n", nil, "http.tls_cert_file"},
+		{"bad admin key", "", []string{"WILDCAT_HTTP_ADMIN_KEY=hunter2"}, "http.admin_key"},
 		// Encryption at rest: the keys are checked before anything runs.
 		{"short encryption key", "", []string{"WILDCAT_ENCRYPTION_KEYS=k1:c2hvcnQ="}, "encryption.keys"},
 		{"encryption key not base64", "encryption:\n  keys: \"k1:***\"\n", nil, "encryption.keys"},

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wildcathub/wildcat/core/apikeys/apikeystest"
 )
 
 // readmeBlock is one ```sh block of README.md.
@@ -225,19 +227,26 @@ func TestReadmeShellBlocks(t *testing.T) {
 	port := freePort(t, 8080)
 	daemon := exec.Command(filepath.Join(work, "bin", "wildcatd"), "run", "--config", "config.yaml", "--log-format", "json")
 	daemon.Dir = work
-	daemon.Env = append(cleanEnv(),
+	// The first start makes the admin key the README's curl calls read
+	// from data/admin.key.
+	daemon.Env = append(firstStartEnv(),
 		"WILDCAT_DATA_DIR="+filepath.Join(work, "data"),
 		"WILDCAT_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port),
 		"WILDCAT_WEBHOOKS_ALLOW_PRIVATE_TARGETS=true")
 	p := startDaemonCmd(t, daemon)
 	base := p.waitReady(t)
+	key, err := os.ReadFile(filepath.Join(work, "data", "admin.key"))
+	if err != nil {
+		t.Fatalf("the first start wrote no admin key: %v", err)
+	}
+	apikeystest.UseKey(strings.TrimPrefix(base, "http://"), strings.TrimSpace(string(key)))
 	waitConnected(t, base, "demo") // the sim pairs by itself a few seconds after the start
 
 	wrapper := t.TempDir()
 	if err := os.WriteFile(filepath.Join(wrapper, "curl"), fmt.Appendf(nil, curlWrapper, curl), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	env := append(cleanEnv(), "PATH="+wrapper+string(os.PathListSeparator)+os.Getenv("PATH"))
+	env := append(firstStartEnv(), "PATH="+wrapper+string(os.PathListSeparator)+os.Getenv("PATH"))
 	rewrite := strings.NewReplacer("localhost:8080", "localhost:"+strconv.Itoa(port), "localhost:9000", "localhost:"+strconv.Itoa(recvPort))
 
 	ran, skipped := 0, map[string][]int{}

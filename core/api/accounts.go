@@ -128,7 +128,9 @@ func (h *accountRoutes) list(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]accountJSON, 0, len(all))
 	for _, a := range all {
-		out = append(out, h.render(a))
+		if allowsAccount(r.Context(), a.ID) { // a key limited to accounts lists only those
+			out = append(out, h.render(a))
+		}
 	}
 	return WriteJSON(w, http.StatusOK, map[string]any{"accounts": out})
 }

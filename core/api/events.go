@@ -105,7 +105,12 @@ func (h *eventRoutes) stream(w http.ResponseWriter, r *http.Request) error {
 	if after == "" {
 		after = r.URL.Query().Get("lastEventId")
 	}
-	sub, backlog, found := h.hub.Subscribe(func(ev *event.Event) bool { return pipeline.MatchesEverySource(match, ev) }, after)
+	// A key limited to accounts sees only their events.
+	ctx := r.Context()
+	matches := func(ev *event.Event) bool {
+		return allowsAccount(ctx, ev.AccountID) && pipeline.MatchesEverySource(match, ev)
+	}
+	sub, backlog, found := h.hub.Subscribe(matches, after)
 	defer sub.Close()
 
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -132,7 +137,7 @@ func (h *eventRoutes) stream(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	case after != "" && h.stored != nil:
-		known, err := h.replayStored(r.Context(), after, match, sent, write)
+		known, err := h.replayStored(r.Context(), after, matches, sent, write)
 		if err != nil {
 			fmt.Fprintf(w, ": resume failed: %s\n\n", oneLine(err.Error()))
 			return nil
@@ -181,7 +186,7 @@ func (h *eventRoutes) stream(w http.ResponseWriter, r *http.Request) error {
 
 // replayStored writes the stored message events after the id, page by
 // page, recording what it sent.
-func (h *eventRoutes) replayStored(ctx context.Context, after string, match *pipeline.Match, sent map[string]bool, write func(*event.Event) error) (known bool, err error) {
+func (h *eventRoutes) replayStored(ctx context.Context, after string, matches func(*event.Event) bool, sent map[string]bool, write func(*event.Event) error) (known bool, err error) {
 	pos := after
 	for {
 		evs, next, found, err := h.stored.EventsAfter(ctx, pos, 500)
@@ -192,7 +197,7 @@ func (h *eventRoutes) replayStored(ctx context.Context, after string, match *pip
 			return false, nil
 		}
 		for _, ev := range evs {
-			if !pipeline.MatchesEverySource(match, ev) {
+			if !matches(ev) {
 				continue
 			}
 			if err := write(ev); err != nil {

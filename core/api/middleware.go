@@ -79,7 +79,9 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set(RequestIDHeader, id)
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		ri := &requestInfo{client: clientAddr(r, s.proxies)}
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		r = r.WithContext(context.WithValue(ctx, requestInfoKey{}, ri))
 		rec := &statusRecorder{ResponseWriter: w}
 
 		defer func() {
@@ -97,15 +99,20 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			if isProbe(r) {
 				level = slog.LevelDebug // probes every few seconds would drown the log
 			}
-			s.log.Log(r.Context(), level, "http request",
+			attrs := []slog.Attr{
 				slog.String("request_id", id),
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
 				slog.Int("status", rec.status),
 				slog.Int64("bytes", rec.bytes),
 				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-				slog.String("remote", r.RemoteAddr),
-			)
+				slog.String("remote", ri.client),
+			}
+			// The key by id and name, never its secret.
+			if ri.key != nil {
+				attrs = append(attrs, slog.String("key_id", ri.key.ID), slog.String("key", ri.key.Name))
+			}
+			s.log.LogAttrs(r.Context(), level, "http request", attrs...)
 		}()
 		next.ServeHTTP(rec, r)
 	})

@@ -50,6 +50,14 @@ var webhookExample = map[string]any{
 	"createdAt": "2026-11-25T12:05:00Z", "updatedAt": "2026-11-25T12:05:00Z",
 }
 
+// ExampleKey is the id of the example API key.
+const ExampleKey = "crm"
+
+var keyExample = map[string]any{
+	"id": ExampleKey, "name": "CRM", "scopes": []string{"messages:read", "messages:send"}, "accounts": []string{ExampleAccount},
+	"createdAt": "2026-11-25T12:05:00Z",
+}
+
 // Operation is one documented route.
 type Operation struct {
 	Method, Path string
@@ -375,6 +383,24 @@ func Operations() []Operation {
 			PathExamples: map[string]string{"id": ExampleWebhook},
 			Status:       204, Errors: []int{404}},
 
+		{Method: "POST", Path: "/v1/keys", Summary: "Create an API key; the answer shows its token (key), the only one that does (admin)", Tag: "keys",
+			BodyType: "application/json", BodySchema: ref("KeyInput"),
+			BodyExamples: map[string]any{"crm": map[string]any{"id": ExampleKey, "name": "CRM", "scopes": []string{"messages:read", "messages:send"}, "accounts": []string{ExampleAccount}}},
+			Status:       201, Response: ref("Key"), ResponseEx: withFields(keyExample, map[string]any{"key": "wck_" + ExampleKey + "_" + strings.Repeat("3f", 32)}),
+			Errors: []int{400, 409, 415}},
+		{Method: "GET", Path: "/v1/keys", Summary: "List API keys (never their tokens) (admin)", Tag: "keys",
+			Status: 200, Response: obj(map[string]any{"keys": arr(ref("Key"))}, "keys"), ResponseEx: map[string]any{"keys": []any{keyExample}}},
+		{Method: "GET", Path: "/v1/keys/{keyId}", Summary: "Read an API key (admin)", Tag: "keys", PathExamples: map[string]string{"keyId": ExampleKey},
+			Status: 200, Response: ref("Key"), ResponseEx: keyExample, Errors: []int{404}},
+		{Method: "POST", Path: "/v1/keys/{keyId}/rotate", Summary: "A new token for the key; the old one stops working at once (admin)", Tag: "keys",
+			PathExamples: map[string]string{"keyId": ExampleKey},
+			Status:       200, Response: ref("Key"),
+			ResponseEx: withFields(keyExample, map[string]any{"key": "wck_" + ExampleKey + "_" + strings.Repeat("a1", 32), "rotatedAt": "2026-11-25T12:10:00Z"}),
+			Errors:     []int{404}},
+		{Method: "DELETE", Path: "/v1/keys/{keyId}", Summary: "Revoke an API key: the next request with it fails (admin)", Tag: "keys",
+			PathExamples: map[string]string{"keyId": ExampleKey},
+			Status:       204, Errors: []int{404}},
+
 		{Method: "POST", Path: "/v1/accounts/{id}/logout", Summary: "Unlink the phone (the account stays, logged_out)", Tag: "accounts", PathExamples: acct,
 			Status: 200, Response: ref("Account"), ResponseEx: withFields(accountExample, map[string]any{"state": "logged_out", "reason": "logged out over the API"}), Errors: []int{404, 409}},
 		{Method: "DELETE", Path: "/v1/accounts/{id}", Summary: "Delete an account (?purge=true also deletes its messages)", Tag: "accounts", PathExamples: newAcct,
@@ -431,6 +457,18 @@ func stringMap(desc string) map[string]any {
 }
 
 var schemas = map[string]any{
+	"KeyInput": obj(map[string]any{
+		"id":        str("optional: 1-32 of a-z, 0-9 and -; generated when absent"),
+		"name":      str("shown in the access log; 1-100 characters"),
+		"scopes":    arr(str("admin, accounts:read, accounts:write, messages:read, messages:send, webhooks:manage, rules:manage, plugins:read or events:read")),
+		"accounts":  arr(str("account id; empty or absent: every account")),
+		"expiresAt": str("RFC 3339, in the future; absent: never"),
+	}, "name", "scopes"),
+	"Key": obj(map[string]any{
+		"id": str("the public part of the token"), "name": str(""), "scopes": arr(str("")), "accounts": arr(str("empty: every account")),
+		"expiresAt": str("RFC 3339"), "createdAt": str("RFC 3339"), "rotatedAt": str("RFC 3339"),
+		"key": str("the token, wck_<id>_<secret>: only in the answers of create and rotate"),
+	}, "id", "name", "scopes", "accounts", "createdAt"),
 	"Problem": obj(map[string]any{
 		"type": str("urn:wildcat:problem:<slug>"), "title": str(""), "status": integer(""), "detail": str(""),
 		"instance": str("the request path"), "field": str("the request field at fault (e.g. to, media.url, cursor)"), "requestId": str(""),
@@ -728,23 +766,27 @@ func Document() map[string]any {
 				"Rate-limited answers carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (seconds until the bucket is full); a 429 also Retry-After.",
 		},
 		"servers": []any{map[string]any{"url": "http://127.0.0.1:8080"}},
-		// The API has no authentication yet (it listens on loopback by
-		// default): an empty requirement says so.
-		"security":   []any{},
-		"paths":      paths,
-		"components": map[string]any{"schemas": schemas},
+		// Every route needs an API key (http.auth: false turns them off
+		// for local development).
+		"security": []any{map[string]any{"bearerAuth": []string{}}},
+		"paths":    paths,
+		"components": map[string]any{"schemas": schemas, "securitySchemes": map[string]any{
+			"bearerAuth": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "wck_<id>_<secret>",
+				"description": "Authorization: Bearer <key>. The first start writes an admin key to data_dir/admin.key."}}},
 	}
 }
 
 // problemStatuses are the problem answers of o: its own, and those every
 // route gives: 400 for a query string that does not decode (or, on routes
-// taking none, any parameter), 403 for a browser request from another site
-// (Origin), 415 for a body that is not JSON, 421 for a Host the API does
-// not answer to, 429 over a rate limit (http.rate_limits); and for a route
-// with a body 408 when it is not received in time and 413 when it is too
-// large.
+// taking none, any parameter), 401 without a usable key, 403 when the key
+// lacks the route's scope or account and for a browser request from
+// another site (Origin), 415 for a body that is not JSON, 421 for a Host
+// the API does not answer to, 429 over a rate limit (http.rate_limits);
+// and for a route with a body 408 when it is not received in time and 413
+// when it is too large.
 func problemStatuses(o Operation) []int {
-	codes := append([]int{http.StatusBadRequest, http.StatusForbidden, http.StatusUnsupportedMediaType, http.StatusMisdirectedRequest, http.StatusTooManyRequests}, o.Errors...)
+	codes := append([]int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusUnsupportedMediaType,
+		http.StatusMisdirectedRequest, http.StatusTooManyRequests}, o.Errors...)
 	if o.BodyType != "" {
 		codes = append(codes, http.StatusRequestTimeout, http.StatusRequestEntityTooLarge)
 	}

@@ -32,18 +32,13 @@ func routeScope(r *http.Request) string {
 	return ScopeManagement
 }
 
-// rateLimited wraps next in the limiter's middleware. The client address
-// is the connection's peer; the API key is not known yet (no keys), so
-// only the address buckets and the failed-auth block apply.
-//
-// Once authentication lands: it goes between Guard and Keys (Guard turns
-// away an address that keeps failing before its key is checked), keyID
-// reads the authenticated key's name from the request context, and the
-// authenticator calls s.failedAuth(r) on every failed authentication.
-func (s *Server) rateLimited(l *ratelimit.Limiter, next http.Handler) http.Handler {
-	mw := ratelimit.Middleware{
-		Limiter:    l,
-		ClientAddr: clientAddr,
+// rateLimits is the limiter's middleware: Guard (per client address, and
+// the failed-auth block) runs before routing, Keys (per API key) after
+// authentication (see New).
+func (s *Server) rateLimits() ratelimit.Middleware {
+	return ratelimit.Middleware{
+		Limiter:    s.limiter,
+		ClientAddr: ClientAddr,
 		KeyID:      keyID,
 		Scope:      routeScope,
 		Refuse: func(w http.ResponseWriter, r *http.Request, _ ratelimit.Decision, reason string) {
@@ -51,20 +46,19 @@ func (s *Server) rateLimited(l *ratelimit.Limiter, next http.Handler) http.Handl
 				Detail: reason + "; retry after the seconds in Retry-After"})
 		},
 	}
-	return mw.Guard(mw.Keys(next))
 }
 
-// clientAddr is the address rate limits count a request against.
-func clientAddr(r *http.Request) string { return r.RemoteAddr }
-
 // keyID names the API key a request authenticated with, for its buckets;
-// "" (no key) until the API has keys.
-func keyID(*http.Request) string { return "" }
+// "" without one (authentication off).
+func keyID(r *http.Request) string {
+	k, _ := KeyFromContext(r.Context())
+	return k.ID
+}
 
-// failedAuth drains the failed-auth bucket of r's client address: the
-// authenticator's hook for every wrong, unknown, expired or revoked key.
+// failedAuth drains the failed-auth bucket of r's client address: called
+// on every missing, wrong, unknown, expired or revoked key.
 func (s *Server) failedAuth(r *http.Request) {
 	if s.limiter != nil {
-		s.limiter.FailedAuth(clientAddr(r))
+		s.limiter.FailedAuth(ClientAddr(r))
 	}
 }

@@ -4,47 +4,52 @@ import (
 	"net/http"
 	"path/filepath"
 	"time"
+
+	"github.com/wildcathub/wildcat/core/apikeys"
 )
 
 // routes lists every route the API serves. Components that arrive later
 // (accounts, messages, webhooks, pipeline) add their handlers here, so the
 // whole surface reads in one place.
 func (s *Server) routes(opts Options) {
-	s.root.Handle("/healthz", s.handle(s.healthz)).Methods(http.MethodGet, http.MethodHead)
-	s.root.Handle("/readyz", s.handle(s.readyz)).Methods(http.MethodGet, http.MethodHead)
+	// Each route declares the scope it needs (Needs) or that it is Public;
+	// TestEveryRouteNeedsAKey walks the router and fails on a route that
+	// declares neither.
+	(&Route{s, s.root.Handle("/healthz", s.handle(s.healthz)).Methods(http.MethodGet, http.MethodHead)}).Public()
+	(&Route{s, s.root.Handle("/readyz", s.handle(s.readyz)).Methods(http.MethodGet, http.MethodHead)}).Public()
 
 	if opts.Accounts != nil {
 		a := &accountRoutes{accounts: opts.Accounts, sim: opts.Sim, messages: opts.Messages}
-		s.Handle("/accounts", a.create, http.MethodPost)
-		s.Handle("/accounts", a.list, http.MethodGet)
-		s.Handle("/accounts/{id}", a.get, http.MethodGet)
-		s.Handle("/accounts/{id}", a.delete, http.MethodDelete)
-		s.Handle("/accounts/{id}/connect", a.connect, http.MethodPost)
-		s.Handle("/accounts/{id}/logout", a.logout, http.MethodPost)
-		s.Handle("/accounts/{id}/qr", a.qr, http.MethodGet)
-		s.Handle("/accounts/{id}/pairing-code", a.pairingCode, http.MethodPost)
+		s.Handle("/accounts", a.create, http.MethodPost).Needs(apikeys.ScopeAccountsWrite)
+		s.Handle("/accounts", a.list, http.MethodGet).Needs(apikeys.ScopeAccountsRead).Filtered()
+		s.Handle("/accounts/{id}", a.get, http.MethodGet).Needs(apikeys.ScopeAccountsRead)
+		s.Handle("/accounts/{id}", a.delete, http.MethodDelete).Needs(apikeys.ScopeAccountsWrite)
+		s.Handle("/accounts/{id}/connect", a.connect, http.MethodPost).Needs(apikeys.ScopeAccountsWrite)
+		s.Handle("/accounts/{id}/logout", a.logout, http.MethodPost).Needs(apikeys.ScopeAccountsWrite)
+		s.Handle("/accounts/{id}/qr", a.qr, http.MethodGet).Needs(apikeys.ScopeAccountsWrite)
+		s.Handle("/accounts/{id}/pairing-code", a.pairingCode, http.MethodPost).Needs(apikeys.ScopeAccountsWrite)
 		if opts.Sim != nil {
-			s.Handle("/accounts/{id}/sim/inbound", a.simInbound, http.MethodPost)
+			s.Handle("/accounts/{id}/sim/inbound", a.simInbound, http.MethodPost).Needs(apikeys.ScopeAccountsWrite)
 		}
 	}
 
 	if opts.Media != nil {
 		uploadLimit, sendLimit := mediaBodyLimit(opts.Media.MaxBytes(), s.maxBody)
 		md := &mediaRoutes{store: opts.Media}
-		s.root.Handle("/v1/media", s.handleBody(md.upload, uploadLimit, uploadBody)).Methods(http.MethodPost)
+		s.HandleBody("/media", uploadLimit, uploadBody, md.upload, http.MethodPost).Needs(apikeys.ScopeMessagesSend).Filtered()
 		if opts.MediaArchive != nil {
 			ma := &mediaArchiveRoutes{archiver: opts.MediaArchive, accounts: opts.Accounts}
-			s.Handle("/media/archive", ma.backfill, http.MethodPost)
+			s.Handle("/media/archive", ma.backfill, http.MethodPost).Needs(apikeys.ScopeAdmin)
 		}
-		s.Handle("/media/{mediaId}", md.download, http.MethodGet, http.MethodHead)
+		s.Handle("/media/{mediaId}", md.download, http.MethodGet, http.MethodHead).Needs(apikeys.ScopeMessagesRead)
 
 		if opts.Accounts != nil && opts.Messages != nil && opts.Sender != nil {
 			m := &messageRoutes{accounts: opts.Accounts, store: opts.Messages, sender: opts.Sender, media: opts.Media, fetcher: opts.Fetcher, maxJSON: s.maxBody}
-			s.HandleLimit("/accounts/{id}/messages", sendLimit, s.idempotent(opts.Idempotency, m.send), http.MethodPost)
-			s.Handle("/accounts/{id}/messages", m.list, http.MethodGet)
-			s.Handle("/accounts/{id}/messages/{messageId}", m.get, http.MethodGet)
-			s.Handle("/accounts/{id}/chats", m.chats, http.MethodGet)
-			s.Handle("/accounts/{id}/chats/{chatId}", m.chat, http.MethodGet)
+			s.HandleLimit("/accounts/{id}/messages", sendLimit, s.idempotent(opts.Idempotency, m.send), http.MethodPost).Needs(apikeys.ScopeMessagesSend)
+			s.Handle("/accounts/{id}/messages", m.list, http.MethodGet).Needs(apikeys.ScopeMessagesRead)
+			s.Handle("/accounts/{id}/messages/{messageId}", m.get, http.MethodGet).Needs(apikeys.ScopeMessagesRead)
+			s.Handle("/accounts/{id}/chats", m.chats, http.MethodGet).Needs(apikeys.ScopeMessagesRead)
+			s.Handle("/accounts/{id}/chats/{chatId}", m.chat, http.MethodGet).Needs(apikeys.ScopeMessagesRead)
 		}
 	}
 
@@ -55,34 +60,34 @@ func (s *Server) routes(opts Options) {
 				p.ruleDirs = append(p.ruleDirs, abs)
 			}
 		}
-		s.Handle("/pipeline", p.get, http.MethodGet)
-		s.Handle("/pipeline/reload", p.reload, http.MethodPost)
+		s.Handle("/pipeline", p.get, http.MethodGet).Needs(apikeys.ScopeRulesManage)
+		s.Handle("/pipeline/reload", p.reload, http.MethodPost).Needs(apikeys.ScopeRulesManage)
 	}
 	if opts.Deliveries != nil {
 		dl := &deliveryRoutes{outbox: opts.Deliveries}
-		s.Handle("/deliveries", dl.list, http.MethodGet)
+		s.Handle("/deliveries", dl.list, http.MethodGet).Needs(apikeys.ScopeWebhooksManage)
 		// replay before {id}: "replay" is not a job id.
-		s.Handle("/deliveries/replay", dl.replay, http.MethodPost)
-		s.Handle("/deliveries/{id}", dl.get, http.MethodGet)
-		s.Handle("/deliveries/{id}/retry", dl.retry, http.MethodPost)
+		s.Handle("/deliveries/replay", dl.replay, http.MethodPost).Needs(apikeys.ScopeWebhooksManage)
+		s.Handle("/deliveries/{id}", dl.get, http.MethodGet).Needs(apikeys.ScopeWebhooksManage)
+		s.Handle("/deliveries/{id}/retry", dl.retry, http.MethodPost).Needs(apikeys.ScopeWebhooksManage)
 	}
 	if opts.Webhooks != nil {
 		wh := &webhookRoutes{reg: opts.Webhooks}
-		s.Handle("/webhooks", wh.create, http.MethodPost)
-		s.Handle("/webhooks", wh.list, http.MethodGet)
-		s.Handle("/webhooks/{id}", wh.get, http.MethodGet)
-		s.Handle("/webhooks/{id}", wh.update, http.MethodPatch)
-		s.Handle("/webhooks/{id}", wh.delete, http.MethodDelete)
-		s.Handle("/webhooks/{id}/rotate-secret", wh.rotate, http.MethodPost)
-		s.Handle("/webhooks/{id}/test", wh.test, http.MethodPost)
+		s.Handle("/webhooks", wh.create, http.MethodPost).Needs(apikeys.ScopeWebhooksManage)
+		s.Handle("/webhooks", wh.list, http.MethodGet).Needs(apikeys.ScopeWebhooksManage)
+		s.Handle("/webhooks/{id}", wh.get, http.MethodGet).Needs(apikeys.ScopeWebhooksManage)
+		s.Handle("/webhooks/{id}", wh.update, http.MethodPatch).Needs(apikeys.ScopeWebhooksManage)
+		s.Handle("/webhooks/{id}", wh.delete, http.MethodDelete).Needs(apikeys.ScopeWebhooksManage)
+		s.Handle("/webhooks/{id}/rotate-secret", wh.rotate, http.MethodPost).Needs(apikeys.ScopeWebhooksManage)
+		s.Handle("/webhooks/{id}/test", wh.test, http.MethodPost).Needs(apikeys.ScopeWebhooksManage)
 	}
 	if opts.Plugins != nil {
 		pl := &pluginRoutes{plugins: opts.Plugins}
-		s.Handle("/plugins", pl.list, http.MethodGet)
+		s.Handle("/plugins", pl.list, http.MethodGet).Needs(apikeys.ScopePluginsRead)
 	}
 	if opts.Rules != nil {
 		rl := &ruleRoutes{rules: opts.Rules}
-		s.Handle("/rules", rl.list, http.MethodGet)
+		s.Handle("/rules", rl.list, http.MethodGet).Needs(apikeys.ScopeRulesManage)
 	}
 
 	if opts.Events != nil {
@@ -90,13 +95,28 @@ func (s *Server) routes(opts Options) {
 		if ev.keepAlive <= 0 {
 			ev.keepAlive = 15 * time.Second
 		}
-		s.Handle("/events", ev.stream, http.MethodGet)
+		s.Handle("/events", ev.stream, http.MethodGet).Needs(apikeys.ScopeEventsRead).Filtered()
 	}
 	if opts.Metrics != nil {
-		s.root.Handle("/metrics", opts.Metrics).Methods(http.MethodGet)
+		// Open on loopback by default (http.metrics_auth), keyed elsewhere.
+		rt := &Route{s, s.root.Handle("/metrics", opts.Metrics).Methods(http.MethodGet)}
+		if opts.MetricsOpen {
+			rt.Public()
+		} else {
+			rt.Needs(apikeys.ScopeAdmin)
+		}
+	}
+	if opts.Keys != nil {
+		k := &keyRoutes{keys: opts.Keys}
+		s.Handle("/keys", k.create, http.MethodPost).Needs(apikeys.ScopeAdmin)
+		s.Handle("/keys", k.list, http.MethodGet).Needs(apikeys.ScopeAdmin)
+		s.Handle("/keys/{keyId}", k.get, http.MethodGet).Needs(apikeys.ScopeAdmin)
+		s.Handle("/keys/{keyId}/rotate", k.rotate, http.MethodPost).Needs(apikeys.ScopeAdmin)
+		s.Handle("/keys/{keyId}", k.delete, http.MethodDelete).Needs(apikeys.ScopeAdmin)
 	}
 
-	s.Handle("/openapi.json", s.openapi, http.MethodGet)
+	// Any valid key reads the API's description.
+	s.Handle("/openapi.json", s.openapi, http.MethodGet).Needs("")
 }
 
 // healthz answers while the process is alive and serving HTTP.

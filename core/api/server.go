@@ -5,11 +5,13 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -63,7 +65,20 @@ type Options struct {
 	// the configuration; nil requires the stages in the body.
 	ConfigReloader ConfigReloader
 	// Metrics serves GET /metrics (Prometheus); nil leaves it out.
-	Metrics http.Handler
+	// MetricsOpen serves it without a key (http.metrics_auth).
+	Metrics     http.Handler
+	MetricsOpen bool
+	// Keys checks every request's API key and serves /v1/keys; nil turns
+	// authentication off (http.auth: false).
+	Keys Keys
+	// AuthFailed, when set, hears of every failed authentication.
+	AuthFailed AuthFailure
+	// TrustedProxies are the peers whose X-Forwarded-For / Forwarded
+	// headers name the client (ClientAddr).
+	TrustedProxies []netip.Prefix
+	// TLSCertFile and TLSKeyFile, when set, serve HTTPS; the files are
+	// read again when they change.
+	TLSCertFile, TLSKeyFile string
 	// RateLimiter limits requests per client address (and API key); nil
 	// limits nothing.
 	RateLimiter *ratelimit.Limiter
@@ -98,6 +113,15 @@ type Server struct {
 	// stopping is closed when Shutdown begins, so long-lived responses
 	// (the event stream) end instead of holding the drain to its deadline.
 	stopping chan struct{}
+
+	keys          Keys
+	onAuthFailure AuthFailure
+	// access is what each route requires, declared in routes.go; written
+	// only while the routes are built.
+	access  map[*mux.Route]access
+	proxies []netip.Prefix
+	tlsCert *certReloader
+	tlsErr  error
 	// limiter is the rate limiter (nil: none); failedAuth feeds it.
 	limiter  *ratelimit.Limiter
 	reqGuard *requestGuard
@@ -109,9 +133,13 @@ type Server struct {
 // New builds the server and its routes; Listen starts it.
 func New(opts Options) *Server {
 	s := &Server{log: opts.Logger, maxBody: opts.MaxBodyBytes, ready: opts.Ready, stopping: make(chan struct{}),
-		reqGuard: newRequestGuard(opts.Hosts, opts.AllowedOrigins)}
+		reqGuard: newRequestGuard(opts.Hosts, opts.AllowedOrigins),
+		keys:     opts.Keys, onAuthFailure: opts.AuthFailed, access: map[*mux.Route]access{}, proxies: opts.TrustedProxies}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.TLSCertFile != "" || opts.TLSKeyFile != "" {
+		s.tlsCert, s.tlsErr = newCertReloader(opts.TLSCertFile, opts.TLSKeyFile, s.log)
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = 1 << 20
@@ -136,11 +164,19 @@ func New(opts Options) *Server {
 		return &Error{Status: http.StatusMethodNotAllowed, Slug: "method-not-allowed", Title: "Method not allowed",
 			Detail: fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)}
 	})
+	s.limiter = opts.RateLimiter
+	// Routed requests: the key is checked, then counted against its own
+	// buckets (rate limits per key need the authenticated key).
+	s.root.Use(s.authorize)
+	if s.limiter != nil {
+		s.root.Use(s.rateLimits().Keys)
+	}
 	s.routes(opts)
 	var h http.Handler = s.root
-	if opts.RateLimiter != nil {
-		s.limiter = opts.RateLimiter
-		h = s.rateLimited(opts.RateLimiter, h)
+	if s.limiter != nil {
+		// Before routing: an address that keeps failing is turned away
+		// before its key is even looked up.
+		h = s.rateLimits().Guard(h)
 	}
 	s.srv = &http.Server{
 		Handler:           s.instrument(s.guard(h)),
@@ -159,12 +195,12 @@ func New(opts Options) *Server {
 // Handle registers a handler under /v1. Routes sit on the root router, not a
 // /v1 subrouter: mux reports a method mismatch inside a subrouter as 404,
 // and a client deserves the 405.
-func (s *Server) Handle(path string, h HandlerFunc, methods ...string) {
+func (s *Server) Handle(path string, h HandlerFunc, methods ...string) *Route {
 	limit := s.maxBody
 	if l, ok := smallBodies[path]; ok && l < limit {
 		limit = l
 	}
-	s.root.Handle("/v1"+path, s.handleLimit(h, limit)).Methods(methods...)
+	return &Route{s: s, r: s.root.Handle("/v1"+path, s.handleLimit(h, limit)).Methods(methods...)}
 }
 
 // smallBodies are the body limits of routes whose requests are a few
@@ -183,18 +219,31 @@ var smallBodies = map[string]int64{
 
 // HandleLimit is Handle for a route whose bodies may exceed the server's
 // limit (media), up to maxBody bytes.
-func (s *Server) HandleLimit(path string, maxBody int64, h HandlerFunc, methods ...string) {
-	s.root.Handle("/v1"+path, s.handleLimit(h, maxBody)).Methods(methods...)
+func (s *Server) HandleLimit(path string, maxBody int64, h HandlerFunc, methods ...string) *Route {
+	return &Route{s: s, r: s.root.Handle("/v1"+path, s.handleLimit(h, maxBody)).Methods(methods...)}
+}
+
+// HandleBody is HandleLimit for a route taking bodies of the given kind
+// (multipart or a file's own type, not only JSON).
+func (s *Server) HandleBody(path string, maxBody int64, kind bodyKind, h HandlerFunc, methods ...string) *Route {
+	return &Route{s: s, r: s.root.Handle("/v1"+path, s.handleBody(h, maxBody, kind)).Methods(methods...)}
 }
 
 // Router is the server's router, for walking the routes (the OpenAPI test).
 func (s *Server) Router() *mux.Router { return s.root }
 
-// Listen binds addr and serves in the background.
+// Listen binds addr and serves in the background (HTTPS when a
+// certificate is configured).
 func (s *Server) Listen(addr string) error {
+	if s.tlsErr != nil {
+		return s.tlsErr
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	if s.tlsCert != nil {
+		ln = tls.NewListener(ln, s.tlsCert.config())
 	}
 	s.ln = ln
 	// The name the API is bound to is one it answers to.

@@ -50,10 +50,19 @@ type Account struct {
 
 // HTTP configures the REST API listener.
 type HTTP struct {
-	Addr         string `koanf:"addr" doc:"Listen address of the REST API (host:port). Loopback by default: the API has no authentication yet."`
+	Addr         string `koanf:"addr" doc:"Listen address of the REST API (host:port). An address beyond loopback needs http.auth on."`
 	MaxBodyBytes int64  `koanf:"max_body_bytes" doc:"Largest request body accepted, in bytes; larger bodies get 413. Media uploads and sends with inline media are bounded by media.max_bytes instead."`
 	// IdempotencyTTL bounds how long an Idempotency-Key answer is replayed.
 	IdempotencyTTL time.Duration `koanf:"idempotency_ttl" doc:"How long the first answer to a request with an Idempotency-Key is kept and replayed to retries."`
+
+	// API keys, TLS and proxies (see the README's Security section).
+	Auth           bool     `koanf:"auth" doc:"Require an API key (Authorization: Bearer wck_…) on every route but /healthz and /readyz. The first start creates an admin key in data_dir/admin.key. false is for local development and refuses a non-loopback http.addr."`
+	AdminKey       string   `koanf:"admin_key" doc:"Token (wck_<id>_<64 hex digits>) of the admin key the first start creates, instead of a random one: for provisioning (prefer WILDCAT_HTTP_ADMIN_KEY). Ignored once any key exists."`
+	AuthSecret     string   `koanf:"auth_secret" doc:"Server secret the stored key hashes (HMAC-SHA256) are made with; set the same on every daemon sharing a MongoDB database (prefer WILDCAT_HTTP_AUTH_SECRET). Empty: data_dir/server.secret, created at first start."`
+	MetricsAuth    string   `koanf:"metrics_auth" doc:"Who may read /metrics: open (no key), key (an admin key), or auto: open when http.addr is loopback, key otherwise."`
+	TLSCertFile    string   `koanf:"tls_cert_file" doc:"PEM certificate (chain) to serve HTTPS with, together with http.tls_key_file; re-read when the files change. Empty: plain HTTP (behind a TLS proxy, or on loopback)."`
+	TLSKeyFile     string   `koanf:"tls_key_file" doc:"PEM private key of http.tls_cert_file."`
+	TrustedProxies []string `koanf:"trusted_proxies" doc:"Proxies (CIDRs or addresses) whose X-Forwarded-For or Forwarded header names the client address (logged as remote, used by rate limits). Empty: the peer address, headers ignored."`
 	// RateLimits: see the README's "Rate limits and send pacing".
 	RateLimits RateLimits `koanf:"rate_limits"`
 	// Hosts, AllowedOrigins and ReadTimeout: see the README's Hardening part.
@@ -138,6 +147,8 @@ func Defaults() Config {
 			Addr:           "127.0.0.1:8080",
 			MaxBodyBytes:   1 << 20,
 			IdempotencyTTL: 24 * time.Hour,
+			Auth:           true,
+			MetricsAuth:    "auto",
 			RateLimits:     defaultRateLimits(),
 			ReadTimeout:    time.Minute,
 			UploadTimeout:  10 * time.Minute,

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,10 @@ func (c *Config) Validate() error {
 		{"http.idempotency_ttl", positive(c.HTTP.IdempotencyTTL.Seconds())},
 		{"http.read_timeout", positive(c.HTTP.ReadTimeout.Seconds())},
 		{"http.upload_timeout", positive(c.HTTP.UploadTimeout.Seconds())},
+		{"http.auth", authForAddr(c.HTTP.Auth, c.HTTP.Addr)},
+		{"http.metrics_auth", oneOf(c.HTTP.MetricsAuth, "auto", "open", "key")},
+		{"http.tls_cert_file", pairedWith(c.HTTP.TLSCertFile, c.HTTP.TLSKeyFile, "http.tls_key_file")},
+		{"http.tls_key_file", pairedWith(c.HTTP.TLSKeyFile, c.HTTP.TLSCertFile, "http.tls_cert_file")},
 		{"media.max_bytes", positive(float64(c.Media.MaxBytes))},
 		{"media.fetch_timeout", positive(c.Media.FetchTimeout.Seconds())},
 		{"send.workers", between(c.Send.Workers, 1, 256)},
@@ -54,6 +59,11 @@ func (c *Config) Validate() error {
 	for _, ch := range checks {
 		if ch.err != nil {
 			return &Error{Key: ch.key, Problem: ch.err.Error()}
+		}
+	}
+	for i, p := range c.HTTP.TrustedProxies {
+		if err := cidrOrAddr(p); err != nil {
+			return &Error{Key: fmt.Sprintf("http.trusted_proxies[%d]", i), Problem: err.Error()}
 		}
 	}
 	for i, d := range c.Outbox.Retries {
@@ -146,4 +156,45 @@ func databaseName(name string) error {
 		return fmt.Errorf("must not contain %q", name[i])
 	}
 	return nil
+}
+
+// IsLoopback reports whether a listen address (host:port) reaches only
+// this machine: localhost or a loopback IP. An empty host (":8080") listens
+// on every interface.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// authForAddr refuses authentication off on an address others can reach.
+func authForAddr(auth bool, addr string) error {
+	if auth || IsLoopback(addr) {
+		return nil
+	}
+	return fmt.Errorf("must be true when http.addr (%s) is not a loopback address: without API keys anyone who can reach the port can read every message and send as every account", addr)
+}
+
+func pairedWith(v, other, otherKey string) error {
+	if v == "" && other != "" {
+		return fmt.Errorf("must be set together with %s", otherKey)
+	}
+	return nil
+}
+
+func cidrOrAddr(s string) error {
+	s = strings.TrimSpace(s)
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return nil
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return nil
+	}
+	return fmt.Errorf("%q is not a CIDR (10.0.0.0/8) or an IP address", s)
 }

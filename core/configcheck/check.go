@@ -13,12 +13,14 @@ package configcheck
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
+	"github.com/wildcathub/wildcat/core/apikeys"
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/pipeline"
@@ -68,6 +70,16 @@ func Keyring(c *config.Config) (*sealing.Keyring, error) {
 func Settings(c *config.Config) error {
 	if err := mongoURI(c.MongoDB.URI); err != nil {
 		return &config.Error{Key: "mongodb.uri", Problem: err.Error()}
+	}
+	if c.HTTP.AdminKey != "" {
+		if _, _, ok := apikeys.ParseToken(c.HTTP.AdminKey); !ok {
+			return &config.Error{Key: "http.admin_key", Problem: "is not a key: write wck_<id>_<64 hex digits>, id 1-32 of a-z, 0-9 and -"}
+		}
+	}
+	if c.HTTP.TLSCertFile != "" && c.HTTP.TLSKeyFile != "" {
+		if _, err := tls.LoadX509KeyPair(c.HTTP.TLSCertFile, c.HTTP.TLSKeyFile); err != nil {
+			return &config.Error{Key: "http.tls_cert_file", Problem: "does not load with http.tls_key_file: " + err.Error()}
+		}
 	}
 	if err := webhooks.ValidateDeclared(c.Webhooks.Endpoints); err != nil {
 		var fe *webhooks.FieldError

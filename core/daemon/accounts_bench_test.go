@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wildcathub/wildcat/core/apikeys/apikeystest"
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/session/sim"
@@ -58,7 +59,7 @@ func createAndConnect(b *testing.B, n int) time.Duration {
 	}
 	poll.Until(b, time.Minute, func() error { return d.Ready(context.Background()) })
 	base := "http://" + d.Addr()
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	hc := &http.Client{Transport: apikeystest.Wrap(&http.Transport{MaxIdleConnsPerHost: 16})}
 	post := func(path, body string, want int) error {
 		resp, err := hc.Post(base+path, "application/json", bytes.NewBufferString(body))
 		if err != nil {

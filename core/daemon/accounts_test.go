@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/wildcathub/wildcat/core/api"
+	"github.com/wildcathub/wildcat/core/apikeys/apikeystest"
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/event"
@@ -85,6 +86,7 @@ func accountsDaemonWith(t *testing.T, cfg config.Config, pairDelay time.Duration
 	if mutate != nil {
 		mutate(&opts)
 	}
+	cfg = withTestKey(cfg)
 	d, err := daemon.New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +137,17 @@ func engineConfig(t *testing.T, e storetest.Engine) config.Config {
 type client struct {
 	t    testing.TB
 	base string
+	// key replaces the admin key the test transport sends (apikeystest);
+	// noKey sends none.
+	key   string
+	noKey bool
 }
+
+// as is the client sending key instead of the admin key.
+func (c *client) as(key string) *client { return &client{t: c.t, base: c.base, key: key} }
+
+// anonymous is the client sending no key.
+func (c *client) anonymous() *client { return &client{t: c.t, base: c.base, noKey: true} }
 
 type reply struct {
 	status int
@@ -154,9 +166,16 @@ func (r reply) json(t testing.TB) map[string]any {
 
 func (c *client) do(method, path, contentType string, body string, header ...string) reply {
 	c.t.Helper()
-	req, err := http.NewRequest(method, c.base+path, strings.NewReader(body))
+	ctx := context.Background()
+	if c.noKey {
+		ctx = apikeystest.WithoutKey(ctx)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, strings.NewReader(body))
 	if err != nil {
 		c.t.Fatal(err)
+	}
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)

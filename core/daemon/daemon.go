@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wildcathub/wildcat/core/api"
+	"github.com/wildcathub/wildcat/core/apikeys"
 	"github.com/wildcathub/wildcat/core/clock"
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/configcheck"
@@ -90,6 +92,11 @@ type Options struct {
 	// WrapMediaFetch, when set, wraps the plugins' media fetcher (tests
 	// inject corrupted and expired downloads); see mediaarchive.go.
 	WrapMediaFetch func(pluginhost.MediaFetcher) pluginhost.MediaFetcher
+	// Console receives the first admin API key, once (wildcatd: stderr);
+	// nil: only data_dir/admin.key has it.
+	Console io.Writer
+	// AuthFailed hears of every failed API authentication (rate limits).
+	AuthFailed api.AuthFailure
 	// Clock times send pacing and the API's rate limits; nil is the system
 	// clock (tests move a fake one).
 	Clock clock.Clock
@@ -126,6 +133,7 @@ type Daemon struct {
 	plugins  *pluginhost.Manager
 	pluginKV pluginhost.KV
 	webhooks *webhookHost
+	apiKeys  *apikeys.Keyring // nil when http.auth is off
 	hub      *stream.Hub
 	metrics  *prometheus.Registry
 
@@ -356,6 +364,21 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		Pacer:     d.pacer,
 		Clock:     d.clock,
 	})
+	if err := d.buildKeys(cfg); err != nil {
+		return fmt.Errorf("api keys: %w", err)
+	}
+	if d.sql != nil {
+		// The embedded database is open: the first admin key exists before
+		// the API listens. On MongoDB start-up makes it once the server
+		// answers.
+		if err := d.bootstrapKey(octx); err != nil {
+			return fmt.Errorf("api keys: %w", err)
+		}
+	}
+	proxies, _, err := api.ParseTrustedProxies(cfg.HTTP.TrustedProxies) // checked by config.Validate
+	if err != nil {
+		return fmt.Errorf("http.trusted_proxies: %w", err)
+	}
 	d.api = api.New(api.Options{
 		Logger:       logging.Component(opts.Logger, "api"),
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
@@ -380,6 +403,12 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		StoredEvents:   d.messages,
 		ConfigReloader: configReloader{d},
 		Metrics:        promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{Registry: d.metrics}),
+		MetricsOpen:    metricsOpen(cfg.HTTP),
+		Keys:           d.apiKeyring(),
+		AuthFailed:     opts.AuthFailed,
+		TrustedProxies: proxies,
+		TLSCertFile:    cfg.HTTP.TLSCertFile,
+		TLSKeyFile:     cfg.HTTP.TLSKeyFile,
 		RateLimiter:    rateLimiter(cfg.HTTP.RateLimits, d),
 		Hosts:          cfg.HTTP.Hosts,
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
@@ -576,7 +605,7 @@ func (d *Daemon) Start() error {
 		if err = d.api.Listen(d.cfg.HTTP.Addr); err != nil {
 			return
 		}
-		d.log.Info("http listening", slog.String("addr", d.api.Addr()))
+		d.log.Info("http listening", slog.String("addr", d.api.Addr()), slog.Bool("tls", d.cfg.HTTP.TLSCertFile != ""), slog.Bool("auth", d.apiKeys != nil))
 		d.goBackground(d.startup)
 		dctx, cancel := context.WithCancel(context.Background())
 		d.dispatchCancel, d.dispatchDone = cancel, make(chan struct{})
@@ -634,6 +663,9 @@ func (d *Daemon) startup(ctx context.Context) {
 		if err == nil {
 			// Webhook endpoints are known before any event can arrive.
 			err = d.webhooks.load(actx)
+		}
+		if err == nil {
+			err = d.bootstrapKey(actx)
 		}
 		if err == nil {
 			err = d.sessions.Start(actx, declared)

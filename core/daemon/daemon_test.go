@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wildcathub/wildcat/core/apikeys/apikeystest"
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/messages"
@@ -22,7 +23,12 @@ import (
 
 // TestMain builds the test plugins (plugins_test.go), then runs the tests
 // on the shared test store.
-func TestMain(m *testing.M) { os.Exit(withTestPlugins(func() int { return storetest.Main(m) })) }
+// Requests through http.DefaultClient carry the admin key every test
+// daemon is provisioned with (testConfig).
+func TestMain(m *testing.M) {
+	apikeystest.Install()
+	os.Exit(withTestPlugins(func() int { return storetest.Main(m) }))
+}
 
 // testConfig runs the daemon on a free port; uri "" means the embedded engine
 // in a temporary data directory.
@@ -31,6 +37,10 @@ func testConfig(t testing.TB, uri string) config.Config {
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.MongoDB.URI = uri
+	cfg.HTTP.AdminKey = apikeystest.AdminToken
+	// One server secret for every test daemon, as for daemons sharing a
+	// database: keys stay valid when the data directory changes.
+	cfg.HTTP.AuthSecret = apikeystest.ServerSecret
 	if uri != "" {
 		cfg.MongoDB.Database = storetest.DatabaseName(t)
 	}
@@ -52,9 +62,21 @@ func behaviourURI(t testing.TB) string {
 	return ""
 }
 
+// withTestKey provisions the admin key the test client sends
+// (apikeystest) in a configuration not made by testConfig.
+func withTestKey(cfg config.Config) config.Config {
+	if cfg.HTTP.AdminKey == "" {
+		cfg.HTTP.AdminKey = apikeystest.AdminToken
+	}
+	if cfg.HTTP.AuthSecret == "" {
+		cfg.HTTP.AuthSecret = apikeystest.ServerSecret
+	}
+	return cfg
+}
+
 func start(t *testing.T, cfg config.Config) (*daemon.Daemon, string) {
 	t.Helper()
-	d, err := daemon.New(cfg, daemon.Options{NoSignals: true, WatchInterval: 50 * time.Millisecond})
+	d, err := daemon.New(withTestKey(cfg), daemon.Options{NoSignals: true, WatchInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +227,8 @@ func TestGracefulShutdownDrainsInFlightRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := "http://" + d.Addr()
+	// The API key the request carries exists once start-up is done.
+	poll.Until(t, 30*time.Second, wantStatus(base+"/readyz", 200))
 
 	type result struct {
 		body string
@@ -262,6 +286,8 @@ func TestShutdownDeadline(t *testing.T) {
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The API key the request carries exists once start-up is done.
+	poll.Until(t, 30*time.Second, wantStatus("http://"+d.Addr()+"/readyz", 200))
 	go func() { _, _ = status("http://" + d.Addr() + "/v1/test/stuck") }()
 	<-entered
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)

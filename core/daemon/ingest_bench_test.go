@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wildcathub/wildcat/core/apikeys/apikeystest"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/wildcathub/wildcat/core/daemon"
@@ -50,7 +51,7 @@ import (
 //	make bench   (or: go test -run '^$' -bench Ingest ./core/daemon/)
 func BenchmarkIngest(b *testing.B) {
 	const clients = 64
-	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+	httpc := &http.Client{Transport: apikeystest.Wrap(&http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients})}
 	pipe := []pipeline.StageConfig{{Name: "log", Builtin: "log", Config: map[string]any{"level": "debug"}}}
 	opts := daemon.Options{NoSignals: true, Sim: sim.Options{PairDelay: time.Millisecond}}
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/wildcathub/wildcat/core/apikeys"
 	"github.com/wildcathub/wildcat/core/logging"
 	"github.com/wildcathub/wildcat/core/media"
 	"github.com/wildcathub/wildcat/core/messages"
@@ -38,6 +39,7 @@ func sqliteSchemas() []sqlite.Schema {
 		pluginhost.SQLiteSchema,
 		webhooks.SQLiteSchema,
 		outbox.SQLiteSchema,
+		apikeys.SQLiteSchema,
 		throttle.SQLiteSchema,
 	}
 }

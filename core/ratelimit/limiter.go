@@ -82,6 +82,10 @@ func (l *Limiter) exempt(addrKey string) bool {
 	return ip.IsLoopback() || addrKey == "::/64"
 }
 
+// Exempt reports whether requests from addr are not limited at all
+// (ExemptLoopback).
+func (l *Limiter) Exempt(addr string) bool { return l.exempt(AddrKey(addr)) }
+
 // Address spends one token of the client address's bucket of scope.
 func (l *Limiter) Address(scope, addr string) Decision {
 	k := AddrKey(addr)
@@ -171,7 +175,8 @@ func (m Middleware) Keys(next http.Handler) http.Handler {
 		if m.KeyID != nil {
 			key = m.KeyID(r)
 		}
-		if scope == "" || key == "" {
+		// An exempt (loopback) client is not limited by its key either.
+		if scope == "" || key == "" || m.Limiter.Exempt(m.ClientAddr(r)) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wildcathub/wildcat/core/apikeys"
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/media"
 	"github.com/wildcathub/wildcat/core/messages"
@@ -197,6 +198,7 @@ type stores struct {
 	pluginKV     copier[*pluginhost.KVEntry]
 	ruleKV       copier[*rules.KVEntry]
 	outbox       copier[*outbox.Job]
+	apiKeys      copier[*apikeys.Key]
 
 	// For Reencrypt: the stores whose sealing lives above their copy
 	// seam.
@@ -227,6 +229,7 @@ func (e *Endpoint) stores() (*stores, error) {
 			pluginKV:         pluginhost.NewMongoKV(db, nil),
 			ruleKV:           rules.NewMongoKV(db, nil),
 			outbox:           outbox.NewMongoJobs(db),
+			apiKeys:          apikeys.NewMongo(db),
 		}, nil
 	}
 	files, err := media.NewFileStore(e.db, filepath.Join(e.dataDir, daemon.MediaDir), noLimit)
@@ -250,6 +253,7 @@ func (e *Endpoint) stores() (*stores, error) {
 		pluginKV:         pluginhost.NewSQLiteKV(e.db, nil),
 		ruleKV:           rules.NewSQLiteKV(e.db, nil),
 		outbox:           outbox.NewSQLiteJobs(e.db),
+		apiKeys:          apikeys.NewSQLite(e.db),
 	}, nil
 }
 
@@ -268,6 +272,9 @@ const (
 	KindPluginKV     = "plugin kv"
 	KindRuleKV       = "rule kv"
 	KindOutbox       = "outbox jobs"
+	// KindAPIKeys: the keys' hashes, valid at the target only under the
+	// same server secret (data_dir/server.secret or http.auth_secret).
+	KindAPIKeys = "api keys"
 )
 
 // Kinds lists every kind to copy from src to dst.
@@ -294,6 +301,7 @@ func Kinds(src, dst *Endpoint) ([]Kind, error) {
 		Of(KindPluginKV, s.pluginKV, d.pluginKV),
 		Of(KindRuleKV, s.ruleKV, d.ruleKV),
 		Of(KindOutbox, s.outbox, d.outbox),
+		Of(KindAPIKeys, s.apiKeys, d.apiKeys),
 	}, nil
 }
 

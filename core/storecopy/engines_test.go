@@ -17,6 +17,7 @@ import (
 	"go.mau.fi/whatsmeow/types"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/wildcathub/wildcat/core/apikeys"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/messages"
 	"github.com/wildcathub/wildcat/core/outbox"
@@ -192,6 +193,10 @@ func seed(t *testing.T, e *Endpoint) {
 		Source: "api", Secret: "whsec_new", PreviousSecret: "whsec_old", PreviousSecretUntil: &until, CreatedAt: t0, UpdatedAt: t0}))
 	must(t, eps.Insert(ctx, &webhooks.Endpoint{ID: "wh_2", URL: "https://example.com/other", Events: []string{"*"}, Accounts: []string{},
 		Headers: map[string]string{}, Enabled: true, Source: "config", Secret: "whsec_2", CreatedAt: t0, UpdatedAt: t0}))
+	keys := s.apiKeys.(apikeys.Store)
+	must(t, keys.Insert(ctx, &apikeys.Key{ID: "crm", Name: "CRM", Scopes: []string{"messages:read"}, Accounts: []string{"shop"},
+		Hash: []byte{1, 2, 3}, ExpiresAt: &until, CreatedAt: t0}))
+	must(t, keys.Insert(ctx, &apikeys.Key{ID: "admin", Name: "admin", Scopes: []string{"admin"}, Hash: []byte{4}, CreatedAt: t0}))
 	must(t, eps.SetFailingSince(ctx, "wh_2", &t0))
 	_, err = eps.Disable(ctx, "wh_2", "failing for 3 days", t0.Add(time.Hour))
 	must(t, err)
@@ -291,6 +296,10 @@ func compare(t *testing.T, src, dst *Endpoint) {
 	sameItems(t, KindIdempotency, s.idempotency, d.idempotency)
 	sameItems(t, KindWebhooks, s.webhooks, d.webhooks)
 	sameItems(t, KindOutbox, s.outbox, d.outbox)
+	sameItems(t, KindAPIKeys, s.apiKeys, d.apiKeys)
+	if n, _ := d.apiKeys.(apikeys.Store).Count(ctx); n != 2 {
+		t.Fatalf("api keys copied: %d, want 2", n)
+	}
 	states := map[outbox.State]int{}
 	for _, j := range exportAll(t, d.outbox) {
 		states[j.State]++
