@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,61 +109,71 @@ func TestStore(t *testing.T) {
 // TestKeyring: a created token authenticates, a wrong secret, a rotated
 // one, a deleted key and an expired key do not; the database holds no
 // token; a keyring with another server secret accepts none of them.
+// TestKeyring: create, authenticate, expiry, rotation and revocation, on
+// each engine, straight and through Cached (the embedded engine's cache of
+// keys, which must change nothing a caller sees).
 func TestKeyring(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
-		ctx := context.Background()
-		s := newStore(t, e)
-		now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-		kr := apikeys.NewKeyring(s, []byte("server secret"), func() time.Time { return now })
+		for _, cachedStore := range []bool{false, true} {
+			t.Run(map[bool]string{false: "direct", true: "cached"}[cachedStore], func(t *testing.T) {
+				ctx := context.Background()
+				var s apikeys.Store = newStore(t, e)
+				if cachedStore {
+					s = apikeys.Cached(s)
+				}
+				now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+				kr := apikeys.NewKeyring(s, []byte("server secret"), func() time.Time { return now })
 
-		exp := now.Add(time.Hour)
-		key, tok, err := kr.Create(ctx, apikeys.Spec{Name: "crm", Scopes: []string{"messages:read"}, Accounts: []string{"acme"}, ExpiresAt: &exp})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasPrefix(tok, "wck_"+key.ID+"_") {
-			t.Fatalf("token %q does not carry the key id %q", tok, key.ID)
-		}
-		if got, err := kr.Authenticate(ctx, tok); err != nil || got.ID != key.ID || !got.Allows("acme") || got.Allows("beta") {
-			t.Fatalf("authenticate: %+v %v", got, err)
-		}
-		stored, _ := s.Get(ctx, key.ID)
-		if strings.Contains(string(stored.Hash), tok[len(tok)-64:]) {
-			t.Fatal("the store holds the secret")
-		}
-		other := apikeys.NewKeyring(s, []byte("another secret"), func() time.Time { return now })
-		if _, err := other.Authenticate(ctx, tok); !errors.Is(err, apikeys.ErrInvalid) {
-			t.Fatalf("a keyring without the server secret accepted the token: %v", err)
-		}
-		wrong := tok[:len(tok)-1] + map[bool]string{true: "0", false: "1"}[tok[len(tok)-1] != '0']
-		for _, bad := range []string{"", "wck_", "Bearer " + tok, wrong, "wck_nope_" + tok[len(tok)-64:], tok + "0"} {
-			if _, err := kr.Authenticate(ctx, bad); !errors.Is(err, apikeys.ErrInvalid) {
-				t.Errorf("token %q: %v, want ErrInvalid", bad, err)
-			}
-		}
+				exp := now.Add(time.Hour)
+				key, tok, err := kr.Create(ctx, apikeys.Spec{Name: "crm", Scopes: []string{"messages:read"}, Accounts: []string{"acme"}, ExpiresAt: &exp})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.HasPrefix(tok, "wck_"+key.ID+"_") {
+					t.Fatalf("token %q does not carry the key id %q", tok, key.ID)
+				}
+				if got, err := kr.Authenticate(ctx, tok); err != nil || got.ID != key.ID || !got.Allows("acme") || got.Allows("beta") {
+					t.Fatalf("authenticate: %+v %v", got, err)
+				}
+				stored, _ := s.Get(ctx, key.ID)
+				if strings.Contains(string(stored.Hash), tok[len(tok)-64:]) {
+					t.Fatal("the store holds the secret")
+				}
+				other := apikeys.NewKeyring(s, []byte("another secret"), func() time.Time { return now })
+				if _, err := other.Authenticate(ctx, tok); !errors.Is(err, apikeys.ErrInvalid) {
+					t.Fatalf("a keyring without the server secret accepted the token: %v", err)
+				}
+				wrong := tok[:len(tok)-1] + map[bool]string{true: "0", false: "1"}[tok[len(tok)-1] != '0']
+				for _, bad := range []string{"", "wck_", "Bearer " + tok, wrong, "wck_nope_" + tok[len(tok)-64:], tok + "0"} {
+					if _, err := kr.Authenticate(ctx, bad); !errors.Is(err, apikeys.ErrInvalid) {
+						t.Errorf("token %q: %v, want ErrInvalid", bad, err)
+					}
+				}
 
-		// Expiry, by the clock.
-		now = exp
-		if _, err := kr.Authenticate(ctx, tok); !errors.Is(err, apikeys.ErrExpired) {
-			t.Fatalf("expired key: %v", err)
-		}
-		now = exp.Add(-time.Minute)
+				// Expiry, by the clock.
+				now = exp
+				if _, err := kr.Authenticate(ctx, tok); !errors.Is(err, apikeys.ErrExpired) {
+					t.Fatalf("expired key: %v", err)
+				}
+				now = exp.Add(-time.Minute)
 
-		_, newTok, err := kr.Rotate(ctx, key.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := kr.Authenticate(ctx, tok); !errors.Is(err, apikeys.ErrInvalid) {
-			t.Fatalf("old secret after rotation: %v", err)
-		}
-		if _, err := kr.Authenticate(ctx, newTok); err != nil {
-			t.Fatalf("new secret: %v", err)
-		}
-		if err := kr.Delete(ctx, key.ID); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := kr.Authenticate(ctx, newTok); !errors.Is(err, apikeys.ErrInvalid) {
-			t.Fatalf("deleted key: %v", err)
+				_, newTok, err := kr.Rotate(ctx, key.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := kr.Authenticate(ctx, tok); !errors.Is(err, apikeys.ErrInvalid) {
+					t.Fatalf("old secret after rotation: %v", err)
+				}
+				if _, err := kr.Authenticate(ctx, newTok); err != nil {
+					t.Fatalf("new secret: %v", err)
+				}
+				if err := kr.Delete(ctx, key.ID); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := kr.Authenticate(ctx, newTok); !errors.Is(err, apikeys.ErrInvalid) {
+					t.Fatalf("deleted key: %v", err)
+				}
+			})
 		}
 	})
 }
@@ -221,5 +232,53 @@ func TestBootstrap(t *testing.T) {
 	}
 	if tok2, err := kr.Bootstrap(ctx, file, ""); tok2 != "" || err != nil {
 		t.Fatalf("second bootstrap created %q (%v)", tok2, err)
+	}
+}
+
+// countingStore counts the reads that reach the store.
+type countingStore struct {
+	apikeys.Store
+	gets atomic.Int64
+}
+
+func (c *countingStore) Get(ctx context.Context, id string) (*apikeys.Key, error) {
+	c.gets.Add(1)
+	return c.Store.Get(ctx, id)
+}
+
+// Cached answers repeated reads from memory and reads the store again
+// after every write to the key, so nothing it answers is older than the
+// last write.
+func TestCachedReadsOnceAndForgetsOnWrite(t *testing.T) {
+	ctx := context.Background()
+	under := &countingStore{Store: newStore(t, storetest.SQLite)}
+	kr := apikeys.NewKeyring(apikeys.Cached(under), []byte("server secret"), nil)
+	key, tok, err := kr.Create(ctx, apikeys.Spec{Name: "crm", Scopes: []string{"messages:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, err := kr.Authenticate(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := under.gets.Load(); n != 1 {
+		t.Fatalf("%d store reads for 5 authentications, want 1", n)
+	}
+	_, tok2, err := kr.Rotate(ctx, key.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kr.Authenticate(ctx, tok); !errors.Is(err, apikeys.ErrInvalid) {
+		t.Fatalf("the old secret after rotation: %v", err)
+	}
+	if _, err := kr.Authenticate(ctx, tok2); err != nil {
+		t.Fatal(err)
+	}
+	if err := kr.Delete(ctx, key.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kr.Authenticate(ctx, tok2); !errors.Is(err, apikeys.ErrInvalid) {
+		t.Fatalf("a revoked key: %v", err)
 	}
 }

@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// Store keeps the keys. Every read goes to the store (no cache), so a
-// revoked or rotated key stops on the next request, on every daemon.
+// Store keeps the keys. A revoked or rotated key stops on the next
+// request, on every daemon: reads go to the store, except through Cached,
+// for a store only one daemon writes.
 type Store interface {
 	// Insert stores a new key; ErrExists when the id is taken.
 	Insert(ctx context.Context, k *Key) error

@@ -25,7 +25,9 @@ func (d *Daemon) buildKeys(cfg config.Config) error {
 	}
 	var st apikeys.Store
 	if d.sql != nil {
-		st = apikeys.NewSQLite(d.sql)
+		// This daemon holds the database file locked: every change to a key
+		// goes through it, so reads can come from memory.
+		st = apikeys.Cached(apikeys.NewSQLite(d.sql))
 	} else {
 		st = apikeys.NewMongo(d.store.DB())
 	}
