@@ -163,12 +163,9 @@ func (h *messageRoutes) send(w http.ResponseWriter, r *http.Request) error {
 	return WriteJSON(w, http.StatusAccepted, sendAccepted{ID: m.ID, MessageID: m.MessageID, Status: m.Status, ScheduledAt: at.UTC()})
 }
 
-// MaxTextChars is the longest text, caption or edit a send may carry, in
-// characters: what the WhatsApp apps accept in one message (65,536). The
-// Business Cloud API's lower limits (4,096 for text, 1,024 for captions) do
-// not apply to linked-device sessions; longer texts are refused here, not
-// stored to fail later.
-const MaxTextChars = 65536
+// MaxTextChars is the longest text, caption or edit a send may carry
+// (outgoing.MaxTextChars, which rule and plugin sends meet too).
+const MaxTextChars = outgoing.MaxTextChars
 
 // maxNameChars bounds the short strings of a send (names, addresses, URLs,
 // file names).

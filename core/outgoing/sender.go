@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wildcathub/wildcat/core/clock"
 	"github.com/wildcathub/wildcat/core/event"
@@ -143,6 +144,39 @@ func NewMessageID() string {
 	return "3EB0" + strings.ToUpper(hex.EncodeToString(b[:]))
 }
 
+// MaxTextChars is the longest text, caption or edit a send may carry, in
+// characters: what the WhatsApp apps accept in one message (65,536). The
+// Business Cloud API's lower limits (4,096 for text, 1,024 for captions) do
+// not apply to linked-device sessions; longer texts are refused before
+// anything is stored, on every path that sends.
+const MaxTextChars = 65536
+
+// ErrTooLong: a send's text, caption or edit is longer than MaxTextChars;
+// shorten it (or split it into several messages).
+var ErrTooLong = errors.New("longer than WhatsApp accepts")
+
+// CheckText refuses a send whose text, caption or edit is longer than
+// MaxTextChars, naming the field. The REST API checks the same before it
+// submits; this is the check for rule and plugin sends.
+func CheckText(req *session.SendRequest) error {
+	if req == nil {
+		return nil
+	}
+	fields := []struct{ name, v string }{{"text", req.Text}}
+	if req.Media != nil {
+		fields = append(fields, struct{ name, v string }{"caption", req.Media.Caption})
+	}
+	if req.Edit != nil {
+		fields = append(fields, struct{ name, v string }{"edit.text", req.Edit.Text})
+	}
+	for _, f := range fields {
+		if n := utf8.RuneCountInString(f.v); n > MaxTextChars {
+			return fmt.Errorf("%s of %d characters: %w (at most %d)", f.name, n, ErrTooLong, MaxTextChars)
+		}
+	}
+	return nil
+}
+
 // Submit books the account's slot, stores the message as pending and
 // queues it to go at that slot, which it returns. The send happens later.
 // ErrBusy when the queue is full, ErrClosed while stopping, the Pacer's
@@ -180,6 +214,9 @@ func (s *Sender) Submit(ctx context.Context, r Request) (*messages.Message, time
 // account's own JID for the pending message (looked up only when the send
 // waits).
 func (s *Sender) Send(ctx context.Context, r Request, from func() string) (time.Time, error) {
+	if err := CheckText(r.Send); err != nil {
+		return time.Time{}, err
+	}
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -191,5 +192,40 @@ func TestCloseGivesUpWaitingSends(t *testing.T) {
 	}
 	if p.queued != 0 {
 		t.Fatalf("queued %d after Close", p.queued)
+	}
+}
+
+// Rule and plugin sends meet the same length limit as REST sends: a text,
+// caption or edit over MaxTextChars is refused, naming the field, before
+// anything is stored, reserved or sent; exactly the limit goes.
+func TestRuleAndPluginSendsAreLimitedInLength(t *testing.T) {
+	s, _, _, ss, st := setup(t)
+	over := strings.Repeat("é", outgoing.MaxTextChars+1)
+	for _, c := range []struct {
+		field string
+		send  *session.SendRequest
+	}{
+		{"text", &session.SendRequest{ID: "T1", To: "1@s.whatsapp.net", Text: over}},
+		{"caption", &session.SendRequest{ID: "T2", To: "1@s.whatsapp.net", Media: &session.MediaSend{Kind: session.MediaImage, Data: []byte("x"), Caption: over}}},
+		{"edit.text", &session.SendRequest{ID: "T3", To: "1@s.whatsapp.net", Edit: &session.EditSend{MessageID: "M", Text: over}}},
+	} {
+		_, err := s.Send(context.Background(), outgoing.Request{AccountID: "acme", Send: c.send}, nil)
+		if !errors.Is(err, outgoing.ErrTooLong) || !strings.HasPrefix(err.Error(), c.field+" of ") {
+			t.Fatalf("%s over the limit: %v", c.field, err)
+		}
+		if _, sent := ss.at(c.send.ID); sent {
+			t.Fatalf("%s over the limit was sent", c.field)
+		}
+	}
+	if len(st.pending) != 0 {
+		t.Fatalf("%d refused sends were stored", len(st.pending))
+	}
+	ok := req("T4")
+	ok.Send.Text = over[:len(over)-2] // exactly MaxTextChars characters
+	if _, err := s.Send(context.Background(), ok, nil); err != nil {
+		t.Fatalf("a text of exactly the limit: %v", err)
+	}
+	if _, sent := ss.at("T4"); !sent {
+		t.Fatal("a text of exactly the limit was not sent")
 	}
 }
