@@ -91,14 +91,11 @@ func (s *FileStore) lock(id string) func() {
 func (s *FileStore) Put(ctx context.Context, r io.Reader, mimetype, filename string) (*Info, error) {
 	// The id is the hash of the whole content, known only at its end: the
 	// bytes go to a temporary file beside their final place first.
-	tmp, err := os.CreateTemp(s.dir, tmpPrefix+"*")
+	tmp, done, err := s.spool()
 	if err != nil {
-		return nil, fmt.Errorf("spool media: %w", err)
+		return nil, err
 	}
-	s.spooling.Store(filepath.Base(tmp.Name()), struct{}{})
-	defer s.spooling.Delete(filepath.Base(tmp.Name()))
-	defer os.Remove(tmp.Name()) // a no-op once renamed
-	defer tmp.Close()
+	defer done()
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, s.maxBytes+1))
 	if err != nil {
@@ -113,17 +110,11 @@ func (s *FileStore) Put(ctx context.Context, r io.Reader, mimetype, filename str
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	if err := tmp.Sync(); err != nil {
-		return nil, fmt.Errorf("sync media %s: %w", sum, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("write media %s: %w", sum, err)
-	}
-	unlock := s.lock(sum)
-	defer unlock()
-	if err := s.placeFile(tmp.Name(), sum); err != nil {
+	unlock, err := s.settle(tmp, sum)
+	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	if s.afterFile != nil {
 		if err := s.afterFile(); err != nil {
 			return nil, err
@@ -142,6 +133,40 @@ func (s *FileStore) Put(ctx context.Context, r io.Reader, mimetype, filename str
 		return nil, fmt.Errorf("store media %s: %w", sum, err)
 	}
 	return in, nil
+}
+
+// spool creates a temporary file beside the media files, for bytes whose
+// id is known only once they are all read; done removes it unless it was
+// placed.
+func (s *FileStore) spool() (tmp *os.File, done func(), err error) {
+	tmp, err = os.CreateTemp(s.dir, tmpPrefix+"*")
+	if err != nil {
+		return nil, nil, fmt.Errorf("spool media: %w", err)
+	}
+	s.spooling.Store(filepath.Base(tmp.Name()), struct{}{})
+	return tmp, func() {
+		tmp.Close()
+		os.Remove(tmp.Name()) // a no-op once renamed
+		s.spooling.Delete(filepath.Base(tmp.Name()))
+	}, nil
+}
+
+// settle makes the spooled file durable and places it under id, holding
+// id's lock, which the caller releases with unlock once its row is
+// written.
+func (s *FileStore) settle(tmp *os.File, id string) (unlock func(), err error) {
+	if err := tmp.Sync(); err != nil {
+		return nil, fmt.Errorf("sync media %s: %w", id, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("write media %s: %w", id, err)
+	}
+	unlock = s.lock(id)
+	if err := s.placeFile(tmp.Name(), id); err != nil {
+		unlock()
+		return nil, err
+	}
+	return unlock, nil
 }
 
 // placeFile renames the complete, synced temporary file to the id's name
@@ -388,14 +413,11 @@ func (s *FileStore) removeOrphan(ctx context.Context, id string) (int, error) {
 // putAs implements engine: the bytes r yields, spooled beside their final
 // place, stored under the id known once r is read.
 func (s *FileStore) putAs(ctx context.Context, r io.Reader, id func() string, mimetype, filename string, replace bool) (*Info, error) {
-	tmp, err := os.CreateTemp(s.dir, tmpPrefix+"*")
+	tmp, done, err := s.spool()
 	if err != nil {
-		return nil, fmt.Errorf("spool media: %w", err)
+		return nil, err
 	}
-	s.spooling.Store(filepath.Base(tmp.Name()), struct{}{})
-	defer s.spooling.Delete(filepath.Base(tmp.Name()))
-	defer os.Remove(tmp.Name()) // a no-op once renamed
-	defer tmp.Close()
+	defer done()
 	n, err := io.Copy(tmp, r)
 	if err != nil {
 		return nil, fmt.Errorf("read media: %w", err)
@@ -411,17 +433,11 @@ func (s *FileStore) putAs(ctx context.Context, r io.Reader, id func() string, mi
 			return nil, err
 		}
 	}
-	if err := tmp.Sync(); err != nil {
-		return nil, fmt.Errorf("sync media %s: %w", sum, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("write media %s: %w", sum, err)
-	}
-	unlock := s.lock(sum)
-	defer unlock()
-	if err := s.placeFile(tmp.Name(), sum); err != nil {
+	unlock, err := s.settle(tmp, sum)
+	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	in := &Info{ID: sum, SHA256: sum, Size: n, Mimetype: mimetype, Filename: filename, Uploaded: s.now().UTC().Truncate(time.Millisecond)}
 	err = s.db.Write(ctx, func(tx *sql.Tx) error {
 		// A replaced file keeps its row's metadata; only its size follows
