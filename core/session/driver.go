@@ -103,7 +103,7 @@ const (
 )
 
 // SendRequest is one outgoing message. Exactly one of Text, Media, Reaction,
-// Location, Contacts, Edit or Revoke is the content; ReplyTo and Mentions
+// Location, Contacts, Edit, Revoke or Poll is the content; ReplyTo and Mentions
 // apply to text and media.
 type SendRequest struct {
 	// To is the recipient chat: a JID (user@s.whatsapp.net, group@g.us,
@@ -121,6 +121,14 @@ type SendRequest struct {
 	Contacts []event.Contact
 	Edit     *EditSend
 	Revoke   *RevokeSend
+	Poll     *PollSend // groups.go
+
+	// StatusRecipients are the contacts who see a status (story) post: To
+	// is status@broadcast. Broadcast lists (…@broadcast) need no more.
+	StatusRecipients []string
+	// MentionAll mentions every participant of the group To (the driver
+	// fills Mentions from the group's participants).
+	MentionAll bool
 
 	// ReplyTo quotes an earlier message of the same chat.
 	ReplyTo *QuoteRef
