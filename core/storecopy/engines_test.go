@@ -27,6 +27,7 @@ import (
 	"github.com/wildcathub/wildcat/core/session/whatsapp"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/authstore"
 	"github.com/wildcathub/wildcat/core/store/storetest"
+	"github.com/wildcathub/wildcat/core/throttle"
 	"github.com/wildcathub/wildcat/core/webhooks"
 )
 
@@ -197,6 +198,13 @@ func seed(t *testing.T, e *Endpoint) {
 	must(t, keys.Insert(ctx, &apikeys.Key{ID: "crm", Name: "CRM", Scopes: []string{"messages:read"}, Accounts: []string{"shop"},
 		Hash: []byte{1, 2, 3}, ExpiresAt: &until, CreatedAt: t0}))
 	must(t, keys.Insert(ctx, &apikeys.Key{ID: "admin", Name: "admin", Scopes: []string{"admin"}, Hash: []byte{4}, CreatedAt: t0}))
+	counts := s.sendCounts.(throttle.Counts)
+	for _, c := range []struct {
+		account, day string
+		n            int
+	}{{"shop", "2026-03-01", 40}, {"shop", "2026-03-02", 7}, {"shop-2", "2026-03-02", 1}} {
+		must(t, counts.Add(ctx, c.account, c.day, c.n))
+	}
 	must(t, eps.SetFailingSince(ctx, "wh_2", &t0))
 	_, err = eps.Disable(ctx, "wh_2", "failing for 3 days", t0.Add(time.Hour))
 	must(t, err)
@@ -297,6 +305,10 @@ func compare(t *testing.T, src, dst *Endpoint) {
 	sameItems(t, KindWebhooks, s.webhooks, d.webhooks)
 	sameItems(t, KindOutbox, s.outbox, d.outbox)
 	sameItems(t, KindAPIKeys, s.apiKeys, d.apiKeys)
+	sameItems(t, KindSendCounts, s.sendCounts, d.sendCounts)
+	if n, _ := d.sendCounts.(throttle.Counts).Get(ctx, "shop", "2026-03-01"); n != 40 {
+		t.Fatalf("send count copied: %d, want 40", n)
+	}
 	if n, _ := d.apiKeys.(apikeys.Store).Count(ctx); n != 2 {
 		t.Fatalf("api keys copied: %d, want 2", n)
 	}
