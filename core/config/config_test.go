@@ -51,6 +51,7 @@ func TestPrecedence(t *testing.T) {
 	file := writeFile(t, `
 http:
   addr: 127.0.0.1:1111
+  hosts: [file.example]
 data_dir: /from/file
 log:
   level: warn
@@ -103,6 +104,22 @@ mongodb:
 		{"typed env values", []string{"WILDCAT_SHUTDOWN_TIMEOUT=3s", "WILDCAT_HTTP_MAX_BODY_BYTES=2048"}, nil, func(c Config) string {
 			if c.ShutdownTimeout != 3*time.Second || c.HTTP.MaxBodyBytes != 2048 {
 				return "typed env values not converted"
+			}
+			return ""
+		}},
+		{"lists from env and flags", []string{"WILDCAT_HTTP_HOSTS= a.example, b.example ,", "WILDCAT_RULE_DIRS=/etc/wildcat/rules"},
+			[]string{"--http-allowed-origins=https://crm.example,https://ops.example"}, func(c Config) string {
+				if !reflect.DeepEqual(c.HTTP.Hosts, []string{"a.example", "b.example"}) || !reflect.DeepEqual(c.RuleDirs, []string{"/etc/wildcat/rules"}) {
+					return "comma-separated env lists not applied"
+				}
+				if !reflect.DeepEqual(c.HTTP.AllowedOrigins, []string{"https://crm.example", "https://ops.example"}) {
+					return "comma-separated flag list not applied"
+				}
+				return ""
+			}},
+		{"file list kept without env or flag", nil, []string{"--log-format=text"}, func(c Config) string {
+			if !reflect.DeepEqual(c.HTTP.Hosts, []string{"file.example"}) {
+				return "the file's list was lost"
 			}
 			return ""
 		}},
