@@ -13,10 +13,10 @@
 // auth_{accountId} collection, one document per item, told apart by a kind
 // field and addressed by a deterministic _id:
 //
-//	device                               kind=device      the device record (keys, JIDs, ADV identity, names)
+//	device                               kind=device      the device record (sealed keys, JIDs, ADV identity, names)
 //	identity:{address}                   kind=identity    Signal identity key of a remote address
 //	session:{address}                    kind=session     Signal session record
-//	prekey:{id}                          kind=prekey      one-time pre-key and whether it was uploaded
+//	prekey:{id}                          kind=prekey      one-time pre-key (sealed) and whether it was uploaded
 //	prekey-seq                           kind=counter     last pre-key id handed out
 //	senderkey:{group}:{address}          kind=senderkey   group sender key record
 //	appstatekey:{hex key id}             kind=appstatekey app-state sync key
@@ -111,6 +111,7 @@ type Container struct {
 // (sealed.go) and returns c.
 func (c *Container) Seal(keys *sealing.Keyring) *Container {
 	c.keys = keys
+	c.store.keys = keys
 	return c
 }
 
@@ -158,6 +159,7 @@ type Store struct {
 	coll *mongo.Collection
 	lids *LIDMap
 	log  waLog.Logger
+	keys *sealing.Keyring // seals the pre-keys (Container.Seal)
 
 	// preKeyMu serialises this process's pre-key generation, as in
 	// sqlstore: concurrent GetOrGenPreKeys calls must not both fill the same
