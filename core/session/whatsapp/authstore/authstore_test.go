@@ -11,6 +11,7 @@ import (
 
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/util/keys"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
@@ -100,9 +101,29 @@ func (d *testDB) lids() store.LIDStore {
 // testStore is one account's session-specific stores.
 type testStore struct {
 	store.AllSessionSpecificStores
+	preKeys store.PreKeyStore // the device's, not sqlstore's (SQLite)
 	lids    store.LIDStore
 	db      *testDB
 	account string
+}
+
+func (s *testStore) GetOrGenPreKeys(ctx context.Context, count uint32) ([]*keys.PreKey, error) {
+	return s.preKeys.GetOrGenPreKeys(ctx, count)
+}
+func (s *testStore) GenOnePreKey(ctx context.Context) (*keys.PreKey, error) {
+	return s.preKeys.GenOnePreKey(ctx)
+}
+func (s *testStore) GetPreKey(ctx context.Context, id uint32) (*keys.PreKey, error) {
+	return s.preKeys.GetPreKey(ctx, id)
+}
+func (s *testStore) RemovePreKey(ctx context.Context, id uint32) error {
+	return s.preKeys.RemovePreKey(ctx, id)
+}
+func (s *testStore) MarkPreKeysAsUploaded(ctx context.Context, upToID uint32) error {
+	return s.preKeys.MarkPreKeysAsUploaded(ctx, upToID)
+}
+func (s *testStore) UploadedPreKeyCount(ctx context.Context) (int, error) {
+	return s.preKeys.UploadedPreKeyCount(ctx)
 }
 
 // newTestStore returns the stores of a fresh account in a fresh database.
@@ -119,7 +140,8 @@ func (d *testDB) store(t *testing.T, accountID string) *testStore {
 	t.Helper()
 	ts := &testStore{lids: d.lids(), db: d, account: accountID}
 	if d.e == storetest.MongoDB {
-		ts.AllSessionSpecificStores = New(d.mongo, accountID, nil).Store()
+		ts.AllSessionSpecificStores = New(d.mongo, accountID, nil).Seal(d.keys).Store()
+		ts.preKeys = ts.AllSessionSpecificStores
 		return ts
 	}
 	acct := d.account(accountID)
@@ -130,6 +152,7 @@ func (d *testDB) store(t *testing.T, accountID string) *testStore {
 		dev = pairedAs(t, acct, fmt.Sprint(15550000000+d.users))
 	}
 	ts.AllSessionSpecificStores = dev.Identities.(store.AllSessionSpecificStores)
+	ts.preKeys = dev.PreKeys
 	return ts
 }
 
@@ -154,7 +177,8 @@ func must(t *testing.T, err error) {
 var sqlTables = map[string][2]string{
 	kindIdentity:    {"whatsmeow_identity_keys", "our_jid"},
 	kindSession:     {"whatsmeow_sessions", "our_jid"},
-	kindPreKey:      {"whatsmeow_pre_keys", "jid"},
+	kindPreKey:      {"whatsapp_pre_keys", "jid"},
+	kindDeviceKeys:  {"whatsapp_device_keys", "jid"},
 	kindSenderKey:   {"whatsmeow_sender_keys", "our_jid"},
 	kindAppStateKey: {"whatsmeow_app_state_sync_keys", "jid"},
 	kindAppState:    {"whatsmeow_app_state_version", "jid"},
@@ -166,6 +190,10 @@ var sqlTables = map[string][2]string{
 	kindEventBuf:    {"whatsmeow_event_buffer", "our_jid"},
 	kindDevice:      {"whatsmeow_device", "jid"},
 }
+
+// kindDeviceKeys is the SQLite table of the device's private keys (on
+// MongoDB they are in the device document).
+const kindDeviceKeys = "devicekeys"
 
 // countKind counts the stored items of one kind of the store's account.
 func countKind(t *testing.T, ctx context.Context, s *testStore, kind string) int {
