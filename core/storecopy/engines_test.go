@@ -343,17 +343,21 @@ func compare(t *testing.T, src, dst *Endpoint) {
 	if len(as) != 1 || len(ad) != 1 {
 		t.Fatalf("whatsapp auth: %d accounts in the source, %d in the target", len(as), len(ad))
 	}
+	// The private keys travel as stored, in DeviceKeys (compared below
+	// with the rest of the state).
 	ds, dd := as[0].Device, ad[0].Device
-	if *ds.ID != *dd.ID || ds.LID != dd.LID || ds.RegistrationID != dd.RegistrationID || *ds.NoiseKey.Priv != *dd.NoiseKey.Priv ||
-		*ds.IdentityKey.Priv != *dd.IdentityKey.Priv || *ds.SignedPreKey.Priv != *dd.SignedPreKey.Priv ||
+	if ds.NoiseKey != nil || ds.IdentityKey != nil || ds.SignedPreKey.Priv != nil || ds.AdvSecretKey != nil {
+		t.Fatal("the exported device record carries private keys beside DeviceKeys")
+	}
+	if *ds.ID != *dd.ID || ds.LID != dd.LID || ds.RegistrationID != dd.RegistrationID ||
 		ds.SignedPreKey.KeyID != dd.SignedPreKey.KeyID || *ds.SignedPreKey.Signature != *dd.SignedPreKey.Signature ||
-		!bytes.Equal(ds.AdvSecretKey, dd.AdvSecretKey) || !proto.Equal(ds.Account, dd.Account) || ds.Platform != dd.Platform ||
+		!proto.Equal(ds.Account, dd.Account) || ds.Platform != dd.Platform ||
 		ds.BusinessName != dd.BusinessName || ds.PushName != dd.PushName || ds.FacebookUUID != dd.FacebookUUID ||
 		ds.LIDMigrationTimestamp != dd.LIDMigrationTimestamp {
 		t.Fatalf("device differs:\nsource %+v\ntarget %+v", ds, dd)
 	}
 	as[0].Device, ad[0].Device = nil, nil
-	if len(as[0].EventBuffer) == 0 || len(as[0].PreKeys) != 3 || !reflect.DeepEqual(as[0], ad[0]) {
+	if len(as[0].DeviceKeys.Noise) == 0 || len(as[0].EventBuffer) == 0 || len(as[0].PreKeys) != 3 || !reflect.DeepEqual(as[0], ad[0]) {
 		ja, _ := json.MarshalIndent(as[0], "", " ")
 		jb, _ := json.MarshalIndent(ad[0], "", " ")
 		t.Fatalf("auth state differs:\nsource %s\ntarget %s", ja, jb)
@@ -413,6 +417,26 @@ func compare(t *testing.T, src, dst *Endpoint) {
 	must(t, err)
 	if dev.ID == nil || *dev.ID != *ds.ID {
 		t.Fatalf("the target's device of shop is %v", dev.ID)
+	}
+	// The device loads in the target with the source's keys and pre-keys.
+	_, getSrcDev := deviceOf(t, src, "shop")
+	sdev, err := getSrcDev()
+	must(t, err)
+	if *dev.NoiseKey.Priv != *sdev.NoiseKey.Priv || *dev.IdentityKey.Priv != *sdev.IdentityKey.Priv ||
+		*dev.SignedPreKey.Priv != *sdev.SignedPreKey.Priv || !bytes.Equal(dev.AdvSecretKey, sdev.AdvSecretKey) {
+		t.Fatal("the target's device of shop has other private keys than the source's")
+	}
+	for id := uint32(1); id <= 3; id++ {
+		k1, err := sdev.PreKeys.GetPreKey(ctx, id)
+		must(t, err)
+		k2, err := dev.PreKeys.GetPreKey(ctx, id)
+		must(t, err)
+		if k1 == nil || k2 == nil || *k1.Priv != *k2.Priv {
+			t.Fatalf("pre-key %d: source %v, target %v", id, k1, k2)
+		}
+	}
+	if n, err := dev.PreKeys.UploadedPreKeyCount(ctx); err != nil || n != 2 {
+		t.Fatalf("target's uploaded pre-keys: %d, %v; want 2", n, err)
 	}
 	if trusted, err := dev.Identities.IsTrustedIdentity(ctx, "15557770001:0", [32]byte{9}); err != nil || !trusted {
 		t.Fatalf("copied identity not trusted: %v %v", trusted, err)
