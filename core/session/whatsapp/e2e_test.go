@@ -175,7 +175,7 @@ func (r *rig) authItems(t *testing.T, accountID string) int64 {
 		return n
 	}
 	var n int64
-	for _, table := range []string{"whatsapp_devices", "whatsmeow_device", "whatsmeow_sessions", "whatsmeow_identity_keys", "whatsmeow_pre_keys"} {
+	for _, table := range []string{"whatsapp_devices", "whatsmeow_device", "whatsmeow_sessions", "whatsmeow_identity_keys", "whatsmeow_pre_keys", "whatsapp_device_keys", "whatsapp_pre_keys"} {
 		var c int64
 		if err := r.file.Reader().QueryRow("SELECT count(*) FROM " + table).Scan(&c); err != nil {
 			t.Fatal(err)
