@@ -1,7 +1,8 @@
 // Package authstore keeps whatsmeow's auth state on either engine. On the
 // embedded engine (SQLite, sqlite.go) that is whatsmeow's own sqlstore on
 // the daemon's database file plus a table saying which device is whose
-// account's. The rest of this package is the MongoDB implementation: every
+// account's, and tables of the device's private keys and pre-keys, which
+// are sealed (sqlite_keys.go, devicekeys.go). The rest of this package is the MongoDB implementation: every
 // whatsmeow store interface on MongoDB, so that any daemon sharing the
 // database can run an account: nothing lives on local disk and nothing is
 // cached in memory that another daemon could change.
