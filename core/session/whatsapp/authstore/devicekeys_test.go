@@ -171,7 +171,9 @@ func storedUnder(t *testing.T, d *testDB, id string) {
 // TestReencryptSealsPlaintextKeys: keys stored before encryption was on
 // are sealed by ReencryptAccounts (the README's "one config change plus a
 // command") and the device loads with them.
-func TestReencryptSealsPlaintextKeys(t *testing.T) { storetest.Each(t, testReencryptSealsPlaintextKeys) }
+func TestReencryptSealsPlaintextKeys(t *testing.T) {
+	storetest.Each(t, testReencryptSealsPlaintextKeys)
+}
 
 func testReencryptSealsPlaintextKeys(t *testing.T, e storetest.Engine) {
 	d, ctx := newTestDB(t, e)
