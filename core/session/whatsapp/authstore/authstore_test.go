@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/wildcathub/wildcat/core/sealing"
+	"github.com/wildcathub/wildcat/core/sealing/sealtest"
 	wcstore "github.com/wildcathub/wildcat/core/store"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
 	"github.com/wildcathub/wildcat/core/store/storetest"
@@ -385,8 +386,13 @@ func testConcurrentGetOrGenPreKeys(t *testing.T, e storetest.Engine) {
 // sorts them out, so every key returned is stored under its id exactly once.
 // MongoDB only: on the embedded engine one daemon owns the database file.
 func TestPreKeysTwoDaemons(t *testing.T) {
+	t.Run("clear", func(t *testing.T) { testPreKeysTwoDaemons(t, nil) })
+	t.Run("sealed", func(t *testing.T) { testPreKeysTwoDaemons(t, sealtest.Ring(t, "", sealtest.Key(t, "k1"))) })
+}
+
+func testPreKeysTwoDaemons(t *testing.T, keys *sealing.Keyring) {
 	d, ctx := newTestDB(t, storetest.MongoDB)
-	a, b := New(d.mongo, "acct", nil), New(d.mongo, "acct", nil)
+	a, b := New(d.mongo, "acct", nil).Seal(keys), New(d.mongo, "acct", nil).Seal(keys)
 	var mu sync.Mutex
 	got := map[uint32][32]byte{}
 	var wg sync.WaitGroup
@@ -424,5 +430,42 @@ func TestPreKeysTwoDaemons(t *testing.T) {
 	}
 	if n := countKind(t, ctx, d.store(t, "acct"), kindPreKey); n != 24 {
 		t.Fatalf("%d pre-keys stored, want 24", n)
+	}
+}
+
+// TestPreKeyIDTakenByAnotherDaemon: a batch of pre-keys that runs into an
+// id another daemon took keeps the keys it stored before the collision
+// and goes on past it, so every key returned is stored as returned (also
+// sealed, where the stored bytes are not the key's). MongoDB only.
+func TestPreKeyIDTakenByAnotherDaemon(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		keys *sealing.Keyring
+	}{{"clear", nil}, {"sealed", sealtest.Ring(t, "", sealtest.Key(t, "k1"))}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, ctx := newTestDB(t, storetest.MongoDB)
+			c := New(d.mongo, "acct", nil).Seal(tc.keys)
+			// Another daemon stored pre-key 3 and has not advanced the
+			// counter yet.
+			_, err := c.Store().coll.InsertOne(ctx, bson.D{{Key: "_id", Value: preKeyID(3)}, {Key: "kind", Value: kindPreKey},
+				{Key: "keyId", Value: int64(3)}, {Key: "key", Value: bytes.Repeat([]byte{7}, 32)}, {Key: "uploaded", Value: true}})
+			must(t, err)
+			ks, err := c.Store().GetOrGenPreKeys(ctx, 5)
+			must(t, err)
+			var ids []uint32
+			for _, k := range ks {
+				ids = append(ids, k.KeyID)
+				got, err := c.Store().GetPreKey(ctx, k.KeyID)
+				if err != nil || got == nil || *got.Priv != *k.Priv {
+					t.Fatalf("pre-key %d returned but stored as %v, %v", k.KeyID, got, err)
+				}
+			}
+			if fmt.Sprint(ids) != "[1 2 4 5 6]" && fmt.Sprint(ids) != "[1 2 6 7 8]" {
+				t.Fatalf("ids %v, want 1 and 2 kept and the rest past 3", ids)
+			}
+			if n := countKind(t, ctx, &testStore{AllSessionSpecificStores: c.Store(), db: d}, kindPreKey); n != 6 {
+				t.Fatalf("%d pre-keys stored, want the 5 returned and the other daemon's", n)
+			}
+		})
 	}
 }
