@@ -1166,6 +1166,13 @@ func TestGroupInfo(t *testing.T) {
 		InviteLink: invite, JoinReason: "invite",
 		Added: []string{"15550001111@s.whatsapp.net"}, Removed: []string{"11111111111111@lid"},
 		Promoted: []string{"98765432101234@lid"}, Demoted: []string{"15550002222@s.whatsapp.net"},
+		ActorLID: "98765432101234@lid",
+		Participants: []event.GroupParticipant{
+			{JID: "15550001111@s.whatsapp.net", PN: "15550001111@s.whatsapp.net"},
+			{JID: "11111111111111@lid", LID: "11111111111111@lid"},
+			{JID: "98765432101234@lid", LID: "98765432101234@lid"},
+			{JID: "15550002222@s.whatsapp.net", PN: "15550002222@s.whatsapp.net"},
+		},
 	}
 	if !reflect.DeepEqual(*ev.Group, want) {
 		t.Errorf("group = %s\nwant    %s", jsonOf(t, ev.Group), jsonOf(t, want))

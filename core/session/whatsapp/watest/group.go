@@ -435,3 +435,13 @@ func (s *Server) notifyCreate(groupJID, actor types.JID, reason string, to []typ
 	s.mu.Unlock()
 	s.announceTo(accts, groupJID, actor, []waBinary.Node{create})
 }
+
+// InviteLink is the group's current invite link.
+func (g *Group) InviteLink() string {
+	g.srv.mu.Lock()
+	defer g.srv.mu.Unlock()
+	if gr := g.srv.groups[g.jid.User]; gr != nil {
+		return "https://chat.whatsapp.com/" + gr.invite
+	}
+	return ""
+}

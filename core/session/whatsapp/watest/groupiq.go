@@ -332,7 +332,7 @@ func (s *Server) joinByInvite(me types.JID, code string) ([]waBinary.Node, func(
 	if g.member(me) != nil {
 		return answer, nil, nil
 	}
-	if s.addErrorLocked(g, me) == GroupErrFull {
+	if g.sizeLimit > 0 && len(g.members) >= g.sizeLimit {
 		return nil, nil, &iqError{419, "resource-limit"}
 	}
 	g.members = append(g.members, &groupMember{jid: me})

@@ -1,0 +1,350 @@
+package whatsapp_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"testing"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/types"
+
+	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/session"
+	"github.com/wildcathub/wildcat/core/session/whatsapp/watest"
+	"github.com/wildcathub/wildcat/core/store/storetest"
+)
+
+func groupSession(t *testing.T, s session.Session) session.GroupSession {
+	t.Helper()
+	gs, ok := s.(session.GroupSession)
+	if !ok {
+		t.Fatalf("%T does not implement session.GroupSession", s)
+	}
+	return gs
+}
+
+func groupUpdate(jid string, match func(*event.GroupUpdate) bool) func(*event.Event) bool {
+	return func(ev *event.Event) bool {
+		return ev.Kind == event.KindGroupUpdate && ev.Group != nil && ev.Group.JID == jid && match(ev.Group)
+	}
+}
+
+func roleOf(info *event.GroupInfo, jid string) event.GroupRole {
+	for _, p := range info.Participants {
+		if p.JID == jid {
+			return p.Role
+		}
+	}
+	return ""
+}
+
+// TestGroups drives the whatsmeow driver's groups over the protocol
+// double: create, info, participants with WhatsApp's per-participant
+// results, the invite link, group messages received from two contacts
+// (text and media) and sent (each contact decrypts it), and a contact
+// joining by link reported as a group.update.
+func TestGroups(t *testing.T) {
+	r := newRig(t)
+	s, acct := r.pair(t)
+	gs := groupSession(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	own := acct.JID().ToNonAD().String()
+	alice, bob, carol := r.srv.Contact("15552000001"), r.srv.Contact("15552000002"), r.srv.Contact("15552000003")
+	carol.RefuseGroupAdds()
+
+	// Create: the account is super-admin; a contact whose privacy refuses
+	// adds is left out.
+	info, err := gs.CreateGroup(ctx, session.CreateGroupRequest{Name: "Support", Participants: []string{
+		alice.JID().String(), "+" + bob.JID().User, carol.JID().String(),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Name != "Support" || len(info.Participants) != 3 || roleOf(info, own) != event.GroupSuperAdmin || roleOf(info, carol.JID().String()) != "" {
+		t.Fatalf("created %+v", info)
+	}
+	joined := r.sink.waitFor(t, "group.update for the new group", groupUpdate(info.JID, func(g *event.GroupUpdate) bool { return g.Self == event.GroupSelfAdded }))
+	if joined.Group.Info == nil || joined.Group.Info.Name != "Support" || len(joined.Group.Info.Participants) != 3 {
+		t.Fatalf("joined event without the group: %+v", joined.Group)
+	}
+
+	// Info and the list of groups.
+	got, err := gs.GroupInfo(ctx, info.JID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != "Support" || got.Owner != own || roleOf(got, alice.JID().String()) != event.GroupMember {
+		t.Fatalf("info %+v", got)
+	}
+	list, err := gs.JoinedGroups(ctx)
+	if err != nil || len(list) != 1 || list[0].JID != info.JID {
+		t.Fatalf("joined groups %+v, %v", list, err)
+	}
+
+	// Participants: one result per participant, in the order asked.
+	dave := r.srv.Contact("15552000004")
+	res, err := gs.UpdateGroupParticipants(ctx, info.JID, session.ParticipantAdd, []string{dave.JID().String(), alice.JID().String(), carol.JID().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus := []session.ParticipantStatus{session.ParticipantOK, session.ParticipantAlreadyIn, session.ParticipantInviteSent}
+	for i, w := range wantStatus {
+		if res[i].Status != w {
+			t.Fatalf("add result %d: %+v, want %s", i, res[i], w)
+		}
+	}
+	if res[2].InviteCode == "" || res[2].InviteExpires.IsZero() {
+		t.Fatalf("invite_required without an invite: %+v", res[2])
+	}
+	r.sink.waitFor(t, "dave added", groupUpdate(info.JID, func(g *event.GroupUpdate) bool {
+		return slices.Contains(g.Added, dave.JID().String()) && g.Actor == own
+	}))
+	res, err = gs.UpdateGroupParticipants(ctx, info.JID, session.ParticipantPromote, []string{bob.JID().String(), carol.JID().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Status != session.ParticipantOK || res[1].Status != session.ParticipantNotIn {
+		t.Fatalf("promote results %+v", res)
+	}
+	r.sink.waitFor(t, "bob promoted", groupUpdate(info.JID, func(g *event.GroupUpdate) bool { return slices.Contains(g.Promoted, bob.JID().String()) }))
+	res, err = gs.UpdateGroupParticipants(ctx, info.JID, session.ParticipantRemove, []string{dave.JID().String()})
+	if err != nil || res[0].Status != session.ParticipantOK {
+		t.Fatalf("remove: %+v, %v", res, err)
+	}
+	removed := r.sink.waitFor(t, "dave removed", groupUpdate(info.JID, func(g *event.GroupUpdate) bool { return len(g.Removed) > 0 }))
+	if !slices.Equal(removed.Group.Removed, []string{dave.JID().String()}) || len(removed.Group.Left) != 0 {
+		t.Fatalf("removal reported as %+v", removed.Group)
+	}
+	if g := r.srv.Group(types.NewJID(splitUser(info.JID), types.GroupServer)); g == nil || len(g.Members()) != 3 {
+		t.Fatalf("the double's group: %+v", g)
+	}
+
+	// Invite link: reset revokes the old one.
+	link, err := gs.GroupInviteLink(ctx, info.JID, false)
+	if err != nil || len(link) <= len(whatsmeow.InviteLinkPrefix) {
+		t.Fatalf("invite link %q, %v", link, err)
+	}
+	fresh, err := gs.GroupInviteLink(ctx, info.JID, true)
+	if err != nil || fresh == link {
+		t.Fatalf("reset link %q (was %q), %v", fresh, link, err)
+	}
+	if _, err := gs.GroupInfoFromLink(ctx, link); !errors.Is(err, session.ErrInviteInvalid) {
+		t.Fatalf("revoked link: %v", err)
+	}
+	preview, err := gs.GroupInfoFromLink(ctx, fresh)
+	if err != nil || preview.JID != info.JID {
+		t.Fatalf("link preview %+v, %v", preview, err)
+	}
+
+	// A contact joining by the link is a participant-joined event.
+	eve := r.srv.Contact("15552000005")
+	if ok, err := eve.JoinGroupWithLink(ctx, fresh); err != nil || !ok {
+		t.Fatalf("eve joins: %v, %v", ok, err)
+	}
+	ev := r.sink.waitFor(t, "eve joined", groupUpdate(info.JID, func(g *event.GroupUpdate) bool { return slices.Contains(g.Added, eve.JID().String()) }))
+	if ev.Group.JoinReason != "invite" || ev.Group.Self != "" || len(ev.Group.Participants) != 1 || ev.Group.Participants[0].PN != eve.JID().String() {
+		t.Fatalf("eve's join reported as %+v", ev.Group)
+	}
+
+	// Group messages from two contacts: a text and an image.
+	textID, err := alice.SendGroupText(ctx, types.NewJID(splitUser(info.JID), types.GroupServer), "hello support")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := bytes.Repeat([]byte("group-image "), 3000)
+	imgID, err := bob.SendGroupImage(ctx, types.NewJID(splitUser(info.JID), types.GroupServer), img, "image/jpeg", "screenshot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := r.sink.waitFor(t, "alice's group text", func(ev *event.Event) bool { return ev.Message != nil && ev.Message.MessageID == textID })
+	if m := text.Message; m.Text != "hello support" || m.ChatID != info.JID || m.From != alice.JID().String() || !m.IsGroup || text.Kind != event.KindMessageReceived {
+		t.Fatalf("alice's text: %+v", m)
+	}
+	image := r.sink.waitFor(t, "bob's group image", func(ev *event.Event) bool { return ev.Message != nil && ev.Message.MessageID == imgID })
+	if m := image.Message; m.Type != event.TypeImage || m.ChatID != info.JID || m.From != bob.JID().String() || m.Media.Caption != "screenshot" {
+		t.Fatalf("bob's image: %+v", m)
+	}
+	rc, err := s.DownloadMedia(ctx, image.Message)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(rc)
+	_ = rc.Close()
+	if !bytes.Equal(data, img) {
+		t.Fatalf("downloaded %d bytes, want the %d sent", len(data), len(img))
+	}
+	for _, id := range []string{textID, imgID} {
+		if n := r.sink.storedCount(id); n != 1 {
+			t.Fatalf("group message %s stored %d times", id, n)
+		}
+	}
+
+	// A group text the driver sends: every member contact decrypts it.
+	sent, err := s.Send(ctx, &session.SendRequest{To: info.JID, Text: "we are on it", MentionAll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ct := range []*watest.Contact{alice, bob, eve} {
+		in, err := ct.NextMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.ID != sent.MessageID || in.Chat.String() != info.JID || in.Message.GetExtendedTextMessage().GetText() != "we are on it" {
+			t.Fatalf("%s got %+v", ct.JID(), in)
+		}
+		mentioned := in.Message.GetExtendedTextMessage().GetContextInfo().GetMentionedJID()
+		if len(mentioned) != 3 || !slices.Contains(mentioned, ct.JID().String()) || slices.Contains(mentioned, own) {
+			t.Fatalf("mention-all mentioned %v", mentioned)
+		}
+	}
+	if sent.Event.Message.ChatID != info.JID || !sent.Event.Message.IsGroup {
+		t.Fatalf("sent event %+v", sent.Event.Message)
+	}
+
+	// Leaving is reported as the account's own departure.
+	if err := gs.LeaveGroup(ctx, info.JID); err != nil {
+		t.Fatal(err)
+	}
+	left := r.sink.waitFor(t, "left", groupUpdate(info.JID, func(g *event.GroupUpdate) bool { return g.Self == event.GroupSelfLeft }))
+	if !slices.Equal(left.Group.Left, []string{own}) {
+		t.Fatalf("leaving reported as %+v", left.Group)
+	}
+	if _, err := gs.GroupInfo(ctx, info.JID); !errors.Is(err, session.ErrGroupNotFound) {
+		t.Fatalf("info after leaving: %v", err)
+	}
+}
+
+func splitUser(jid string) string {
+	j, _ := types.ParseJID(jid)
+	return j.User
+}
+
+// TestGroupErrors: what WhatsApp refuses maps to the contract's errors.
+func TestGroupErrors(t *testing.T) {
+	r := newRig(t)
+	s, acct := r.pair(t)
+	gs := groupSession(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	owner := r.srv.Contact("15553000001")
+
+	// Not an admin: a group a contact created with the account as a member.
+	g, err := owner.CreateGroup(ctx, "Owner's", acct.JID().ToNonAD())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := g.JID().String()
+	r.sink.waitFor(t, "added to the owner's group", groupUpdate(gid, func(u *event.GroupUpdate) bool {
+		return u.Self == event.GroupSelfAdded && u.Actor == owner.JID().String()
+	}))
+	if err := gs.SetGroupLocked(ctx, gid, true); !errors.Is(err, session.ErrNotGroupAdmin) {
+		t.Fatalf("lock as a member: %v", err)
+	}
+	if _, err := gs.UpdateGroupParticipants(ctx, gid, session.ParticipantAdd, []string{"15553000002"}); !errors.Is(err, session.ErrNotGroupAdmin) {
+		t.Fatalf("add as a member: %v", err)
+	}
+	if _, err := gs.GroupInviteLink(ctx, gid, false); !errors.Is(err, session.ErrNotGroupAdmin) {
+		t.Fatalf("invite link as a member: %v", err)
+	}
+
+	// Not found: no such group, and a non-group JID is bad input.
+	if _, err := gs.GroupInfo(ctx, "120363000000000999@g.us"); !errors.Is(err, session.ErrGroupNotFound) {
+		t.Fatalf("unknown group: %v", err)
+	}
+	if err := gs.SetGroupSubject(ctx, "120363000000000999@g.us", "x"); !errors.Is(err, session.ErrGroupNotFound) {
+		t.Fatalf("subject of an unknown group: %v", err)
+	}
+	if _, err := gs.GroupInfo(ctx, "15553000001@s.whatsapp.net"); !errors.Is(err, session.ErrInvalidRequest) {
+		t.Fatalf("a user JID as a group: %v", err)
+	}
+	if _, err := gs.GroupInfoFromLink(ctx, "https://chat.whatsapp.com/NoSuchCode"); !errors.Is(err, session.ErrInviteInvalid) {
+		t.Fatalf("unknown invite: %v", err)
+	}
+
+	// Full: per participant, and when joining by link.
+	mine, err := gs.CreateGroup(ctx, session.CreateGroupRequest{Name: "Small", Participants: []string{"15553000003"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := r.srv.Group(types.NewJID(splitUser(mine.JID), types.GroupServer))
+	small.SetSizeLimit(2)
+	res, err := gs.UpdateGroupParticipants(ctx, mine.JID, session.ParticipantAdd, []string{"15553000004"})
+	if err != nil || res[0].Status != session.ParticipantGroupFull {
+		t.Fatalf("add to a full group: %+v, %v", res, err)
+	}
+	// Joining by link a group at its limit: the account leaves the owner's
+	// group, which then fills up.
+	if err := gs.LeaveGroup(ctx, gid); err != nil {
+		t.Fatal(err)
+	}
+	g.SetSizeLimit(1)
+	if _, err := gs.JoinGroupWithLink(ctx, g.InviteLink()); !errors.Is(err, session.ErrGroupFull) {
+		t.Fatalf("join a full group: %v", err)
+	}
+	// Bad input never reaches WhatsApp.
+	if _, err := gs.CreateGroup(ctx, session.CreateGroupRequest{Name: string(bytes.Repeat([]byte("x"), session.MaxGroupSubject+1))}); !errors.Is(err, session.ErrInvalidRequest) {
+		t.Fatalf("long subject: %v", err)
+	}
+	if _, err := gs.UpdateGroupParticipants(ctx, mine.JID, session.ParticipantAdd, []string{"not a number"}); !errors.Is(err, session.ErrInvalidRequest) {
+		t.Fatalf("bad participant: %v", err)
+	}
+}
+
+// TestGroupPollVotes: a poll the driver sends to a group is voted on by
+// two contacts; both votes arrive as poll_vote messages decrypted with the
+// poll's secret, which the auth store keeps sealed, on both engines.
+func TestGroupPollVotes(t *testing.T) { storetest.Each(t, testGroupPollVotes) }
+
+func testGroupPollVotes(t *testing.T, e storetest.Engine) {
+	r := newRigOn(t, e)
+	s, _ := r.pair(t)
+	gs := groupSession(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	alice, bob := r.srv.Contact("15554000001"), r.srv.Contact("15554000002")
+	info, err := gs.CreateGroup(ctx, session.CreateGroupRequest{Name: "Lunch", Participants: []string{alice.JID().String(), bob.JID().String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := s.Send(ctx, &session.SendRequest{To: info.JID, Poll: &session.PollSend{Name: "Where?", Options: []string{"pizza", "sushi", "salad"}, SelectableCount: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := sent.Event.Message.Poll; p == nil || len(p.Options) != 3 || p.SelectableCount != 2 {
+		t.Fatalf("sent poll event %+v", sent.Event.Message)
+	}
+	hash := map[string]string{}
+	for _, o := range sent.Event.Message.Poll.Options {
+		hash[o.Name] = o.Hash
+	}
+	votes := map[*watest.Contact][]string{alice: {"pizza"}, bob: {"sushi", "salad"}}
+	for _, ct := range []*watest.Contact{alice, bob} {
+		poll, err := ct.NextMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if poll.ID != sent.MessageID || poll.Message.GetPollCreationMessage().GetName() != "Where?" {
+			t.Fatalf("%s got %+v", ct.JID(), poll)
+		}
+		id, err := ct.VotePoll(ctx, poll, votes[ct]...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := r.sink.waitFor(t, "vote", func(ev *event.Event) bool { return ev.Message != nil && ev.Message.MessageID == id })
+		v := ev.Message.PollVote
+		if ev.Message.Type != event.TypePollVote || v == nil || !v.Decrypted || v.PollMessageID != sent.MessageID || ev.Message.From != ct.JID().String() {
+			t.Fatalf("vote of %s: %+v", ct.JID(), ev.Message)
+		}
+		var want []string
+		for _, o := range votes[ct] {
+			want = append(want, hash[o])
+		}
+		if !slices.Equal(v.SelectedOptions, want) {
+			t.Fatalf("vote of %s selected %v, want %v", ct.JID(), v.SelectedOptions, want)
+		}
+	}
+}
