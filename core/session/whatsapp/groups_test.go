@@ -11,9 +11,13 @@ import (
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/types"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/sealing/sealtest"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/watest"
+	"github.com/wildcathub/wildcat/core/store"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
@@ -301,11 +305,14 @@ func TestGroupPollVotes(t *testing.T) { storetest.Each(t, testGroupPollVotes) }
 
 func testGroupPollVotes(t *testing.T, e storetest.Engine) {
 	r := newRigOn(t, e)
+	r.keys = sealtest.Ring(t, "", sealtest.Key(t, "k1"))
+	r.openAuth(t)
 	s, _ := r.pair(t)
 	gs := groupSession(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	alice, bob := r.srv.Contact("15554000001"), r.srv.Contact("15554000002")
+	var secret []byte
 	info, err := gs.CreateGroup(ctx, session.CreateGroupRequest{Name: "Lunch", Participants: []string{alice.JID().String(), bob.JID().String()}})
 	if err != nil {
 		t.Fatal(err)
@@ -330,6 +337,7 @@ func testGroupPollVotes(t *testing.T, e storetest.Engine) {
 		if poll.ID != sent.MessageID || poll.Message.GetPollCreationMessage().GetName() != "Where?" {
 			t.Fatalf("%s got %+v", ct.JID(), poll)
 		}
+		secret = poll.Message.GetMessageContextInfo().GetMessageSecret()
 		id, err := ct.VotePoll(ctx, poll, votes[ct]...)
 		if err != nil {
 			t.Fatal(err)
@@ -347,4 +355,30 @@ func testGroupPollVotes(t *testing.T, e storetest.Engine) {
 			t.Fatalf("vote of %s selected %v, want %v", ct.JID(), v.SelectedOptions, want)
 		}
 	}
+	// The votes opened with the secret kept in the auth store, which holds
+	// it sealed: its bytes appear nowhere in the engine's data.
+	if len(secret) != 32 {
+		t.Fatalf("poll secret of %d bytes", len(secret))
+	}
+	if bytes.Contains(r.rawAuth(t), secret) {
+		t.Fatal("the poll's secret is stored in the clear")
+	}
+}
+
+// rawAuth is every byte of the account's auth state as the engine holds it.
+func (r *rig) rawAuth(t *testing.T) []byte {
+	t.Helper()
+	if r.engine == storetest.MongoDB {
+		var all []byte
+		cur, err := r.db.Collection(store.AuthCollection("wa1")).Find(context.Background(), bson.D{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cur.Close(context.Background())
+		for cur.Next(context.Background()) {
+			all = append(all, cur.Current...)
+		}
+		return all
+	}
+	return sealtest.SQLiteBytes(t, r.file.Path())
 }
