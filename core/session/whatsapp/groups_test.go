@@ -382,3 +382,120 @@ func (r *rig) rawAuth(t *testing.T) []byte {
 	}
 	return sealtest.SQLiteBytes(t, r.file.Path())
 }
+
+// TestGroupSettings: subject, description, picture, the announce, locked
+// and join-approval settings, and join requests, each reported back as the
+// group.update WhatsApp sends every member.
+func TestGroupSettings(t *testing.T) {
+	r := newRig(t)
+	s, acct := r.pair(t)
+	gs := groupSession(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	own := acct.JID().ToNonAD().String()
+	alice := r.srv.Contact("15555000001")
+	info, err := gs.CreateGroup(ctx, session.CreateGroupRequest{Name: "Settings", Participants: []string{alice.JID().String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := info.JID
+	wait := func(what string, match func(*event.GroupUpdate) bool) *event.GroupUpdate {
+		t.Helper()
+		return r.sink.waitFor(t, what, groupUpdate(gid, match)).Group
+	}
+
+	if err := gs.SetGroupSubject(ctx, gid, "Renamed"); err != nil {
+		t.Fatal(err)
+	}
+	if u := wait("subject", func(g *event.GroupUpdate) bool { return g.Name != "" }); u.Name != "Renamed" || u.Actor != own {
+		t.Fatalf("subject change %+v", u)
+	}
+	if err := gs.SetGroupDescription(ctx, gid, "All about settings"); err != nil {
+		t.Fatal(err)
+	}
+	wait("description", func(g *event.GroupUpdate) bool { return g.Topic == "All about settings" })
+	if err := gs.SetGroupDescription(ctx, gid, ""); err != nil {
+		t.Fatal(err)
+	}
+	wait("description removed", func(g *event.GroupUpdate) bool { return g.TopicDeleted })
+
+	picID, err := gs.SetGroupPicture(ctx, gid, []byte{0xFF, 0xD8, 0xFF, 0xE0, 'j', 'p', 'g'})
+	if err != nil || picID == "" {
+		t.Fatalf("set picture: %q, %v", picID, err)
+	}
+	if u := wait("picture", func(g *event.GroupUpdate) bool { return g.PictureID != "" }); u.PictureID != picID || u.Actor != own {
+		t.Fatalf("picture change %+v", u)
+	}
+	if _, err := gs.SetGroupPicture(ctx, gid, nil); err != nil {
+		t.Fatal(err)
+	}
+	wait("picture removed", func(g *event.GroupUpdate) bool { return g.PictureRemoved })
+	if _, err := gs.SetGroupPicture(ctx, gid, []byte("GIF89a")); !errors.Is(err, session.ErrInvalidRequest) {
+		t.Fatalf("a GIF as picture: %v", err)
+	}
+
+	for _, on := range []bool{true, false} {
+		if err := gs.SetGroupAnnounce(ctx, gid, on); err != nil {
+			t.Fatal(err)
+		}
+		wait("announce", func(g *event.GroupUpdate) bool { return g.Announce != nil && *g.Announce == on })
+		if err := gs.SetGroupLocked(ctx, gid, on); err != nil {
+			t.Fatal(err)
+		}
+		wait("locked", func(g *event.GroupUpdate) bool { return g.Locked != nil && *g.Locked == on })
+	}
+	if err := gs.SetGroupJoinApproval(ctx, gid, true); err != nil {
+		t.Fatal(err)
+	}
+	wait("join approval", func(g *event.GroupUpdate) bool { return g.JoinApproval != nil && *g.JoinApproval })
+	got, err := gs.GroupInfo(ctx, gid)
+	if err != nil || !got.JoinApproval || got.Announce || got.Locked || got.Name != "Renamed" || got.Topic != "" {
+		t.Fatalf("info after the changes: %+v, %v", got, err)
+	}
+
+	// Join requests: two contacts ask by link; one is approved, one not.
+	link, err := gs.GroupInviteLink(ctx, gid, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, carol := r.srv.Contact("15555000002"), r.srv.Contact("15555000003")
+	for _, ct := range []*watest.Contact{bob, carol} {
+		if joined, err := ct.JoinGroupWithLink(ctx, link); err != nil || joined {
+			t.Fatalf("%s asked to join: %v, %v", ct.JID(), joined, err)
+		}
+	}
+	reqs, err := gs.GroupJoinRequests(ctx, gid)
+	if err != nil || len(reqs) != 2 || reqs[0].JID != bob.JID().String() || reqs[0].PN != bob.JID().String() || reqs[0].RequestedAt.IsZero() {
+		t.Fatalf("join requests %+v, %v", reqs, err)
+	}
+	res, err := gs.UpdateGroupJoinRequests(ctx, gid, true, []string{bob.JID().String(), "15555000009"})
+	if err != nil || res[0].Status != session.ParticipantOK || res[1].Status != session.ParticipantNotIn {
+		t.Fatalf("approve: %+v, %v", res, err)
+	}
+	if u := wait("bob approved", func(g *event.GroupUpdate) bool { return slices.Contains(g.Added, bob.JID().String()) }); u.JoinReason != "approval" {
+		t.Fatalf("approval reported as %+v", u)
+	}
+	if res, err := gs.UpdateGroupJoinRequests(ctx, gid, false, []string{carol.JID().String()}); err != nil || res[0].Status != session.ParticipantOK {
+		t.Fatalf("reject: %+v, %v", res, err)
+	}
+	if reqs, err := gs.GroupJoinRequests(ctx, gid); err != nil || len(reqs) != 0 {
+		t.Fatalf("requests left: %+v, %v", reqs, err)
+	}
+	members := r.srv.Group(types.NewJID(splitUser(gid), types.GroupServer)).Members()
+	if len(members) != 3 || members[2].JID != bob.JID() {
+		t.Fatalf("members %+v", members)
+	}
+
+	// The account asking to join a group that needs approval.
+	other, err := alice.CreateGroup(ctx, "Gated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.RequireApproval(); err != nil {
+		t.Fatal(err)
+	}
+	jid, err := gs.JoinGroupWithLink(ctx, other.InviteLink())
+	if !errors.Is(err, session.ErrJoinRequested) || jid != other.JID().String() {
+		t.Fatalf("join a gated group: %q, %v", jid, err)
+	}
+}

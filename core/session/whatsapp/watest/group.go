@@ -445,3 +445,15 @@ func (g *Group) InviteLink() string {
 	}
 	return ""
 }
+
+// RequireApproval makes new members of the group need an admin's approval.
+func (g *Group) RequireApproval() error {
+	g.srv.mu.Lock()
+	defer g.srv.mu.Unlock()
+	gr := g.srv.groups[g.jid.User]
+	if gr == nil {
+		return fmt.Errorf("watest: no group %s", g.jid)
+	}
+	gr.approval = true
+	return nil
+}
