@@ -399,12 +399,13 @@ func (n *Normalizer) GroupInfo(evt *events.GroupInfo) (*event.Event, error) {
 		actors = append(actors, evt.SenderPN.ToNonAD())
 	}
 	// WhatsApp reports leaving and being removed alike; the actor tells
-	// them apart: who leaves on their own is their own actor.
+	// them apart: who leaves on their own is their own actor (for the
+	// account, in either of its forms).
 	for _, j := range evt.Leave {
 		if j.IsEmpty() {
 			continue
 		}
-		if slices.Contains(actors, j.ToNonAD()) {
+		if slices.Contains(actors, j.ToNonAD()) || (n.isOwn(j) && slices.ContainsFunc(actors, n.isOwn)) {
 			g.Left = append(g.Left, jidString(j))
 		} else {
 			g.Removed = append(g.Removed, jidString(j))
