@@ -499,3 +499,45 @@ func TestGroupSettings(t *testing.T) {
 		t.Fatalf("join a gated group: %q, %v", jid, err)
 	}
 }
+
+// TestChannels: the channels the account follows and their messages,
+// newest first, paged by server ID.
+func TestChannels(t *testing.T) {
+	r := newRig(t)
+	s, acct := r.pair(t)
+	cs, ok := s.(session.ChannelSession)
+	if !ok {
+		t.Fatalf("%T does not implement session.ChannelSession", s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	news := r.srv.NewChannel("News", "Daily news")
+	news.Follow(acct, "subscriber")
+	r.srv.NewChannel("Other", "") // not followed: not listed
+	var ids []int
+	for _, text := range []string{"first", "second", "third"} {
+		ids = append(ids, news.PostText(text))
+	}
+
+	list, err := cs.Channels(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].JID != news.JID().String() || list[0].Name != "News" || list[0].Description != "Daily news" || list[0].Role != "subscriber" || list[0].Subscribers != 1 {
+		t.Fatalf("channels %+v", list)
+	}
+	page, err := cs.ChannelMessages(ctx, news.JID().String(), 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page) != 2 || page[0].Text != "third" || page[1].Text != "second" || page[0].ChatID != news.JID().String() {
+		t.Fatalf("newest page %+v", page)
+	}
+	older, err := cs.ChannelMessages(ctx, news.JID().String(), 2, ids[1])
+	if err != nil || len(older) != 1 || older[0].Text != "first" {
+		t.Fatalf("page before %d: %+v, %v", ids[1], older, err)
+	}
+	if _, err := cs.ChannelMessages(ctx, "15556000001@s.whatsapp.net", 2, 0); !errors.Is(err, session.ErrInvalidRequest) {
+		t.Fatalf("a user as channel: %v", err)
+	}
+}

@@ -41,6 +41,10 @@ func (s *Server) answerIQ(c *conn, node *waBinary.Node) {
 		content, after, iqErr = s.groupIQ(c, node)
 	case xmlns == "w:profile:picture" && typ == "set":
 		content, after, iqErr = s.groupPicture(c, node)
+	case xmlns == "w:mex":
+		content = s.mexIQ(c, node)
+	case xmlns == "newsletter" && typ == "get":
+		content, iqErr = s.newsletterIQ(c, node)
 	case xmlns == "w:p":
 		// keepalive
 	case xmlns == "passive" && typ == "set":

@@ -43,6 +43,7 @@ type Server struct {
 	lids       map[string]*Account // LID user → account
 	contacts   map[string]*Contact
 	groups     map[string]*group // by the group JID's user part
+	channels   []*channel
 	deliveries map[string]*delivery
 	stalls     []*Stall
 	media      map[string][]byte // download path → encrypted blob
