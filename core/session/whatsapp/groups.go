@@ -428,9 +428,10 @@ func (s *Session) groupMentions(ctx context.Context, cli *whatsmeow.Client, grou
 	if err != nil {
 		return nil, groupErr("participants of", group.String(), err)
 	}
+	ownLID := cli.Store.GetLID()
 	var out []string
 	for _, p := range info.Participants {
-		if p.JID.ToNonAD().User == own.User {
+		if u := p.JID.User; u == own.User || (!ownLID.IsEmpty() && u == ownLID.User) {
 			continue
 		}
 		out = append(out, jidString(p.JID))

@@ -355,6 +355,24 @@ func testGroupPollVotes(t *testing.T, e storetest.Engine) {
 			t.Fatalf("vote of %s selected %v, want %v", ct.JID(), v.SelectedOptions, want)
 		}
 	}
+	// A poll in a one-to-one chat works the same way.
+	dm, err := s.Send(ctx, &session.SendRequest{To: alice.JID().String(), Poll: &session.PollSend{Name: "Coffee?", Options: []string{"yes", "no"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dmPoll, err := alice.NextMessage(ctx)
+	if err != nil || dmPoll.ID != dm.MessageID || !dmPoll.Chat.IsEmpty() {
+		t.Fatalf("alice got %+v, %v", dmPoll, err)
+	}
+	voteID, err := alice.VotePoll(ctx, dmPoll, "no")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dmVote := r.sink.waitFor(t, "vote in a chat", func(ev *event.Event) bool { return ev.Message != nil && ev.Message.MessageID == voteID })
+	if v := dmVote.Message.PollVote; v == nil || !v.Decrypted || v.PollMessageID != dm.MessageID || !slices.Equal(v.SelectedOptions, []string{dm.Event.Message.Poll.Options[1].Hash}) {
+		t.Fatalf("vote in a chat: %+v", dmVote.Message.PollVote)
+	}
+
 	// The votes opened with the secret kept in the auth store, which holds
 	// it sealed: its bytes appear nowhere in the engine's data.
 	if len(secret) != 32 {
