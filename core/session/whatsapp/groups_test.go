@@ -255,6 +255,23 @@ func TestGroupErrors(t *testing.T) {
 		t.Fatalf("invite link as a member: %v", err)
 	}
 
+	// Added by a plain membership change: the driver fetches the group so
+	// the event still carries it.
+	later, err := owner.CreateGroup(ctx, "Later")
+	if err != nil {
+		t.Fatal(err)
+	}
+	later.TellNewcomersByAdd()
+	if err := owner.AddToGroup(ctx, later, acct.JID().ToNonAD()); err != nil {
+		t.Fatal(err)
+	}
+	added := r.sink.waitFor(t, "added to a group later", groupUpdate(later.JID().String(), func(u *event.GroupUpdate) bool {
+		return u.Self == event.GroupSelfAdded
+	}))
+	if u := added.Group; u.Info == nil || u.Info.Name != "Later" || len(u.Info.Participants) != 2 || !slices.Contains(u.Added, acct.JID().ToNonAD().String()) {
+		t.Fatalf("added later: %+v", u)
+	}
+
 	// Not found: no such group, and a non-group JID is bad input.
 	if _, err := gs.GroupInfo(ctx, "120363000000000999@g.us"); !errors.Is(err, session.ErrGroupNotFound) {
 		t.Fatalf("unknown group: %v", err)

@@ -66,6 +66,7 @@ type group struct {
 	requests  []joinRequest
 	sizeLimit int
 	left      map[types.JID]bool // left on their own: cannot be added back (408)
+	plainAdds bool               // newcomers get the "add" notification, not "create"
 }
 
 // Group is a test's handle on a group of the double.
@@ -400,7 +401,7 @@ func (s *Server) announceMembership(groupJID, actor types.JID, tag, reason strin
 	var others []*Account
 	var newcomers []types.JID
 	for _, a := range gr.accountMembersLocked(s) {
-		if tag == "add" && slices.Contains(jids, a.jid.ToNonAD()) {
+		if tag == "add" && !gr.plainAdds && slices.Contains(jids, a.jid.ToNonAD()) {
 			newcomers = append(newcomers, a.jid.ToNonAD())
 			continue
 		}
@@ -456,4 +457,16 @@ func (g *Group) RequireApproval() error {
 	}
 	gr.approval = true
 	return nil
+}
+
+// TellNewcomersByAdd makes accounts added to the group hear of it from the
+// same "add" notification as the other members (events.GroupInfo naming
+// them in Join), without the group's info, instead of a "create"
+// notification (events.JoinedGroup).
+func (g *Group) TellNewcomersByAdd() {
+	g.srv.mu.Lock()
+	defer g.srv.mu.Unlock()
+	if gr := g.srv.groups[g.jid.User]; gr != nil {
+		gr.plainAdds = true
+	}
 }
