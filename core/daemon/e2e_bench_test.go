@@ -90,7 +90,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			rec.waitAll(b)
 			lat := make([]time.Duration, total)
 			for i := range total {
-				lat[i] = rec.arrival(e2eID(n+i)).Sub(sent[i])
+				lat[i] = rec.arrival(e2eID(n + i)).Sub(sent[i])
 			}
 			slices.Sort(lat)
 			f.OfferedPerSec = rate
