@@ -160,7 +160,7 @@ var ruleExamples = []any{
 var pluginExample = map[string]any{
 	"name": "echo", "path": "bin/plugins/echo", "plugin": "echo", "version": "1.0.0",
 	"capabilities": []string{"inline"}, "eventKinds": []string{"message.received"},
-	"state": "running", "pid": 41873, "startedAt": "2026-11-25T11:58:00Z", "restarts": 1,
+	"state": "running", "protocol": 2, "pid": 41873, "startedAt": "2026-11-25T11:58:00Z", "restarts": 1,
 	"lastError": "plugin process exited", "lastErrorAt": "2026-11-25T11:57:59Z",
 	"calls": map[string]any{
 		"handle":  map[string]any{"calls": 1042, "errors": 2, "timeouts": 1},
@@ -638,6 +638,7 @@ var schemas = map[string]any{
 		"plugin": str("the name the process reports"), "version": str(""), "description": str(""),
 		"capabilities": arr(str("inline and/or sink")), "eventKinds": arr(str("the event kinds it asked for; none: all")),
 		"state":     str("starting, running, restarting or stopped"),
+		"protocol":  integer("plugin protocol version negotiated with the current process: 2 takes sink deliveries in batches (DeliverBatch), 1 one per call"),
 		"pid":       integer("of the current process"),
 		"startedAt": str("when the current process started (RFC 3339)"),
 		"restarts":  integer("processes replaced after an exit or failed health checks"),
