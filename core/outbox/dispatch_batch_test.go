@@ -203,3 +203,98 @@ func waitClosed(t *testing.T, c <-chan struct{}, what string) {
 		}
 	})
 }
+
+// batchRecorder is a BatchSink whose jobs numbered by failEvery fail their
+// first attempt; it records every call.
+type batchRecorder struct {
+	failEvery int
+	mu        sync.Mutex
+	sizes     []int
+	delivered map[string]int // job id → successful attempts
+	attempts  map[string]int
+	single    int // Deliver calls: must stay 0 for a BatchSink
+}
+
+func (b *batchRecorder) Deliver(ctx context.Context, j *Job) Result {
+	b.mu.Lock()
+	b.single++
+	b.mu.Unlock()
+	return Fail(fmt.Errorf("Deliver called for %s: a BatchSink gets batches", j.ID))
+}
+
+func (b *batchRecorder) DeliverBatch(ctx context.Context, jobs []*Job) []Result {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sizes = append(b.sizes, len(jobs))
+	out := make([]Result, len(jobs))
+	for i, j := range jobs {
+		b.attempts[j.ID]++
+		var n int
+		if _, err := fmt.Sscanf(j.EventID, "acct:MSG%05d", &n); err != nil {
+			out[i] = Fail(err)
+			continue
+		}
+		if n%b.failEvery == 0 && j.Attempts == 1 {
+			out[i] = Retry(fmt.Errorf("receiver of %s said 503", j.ID))
+			continue
+		}
+		b.delivered[j.ID]++
+		out[i] = OK()
+	}
+	return out
+}
+
+// A BatchSink gets the claimed jobs in batches of at most MaxBatch, one
+// call each, never Deliver; a batch that partly fails retries only the
+// failed jobs, which are delivered on their next attempt: every job is
+// delivered once, none lost.
+func TestDispatcherHandsBatchesToABatchSink(t *testing.T) {
+	backends(t, func(t *testing.T, s backend) {
+		fast := Schedule{Delays: []time.Duration{time.Millisecond}, Every: time.Millisecond, MaxAge: time.Hour, MinRetryAfter: time.Millisecond, MaxRetryAfter: time.Millisecond}
+		o := s.open(t, Options{Schedule: &fast})
+		const slots, maxBatch, n = 16, 8, 40
+		var items []Item
+		for i := range n {
+			items = append(items, Item{Event: testEvent(i), Targets: []string{"a"}})
+		}
+		if err := o.EnqueueBatch(context.Background(), items); err != nil {
+			t.Fatal(err)
+		}
+		sink := &batchRecorder{failEvery: 3, delivered: map[string]int{}, attempts: map[string]int{}}
+		d := NewDispatcher(o, DispatcherOptions{PollInterval: 10 * time.Millisecond, MaxBatch: maxBatch})
+		d.Handle("a", sink, slots)
+		run(t, d)
+		poll.Until(t, waitLimit, func() error {
+			if got := countState(t, o, "a", StateDone); got != n {
+				return fmt.Errorf("%d of %d done", got, n)
+			}
+			return nil
+		})
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		if sink.single != 0 {
+			t.Fatalf("Deliver called %d times", sink.single)
+		}
+		if sink.sizes[0] != maxBatch {
+			t.Fatalf("first batch had %d jobs, want %d (16 slots free, batches of %d): %v", sink.sizes[0], maxBatch, maxBatch, sink.sizes)
+		}
+		for _, k := range sink.sizes {
+			if k > maxBatch {
+				t.Fatalf("a batch of %d jobs exceeds MaxBatch %d: %v", k, maxBatch, sink.sizes)
+			}
+		}
+		for i := range n {
+			id := JobID(testEvent(i).ID, "a")
+			wantAttempts := 1
+			if i%3 == 0 {
+				wantAttempts = 2
+			}
+			if sink.delivered[id] != 1 || sink.attempts[id] != wantAttempts {
+				t.Errorf("job %d: delivered %d times in %d attempts, want once in %d", i, sink.delivered[id], sink.attempts[id], wantAttempts)
+			}
+			if j := mustGet(t, o, id); len(j.Log) != wantAttempts {
+				t.Errorf("job %d: %d attempts logged, want %d", i, len(j.Log), wantAttempts)
+			}
+		}
+	})
+}
