@@ -40,4 +40,7 @@ type Target struct {
 	// AllowPrivate lets the request reach loopback, private and link-local
 	// addresses (webhooks.allow_private_targets).
 	AllowPrivate bool `json:"allowPrivate,omitempty"`
+	// Batch: the endpoint takes several deliveries in one request, a JSON
+	// array of envelopes (RenderBatch) signed as one body.
+	Batch bool `json:"batch,omitempty"`
 }
