@@ -1,7 +1,10 @@
 package webhooks
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/wildcathub/wildcat/core/event"
@@ -23,6 +26,31 @@ type Envelope struct {
 // Render is the body Wildcat sends for ev.
 func Render(ev *event.Event) ([]byte, error) {
 	return json.Marshal(Envelope{Type: string(ev.Kind), Timestamp: ev.Timestamp.UTC(), Data: ev})
+}
+
+// RenderBatch is the body of a batch request (an endpoint with batch on):
+// a JSON array of the events' envelopes, in order,
+//
+//	[{"type":"message.received",…,"data":{…}},{"type":"message.status",…}]
+//
+// signed as one body: webhook-id is BatchID of the events' ids, and the
+// signature is the usual one over "{webhook-id}.{timestamp}.{the whole
+// array}", so Verify (and any Standard Webhooks library) checks it
+// unchanged. Receivers drop repeats per element, by data.id.
+func RenderBatch(evs []*event.Event) ([]byte, error) {
+	envs := make([]Envelope, len(evs))
+	for i, ev := range evs {
+		envs[i] = Envelope{Type: string(ev.Kind), Timestamp: ev.Timestamp.UTC(), Data: ev}
+	}
+	return json.Marshal(envs)
+}
+
+// BatchID is the webhook-id of a batch request: "batch_" and the first 16
+// bytes, in hex, of the SHA-256 of the events' ids joined by newlines — the
+// same for a retry of the same events in the same order.
+func BatchID(eventIDs []string) string {
+	sum := sha256.Sum256([]byte(strings.Join(eventIDs, "\n")))
+	return "batch_" + hex.EncodeToString(sum[:16])
 }
 
 // Target is what the daemon hands the webhook plugin with every attempt
