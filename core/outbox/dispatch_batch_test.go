@@ -298,3 +298,91 @@ func TestDispatcherHandsBatchesToABatchSink(t *testing.T) {
 		}
 	})
 }
+
+// blockingBatch is a BatchSink whose calls last until their context ends.
+type blockingBatch struct {
+	started, cancelled chan struct{}
+}
+
+func (b *blockingBatch) Deliver(ctx context.Context, j *Job) Result {
+	return Fail(fmt.Errorf("Deliver called for %s", j.ID))
+}
+
+func (b *blockingBatch) DeliverBatch(ctx context.Context, jobs []*Job) []Result {
+	close(b.started)
+	<-ctx.Done()
+	close(b.cancelled)
+	out := make([]Result, len(jobs))
+	for i := range out {
+		out[i] = Retry(ctx.Err())
+	}
+	return out
+}
+
+// A batch whose jobs are taken over one by one keeps running for the jobs
+// it still holds, and is cancelled once it holds none; the dropped
+// outcomes never overwrite the new owner's claims.
+func TestBatchCancelledOnlyWhenEveryLeaseIsLost(t *testing.T) {
+	backends(t, func(t *testing.T, s backend) {
+		if s.exclusive {
+			t.Skip("exclusive mode: one process owns the schedule, so no other worker can take a job over")
+		}
+		ctx := context.Background()
+		o := s.open(t, Options{Lease: time.Minute})
+		mustEnqueue(t, o, testEvent(1), "b")
+		mustEnqueue(t, o, testEvent(2), "b")
+		ids := []string{JobID(testEvent(1).ID, "b"), JobID(testEvent(2).ID, "b")}
+		sink := &blockingBatch{started: make(chan struct{}), cancelled: make(chan struct{})}
+		d := NewDispatcher(o, DispatcherOptions{PollInterval: 10 * time.Millisecond, Heartbeat: 300 * time.Millisecond, Timeout: time.Hour})
+		d.Handle("b", sink, 2)
+		run(t, d)
+		waitClosed(t, sink.started, "the batch to start")
+		poll.Until(t, waitLimit, func() error {
+			for _, id := range ids {
+				if j := mustGet(t, o, id); j.State != StateProcessing {
+					return fmt.Errorf("job %s is %s", id, j.State)
+				}
+			}
+			return nil
+		})
+		later := newClock()
+		later.Set(time.Now().Add(2 * time.Minute))
+		thief := s.open(t, Options{Clock: later, Lease: time.Minute})
+		first, err := thief.Claim(ctx, "b", "thief")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := ids[0]
+		if first.ID == ids[0] {
+			held = ids[1]
+		}
+		// A whole heartbeat after the takeover has seen the lost lease (the
+		// held job's lease moved three times); the batch still runs.
+		for range 3 {
+			lease := *mustGet(t, o, held).LeaseUntil
+			poll.Until(t, waitLimit, func() error {
+				if j := mustGet(t, o, held); !j.LeaseUntil.After(lease) {
+					return fmt.Errorf("lease of %s still %v", held, j.LeaseUntil)
+				}
+				return nil
+			})
+		}
+		select {
+		case <-sink.cancelled:
+			t.Fatal("the batch was cancelled while it still held a job")
+		default:
+		}
+		if _, err := thief.Claim(ctx, "b", "thief"); err != nil {
+			t.Fatal(err)
+		}
+		waitClosed(t, sink.cancelled, "the batch to be cancelled once every job was lost")
+		poll.Until(t, waitLimit, func() error {
+			for _, id := range ids {
+				if j := mustGet(t, o, id); j.State != StateProcessing || j.Owner != "thief" || len(j.Log) != 0 {
+					return fmt.Errorf("job %s: %s by %s, log %v; want the thief's claim and no attempt logged", id, j.State, j.Owner, j.Log)
+				}
+			}
+			return nil
+		})
+	})
+}
