@@ -251,7 +251,10 @@ func (b *batchRecorder) DeliverBatch(ctx context.Context, jobs []*Job) []Result 
 func TestDispatcherHandsBatchesToABatchSink(t *testing.T) {
 	backends(t, func(t *testing.T, s backend) {
 		fast := Schedule{Delays: []time.Duration{time.Millisecond}, Every: time.Millisecond, MaxAge: time.Hour, MinRetryAfter: time.Millisecond, MaxRetryAfter: time.Millisecond}
-		o := s.open(t, Options{Schedule: &fast})
+		// A long lease: on the in-process FerretDB under -race a backlog of
+		// completions can outlast the default one, and a job whose lease ran
+		// out is (rightly, at least once) claimed and delivered again.
+		o := s.open(t, Options{Schedule: &fast, Lease: time.Hour})
 		const slots, maxBatch, n = 16, 8, 40
 		var items []Item
 		for i := range n {

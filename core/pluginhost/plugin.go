@@ -326,8 +326,18 @@ func (p *Plugin) deliverChunk(ctx context.Context, inst *instance, jobs []BatchJ
 	cctx, cancel := p.callCtx(ctx)
 	defer cancel()
 	res, err := inst.rpc.DeliverBatch(cctx, sj)
+	if err == nil && len(res) != len(idx) {
+		err = fmt.Errorf("DeliverBatch answered %d results for %d jobs", len(res), len(idx))
+	}
 	if err != nil {
 		p.noteError(fmt.Errorf("plugin %q: %w", p.name, err))
+	}
+	if len(res) != len(idx) {
+		for _, i := range idx {
+			p.deliver.record(err)
+			out[i] = DeliverResult{Err: fmt.Errorf("plugin %q: %w", p.name, err)}
+		}
+		return
 	}
 	for k, i := range idx {
 		out[i] = p.result(res[k])
