@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,6 +22,18 @@ import (
 // (or Job.ID, stable across attempts).
 type Sink interface {
 	Deliver(ctx context.Context, job *Job) Result
+}
+
+// BatchSink is a Sink that takes several jobs of its target in one call (a
+// plugin speaking protocol version 2: one gRPC call for many deliveries).
+// The dispatcher hands it the jobs of each claim in batches of up to
+// DispatcherOptions.MaxBatch instead of one attempt per job. DeliverBatch
+// answers one Result per job, in order; each is recorded for its job
+// alone, so a batch that partly fails retries only the jobs that failed.
+// ctx is the whole batch's (one attempt timeout for all of it).
+type BatchSink interface {
+	Sink
+	DeliverBatch(ctx context.Context, jobs []*Job) []Result
 }
 
 // SinkFunc adapts a function to Sink.
@@ -40,8 +54,11 @@ type DispatcherOptions struct {
 	// Heartbeat is how often a running delivery extends its lease; default
 	// half the outbox lease.
 	Heartbeat time.Duration
-	// Timeout bounds one attempt; default 30 s.
+	// Timeout bounds one attempt (for a BatchSink: one batch); default 30 s.
 	Timeout time.Duration
+	// MaxBatch bounds the jobs of one DeliverBatch call to a BatchSink;
+	// default 64. A batch never holds more jobs than the target has slots.
+	MaxBatch int
 	// Retention is how long done jobs stay listable before Purge removes
 	// them; default 7 days. Purging runs hourly.
 	Retention time.Duration
@@ -90,6 +107,9 @@ func NewDispatcher(o *Outbox, opts DispatcherOptions) *Dispatcher {
 	}
 	if opts.Retention <= 0 {
 		opts.Retention = 7 * 24 * time.Hour
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 64
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -258,6 +278,23 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 			}
 			continue
 		}
+		if bs, ok := t.sink.(BatchSink); ok {
+			for batch := range slices.Chunk(jobs, d.opts.MaxBatch) {
+				attempts.Add(1)
+				go func() {
+					defer attempts.Done()
+					defer func() {
+						for range batch {
+							<-slots
+						}
+					}()
+					for _, f := range d.attemptBatch(ctx, t, bs, batch, flight) {
+						done <- f
+					}
+				}()
+			}
+			continue
+		}
 		for _, job := range jobs {
 			attempts.Add(1)
 			go func() {
@@ -293,6 +330,41 @@ func (d *Dispatcher) attempt(ctx context.Context, t *target, job *Job, flight *i
 	wasLost := flight.remove(job, lost)
 	d.opts.Metrics.observe(t.name, res.Outcome, took)
 	return attemptDone{job: job, res: res, took: took, lost: wasLost}
+}
+
+// attemptBatch runs one DeliverBatch of jobs under the attempt timeout,
+// each job registered with the target's heartbeat while it runs. A job
+// whose lease is lost has its outcome dropped; the batch's call is
+// cancelled only once every job in it has lost its lease.
+func (d *Dispatcher) attemptBatch(ctx context.Context, t *target, s BatchSink, jobs []*Job, flight *inflight) []attemptDone {
+	actx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
+	defer cancel()
+	var lostN atomic.Int32
+	regs := make([]*running, len(jobs))
+	views := make([]*Job, len(jobs))
+	for i, job := range jobs {
+		var once sync.Once
+		regs[i] = flight.add(job, func() {
+			once.Do(func() {
+				if int(lostN.Add(1)) == len(jobs) {
+					cancel()
+				}
+			})
+		})
+		view := *job
+		view.Log = append([]Attempt(nil), job.Log...)
+		views[i] = &view
+	}
+	start := time.Now()
+	res := safeDeliverBatch(actx, s, views)
+	took := time.Since(start)
+	out := make([]attemptDone, len(jobs))
+	for i, job := range jobs {
+		wasLost := flight.remove(job, regs[i])
+		d.opts.Metrics.observe(t.name, res[i].Outcome, took)
+		out[i] = attemptDone{job: job, res: res[i], took: took, lost: wasLost}
+	}
+	return out
 }
 
 // complete records finished attempts: everything that has finished by the
@@ -427,6 +499,27 @@ func (d *Dispatcher) heartbeat(ctx context.Context, f *inflight, log *slog.Logge
 			}
 		}
 	}
+}
+
+// safeDeliverBatch is safeDeliver for a batch: a panic, or an answer of the
+// wrong length, is a retry of every job left without a result.
+func safeDeliverBatch(ctx context.Context, s BatchSink, jobs []*Job) (res []Result) {
+	defer func() {
+		if r := recover(); r != nil {
+			res = nil
+			for range jobs {
+				res = append(res, Retry(fmt.Errorf("sink panicked: %v", r)))
+			}
+		}
+	}()
+	res = s.DeliverBatch(ctx, jobs)
+	if len(res) > len(jobs) {
+		res = res[:len(jobs)]
+	}
+	for len(res) < len(jobs) {
+		res = append(res, Retry(fmt.Errorf("the sink answered %d results for a batch of %d", len(res), len(jobs))))
+	}
+	return res
 }
 
 // safeDeliver turns a panicking sink into a retry instead of a dead daemon.
