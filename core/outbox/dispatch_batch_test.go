@@ -389,3 +389,95 @@ func TestBatchCancelledOnlyWhenEveryLeaseIsLost(t *testing.T) {
 		})
 	})
 }
+
+// gatedBatch holds its first call until open is closed and records the
+// size of every call.
+type gatedBatch struct {
+	open  chan struct{}
+	first sync.Once
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (g *gatedBatch) Deliver(ctx context.Context, j *Job) Result {
+	return Fail(fmt.Errorf("Deliver called for %s", j.ID))
+}
+
+func (g *gatedBatch) DeliverBatch(ctx context.Context, jobs []*Job) []Result {
+	g.mu.Lock()
+	g.sizes = append(g.sizes, len(jobs))
+	g.mu.Unlock()
+	g.first.Do(func() { <-g.open })
+	out := make([]Result, len(jobs))
+	for i := range out {
+		out[i] = OK()
+	}
+	return out
+}
+
+// When a batch finishes, all its slots come back at once and the next claim
+// takes every due job they allow, in one batch — not a job or two per
+// claim as slots trickle back.
+func TestFinishedBatchFreesItsSlotsAtOnce(t *testing.T) {
+	backends(t, func(t *testing.T, s backend) {
+		o := s.open(t, Options{Lease: time.Hour})
+		const slots = 32
+		enqueue := func(from, to int) {
+			var items []Item
+			for i := from; i < to; i++ {
+				items = append(items, Item{Event: testEvent(i), Targets: []string{"a"}})
+			}
+			if err := o.EnqueueBatch(context.Background(), items); err != nil {
+				t.Fatal(err)
+			}
+		}
+		enqueue(0, slots) // the first batch: every slot
+		sink := &gatedBatch{open: make(chan struct{})}
+		d := NewDispatcher(o, DispatcherOptions{PollInterval: 10 * time.Millisecond, MaxBatch: slots})
+		d.Handle("a", sink, slots)
+		run(t, d)
+		poll.Until(t, waitLimit, func() error {
+			sink.mu.Lock()
+			defer sink.mu.Unlock()
+			if len(sink.sizes) != 1 {
+				return fmt.Errorf("%d batches started", len(sink.sizes))
+			}
+			return nil
+		})
+		enqueue(slots, 2*slots) // due while every slot is busy
+		close(sink.open)
+		poll.Until(t, waitLimit, func() error {
+			if got := countState(t, o, "a", StateDone); got != 2*slots {
+				return fmt.Errorf("%d of %d done", got, 2*slots)
+			}
+			return nil
+		})
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		if len(sink.sizes) != 2 || sink.sizes[1] != slots {
+			t.Fatalf("batches %v, want [%d %d]: the second claim should take every freed slot", sink.sizes, slots, slots)
+		}
+	})
+}
+
+// A slot pool hands out every free slot at once, up to the bound, and a
+// release of n makes n free together.
+func TestSlotPoolTakesEveryFreeSlot(t *testing.T) {
+	p := newSlotPool(10)
+	ctx := context.Background()
+	if n, ok := p.takeFree(ctx, 4); !ok || n != 4 {
+		t.Fatalf("take with 10 free, at most 4: %d %v", n, ok)
+	}
+	if n, _ := p.takeFree(ctx, 100); n != 6 {
+		t.Fatalf("take of the rest: %d, want 6", n)
+	}
+	p.release(5)
+	if n, _ := p.takeFree(ctx, 100); n != 5 {
+		t.Fatalf("take after a release of 5: %d, want all 5", n)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, ok := p.takeFree(cctx, 1); ok {
+		t.Fatal("take with none free and the context ended returned a slot")
+	}
+}

@@ -215,7 +215,7 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 	idle.Stop()
 	defer idle.Stop()
 	log := d.log.With(slog.String("target", t.name))
-	slots := make(chan struct{}, t.concurrency)
+	slots := newSlotPool(t.concurrency)
 	flight := newInflight()
 	done := make(chan attemptDone, t.concurrency)
 	var attempts sync.WaitGroup
@@ -238,21 +238,9 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 		<-hbDone
 	}()
 	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
+		n, ok := slots.takeFree(ctx, maxClaim)
+		if !ok {
 			return
-		}
-		// One slot is ours; take as many more as are free right now.
-		n := 1
-	more:
-		for n < min(t.concurrency, maxClaim) {
-			select {
-			case slots <- struct{}{}:
-				n++
-			default:
-				break more
-			}
 		}
 		jobs, err := d.o.ClaimBatch(ctx, t.name, d.opts.Owner, n)
 		if err != nil {
@@ -261,9 +249,7 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 				log.Warn("claiming outbox jobs failed", slog.Any("error", err))
 			}
 		}
-		for range n - len(jobs) {
-			<-slots
-		}
+		slots.release(n - len(jobs))
 		if len(jobs) == 0 {
 			if ctx.Err() != nil {
 				return
@@ -283,11 +269,7 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 				attempts.Add(1)
 				go func() {
 					defer attempts.Done()
-					defer func() {
-						for range batch {
-							<-slots
-						}
-					}()
+					defer slots.release(len(batch))
 					for _, f := range d.attemptBatch(ctx, t, bs, batch, flight) {
 						done <- f
 					}
@@ -299,10 +281,55 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 			attempts.Add(1)
 			go func() {
 				defer attempts.Done()
-				defer func() { <-slots }()
+				defer slots.release(1)
 				done <- d.attempt(ctx, t, job, flight)
 			}()
 		}
+	}
+}
+
+// slotPool counts a target's free delivery slots. A finished batch gives
+// all its slots back at once, so the next claim takes them all: with slots
+// freed one by one, the loop woke at the first and claimed a job or two at
+// a time, a write each.
+type slotPool struct {
+	mu   sync.Mutex
+	free int
+	wake chan struct{} // a release since the last wait
+}
+
+func newSlotPool(n int) *slotPool { return &slotPool{free: n, wake: make(chan struct{}, 1)} }
+
+// takeFree waits for a free slot and takes every free one, at most max;
+// false when ctx ended first.
+func (p *slotPool) takeFree(ctx context.Context, max int) (int, bool) {
+	for {
+		p.mu.Lock()
+		if n := min(p.free, max); n > 0 {
+			p.free -= n
+			p.mu.Unlock()
+			return n, true
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.wake:
+		case <-ctx.Done():
+			return 0, false
+		}
+	}
+}
+
+// release gives n slots back.
+func (p *slotPool) release(n int) {
+	if n <= 0 {
+		return
+	}
+	p.mu.Lock()
+	p.free += n
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
 	}
 }
 
