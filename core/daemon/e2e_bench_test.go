@@ -88,9 +88,14 @@ func BenchmarkEndToEnd(b *testing.B) {
 			if db := d.Database(); db != nil {
 				st0 = db.Stats()
 			}
+			cpu0 := processCPU(b)
 			start := time.Now()
 			inject(b, c, 0, n, nil)
 			rec.waitAll(b)
+			// This process's CPU (daemon, clients and receiver); the
+			// plugin process's is its own.
+			f.CPUPerEventUs = float64((processCPU(b) - cpu0).Microseconds()) / float64(n)
+			b.ReportMetric(f.CPUPerEventUs, "cpu-µs/event")
 			if db := d.Database(); db != nil {
 				st := db.Stats()
 				commits, writes := st.Commits-st0.Commits, st.Writes-st0.Writes
@@ -159,6 +164,7 @@ type e2eFigures struct {
 	Events          int     `json:"events"`
 	DeliveredPerSec float64 `json:"deliveredPerSec"`
 	PipelinePerSec  float64 `json:"pipelinePerSec"`
+	CPUPerEventUs   float64 `json:"cpuPerEventUs"`
 	RawPostsPerSec  float64 `json:"rawPostsPerSec"`
 	OfferedPerSec   float64 `json:"offeredPerSec"`
 	KeptUpPerSec    float64 `json:"keptUpPerSec"`
