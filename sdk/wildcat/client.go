@@ -67,8 +67,14 @@ type request struct {
 
 func (c *Client) newRequest(ctx context.Context, r request) (*http.Request, error) {
 	u := *c.base
-	u.Path = strings.TrimRight(u.Path, "/") + "/v1" + r.path
-	u.RawPath = ""
+	// r.path has its segments escaped (esc): keep them so, an id with a
+	// "/" or "|" is one segment.
+	raw := strings.TrimRight(c.base.EscapedPath(), "/") + "/v1" + r.path
+	p, err := url.PathUnescape(raw)
+	if err != nil {
+		return nil, fmt.Errorf("wildcat: %s %s: %w", r.method, r.path, err)
+	}
+	u.Path, u.RawPath = p, raw
 	if len(r.query) > 0 {
 		u.RawQuery = r.query.Encode()
 	}
