@@ -131,7 +131,7 @@ func TestClientKeyLookup(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &cli{environ: tc.env}
-			got, err := c.apiKey(tc.flag, tc.file)
+			got, err := c.apiKey(tc.flag, tc.file, c.getenv("WILDCAT_DATA_DIR"))
 			if got != tc.want || (err != nil) != tc.wantErr {
 				t.Fatalf("key %q, err %v; want %q (error: %v)", got, err, tc.want, tc.wantErr)
 			}

@@ -39,9 +39,6 @@ Usage:
   wildcatd store copy --from LOC --to LOC [--database NAME] [--force]
                                   copy everything between SQLite and MongoDB
   wildcatd store reencrypt [flags] seal everything under the active encryption key
-  wildcatd accounts pair ID       pair an account: show its QR code in the terminal
-          [--api URL] [--key KEY] (talks to the running daemon, default http://127.0.0.1:8080,
-                                  with the key in data/admin.key or $WILDCAT_API_KEY)
   wildcatd rules test FILE        run a JavaScript rule on an event, print its actions
           --event EVENT.json      (a webhook's body or the bare event; no side effects)
   wildcatd rules test --all       run every scripts/**/*.test.json case
@@ -50,10 +47,29 @@ Usage:
   wildcatd version                print the version
   wildcatd help [command]         show help
 
+Client commands (talk to the running daemon's REST API; see wildcatd help NOUN):
+  wildcatd accounts list|get|create|connect|pair|logout|delete
+  wildcatd accounts pair ID       pair an account: show its QR code in the terminal
+  wildcatd send ACCOUNT TO TEXT   send a message (--media FILE, --reply-to ID)
+  wildcatd messages list ACCOUNT  an account's history (--limit, --cursor, --all);
+                                  --follow tails new messages live
+  wildcatd messages get ACCOUNT MESSAGE_ID
+  wildcatd deliveries list|get|retry|replay
+  wildcatd webhooks list|get|create|rotate|test|delete
+  wildcatd keys list|create|rotate|revoke
+  wildcatd rules status           loaded rules, counters, load errors
+  wildcatd plugins status         plugin processes and their health
+          [--api URL] [--key KEY] [-o json|table]
+                                  (the daemon at http.addr of config.yaml, default
+                                  http://127.0.0.1:8080, with the key in $WILDCAT_API_KEY
+                                  or the admin.key the daemon wrote in its data_dir)
+
 Configuration is read from config.yaml (or --config, or $WILDCAT_CONFIG),
 then WILDCAT_* environment variables, then flags; later sources win.
 Exit status: 0 on a clean stop, 1 on a runtime failure, 2 on a bad command
-line or configuration.
+line or configuration. Client commands also exit 3 when something is not
+found, 4 when the key is missing or not allowed, 5 on a conflict with the
+resource's state.
 `
 
 type cli struct {
@@ -84,10 +100,13 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			return c.storeReencrypt(args[1:])
 		}
 		return c.usageError("store: expected the subcommand copy or reencrypt")
-	case "accounts":
-		return c.accounts(args)
 	case "rules":
-		return c.rules(args)
+		if len(args) > 0 && args[0] == "test" {
+			return c.rules(args)
+		}
+		return c.runClient(cmd, args)
+	case "accounts", "send", "messages", "deliveries", "webhooks", "keys", "plugins":
+		return c.runClient(cmd, args)
 	case "openapi":
 		if len(args) > 0 {
 			return c.usageError("openapi: takes no arguments")
@@ -129,13 +148,16 @@ func (c *cli) help(cmd string) int {
 	case "store":
 		fs, _, _, _, _ := storeCopyFlags(c.stdout)
 		fs.Usage()
-	case "accounts":
-		fs, _ := accountsFlags(c.stdout)
-		fs.Usage()
 	case "rules":
 		fs, _, _, _, _, _ := rulesFlags(c.stdout)
 		fs.Usage()
+		fmt.Fprintln(c.stdout)
+		fmt.Fprint(c.stdout, groupUsage(cmd))
 	default:
+		if isClientGroup(cmd) {
+			fmt.Fprint(c.stdout, groupUsage(cmd))
+			return exitOK
+		}
 		return c.usageError(fmt.Sprintf("no help for %q", cmd))
 	}
 	return exitOK

@@ -300,3 +300,13 @@ func (c *Client) Reply(ctx context.Context, account, to, replyTo, text string) (
 func (c *Client) SendMedia(ctx context.Context, account, to string, media SendMedia, caption string) (*SendAccepted, error) {
 	return c.Send(ctx, account, SendRequest{To: to, Media: &media, Caption: caption})
 }
+
+// MarshalJSON writes the document as the API sent it (Raw), or the fields
+// above for a Message made in Go.
+func (m Message) MarshalJSON() ([]byte, error) {
+	if len(m.Raw) > 0 {
+		return m.Raw, nil
+	}
+	type plain Message
+	return json.Marshal(plain(m))
+}
