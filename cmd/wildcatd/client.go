@@ -149,8 +149,8 @@ func (c *cli) runClient(group string, args []string) int {
 	if cmd := findCommand(group, ""); cmd != nil {
 		return c.runCommand(cmd, args)
 	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		if len(args) > 0 {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") || args[0] == "help" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 			fmt.Fprint(c.stdout, groupUsage(group))
 			return exitOK
 		}
