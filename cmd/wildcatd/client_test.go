@@ -78,7 +78,7 @@ type cliDaemon struct {
 	c    *wildcat.Client
 }
 
-func startCLIDaemon(t *testing.T) *cliDaemon {
+func startCLIDaemon(t *testing.T, mods ...func(*config.Config)) *cliDaemon {
 	t.Helper()
 	cfg := config.Defaults()
 	cfg.HTTP.Addr = "127.0.0.1:0"
@@ -88,6 +88,9 @@ func startCLIDaemon(t *testing.T) *cliDaemon {
 	cfg.Plugins = map[string]config.Plugin{"webhook": {Path: buildWebhookPlugin(t)}}
 	cfg.Accounts = []config.Account{{ID: "demo", Driver: "sim", Name: "Demo"}, {ID: "idle", Driver: "sim"}}
 	cfg.Pipeline = append(cfg.Pipeline, pipeline.StageConfig{Name: "crm", Sink: "crm", Match: pipeline.Match{Kinds: []string{"message.received"}}})
+	for _, mod := range mods {
+		mod(&cfg)
+	}
 	sink := &failingSink{}
 	d, err := daemon.New(cfg, daemon.Options{NoSignals: true, Sinks: map[string]outbox.Sink{"crm": sink},
 		Sim: sim.Options{PairDelay: -1, QRInterval: 100 * time.Millisecond, DeliveredDelay: time.Millisecond, ReadDelay: time.Millisecond}})
@@ -382,10 +385,22 @@ func TestCLIDeliveries(t *testing.T) {
 		}
 		return nil
 	})
+	// retry queues a done job once more: another attempt is logged.
+	done, err := cd.c.Delivery(t.Context(), job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cd.ok(t, &d, "deliveries", "retry", job.ID)
-	if d.State != wildcat.DeliveryPending {
+	if d.ID != job.ID {
 		t.Fatalf("retry: %+v", d)
 	}
+	poll.Until(t, time.Minute, func() error {
+		d, err := cd.c.Delivery(t.Context(), job.ID)
+		if err != nil || d.State != wildcat.DeliveryDone || len(d.Log) <= len(done.Log) {
+			return fmt.Errorf("after retry: %+v %v", d, err)
+		}
+		return nil
+	})
 }
 
 func TestCLIWebhooks(t *testing.T) {
@@ -455,21 +470,41 @@ func TestCLIKeys(t *testing.T) {
 	}
 }
 
+// TestCLIStatus: plugins status shows the webhook plugin; rules status
+// shows the loaded rules, and exits 1 naming file and line once a rule
+// fails to load.
 func TestCLIStatus(t *testing.T) {
-	cd := startCLIDaemon(t)
+	rulesDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(rulesDir, "10-tag.js"), []byte("on(\"message.received\", (msg, ctx) => ctx.tag(\"seen\"));\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cd := startCLIDaemon(t, func(cfg *config.Config) {
+		cfg.Pipeline = append([]pipeline.StageConfig{{Name: "rules", Rules: []string{filepath.Join(rulesDir, "*.js")}}}, cfg.Pipeline...)
+	})
 	var plugins []wildcat.Plugin
 	cd.ok(t, &plugins, "plugins", "status")
-	if len(plugins) != 1 || plugins[0].Name != "webhook" {
+	if len(plugins) != 1 || plugins[0].Name != "webhook" || plugins[0].State == "" {
 		t.Fatalf("plugins: %+v", plugins)
 	}
 	var rules []wildcat.Rule
 	cd.ok(t, &rules, "rules", "status")
-	if rules == nil {
-		t.Fatal("rules status printed null, want a list")
+	if len(rules) != 1 || rules[0].Name != "10-tag" || rules[0].Version == "" || rules[0].LoadError != "" {
+		t.Fatalf("rules: %+v", rules)
 	}
 	if r := wildcatd(t, nil, "plugins", "status", "--api", cd.base, "-o", "table"); r.code != 0 || !strings.Contains(r.stdout, "webhook") {
 		t.Fatalf("plugins table: %+v", r)
 	}
+	// A broken rule: reloaded from the file, reported with its line.
+	if err := os.WriteFile(filepath.Join(rulesDir, "20-broken.js"), []byte("on(\"message.received\", (msg) => {\n  return msg.;\n});\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, time.Minute, func() error {
+		r := wildcatd(t, nil, "rules", "status", "--api", cd.base, "-o", "table")
+		if r.code != 1 || !strings.Contains(r.stderr, "20-broken") || !strings.Contains(r.stdout, "20-broken.js:2") {
+			return fmt.Errorf("%+v", r)
+		}
+		return nil
+	})
 }
 
 // TestCLIBadInput: every kind of wrong use ends with one clear line on

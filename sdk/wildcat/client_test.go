@@ -356,9 +356,21 @@ func TestDeliveries(t *testing.T) {
 	if all < 1 {
 		t.Fatal("the iterator found no delivery")
 	}
-	if _, err := c.RetryDelivery(ctx, dead.ID); err != nil {
-		t.Fatalf("retry a done job: %v", err)
+	// A done job can be retried: one more attempt is logged.
+	before, err := c.Delivery(ctx, dead.ID)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if r, err := c.RetryDelivery(ctx, dead.ID); err != nil || r.ID != dead.ID {
+		t.Fatalf("retry a done job: %+v %v", r, err)
+	}
+	poll.Until(t, time.Minute, func() error {
+		d, err := c.Delivery(ctx, dead.ID)
+		if err != nil || d.State != wildcat.DeliveryDone || len(d.Log) <= len(before.Log) {
+			return fmt.Errorf("after retry: %+v %v", d, err)
+		}
+		return nil
+	})
 	if _, err := c.DeliveriesPage(ctx, wildcat.DeliveryQuery{State: "bogus"}); !errors.Is(err, wildcat.ErrInvalid) {
 		t.Fatalf("bad state: %v", err)
 	}
