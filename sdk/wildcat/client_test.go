@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,9 +28,17 @@ func newClient(t *testing.T) *wildcat.Client {
 	return c
 }
 
-// newAccount creates a sim account and waits until it is connected.
-func newAccount(t *testing.T, c *wildcat.Client, id string) {
+// seq makes ids unique across runs of a test against the one daemon
+// (go test -count=N).
+var seq atomic.Int64
+
+func uid(prefix string) string { return fmt.Sprintf("%s%d", prefix, seq.Add(1)) }
+
+// newAccount creates a sim account and waits until it is connected; it
+// returns the account's id, prefix and a number.
+func newAccount(t *testing.T, c *wildcat.Client, prefix string) string {
 	t.Helper()
+	id := uid(prefix)
 	if _, err := c.CreateAccount(t.Context(), wildcat.CreateAccount{ID: id, Driver: "sim"}); err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +52,7 @@ func newAccount(t *testing.T, c *wildcat.Client, id string) {
 		}
 		return nil
 	})
+	return id
 }
 
 func TestNewRefusesABadURL(t *testing.T) {
@@ -56,40 +66,41 @@ func TestNewRefusesABadURL(t *testing.T) {
 func TestAccounts(t *testing.T) {
 	c := newClient(t)
 	ctx := t.Context()
-	a, err := c.CreateAccount(ctx, wildcat.CreateAccount{ID: "acc1", Driver: "sim", Name: "One"})
-	if err != nil || a.ID != "acc1" || a.State != wildcat.StateCreated || a.Name != "One" {
+	acc1 := uid("acc")
+	a, err := c.CreateAccount(ctx, wildcat.CreateAccount{ID: acc1, Driver: "sim", Name: "One"})
+	if err != nil || a.ID != acc1 || a.State != wildcat.StateCreated || a.Name != "One" {
 		t.Fatalf("create: %+v %v", a, err)
 	}
-	if _, err := c.CreateAccount(ctx, wildcat.CreateAccount{ID: "acc1", Driver: "sim"}); !errors.Is(err, wildcat.ErrConflict) {
+	if _, err := c.CreateAccount(ctx, wildcat.CreateAccount{ID: acc1, Driver: "sim"}); !errors.Is(err, wildcat.ErrConflict) {
 		t.Fatalf("create twice: %v, want ErrConflict", err)
 	}
 	list, err := c.Accounts(ctx)
-	if err != nil || !hasAccount(list, "acc1") || !hasAccount(list, "demo") {
+	if err != nil || !hasAccount(list, acc1) || !hasAccount(list, "demo") {
 		t.Fatalf("list: %+v %v", list, err)
 	}
-	if _, err := c.ConnectAccount(ctx, "acc1"); err != nil {
+	if _, err := c.ConnectAccount(ctx, acc1); err != nil {
 		t.Fatal(err)
 	}
 	poll.Until(t, time.Minute, func() error {
-		a, err = c.Account(ctx, "acc1")
+		a, err = c.Account(ctx, acc1)
 		if err != nil || a.State != wildcat.StateConnected || a.JID == "" {
 			return fmt.Errorf("%+v %v", a, err)
 		}
 		return nil
 	})
-	if a, err = c.LogoutAccount(ctx, "acc1"); err != nil || a.State != wildcat.StateLoggedOut {
+	if a, err = c.LogoutAccount(ctx, acc1); err != nil || a.State != wildcat.StateLoggedOut {
 		t.Fatalf("logout: %+v %v", a, err)
 	}
-	if _, err := c.QR(ctx, "acc1"); !errors.Is(err, wildcat.ErrConflict) {
+	if _, err := c.QR(ctx, acc1); !errors.Is(err, wildcat.ErrConflict) {
 		t.Fatalf("QR of a logged-out account: %v, want ErrConflict", err)
 	}
-	if err := c.DeleteAccount(ctx, "acc1", true); err != nil {
+	if err := c.DeleteAccount(ctx, acc1, true); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Account(ctx, "acc1")
+	_, err = c.Account(ctx, acc1)
 	var apiErr *wildcat.Error
 	if !errors.Is(err, wildcat.ErrNotFound) || !errors.As(err, &apiErr) || apiErr.Status != 404 ||
-		!strings.HasPrefix(apiErr.Type, "urn:wildcat:problem:") || !strings.Contains(err.Error(), "acc1") {
+		!strings.HasPrefix(apiErr.Type, "urn:wildcat:problem:") || !strings.Contains(err.Error(), acc1) {
 		t.Fatalf("get deleted: %#v", err)
 	}
 }
@@ -108,12 +119,13 @@ func hasAccount(list []wildcat.Account, id string) bool {
 func TestPairing(t *testing.T) {
 	c := newClient(t)
 	ctx := t.Context()
+	pair1 := uid("pair")
 	// The sim phone scans after 10ms; the code is read while pairing, or
 	// the account is already connected.
-	if _, err := c.CreateAccount(ctx, wildcat.CreateAccount{ID: "pair1", Driver: "sim"}); err != nil {
+	if _, err := c.CreateAccount(ctx, wildcat.CreateAccount{ID: pair1, Driver: "sim"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.PairingCode(ctx, "pair1", "+15550001111"); err != nil && !errors.Is(err, wildcat.ErrConflict) {
+	if _, err := c.PairingCode(ctx, pair1, "+15550001111"); err != nil && !errors.Is(err, wildcat.ErrConflict) {
 		t.Fatalf("pairing code: %v", err)
 	}
 	if _, err := c.PairingCode(ctx, "nobody", "+15550001111"); !errors.Is(err, wildcat.ErrNotFound) {
@@ -124,10 +136,10 @@ func TestPairing(t *testing.T) {
 func TestSendAndHistory(t *testing.T) {
 	c := newClient(t)
 	ctx := t.Context()
-	newAccount(t, c, "hist")
+	hist := newAccount(t, c, "hist")
 	var ids []string
 	for i := range 7 {
-		r, err := c.SimulateInbound(ctx, "hist", wildcat.SimInbound{From: "+15551230000", Text: fmt.Sprintf("hello %d", i), ID: fmt.Sprintf("IN%03d", i)})
+		r, err := c.SimulateInbound(ctx, hist, wildcat.SimInbound{From: "+15551230000", Text: fmt.Sprintf("hello %d", i), ID: fmt.Sprintf("IN%03d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,7 +150,7 @@ func TestSendAndHistory(t *testing.T) {
 	q := wildcat.MessageQuery{ChatID: "+15551230000", Limit: 3}
 	pages := 0
 	for {
-		p, err := c.MessagesPage(ctx, "hist", q)
+		p, err := c.MessagesPage(ctx, hist, q)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +167,7 @@ func TestSendAndHistory(t *testing.T) {
 		t.Fatalf("%d pages: %v", pages, got)
 	}
 	var all []string
-	for m, err := range c.Messages(ctx, "hist", wildcat.MessageQuery{Limit: 2, Text: "HELLO"}) {
+	for m, err := range c.Messages(ctx, hist, wildcat.MessageQuery{Limit: 2, Text: "HELLO"}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,55 +177,55 @@ func TestSendAndHistory(t *testing.T) {
 		t.Fatalf("iterator %v, pages %v", all, got)
 	}
 
-	sent, err := c.SendText(ctx, "hist", "+15551230000", "your order is ready")
+	sent, err := c.SendText(ctx, hist, "+15551230000", "your order is ready")
 	if err != nil || sent.MessageID == "" || sent.ScheduledAt.IsZero() || sent.Status != "pending" {
 		t.Fatalf("send: %+v %v", sent, err)
 	}
-	reply, err := c.Reply(ctx, "hist", "+15551230000", "IN003", "about that one")
+	reply, err := c.Reply(ctx, hist, "+15551230000", "IN003", "about that one")
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := c.SendMedia(ctx, "hist", "+15551230000", wildcat.SendMedia{Data: []byte("\x89PNG\r\n\x1a\nfake"), Mimetype: "image/png"}, "a picture")
+	img, err := c.SendMedia(ctx, hist, "+15551230000", wildcat.SendMedia{Data: []byte("\x89PNG\r\n\x1a\nfake"), Mimetype: "image/png"}, "a picture")
 	if err != nil {
 		t.Fatal(err)
 	}
 	poll.Until(t, time.Minute, func() error {
-		m, err := c.Message(ctx, "hist", reply.MessageID)
+		m, err := c.Message(ctx, hist, reply.MessageID)
 		if err != nil || m.Status != "read" || m.Quoted == nil || m.Quoted.MessageID != "IN003" || len(m.Raw) == 0 {
 			return fmt.Errorf("reply: %+v %v", m, err)
 		}
 		return nil
 	})
-	m, err := c.Message(ctx, "hist", img.MessageID)
+	m, err := c.Message(ctx, hist, img.MessageID)
 	if err != nil || m.Type != "image" || !m.HasMedia || !m.FromMe {
 		t.Fatalf("image: %+v %v", m, err)
 	}
 	// Bad input names the field; an unknown message is ErrNotFound.
-	_, err = c.Send(ctx, "hist", wildcat.SendRequest{To: "not a number", Text: "x"})
+	_, err = c.Send(ctx, hist, wildcat.SendRequest{To: "not a number", Text: "x"})
 	var apiErr *wildcat.Error
 	if !errors.Is(err, wildcat.ErrInvalid) || !errors.As(err, &apiErr) || apiErr.Field != "to" {
 		t.Fatalf("bad to: %#v", err)
 	}
-	if _, err := c.Message(ctx, "hist", "NOPE"); !errors.Is(err, wildcat.ErrNotFound) {
+	if _, err := c.Message(ctx, hist, "NOPE"); !errors.Is(err, wildcat.ErrNotFound) {
 		t.Fatalf("unknown message: %v", err)
 	}
 	if _, err := c.SendText(ctx, "nobody", "+15551230000", "x"); !errors.Is(err, wildcat.ErrNotFound) {
 		t.Fatalf("unknown account: %v", err)
 	}
 	// A retried send with the same idempotency key is the same message.
-	a1, err := c.Send(ctx, "hist", wildcat.SendRequest{To: "+15551230000", Text: "once", IdempotencyKey: "k-1"})
+	a1, err := c.Send(ctx, hist, wildcat.SendRequest{To: "+15551230000", Text: "once", IdempotencyKey: "k-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a2, err := c.Send(ctx, "hist", wildcat.SendRequest{To: "+15551230000", Text: "once", IdempotencyKey: "k-1"})
+	a2, err := c.Send(ctx, hist, wildcat.SendRequest{To: "+15551230000", Text: "once", IdempotencyKey: "k-1"})
 	if err != nil || a2.MessageID != a1.MessageID {
 		t.Fatalf("idempotent send: %+v %+v %v", a1, a2, err)
 	}
-	chats, err := c.ChatsPage(ctx, "hist", "", 10)
+	chats, err := c.ChatsPage(ctx, hist, "", 10)
 	if err != nil || len(chats.Chats) != 1 {
 		t.Fatalf("chats: %+v %v", chats, err)
 	}
-	if ch, err := c.Chat(ctx, "hist", chats.Chats[0].ID); err != nil || ch.MessageCount < 7 {
+	if ch, err := c.Chat(ctx, hist, chats.Chats[0].ID); err != nil || ch.MessageCount < 7 {
 		t.Fatalf("chat: %+v %v", ch, err)
 	}
 }
@@ -221,7 +233,8 @@ func TestSendAndHistory(t *testing.T) {
 func TestKeys(t *testing.T) {
 	c := newClient(t)
 	ctx := t.Context()
-	k, err := c.CreateKey(ctx, wildcat.KeyInput{ID: "reader", Name: "Reader", Scopes: []string{wildcat.ScopeAccountsRead}})
+	keyID := uid("reader")
+	k, err := c.CreateKey(ctx, wildcat.KeyInput{ID: keyID, Name: "Reader", Scopes: []string{wildcat.ScopeAccountsRead}})
 	if err != nil || !strings.HasPrefix(k.Token, "wck_") {
 		t.Fatalf("create: %+v %v", k, err)
 	}
@@ -236,24 +249,24 @@ func TestKeys(t *testing.T) {
 	if err != nil || len(list) < 2 {
 		t.Fatalf("list: %+v %v", list, err)
 	}
-	if got, err := c.Key(ctx, "reader"); err != nil || got.Token != "" || got.Name != "Reader" {
+	if got, err := c.Key(ctx, keyID); err != nil || got.Token != "" || got.Name != "Reader" {
 		t.Fatalf("get: %+v %v", got, err)
 	}
-	r, err := c.RotateKey(ctx, "reader")
+	r, err := c.RotateKey(ctx, keyID)
 	if err != nil || r.Token == "" || r.Token == k.Token || r.RotatedAt == nil {
 		t.Fatalf("rotate: %+v %v", r, err)
 	}
 	if _, err := reader.Accounts(ctx); !errors.Is(err, wildcat.ErrUnauthorized) {
 		t.Fatalf("the rotated-out token: %v, want ErrUnauthorized", err)
 	}
-	if err := c.RevokeKey(ctx, "reader"); err != nil {
+	if err := c.RevokeKey(ctx, keyID); err != nil {
 		t.Fatal(err)
 	}
 	rotated, _ := wildcat.New(daemonURL, wildcat.WithKey(r.Token))
 	if _, err := rotated.Accounts(ctx); !errors.Is(err, wildcat.ErrUnauthorized) {
 		t.Fatalf("a revoked key: %v, want ErrUnauthorized", err)
 	}
-	if err := c.RevokeKey(ctx, "reader"); !errors.Is(err, wildcat.ErrNotFound) {
+	if err := c.RevokeKey(ctx, keyID); !errors.Is(err, wildcat.ErrNotFound) {
 		t.Fatalf("revoke twice: %v", err)
 	}
 }
@@ -261,28 +274,29 @@ func TestKeys(t *testing.T) {
 func TestWebhooks(t *testing.T) {
 	c := newClient(t)
 	ctx := t.Context()
+	crm := uid("crm")
 	var hits sync.Map
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Store(r.URL.Path, true)
 		io.WriteString(w, `{"received":true}`)
 	}))
 	defer recv.Close()
-	w, err := c.CreateWebhook(ctx, wildcat.WebhookInput{ID: wildcat.Ptr("crm"), URL: wildcat.Ptr(recv.URL + "/hook"), Events: &[]string{"message.received"}})
-	if err != nil || w.ID != "crm" || !strings.HasPrefix(w.Secret, "whsec_") || !w.Enabled {
+	w, err := c.CreateWebhook(ctx, wildcat.WebhookInput{ID: wildcat.Ptr(crm), URL: wildcat.Ptr(recv.URL + "/hook"), Events: &[]string{"message.received"}})
+	if err != nil || w.ID != crm || !strings.HasPrefix(w.Secret, "whsec_") || !w.Enabled {
 		t.Fatalf("create: %+v %v", w, err)
 	}
 	if _, err := c.CreateWebhook(ctx, wildcat.WebhookInput{URL: wildcat.Ptr("ftp://x")}); !errors.Is(err, wildcat.ErrInvalid) {
 		t.Fatalf("bad url: %v", err)
 	}
-	u, err := c.UpdateWebhook(ctx, "crm", wildcat.WebhookInput{Description: wildcat.Ptr("CRM inbox")})
+	u, err := c.UpdateWebhook(ctx, crm, wildcat.WebhookInput{Description: wildcat.Ptr("CRM inbox")})
 	if err != nil || u.Description != "CRM inbox" || u.URL != w.URL {
 		t.Fatalf("update: %+v %v", u, err)
 	}
-	rot, err := c.RotateWebhookSecret(ctx, "crm")
+	rot, err := c.RotateWebhookSecret(ctx, crm)
 	if err != nil || rot.Secret == w.Secret || rot.PreviousSecretExpiresAt == nil {
 		t.Fatalf("rotate: %+v %v", rot, err)
 	}
-	at, err := c.TestWebhook(ctx, "crm")
+	at, err := c.TestWebhook(ctx, crm)
 	if err != nil || at.Result != "ok" || at.Status != 200 || !strings.Contains(at.Response, "received") {
 		t.Fatalf("test: %+v %v", at, err)
 	}
@@ -293,13 +307,13 @@ func TestWebhooks(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].Secret != "" {
 		t.Fatalf("list: %+v %v", list, err)
 	}
-	if got, err := c.Webhook(ctx, "crm"); err != nil || got.Description != "CRM inbox" {
+	if got, err := c.Webhook(ctx, crm); err != nil || got.Description != "CRM inbox" {
 		t.Fatalf("get: %+v %v", got, err)
 	}
-	if err := c.DeleteWebhook(ctx, "crm"); err != nil {
+	if err := c.DeleteWebhook(ctx, crm); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.TestWebhook(ctx, "crm"); !errors.Is(err, wildcat.ErrNotFound) {
+	if _, err := c.TestWebhook(ctx, crm); !errors.Is(err, wildcat.ErrNotFound) {
 		t.Fatalf("test a deleted webhook: %v", err)
 	}
 }
@@ -309,13 +323,13 @@ func TestWebhooks(t *testing.T) {
 func TestDeliveries(t *testing.T) {
 	c := newClient(t)
 	ctx := t.Context()
-	newAccount(t, c, "dl")
+	dl := newAccount(t, c, "dl")
 	sinkFailing.Store(true)
-	in, err := c.SimulateInbound(ctx, "dl", wildcat.SimInbound{From: "+15559990000", Text: "deliver me", ID: "DL1"})
+	in, err := c.SimulateInbound(ctx, dl, wildcat.SimInbound{From: "+15559990000", Text: "deliver me", ID: "DL1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := wildcat.DeliveryQuery{AccountID: "dl", State: wildcat.DeliveryDeadLetter, Sink: "crm"}
+	q := wildcat.DeliveryQuery{AccountID: dl, State: wildcat.DeliveryDeadLetter, Sink: "crm"}
 	var dead wildcat.Delivery
 	poll.Until(t, time.Minute, func() error {
 		p, err := c.DeliveriesPage(ctx, q)
@@ -332,7 +346,7 @@ func TestDeliveries(t *testing.T) {
 		t.Fatalf("get: %+v %v", d, err)
 	}
 	sinkFailing.Store(false)
-	n, err := c.ReplayDeliveries(ctx, wildcat.ReplayFilter{AccountID: "dl", Sink: "crm"})
+	n, err := c.ReplayDeliveries(ctx, wildcat.ReplayFilter{AccountID: dl, Sink: "crm"})
 	if err != nil || n != 1 {
 		t.Fatalf("replay: %d %v", n, err)
 	}
@@ -344,11 +358,11 @@ func TestDeliveries(t *testing.T) {
 		return nil
 	})
 	var all int
-	for d, err := range c.Deliveries(ctx, wildcat.DeliveryQuery{AccountID: "dl", Limit: 1}) {
+	for d, err := range c.Deliveries(ctx, wildcat.DeliveryQuery{AccountID: dl, Limit: 1}) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.AccountID != "dl" {
+		if d.AccountID != dl {
 			t.Fatalf("filter ignored: %+v", d)
 		}
 		all++
@@ -413,7 +427,7 @@ func TestEventsResume(t *testing.T) {
 	c := newClient(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	newAccount(t, c, "ev")
+	acct := newAccount(t, c, "ev")
 
 	target, _ := url.Parse(daemonURL)
 	var mu sync.Mutex
@@ -442,15 +456,15 @@ func TestEventsResume(t *testing.T) {
 
 	// Resume from before "one", so the stream starts with it whatever the
 	// timing: the daemon replays stored events after Last-Event-ID.
-	zero, err := c.SimulateInbound(ctx, "ev", wildcat.SimInbound{From: "+15557770000", Text: "zero"})
+	zero, err := c.SimulateInbound(ctx, acct, wildcat.SimInbound{From: "+15557770000", Text: "zero"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.SimulateInbound(ctx, "ev", wildcat.SimInbound{From: "+15557770000", Text: "one"}); err != nil {
+	if _, err := c.SimulateInbound(ctx, acct, wildcat.SimInbound{From: "+15557770000", Text: "one"}); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
-	q := wildcat.EventQuery{Accounts: []string{"ev"}, Kinds: []string{"message.received"}, LastEventID: zero.EventID, MaxRetryDelay: 50 * time.Millisecond}
+	q := wildcat.EventQuery{Accounts: []string{acct}, Kinds: []string{"message.received"}, LastEventID: zero.EventID, MaxRetryDelay: 50 * time.Millisecond}
 	for ev, err := range pc.Events(ctx, q) {
 		if err != nil {
 			t.Fatal(err)
@@ -460,7 +474,7 @@ func TestEventsResume(t *testing.T) {
 			cut <- struct{}{}
 			// Sent while the stream is cut: the resume must bring them.
 			for _, text := range []string{"two", "three"} {
-				if _, err := c.SimulateInbound(ctx, "ev", wildcat.SimInbound{From: "+15557770000", Text: text}); err != nil {
+				if _, err := c.SimulateInbound(ctx, acct, wildcat.SimInbound{From: "+15557770000", Text: text}); err != nil {
 					t.Fatal(err)
 				}
 			}
