@@ -492,3 +492,55 @@ func TestEventsResume(t *testing.T) {
 		t.Fatalf("Last-Event-ID per connection: %q", lastIDs)
 	}
 }
+
+// subscribed is a transport that says when the event stream's answer has
+// arrived: the daemon subscribes before it answers, so every later event
+// reaches the stream.
+type subscribed struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func (s *subscribed) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil && r.URL.Path == "/v1/events" {
+		s.once.Do(func() { close(s.ch) })
+	}
+	return resp, err
+}
+
+// TestPairingQRFromEvents pairs an account watching its account.* events:
+// the QR codes arrive as account.qr, then account.connected.
+func TestPairingQRFromEvents(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	sub := &subscribed{ch: make(chan struct{})}
+	c, _ := wildcat.New(daemonURL, wildcat.WithKey(adminKey), wildcat.WithHTTPClient(&http.Client{Transport: sub}))
+	id := uid("qr")
+	if _, err := c.CreateAccount(ctx, wildcat.CreateAccount{ID: id, Driver: "sim"}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		<-sub.ch
+		if _, err := c.ConnectAccount(ctx, id); err != nil {
+			t.Error(err)
+		}
+	}()
+	var kinds []string
+	qr := ""
+	for ev, err := range c.Events(ctx, wildcat.EventQuery{Accounts: []string{id}, Kinds: []string{"account.*"}}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds = append(kinds, string(ev.Kind))
+		if ev.Kind == "account.qr" && qr == "" {
+			qr = ev.Account.QRCode
+		}
+		if ev.Kind == "account.connected" {
+			break
+		}
+	}
+	if qr == "" || kinds[len(kinds)-1] != "account.connected" {
+		t.Fatalf("events %v, first QR code %q", kinds, qr)
+	}
+}

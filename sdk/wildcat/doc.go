@@ -13,6 +13,11 @@
 // ErrInvalid, ErrRateLimited or ErrUnavailable, or errors.As it for the
 // status, type, title, detail and offending field.
 //
+// Pairing: ConnectAccount starts it; show QR (it rotates: poll it, or
+// watch the account.qr events of Events, which carry the code) until the
+// account.connected event or state, or ask PairingCode for a code to type
+// on the phone.
+//
 // Lists that page (messages, deliveries) come both as one page at a time
 // (MessagesPage, DeliveriesPage: pass NextCursor back as Cursor) and as an
 // iterator over every item (Messages, Deliveries). Events streams
