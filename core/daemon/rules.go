@@ -336,6 +336,12 @@ func (h *ruleHost) warmSelf(ctx context.Context, accountID string) {
 	} else if j := nonADJID(a.JID); j != "" {
 		jids = []string{j}
 	}
+	if len(jids) == 0 {
+		// Not known yet: an account's events while it pairs come through
+		// here too, and caching "none" would hide its JID from the rules
+		// for selfTTL after it connects. Ask again next time.
+		return
+	}
 	h.selfMu.Lock()
 	h.self[accountID] = selfEntry{jids: jids, at: time.Now()}
 	h.selfMu.Unlock()
