@@ -60,8 +60,10 @@ fuzz:
 
 ## bench: benchmarks, each figure beside the raw limit it competes with
 bench:
-	$(GO) test -run '^$$' -bench . -skip '^BenchmarkIngest$$' -benchmem ./...
+	$(GO) test -run '^$$' -bench . -skip '^Benchmark(Ingest|EndToEnd)$$' -benchmem ./...
 	$(GO) test -run '^$$' -bench '^BenchmarkIngest$$' -benchtime 5s -benchmem ./core/daemon/
+	WILDCAT_BENCH_JSON=$(CURDIR)/core/daemon/testdata/bench/e2e.json \
+		$(GO) test -run '^$$' -bench '^BenchmarkEndToEnd$$' -benchtime 10s -benchmem ./core/daemon/
 
 ## lint: gofmt check and go vet
 lint:

@@ -230,7 +230,7 @@ func getJSON(url string, into any) error {
 	return json.NewDecoder(resp.Body).Decode(into)
 }
 
-func waitConnected(t *testing.T, base, id string) {
+func waitConnected(t testing.TB, base, id string) {
 	t.Helper()
 	poll.Until(t, time.Minute, func() error {
 		var a struct {

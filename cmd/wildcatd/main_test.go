@@ -247,7 +247,7 @@ func startDaemonBin(t *testing.T, bin, configPath string) *daemonProcess {
 }
 
 // startDaemonCmd starts a prepared `wildcatd run … --log-format json`.
-func startDaemonCmd(t *testing.T, cmd *exec.Cmd) *daemonProcess {
+func startDaemonCmd(t testing.TB, cmd *exec.Cmd) *daemonProcess {
 	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -282,7 +282,7 @@ func (p *daemonProcess) logText() string {
 	return p.log.String()
 }
 
-func (p *daemonProcess) waitReady(t *testing.T) string {
+func (p *daemonProcess) waitReady(t testing.TB) string {
 	t.Helper()
 	var base string
 	select {

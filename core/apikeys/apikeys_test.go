@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -233,6 +234,55 @@ func TestBootstrap(t *testing.T) {
 	if tok2, err := kr.Bootstrap(ctx, file, ""); tok2 != "" || err != nil {
 		t.Fatalf("second bootstrap created %q (%v)", tok2, err)
 	}
+}
+
+// barrierStore holds every Count until n callers have counted, so that
+// concurrent first starts both see an empty store, as two daemons starting
+// together on one MongoDB database can.
+type barrierStore struct {
+	apikeys.Store
+	counted *sync.WaitGroup
+}
+
+func (b barrierStore) Count(ctx context.Context) (int64, error) {
+	n, err := b.Store.Count(ctx)
+	b.counted.Done()
+	b.counted.Wait()
+	return n, err
+}
+
+// TestBootstrapRace: two daemons starting at once on one database create
+// one admin key between them, not two.
+func TestBootstrapRace(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		ctx := context.Background()
+		st := newStore(t, e)
+		var counted sync.WaitGroup
+		counted.Add(2)
+		toks := make([]string, 2)
+		errs := make([]error, 2)
+		var done sync.WaitGroup
+		for i := range 2 {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				kr := apikeys.NewKeyring(barrierStore{st, &counted}, []byte("shared server secret"), nil)
+				toks[i], errs[i] = kr.Bootstrap(ctx, filepath.Join(t.TempDir(), apikeys.AdminKeyFile), "")
+			}()
+		}
+		done.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if (toks[0] == "") == (toks[1] == "") {
+			t.Fatalf("want exactly one daemon to create the admin key, got tokens %q", toks)
+		}
+		if n, err := st.Count(ctx); n != 1 || err != nil {
+			t.Fatalf("keys after two concurrent first starts: %d (%v), want 1", n, err)
+		}
+	})
 }
 
 // countingStore counts the reads that reach the store.

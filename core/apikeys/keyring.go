@@ -156,6 +156,10 @@ func (k *Keyring) Authenticate(ctx context.Context, tok string) (*Key, error) {
 // key, for scripts and the CLI.
 const AdminKeyFile = "admin.key"
 
+// BootstrapKeyID is the id of the admin key the first start creates
+// (unless http.admin_key names another).
+const BootstrapKeyID = "admin"
+
 // Bootstrap creates an admin key when the store holds none, writes its
 // token to adminFile (mode 0600) and returns it; "" when keys exist.
 // provisioned, when set, is the token to use instead of a random one.
@@ -167,7 +171,10 @@ func (k *Keyring) Bootstrap(ctx context.Context, adminFile, provisioned string) 
 	if n > 0 {
 		return "", nil
 	}
-	spec := Spec{Name: "admin (created at first start)", Scopes: []string{ScopeAdmin}}
+	// A fixed id makes the first start idempotent across daemons sharing a
+	// MongoDB database: when two start at once, one insert wins and the
+	// other sees ErrExists instead of creating a second admin key.
+	spec := Spec{ID: BootstrapKeyID, Name: "admin (created at first start)", Scopes: []string{ScopeAdmin}}
 	var tok string
 	if provisioned != "" {
 		id, secret, ok := ParseToken(provisioned)
@@ -179,6 +186,9 @@ func (k *Keyring) Bootstrap(ctx context.Context, adminFile, provisioned string) 
 		tok = provisioned
 	} else {
 		_, tok, err = k.Create(ctx, spec)
+	}
+	if errors.Is(err, ErrExists) {
+		return "", nil // another daemon created it first
 	}
 	if err != nil {
 		return "", fmt.Errorf("create the first admin key: %w", err)

@@ -51,6 +51,7 @@ func TestPrecedence(t *testing.T) {
 	file := writeFile(t, `
 http:
   addr: 127.0.0.1:1111
+  hosts: [file.example]
 data_dir: /from/file
 log:
   level: warn
@@ -103,6 +104,22 @@ mongodb:
 		{"typed env values", []string{"WILDCAT_SHUTDOWN_TIMEOUT=3s", "WILDCAT_HTTP_MAX_BODY_BYTES=2048"}, nil, func(c Config) string {
 			if c.ShutdownTimeout != 3*time.Second || c.HTTP.MaxBodyBytes != 2048 {
 				return "typed env values not converted"
+			}
+			return ""
+		}},
+		{"lists from env and flags", []string{"WILDCAT_HTTP_HOSTS= a.example, b.example ,", "WILDCAT_RULE_DIRS=/etc/wildcat/rules"},
+			[]string{"--http-allowed-origins=https://crm.example,https://ops.example"}, func(c Config) string {
+				if !reflect.DeepEqual(c.HTTP.Hosts, []string{"a.example", "b.example"}) || !reflect.DeepEqual(c.RuleDirs, []string{"/etc/wildcat/rules"}) {
+					return "comma-separated env lists not applied"
+				}
+				if !reflect.DeepEqual(c.HTTP.AllowedOrigins, []string{"https://crm.example", "https://ops.example"}) {
+					return "comma-separated flag list not applied"
+				}
+				return ""
+			}},
+		{"file list kept without env or flag", nil, []string{"--log-format=text"}, func(c Config) string {
+			if !reflect.DeepEqual(c.HTTP.Hosts, []string{"file.example"}) {
+				return "the file's list was lost"
 			}
 			return ""
 		}},
@@ -204,6 +221,8 @@ func TestValidationErrors(t *testing.T) {
 		{"negative jitter", "send:\n  pacing:\n    sim:\n      jitter: -2s\n", nil, nil, "send.pacing.sim.jitter", "must not be negative"},
 		{"negative daily cap", "", nil, []string{"--send-pacing-whatsapp-daily-cap=-3"}, "send.pacing.whatsapp.daily_cap", "must not be negative"},
 		{"zero warm-up day", "send:\n  pacing:\n    whatsapp:\n      warmup: [10, 0]\n", nil, nil, "send.pacing.whatsapp.warmup[1]", "at least 1"},
+		{"negative account pace", "send:\n  pacing:\n    accounts:\n      shop: {interval: -1s}\n", nil, nil, "send.pacing.accounts.shop.interval", "must not be negative"},
+		{"paced account id", "send:\n  pacing:\n    accounts:\n      \"../x\": {daily_cap: 1}\n", nil, nil, "send.pacing.accounts.../x", "account id"},
 		{"pace without unit", "send:\n  pacing:\n    whatsapp:\n      interval: 3\n", nil, nil, "send.pacing.whatsapp.interval", "needs a unit"},
 	}
 	for _, tt := range tests {
@@ -263,6 +282,24 @@ func TestAccountsDecode(t *testing.T) {
 	want := []Account{{ID: "demo", Driver: "sim", Name: "Demo"}, {ID: "shop_1", Driver: "whatsapp"}}
 	if !reflect.DeepEqual(got.Accounts, want) {
 		t.Fatalf("accounts = %+v, want %+v", got.Accounts, want)
+	}
+}
+
+// TestAccountPacingDecode: an account's pacing sets only the fields it
+// names; the rest stay its driver's.
+func TestAccountPacingDecode(t *testing.T) {
+	got, err := Load(Source{Path: writeFile(t, "send:\n  pacing:\n    accounts:\n      shop_1: {interval: 500ms, warmup: []}\n      demo: {daily_cap: 5}\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	driver := Defaults().Send.Pacing.WhatsApp
+	shop := got.Send.Pacing.Accounts["shop_1"].Over(driver)
+	if shop.Interval != 500*time.Millisecond || shop.Jitter != driver.Jitter || shop.DailyCap != driver.DailyCap || len(shop.WarmUp) != 0 {
+		t.Fatalf("shop_1 pacing over the driver's = %+v", shop)
+	}
+	demo := got.Send.Pacing.Accounts["demo"].Over(driver)
+	if demo.Interval != driver.Interval || demo.DailyCap != 5 || !reflect.DeepEqual(demo.WarmUp, driver.WarmUp) {
+		t.Fatalf("demo pacing over the driver's = %+v", demo)
 	}
 }
 

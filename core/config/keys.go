@@ -71,9 +71,9 @@ func collectKeys(v reflect.Value, prefix string, out *[]Key) {
 		default:
 			k.Type = f.Type.String()
 		}
-		// Only scalars can be written as one env var or flag; lists and maps
-		// live in the file.
-		if k.Type == "string" || k.Type == "boolean" || k.Type == "integer" || k.Type == "duration" {
+		// Scalars and lists of strings (comma-separated) can be written as
+		// one env var or flag; other lists and maps live in the file.
+		if k.Type == "string" || k.Type == "boolean" || k.Type == "integer" || k.Type == "duration" || k.stringList() {
 			k.Env = EnvPrefix + strings.ToUpper(strings.ReplaceAll(name, ".", "_"))
 			k.Flag = strings.NewReplacer(".", "-", "_", "-").Replace(name)
 		}
@@ -100,4 +100,22 @@ func MarkdownTable() string {
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", k.Name, env, flag, def, k.Doc)
 	}
 	return b.String()
+}
+
+// stringList: a list of strings, written in the environment or a flag as
+// comma-separated values.
+func (k Key) stringList() bool {
+	return k.typ != nil && k.typ.Kind() == reflect.Slice && k.typ.Elem().Kind() == reflect.String
+}
+
+// splitList splits a comma-separated list, trimming spaces and dropping
+// empty items: "a, b," is [a b].
+func splitList(v string) []string {
+	out := []string{}
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -23,8 +25,35 @@ type RateLimits struct {
 
 // Pacing paces the sends of each account by the driver of the account.
 type Pacing struct {
-	WhatsApp DriverPacing `koanf:"whatsapp"`
-	Sim      DriverPacing `koanf:"sim"`
+	WhatsApp DriverPacing             `koanf:"whatsapp"`
+	Sim      DriverPacing             `koanf:"sim"`
+	Accounts map[string]AccountPacing `koanf:"accounts" doc:"Pacing of named accounts instead of their driver's: a map of ACCOUNT ID to {interval, jitter, daily_cap, warmup}; a field left out keeps the driver's value. E.g. a number with years of history may send more than a new one."`
+}
+
+// AccountPacing overrides the fields it sets of an account's driver's
+// pacing; nil fields keep the driver's.
+type AccountPacing struct {
+	Interval *time.Duration `koanf:"interval"`
+	Jitter   *time.Duration `koanf:"jitter"`
+	DailyCap *int           `koanf:"daily_cap"`
+	WarmUp   *[]int         `koanf:"warmup"`
+}
+
+// Over returns base with o's fields in place of base's.
+func (o AccountPacing) Over(base DriverPacing) DriverPacing {
+	if o.Interval != nil {
+		base.Interval = *o.Interval
+	}
+	if o.Jitter != nil {
+		base.Jitter = *o.Jitter
+	}
+	if o.DailyCap != nil {
+		base.DailyCap = *o.DailyCap
+	}
+	if o.WarmUp != nil {
+		base.WarmUp = *o.WarmUp
+	}
+	return base
 }
 
 // DriverPacing is the send pacing of every account of one driver.
@@ -78,8 +107,17 @@ func (c *Config) validateLimits() error {
 			return &Error{Key: "http.rate_limits." + b.name + "_burst", Problem: fmt.Sprintf("must be at least 1 while %s_per_minute is %d", b.name, b.per)}
 		}
 	}
-	for driver, p := range map[string]DriverPacing{"whatsapp": c.Send.Pacing.WhatsApp, "sim": c.Send.Pacing.Sim} {
-		key := "send.pacing." + driver + "."
+	pacings := map[string]DriverPacing{"whatsapp": c.Send.Pacing.WhatsApp, "sim": c.Send.Pacing.Sim}
+	for id, o := range c.Send.Pacing.Accounts {
+		if err := CheckAccountID(id); err != nil {
+			return &Error{Key: "send.pacing.accounts." + id, Problem: err.Error()}
+		}
+		// Checked over a zero base: only what the override sets.
+		pacings["accounts."+id] = o.Over(DriverPacing{})
+	}
+	for _, name := range slices.Sorted(maps.Keys(pacings)) {
+		p := pacings[name]
+		key := "send.pacing." + name + "."
 		switch {
 		case p.Interval < 0:
 			return &Error{Key: key + "interval", Problem: "must not be negative"}

@@ -82,6 +82,10 @@ func RegisterFlags(fs *pflag.FlagSet) {
 			fs.Int64(k.Flag, n, k.Doc)
 		case "boolean":
 			fs.Bool(k.Flag, k.Default == "true", k.Doc)
+		case "list":
+			// A plain string, split on commas when read: pflag's own
+			// string slices would parse quotes as CSV.
+			fs.String(k.Flag, "", k.Doc+" (comma-separated)")
 		default:
 			fs.String(k.Flag, k.Default, k.Doc)
 		}
@@ -97,7 +101,9 @@ func Load(src Source) (*Loaded, error) {
 	keys := Keys()
 	byEnv := make(map[string]string, len(keys))
 	byFlag := make(map[string]string, len(keys))
+	lists := map[string]bool{}
 	for _, k := range keys {
+		lists[k.Name] = k.stringList()
 		if k.Env != "" {
 			byEnv[k.Env] = k.Name
 		}
@@ -130,6 +136,9 @@ func Load(src Source) (*Loaded, error) {
 		EnvironFunc: func() []string { return src.Environ },
 		TransformFunc: func(k, v string) (string, any) {
 			if key, ok := byEnv[k]; ok {
+				if lists[key] {
+					return key, splitList(v)
+				}
 				return key, v
 			}
 			if !envExtras[k] && !strings.HasPrefix(k, EnvPrefix+"TEST_") {
@@ -147,6 +156,9 @@ func Load(src Source) (*Loaded, error) {
 			key, ok := byFlag[f.Name]
 			if !ok || !f.Changed {
 				return "", nil
+			}
+			if lists[key] {
+				return key, splitList(f.Value.String())
 			}
 			return key, posflag.FlagVal(src.Flags, f)
 		}), nil)

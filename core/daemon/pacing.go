@@ -33,6 +33,13 @@ func (d *Daemon) buildPacer(cfg config.Config) error {
 			whatsapp.DriverName: policy(cfg.Send.Pacing.WhatsApp),
 			sim.Name:            policy(cfg.Send.Pacing.Sim),
 		},
+		Override: func(id string, driver throttle.Policy) throttle.Policy {
+			o, ok := cfg.Send.Pacing.Accounts[id]
+			if !ok {
+				return driver
+			}
+			return policy(o.Over(config.DriverPacing{Interval: driver.Interval, Jitter: driver.Jitter, DailyCap: driver.DailyCap, WarmUp: driver.WarmUp}))
+		},
 		Accounts:   d.sessions,
 		Counts:     counts,
 		Clock:      d.clock,

@@ -32,7 +32,7 @@ var (
 
 // webhookPluginBin builds the real webhook plugin once per test binary,
 // into the directory TestMain's plugins are built in (removed at the end).
-func webhookPluginBin(t *testing.T) string {
+func webhookPluginBin(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(pluginBinDir, "webhook")
 	webhookBinOnce.Do(func() {

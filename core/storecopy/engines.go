@@ -24,6 +24,7 @@ import (
 	"github.com/wildcathub/wildcat/core/session/whatsapp/authstore"
 	"github.com/wildcathub/wildcat/core/store"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
+	"github.com/wildcathub/wildcat/core/throttle"
 	"github.com/wildcathub/wildcat/core/webhooks"
 )
 
@@ -200,6 +201,7 @@ type stores struct {
 	ruleKV       copier[*rules.KVEntry]
 	outbox       copier[*outbox.Job]
 	apiKeys      copier[*apikeys.Key]
+	sendCounts   copier[*throttle.SendCount]
 
 	// For Reencrypt: the stores whose sealing lives above their copy
 	// seam.
@@ -232,6 +234,7 @@ func (e *Endpoint) stores() (*stores, error) {
 			ruleKV:           rules.NewMongoKV(db, nil),
 			outbox:           outbox.NewMongoJobs(db),
 			apiKeys:          apikeys.NewMongo(db),
+			sendCounts:       throttle.NewMongoCounts(db),
 		}, nil
 	}
 	files, err := media.NewFileStore(e.db, filepath.Join(e.dataDir, daemon.MediaDir), noLimit)
@@ -257,6 +260,7 @@ func (e *Endpoint) stores() (*stores, error) {
 		ruleKV:           rules.NewSQLiteKV(e.db, nil),
 		outbox:           outbox.NewSQLiteJobs(e.db),
 		apiKeys:          apikeys.NewSQLite(e.db),
+		sendCounts:       throttle.NewSQLiteCounts(e.db),
 	}, nil
 }
 
@@ -279,6 +283,9 @@ const (
 	// KindAPIKeys: the keys' hashes, valid at the target only under the
 	// same server secret (data_dir/server.secret or http.auth_secret).
 	KindAPIKeys = "api keys"
+	// KindSendCounts: each account's sends per day, so the daily cap
+	// holds across the move.
+	KindSendCounts = "send counts"
 )
 
 // Kinds lists every kind to copy from src to dst.
@@ -307,6 +314,7 @@ func Kinds(src, dst *Endpoint) ([]Kind, error) {
 		Of(KindRuleKV, s.ruleKV, d.ruleKV),
 		Of(KindOutbox, s.outbox, d.outbox),
 		Of(KindAPIKeys, s.apiKeys, d.apiKeys),
+		Of(KindSendCounts, s.sendCounts, d.sendCounts),
 	}, nil
 }
 

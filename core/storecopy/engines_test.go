@@ -27,6 +27,7 @@ import (
 	"github.com/wildcathub/wildcat/core/session/whatsapp"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/authstore"
 	"github.com/wildcathub/wildcat/core/store/storetest"
+	"github.com/wildcathub/wildcat/core/throttle"
 	"github.com/wildcathub/wildcat/core/webhooks"
 )
 
@@ -201,6 +202,13 @@ func seed(t *testing.T, e *Endpoint) {
 	must(t, keys.Insert(ctx, &apikeys.Key{ID: "crm", Name: "CRM", Scopes: []string{"messages:read"}, Accounts: []string{"shop"},
 		Hash: []byte{1, 2, 3}, ExpiresAt: &until, CreatedAt: t0}))
 	must(t, keys.Insert(ctx, &apikeys.Key{ID: "admin", Name: "admin", Scopes: []string{"admin"}, Hash: []byte{4}, CreatedAt: t0}))
+	counts := s.sendCounts.(throttle.Counts)
+	for _, c := range []struct {
+		account, day string
+		n            int
+	}{{"shop", "2026-03-01", 40}, {"shop", "2026-03-02", 7}, {"shop-2", "2026-03-02", 1}} {
+		must(t, counts.Add(ctx, c.account, c.day, c.n))
+	}
 	must(t, eps.SetFailingSince(ctx, "wh_2", &t0))
 	_, err = eps.Disable(ctx, "wh_2", "failing for 3 days", t0.Add(time.Hour))
 	must(t, err)
@@ -302,6 +310,10 @@ func compare(t *testing.T, src, dst *Endpoint) {
 	sameItems(t, KindWebhooks, s.webhooks, d.webhooks)
 	sameItems(t, KindOutbox, s.outbox, d.outbox)
 	sameItems(t, KindAPIKeys, s.apiKeys, d.apiKeys)
+	sameItems(t, KindSendCounts, s.sendCounts, d.sendCounts)
+	if n, _ := d.sendCounts.(throttle.Counts).Get(ctx, "shop", "2026-03-01"); n != 40 {
+		t.Fatalf("send count copied: %d, want 40", n)
+	}
 	if n, _ := d.apiKeys.(apikeys.Store).Count(ctx); n != 2 {
 		t.Fatalf("api keys copied: %d, want 2", n)
 	}
@@ -336,17 +348,21 @@ func compare(t *testing.T, src, dst *Endpoint) {
 	if len(as) != 1 || len(ad) != 1 {
 		t.Fatalf("whatsapp auth: %d accounts in the source, %d in the target", len(as), len(ad))
 	}
+	// The private keys travel as stored, in DeviceKeys (compared below
+	// with the rest of the state).
 	ds, dd := as[0].Device, ad[0].Device
-	if *ds.ID != *dd.ID || ds.LID != dd.LID || ds.RegistrationID != dd.RegistrationID || *ds.NoiseKey.Priv != *dd.NoiseKey.Priv ||
-		*ds.IdentityKey.Priv != *dd.IdentityKey.Priv || *ds.SignedPreKey.Priv != *dd.SignedPreKey.Priv ||
+	if ds.NoiseKey != nil || ds.IdentityKey != nil || ds.SignedPreKey.Priv != nil || ds.AdvSecretKey != nil {
+		t.Fatal("the exported device record carries private keys beside DeviceKeys")
+	}
+	if *ds.ID != *dd.ID || ds.LID != dd.LID || ds.RegistrationID != dd.RegistrationID ||
 		ds.SignedPreKey.KeyID != dd.SignedPreKey.KeyID || *ds.SignedPreKey.Signature != *dd.SignedPreKey.Signature ||
-		!bytes.Equal(ds.AdvSecretKey, dd.AdvSecretKey) || !proto.Equal(ds.Account, dd.Account) || ds.Platform != dd.Platform ||
+		!proto.Equal(ds.Account, dd.Account) || ds.Platform != dd.Platform ||
 		ds.BusinessName != dd.BusinessName || ds.PushName != dd.PushName || ds.FacebookUUID != dd.FacebookUUID ||
 		ds.LIDMigrationTimestamp != dd.LIDMigrationTimestamp {
 		t.Fatalf("device differs:\nsource %+v\ntarget %+v", ds, dd)
 	}
 	as[0].Device, ad[0].Device = nil, nil
-	if len(as[0].EventBuffer) == 0 || len(as[0].PreKeys) != 3 || !reflect.DeepEqual(as[0], ad[0]) {
+	if len(as[0].DeviceKeys.Noise) == 0 || len(as[0].EventBuffer) == 0 || len(as[0].PreKeys) != 3 || !reflect.DeepEqual(as[0], ad[0]) {
 		ja, _ := json.MarshalIndent(as[0], "", " ")
 		jb, _ := json.MarshalIndent(ad[0], "", " ")
 		t.Fatalf("auth state differs:\nsource %s\ntarget %s", ja, jb)
@@ -406,6 +422,26 @@ func compare(t *testing.T, src, dst *Endpoint) {
 	must(t, err)
 	if dev.ID == nil || *dev.ID != *ds.ID {
 		t.Fatalf("the target's device of shop is %v", dev.ID)
+	}
+	// The device loads in the target with the source's keys and pre-keys.
+	_, getSrcDev := deviceOf(t, src, "shop")
+	sdev, err := getSrcDev()
+	must(t, err)
+	if *dev.NoiseKey.Priv != *sdev.NoiseKey.Priv || *dev.IdentityKey.Priv != *sdev.IdentityKey.Priv ||
+		*dev.SignedPreKey.Priv != *sdev.SignedPreKey.Priv || !bytes.Equal(dev.AdvSecretKey, sdev.AdvSecretKey) {
+		t.Fatal("the target's device of shop has other private keys than the source's")
+	}
+	for id := uint32(1); id <= 3; id++ {
+		k1, err := sdev.PreKeys.GetPreKey(ctx, id)
+		must(t, err)
+		k2, err := dev.PreKeys.GetPreKey(ctx, id)
+		must(t, err)
+		if k1 == nil || k2 == nil || *k1.Priv != *k2.Priv {
+			t.Fatalf("pre-key %d: source %v, target %v", id, k1, k2)
+		}
+	}
+	if n, err := dev.PreKeys.UploadedPreKeyCount(ctx); err != nil || n != 2 {
+		t.Fatalf("target's uploaded pre-keys: %d, %v; want 2", n, err)
 	}
 	if trusted, err := dev.Identities.IsTrustedIdentity(ctx, "15557770001:0", [32]byte{9}); err != nil || !trusted {
 		t.Fatalf("copied identity not trusted: %v %v", trusted, err)

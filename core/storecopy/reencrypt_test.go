@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -43,6 +45,8 @@ func writeSealable(t *testing.T, e *Endpoint, keys *sealing.Keyring, tag string)
 	must(t, err)
 	dev := sealedDevice(t, e, keys, tag)
 	must(t, dev.Sessions.PutSession(ctx, "15557770001:0", []byte("SESSMARK-2a6b "+tag)))
+	_, err = dev.PreKeys.GetOrGenPreKeys(ctx, 2)
+	must(t, err)
 	ob := jobsOf(t, e, keys)
 	must(t, ob.Enqueue(ctx, msgEvent(event.KindMessageReceived, "shop", "O"+tag, "15550001111@s.whatsapp.net", "OUTBOXMARK-9e1d "+tag, false, t0), "webhook:crm"))
 	st.idempotencyStore.Seal(keys)
@@ -131,6 +135,20 @@ func sealedDevice(t *testing.T, e *Endpoint, keys *sealing.Keyring, tag string) 
 	return dev
 }
 
+// deviceKeys are the private keys and the pre-keys of account "wa"+tag's
+// device, read with keys, as markers to look for in raw bytes.
+func deviceKeys(t *testing.T, e *Endpoint, keys *sealing.Keyring, tag string) []string {
+	t.Helper()
+	dev := sealedDevice(t, e, keys, tag)
+	pks, err := dev.PreKeys.GetOrGenPreKeys(context.Background(), 2)
+	must(t, err)
+	out := []string{string(dev.NoiseKey.Priv[:]), string(dev.IdentityKey.Priv[:]), string(dev.SignedPreKey.Priv[:]), string(dev.AdvSecretKey)}
+	for _, k := range pks {
+		out = append(out, string(k.Priv[:]))
+	}
+	return out
+}
+
 // jobsOf is the endpoint's outbox, its payloads sealed with keys.
 func jobsOf(t *testing.T, e *Endpoint, keys *sealing.Keyring) *outbox.Outbox {
 	t.Helper()
@@ -180,6 +198,16 @@ func TestReencryptThenCopy(t *testing.T) {
 			must(t, err)
 			plainMedia := writeSealable(t, src, nil, "plain")
 			k1Media := writeSealable(t, src, sealtest.Ring(t, "", k1), "k1")
+			plainKeys, k1Keys := deviceKeys(t, src, nil, "plain"), deviceKeys(t, src, sealtest.Ring(t, "", k1), "k1")
+			allKeys := append(slices.Clone(plainKeys), k1Keys...)
+			sameKeys := func(where string, e *Endpoint, keys *sealing.Keyring) {
+				t.Helper()
+				if !reflect.DeepEqual(deviceKeys(t, e, keys, "plain"), plainKeys) || !reflect.DeepEqual(deviceKeys(t, e, keys, "k1"), k1Keys) {
+					t.Fatalf("%s: the devices' keys read back differently", where)
+				}
+			}
+			sealtest.NoPlaintext(t, "device keys written with k1", rawBytes(t, src), k1Keys...)
+			sealtest.HasPlaintext(t, "device keys before reencrypt", rawBytes(t, src), plainKeys...)
 			// What was written with the key is sealed from the start.
 			sealtest.NoPlaintext(t, "written with k1", rawBytes(t, src), "MSGMARK-3b1f k1", "MEDIAMARK-77aa k1", "SECRETMARK-e5c2k1",
 				"PKVMARK-0d9ek1", "RKVMARK-41f0k1", "SESSMARK-2a6b k1", "OUTBOXMARK-9e1d k1", "IDEMMARK-c4d2 k1")
@@ -207,7 +235,9 @@ func TestReencryptThenCopy(t *testing.T) {
 				}
 			}
 			sealtest.NoPlaintext(t, "after reencrypt", rawBytes(t, src), sealMarkers...)
+			sealtest.NoPlaintext(t, "device keys after reencrypt", rawBytes(t, src), allKeys...)
 			only2 := sealtest.Ring(t, "", k2)
+			sameKeys("after reencrypt", src, only2)
 			readSealable(t, src, only2, "plain", plainMedia)
 			readSealable(t, src, only2, "k1", k1Media)
 			must(t, src.Close())
@@ -219,6 +249,8 @@ func TestReencryptThenCopy(t *testing.T) {
 			must(t, err)
 			defer dst.Close()
 			sealtest.NoPlaintext(t, "the copy", rawBytes(t, dst), sealMarkers...)
+			sealtest.NoPlaintext(t, "device keys in the copy", rawBytes(t, dst), allKeys...)
+			sameKeys("the copy", dst, only2)
 			readSealable(t, dst, only2, "plain", plainMedia)
 			readSealable(t, dst, only2, "k1", k1Media)
 		})

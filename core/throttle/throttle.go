@@ -92,6 +92,9 @@ type Options struct {
 	// Policies by driver name ("whatsapp", "sim"); a driver missing here
 	// is not paced.
 	Policies map[string]Policy
+	// Override, when set, turns an account's driver policy into its own
+	// (accounts configured to pace differently).
+	Override func(accountID string, driver Policy) Policy
 	Accounts Accounts
 	Counts   Counts
 	Clock    clock.Clock
@@ -240,7 +243,11 @@ func (p *Pacer) account(ctx context.Context, id string) (*account, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.policy, a.created, a.loadedAt = p.o.Policies[info.Driver], info.CreatedAt, now
+	policy := p.o.Policies[info.Driver]
+	if p.o.Override != nil {
+		policy = p.o.Override(id, policy)
+	}
+	a.policy, a.created, a.loadedAt = policy, info.CreatedAt, now
 	return a, nil
 }
 

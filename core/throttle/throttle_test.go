@@ -135,6 +135,41 @@ func TestSlotsFollowThePaceWithJitter(t *testing.T) {
 	}
 }
 
+// TestAccountOverride: an account configured to pace differently keeps
+// its own interval and cap while its driver's other accounts keep the
+// driver's.
+func TestAccountOverride(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewFake(t0)
+	p, err := throttle.New(throttle.Options{
+		Policies: map[string]throttle.Policy{"whatsapp": {Interval: 10 * time.Second, DailyCap: 100}},
+		Override: func(id string, driver throttle.Policy) throttle.Policy {
+			if id == "veteran" {
+				driver.Interval, driver.DailyCap = time.Second, 2
+			}
+			return driver
+		},
+		Accounts: accounts{"veteran": {Driver: "whatsapp"}, "plain": {Driver: "whatsapp"}},
+		Clock:    clk,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []time.Duration{0, time.Second} {
+		if at, err := p.Reserve(ctx, "veteran"); err != nil || !at.Equal(t0.Add(want)) {
+			t.Fatalf("veteran's slot %d at +%s (%v), want +%s", i, at.Sub(t0), err, want)
+		}
+	}
+	if _, err := p.Reserve(ctx, "veteran"); !errors.Is(err, throttle.ErrDailyCap) {
+		t.Fatalf("veteran's third send: %v, want its own cap of 2", err)
+	}
+	for i, want := range []time.Duration{0, 10 * time.Second, 20 * time.Second} {
+		if at, err := p.Reserve(ctx, "plain"); err != nil || !at.Equal(t0.Add(want)) {
+			t.Fatalf("plain's slot %d at +%s (%v), want +%s", i, at.Sub(t0), err, want)
+		}
+	}
+}
+
 func TestDailyCapAndWarmUp(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
 		ctx := context.Background()

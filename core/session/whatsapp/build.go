@@ -41,7 +41,7 @@ func uploadKind(k session.MediaKind) (whatsmeow.MediaType, error) {
 // drops half of what the caller asked for.
 func contentCount(req *session.SendRequest) int {
 	n := 0
-	for _, set := range []bool{req.Text != "" && req.Media == nil, req.Media != nil, req.Reaction != nil, req.Location != nil, len(req.Contacts) > 0, req.Edit != nil, req.Revoke != nil} {
+	for _, set := range []bool{req.Text != "" && req.Media == nil, req.Media != nil, req.Reaction != nil, req.Location != nil, len(req.Contacts) > 0, req.Edit != nil, req.Revoke != nil, req.Poll != nil} {
 		if set {
 			n++
 		}
@@ -53,9 +53,11 @@ func contentCount(req *session.SendRequest) int {
 // req.Media (nil when there is none).
 func (b builder) build(req *session.SendRequest, chat types.JID, up *whatsmeow.UploadResponse) (*waE2E.Message, error) {
 	if n := contentCount(req); n != 1 {
-		return nil, fmt.Errorf("%w: a message needs exactly one of text, media, reaction, location, contacts, edit or revoke (got %d)", session.ErrInvalidRequest, n)
+		return nil, fmt.Errorf("%w: a message needs exactly one of text, media, reaction, location, contacts, edit, revoke or poll (got %d)", session.ErrInvalidRequest, n)
 	}
 	switch {
+	case req.Poll != nil:
+		return pollMessage(req.Poll)
 	case req.Media != nil:
 		if up == nil {
 			return nil, fmt.Errorf("%w: media was not uploaded", session.ErrInvalidRequest)
@@ -172,6 +174,34 @@ func (b builder) media(req *session.SendRequest, up *whatsmeow.UploadResponse) (
 		}}, nil
 	}
 	return nil, fmt.Errorf("%w: unknown media kind %q", session.ErrInvalidRequest, m.Kind)
+}
+
+// maxPollOptions is WhatsApp's limit on the answers of a poll.
+const maxPollOptions = 12
+
+// pollMessage is whatsmeow's poll creation: the poll and a fresh message
+// secret, which SendMessage keeps in the auth store (MsgSecrets) so that
+// votes on it can be decrypted.
+func pollMessage(p *session.PollSend) (*waE2E.Message, error) {
+	if strings.TrimSpace(p.Name) == "" {
+		return nil, fmt.Errorf("%w: a poll needs a question", session.ErrInvalidRequest)
+	}
+	if len(p.Options) < 2 || len(p.Options) > maxPollOptions {
+		return nil, fmt.Errorf("%w: a poll needs 2 to %d options (got %d)", session.ErrInvalidRequest, maxPollOptions, len(p.Options))
+	}
+	seen := map[string]bool{}
+	for _, o := range p.Options {
+		if strings.TrimSpace(o) == "" || seen[o] {
+			return nil, fmt.Errorf("%w: poll options must be distinct and not empty", session.ErrInvalidRequest)
+		}
+		seen[o] = true
+	}
+	if int(p.SelectableCount) > len(p.Options) {
+		return nil, fmt.Errorf("%w: a poll cannot allow %d choices among %d options", session.ErrInvalidRequest, p.SelectableCount, len(p.Options))
+	}
+	// BuildPollCreation reads nothing of the client: a nil one is fine.
+	var cli *whatsmeow.Client
+	return cli.BuildPollCreation(p.Name, p.Options, int(p.SelectableCount)), nil
 }
 
 // context carries the quote and mentions; nil when there are neither, so

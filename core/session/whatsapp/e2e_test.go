@@ -19,6 +19,7 @@ import (
 
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/poll"
+	"github.com/wildcathub/wildcat/core/sealing"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/whatsapp"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/authstore"
@@ -108,6 +109,7 @@ type rig struct {
 	sink   *storeSink
 	engine storetest.Engine // where the auth state lives
 	file   *sqlite.DB       // the database file on SQLite
+	keys   *sealing.Keyring // seals the auth state's secrets; nil: none
 }
 
 // newRig keeps the auth state on the embedded engine, the daemon's default.
@@ -147,7 +149,8 @@ func (r *rig) openAuth(t *testing.T) {
 	switch r.engine {
 	case storetest.MongoDB:
 		db := r.db
-		r.driver.Devices = func(id string) whatsapp.DeviceStore { return authstore.New(db, id, nil) }
+		keys := r.keys
+		r.driver.Devices = func(id string) whatsapp.DeviceStore { return authstore.New(db, id, nil).Seal(keys) }
 	case storetest.SQLite:
 		h, err := r.file.Conn()
 		if err != nil {
@@ -158,6 +161,7 @@ func (r *rig) openAuth(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = auth.Close() })
+		auth.Seal(r.keys)
 		r.driver.Devices = func(id string) whatsapp.DeviceStore { return auth.Account(id) }
 	}
 }
@@ -175,7 +179,7 @@ func (r *rig) authItems(t *testing.T, accountID string) int64 {
 		return n
 	}
 	var n int64
-	for _, table := range []string{"whatsapp_devices", "whatsmeow_device", "whatsmeow_sessions", "whatsmeow_identity_keys", "whatsmeow_pre_keys"} {
+	for _, table := range []string{"whatsapp_devices", "whatsmeow_device", "whatsmeow_sessions", "whatsmeow_identity_keys", "whatsmeow_pre_keys", "whatsapp_device_keys", "whatsapp_pre_keys"} {
 		var c int64
 		if err := r.file.Reader().QueryRow("SELECT count(*) FROM " + table).Scan(&c); err != nil {
 			t.Fatal(err)

@@ -5,8 +5,10 @@ import (
 	"log/slog"
 	"time"
 
+	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/wildcathub/wildcat/core/event"
 )
@@ -41,8 +43,22 @@ func (s *Session) handle(raw any) bool {
 		ev, err := s.norm.ChatPresence(evt)
 		return s.emitAll(ctx, []*event.Event{ev}, err, "chat presence")
 	case *events.GroupInfo:
-		ev, err := s.norm.GroupInfo(evt)
+		n := s.ownNorm()
+		ev, err := n.GroupInfo(evt)
+		if err == nil {
+			s.completeGroupUpdate(ctx, ev.Group)
+		}
 		return s.emitAll(ctx, []*event.Event{ev}, err, "group info")
+	case *events.JoinedGroup:
+		n := s.ownNorm()
+		ev, err := n.JoinedGroup(evt)
+		if err == nil {
+			s.completeGroupUpdate(ctx, ev.Group)
+		}
+		return s.emitAll(ctx, []*event.Event{ev}, err, "joined group")
+	case *events.Picture:
+		ev, err := s.norm.Picture(evt)
+		return s.emitAll(ctx, []*event.Event{ev}, err, "picture")
 	case *events.MediaRetry:
 		s.onMediaRetry(ctx, evt)
 
@@ -98,6 +114,12 @@ func (s *Session) handle(raw any) bool {
 // onMessage stores one message. Poll votes are decrypted here because only
 // the live client holds the poll's secret.
 func (s *Session) onMessage(ctx context.Context, evt *events.Message, n Normalizer) bool {
+	if onlySenderKey(evt.Message) {
+		// The 1:1 copy of a group sender key, which whatsmeow has already
+		// processed; the message itself follows under the same ID, and
+		// storing this first would make it look like a duplicate.
+		return true
+	}
 	ev, err := n.Message(evt)
 	if err != nil {
 		// Not storable at all (no id): acking is the only way to stop an
@@ -163,4 +185,85 @@ func (s *Session) onHistory(ctx context.Context, evt *events.HistorySync) bool {
 	}
 	ev, err := s.norm.HistorySync(evt)
 	return s.emitAll(ctx, []*event.Event{ev}, err, "history sync")
+}
+
+// onlySenderKey reports whether m carries nothing but a group sender key
+// (and the message context that may travel with it).
+func onlySenderKey(m *waE2E.Message) bool {
+	if m.GetSenderKeyDistributionMessage() == nil {
+		return false
+	}
+	rest := proto.Clone(m).(*waE2E.Message)
+	rest.SenderKeyDistributionMessage = nil
+	rest.MessageContextInfo = nil
+	return proto.Size(rest) == 0
+}
+
+// ownNorm is the live normalizer with the account's own JIDs, so group
+// changes that concern the account say so.
+func (s *Session) ownNorm() Normalizer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.norm
+	n.Own = s.own
+	if s.cli != nil {
+		n.OwnLID = s.cli.Store.GetLID().ToNonAD()
+	}
+	return n
+}
+
+// completeGroupUpdate fills in what the normalizer cannot know: the other
+// form (phone number or LID) of each participant, from the mappings
+// whatsmeow keeps, and the whole group when the account was added by a
+// plain membership change. Both are best effort: the event is stored
+// either way.
+func (s *Session) completeGroupUpdate(ctx context.Context, g *event.GroupUpdate) {
+	s.mu.Lock()
+	cli := s.cli
+	s.mu.Unlock()
+	if g == nil || cli == nil {
+		return
+	}
+	for i := range g.Participants {
+		p := &g.Participants[i]
+		jid, err := types.ParseJID(p.JID)
+		if err != nil {
+			continue
+		}
+		alt, err := cli.Store.GetAltJID(ctx, jid)
+		if err != nil || alt.IsEmpty() {
+			continue
+		}
+		lid, pn := splitAddress(jid, alt)
+		p.LID, p.PN = lid, pn
+	}
+	if g.Info != nil {
+		for i := range g.Info.Participants {
+			p := &g.Info.Participants[i]
+			if p.PN != "" && p.LID != "" {
+				continue
+			}
+			jid, err := types.ParseJID(p.JID)
+			if err != nil {
+				continue
+			}
+			if alt, err := cli.Store.GetAltJID(ctx, jid); err == nil && !alt.IsEmpty() {
+				p.LID, p.PN = splitAddress(jid, alt)
+			}
+		}
+	}
+	if g.Info == nil && (g.Self == event.GroupSelfAdded || g.Self == event.GroupSelfJoined) {
+		jid, err := types.ParseJID(g.JID)
+		if err != nil {
+			return
+		}
+		ictx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		info, err := cli.GetGroupInfo(ictx, jid)
+		if err != nil {
+			s.log.Warn("group info of a group joined not fetched", slog.String("group", g.JID), slog.Any("error", err))
+			return
+		}
+		g.Info = GroupInfoOf(info)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,10 @@ type Normalizer struct {
 	// Now timestamps presence, typing and history-sync events, which carry
 	// no WhatsApp time; nil means time.Now.
 	Now func() time.Time
+	// Own and OwnLID are the account's own JIDs, by which group changes
+	// that concern the account itself are told (GroupUpdate.Self); zero:
+	// not told.
+	Own, OwnLID types.JID
 }
 
 // NormalizeMessage normalises a live message of accountID. See
@@ -378,16 +383,40 @@ func (n *Normalizer) GroupInfo(evt *events.GroupInfo) (*event.Event, error) {
 		InviteLink: derefString(evt.NewInviteLink),
 		JoinReason: evt.JoinReason,
 		Added:      jidStrings(evt.Join),
-		Removed:    jidStrings(evt.Leave),
 		Promoted:   jidStrings(evt.Promote),
 		Demoted:    jidStrings(evt.Demote),
 	}
+	var actors []types.JID
 	if evt.Sender != nil {
 		g.Actor = jidString(*evt.Sender)
+		actors = append(actors, evt.Sender.ToNonAD())
+		if evt.Sender.Server == types.HiddenUserServer {
+			g.ActorLID = g.Actor
+		}
 	}
 	if evt.SenderPN != nil {
 		g.ActorPN = jidString(*evt.SenderPN)
+		actors = append(actors, evt.SenderPN.ToNonAD())
 	}
+	// WhatsApp reports leaving and being removed alike; the actor tells
+	// them apart: who leaves on their own is their own actor (for the
+	// account, in either of its forms).
+	for _, j := range evt.Leave {
+		if j.IsEmpty() {
+			continue
+		}
+		if slices.Contains(actors, j.ToNonAD()) || (n.isOwn(j) && slices.ContainsFunc(actors, n.isOwn)) {
+			g.Left = append(g.Left, jidString(j))
+		} else {
+			g.Removed = append(g.Removed, jidString(j))
+		}
+	}
+	g.Participants = participantForms(evt.Join, evt.Leave, evt.Promote, evt.Demote)
+	if evt.MembershipApprovalMode != nil {
+		on := evt.MembershipApprovalMode.IsJoinApprovalRequired
+		g.JoinApproval = &on
+	}
+	g.Self = n.selfChange(evt)
 	if evt.Name != nil {
 		g.Name = evt.Name.Name
 	}

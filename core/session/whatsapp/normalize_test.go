@@ -1166,6 +1166,13 @@ func TestGroupInfo(t *testing.T) {
 		InviteLink: invite, JoinReason: "invite",
 		Added: []string{"15550001111@s.whatsapp.net"}, Removed: []string{"11111111111111@lid"},
 		Promoted: []string{"98765432101234@lid"}, Demoted: []string{"15550002222@s.whatsapp.net"},
+		ActorLID: "98765432101234@lid",
+		Participants: []event.GroupParticipant{
+			{JID: "15550001111@s.whatsapp.net", PN: "15550001111@s.whatsapp.net"},
+			{JID: "11111111111111@lid", LID: "11111111111111@lid"},
+			{JID: "98765432101234@lid", LID: "98765432101234@lid"},
+			{JID: "15550002222@s.whatsapp.net", PN: "15550002222@s.whatsapp.net"},
+		},
 	}
 	if !reflect.DeepEqual(*ev.Group, want) {
 		t.Errorf("group = %s\nwant    %s", jsonOf(t, ev.Group), jsonOf(t, want))
@@ -1191,6 +1198,155 @@ func TestGroupInfo(t *testing.T) {
 	}
 	if _, err := n.GroupInfo(nil); err == nil {
 		t.Error("nil group info accepted")
+	}
+}
+
+// TestGroupMembership: leaving and being removed come alike from
+// WhatsApp; the actor tells them apart, and changes that concern the
+// account itself (by phone number or LID) say so in Self.
+func TestGroupMembership(t *testing.T) {
+	myLID := types.NewJID("22222222222222", types.HiddenUserServer)
+	n := Normalizer{AccountID: account, Now: fixedNow, Own: me, OwnLID: myLID}
+	meDevice := me
+	meDevice.Device = 3
+	tests := []struct {
+		name string
+		in   events.GroupInfo
+		want event.GroupUpdate
+	}{
+		{
+			name: "a member leaves",
+			in:   events.GroupInfo{JID: group, Sender: &alicePN, Leave: []types.JID{alicePN}},
+			want: event.GroupUpdate{Actor: alicePN.String(), Left: []string{alicePN.String()},
+				Participants: []event.GroupParticipant{{JID: alicePN.String(), PN: alicePN.String()}}},
+		},
+		{
+			name: "an admin removes two, one named by LID",
+			in:   events.GroupInfo{JID: group, Sender: &bobLID, SenderPN: &bobPN, Leave: []types.JID{alicePN, aliceLID}},
+			want: event.GroupUpdate{Actor: bobLID.String(), ActorPN: bobPN.String(), ActorLID: bobLID.String(),
+				Removed: []string{alicePN.String(), aliceLID.String()},
+				Participants: []event.GroupParticipant{
+					{JID: alicePN.String(), PN: alicePN.String()}, {JID: aliceLID.String(), LID: aliceLID.String()},
+				}},
+		},
+		{
+			name: "the account leaves (LID actor, phone-number participant)",
+			in:   events.GroupInfo{JID: group, Sender: &myLID, Leave: []types.JID{meDevice}},
+			want: event.GroupUpdate{Actor: myLID.String(), ActorLID: myLID.String(), Left: []string{me.String()}, Self: event.GroupSelfLeft,
+				Participants: []event.GroupParticipant{{JID: me.String(), PN: me.String()}}},
+		},
+		{
+			name: "the account is removed",
+			in:   events.GroupInfo{JID: group, Sender: &bobPN, Leave: []types.JID{me}},
+			want: event.GroupUpdate{Actor: bobPN.String(), Removed: []string{me.String()}, Self: event.GroupSelfRemoved,
+				Participants: []event.GroupParticipant{{JID: me.String(), PN: me.String()}}},
+		},
+		{
+			name: "the account is added by LID",
+			in:   events.GroupInfo{JID: group, Sender: &bobPN, Join: []types.JID{myLID}},
+			want: event.GroupUpdate{Actor: bobPN.String(), Added: []string{myLID.String()}, Self: event.GroupSelfAdded,
+				Participants: []event.GroupParticipant{{JID: myLID.String(), LID: myLID.String()}}},
+		},
+		{
+			name: "the account joins by link",
+			in:   events.GroupInfo{JID: group, Sender: &me, Join: []types.JID{me}, JoinReason: "invite"},
+			want: event.GroupUpdate{Actor: me.String(), Added: []string{me.String()}, JoinReason: "invite", Self: event.GroupSelfJoined,
+				Participants: []event.GroupParticipant{{JID: me.String(), PN: me.String()}}},
+		},
+		{
+			name: "join approval turned on",
+			in:   events.GroupInfo{JID: group, Sender: &bobPN, MembershipApprovalMode: &types.GroupMembershipApprovalMode{IsJoinApprovalRequired: true}},
+			want: event.GroupUpdate{Actor: bobPN.String(), JoinApproval: new(true)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.in.Timestamp = ts
+			ev, err := n.GroupInfo(&tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.want.JID = group.String()
+			if !reflect.DeepEqual(*ev.Group, tt.want) {
+				t.Errorf("group = %s\nwant    %s", jsonOf(t, ev.Group), jsonOf(t, tt.want))
+			}
+		})
+	}
+	// Without its own JIDs the normalizer cannot tell, and does not guess.
+	plain := Normalizer{AccountID: account, Now: fixedNow}
+	if ev, _ := plain.GroupInfo(&events.GroupInfo{JID: group, Sender: &bobPN, Leave: []types.JID{me}}); ev.Group.Self != "" {
+		t.Errorf("self %q without own JIDs", ev.Group.Self)
+	}
+}
+
+func TestJoinedGroup(t *testing.T) {
+	n := Normalizer{AccountID: account, Now: fixedNow, Own: me}
+	created := ts.Add(-time.Hour)
+	in := &events.JoinedGroup{Type: "new", Sender: &bobLID, SenderPN: &bobPN, GroupInfo: types.GroupInfo{
+		JID: group, OwnerJID: bobLID, OwnerPN: bobPN, GroupName: types.GroupName{Name: "Ops"}, GroupCreated: created,
+		GroupTopic:                  types.GroupTopic{Topic: "Incidents"},
+		GroupLocked:                 types.GroupLocked{IsLocked: true},
+		GroupEphemeral:              types.GroupEphemeral{IsEphemeral: true, DisappearingTimer: 604800},
+		GroupMembershipApprovalMode: types.GroupMembershipApprovalMode{IsJoinApprovalRequired: true},
+		Participants: []types.GroupParticipant{
+			{JID: bobLID, LID: bobLID, PhoneNumber: bobPN, IsAdmin: true, IsSuperAdmin: true},
+			{JID: me, PhoneNumber: me},
+			{JID: aliceLID, LID: aliceLID, IsAdmin: true},
+			{JID: alicePN, PhoneNumber: alicePN, Error: 403}, // not added
+		},
+	}}
+	ev, err := n.JoinedGroup(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := event.GroupUpdate{
+		JID: group.String(), Actor: bobLID.String(), ActorLID: bobLID.String(), ActorPN: bobPN.String(), Self: event.GroupSelfAdded,
+		Info: &event.GroupInfo{
+			JID: group.String(), Name: "Ops", Topic: "Incidents", Owner: bobLID.String(), OwnerPN: bobPN.String(), CreatedAt: created,
+			Locked: true, JoinApproval: true, EphemeralSeconds: 604800,
+			Participants: []event.GroupParticipant{
+				{JID: bobLID.String(), PN: bobPN.String(), LID: bobLID.String(), Role: event.GroupSuperAdmin},
+				{JID: me.String(), PN: me.String(), Role: event.GroupMember},
+				{JID: aliceLID.String(), LID: aliceLID.String(), Role: event.GroupAdmin},
+			},
+		},
+	}
+	if !reflect.DeepEqual(*ev.Group, want) {
+		t.Errorf("group = %s\nwant    %s", jsonOf(t, ev.Group), jsonOf(t, want))
+	}
+	if !ev.Timestamp.Equal(created) || ev.ID != event.GroupEventID(account, created, &want) {
+		t.Errorf("envelope: %s", jsonOf(t, ev))
+	}
+	in.Type, in.Reason = "", "invite"
+	ev, err = n.JoinedGroup(in)
+	if err != nil || ev.Group.Self != event.GroupSelfJoined || !ev.Timestamp.Equal(ts) {
+		t.Errorf("joined by link: %s, %v", jsonOf(t, ev), err)
+	}
+	if _, err := n.JoinedGroup(nil); err == nil {
+		t.Error("nil joined group accepted")
+	}
+}
+
+func TestGroupPicture(t *testing.T) {
+	n := Normalizer{AccountID: account, Now: fixedNow}
+	ev, err := n.Picture(&events.Picture{JID: group, Author: bobLID, Timestamp: ts, PictureID: "1700000001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := event.GroupUpdate{JID: group.String(), Actor: bobLID.String(), ActorLID: bobLID.String(), PictureID: "1700000001"}
+	if !reflect.DeepEqual(*ev.Group, want) || ev.Kind != event.KindGroupUpdate || !ev.Timestamp.Equal(ts) {
+		t.Errorf("picture set: %s", jsonOf(t, ev))
+	}
+	ev, err = n.Picture(&events.Picture{JID: group, Author: bobPN, Timestamp: ts, Remove: true})
+	if err != nil || !ev.Group.PictureRemoved || ev.Group.PictureID != "" || ev.Group.ActorPN != bobPN.String() {
+		t.Errorf("picture removed: %s, %v", jsonOf(t, ev), err)
+	}
+	// A contact's profile picture is not a group event.
+	if ev, err := n.Picture(&events.Picture{JID: alicePN, Author: alicePN, Timestamp: ts}); ev != nil || err != nil {
+		t.Errorf("profile picture: %v, %v", ev, err)
 	}
 }
 

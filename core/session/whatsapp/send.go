@@ -29,6 +29,24 @@ func (s *Session) Send(ctx context.Context, req *session.SendRequest) (*session.
 	if err != nil {
 		return nil, err
 	}
+	if err := broadcastSupported(chat, req); err != nil {
+		return nil, err
+	}
+	if req.MentionAll {
+		if chat.Server != types.GroupServer {
+			return nil, fmt.Errorf("%w: mention-all needs a group chat, not %s", session.ErrInvalidRequest, chat)
+		}
+		if cli == nil {
+			return nil, fmt.Errorf("send from %s: %w (not connected)", s.acct.ID, session.ErrWrongState)
+		}
+		all, err := s.groupMentions(ctx, cli, chat, own)
+		if err != nil {
+			return nil, err
+		}
+		r := *req
+		r.Mentions = append(append([]string(nil), req.Mentions...), all...)
+		req = &r
+	}
 
 	var up *whatsmeow.UploadResponse
 	if m := req.Media; m != nil {
@@ -89,4 +107,23 @@ func (s *Session) Send(ctx context.Context, req *session.SendRequest) (*session.
 		}
 	}
 	return res, nil
+}
+
+// broadcastSupported refuses what whatsmeow cannot send: it sends status
+// posts to the audience of the account's status privacy setting (whom it
+// finds itself) and cannot send to other broadcast lists at all.
+func broadcastSupported(chat types.JID, req *session.SendRequest) error {
+	if chat.Server != types.BroadcastServer {
+		if len(req.StatusRecipients) > 0 {
+			return fmt.Errorf("%w: status recipients are only for status@broadcast", session.ErrInvalidRequest)
+		}
+		return nil
+	}
+	if chat != types.StatusBroadcastJID {
+		return fmt.Errorf("%w: whatsmeow cannot send to broadcast lists (%v); send to each recipient instead", session.ErrInvalidRequest, whatsmeow.ErrBroadcastListUnsupported)
+	}
+	if len(req.StatusRecipients) > 0 {
+		return fmt.Errorf("%w: whatsmeow cannot choose the recipients of a status post; it posts to the audience of the account's status privacy setting (leave statusRecipients empty)", session.ErrInvalidRequest)
+	}
+	return nil
 }

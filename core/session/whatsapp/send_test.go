@@ -3,6 +3,7 @@ package whatsapp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -225,6 +226,16 @@ func TestSendRejectsBadRequests(t *testing.T) {
 		{"media without mimetype", session.SendRequest{To: "15551234567", Media: &session.MediaSend{Kind: session.MediaImage, Data: []byte("x")}}},
 		{"unknown media kind", session.SendRequest{To: "15551234567", Media: &session.MediaSend{Kind: "hologram", Data: []byte("x"), Mimetype: "x/y"}}},
 		{"caption on a sticker", session.SendRequest{To: "15551234567", Media: &session.MediaSend{Kind: session.MediaSticker, Data: []byte("x"), Mimetype: "image/webp", Caption: "no"}}},
+		{"poll with one option", session.SendRequest{To: "15551234567", Poll: &session.PollSend{Name: "?", Options: []string{"a"}}}},
+		{"poll with 13 options", session.SendRequest{To: "15551234567", Poll: &session.PollSend{Name: "?", Options: []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13"}}}},
+		{"poll with a repeated option", session.SendRequest{To: "15551234567", Poll: &session.PollSend{Name: "?", Options: []string{"a", "a"}}}},
+		{"poll without a question", session.SendRequest{To: "15551234567", Poll: &session.PollSend{Options: []string{"a", "b"}}}},
+		{"poll allowing more choices than options", session.SendRequest{To: "15551234567", Poll: &session.PollSend{Name: "?", Options: []string{"a", "b"}, SelectableCount: 3}}},
+		{"poll and text", session.SendRequest{To: "15551234567", Text: "x", Poll: &session.PollSend{Name: "?", Options: []string{"a", "b"}}}},
+		{"broadcast list", session.SendRequest{To: "1740000000@broadcast", Text: "x"}},
+		{"status to chosen contacts", session.SendRequest{To: "status@broadcast", Text: "x", StatusRecipients: []string{"15551234567@s.whatsapp.net"}}},
+		{"status recipients on a chat", session.SendRequest{To: "15551234567", Text: "x", StatusRecipients: []string{"15551234568@s.whatsapp.net"}}},
+		{"mention-all in a chat", session.SendRequest{To: "15551234567", Text: "x", MentionAll: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -237,6 +248,38 @@ func TestSendRejectsBadRequests(t *testing.T) {
 				t.Fatal("a refused request reached the wire or the store")
 			}
 		})
+	}
+}
+
+// TestSendPoll: a poll goes out as whatsmeow builds it, with a fresh
+// message secret (which whatsmeow's SendMessage stores for the votes), and
+// is stored with its options' hashes.
+func TestSendPoll(t *testing.T) {
+	s, rec, emitted := sendSession(t)
+	res, err := s.Send(context.Background(), &session.SendRequest{To: "120363025246125244@g.us", ID: "3EB0POLL",
+		Poll: &session.PollSend{Name: "Lunch?", Options: []string{"pizza", "sushi"}, SelectableCount: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := rec.sent[0]
+	pc := msg.GetPollCreationMessage()
+	if pc.GetName() != "Lunch?" || len(pc.GetOptions()) != 2 || pc.GetOptions()[1].GetOptionName() != "sushi" || pc.GetSelectableOptionsCount() != 1 {
+		t.Fatalf("poll %v", msg)
+	}
+	if len(msg.GetMessageContextInfo().GetMessageSecret()) != 32 {
+		t.Fatalf("poll without a 32-byte message secret: %v", msg)
+	}
+	p := (*emitted)[0].Message.Poll
+	want := whatsmeow.HashPollOptions([]string{"pizza", "sushi"})
+	if res.MessageID != "3EB0POLL" || p == nil || len(p.Options) != 2 || p.Options[0].Hash != fmt.Sprintf("%x", want[0]) || p.SelectableCount != 1 {
+		t.Fatalf("stored poll %+v", p)
+	}
+	again, err := s.Send(context.Background(), &session.SendRequest{To: "15551234567", Poll: &session.PollSend{Name: "Again?", Options: []string{"y", "n"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.MessageID == "" || string(rec.sent[1].GetMessageContextInfo().GetMessageSecret()) == string(msg.GetMessageContextInfo().GetMessageSecret()) {
+		t.Fatal("two polls share a message secret")
 	}
 }
 

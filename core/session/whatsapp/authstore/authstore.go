@@ -1,7 +1,8 @@
 // Package authstore keeps whatsmeow's auth state on either engine. On the
 // embedded engine (SQLite, sqlite.go) that is whatsmeow's own sqlstore on
 // the daemon's database file plus a table saying which device is whose
-// account's. The rest of this package is the MongoDB implementation: every
+// account's, and tables of the device's private keys and pre-keys, which
+// are sealed (sqlite_keys.go, devicekeys.go). The rest of this package is the MongoDB implementation: every
 // whatsmeow store interface on MongoDB, so that any daemon sharing the
 // database can run an account: nothing lives on local disk and nothing is
 // cached in memory that another daemon could change.
@@ -13,10 +14,10 @@
 // auth_{accountId} collection, one document per item, told apart by a kind
 // field and addressed by a deterministic _id:
 //
-//	device                               kind=device      the device record (keys, JIDs, ADV identity, names)
+//	device                               kind=device      the device record (sealed keys, JIDs, ADV identity, names)
 //	identity:{address}                   kind=identity    Signal identity key of a remote address
 //	session:{address}                    kind=session     Signal session record
-//	prekey:{id}                          kind=prekey      one-time pre-key and whether it was uploaded
+//	prekey:{id}                          kind=prekey      one-time pre-key (sealed) and whether it was uploaded
 //	prekey-seq                           kind=counter     last pre-key id handed out
 //	senderkey:{group}:{address}          kind=senderkey   group sender key record
 //	appstatekey:{hex key id}             kind=appstatekey app-state sync key
@@ -111,6 +112,7 @@ type Container struct {
 // (sealed.go) and returns c.
 func (c *Container) Seal(keys *sealing.Keyring) *Container {
 	c.keys = keys
+	c.store.keys = keys
 	return c
 }
 
@@ -158,6 +160,7 @@ type Store struct {
 	coll *mongo.Collection
 	lids *LIDMap
 	log  waLog.Logger
+	keys *sealing.Keyring // seals the pre-keys (Container.Seal)
 
 	// preKeyMu serialises this process's pre-key generation, as in
 	// sqlstore: concurrent GetOrGenPreKeys calls must not both fill the same

@@ -11,10 +11,12 @@ import (
 
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/util/keys"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/wildcathub/wildcat/core/sealing"
+	"github.com/wildcathub/wildcat/core/sealing/sealtest"
 	wcstore "github.com/wildcathub/wildcat/core/store"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
 	"github.com/wildcathub/wildcat/core/store/storetest"
@@ -100,9 +102,29 @@ func (d *testDB) lids() store.LIDStore {
 // testStore is one account's session-specific stores.
 type testStore struct {
 	store.AllSessionSpecificStores
+	preKeys store.PreKeyStore // the device's, not sqlstore's (SQLite)
 	lids    store.LIDStore
 	db      *testDB
 	account string
+}
+
+func (s *testStore) GetOrGenPreKeys(ctx context.Context, count uint32) ([]*keys.PreKey, error) {
+	return s.preKeys.GetOrGenPreKeys(ctx, count)
+}
+func (s *testStore) GenOnePreKey(ctx context.Context) (*keys.PreKey, error) {
+	return s.preKeys.GenOnePreKey(ctx)
+}
+func (s *testStore) GetPreKey(ctx context.Context, id uint32) (*keys.PreKey, error) {
+	return s.preKeys.GetPreKey(ctx, id)
+}
+func (s *testStore) RemovePreKey(ctx context.Context, id uint32) error {
+	return s.preKeys.RemovePreKey(ctx, id)
+}
+func (s *testStore) MarkPreKeysAsUploaded(ctx context.Context, upToID uint32) error {
+	return s.preKeys.MarkPreKeysAsUploaded(ctx, upToID)
+}
+func (s *testStore) UploadedPreKeyCount(ctx context.Context) (int, error) {
+	return s.preKeys.UploadedPreKeyCount(ctx)
 }
 
 // newTestStore returns the stores of a fresh account in a fresh database.
@@ -119,7 +141,8 @@ func (d *testDB) store(t *testing.T, accountID string) *testStore {
 	t.Helper()
 	ts := &testStore{lids: d.lids(), db: d, account: accountID}
 	if d.e == storetest.MongoDB {
-		ts.AllSessionSpecificStores = New(d.mongo, accountID, nil).Store()
+		ts.AllSessionSpecificStores = New(d.mongo, accountID, nil).Seal(d.keys).Store()
+		ts.preKeys = ts.AllSessionSpecificStores
 		return ts
 	}
 	acct := d.account(accountID)
@@ -130,6 +153,7 @@ func (d *testDB) store(t *testing.T, accountID string) *testStore {
 		dev = pairedAs(t, acct, fmt.Sprint(15550000000+d.users))
 	}
 	ts.AllSessionSpecificStores = dev.Identities.(store.AllSessionSpecificStores)
+	ts.preKeys = dev.PreKeys
 	return ts
 }
 
@@ -154,7 +178,8 @@ func must(t *testing.T, err error) {
 var sqlTables = map[string][2]string{
 	kindIdentity:    {"whatsmeow_identity_keys", "our_jid"},
 	kindSession:     {"whatsmeow_sessions", "our_jid"},
-	kindPreKey:      {"whatsmeow_pre_keys", "jid"},
+	kindPreKey:      {"whatsapp_pre_keys", "jid"},
+	kindDeviceKeys:  {"whatsapp_device_keys", "jid"},
 	kindSenderKey:   {"whatsmeow_sender_keys", "our_jid"},
 	kindAppStateKey: {"whatsmeow_app_state_sync_keys", "jid"},
 	kindAppState:    {"whatsmeow_app_state_version", "jid"},
@@ -166,6 +191,10 @@ var sqlTables = map[string][2]string{
 	kindEventBuf:    {"whatsmeow_event_buffer", "our_jid"},
 	kindDevice:      {"whatsmeow_device", "jid"},
 }
+
+// kindDeviceKeys is the SQLite table of the device's private keys (on
+// MongoDB they are in the device document).
+const kindDeviceKeys = "devicekeys"
 
 // countKind counts the stored items of one kind of the store's account.
 func countKind(t *testing.T, ctx context.Context, s *testStore, kind string) int {
@@ -357,8 +386,13 @@ func testConcurrentGetOrGenPreKeys(t *testing.T, e storetest.Engine) {
 // sorts them out, so every key returned is stored under its id exactly once.
 // MongoDB only: on the embedded engine one daemon owns the database file.
 func TestPreKeysTwoDaemons(t *testing.T) {
+	t.Run("clear", func(t *testing.T) { testPreKeysTwoDaemons(t, nil) })
+	t.Run("sealed", func(t *testing.T) { testPreKeysTwoDaemons(t, sealtest.Ring(t, "", sealtest.Key(t, "k1"))) })
+}
+
+func testPreKeysTwoDaemons(t *testing.T, keys *sealing.Keyring) {
 	d, ctx := newTestDB(t, storetest.MongoDB)
-	a, b := New(d.mongo, "acct", nil), New(d.mongo, "acct", nil)
+	a, b := New(d.mongo, "acct", nil).Seal(keys), New(d.mongo, "acct", nil).Seal(keys)
 	var mu sync.Mutex
 	got := map[uint32][32]byte{}
 	var wg sync.WaitGroup
@@ -396,5 +430,42 @@ func TestPreKeysTwoDaemons(t *testing.T) {
 	}
 	if n := countKind(t, ctx, d.store(t, "acct"), kindPreKey); n != 24 {
 		t.Fatalf("%d pre-keys stored, want 24", n)
+	}
+}
+
+// TestPreKeyIDTakenByAnotherDaemon: a batch of pre-keys that runs into an
+// id another daemon took keeps the keys it stored before the collision
+// and goes on past it, so every key returned is stored as returned (also
+// sealed, where the stored bytes are not the key's). MongoDB only.
+func TestPreKeyIDTakenByAnotherDaemon(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		keys *sealing.Keyring
+	}{{"clear", nil}, {"sealed", sealtest.Ring(t, "", sealtest.Key(t, "k1"))}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, ctx := newTestDB(t, storetest.MongoDB)
+			c := New(d.mongo, "acct", nil).Seal(tc.keys)
+			// Another daemon stored pre-key 3 and has not advanced the
+			// counter yet.
+			_, err := c.Store().coll.InsertOne(ctx, bson.D{{Key: "_id", Value: preKeyID(3)}, {Key: "kind", Value: kindPreKey},
+				{Key: "keyId", Value: int64(3)}, {Key: "key", Value: bytes.Repeat([]byte{7}, 32)}, {Key: "uploaded", Value: true}})
+			must(t, err)
+			ks, err := c.Store().GetOrGenPreKeys(ctx, 5)
+			must(t, err)
+			var ids []uint32
+			for _, k := range ks {
+				ids = append(ids, k.KeyID)
+				got, err := c.Store().GetPreKey(ctx, k.KeyID)
+				if err != nil || got == nil || *got.Priv != *k.Priv {
+					t.Fatalf("pre-key %d returned but stored as %v, %v", k.KeyID, got, err)
+				}
+			}
+			if fmt.Sprint(ids) != "[1 2 4 5 6]" && fmt.Sprint(ids) != "[1 2 6 7 8]" {
+				t.Fatalf("ids %v, want 1 and 2 kept and the rest past 3", ids)
+			}
+			if n := countKind(t, ctx, &testStore{AllSessionSpecificStores: c.Store(), db: d}, kindPreKey); n != 6 {
+				t.Fatalf("%d pre-keys stored, want the 5 returned and the other daemon's", n)
+			}
+		})
 	}
 }

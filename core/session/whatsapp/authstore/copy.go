@@ -9,13 +9,19 @@ import (
 // the MongoDB collections (copy_mongo.go) as an Account: the device record
 // and the rows of every store, as each engine keeps them, so that the
 // account's linked phone goes on talking to the copy without pairing
-// again. The LID map, shared by all accounts, is copied as LIDMappings.
+// again. The device's private keys and its pre-keys move as they are
+// stored (sealed, when encryption is on): the copy needs no key. The LID
+// map, shared by all accounts, is copied as LIDMappings.
 
 // Account is one account's whole auth state, engine-neutral.
 type Account struct {
 	AccountID string
-	// Device is the device record (keys, JIDs, ADV identity, names).
+	// Device is the device record (JIDs, ADV identity, names, the signed
+	// pre-key's id and signature) without its private keys: its key pairs
+	// and ADV secret are nil.
 	Device *store.Device
+	// DeviceKeys are the device's private keys as stored.
+	DeviceKeys DeviceKeys
 
 	Identities    []Identity
 	Sessions      []Session
@@ -43,7 +49,7 @@ type Session struct {
 	Record  []byte
 }
 
-// PreKey is a one-time pre-key (its private half).
+// PreKey is a one-time pre-key: its private half as stored.
 type PreKey struct {
 	ID       uint32
 	Key      []byte

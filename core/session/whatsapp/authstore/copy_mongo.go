@@ -151,6 +151,7 @@ func (c *MongoCopy) read(ctx context.Context, accountID string) (*Account, error
 			var d deviceDoc
 			if err = bson.Unmarshal(raw, &d); err == nil {
 				a.Device, err = d.device()
+				a.DeviceKeys = d.storedKeys()
 			}
 		case kindIdentity:
 			var d copyIdentity
@@ -241,7 +242,7 @@ func (c *MongoCopy) write(ctx context.Context, a *Account) error {
 	if a.Device == nil || a.Device.ID == nil {
 		return ErrDeviceIDMustBeSet
 	}
-	dev, err := newDeviceDoc(a.Device)
+	dev, err := newDeviceDoc(a.Device, a.DeviceKeys)
 	if err != nil {
 		return err
 	}

@@ -85,11 +85,11 @@ func (c *SQLiteCopy) read(ctx context.Context, accountID, jidStr string) (*Accou
 	if err != nil {
 		return nil, fmt.Errorf("parse jid %q: %w", jidStr, err)
 	}
-	dev, err := c.s.container.GetDevice(ctx, jid)
+	dev, stored, err := c.s.readDevice(ctx, jid)
 	if err != nil || dev == nil {
 		return nil, err
 	}
-	a := &Account{AccountID: accountID, Device: dev}
+	a := &Account{AccountID: accountID, Device: dev, DeviceKeys: stored}
 	steps := []struct {
 		q    string
 		scan func(*sql.Rows) error
@@ -106,7 +106,7 @@ func (c *SQLiteCopy) read(ctx context.Context, accountID, jidStr string) (*Accou
 			a.Sessions = append(a.Sessions, x)
 			return err
 		}},
-		{`SELECT key_id, key, uploaded FROM whatsmeow_pre_keys WHERE jid = ? ORDER BY key_id`, func(r *sql.Rows) error {
+		{`SELECT key_id, key, uploaded FROM whatsapp_pre_keys WHERE jid = ? ORDER BY key_id`, func(r *sql.Rows) error {
 			var x PreKey
 			err := r.Scan(&x.ID, &x.Key, &x.Uploaded)
 			a.PreKeys = append(a.PreKeys, x)
@@ -193,11 +193,11 @@ func (c *SQLiteCopy) write(ctx context.Context, a *Account) error {
 	if a.Device == nil || a.Device.ID == nil {
 		return ErrDeviceIDMustBeSet
 	}
-	dev := *a.Device // PutDevice points it at its container
+	dev := *a.Device // putDevice points it at its container
 	jid := dev.ID.String()
 	db := c.s.db
 	return db.DoTxn(ctx, nil, func(ctx context.Context) error {
-		if err := c.s.Account(a.AccountID).PutDevice(ctx, &dev); err != nil {
+		if err := c.s.Account(a.AccountID).putDevice(ctx, &dev, a.DeviceKeys); err != nil {
 			return err
 		}
 		exec := func(q string, args ...any) error {
@@ -217,7 +217,7 @@ func (c *SQLiteCopy) write(ctx context.Context, a *Account) error {
 			}
 		}
 		for _, x := range a.PreKeys {
-			if err := exec(`INSERT INTO whatsmeow_pre_keys (jid, key_id, key, uploaded) VALUES ($1, $2, $3, $4)
+			if err := exec(`INSERT INTO whatsapp_pre_keys (jid, key_id, key, uploaded) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (jid, key_id) DO UPDATE SET key = excluded.key, uploaded = excluded.uploaded`, jid, x.ID, x.Key, x.Uploaded); err != nil {
 				return fmt.Errorf("pre-key %d: %w", x.ID, err)
 			}

@@ -27,7 +27,8 @@ var ErrDeviceIDMustBeSet = errors.New("device JID must be known before it is sto
 // damaged or written by something else.
 var ErrInvalidLength = errors.New("stored key has an invalid length")
 
-// deviceDoc is the device record: every field sqlstore persists.
+// deviceDoc is the device record: every field sqlstore persists. The
+// private keys are stored sealed (devicekeys.go).
 type deviceDoc struct {
 	ID              string `bson:"_id"`
 	Kind            string `bson:"kind"`
@@ -69,6 +70,9 @@ func (c *Container) GetDevice(ctx context.Context) (*store.Device, error) {
 		return c.newDevice()
 	}
 	dev, err := doc.device()
+	if err == nil {
+		err = openDeviceKeys(c.keys, doc.storedKeys(), dev)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decode device of account %s: %w", c.accountID, err)
 	}
@@ -120,7 +124,11 @@ func (c *Container) PutDevice(ctx context.Context, dev *store.Device) error {
 	if dev.ID == nil {
 		return ErrDeviceIDMustBeSet
 	}
-	doc, err := newDeviceDoc(dev)
+	stored, err := sealDeviceKeys(c.keys, dev)
+	if err != nil {
+		return fmt.Errorf("put device %s: %w", dev.ID, err)
+	}
+	doc, err := newDeviceDoc(dev, stored)
 	if err != nil {
 		return fmt.Errorf("put device %s: %w", dev.ID, err)
 	}
@@ -143,8 +151,9 @@ func (c *Container) DeleteDevice(ctx context.Context, _ *store.Device) error {
 	return c.Delete(ctx)
 }
 
-func newDeviceDoc(dev *store.Device) (*deviceDoc, error) {
-	if dev.NoiseKey == nil || dev.IdentityKey == nil || dev.SignedPreKey == nil || dev.SignedPreKey.Signature == nil {
+// newDeviceDoc is the record of dev with its private keys as stored.
+func newDeviceDoc(dev *store.Device, stored DeviceKeys) (*deviceDoc, error) {
+	if stored.Noise == nil || stored.Identity == nil || stored.SignedPreKey == nil || dev.SignedPreKey == nil || dev.SignedPreKey.Signature == nil {
 		return nil, errors.New("device keys are missing")
 	}
 	doc := &deviceDoc{
@@ -152,12 +161,12 @@ func newDeviceDoc(dev *store.Device) (*deviceDoc, error) {
 		Kind:                  kindDevice,
 		JID:                   dev.ID.String(),
 		RegistrationID:        int64(dev.RegistrationID),
-		NoiseKey:              dev.NoiseKey.Priv[:],
-		IdentityKey:           dev.IdentityKey.Priv[:],
-		SignedPreKey:          dev.SignedPreKey.Priv[:],
+		NoiseKey:              stored.Noise,
+		IdentityKey:           stored.Identity,
+		SignedPreKey:          stored.SignedPreKey,
 		SignedPreKeyID:        int64(dev.SignedPreKey.KeyID),
 		SignedPreKeySig:       dev.SignedPreKey.Signature[:],
-		AdvSecretKey:          dev.AdvSecretKey,
+		AdvSecretKey:          stored.AdvSecret,
 		Platform:              dev.Platform,
 		BusinessName:          dev.BusinessName,
 		PushName:              dev.PushName,
@@ -179,8 +188,15 @@ func newDeviceDoc(dev *store.Device) (*deviceDoc, error) {
 	return doc, nil
 }
 
+// storedKeys are the record's private keys as stored.
+func (doc *deviceDoc) storedKeys() DeviceKeys {
+	return DeviceKeys{Noise: doc.NoiseKey, Identity: doc.IdentityKey, SignedPreKey: doc.SignedPreKey, AdvSecret: doc.AdvSecretKey}
+}
+
+// device is the record's device without its private keys (openDeviceKeys
+// adds them).
 func (doc *deviceDoc) device() (*store.Device, error) {
-	if len(doc.NoiseKey) != 32 || len(doc.IdentityKey) != 32 || len(doc.SignedPreKey) != 32 || len(doc.SignedPreKeySig) != 64 {
+	if len(doc.SignedPreKeySig) != 64 {
 		return nil, ErrInvalidLength
 	}
 	jid, err := types.ParseJID(doc.JID)
@@ -189,11 +205,8 @@ func (doc *deviceDoc) device() (*store.Device, error) {
 	}
 	dev := &store.Device{
 		ID:                    &jid,
-		NoiseKey:              keys.NewKeyPairFromPrivateKey([32]byte(doc.NoiseKey)),
-		IdentityKey:           keys.NewKeyPairFromPrivateKey([32]byte(doc.IdentityKey)),
-		SignedPreKey:          &keys.PreKey{KeyPair: *keys.NewKeyPairFromPrivateKey([32]byte(doc.SignedPreKey)), KeyID: uint32(doc.SignedPreKeyID), Signature: (*[64]byte)(doc.SignedPreKeySig)},
+		SignedPreKey:          &keys.PreKey{KeyID: uint32(doc.SignedPreKeyID), Signature: (*[64]byte)(doc.SignedPreKeySig)},
 		RegistrationID:        uint32(doc.RegistrationID),
-		AdvSecretKey:          doc.AdvSecretKey,
 		Account:               &waAdv.ADVSignedDeviceIdentity{},
 		Platform:              doc.Platform,
 		BusinessName:          doc.BusinessName,

@@ -27,11 +27,8 @@ type preKeyDoc struct {
 
 func preKeyID(id uint32) string { return "prekey:" + strconv.FormatUint(uint64(id), 10) }
 
-func (d *preKeyDoc) preKey() (*keys.PreKey, error) {
-	if len(d.Key) != 32 {
-		return nil, fmt.Errorf("pre-key %d: %w", d.KeyID, ErrInvalidLength)
-	}
-	return &keys.PreKey{KeyPair: *keys.NewKeyPairFromPrivateKey([32]byte(d.Key)), KeyID: uint32(d.KeyID)}, nil
+func (s *Store) preKey(d *preKeyDoc) (*keys.PreKey, error) {
+	return openPreKey(s.keys, uint32(d.KeyID), d.Key)
 }
 
 // genPreKeys generates and stores n new pre-keys.
@@ -56,14 +53,20 @@ func (s *Store) genPreKeys(ctx context.Context, n uint32, uploaded bool) ([]*key
 			return nil, fmt.Errorf("generate pre-keys: ids keep colliding near %d", next)
 		}
 		batch := make([]*keys.PreKey, n-uint32(len(out)))
+		sealed := make(map[uint32][]byte, len(batch))
 		docs := make([]any, len(batch))
 		for i := range batch {
 			batch[i] = keys.NewPreKey(next + uint32(i))
+			b, err := sealPreKey(s.keys, batch[i])
+			if err != nil {
+				return nil, err
+			}
+			sealed[batch[i].KeyID] = b
 			docs[i] = bson.D{
 				{Key: "_id", Value: preKeyID(batch[i].KeyID)},
 				{Key: "kind", Value: kindPreKey},
 				{Key: "keyId", Value: int64(batch[i].KeyID)},
-				{Key: "key", Value: batch[i].Priv[:]},
+				{Key: "key", Value: b},
 				{Key: "uploaded", Value: uploaded},
 			}
 		}
@@ -73,7 +76,7 @@ func (s *Store) genPreKeys(ctx context.Context, n uint32, uploaded bool) ([]*key
 		case err == nil:
 			out = append(out, batch...)
 		case onlyDuplicates(err):
-			stored, err := s.storedPreKeys(ctx, batch)
+			stored, err := s.storedPreKeys(ctx, batch, sealed)
 			if err != nil {
 				return nil, err
 			}
@@ -108,9 +111,9 @@ func (s *Store) genPreKeys(ctx context.Context, n uint32, uploaded bool) ([]*key
 	return out, nil
 }
 
-// storedPreKeys returns the keys of batch that are stored as generated (the
-// others lost their id to another writer).
-func (s *Store) storedPreKeys(ctx context.Context, batch []*keys.PreKey) ([]*keys.PreKey, error) {
+// storedPreKeys returns the keys of batch that are stored as generated,
+// sealed as in sealed (the others lost their id to another writer).
+func (s *Store) storedPreKeys(ctx context.Context, batch []*keys.PreKey, sealed map[uint32][]byte) ([]*keys.PreKey, error) {
 	ids := make([]string, len(batch))
 	for i, k := range batch {
 		ids[i] = preKeyID(k.KeyID)
@@ -129,7 +132,7 @@ func (s *Store) storedPreKeys(ctx context.Context, batch []*keys.PreKey) ([]*key
 	}
 	var out []*keys.PreKey
 	for _, k := range batch {
-		if bytes.Equal(byID[k.KeyID], k.Priv[:]) {
+		if bytes.Equal(byID[k.KeyID], sealed[k.KeyID]) {
 			out = append(out, k)
 		}
 	}
@@ -157,7 +160,7 @@ func (s *Store) GetOrGenPreKeys(ctx context.Context, count uint32) ([]*keys.PreK
 	}
 	out := make([]*keys.PreKey, 0, count)
 	for i := range docs {
-		k, err := docs[i].preKey()
+		k, err := s.preKey(&docs[i])
 		if err != nil {
 			return nil, err
 		}
@@ -195,7 +198,7 @@ func (s *Store) GetPreKey(ctx context.Context, id uint32) (*keys.PreKey, error) 
 	if !found {
 		return nil, nil
 	}
-	return doc.preKey()
+	return s.preKey(&doc)
 }
 
 // RemovePreKey deletes a pre-key (it was used to build a session).

@@ -1,15 +1,31 @@
 package authstore
 
 import (
+	"context"
+	"fmt"
 	"testing"
 
+	"github.com/wildcathub/wildcat/core/sealing/sealtest"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
-func TestPreKeys(t *testing.T) { storetest.Each(t, testPreKeys) }
+// TestPreKeys: the pre-key store's semantics, on each engine, with the
+// keys stored as they are and sealed.
+func TestPreKeys(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		for _, sealed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("sealed=%v", sealed), func(t *testing.T) {
+				d, ctx := newTestDB(t, e)
+				if sealed {
+					d.keys = sealtest.Ring(t, "", sealtest.Key(t, "k1"))
+				}
+				testPreKeys(t, ctx, e, d.store(t, "acct"))
+			})
+		}
+	})
+}
 
-func testPreKeys(t *testing.T, e storetest.Engine) {
-	s, ctx := newTestStore(t, e)
+func testPreKeys(t *testing.T, ctx context.Context, e storetest.Engine, s *testStore) {
 
 	if k, err := s.GetPreKey(ctx, 1); err != nil || k != nil {
 		t.Fatalf("missing pre-key = %v, %v; want nil, nil", k, err)

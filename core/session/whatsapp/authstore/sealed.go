@@ -8,10 +8,12 @@ package authstore
 // when it is read; the engine never sees the plaintext, and the
 // engine-to-engine copy moves the sealed bytes as they are.
 //
-// Not sealed: the device's own key pairs (noise, identity, signed
-// pre-key, ADV secret) and the one-time pre-keys, which whatsmeow's
-// sqlstore keeps in fixed-size columns (CHECK length = 32) and which the
-// copy's engine-neutral form carries as key arrays; see the README.
+// The device's own private keys (noise, identity, signed pre-key, ADV
+// secret) and its one-time pre-keys are sealed by the engines themselves
+// (devicekeys.go): both are parsed into key pairs, not handed over as
+// bytes. On SQLite they live in Wildcat's whatsapp_device_keys and
+// whatsapp_pre_keys tables, as whatsmeow's fixed 32-byte columns cannot
+// hold a sealed value; on MongoDB in the device and pre-key documents.
 
 import (
 	"context"
@@ -229,10 +231,10 @@ func (s *sealedEventBuffer) PutBufferedEvent(ctx context.Context, hash [32]byte,
 	return s.EventBuffer.PutBufferedEvent(ctx, hash, b, serverTimestamp)
 }
 
-// Reseal returns acct with every sealed value of it (sessions, sender keys,
-// app-state keys, message secrets, buffered events) sealed under keys'
-// active key, and whether anything changed; plaintext written before
-// encryption was on is sealed too.
+// Reseal returns acct with every sealed value of it (the device's private
+// keys, pre-keys, sessions, sender keys, app-state keys, message secrets,
+// buffered events) sealed under keys' active key, and whether anything
+// changed; plaintext written before encryption was on is sealed too.
 func Reseal(acct *Account, keys *sealing.Keyring) (*Account, bool, error) {
 	out := *acct
 	changed := false
@@ -247,7 +249,12 @@ func Reseal(acct *Account, keys *sealing.Keyring) (*Account, bool, error) {
 		changed = true
 		return keys.Seal(p, nil)
 	}
-	var err error
+	out.PreKeys = append([]PreKey(nil), acct.PreKeys...)
+	keysChanged, err := resealKeys(keys, &out.DeviceKeys, out.PreKeys)
+	if err != nil {
+		return nil, false, fmt.Errorf("account %s: %w", acct.AccountID, err)
+	}
+	changed = keysChanged
 	out.Sessions = append([]Session(nil), acct.Sessions...)
 	for i := range out.Sessions {
 		if out.Sessions[i].Record, err = re("session", out.Sessions[i].Record); err != nil {

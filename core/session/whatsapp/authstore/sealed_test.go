@@ -3,6 +3,7 @@ package authstore
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"go.mau.fi/libsignal/protocol"
@@ -80,10 +81,17 @@ func testSealedAuthState(t *testing.T, e storetest.Engine) {
 		t.Fatalf("buffered event with k2 alone: %+v, %v", ev, err)
 	}
 
+	// Without the key the device itself does not load: its private keys
+	// are sealed too.
 	d.keys = nil
 	off := d.reopen(t)
-	bob, err = off.account("bob").GetDevice(ctx)
-	must(t, err)
+	if _, err := off.account("bob").GetDevice(ctx); !errors.Is(err, sealing.ErrUnknownKey) || !strings.Contains(err.Error(), `"k2"`) {
+		t.Fatalf("device without the key: %v", err)
+	}
+	if _, err := bob.Sessions.(*sealedSessions).SessionStore.GetSession(ctx, aliceAddr.String()); err != nil {
+		t.Fatal(err)
+	}
+	SealDevice(bob, nil)
 	if _, err := bob.Sessions.GetSession(ctx, aliceAddr.String()); !errors.Is(err, sealing.ErrUnknownKey) {
 		t.Fatalf("session without the key: %v", err)
 	}

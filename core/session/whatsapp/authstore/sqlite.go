@@ -6,6 +6,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"sync"
 
 	"go.mau.fi/util/dbutil"
 	"go.mau.fi/whatsmeow/store"
@@ -21,13 +22,15 @@ import (
 // On the embedded engine the auth state is kept by whatsmeow's own
 // sqlstore, in its whatsmeow_* tables of the daemon's database file, rather
 // than by a second implementation of every whatsmeow store interface. Ours
-// is only the whatsapp_devices table that says which device is whose.
+// are the whatsapp_devices table that says which device is whose, and the
+// device's private keys and pre-keys, which must be sealable
+// (sqlite_keys.go).
 
 //go:embed schema/*.sql
 var schemaFiles embed.FS
 
-// SQLiteSchema is the whatsapp_devices table; whatsmeow's own tables are
-// migrated by whatsmeow (OpenSQLite).
+// SQLiteSchema is Wildcat's tables of the auth state; whatsmeow's own
+// tables are migrated by whatsmeow (OpenSQLite).
 var SQLiteSchema = sqlite.SchemaIn("whatsapp_auth", schemaFiles, "schema")
 
 // SQLite keeps the auth state of every account in whatsmeow's sqlstore on
@@ -43,6 +46,10 @@ type SQLite struct {
 	container *sqlstore.Container
 	log       waLog.Logger
 	keys      *sealing.Keyring // see Seal
+
+	// preKeyMu serialises pre-key generation, as sqlstore does per
+	// device: concurrent callers must not both fill the same shortfall.
+	preKeyMu sync.Mutex
 }
 
 // Seal makes the accounts' devices seal their secrets with keys
@@ -55,7 +62,8 @@ func (s *SQLite) Seal(keys *sealing.Keyring) *SQLite {
 // OpenSQLite wraps db, a read-write handle on a database migrated with
 // SQLiteSchema (sqlite.DB.Conn gives one; its connections have foreign keys
 // on, which sqlstore's deletions rely on), and brings whatsmeow's tables up
-// to date. log may be nil. Close closes db.
+// to date, moving private keys an older build left in them to Wildcat's
+// tables. log may be nil. Close closes db.
 func OpenSQLite(ctx context.Context, db *sql.DB, log waLog.Logger) (*SQLite, error) {
 	if log == nil {
 		log = waLog.Noop
@@ -71,6 +79,9 @@ func OpenSQLite(ctx context.Context, db *sql.DB, log waLog.Logger) (*SQLite, err
 	s := &SQLite{db: wrapped, container: sqlstore.NewWithWrappedDB(wrapped, log), log: log}
 	if err := s.container.Upgrade(ctx); err != nil {
 		return nil, fmt.Errorf("upgrade whatsmeow tables: %w", err)
+	}
+	if err := s.moveKeys(ctx); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -108,13 +119,15 @@ func (a *SQLiteAccount) GetDevice(ctx context.Context) (*store.Device, error) {
 		return nil, err
 	}
 	if found {
-		dev, err := a.s.container.GetDevice(ctx, jid)
+		dev, stored, err := a.s.readDevice(ctx, jid)
+		if err == nil && dev != nil {
+			err = openDeviceKeys(a.s.keys, stored, dev)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("get device of account %s: %w", a.accountID, err)
 		}
 		if dev != nil {
-			dev.Container = a
-			SealDevice(dev, a.s.keys)
+			a.initDevice(dev)
 			return dev, nil
 		}
 		// The row points at a device that is gone (deleted by hand):
@@ -153,8 +166,26 @@ func (a *SQLiteAccount) PutDevice(ctx context.Context, dev *store.Device) error 
 	if dev.ID == nil {
 		return ErrDeviceIDMustBeSet
 	}
+	stored, err := sealDeviceKeys(a.s.keys, dev)
+	if err != nil {
+		return fmt.Errorf("put device %s of account %s: %w", dev.ID, a.accountID, err)
+	}
+	if err := a.putDevice(ctx, dev, stored); err != nil {
+		return err
+	}
+	a.initDevice(dev)
+	return nil
+}
+
+// putDevice stores the device record without its private keys in
+// sqlstore's table (placeholder) and the keys as stored in Wildcat's.
+func (a *SQLiteAccount) putDevice(ctx context.Context, dev *store.Device, stored DeviceKeys) error {
+	if dev.ID == nil {
+		return ErrDeviceIDMustBeSet
+	}
 	jid := dev.ID.String()
-	if dev.Account == nil || dev.NoiseKey == nil || dev.IdentityKey == nil || dev.SignedPreKey == nil || dev.SignedPreKey.Signature == nil {
+	if dev.Account == nil || dev.SignedPreKey == nil || dev.SignedPreKey.Signature == nil ||
+		stored.Noise == nil || stored.Identity == nil || stored.SignedPreKey == nil {
 		// sqlstore would dereference them; a paired device has them all.
 		return fmt.Errorf("put device %s of account %s: device keys or account identity are missing", jid, a.accountID)
 	}
@@ -168,7 +199,10 @@ func (a *SQLiteAccount) PutDevice(ctx context.Context, dev *store.Device) error 
 				return err
 			}
 		}
-		if err := a.s.container.PutDevice(ctx, dev); err != nil {
+		if err := a.s.container.PutDevice(ctx, placeholder(dev)); err != nil {
+			return err
+		}
+		if err := a.s.writeKeys(ctx, jid, stored); err != nil {
 			return err
 		}
 		_, err = a.s.db.Exec(ctx, `INSERT INTO whatsapp_devices (account_id, jid) VALUES ($1, $2)
@@ -178,12 +212,31 @@ func (a *SQLiteAccount) PutDevice(ctx context.Context, dev *store.Device) error 
 	if err != nil {
 		return fmt.Errorf("put device %s of account %s: %w", jid, a.accountID, err)
 	}
-	// sqlstore made itself the device's container; saves and deletions
-	// must keep coming here. It also gave an unpaired device its own
-	// stores, which must seal.
+	return nil
+}
+
+// initDevice wires dev's stores to the account: sqlstore's for the
+// session state, Wildcat's for the pre-keys, sealing with the account's
+// keys; saves and deletions come here. A device already wired keeps its
+// stores, as with sqlstore.
+func (a *SQLiteAccount) initDevice(dev *store.Device) {
+	if !dev.Initialized {
+		inner := sqlstore.NewSQLStore(a.s.container, *dev.ID)
+		dev.Identities, dev.Sessions, dev.SenderKeys = inner, inner, inner
+		dev.AppStateKeys, dev.AppState, dev.Contacts = inner, inner, inner
+		dev.ChatSettings, dev.MsgSecrets, dev.PrivacyTokens = inner, inner, inner
+		dev.EventBuffer = inner
+		dev.LIDs = a.s.container.LIDMap
+		if dev.Log == nil {
+			dev.Log = a.s.log
+		}
+		dev.Initialized = true
+	}
+	if _, ours := dev.PreKeys.(*sqlitePreKeys); !ours {
+		dev.PreKeys = &sqlitePreKeys{s: a.s, jid: dev.ID.String()}
+	}
 	dev.Container = a
 	SealDevice(dev, a.s.keys)
-	return nil
 }
 
 // DeleteDevice removes all auth state of the account; whatsmeow calls it
@@ -238,10 +291,17 @@ func (a *SQLiteAccount) delete(ctx context.Context, jid string) error {
 
 // deleteState deletes a device and everything stored under it. Deleting
 // the device record cascades to every whatsmeow table but the privacy
-// tokens, which whatsmeow's schema does not tie to the device.
+// tokens, which whatsmeow's schema does not tie to the device, and to the
+// keys in Wildcat's tables (deleted here first all the same).
 func (a *SQLiteAccount) deleteState(ctx context.Context, jid string) error {
-	if _, err := a.s.db.Exec(ctx, `DELETE FROM whatsmeow_privacy_tokens WHERE our_jid = $1`, jid); err != nil {
-		return err
+	for _, q := range []string{
+		`DELETE FROM whatsmeow_privacy_tokens WHERE our_jid = $1`,
+		`DELETE FROM whatsapp_pre_keys WHERE jid = $1`,
+		`DELETE FROM whatsapp_device_keys WHERE jid = $1`,
+	} {
+		if _, err := a.s.db.Exec(ctx, q, jid); err != nil {
+			return err
+		}
 	}
 	_, err := a.s.db.Exec(ctx, `DELETE FROM whatsmeow_device WHERE jid = $1`, jid)
 	return err

@@ -27,12 +27,26 @@ type Contact struct {
 	received chan *ReceivedMessage
 
 	inbox map[types.MessageID]*Account // guarded by srv.mu: who sent what, for receipts
+	// refuseAdds: privacy settings that keep others from adding the
+	// contact to groups (guarded by srv.mu).
+	refuseAdds bool
+}
+
+// RefuseGroupAdds gives the contact the privacy setting that keeps others
+// from adding them to groups: an add answers 403 with an invite code.
+func (c *Contact) RefuseGroupAdds() {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	c.refuseAdds = true
 }
 
 // ReceivedMessage is a message a contact received from a companion.
 type ReceivedMessage struct {
 	ID   types.MessageID
 	From types.JID // the sending companion device
+	// Chat is the group the message was sent to; empty for a message to
+	// the contact alone.
+	Chat types.JID
 	// Type is the stanza's type attribute: text, media, reaction, poll…
 	Type    string
 	Message *waE2E.Message
@@ -111,22 +125,9 @@ func (c *Contact) SendMessage(ctx context.Context, to types.JID, msg *waE2E.Mess
 		return "", fmt.Errorf("watest: marshal message: %w", err)
 	}
 
-	c.mu.Lock()
-	addr := a.jid.SignalAddress()
-	var b *bundle
-	if ok, _ := c.signal.ContainsSession(ctx, addr); !ok {
-		s.mu.Lock()
-		b = a.takeBundleLocked()
-		s.mu.Unlock()
-		if b == nil {
-			c.mu.Unlock()
-			return "", fmt.Errorf("watest: %s has published no pre-keys", a.jid)
-		}
-	}
-	ct, isPreKey, err := c.signal.encrypt(ctx, addr, b, pad(plaintext))
-	c.mu.Unlock()
+	ct, isPreKey, err := c.encryptFor(ctx, a, plaintext)
 	if err != nil {
-		return "", fmt.Errorf("watest: %w", err)
+		return "", err
 	}
 
 	encAttrs := waBinary.Attrs{"v": "2", "type": "msg"}
@@ -153,6 +154,29 @@ func (c *Contact) SendMessage(ctx context.Context, to types.JID, msg *waE2E.Mess
 	s.mu.Unlock()
 	s.deliver(&delivery{key: messageKey(id), id: id, to: a, node: node})
 	return id, nil
+}
+
+// encryptFor encrypts plaintext (unpadded) for the account's companion,
+// building the session from its published pre-keys the first time.
+func (c *Contact) encryptFor(ctx context.Context, a *Account, plaintext []byte) (ct []byte, isPreKey bool, err error) {
+	s := c.srv
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	addr := a.jid.SignalAddress()
+	var b *bundle
+	if ok, _ := c.signal.ContainsSession(ctx, addr); !ok {
+		s.mu.Lock()
+		b = a.takeBundleLocked()
+		s.mu.Unlock()
+		if b == nil {
+			return nil, false, fmt.Errorf("watest: %s has published no pre-keys", a.jid)
+		}
+	}
+	ct, isPreKey, err = c.signal.encrypt(ctx, addr, b, pad(plaintext))
+	if err != nil {
+		return nil, false, fmt.Errorf("watest: %w", err)
+	}
+	return ct, isPreKey, nil
 }
 
 // SendReceipt sends the client a receipt for a message the contact
@@ -220,8 +244,12 @@ func (s *Server) handleClientMessage(c *conn, node *waBinary.Node) {
 		s.logf("%s: message %s before login", c.name, id)
 		return
 	}
+	if to.Server == types.GroupServer {
+		s.handleClientGroupMessage(c, a, node)
+		return
+	}
 	if to.Server != types.DefaultUserServer {
-		s.logf("%s: message %s to %s: only one-to-one chats with contacts are supported", c.name, id, to)
+		s.logf("%s: message %s to %s: only one-to-one chats with contacts and groups are supported", c.name, id, to)
 		return
 	}
 
@@ -254,6 +282,12 @@ func (s *Server) handleClientMessage(c *conn, node *waBinary.Node) {
 func (c *Contact) receive(ctx context.Context, a *Account, id types.MessageID, typ string, enc waBinary.Node) {
 	rm := &ReceivedMessage{ID: id, From: a.jid, Type: typ}
 	rm.Message, rm.Err = c.decrypt(ctx, a, enc)
+	c.push(a, rm)
+}
+
+// push hands a received message to the test.
+func (c *Contact) push(a *Account, rm *ReceivedMessage) {
+	id := rm.ID
 	if rm.Err != nil {
 		c.srv.logf("%s could not read %s from %s: %v", c.jid, id, a.jid, rm.Err)
 	}

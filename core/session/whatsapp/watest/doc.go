@@ -27,7 +27,24 @@
 // at login; and faults: dropped connections, logout from the phone, refused
 // logins, stalled IQs and redelivery of unacknowledged messages.
 //
-// What it does not cover: groups, broadcast lists and newsletters; LID
+// Groups (group.go, groupiq.go, groupmsg.go): the w:g2 IQs (create, info,
+// participating groups, add/remove/promote/demote with WhatsApp's
+// per-participant codes — see the GroupErr constants —, leave, subject,
+// description, locked/announcement/approval settings, invite codes,
+// preview and join by invite, join requests) and group pictures
+// (w:profile:picture); w:gp2 notifications to the member accounts on every
+// change (a "create" one to an account that joins: events.JoinedGroup);
+// and group messages both ways with sender keys: a contact's group message
+// carries its SenderKeyDistributionMessage over the 1:1 session next to the
+// skmsg, and a companion's group message is opened by every member
+// contact with the sender key it distributed. Contacts vote on polls
+// (VotePoll) as WhatsApp clients do, under a key derived from the poll's
+// message secret. Tests steer the other side with Contact.CreateGroup,
+// AddToGroup, JoinGroupWithLink, LeaveGroup, RefuseGroupAdds and
+// Group.SetSizeLimit, RequireApproval. Channels (channel.go): the list of
+// followed channels and their messages; no live updates.
+//
+// What it does not cover: broadcast lists and status posts; LID
 // addressing of contacts (contacts are reached by phone number and their
 // messages carry no sender_lid, so whatsmeow logs "No LID found"); retry
 // receipts for messages the client could not decrypt (logged, not

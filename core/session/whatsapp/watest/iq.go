@@ -35,7 +35,16 @@ func (s *Server) answerIQ(c *conn, node *waBinary.Node) {
 	typ, _ := node.Attrs["type"].(string)
 	var content []waBinary.Node
 	var iqErr *iqError
+	var after func() // runs once the answer is out (group notifications)
 	switch {
+	case xmlns == "w:g2":
+		content, after, iqErr = s.groupIQ(c, node)
+	case xmlns == "w:profile:picture" && typ == "set":
+		content, after, iqErr = s.groupPicture(c, node)
+	case xmlns == "w:mex":
+		content = s.mexIQ(c, node)
+	case xmlns == "newsletter" && typ == "get":
+		content, iqErr = s.newsletterIQ(c, node)
 	case xmlns == "w:p":
 		// keepalive
 	case xmlns == "passive" && typ == "set":
@@ -74,6 +83,9 @@ func (s *Server) answerIQ(c *conn, node *waBinary.Node) {
 	}
 	if err := c.send(answer); err != nil {
 		s.logf("%v", err)
+	}
+	if after != nil && iqErr == nil {
+		after()
 	}
 }
 

@@ -42,6 +42,8 @@ type Server struct {
 	accounts   map[string]*Account
 	lids       map[string]*Account // LID user → account
 	contacts   map[string]*Contact
+	groups     map[string]*group // by the group JID's user part
+	channels   []*channel
 	deliveries map[string]*delivery
 	stalls     []*Stall
 	media      map[string][]byte // download path → encrypted blob
@@ -52,6 +54,7 @@ type Server struct {
 	nextID       int
 	nextPhone    int
 	nextDevice   uint16
+	nextGroup    int
 }
 
 type options struct {
@@ -90,6 +93,7 @@ func New(t testing.TB, opts ...Option) *Server {
 		accounts:     map[string]*Account{},
 		lids:         map[string]*Account{},
 		contacts:     map[string]*Contact{},
+		groups:       map[string]*group{},
 		deliveries:   map[string]*delivery{},
 		media:        map[string][]byte{},
 		phoneMedia:   map[types.MessageID]*phoneMedia{},

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wildcathub/wildcat/core/apikeys/apikeystest"
+	"github.com/wildcathub/wildcat/core/poll"
+)
+
+// BenchmarkFootprint measures memory the way an operator sees it: the
+// resident set (VmRSS) of the wildcatd process started as `make run` starts
+// it (the shipped config.yaml, its three plugins, the embedded store),
+// once idle, and of each plugin process — beside the floor, a Go program
+// that only listens for HTTP, measured in the same run. Then 200 sim
+// accounts are created and connected over REST and the daemon's growth
+// per connected account is reported.
+//
+//	make bench   (or: go test -run '^$' -bench Footprint ./cmd/wildcatd/)
+func BenchmarkFootprint(b *testing.B) {
+	if raceEnabled {
+		b.Skip("the race detector multiplies memory; run without -race")
+	}
+	// One run: it takes longer than the bench time, so b.N stays 1 (the
+	// figures are sizes, not costs per iteration).
+	dir := b.TempDir()
+	plugins := filepath.Join(dir, "bin", "plugins")
+	build := exec.Command("go", "build", "-o", plugins+string(filepath.Separator),
+		"../../sdk/examples/echo", "../../plugins/webhook", "../../plugins/mediaarchive")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("build plugins: %v\n%s", err, out)
+	}
+	floorBin := filepath.Join(dir, "idlehttp")
+	if out, err := exec.Command("go", "build", "-o", floorBin, "./testdata/idlehttp").CombinedOutput(); err != nil {
+		b.Fatalf("build idlehttp: %v\n%s", err, out)
+	}
+	// The shipped config, run from a directory laid out like the
+	// repository's after `make build`.
+	shipped, err := os.ReadFile("../../config.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), shipped, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	scripts, _ := filepath.Abs("../../scripts")
+	if err := os.Symlink(scripts, filepath.Join(dir, "scripts")); err != nil {
+		b.Fatal(err)
+	}
+
+	floor := exec.Command(floorBin)
+	floorOut, _ := floor.StdoutPipe()
+	if err := floor.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = floor.Process.Kill(); _ = floor.Wait() })
+	if _, err := bufio.NewReader(floorOut).ReadString('\n'); err != nil {
+		b.Fatal(err)
+	}
+
+	cmd := exec.Command(binary, "run", "--log-format", "json", "--http-addr", "127.0.0.1:0")
+	cmd.Dir = dir
+	cmd.Env = cleanEnv()
+	p := startDaemonCmd(b, cmd)
+	base := p.waitReady(b)
+
+	daemonIdle := settledRSS(b, cmd.Process.Pid)
+	floorIdle := settledRSS(b, floor.Process.Pid)
+	b.ReportMetric(daemonIdle/1024, "daemon-idle-MB")
+	b.ReportMetric(floorIdle/1024, "floor-http-idle-MB")
+	var list struct {
+		Plugins []struct {
+			Name string `json:"name"`
+			PID  int    `json:"pid"`
+		} `json:"plugins"`
+	}
+	if err := getJSON(base+"/v1/plugins", &list); err != nil {
+		b.Fatal(err)
+	}
+	var pluginsKB float64
+	for _, pl := range list.Plugins {
+		kb := settledRSS(b, pl.PID)
+		pluginsKB += kb
+		b.ReportMetric(kb/1024, "plugin-"+pl.Name+"-idle-MB")
+	}
+
+	const accounts = 200
+	before := daemonIdle
+	for i := range accounts {
+		id := fmt.Sprintf("fp%03d", i)
+		post(b, base+"/v1/accounts", fmt.Sprintf(`{"id":%q,"driver":"sim"}`, id), http.StatusCreated)
+		post(b, base+"/v1/accounts/"+id+"/connect", "", http.StatusAccepted)
+	}
+	for i := range accounts {
+		waitConnected(b, base, fmt.Sprintf("fp%03d", i))
+	}
+	after := settledRSS(b, cmd.Process.Pid)
+	perAccount := (after - before) / accounts
+	b.ReportMetric(perAccount, "per-sim-account-KB")
+	b.Logf("idle: wildcatd %.1f MB, its %d plugin processes %.1f MB together; the floor (a Go program listening for HTTP) %.1f MB; %d connected sim accounts add %.0f KB each",
+		daemonIdle/1024, len(list.Plugins), pluginsKB/1024, floorIdle/1024, accounts, perAccount)
+}
+
+// settledRSS is pid's resident set in KB once it has stopped changing:
+// three readings a second apart within 1% of each other.
+func settledRSS(b *testing.B, pid int) float64 {
+	var last []float64
+	var kb float64
+	poll.Until(b, 60*time.Second, func() error {
+		v, err := rssKB(pid)
+		if err != nil {
+			return err
+		}
+		last = append(last, v)
+		if len(last) > 3 {
+			last = last[1:]
+		}
+		if len(last) < 3 {
+			time.Sleep(time.Second)
+			return fmt.Errorf("%d readings", len(last))
+		}
+		lo, hi := min(last[0], last[1], last[2]), max(last[0], last[1], last[2])
+		if hi-lo > hi/100 {
+			time.Sleep(time.Second)
+			return fmt.Errorf("rss still moving: %v", last)
+		}
+		kb = v
+		return nil
+	})
+	return kb
+}
+
+// rssKB reads VmRSS from /proc/PID/status.
+func rssKB(pid int) (float64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
+
+func post(b *testing.B, url, body string, want int) {
+	b.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewBufferString(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+apikeystest.AdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		b.Fatalf("POST %s: %d, want %d", url, resp.StatusCode, want)
+	}
+}

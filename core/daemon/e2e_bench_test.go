@@ -1,0 +1,404 @@
+package daemon_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wildcathub/wildcat/core/apikeys/apikeystest"
+	"github.com/wildcathub/wildcat/core/config"
+	"github.com/wildcathub/wildcat/core/daemon"
+	"github.com/wildcathub/wildcat/core/pipeline"
+	"github.com/wildcathub/wildcat/core/pluginhost"
+	"github.com/wildcathub/wildcat/core/session/sim"
+	"github.com/wildcathub/wildcat/core/store/storetest"
+	"github.com/wildcathub/wildcat/core/webhooks"
+	sw "github.com/wildcathub/wildcat/sdk/webhooks"
+)
+
+// BenchJSONEnv names the file `make bench` has the end-to-end figures
+// written to (JSON), beside which it draws them (the same name, .png);
+// unset, neither is written.
+const BenchJSONEnv = "WILDCAT_BENCH_JSON"
+
+// BenchmarkEndToEnd measures the path a user sees, from a REST client to
+// their webhook receiver: sim messages posted over REST by 16 clients
+// (keep-alive) → stored (embedded_sync: full) → the rules stage with the
+// shipped example rules and their shipped configuration (business hours
+// pinned to "closed", so every run takes the same, heavier path: a kv read
+// per message and one away reply per chat) → the webhooks sink → the
+// webhook plugin process → a local HTTP receiver that verifies the
+// signature of every request. Beside it, in the same run, the raw limit:
+// the same receiver taking signed webhook-sized POSTs from 16 clients
+// directly.
+//
+//   - throughput: b.N messages, delivered events/s (the last arrival
+//     ends the clock);
+//   - latency@1000/s: 3,000 messages offered open-loop at 1,000/s, intake
+//     (just before the POST) to the receiver's arrival, p50 and p99, and
+//     the delivered rate.
+//
+// The same runs on the MongoDB engine on the tests' server (the in-process
+// FerretDB unless WILDCAT_TEST_MONGODB_URI is set), with no target.
+//
+//	make bench   (or: go test -run '^$' -bench EndToEnd ./core/daemon/)
+func BenchmarkEndToEnd(b *testing.B) {
+	engines := []struct{ name, uri string }{{"sqlite", ""}, {storetest.ServerLabel(), "mongodb"}}
+	for _, e := range engines {
+		b.Run(e.name, func(b *testing.B) {
+			uri := ""
+			if e.uri != "" {
+				uri = storetest.URI(b)
+			}
+			rec := newBenchReceiver(b)
+			c := e2eDaemon(b, uri, rec)
+			f := e2eFigures{Engine: e.name, Clients: e2eClients, CPUs: runtime.NumCPU()}
+
+			n := b.N
+			rec.expect(n)
+			start := time.Now()
+			inject(b, c, 0, n, nil)
+			rec.waitAll(b)
+			f.Events = n
+			f.DeliveredPerSec = float64(n) / time.Since(start).Seconds()
+			b.ReportMetric(f.DeliveredPerSec, "delivered/s")
+
+			// Latency: a fixed number of messages whatever b.N is (the
+			// figures are percentiles of them, not a per-iteration cost).
+			const rate, total = 1000, 3000
+			rec.expect(total)
+			sent := make([]time.Time, total)
+			start = time.Now()
+			inject(b, c, n, total, func(i int) {
+				// Open loop: message i is offered at its time whether or
+				// not the ones before it are through.
+				time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / rate)))
+				sent[i] = time.Now()
+			})
+			rec.waitAll(b)
+			lat := make([]time.Duration, total)
+			for i := range total {
+				lat[i] = rec.arrival(e2eID(n + i)).Sub(sent[i])
+			}
+			slices.Sort(lat)
+			f.OfferedPerSec = rate
+			f.KeptUpPerSec = float64(total) / rec.last().Sub(start).Seconds()
+			f.LatencyP50Ms = ms(lat[total/2])
+			f.LatencyP99Ms = ms(lat[total*99/100])
+			b.ReportMetric(f.LatencyP50Ms, "p50-ms@1000/s")
+			b.ReportMetric(f.LatencyP99Ms, "p99-ms@1000/s")
+
+			b.StopTimer() // the raw limit is not part of ns/op, which sets b.N
+			f.RawPostsPerSec = rec.rawPosts(b, max(n, 2000), e2eClients)
+			b.ReportMetric(f.RawPostsPerSec, "raw-signed-posts/s")
+			if bad := rec.bad.Load(); bad > 0 {
+				b.Fatalf("%d webhook requests failed signature verification", bad)
+			}
+			b.Logf("%s, n=%d: %.0f delivered events/s (REST %d clients → store → shipped rules → webhook plugin → receiver verifying signatures); raw signed POSTs to the same receiver %.0f/s; at %d/s offered: p50 %.1f ms, p99 %.1f ms, kept up %.0f/s",
+				e.name, n, f.DeliveredPerSec, e2eClients, f.RawPostsPerSec, rate, f.LatencyP50Ms, f.LatencyP99Ms, f.KeptUpPerSec)
+			writeBenchFigures(b, f)
+		})
+	}
+}
+
+const e2eClients = 16
+
+// e2eFigures is one engine's end-to-end figures, as BenchJSONEnv's file
+// holds them.
+type e2eFigures struct {
+	Engine          string  `json:"engine"`
+	CPUs            int     `json:"cpus"`
+	Clients         int     `json:"clients"`
+	Events          int     `json:"events"`
+	DeliveredPerSec float64 `json:"deliveredPerSec"`
+	RawPostsPerSec  float64 `json:"rawPostsPerSec"`
+	OfferedPerSec   float64 `json:"offeredPerSec"`
+	KeptUpPerSec    float64 `json:"keptUpPerSec"`
+	LatencyP50Ms    float64 `json:"latencyP50Ms"`
+	LatencyP99Ms    float64 `json:"latencyP99Ms"`
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func e2eID(i int) string { return fmt.Sprintf("E%09d", i) }
+
+// e2eDaemon runs a daemon on uri (empty: its own SQLite database) with the
+// shipped rules stage and a webhooks sink delivering message.received to
+// rec through the webhook plugin, and a connected sim account "e2e".
+func e2eDaemon(b *testing.B, uri string, rec *benchReceiver) *client {
+	shipped, err := config.Load(config.Source{Path: filepath.Join("..", "..", "config.yaml")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rules pipeline.StageConfig
+	for _, st := range shipped.Config.Pipeline {
+		if len(st.Rules) > 0 {
+			rules = st
+		}
+	}
+	if rules.Name == "" {
+		b.Fatal("the shipped config.yaml has no rules stage")
+	}
+	for i, glob := range rules.Rules {
+		rules.Rules[i] = filepath.Join("..", "..", glob)
+	}
+	if hours, ok := rules.Config["20-business-hours"].(map[string]any); ok {
+		hours["hours"] = closedHours()
+	}
+	cfg := testConfig(b, uri)
+	cfg.MongoDB.EmbeddedSync = "full"
+	cfg.Plugins = map[string]pluginhost.Config{"webhook": {Path: webhookPluginBin(b), Timeout: 30 * time.Second}}
+	cfg.Pipeline = []pipeline.StageConfig{rules, {Name: "webhooks", Sink: webhooks.SinkName}}
+	cfg.Webhooks.AllowPrivateTargets = true
+	// The endpoint the shipped keyword router sends order questions to.
+	cfg.Webhooks.Endpoints = []webhooks.Declared{{ID: "orders-webhook", URL: rec.URL, Events: []string{"message.received"}, Secret: rec.secret}}
+	_, c := benchDaemon(b, cfg, daemon.Options{NoSignals: true, Sim: sim.Options{PairDelay: time.Millisecond}}, "e2e")
+	return c
+}
+
+// inject posts messages first..first+n-1 to account e2e from e2eClients
+// clients; before, when set, runs just before message i (0-based) is
+// posted and may wait.
+func inject(b *testing.B, c *client, first, n int, before func(i int)) {
+	httpc := &http.Client{Transport: apikeystest.Wrap(&http.Transport{MaxIdleConnsPerHost: e2eClients, MaxConnsPerHost: e2eClients})}
+	url := c.base + "/v1/accounts/e2e/sim/inbound"
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	workers := e2eClients
+	if before != nil {
+		// Open loop: enough posters that a slow answer never delays the
+		// next offer.
+		workers = 256
+	}
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if before != nil {
+					before(i)
+				}
+				body := fmt.Sprintf(`{"from":"+1555%07d","id":%q,"text":"is my order %d ready?"}`, (first+i)%500, e2eID(first+i), (first+i)%977)
+				resp, err := httpc.Post(url, "application/json", strings.NewReader(body))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					b.Errorf("inject: %d", resp.StatusCode)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// benchReceiver is the user's webhook receiver: it verifies every
+// request's signature and records when each message first arrived.
+type benchReceiver struct {
+	*httptest.Server
+	secret string
+	bad    atomic.Int64
+
+	mu     sync.Mutex
+	at     map[string]time.Time // message id → first arrival
+	lastAt time.Time
+	want   int
+	all    chan struct{}
+}
+
+func newBenchReceiver(b *testing.B) *benchReceiver {
+	r := &benchReceiver{secret: sw.NewSecret(), at: map[string]time.Time{}}
+	r.Server = httptest.NewServer(http.HandlerFunc(r.serve))
+	b.Cleanup(r.Close)
+	return r
+}
+
+// envelope is the part of a webhook body the receiver reads.
+type envelope struct {
+	Type string `json:"type"`
+	Data struct {
+		Message struct {
+			MessageID string `json:"messageId"`
+		} `json:"message"`
+	} `json:"data"`
+}
+
+func (r *benchReceiver) serve(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := sw.Verify(r.secret, req.Header, body); err != nil {
+		r.bad.Add(1)
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return
+	}
+	// One envelope, or an array of them from an endpoint posting batches.
+	var envs []envelope
+	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '[' {
+		err = json.Unmarshal(t, &envs)
+	} else {
+		envs = make([]envelope, 1)
+		err = json.Unmarshal(body, &envs[0])
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	now := time.Now()
+	r.mu.Lock()
+	for _, e := range envs {
+		id := e.Data.Message.MessageID
+		if e.Type != "message.received" || id == "" {
+			continue // raw POSTs, webhook.test
+		}
+		if _, dup := r.at[id]; !dup {
+			r.at[id] = now
+			r.lastAt = now
+			if r.want--; r.want == 0 {
+				close(r.all)
+			}
+		}
+	}
+	r.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// expect arms waitAll for n more distinct messages.
+func (r *benchReceiver) expect(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.want, r.all = n, make(chan struct{})
+}
+
+func (r *benchReceiver) waitAll(b *testing.B) {
+	r.mu.Lock()
+	all := r.all
+	r.mu.Unlock()
+	// However slow the engine, messages keep arriving; a minute without
+	// one means they are not coming.
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	seen, progress := -1, time.Now()
+	for {
+		select {
+		case <-all:
+			return
+		case now := <-tick.C:
+			r.mu.Lock()
+			want := r.want
+			r.mu.Unlock()
+			if want != seen {
+				seen, progress = want, now
+			} else if now.Sub(progress) > time.Minute {
+				b.Fatalf("%d messages still missing at the receiver, none arrived for a minute", want)
+			}
+		}
+	}
+}
+
+func (r *benchReceiver) arrival(id string) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.at[id]
+}
+
+func (r *benchReceiver) last() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastAt
+}
+
+// rawPosts is the receiver's own limit: n signed POSTs of a webhook-sized
+// body from parallel keep-alive clients, each verified as the daemon's.
+func (r *benchReceiver) rawPosts(b *testing.B, n, parallel int) float64 {
+	body := []byte(`{"type":"bench.raw","timestamp":"2026-12-01T12:00:00Z","data":{"id":"raw","kind":"message.received","accountId":"e2e","chatId":"15550000001@s.whatsapp.net","source":"phone","message":{"accountId":"e2e","chatId":"15550000001@s.whatsapp.net","from":"15550000001@s.whatsapp.net","fromMe":false,"timestamp":1764590400,"type":"text","text":"is my order 42 ready?","hasMedia":false}}}`)
+	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: parallel, MaxConnsPerHost: parallel}}
+	var next atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range parallel {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				// Signed per request, as the plugin does.
+				id, ts := fmt.Sprintf("raw_%d", i), time.Now()
+				sig, err := sw.Sign(r.secret, id, ts, body)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				req, _ := http.NewRequest(http.MethodPost, r.URL, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set(sw.HeaderID, id)
+				req.Header.Set(sw.HeaderTimestamp, fmt.Sprint(ts.Unix()))
+				req.Header.Set(sw.HeaderSignature, sig)
+				resp, err := httpc.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusNoContent {
+					b.Errorf("raw POST: %d", resp.StatusCode)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// writeBenchFigures puts f into BenchJSONEnv's file, replacing the figures
+// of the same engine (the last, largest run of a benchmark wins).
+func writeBenchFigures(b *testing.B, f e2eFigures) {
+	path := os.Getenv(BenchJSONEnv)
+	if path == "" {
+		return
+	}
+	var all struct {
+		EndToEnd []e2eFigures `json:"endToEnd"`
+	}
+	if raw, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(raw, &all); err != nil {
+			b.Fatalf("%s: %v", path, err)
+		}
+	}
+	all.EndToEnd = slices.DeleteFunc(all.EndToEnd, func(g e2eFigures) bool { return g.Engine == f.Engine })
+	all.EndToEnd = append(all.EndToEnd, f)
+	slices.SortFunc(all.EndToEnd, func(x, y e2eFigures) int { return strings.Compare(y.Engine, x.Engine) }) // sqlite first
+	out, _ := json.MarshalIndent(all, "", "  ")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(out, '\n'), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := drawBenchChart(all.EndToEnd, strings.TrimSuffix(path, ".json")+".png"); err != nil {
+		b.Fatalf("draw the chart: %v", err)
+	}
+}
