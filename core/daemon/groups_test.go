@@ -14,6 +14,7 @@ import (
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/session/sim"
+	"github.com/wildcathub/wildcat/core/session/whatsapp/watest"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
@@ -453,4 +454,51 @@ func TestGroupRoutesHonourKeys(t *testing.T) {
 	manager.must(manager.do("PATCH", groupPath("kowner", g.JID), "application/json", `{"subject":"By key"}`), 200)
 	manager.must(manager.get("/v1/accounts/kowner/groups"), 403)
 	manager.must(manager.post("/v1/accounts/kother/groups", `{"subject":"x","participants":["+15551230001"]}`), 403)
+}
+
+// TestGroupRoutesOnWhatsApp: the same routes drive a whatsapp account
+// through the unmodified whatsmeow client and the protocol double: the
+// group is made on the double, renamed there, a contact's group message
+// arrives in the group's chat, and the chat carries the subject.
+func TestGroupRoutesOnWhatsApp(t *testing.T) {
+	wa := watest.New(t)
+	rec := &recorder{}
+	_, c := waDaemon(t, engineConfig(t, storetest.SQLite), wa, rec)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c.must(c.post("/v1/accounts", `{"id":"wshop","driver":"whatsapp"}`), 201)
+	c.must(c.post("/v1/accounts/wshop/connect", ""), 202)
+	c.waitState("wshop", "pairing")
+	code, _ := c.must(c.get("/v1/accounts/wshop/qr"), 200).json(t)["code"].(string)
+	if _, err := wa.ScanQR(ctx, code); err != nil {
+		t.Fatal(err)
+	}
+	c.waitState("wshop", "connected")
+	alice, bob := wa.Contact("15557770001"), wa.Contact("15557770002")
+
+	g := decode[wireGroup](t, c.must(c.post("/v1/accounts/wshop/groups", `{"subject":"Shop team","participants":["+15557770001","15557770002@s.whatsapp.net"]}`), 201))
+	if !strings.HasSuffix(g.JID, "@g.us") || g.Name != "Shop team" || len(g.Participants) != 3 {
+		t.Fatalf("created %+v", g)
+	}
+	dg, err := wa.WaitGroup(ctx, "Shop team")
+	if err != nil || dg.JID().String() != g.JID {
+		t.Fatalf("the double's group: %v %v", dg, err)
+	}
+	c.must(c.do("PATCH", groupPath("wshop", g.JID), "application/json", `{"subject":"Shop team 2"}`), 200)
+	if s := dg.Subject(); s != "Shop team 2" {
+		t.Fatalf("the double's subject %q", s)
+	}
+	res := decode[wireResults](t, c.must(c.post(groupPath("wshop", g.JID, "/participants"), `{"action":"promote","participants":["+15557770002"]}`), 200))
+	if res.statuses() != "ok" {
+		t.Fatalf("promote %+v", res)
+	}
+	if got := decode[wireGroup](t, c.must(c.get(groupPath("wshop", g.JID)), 200)); got.role(bob.JID().String()) != "admin" {
+		t.Fatalf("after the promotion %+v", got)
+	}
+	if _, err := alice.SendGroupText(ctx, dg.JID(), "hello shop"); err != nil {
+		t.Fatal(err)
+	}
+	waitGroupMessage(t, c, "wshop", g.JID, alice.JID().String(), "hello shop")
+	waitChatName(t, c, "wshop", g.JID, "Shop team 2")
+	c.must(c.get(groupPath("wshop", "120363000000000999@g.us")), 404)
 }
