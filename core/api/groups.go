@@ -229,10 +229,7 @@ func (h *groupRoutes) update(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	// Unknown groups are refused before anything changes.
-	if _, err := gs.GroupInfo(ctx, jid); err != nil {
-		return groupError(err)
-	}
+	// An unknown group fails the first step, before anything changed.
 	steps := []struct {
 		set bool
 		do  func() error
