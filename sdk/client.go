@@ -3,8 +3,10 @@ package sdk
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	plugin "github.com/hashicorp/go-plugin"
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/wildcathub/wildcat/core/event"
@@ -24,20 +27,26 @@ import (
 // PluginClient is the host's handle on one running plugin process, dispensed
 // by go-plugin under PluginKey. Its methods are safe for concurrent use.
 type PluginClient struct {
-	client pb.PluginClient
-	health healthpb.HealthClient
-	broker *plugin.GRPCBroker
-	done   <-chan struct{}
+	version int
+	client  pb.PluginClient
+	health  healthpb.HealthClient
+	broker  *plugin.GRPCBroker
+	done    <-chan struct{}
 }
 
-func newPluginClient(ctx context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) *PluginClient {
+func newPluginClient(ctx context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn, version int) *PluginClient {
 	return &PluginClient{
-		client: pb.NewPluginClient(conn),
-		health: healthpb.NewHealthClient(conn),
-		broker: broker,
-		done:   ctx.Done(),
+		version: version,
+		client:  pb.NewPluginClient(conn),
+		health:  healthpb.NewHealthClient(conn),
+		broker:  broker,
+		done:    ctx.Done(),
 	}
 }
+
+// ProtocolVersion is the plugin protocol negotiated with the process: 1,
+// or 2 when it takes DeliverBatch.
+func (c *PluginClient) ProtocolVersion() int { return c.version }
 
 // Done is closed when the plugin process has exited.
 func (c *PluginClient) Done() <-chan struct{} { return c.done }
@@ -117,14 +126,80 @@ func (c *PluginClient) Handle(ctx context.Context, ev *event.Event) ([]Action, e
 // Deliver makes one sink attempt. An error means the attempt did not
 // complete (transport, panic, deadline); a Result is the plugin's verdict.
 func (c *PluginClient) Deliver(ctx context.Context, job *Job) (Result, error) {
-	resp, err := c.client.Deliver(ctx, &pb.DeliverRequest{Job: &pb.Job{
-		Id: job.ID, Event: pb.EventFromCore(job.Event), Target: job.Target, Attempt: uint32(max(job.Attempt, 0)),
-		TargetConfig: job.TargetConfig,
-	}})
+	resp, err := c.client.Deliver(ctx, &pb.DeliverRequest{Job: jobToProto(job)})
 	if err != nil {
 		return Result{}, fromStatus(ctx, "Deliver", err)
 	}
 	return resultFromProto(resp)
+}
+
+// ErrNoBatch: the plugin negotiated protocol version 1, which has no
+// DeliverBatch; deliver its jobs one by one.
+var ErrNoBatch = errors.New("the plugin speaks protocol version 1: no batch delivery")
+
+// DeliverBatch makes one attempt of each job (protocol version 2; ErrNoBatch
+// on a version-1 plugin), in one call unless the jobs together are larger
+// than MaxBatchBytes: then in several, made concurrently. results[i] is the
+// plugin's verdict on jobs[i]; the jobs of a call that did not complete
+// (transport, deadline, panic) are answered with Retry, and err joins those
+// calls' errors.
+func (c *PluginClient) DeliverBatch(ctx context.Context, jobs []*Job) (results []Result, err error) {
+	if c.version < 2 {
+		return nil, ErrNoBatch
+	}
+	results = make([]Result, len(jobs))
+	var calls [][2]int // [from, to) of jobs
+	pjs := make([]*pb.Job, len(jobs))
+	size, from := 0, 0
+	for i, job := range jobs {
+		pjs[i] = jobToProto(job)
+		n := proto.Size(pjs[i])
+		if i > from && size+n > MaxBatchBytes {
+			calls = append(calls, [2]int{from, i})
+			from, size = i, 0
+		}
+		size += n
+	}
+	if len(jobs) > 0 {
+		calls = append(calls, [2]int{from, len(jobs)})
+	}
+	errs := make([]error, len(calls))
+	var wg sync.WaitGroup
+	for ci, call := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[ci] = c.deliverBatch(ctx, pjs[call[0]:call[1]], jobs[call[0]:call[1]], results[call[0]:call[1]])
+		}()
+	}
+	wg.Wait()
+	return results, errors.Join(errs...)
+}
+
+// MaxBatchBytes is the most job data one DeliverBatch call carries; the
+// plugin side accepts calls of twice that.
+const MaxBatchBytes = 16 << 20
+
+func (c *PluginClient) deliverBatch(ctx context.Context, pjs []*pb.Job, jobs []*Job, out []Result) error {
+	resp, err := c.client.DeliverBatch(ctx, &pb.DeliverBatchRequest{Jobs: pjs})
+	if err == nil && len(resp.GetResults()) != len(jobs) {
+		err = fmt.Errorf("DeliverBatch answered %d results for %d jobs", len(resp.GetResults()), len(jobs))
+	}
+	if err != nil {
+		err = fromStatus(ctx, "DeliverBatch", err)
+		for i := range out {
+			out[i] = Retry(err)
+		}
+		return err
+	}
+	for i, pr := range resp.GetResults() {
+		r, rerr := resultFromProto(pr)
+		if rerr != nil {
+			r = Retry(fmt.Errorf("job %s: %w", jobs[i].ID, rerr))
+		}
+		out[i] = r
+	}
+	return nil
 }
 
 // Health is go-plugin's standard gRPC health check of the plugin process

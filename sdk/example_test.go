@@ -62,3 +62,44 @@ func Example_sink() {
 	// 429 retry 30s 429 too many requests
 	// 410 fail 0s 410 gone: endpoint removed
 }
+
+// Archiver is a sink that also takes its deliveries in batches: it keeps
+// its Deliver (for daemons speaking protocol version 1) and adds
+// DeliverBatch, which a version-2 daemon calls with the jobs it claimed
+// together. Here "storing" a batch is one bulk write that refuses events
+// of a blocked chat; each job is answered for itself.
+type Archiver struct{ blocked string }
+
+func (a Archiver) Deliver(ctx context.Context, job *sdk.Job) sdk.Result {
+	return a.DeliverBatch(ctx, []*sdk.Job{job})[0]
+}
+
+func (a Archiver) DeliverBatch(ctx context.Context, jobs []*sdk.Job) []sdk.Result {
+	out := make([]sdk.Result, len(jobs))
+	for i, job := range jobs {
+		if job.Event.ChatID == a.blocked {
+			out[i] = sdk.Retry(fmt.Errorf("chat %s is not accepted yet", a.blocked))
+			continue
+		}
+		out[i] = sdk.OK()
+	}
+	return out
+}
+
+// A BatchSink answers each job of a batch with its own Result: only the
+// jobs that failed are retried.
+func ExampleBatchSink() {
+	jobs := []*sdk.Job{
+		{ID: "acme:1:archive", Event: &sdk.Event{ChatID: "a@s.whatsapp.net"}, Attempt: 1},
+		{ID: "acme:2:archive", Event: &sdk.Event{ChatID: "b@s.whatsapp.net"}, Attempt: 1},
+		{ID: "acme:3:archive", Event: &sdk.Event{ChatID: "a@s.whatsapp.net"}, Attempt: 1},
+	}
+	var s sdk.BatchSink = Archiver{blocked: "b@s.whatsapp.net"}
+	for i, r := range s.DeliverBatch(context.Background(), jobs) {
+		fmt.Println(jobs[i].ID, r.Outcome, r.Err)
+	}
+	// Output:
+	// acme:1:archive ok <nil>
+	// acme:2:archive retry chat b@s.whatsapp.net is not accepted yet
+	// acme:3:archive ok <nil>
+}

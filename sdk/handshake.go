@@ -14,10 +14,16 @@ const (
 	MagicCookieKey   = "WILDCAT_PLUGIN"
 	MagicCookieValue = "7f1e9a2c54b8d6f03ae5c1b94d2867e0b3f5a91c"
 
-	// ProtocolVersion is the plugin protocol this SDK serves:
-	// wildcat.plugin.v1. Hosts and plugins negotiate it through go-plugin's
-	// VersionedPlugins, so a later version can be served alongside it.
-	ProtocolVersion = 1
+	// ProtocolVersion is the newest plugin protocol this SDK speaks. Version
+	// 2 adds batch delivery (the DeliverBatch call) to version 1; both are
+	// the services of wildcat.plugin.v1. Hosts and plugins negotiate the
+	// version through go-plugin's VersionedPlugins — the highest both offer
+	// wins — so a plugin built with an older SDK (version 1 only) keeps
+	// working with a newer daemon, which then delivers one job per call.
+	ProtocolVersion = 2
+
+	// MinProtocolVersion is the oldest plugin protocol this SDK speaks.
+	MinProtocolVersion = 1
 
 	// PluginKey is the name under which the protocol's plugin is dispensed.
 	PluginKey = "wildcat"
@@ -46,7 +52,9 @@ var Handshake = plugin.HandshakeConfig{
 // uses it with the plugin's value; hosts use it with impl nil (the host side
 // never touches impl) and dispense PluginKey to get a *PluginClient.
 func VersionedPlugins(impl any) map[int]plugin.PluginSet {
-	return map[int]plugin.PluginSet{
-		ProtocolVersion: {PluginKey: &grpcPlugin{impl: impl}},
+	set := make(map[int]plugin.PluginSet, ProtocolVersion-MinProtocolVersion+1)
+	for v := MinProtocolVersion; v <= ProtocolVersion; v++ {
+		set[v] = plugin.PluginSet{PluginKey: &grpcPlugin{impl: impl, version: v}}
 	}
+	return set
 }

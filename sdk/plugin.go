@@ -22,6 +22,28 @@ type Sink interface {
 	Deliver(ctx context.Context, job *Job) Result
 }
 
+// BatchSink is an optional addition to Sink for plugins that gain from
+// seeing several deliveries at once (one request carrying many, a shared
+// connection, a bulk insert). A daemon speaking protocol version 2 hands a
+// sink its claimed jobs in batches; with a BatchSink the SDK passes each
+// batch to DeliverBatch, otherwise it calls Deliver for each job of the
+// batch, up to BatchConcurrency at a time. Older daemons call Deliver only,
+// so a BatchSink still needs its Deliver.
+//
+// DeliverBatch returns one Result per job, in the jobs' order: a batch that
+// partly fails is retried only for the jobs that failed, so answer each job
+// for itself (one failing target must not fail the others). The jobs may
+// have different targets. ctx ends a little before the daemon's deadline
+// for the whole call, leaving time for the answer to reach it: jobs not
+// attempted by then should be answered with Retry.
+type BatchSink interface {
+	DeliverBatch(ctx context.Context, jobs []*Job) []Result
+}
+
+// BatchConcurrency is how many Deliver calls of one batch the SDK runs at
+// once for a Sink that is not a BatchSink.
+const BatchConcurrency = 8
+
 // Configurer receives the plugin's config block from config.yaml
 // (plugins.NAME.config), decoded from YAML into JSON-like values: map[string]any,
 // []any, string, float64, bool and nil. It is called once per process

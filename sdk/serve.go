@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 )
 
 // Serve runs p as a Wildcat plugin and returns when the daemon stops it.
@@ -33,9 +34,15 @@ func Serve(p any) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: VersionedPlugins(p),
-		GRPCServer:       plugin.DefaultGRPCServer,
+		GRPCServer:       grpcServer,
 		Logger:           rootLogger(),
 	})
+}
+
+// grpcServer is go-plugin's default server taking batch calls of up to
+// twice MaxBatchBytes (gRPC's default limit is 4 MiB).
+func grpcServer(opts []grpc.ServerOption) *grpc.Server {
+	return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(2*MaxBatchBytes))...)
 }
 
 // hostCheckInterval is how often Serve checks that its host still runs.

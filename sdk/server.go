@@ -2,11 +2,13 @@ package sdk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
@@ -17,11 +19,14 @@ import (
 	pb "github.com/wildcathub/wildcat/sdk/proto/wildcat/plugin/v1"
 )
 
-// grpcPlugin is the go-plugin plugin of protocol version 1. On the plugin
-// side it serves impl; on the host side it dispenses a *PluginClient.
+// grpcPlugin is the go-plugin plugin of one protocol version. On the
+// plugin side it serves impl (every version serves the same service; a
+// version-1 host just never calls DeliverBatch); on the host side it
+// dispenses a *PluginClient that knows the negotiated version.
 type grpcPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	impl any
+	impl    any
+	version int
 }
 
 var _ plugin.GRPCPlugin = (*grpcPlugin)(nil)
@@ -38,7 +43,7 @@ func (p *grpcPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error
 // GRPCClient returns the host's handle on a running plugin (host side).
 // ctx is cancelled when the plugin process exits.
 func (p *grpcPlugin) GRPCClient(ctx context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return newPluginClient(ctx, broker, conn), nil
+	return newPluginClient(ctx, broker, conn, p.version), nil
 }
 
 // pluginServer adapts the plugin's Go value to the Plugin service.
@@ -157,9 +162,7 @@ func (s *pluginServer) Deliver(ctx context.Context, req *pb.DeliverRequest) (*pb
 	if !ok {
 		return nil, status.Errorf(codes.Unimplemented, "this plugin is not a sink (it implements no sdk.Sink)")
 	}
-	pj := req.GetJob()
-	job := &Job{ID: pj.GetId(), Event: pb.EventToCore(pj.GetEvent()), Target: pj.GetTarget(), Attempt: int(pj.GetAttempt()),
-		TargetConfig: pj.GetTargetConfig()}
+	job := jobFromProto(req.GetJob())
 	if job.Event == nil {
 		return nil, status.Error(codes.InvalidArgument, "Deliver: job has no event")
 	}
@@ -173,4 +176,98 @@ func (s *pluginServer) Deliver(ctx context.Context, req *pb.DeliverRequest) (*pb
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	return out, nil
+}
+
+// DeliverBatch (protocol version 2) answers each job of the batch: through
+// the plugin's BatchSink when it is one, else by calling Deliver for each
+// job, BatchConcurrency at a time. A job's failure (a Retry, a Fail, a
+// panic of its Deliver) is that job's result only.
+func (s *pluginServer) DeliverBatch(ctx context.Context, req *pb.DeliverBatchRequest) (*pb.DeliverBatchResponse, error) {
+	sink, ok := s.impl.(Sink)
+	if !ok {
+		return nil, status.Errorf(codes.Unimplemented, "this plugin is not a sink (it implements no sdk.Sink)")
+	}
+	jobs := make([]*Job, len(req.GetJobs()))
+	for i, pj := range req.GetJobs() {
+		jobs[i] = jobFromProto(pj)
+		if jobs[i].Event == nil {
+			return nil, status.Errorf(codes.InvalidArgument, "DeliverBatch: job %d (%s) has no event", i, jobs[i].ID)
+		}
+	}
+	// Stop a little before the host's deadline, so that the answers of the
+	// jobs that were delivered reach it rather than being lost with the call.
+	bctx, cancel := batchCtx(ctx)
+	defer cancel()
+	cctx, log := s.callCtx(bctx, "jobs", len(jobs))
+	var results []Result
+	if bs, ok := s.impl.(BatchSink); ok {
+		if err := guard(log, "DeliverBatch", func() error { results = bs.DeliverBatch(cctx, jobs); return nil }); err != nil {
+			return nil, err
+		}
+		if len(results) != len(jobs) {
+			return nil, status.Errorf(codes.Internal, "DeliverBatch returned %d results for %d jobs", len(results), len(jobs))
+		}
+	} else {
+		results = deliverEach(cctx, log, sink, jobs, BatchConcurrency)
+	}
+	out := &pb.DeliverBatchResponse{Results: make([]*pb.DeliverResponse, len(results))}
+	for i, r := range results {
+		pr, err := resultToProto(r)
+		if err != nil {
+			// One malformed result is that job's retry, not the batch's loss.
+			pr, _ = resultToProto(Retry(fmt.Errorf("job %s: %w", jobs[i].ID, err)))
+		}
+		out.Results[i] = pr
+	}
+	return out, nil
+}
+
+// batchCtx is ctx ending a tenth of its remaining time (at most a second)
+// before it does: the margin for the answer to travel back.
+func batchCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	margin := min(time.Until(dl)/10, time.Second)
+	return context.WithDeadline(ctx, dl.Add(-margin))
+}
+
+// deliverEach calls sink.Deliver for every job, at most limit at a time.
+// Jobs not started before ctx ends are answered with Retry without being
+// attempted; a panicking Deliver is its job's Retry.
+func deliverEach(ctx context.Context, log hclog.Logger, sink Sink, jobs []*Job, limit int) []Result {
+	results := make([]Result, len(jobs))
+	sem := make(chan struct{}, max(limit, 1))
+	var wg sync.WaitGroup
+	for i, job := range jobs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			results[i] = Retry(fmt.Errorf("not attempted before the batch's deadline: %w", ctx.Err()))
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			jlog := log.With("job", job.ID)
+			jctx := withLogger(ctx, jlog)
+			if err := guard(jlog, "Deliver", func() error { results[i] = sink.Deliver(jctx, job); return nil }); err != nil {
+				results[i] = Retry(errors.New(status.Convert(err).Message()))
+			}
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+func jobFromProto(pj *pb.Job) *Job {
+	return &Job{ID: pj.GetId(), Event: pb.EventToCore(pj.GetEvent()), Target: pj.GetTarget(), Attempt: int(pj.GetAttempt()),
+		TargetConfig: pj.GetTargetConfig()}
+}
+
+func jobToProto(job *Job) *pb.Job {
+	return &pb.Job{Id: job.ID, Event: pb.EventFromCore(job.Event), Target: job.Target, Attempt: uint32(max(job.Attempt, 0)),
+		TargetConfig: job.TargetConfig}
 }

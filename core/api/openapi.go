@@ -48,7 +48,7 @@ const (
 
 var webhookExample = map[string]any{
 	"id": ExampleWebhook, "url": ExampleWebhookURL, "events": []string{"message.received", "message.status"}, "accounts": []string{ExampleAccount},
-	"sources": []string{"*"}, "description": "CRM inbox", "headers": map[string]string{"X-Api-Key": "k1"}, "enabled": true, "rateLimit": 0, "source": "api",
+	"sources": []string{"*"}, "description": "CRM inbox", "headers": map[string]string{"X-Api-Key": "k1"}, "enabled": true, "rateLimit": 0, "batch": false, "source": "api",
 	"createdAt": "2026-11-25T12:05:00Z", "updatedAt": "2026-11-25T12:05:00Z",
 }
 
@@ -182,7 +182,7 @@ var ruleExamples = []any{
 var pluginExample = map[string]any{
 	"name": "echo", "path": "bin/plugins/echo", "plugin": "echo", "version": "1.0.0",
 	"capabilities": []string{"inline"}, "eventKinds": []string{"message.received"},
-	"state": "running", "pid": 41873, "startedAt": "2026-11-25T11:58:00Z", "restarts": 1,
+	"state": "running", "protocol": 2, "pid": 41873, "startedAt": "2026-11-25T11:58:00Z", "restarts": 1,
 	"lastError": "plugin process exited", "lastErrorAt": "2026-11-25T11:57:59Z",
 	"calls": map[string]any{
 		"handle":  map[string]any{"calls": 1042, "errors": 2, "timeouts": 1},
@@ -714,6 +714,7 @@ var schemas = map[string]any{
 		"plugin": str("the name the process reports"), "version": str(""), "description": str(""),
 		"capabilities": arr(str("inline and/or sink")), "eventKinds": arr(str("the event kinds it asked for; none: all")),
 		"state":     str("starting, running, restarting or stopped"),
+		"protocol":  integer("plugin protocol version negotiated with the current process: 2 takes sink deliveries in batches (DeliverBatch), 1 one per call"),
 		"pid":       integer("of the current process"),
 		"startedAt": str("when the current process started (RFC 3339)"),
 		"restarts":  integer("processes replaced after an exit or failed health checks"),
@@ -741,10 +742,11 @@ var schemas = map[string]any{
 		"description": str(""),
 		"headers":     map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}, "description": "sent with every request; cannot override Content-Type, User-Agent or the webhook-* headers"},
 		"enabled":     boolean("default true"), "rateLimit": num("deliveries per second, 0 (default) for no limit"),
+		"batch": boolean("default false: one POST per event; true: deliveries that are due together are posted as one JSON array of envelopes with one signature over the whole body (README: Webhooks)"),
 	}),
 	"Webhook": obj(map[string]any{
 		"id": str(""), "url": str(""), "events": arr(str("")), "accounts": arr(str("")), "sources": arr(str("phone, api, rule, plugin, history or *")), "description": str(""),
-		"headers": stringMap(""), "enabled": boolean(""), "rateLimit": num(""), "source": str("api or config (config.yaml webhooks.endpoints)"),
+		"headers": stringMap(""), "enabled": boolean(""), "rateLimit": num(""), "batch": boolean("deliveries posted as one JSON array"), "source": str("api or config (config.yaml webhooks.endpoints)"),
 		"secret":                  str("whsec_…: only in the answers of create and rotate-secret"),
 		"previousSecretExpiresAt": str("until then the previous secret signs too"),
 		"failingSince":            str("first failed attempt since the last success"),

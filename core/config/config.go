@@ -107,7 +107,7 @@ type Outbox struct {
 	RetryEvery    time.Duration   `koanf:"retry_every" doc:"Wait between retries once the retries list is used up."`
 	MaxAge        time.Duration   `koanf:"max_age" doc:"A job still failing this long after its first attempt is moved to the dead letters (replayable with POST /v1/deliveries/replay)."`
 	MaxRetryAfter time.Duration   `koanf:"max_retry_after" doc:"Upper bound on a sink's own Retry-After."`
-	Concurrency   int             `koanf:"concurrency" doc:"Deliveries in flight per sink target (each webhook endpoint is its own target)."`
+	Concurrency   int             `koanf:"concurrency" doc:"Deliveries in flight per sink target (each webhook endpoint is its own target); a sink that takes batches (the webhook plugin) gets them in calls of up to 64. The webhook plugin's endpoint_concurrency bounds the HTTP requests to one endpoint separately."`
 	PollInterval  time.Duration   `koanf:"poll_interval" doc:"How often an idle target looks for retries coming due and for jobs enqueued by other daemons."`
 	Lease         time.Duration   `koanf:"lease" doc:"How long a claimed job is held before another daemon may take it over; a running delivery extends it."`
 	Retention     time.Duration   `koanf:"retention" doc:"How long delivered jobs stay listable in GET /v1/deliveries before they are purged."`
@@ -121,7 +121,7 @@ type Webhooks struct {
 	DisableAfter        time.Duration     `koanf:"disable_after" doc:"A webhook endpoint whose every attempt failed for this long is disabled and a webhook.disabled event is sent to the endpoints subscribed to it."`
 	Plugin              string            `koanf:"plugin" doc:"The declared plugin (plugins.NAME) that sends the webhook requests: the webhook plugin built into bin/plugins/webhook."`
 	SyncInterval        time.Duration     `koanf:"sync_interval" doc:"How often webhook endpoints created, changed or deleted by other daemons sharing the database are picked up."`
-	Endpoints           []WebhookEndpoint `koanf:"endpoints" doc:"Webhook endpoints upserted at every start under a stable id: a list of {id, url, events, accounts, sources, description, headers, enabled, secret, rate_limit}. Endpoints made over REST need no entry."`
+	Endpoints           []WebhookEndpoint `koanf:"endpoints" doc:"Webhook endpoints upserted at every start under a stable id: a list of {id, url, events, accounts, sources, description, headers, enabled, secret, rate_limit, batch}. Endpoints made over REST need no entry."`
 }
 
 // Encryption configures encryption at rest (package sealing). No key
@@ -179,10 +179,12 @@ func Defaults() Config {
 			RetryEvery:    3 * time.Hour,
 			MaxAge:        72 * time.Hour,
 			MaxRetryAfter: 6 * time.Hour,
-			Concurrency:   4,
-			PollInterval:  time.Second,
-			Lease:         30 * time.Second,
-			Retention:     7 * 24 * time.Hour,
+			// A batch-capable sink (the webhook plugin) gets what is in
+			// flight as one call: 4 made every batch tiny.
+			Concurrency:  64,
+			PollInterval: time.Second,
+			Lease:        30 * time.Second,
+			Retention:    7 * 24 * time.Hour,
 		},
 		Webhooks: Webhooks{
 			Timeout:      15 * time.Second,

@@ -23,6 +23,7 @@ import (
 	"github.com/wildcathub/wildcat/core/pipeline"
 	"github.com/wildcathub/wildcat/core/pluginhost"
 	"github.com/wildcathub/wildcat/core/session/sim"
+	"github.com/wildcathub/wildcat/core/store/sqlite"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 	"github.com/wildcathub/wildcat/core/webhooks"
 	sw "github.com/wildcathub/wildcat/sdk/webhooks"
@@ -63,14 +64,26 @@ func BenchmarkEndToEnd(b *testing.B) {
 				uri = storetest.URI(b)
 			}
 			rec := newBenchReceiver(b)
-			c := e2eDaemon(b, uri, rec)
+			d, c := e2eDaemon(b, uri, rec)
 			f := e2eFigures{Engine: e.name, Clients: e2eClients, CPUs: runtime.NumCPU()}
 
 			n := b.N
 			rec.expect(n)
+			var st0 sqlite.Stats
+			if db := d.Database(); db != nil {
+				st0 = db.Stats()
+			}
 			start := time.Now()
 			inject(b, c, 0, n, nil)
 			rec.waitAll(b)
+			if db := d.Database(); db != nil {
+				st := db.Stats()
+				commits, writes := st.Commits-st0.Commits, st.Writes-st0.Writes
+				took := time.Since(start).Seconds()
+				b.ReportMetric(float64(writes)/float64(n), "writes/event")
+				b.ReportMetric(float64(writes)/float64(max(commits, 1)), "writes/commit")
+				b.ReportMetric(float64(commits)/took, "commits/s")
+			}
 			f.Events = n
 			f.DeliveredPerSec = float64(n) / time.Since(start).Seconds()
 			b.ReportMetric(f.DeliveredPerSec, "delivered/s")
@@ -137,7 +150,7 @@ func e2eID(i int) string { return fmt.Sprintf("E%09d", i) }
 // e2eDaemon runs a daemon on uri (empty: its own SQLite database) with the
 // shipped rules stage and a webhooks sink delivering message.received to
 // rec through the webhook plugin, and a connected sim account "e2e".
-func e2eDaemon(b *testing.B, uri string, rec *benchReceiver) *client {
+func e2eDaemon(b *testing.B, uri string, rec *benchReceiver) (*daemon.Daemon, *client) {
 	shipped, err := config.Load(config.Source{Path: filepath.Join("..", "..", "config.yaml")})
 	if err != nil {
 		b.Fatal(err)
@@ -159,13 +172,23 @@ func e2eDaemon(b *testing.B, uri string, rec *benchReceiver) *client {
 	}
 	cfg := testConfig(b, uri)
 	cfg.MongoDB.EmbeddedSync = "full"
+	if v := os.Getenv("E2E_CONC"); v != "" {
+		fmt.Sscan(v, &cfg.Outbox.Concurrency)
+	}
 	cfg.Plugins = map[string]pluginhost.Config{"webhook": {Path: webhookPluginBin(b), Timeout: 30 * time.Second}}
+	if v := os.Getenv("E2E_EPCONC"); v != "" {
+		var n int
+		fmt.Sscan(v, &n)
+		cfg.Plugins["webhook"] = pluginhost.Config{Path: webhookPluginBin(b), Timeout: 30 * time.Second, Config: map[string]any{"endpoint_concurrency": n}}
+	}
 	cfg.Pipeline = []pipeline.StageConfig{rules, {Name: "webhooks", Sink: webhooks.SinkName}}
+	if os.Getenv("E2E_NORULES") != "" {
+		cfg.Pipeline = cfg.Pipeline[1:]
+	}
 	cfg.Webhooks.AllowPrivateTargets = true
 	// The endpoint the shipped keyword router sends order questions to.
 	cfg.Webhooks.Endpoints = []webhooks.Declared{{ID: "orders-webhook", URL: rec.URL, Events: []string{"message.received"}, Secret: rec.secret}}
-	_, c := benchDaemon(b, cfg, daemon.Options{NoSignals: true, Sim: sim.Options{PairDelay: time.Millisecond}}, "e2e")
-	return c
+	return benchDaemon(b, cfg, daemon.Options{NoSignals: true, Sim: sim.Options{PairDelay: time.Millisecond}}, "e2e")
 }
 
 // inject posts messages first..first+n-1 to account e2e from e2eClients

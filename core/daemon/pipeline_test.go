@@ -52,6 +52,7 @@ type wireDelivery struct {
 	Log      []struct {
 		Result string `json:"result"`
 		Error  string `json:"error"`
+		Status int    `json:"status"`
 	} `json:"log"`
 	Event struct {
 		Tags []string `json:"tags"`

@@ -190,6 +190,27 @@ func (s pluginSink) Deliver(ctx context.Context, job *outbox.Job) outbox.Result 
 	return s.p.DeliverWith(ctx, job.Event, job.Target, job.Attempts, nil).Outbox()
 }
 
+// DeliverBatch makes pluginSink an outbox.BatchSink: the jobs claimed
+// together reach the plugin in one call (protocol version 2), each with
+// its own outcome.
+func (s pluginSink) DeliverBatch(ctx context.Context, jobs []*outbox.Job) []outbox.Result {
+	out := make([]outbox.Result, len(jobs))
+	var send []int
+	var batch []pluginhost.BatchJob
+	for i, job := range jobs {
+		if job.Event == nil {
+			out[i] = outbox.Fail(errors.New("the job carries no event"))
+			continue
+		}
+		send = append(send, i)
+		batch = append(batch, pluginhost.BatchJob{Event: job.Event, Target: job.Target, Attempt: job.Attempts})
+	}
+	for k, r := range s.p.DeliverBatch(ctx, batch) {
+		out[send[k]] = r.Outbox()
+	}
+	return out
+}
+
 // pluginSender is the Host's SendMessage: through the paced sender, as
 // pipeline replies go; the driver's message.sent event stores the message
 // with source plugin.

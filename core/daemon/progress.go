@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 
+	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/messages"
 	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/pipeline"
@@ -32,6 +33,21 @@ func (p txProgress) MarkProcessed(ctx context.Context, eventID string) error {
 // MarkProcessedWithJobs stores the jobs and the mark in one transaction and
 // then wakes the jobs' dispatchers, so delivery starts at once.
 func (p txProgress) MarkProcessedWithJobs(ctx context.Context, eventID string, reqs []pipeline.EnqueueRequest) error {
+	return p.mark(ctx, eventID, nil, nil, reqs)
+}
+
+// MarkProcessedWithMarks is MarkProcessedWithJobs that also stores the tags
+// and annotations the stages added, in the same transaction.
+func (p txProgress) MarkProcessedWithMarks(ctx context.Context, ev *event.Event, tags []string, ann map[string]string, reqs []pipeline.EnqueueRequest) error {
+	return p.mark(ctx, ev.ID, tags, ann, reqs)
+}
+
+// CheckAnnotations implements pipeline.ProcessedWithMarks.
+func (txProgress) CheckAnnotations(ann map[string]string) error { return messages.CheckAnnotations(ann) }
+
+var _ pipeline.ProcessedWithMarks = txProgress{}
+
+func (p txProgress) mark(ctx context.Context, eventID string, tags []string, ann map[string]string, reqs []pipeline.EnqueueRequest) error {
 	var jobs *outbox.TxJobs
 	if len(reqs) > 0 {
 		items := make([]outbox.Item, len(reqs))
@@ -46,6 +62,9 @@ func (p txProgress) MarkProcessedWithJobs(ctx context.Context, eventID string, r
 		}
 	}
 	err := p.db.Write(ctx, func(tx *sql.Tx) error {
+		if err := p.messages.AnnotateTx(ctx, tx, eventID, tags, ann); err != nil {
+			return err
+		}
 		if err := p.messages.MarkProcessedTx(ctx, tx, eventID); err != nil {
 			return err
 		}

@@ -116,7 +116,7 @@ func (h *hookReceiver) count(text string) int {
 	return n
 }
 
-func webhookDaemon(t *testing.T, mutate func(cfg *config.Config)) (*daemon.Daemon, *client) {
+func webhookDaemon(t *testing.T, mutate func(cfg *config.Config), opts ...func(*daemon.Options)) (*daemon.Daemon, *client) {
 	t.Helper()
 	cfg := accountsConfig(t)
 	cfg.Plugins = map[string]pluginhost.Config{"webhook": {Path: webhookPluginBin(t), Timeout: 30 * time.Second}}
@@ -126,7 +126,12 @@ func webhookDaemon(t *testing.T, mutate func(cfg *config.Config)) (*daemon.Daemo
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	return accountsDaemonWith(t, cfg, time.Millisecond, nil, func(o *daemon.Options) { o.OutboxPoll = 20 * time.Millisecond })
+	return accountsDaemonWith(t, cfg, time.Millisecond, nil, func(o *daemon.Options) {
+		o.OutboxPoll = 20 * time.Millisecond
+		for _, f := range opts {
+			f(o)
+		}
+	})
 }
 
 // The whole path: a sim message goes through the pipeline's webhooks stage

@@ -163,17 +163,17 @@ var updateRow = func() string {
 }()
 
 // putRow rewrites every column of the stored message m.ID.
-func putRow(ctx context.Context, tx *sql.Tx, m *Message) error {
+func (b *sqliteBackend) putRow(ctx context.Context, tx *sql.Tx, m *Message) error {
 	args, err := rowArgs(m)
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, updateRow, append(args[1:], m.ID)...)
+	_, err = b.db.Exec(ctx, tx, updateRow, append(args[1:], m.ID)...)
 	return err
 }
 
-func getTx(ctx context.Context, tx *sql.Tx, id string) (*Message, error) {
-	m, _, err := scanMessage(tx.QueryRowContext(ctx, `SELECT `+msgCols+` FROM messages WHERE id = ?`, id))
+func (b *sqliteBackend) getTx(ctx context.Context, tx *sql.Tx, id string) (*Message, error) {
+	m, _, err := scanMessage(b.db.QueryRow(ctx, tx, `SELECT `+msgCols+` FROM messages WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("message %s: %w", id, ErrNotFound)
 	}
@@ -239,7 +239,7 @@ func (b *sqliteBackend) Insert(ctx context.Context, m *Message, chat *chatUpdate
 func (b *sqliteBackend) modify(ctx context.Context, id string, change func(cur *Message) bool) (changed, found bool, err error) {
 	err = b.db.Write(ctx, func(tx *sql.Tx) error {
 		changed, found = false, false
-		cur, err := getTx(ctx, tx, id)
+		cur, err := b.getTx(ctx, tx, id)
 		if errors.Is(err, ErrNotFound) {
 			return nil
 		}
@@ -251,7 +251,7 @@ func (b *sqliteBackend) modify(ctx context.Context, id string, change func(cur *
 			return nil
 		}
 		changed = true
-		return putRow(ctx, tx, cur)
+		return b.putRow(ctx, tx, cur)
 	})
 	if err != nil {
 		return false, found, err
@@ -354,6 +354,40 @@ func (b *sqliteBackend) Annotate(ctx context.Context, id string, tags []string, 
 		return true
 	})
 	return err
+}
+
+// Tags are appended in order, each once; annotations are set by key. An
+// event without a document of its own matches no row.
+const (
+	annotateTagsSQL = `UPDATE messages SET doc = json_set(doc, '$.tags', json((SELECT json_group_array(value) FROM (
+		SELECT value FROM json_each(doc, '$.tags')
+		UNION ALL
+		SELECT n.value FROM json_each(?1) AS n WHERE n.value NOT IN (SELECT value FROM json_each(doc, '$.tags'))))))
+		WHERE id = ?2`
+	annotateMapSQL = `UPDATE messages SET doc = json_set(doc, '$.annotations',
+		json_patch(coalesce(json_extract(doc, '$.annotations'), '{}'), ?1)) WHERE id = ?2`
+)
+
+func (b *sqliteBackend) annotateTx(ctx context.Context, tx *sql.Tx, id string, tags []string, annotations map[string]string) error {
+	if len(tags) > 0 {
+		js, err := json.Marshal(tags)
+		if err != nil {
+			return err
+		}
+		if _, err := b.db.Exec(ctx, tx, annotateTagsSQL, string(js), id); err != nil {
+			return err
+		}
+	}
+	if len(annotations) > 0 {
+		js, err := json.Marshal(annotations)
+		if err != nil {
+			return err
+		}
+		if _, err := b.db.Exec(ctx, tx, annotateMapSQL, string(js), id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (b *sqliteBackend) RecordFailures(ctx context.Context, id string, fs []ActionFailure) error {
@@ -669,7 +703,7 @@ func (b *sqliteBackend) ExpireMedia(ctx context.Context, mediaID string, at time
 				m.MediaArchive = &MediaArchive{}
 			}
 			m.MediaArchive.Status, m.MediaArchive.At = MediaExpired, at
-			if err := putRow(ctx, tx, m); err != nil {
+			if err := b.putRow(ctx, tx, m); err != nil {
 				return err
 			}
 			n++

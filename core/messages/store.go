@@ -335,18 +335,47 @@ func (s *Store) DeleteAccount(ctx context.Context, accountID string) (int64, err
 // fine: they have nowhere to show tags. Repeating it changes nothing, so a
 // pipeline re-run after a crash is harmless.
 func (s *Store) Annotate(ctx context.Context, ev *event.Event, tags []string, annotations map[string]string) error {
-	for k := range annotations {
-		// A dot or leading $ would address a nested field or an operator on
-		// MongoDB; the key rules are the same on every engine.
-		if k == "" || strings.ContainsAny(k, ".\x00") || strings.HasPrefix(k, "$") {
-			return fmt.Errorf("annotate %s: annotation key %q may not be empty, contain '.' or start with '$'", ev.ID, k)
-		}
+	if err := CheckAnnotations(annotations); err != nil {
+		return fmt.Errorf("annotate %s: %w", ev.ID, err)
 	}
 	if len(tags) == 0 && len(annotations) == 0 {
 		return nil
 	}
 	if err := s.b.Annotate(ctx, ev.ID, tags, annotations); err != nil {
 		return fmt.Errorf("annotate message %s: %w", ev.ID, err)
+	}
+	return nil
+}
+
+// CheckAnnotations refuses annotation keys a store cannot keep: a dot or a
+// leading $ would address a nested field or an operator on MongoDB, and
+// the key rules are the same on every engine.
+func CheckAnnotations(annotations map[string]string) error {
+	for k := range annotations {
+		if k == "" || strings.ContainsAny(k, ".\x00") || strings.HasPrefix(k, "$") {
+			return fmt.Errorf("annotation key %q may not be empty, contain '.' or start with '$'", k)
+		}
+	}
+	return nil
+}
+
+// AnnotateTx is Annotate inside tx, a transaction of the caller's own
+// Write on the store's database (SQLite only; ErrNoTx otherwise): the
+// pipeline stores an event's tags with its done mark. It merges into the
+// stored document in SQL, without reading and rewriting the whole row.
+func (s *Store) AnnotateTx(ctx context.Context, tx *sql.Tx, eventID string, tags []string, annotations map[string]string) error {
+	if len(tags) == 0 && len(annotations) == 0 {
+		return nil
+	}
+	if err := CheckAnnotations(annotations); err != nil {
+		return fmt.Errorf("annotate %s: %w", eventID, err)
+	}
+	b, ok := s.engine().(*sqliteBackend)
+	if !ok {
+		return ErrNoTx
+	}
+	if err := b.annotateTx(ctx, tx, eventID, tags, annotations); err != nil {
+		return fmt.Errorf("annotate message %s: %w", eventID, err)
 	}
 	return nil
 }

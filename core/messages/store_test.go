@@ -2,8 +2,10 @@ package messages_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -282,4 +284,62 @@ func TestAnnotateAndMarkProcessed(t *testing.T) {
 			t.Fatalf("pipelineDone %v, %v", m.PipelineDone, err)
 		}
 	})
+}
+
+// TestAnnotateTxMatchesAnnotate: the SQL merge the pipeline's done mark
+// uses stores what Annotate does — tags in order, each once, annotations
+// by key — and leaves the rest of the document as it was; a dotted key is
+// refused and an event without a document is no error.
+func TestAnnotateTxMatchesAnnotate(t *testing.T) {
+	steps := []struct {
+		tags []string
+		ann  map[string]string
+	}{
+		{[]string{"vip", "sales"}, map[string]string{"team": "emea"}},
+		{[]string{"sales", "late", "vip"}, nil},
+		{nil, map[string]string{"prio": "high", "team": "apac"}},
+	}
+	viaAnnotate, viaTx := newEnv(t, storetest.SQLite), newEnv(t, storetest.SQLite)
+	ev := msgEvent(event.KindMessageReceived, "A1", "hello", false)
+	for _, v := range []*env{viaAnnotate, viaTx} {
+		if _, err := v.s.Record(ctx(t), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, st := range steps {
+		if err := viaAnnotate.s.Annotate(ctx(t), ev, st.tags, st.ann); err != nil {
+			t.Fatal(err)
+		}
+		if err := viaTx.sql.Write(ctx(t), func(tx *sql.Tx) error {
+			return viaTx.s.AnnotateTx(ctx(t), tx, ev.ID, st.tags, st.ann)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := viaAnnotate.s.Get(ctx(t), "acme", "A1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := viaTx.s.Get(ctx(t), "acme", "A1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got.Tags) != "[vip sales late]" || !reflect.DeepEqual(got.Annotations, map[string]string{"team": "apac", "prio": "high"}) {
+		t.Fatalf("tags %v annotations %v", got.Tags, got.Annotations)
+	}
+	got.StoredAt, want.StoredAt = time.Time{}, time.Time{}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("AnnotateTx stored\n%+v\nAnnotate stored\n%+v", got, want)
+	}
+	err = viaTx.sql.Write(ctx(t), func(tx *sql.Tx) error {
+		return viaTx.s.AnnotateTx(ctx(t), tx, ev.ID, nil, map[string]string{"a.b": "x"})
+	})
+	if err == nil {
+		t.Fatal("a dotted annotation key was accepted")
+	}
+	if err := viaTx.sql.Write(ctx(t), func(tx *sql.Tx) error {
+		return viaTx.s.AnnotateTx(ctx(t), tx, "acme:NOPE", []string{"x"}, nil)
+	}); err != nil {
+		t.Fatalf("annotating an event without a document: %v", err)
+	}
 }

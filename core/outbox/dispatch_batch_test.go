@@ -203,3 +203,281 @@ func waitClosed(t *testing.T, c <-chan struct{}, what string) {
 		}
 	})
 }
+
+// batchRecorder is a BatchSink whose jobs numbered by failEvery fail their
+// first attempt; it records every call.
+type batchRecorder struct {
+	failEvery int
+	mu        sync.Mutex
+	sizes     []int
+	delivered map[string]int // job id → successful attempts
+	attempts  map[string]int
+	single    int // Deliver calls: must stay 0 for a BatchSink
+}
+
+func (b *batchRecorder) Deliver(ctx context.Context, j *Job) Result {
+	b.mu.Lock()
+	b.single++
+	b.mu.Unlock()
+	return Fail(fmt.Errorf("Deliver called for %s: a BatchSink gets batches", j.ID))
+}
+
+func (b *batchRecorder) DeliverBatch(ctx context.Context, jobs []*Job) []Result {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sizes = append(b.sizes, len(jobs))
+	out := make([]Result, len(jobs))
+	for i, j := range jobs {
+		b.attempts[j.ID]++
+		var n int
+		if _, err := fmt.Sscanf(j.EventID, "acct:MSG%05d", &n); err != nil {
+			out[i] = Fail(err)
+			continue
+		}
+		if n%b.failEvery == 0 && j.Attempts == 1 {
+			out[i] = Retry(fmt.Errorf("receiver of %s said 503", j.ID))
+			continue
+		}
+		b.delivered[j.ID]++
+		out[i] = OK()
+	}
+	return out
+}
+
+// A BatchSink gets the claimed jobs in batches of at most MaxBatch, one
+// call each, never Deliver; a batch that partly fails retries only the
+// failed jobs, which are delivered on their next attempt: every job is
+// delivered once, none lost.
+func TestDispatcherHandsBatchesToABatchSink(t *testing.T) {
+	backends(t, func(t *testing.T, s backend) {
+		fast := Schedule{Delays: []time.Duration{time.Millisecond}, Every: time.Millisecond, MaxAge: time.Hour, MinRetryAfter: time.Millisecond, MaxRetryAfter: time.Millisecond}
+		// A long lease: on the in-process FerretDB under -race a backlog of
+		// completions can outlast the default one, and a job whose lease ran
+		// out is (rightly, at least once) claimed and delivered again.
+		o := s.open(t, Options{Schedule: &fast, Lease: time.Hour})
+		const slots, maxBatch, n = 16, 8, 40
+		var items []Item
+		for i := range n {
+			items = append(items, Item{Event: testEvent(i), Targets: []string{"a"}})
+		}
+		if err := o.EnqueueBatch(context.Background(), items); err != nil {
+			t.Fatal(err)
+		}
+		sink := &batchRecorder{failEvery: 3, delivered: map[string]int{}, attempts: map[string]int{}}
+		d := NewDispatcher(o, DispatcherOptions{PollInterval: 10 * time.Millisecond, MaxBatch: maxBatch})
+		d.Handle("a", sink, slots)
+		run(t, d)
+		poll.Until(t, waitLimit, func() error {
+			if got := countState(t, o, "a", StateDone); got != n {
+				return fmt.Errorf("%d of %d done", got, n)
+			}
+			return nil
+		})
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		if sink.single != 0 {
+			t.Fatalf("Deliver called %d times", sink.single)
+		}
+		if sink.sizes[0] != maxBatch {
+			t.Fatalf("first batch had %d jobs, want %d (16 slots free, batches of %d): %v", sink.sizes[0], maxBatch, maxBatch, sink.sizes)
+		}
+		for _, k := range sink.sizes {
+			if k > maxBatch {
+				t.Fatalf("a batch of %d jobs exceeds MaxBatch %d: %v", k, maxBatch, sink.sizes)
+			}
+		}
+		for i := range n {
+			id := JobID(testEvent(i).ID, "a")
+			wantAttempts := 1
+			if i%3 == 0 {
+				wantAttempts = 2
+			}
+			if sink.delivered[id] != 1 || sink.attempts[id] != wantAttempts {
+				t.Errorf("job %d: delivered %d times in %d attempts, want once in %d", i, sink.delivered[id], sink.attempts[id], wantAttempts)
+			}
+			if j := mustGet(t, o, id); len(j.Log) != wantAttempts {
+				t.Errorf("job %d: %d attempts logged, want %d", i, len(j.Log), wantAttempts)
+			}
+		}
+	})
+}
+
+// blockingBatch is a BatchSink whose calls last until their context ends.
+type blockingBatch struct {
+	started, cancelled chan struct{}
+}
+
+func (b *blockingBatch) Deliver(ctx context.Context, j *Job) Result {
+	return Fail(fmt.Errorf("Deliver called for %s", j.ID))
+}
+
+func (b *blockingBatch) DeliverBatch(ctx context.Context, jobs []*Job) []Result {
+	close(b.started)
+	<-ctx.Done()
+	close(b.cancelled)
+	out := make([]Result, len(jobs))
+	for i := range out {
+		out[i] = Retry(ctx.Err())
+	}
+	return out
+}
+
+// A batch whose jobs are taken over one by one keeps running for the jobs
+// it still holds, and is cancelled once it holds none; the dropped
+// outcomes never overwrite the new owner's claims.
+func TestBatchCancelledOnlyWhenEveryLeaseIsLost(t *testing.T) {
+	backends(t, func(t *testing.T, s backend) {
+		if s.exclusive {
+			t.Skip("exclusive mode: one process owns the schedule, so no other worker can take a job over")
+		}
+		ctx := context.Background()
+		o := s.open(t, Options{Lease: time.Minute})
+		mustEnqueue(t, o, testEvent(1), "b")
+		mustEnqueue(t, o, testEvent(2), "b")
+		ids := []string{JobID(testEvent(1).ID, "b"), JobID(testEvent(2).ID, "b")}
+		sink := &blockingBatch{started: make(chan struct{}), cancelled: make(chan struct{})}
+		d := NewDispatcher(o, DispatcherOptions{PollInterval: 10 * time.Millisecond, Heartbeat: 300 * time.Millisecond, Timeout: time.Hour})
+		d.Handle("b", sink, 2)
+		run(t, d)
+		waitClosed(t, sink.started, "the batch to start")
+		poll.Until(t, waitLimit, func() error {
+			for _, id := range ids {
+				if j := mustGet(t, o, id); j.State != StateProcessing {
+					return fmt.Errorf("job %s is %s", id, j.State)
+				}
+			}
+			return nil
+		})
+		later := newClock()
+		later.Set(time.Now().Add(2 * time.Minute))
+		thief := s.open(t, Options{Clock: later, Lease: time.Minute})
+		first, err := thief.Claim(ctx, "b", "thief")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := ids[0]
+		if first.ID == ids[0] {
+			held = ids[1]
+		}
+		// A whole heartbeat after the takeover has seen the lost lease (the
+		// held job's lease moved three times); the batch still runs.
+		for range 3 {
+			lease := *mustGet(t, o, held).LeaseUntil
+			poll.Until(t, waitLimit, func() error {
+				if j := mustGet(t, o, held); !j.LeaseUntil.After(lease) {
+					return fmt.Errorf("lease of %s still %v", held, j.LeaseUntil)
+				}
+				return nil
+			})
+		}
+		select {
+		case <-sink.cancelled:
+			t.Fatal("the batch was cancelled while it still held a job")
+		default:
+		}
+		if _, err := thief.Claim(ctx, "b", "thief"); err != nil {
+			t.Fatal(err)
+		}
+		waitClosed(t, sink.cancelled, "the batch to be cancelled once every job was lost")
+		poll.Until(t, waitLimit, func() error {
+			for _, id := range ids {
+				if j := mustGet(t, o, id); j.State != StateProcessing || j.Owner != "thief" || len(j.Log) != 0 {
+					return fmt.Errorf("job %s: %s by %s, log %v; want the thief's claim and no attempt logged", id, j.State, j.Owner, j.Log)
+				}
+			}
+			return nil
+		})
+	})
+}
+
+// gatedBatch holds its first call until open is closed and records the
+// size of every call.
+type gatedBatch struct {
+	open  chan struct{}
+	first sync.Once
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (g *gatedBatch) Deliver(ctx context.Context, j *Job) Result {
+	return Fail(fmt.Errorf("Deliver called for %s", j.ID))
+}
+
+func (g *gatedBatch) DeliverBatch(ctx context.Context, jobs []*Job) []Result {
+	g.mu.Lock()
+	g.sizes = append(g.sizes, len(jobs))
+	g.mu.Unlock()
+	g.first.Do(func() { <-g.open })
+	out := make([]Result, len(jobs))
+	for i := range out {
+		out[i] = OK()
+	}
+	return out
+}
+
+// When a batch finishes, all its slots come back at once and the next claim
+// takes every due job they allow, in one batch — not a job or two per
+// claim as slots trickle back.
+func TestFinishedBatchFreesItsSlotsAtOnce(t *testing.T) {
+	backends(t, func(t *testing.T, s backend) {
+		o := s.open(t, Options{Lease: time.Hour})
+		const slots = 32
+		enqueue := func(from, to int) {
+			var items []Item
+			for i := from; i < to; i++ {
+				items = append(items, Item{Event: testEvent(i), Targets: []string{"a"}})
+			}
+			if err := o.EnqueueBatch(context.Background(), items); err != nil {
+				t.Fatal(err)
+			}
+		}
+		enqueue(0, slots) // the first batch: every slot
+		sink := &gatedBatch{open: make(chan struct{})}
+		d := NewDispatcher(o, DispatcherOptions{PollInterval: 10 * time.Millisecond, MaxBatch: slots})
+		d.Handle("a", sink, slots)
+		run(t, d)
+		poll.Until(t, waitLimit, func() error {
+			sink.mu.Lock()
+			defer sink.mu.Unlock()
+			if len(sink.sizes) != 1 {
+				return fmt.Errorf("%d batches started", len(sink.sizes))
+			}
+			return nil
+		})
+		enqueue(slots, 2*slots) // due while every slot is busy
+		close(sink.open)
+		poll.Until(t, waitLimit, func() error {
+			if got := countState(t, o, "a", StateDone); got != 2*slots {
+				return fmt.Errorf("%d of %d done", got, 2*slots)
+			}
+			return nil
+		})
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		if len(sink.sizes) != 2 || sink.sizes[1] != slots {
+			t.Fatalf("batches %v, want [%d %d]: the second claim should take every freed slot", sink.sizes, slots, slots)
+		}
+	})
+}
+
+// A slot pool hands out every free slot at once, up to the bound, and a
+// release of n makes n free together.
+func TestSlotPoolTakesEveryFreeSlot(t *testing.T) {
+	p := newSlotPool(10)
+	ctx := context.Background()
+	if n, ok := p.takeFree(ctx, 4); !ok || n != 4 {
+		t.Fatalf("take with 10 free, at most 4: %d %v", n, ok)
+	}
+	if n, _ := p.takeFree(ctx, 100); n != 6 {
+		t.Fatalf("take of the rest: %d, want 6", n)
+	}
+	p.release(5)
+	if n, _ := p.takeFree(ctx, 100); n != 5 {
+		t.Fatalf("take after a release of 5: %d, want all 5", n)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, ok := p.takeFree(cctx, 1); ok {
+		t.Fatal("take with none free and the context ended returned a slot")
+	}
+}

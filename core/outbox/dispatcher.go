@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,6 +22,18 @@ import (
 // (or Job.ID, stable across attempts).
 type Sink interface {
 	Deliver(ctx context.Context, job *Job) Result
+}
+
+// BatchSink is a Sink that takes several jobs of its target in one call (a
+// plugin speaking protocol version 2: one gRPC call for many deliveries).
+// The dispatcher hands it the jobs of each claim in batches of up to
+// DispatcherOptions.MaxBatch instead of one attempt per job. DeliverBatch
+// answers one Result per job, in order; each is recorded for its job
+// alone, so a batch that partly fails retries only the jobs that failed.
+// ctx is the whole batch's (one attempt timeout for all of it).
+type BatchSink interface {
+	Sink
+	DeliverBatch(ctx context.Context, jobs []*Job) []Result
 }
 
 // SinkFunc adapts a function to Sink.
@@ -40,8 +54,11 @@ type DispatcherOptions struct {
 	// Heartbeat is how often a running delivery extends its lease; default
 	// half the outbox lease.
 	Heartbeat time.Duration
-	// Timeout bounds one attempt; default 30 s.
+	// Timeout bounds one attempt (for a BatchSink: one batch); default 30 s.
 	Timeout time.Duration
+	// MaxBatch bounds the jobs of one DeliverBatch call to a BatchSink;
+	// default 64. A batch never holds more jobs than the target has slots.
+	MaxBatch int
 	// Retention is how long done jobs stay listable before Purge removes
 	// them; default 7 days. Purging runs hourly.
 	Retention time.Duration
@@ -90,6 +107,9 @@ func NewDispatcher(o *Outbox, opts DispatcherOptions) *Dispatcher {
 	}
 	if opts.Retention <= 0 {
 		opts.Retention = 7 * 24 * time.Hour
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 64
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -195,7 +215,7 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 	idle.Stop()
 	defer idle.Stop()
 	log := d.log.With(slog.String("target", t.name))
-	slots := make(chan struct{}, t.concurrency)
+	slots := newSlotPool(t.concurrency)
 	flight := newInflight()
 	done := make(chan attemptDone, t.concurrency)
 	var attempts sync.WaitGroup
@@ -218,21 +238,9 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 		<-hbDone
 	}()
 	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
+		n, ok := slots.takeFree(ctx, maxClaim)
+		if !ok {
 			return
-		}
-		// One slot is ours; take as many more as are free right now.
-		n := 1
-	more:
-		for n < min(t.concurrency, maxClaim) {
-			select {
-			case slots <- struct{}{}:
-				n++
-			default:
-				break more
-			}
 		}
 		jobs, err := d.o.ClaimBatch(ctx, t.name, d.opts.Owner, n)
 		if err != nil {
@@ -241,9 +249,7 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 				log.Warn("claiming outbox jobs failed", slog.Any("error", err))
 			}
 		}
-		for range n - len(jobs) {
-			<-slots
-		}
+		slots.release(n - len(jobs))
 		if len(jobs) == 0 {
 			if ctx.Err() != nil {
 				return
@@ -258,14 +264,72 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 			}
 			continue
 		}
+		if bs, ok := t.sink.(BatchSink); ok {
+			for batch := range slices.Chunk(jobs, d.opts.MaxBatch) {
+				attempts.Add(1)
+				go func() {
+					defer attempts.Done()
+					defer slots.release(len(batch))
+					for _, f := range d.attemptBatch(ctx, t, bs, batch, flight) {
+						done <- f
+					}
+				}()
+			}
+			continue
+		}
 		for _, job := range jobs {
 			attempts.Add(1)
 			go func() {
 				defer attempts.Done()
-				defer func() { <-slots }()
+				defer slots.release(1)
 				done <- d.attempt(ctx, t, job, flight)
 			}()
 		}
+	}
+}
+
+// slotPool counts a target's free delivery slots. A finished batch gives
+// all its slots back at once, so the next claim takes them all: with slots
+// freed one by one, the loop woke at the first and claimed a job or two at
+// a time, a write each.
+type slotPool struct {
+	mu   sync.Mutex
+	free int
+	wake chan struct{} // a release since the last wait
+}
+
+func newSlotPool(n int) *slotPool { return &slotPool{free: n, wake: make(chan struct{}, 1)} }
+
+// takeFree waits for a free slot and takes every free one, at most max;
+// false when ctx ended first.
+func (p *slotPool) takeFree(ctx context.Context, max int) (int, bool) {
+	for {
+		p.mu.Lock()
+		if n := min(p.free, max); n > 0 {
+			p.free -= n
+			p.mu.Unlock()
+			return n, true
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.wake:
+		case <-ctx.Done():
+			return 0, false
+		}
+	}
+}
+
+// release gives n slots back.
+func (p *slotPool) release(n int) {
+	if n <= 0 {
+		return
+	}
+	p.mu.Lock()
+	p.free += n
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -293,6 +357,41 @@ func (d *Dispatcher) attempt(ctx context.Context, t *target, job *Job, flight *i
 	wasLost := flight.remove(job, lost)
 	d.opts.Metrics.observe(t.name, res.Outcome, took)
 	return attemptDone{job: job, res: res, took: took, lost: wasLost}
+}
+
+// attemptBatch runs one DeliverBatch of jobs under the attempt timeout,
+// each job registered with the target's heartbeat while it runs. A job
+// whose lease is lost has its outcome dropped; the batch's call is
+// cancelled only once every job in it has lost its lease.
+func (d *Dispatcher) attemptBatch(ctx context.Context, t *target, s BatchSink, jobs []*Job, flight *inflight) []attemptDone {
+	actx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
+	defer cancel()
+	var lostN atomic.Int32
+	regs := make([]*running, len(jobs))
+	views := make([]*Job, len(jobs))
+	for i, job := range jobs {
+		var once sync.Once
+		regs[i] = flight.add(job, func() {
+			once.Do(func() {
+				if int(lostN.Add(1)) == len(jobs) {
+					cancel()
+				}
+			})
+		})
+		view := *job
+		view.Log = append([]Attempt(nil), job.Log...)
+		views[i] = &view
+	}
+	start := time.Now()
+	res := safeDeliverBatch(actx, s, views)
+	took := time.Since(start)
+	out := make([]attemptDone, len(jobs))
+	for i, job := range jobs {
+		wasLost := flight.remove(job, regs[i])
+		d.opts.Metrics.observe(t.name, res[i].Outcome, took)
+		out[i] = attemptDone{job: job, res: res[i], took: took, lost: wasLost}
+	}
+	return out
 }
 
 // complete records finished attempts: everything that has finished by the
@@ -427,6 +526,27 @@ func (d *Dispatcher) heartbeat(ctx context.Context, f *inflight, log *slog.Logge
 			}
 		}
 	}
+}
+
+// safeDeliverBatch is safeDeliver for a batch: a panic, or an answer of the
+// wrong length, is a retry of every job left without a result.
+func safeDeliverBatch(ctx context.Context, s BatchSink, jobs []*Job) (res []Result) {
+	defer func() {
+		if r := recover(); r != nil {
+			res = nil
+			for range jobs {
+				res = append(res, Retry(fmt.Errorf("sink panicked: %v", r)))
+			}
+		}
+	}()
+	res = s.DeliverBatch(ctx, jobs)
+	if len(res) > len(jobs) {
+		res = res[:len(jobs)]
+	}
+	for len(res) < len(jobs) {
+		res = append(res, Retry(fmt.Errorf("the sink answered %d results for a batch of %d", len(res), len(jobs))))
+	}
+	return res
 }
 
 // safeDeliver turns a panicking sink into a retry instead of a dead daemon.

@@ -124,20 +124,14 @@ func (b *sqliteBackend) Insert(ctx context.Context, jobs []*Job) error {
 	if err != nil {
 		return err
 	}
-	return b.db.Write(ctx, func(tx *sql.Tx) error { return insertJobs(tx, enc) })
+	return b.db.Write(ctx, func(tx *sql.Tx) error { return b.insertJobs(ctx, tx, enc) })
 }
 
 // insertJobs stores jobs in tx; ids already stored are skipped.
-func insertJobs(tx *sql.Tx, jobs []encoded) error {
-	st, err := tx.Prepare(`INSERT INTO outbox_jobs (` + jobColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+func (b *sqliteBackend) insertJobs(ctx context.Context, tx *sql.Tx, jobs []encoded) error {
 	for _, e := range jobs {
 		j := e.job
-		if _, err := st.Exec(j.ID, j.EventID, j.Target, j.AccountID, string(j.State), j.Attempts, ms(j.RunAt),
+		if _, err := b.db.Exec(ctx, tx, insertJobSQL, j.ID, j.EventID, j.Target, j.AccountID, string(j.State), j.Attempts, ms(j.RunAt),
 			nullMS(j.FirstAttemptAt), nullMS(j.LeaseUntil), j.Owner, j.ClaimID, j.LastError,
 			ms(j.CreatedAt), ms(j.UpdatedAt), string(e.log), string(e.payload)); err != nil {
 			return fmt.Errorf("insert %s: %w", j.ID, err)
@@ -145,6 +139,9 @@ func insertJobs(tx *sql.Tx, jobs []encoded) error {
 	}
 	return nil
 }
+
+const insertJobSQL = `INSERT INTO outbox_jobs (` + jobColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
 
 // claimSQL is a whole claim: the subquery walks outbox_jobs_due for the
 // target's earliest due jobs, the UPDATE takes them and returns them.
@@ -159,7 +156,7 @@ const claimSQL = `UPDATE outbox_jobs SET
 func (b *sqliteBackend) Claim(ctx context.Context, c ClaimRequest) ([]*Job, error) {
 	var jobs []*Job
 	err := b.db.Write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.Query(claimSQL, c.Owner, c.ClaimID, ms(c.LeaseUntil), ms(c.Now), c.Target, c.Max)
+		rows, err := b.db.Query(ctx, tx, claimSQL, c.Owner, c.ClaimID, ms(c.LeaseUntil), ms(c.Now), c.Target, c.Max)
 		if err != nil {
 			return err
 		}
@@ -182,7 +179,7 @@ func (b *sqliteBackend) Claim(ctx context.Context, c ClaimRequest) ([]*Job, erro
 func (b *sqliteBackend) Extend(ctx context.Context, id, claimID string, leaseUntil time.Time) error {
 	var n int64
 	err := b.db.Write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`UPDATE outbox_jobs SET lease_until = ?
+		res, err := b.db.Exec(ctx, tx, `UPDATE outbox_jobs SET lease_until = ?
 			WHERE id = ? AND claim_id = ? AND state = 'processing'`, ms(leaseUntil), id, claimID)
 		if err != nil {
 			return err
@@ -470,7 +467,8 @@ func (t *TxJobs) Insert(tx *sql.Tx) error {
 	if len(t.enc) == 0 {
 		return nil
 	}
-	if err := insertJobs(tx, t.enc); err != nil {
+	// The caller's Write has its own context; the statement is only kept.
+	if err := t.o.sql.insertJobs(context.Background(), tx, t.enc); err != nil {
 		return fmt.Errorf("enqueue %d outbox jobs: %w", len(t.jobs), err)
 	}
 	return nil

@@ -128,6 +128,20 @@ type ProcessedWithJobs interface {
 	MarkProcessedWithJobs(ctx context.Context, eventID string, jobs []EnqueueRequest) error
 }
 
+// ProcessedWithMarks is a ProcessedWithJobs that also stores the tags and
+// annotations the event's stages added, in the same transaction as the
+// done mark and the jobs. The stages' tags then cost no write (and no
+// commit to wait for) of their own; they are still in ev for the stages
+// after, and an event stopped before its mark runs again whole, tags and
+// all, after the next start.
+type ProcessedWithMarks interface {
+	ProcessedWithJobs
+	MarkProcessedWithMarks(ctx context.Context, ev *event.Event, tags []string, annotations map[string]string, jobs []EnqueueRequest) error
+	// CheckAnnotations refuses annotations the store cannot keep, so the
+	// action that made them fails at once, as an immediate write would.
+	CheckAnnotations(annotations map[string]string) error
+}
+
 // Errors callers decide by.
 var (
 	// ErrClosed: the engine is shutting down; the event stays stored and
@@ -466,6 +480,7 @@ func (e *Engine) process(ctx context.Context, in *event.Event) {
 	var jobs *sinkJobs // the sink stages' jobs, stored with the done mark
 	if _, ok := e.opts.Progress.(ProcessedWithJobs); ok {
 		jobs = &sinkJobs{}
+		_, jobs.deferMarks = e.opts.Progress.(ProcessedWithMarks)
 	}
 	var routed []string // nil: every matching sink stage
 	for _, st := range p.stages {
@@ -540,6 +555,23 @@ func (e *Engine) process(ctx context.Context, in *event.Event) {
 type sinkJobs struct {
 	reqs   []EnqueueRequest
 	stages []*stage // the stage of each request, for its enqueued count
+
+	// deferMarks: the tags and annotations stages add are stored with the
+	// done mark (ProcessedWithMarks), not each on its own.
+	deferMarks bool
+	tags       []string
+	ann        map[string]string
+}
+
+// mark keeps tags and annotations for the done mark's write.
+func (j *sinkJobs) mark(tags []string, ann map[string]string) {
+	j.tags = append(j.tags, tags...)
+	for k, v := range ann {
+		if j.ann == nil {
+			j.ann = map[string]string{}
+		}
+		j.ann[k] = v
+	}
 }
 
 func (j *sinkJobs) add(st *stage, ev *event.Event, targets []string) {
@@ -563,7 +595,12 @@ func (e *Engine) markWithJobs(ctx context.Context, ev *event.Event, jobs *sinkJo
 			log.Debug("pipeline stopped before the event was marked; left for recovery", slog.Int("jobs", len(jobs.reqs)))
 			return
 		}
-		err := p.MarkProcessedWithJobs(ctx, ev.ID, jobs.reqs)
+		var err error
+		if pm, ok := p.(ProcessedWithMarks); ok && jobs.deferMarks {
+			err = pm.MarkProcessedWithMarks(ctx, ev, jobs.tags, jobs.ann, jobs.reqs)
+		} else {
+			err = p.MarkProcessedWithJobs(ctx, ev.ID, jobs.reqs)
+		}
 		if err == nil {
 			for _, st := range jobs.stages {
 				st.stats.enqueued.Add(1)
@@ -685,7 +722,7 @@ func (e *Engine) runStage(ctx context.Context, st *stage, ev *event.Event, only 
 	var out stageOutcome
 	wait := e.opts.RetryBackoff
 	for try := 1; ; try++ {
-		o, failed := e.apply(ctx, st, ev, acts, pending, try)
+		o, failed := e.apply(ctx, st, ev, acts, pending, try, jobs)
 		if try == 1 {
 			out.drop, out.route = o.drop, o.route
 		}
@@ -824,7 +861,7 @@ func timeoutOr(ctx context.Context, err error) error {
 // persisted (within a timeout of their own, so a slow send cannot cost
 // them) and change ev for the stages after this one. route and drop only
 // shape the outcome and cannot fail.
-func (e *Engine) apply(ctx context.Context, st *stage, ev *event.Event, acts []Action, idx []int, attempt int) (stageOutcome, []ActionFailure) {
+func (e *Engine) apply(ctx context.Context, st *stage, ev *event.Event, acts []Action, idx []int, attempt int, jobs *sinkJobs) (stageOutcome, []ActionFailure) {
 	var (
 		out    stageOutcome
 		failed []ActionFailure
@@ -892,7 +929,16 @@ func (e *Engine) apply(ctx context.Context, st *stage, ev *event.Event, acts []A
 			}
 		}
 	}
-	if len(persist) > 0 {
+	if len(persist) > 0 && jobs != nil && jobs.deferMarks {
+		if err := e.opts.Progress.(ProcessedWithMarks).CheckAnnotations(newAnn); err != nil {
+			for _, i := range persist {
+				fail(i, err)
+			}
+		} else {
+			jobs.mark(newTags, newAnn)
+			ev.Tags, ev.Annotations = work.Tags, work.Annotations
+		}
+	} else if len(persist) > 0 {
 		pctx, cancel := context.WithTimeout(ctx, stageTimeout(&st.cfg))
 		defer cancel()
 		var err error

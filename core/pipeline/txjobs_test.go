@@ -228,3 +228,77 @@ func TestSinkJobsWriteRetried(t *testing.T) {
 		})
 	}
 }
+
+// markFakes is txFakes whose Progress also takes the stages' tags and
+// annotations with the done mark (ProcessedWithMarks).
+type markFakes struct {
+	*txFakes
+	marks map[string]struct {
+		tags []string
+		ann  map[string]string
+	}
+}
+
+func (p *markFakes) MarkProcessedWithMarks(ctx context.Context, ev *event.Event, tags []string, ann map[string]string, jobs []EnqueueRequest) error {
+	p.mu.Lock()
+	p.marks[ev.ID] = struct {
+		tags []string
+		ann  map[string]string
+	}{tags, ann}
+	p.mu.Unlock()
+	return p.MarkProcessedWithJobs(ctx, ev.ID, jobs)
+}
+
+func (p *markFakes) CheckAnnotations(ann map[string]string) error {
+	for k := range ann {
+		if k == "bad.key" {
+			return fmt.Errorf("annotation key %q may not contain '.'", k)
+		}
+	}
+	return nil
+}
+
+// With a ProcessedWithMarks Progress the stages' tags and annotations are
+// not written one stage at a time (no Annotate call, so no commit to wait
+// for) but arrive with the done mark, all of them; a later stage and the
+// sink jobs still see them, and an annotation the store refuses fails its
+// action at once, as an immediate write would.
+func TestMarksArriveWithTheDoneMark(t *testing.T) {
+	reg := testRegistry()
+	reg.RegisterSink("archive")
+	p := &markFakes{txFakes: newTxFakes(), marks: map[string]struct {
+		tags []string
+		ann  map[string]string
+	}{}}
+	e := newEngine(t, withTxFakes(p.txFakes, Options{Registry: reg, Stages: []StageConfig{
+		{Name: "vip", Builtin: "tag", Config: map[string]any{"tag": "vip"}},
+		{Name: "team", Builtin: "annotate", Config: map[string]any{"key": "team", "value": "sales"}},
+		{Name: "bad", Builtin: "annotate", Config: map[string]any{"key": "bad.key", "value": "x"}},
+		{Name: "archive", Sink: "archive"},
+		{Name: "late", Builtin: "tag", Config: map[string]any{"tag": "late"}},
+	}}))
+	e.opts.Progress = p
+	ev := chatEvent("acct", "c", 1)
+	if err := e.Submit(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.fakes.annotated) != 0 || len(p.fakes.ann) != 0 {
+		t.Fatalf("tags written on their own: %v %v", p.fakes.annotated, p.fakes.ann)
+	}
+	m, ok := p.marks[ev.ID]
+	if !ok || !reflect.DeepEqual(m.tags, []string{"vip", "late"}) || !reflect.DeepEqual(m.ann, map[string]string{"team": "sales"}) {
+		t.Fatalf("marks with the done mark: %+v (found %v), want tags [vip late] and team=sales", m, ok)
+	}
+	jobs := p.calls[ev.ID]
+	if len(jobs) != 1 || len(jobs[0]) != 1 || !reflect.DeepEqual(jobs[0][0].Event.Tags, []string{"vip"}) || jobs[0][0].Event.Annotations["team"] != "sales" {
+		t.Fatalf("the sink stage's job saw %+v, want the tags and annotations of the stages before it", jobs)
+	}
+	if n := stageOf(e, "bad").ActionFailures[string(ActionAnnotate)]; n != 1 {
+		t.Fatalf("the refused annotation's stage counts %d failed annotate actions, want 1", n)
+	}
+}

@@ -15,9 +15,12 @@
 // pipeline calls: Handle for inline stages (actions resolved against the
 // event: a reply's recipient, quote and blob-backed media filled in) and
 // Deliver for sink jobs (ok / retry with optional retry-after / permanent
-// failure). Each call has a deadline (Config.Timeout, default 5 s). A call
-// cut by its deadline returns context.DeadlineExceeded promptly and the
-// process stays in use: gRPC serves calls concurrently, so one stuck handler
+// failure) and DeliverBatch for several sink jobs in one call (plugin
+// protocol version 2, negotiated in the handshake; a version-1 plugin gets
+// one Deliver per job), each job with its own outcome. Each call has a
+// deadline (Config.Timeout, default 5 s). A call cut by its deadline
+// returns context.DeadlineExceeded promptly and the process stays in use:
+// gRPC serves calls concurrently, so one stuck handler
 // does not block the others; the stuck goroutine is the plugin's to end
 // (the SDK hands it the cancelled context). While a plugin restarts, calls
 // fail at once with ErrUnavailable: inline stages follow their onError

@@ -53,7 +53,7 @@ func buildPlugins(dir string) error {
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	args = append(args, "./testdata/testplugin", "./testdata/v2plugin", "./testdata/notaplugin", "../../sdk/examples/echo")
+	args = append(args, "./testdata/testplugin", "./testdata/v3plugin", "./testdata/v1plugin", "./testdata/notaplugin", "../../sdk/examples/echo")
 	cmd := exec.Command(goBin, args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build test plugins: %v\n%s", err, out)

@@ -93,6 +93,16 @@ func (p *Plugin) current() (*instance, error) {
 	return p.inst, nil
 }
 
+// ProtocolVersion is the plugin protocol negotiated with the running
+// process (2: batch delivery; 1: one delivery per call), 0 while none runs.
+func (p *Plugin) ProtocolVersion() int {
+	inst, err := p.current()
+	if err != nil {
+		return 0
+	}
+	return inst.rpc.ProtocolVersion()
+}
+
 // Wants reports whether the plugin asked for events of kind (Describe's
 // event kinds; none means all). False while the plugin is not running.
 func (p *Plugin) Wants(kind event.Kind) bool {
@@ -218,6 +228,11 @@ func (p *Plugin) DeliverWith(ctx context.Context, ev *event.Event, target string
 		p.noteError(err)
 		return DeliverResult{Err: err}
 	}
+	return p.result(res)
+}
+
+// result is the plugin's verdict on one attempt, counted.
+func (p *Plugin) result(res sdk.Result) DeliverResult {
 	out := DeliverResult{Status: res.Status, Response: res.Response}
 	switch res.Outcome {
 	case sdk.OutcomeOK:
@@ -233,6 +248,100 @@ func (p *Plugin) DeliverWith(ctx context.Context, ev *event.Event, target string
 		out.RetryAfter = res.RetryAfter
 	}
 	return out
+}
+
+// MaxBatch is the most jobs one DeliverBatch call to a plugin carries;
+// DeliverBatch splits longer lists into calls of this size.
+const MaxBatch = 64
+
+// BatchJob is one job of DeliverBatch: an attempt of Event to Target with
+// the target's settings (JSON, handed to the plugin as Job.TargetConfig).
+type BatchJob struct {
+	Event        *event.Event
+	Target       string
+	Attempt      int
+	TargetConfig []byte
+}
+
+// DeliverBatch makes one sink attempt of each job and answers each, in
+// order, as DeliverWith would. A plugin speaking protocol version 2 gets
+// the jobs in calls of up to MaxBatch (made concurrently), each call with
+// the plugin's timeout; a version-1 plugin gets one Deliver per job, all
+// concurrently — the caller bounds how many jobs it hands over. A call that
+// does not complete is a retryable failure of its jobs only; every other
+// outcome is per job, so one failing target never fails another's jobs.
+func (p *Plugin) DeliverBatch(ctx context.Context, jobs []BatchJob) []DeliverResult {
+	out := make([]DeliverResult, len(jobs))
+	inst, err := p.current()
+	if err != nil {
+		for i := range out {
+			p.deliver.record(err)
+			out[i] = DeliverResult{Err: err}
+		}
+		return out
+	}
+	// Kinds the plugin did not ask for are done without a call.
+	var send []int
+	for i, j := range jobs {
+		if wants(inst.info, j.Event.Kind) {
+			send = append(send, i)
+		} else {
+			out[i] = DeliverResult{OK: true}
+		}
+	}
+	var wg sync.WaitGroup
+	if inst.rpc.ProtocolVersion() < 2 {
+		for _, i := range send {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				j := jobs[i]
+				out[i] = p.DeliverWith(ctx, j.Event, j.Target, j.Attempt, j.TargetConfig)
+			}()
+		}
+		wg.Wait()
+		return out
+	}
+	for len(send) > 0 {
+		chunk := send[:min(len(send), MaxBatch)]
+		send = send[len(chunk):]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.deliverChunk(ctx, inst, jobs, chunk, out)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// deliverChunk makes one DeliverBatch call with jobs[idx...] and writes
+// their results to out[idx...].
+func (p *Plugin) deliverChunk(ctx context.Context, inst *instance, jobs []BatchJob, idx []int, out []DeliverResult) {
+	sj := make([]*sdk.Job, len(idx))
+	for k, i := range idx {
+		j := jobs[i]
+		sj[k] = &sdk.Job{ID: j.Event.ID + ":" + j.Target, Event: j.Event, Target: j.Target, Attempt: j.Attempt, TargetConfig: j.TargetConfig}
+	}
+	cctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	res, err := inst.rpc.DeliverBatch(cctx, sj)
+	if err == nil && len(res) != len(idx) {
+		err = fmt.Errorf("DeliverBatch answered %d results for %d jobs", len(res), len(idx))
+	}
+	if err != nil {
+		p.noteError(fmt.Errorf("plugin %q: %w", p.name, err))
+	}
+	if len(res) != len(idx) {
+		for _, i := range idx {
+			p.deliver.record(err)
+			out[i] = DeliverResult{Err: fmt.Errorf("plugin %q: %w", p.name, err)}
+		}
+		return
+	}
+	for k, i := range idx {
+		out[i] = p.result(res[k])
+	}
 }
 
 func (p *Plugin) noteError(err error) {
@@ -319,8 +428,8 @@ func (p *Plugin) startError(err error) error {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "incompatible API version"):
-		return fmt.Errorf("plugin %q (%s) speaks an incompatible plugin protocol version; this daemon speaks wildcat.plugin.v%d — rebuild the plugin with a matching sdk: %w",
-			p.name, p.cfg.Path, sdk.ProtocolVersion, err)
+		return fmt.Errorf("plugin %q (%s) speaks an incompatible plugin protocol version; this daemon speaks versions %d to %d of wildcat.plugin.v1 — rebuild the plugin with a matching sdk: %w",
+			p.name, p.cfg.Path, sdk.MinProtocolVersion, sdk.ProtocolVersion, err)
 	case strings.Contains(msg, "Unrecognized remote plugin message"),
 		strings.Contains(msg, "exited before we could connect"),
 		strings.Contains(msg, "timeout while waiting for plugin to start"),

@@ -253,8 +253,8 @@ func startErr(t *testing.T, name string, cfg Config) error {
 }
 
 func TestProtocolVersionMismatch(t *testing.T) {
-	err := startErr(t, "future", Config{Path: bin("v2plugin")})
-	for _, want := range []string{`plugin "future"`, "incompatible plugin protocol version", "wildcat.plugin.v1", "Plugin version: 2"} {
+	err := startErr(t, "future", Config{Path: bin("v3plugin")})
+	for _, want := range []string{`plugin "future"`, "incompatible plugin protocol version", "versions 1 to 2", "Plugin version: 3"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

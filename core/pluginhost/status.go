@@ -18,6 +18,10 @@ type Status struct {
 	Capabilities []string `json:"capabilities"`
 	EventKinds   []string `json:"eventKinds,omitempty"`
 
+	// Protocol is the plugin protocol version negotiated with the running
+	// process: 2 takes deliveries in batches, 1 one per call.
+	Protocol int `json:"protocol,omitempty"`
+
 	State     State      `json:"state"`
 	PID       int        `json:"pid,omitempty"`
 	StartedAt *time.Time `json:"startedAt,omitempty"`
@@ -69,6 +73,7 @@ func (p *Plugin) Status() Status {
 	}
 	if inst := p.inst; inst != nil {
 		s.PID = inst.pid
+		s.Protocol = inst.rpc.ProtocolVersion()
 		started := inst.started
 		s.StartedAt = &started
 	}

@@ -71,8 +71,10 @@ type Options struct {
 	Timeout time.Duration
 	// MaxCallStack bounds JS call depth; 0 means DefaultMaxCallStack.
 	MaxCallStack int
-	// IdleRuntimes is how many idle runtimes each rule keeps; 0 means
-	// 2×GOMAXPROCS. More calls in parallel create more, dropped on return.
+	// IdleRuntimes is how many idle runtimes each rule keeps at most; 0
+	// means DefaultIdleRuntimes. More calls in parallel create more,
+	// dropped on return. Runtimes idle for IdleTimeout are discarded down
+	// to 2×GOMAXPROCS (by Watch).
 	IdleRuntimes int
 	// MemoryLimit is the daemon heap size, in bytes, above which running
 	// rule calls are cut and idle runtimes discarded (memwatch.go); 0
@@ -113,7 +115,7 @@ func New(opts Options) *Engine {
 		opts.MaxCallStack = DefaultMaxCallStack
 	}
 	if opts.IdleRuntimes <= 0 {
-		opts.IdleRuntimes = 2 * runtime.GOMAXPROCS(0)
+		opts.IdleRuntimes = DefaultIdleRuntimes()
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -266,4 +268,25 @@ func (s *ruleStats) p99() time.Duration {
 	}
 	slices.Sort(window)
 	return window[(n*99+99)/100-1]
+}
+
+// DefaultIdleRuntimes is as many runtimes as the pipeline runs calls at
+// once (its default workers): a rule call that waits on kv holds its
+// runtime, and a pool smaller than the calls in flight made a new runtime
+// — a fifth of the CPU of a busy daemon — for most events.
+func DefaultIdleRuntimes() int { return max(64, 4*runtime.GOMAXPROCS(0)) }
+
+// IdleTimeout is how long a runtime beyond the first 2×GOMAXPROCS of a
+// rule may stay idle before it is discarded.
+const IdleTimeout = time.Minute
+
+// trimIdle discards runtimes idle for IdleTimeout (see Options.IdleRuntimes).
+func (e *Engine) trimIdle(now time.Time) {
+	set := e.set.Load()
+	if set == nil {
+		return
+	}
+	for _, v := range set.versions {
+		v.trim(2*runtime.GOMAXPROCS(0), now.Add(-IdleTimeout))
+	}
 }

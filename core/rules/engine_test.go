@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,55 @@ on("message.received", (msg, ctx) => {
 	}
 	if recs := logs.records("rule handler timed out"); len(recs) != 1 || recs[0]["line"].(float64) != 5 || recs[0]["rule"] != "loop" {
 		t.Fatalf("timeout log: %v", recs)
+	}
+}
+
+// TestIdleRuntimesAreKeptThenTrimmed: runtimes made for calls in parallel
+// go back to the pool (up to IdleRuntimes) instead of being made anew for
+// the next calls; once idle for IdleTimeout they are discarded down to a
+// floor, and a recently used one stays.
+func TestIdleRuntimesAreKeptThenTrimmed(t *testing.T) {
+	e, _ := newEngine(t, map[string]string{"a.js": `on("message.received", (msg, ctx) => ctx.tag("t"))`}, Options{})
+	v := e.set.Load().versions[0]
+	const parallel = 40 // more than 2×GOMAXPROCS here, fewer than the default pool
+	held := make([]*vm, parallel)
+	for i := range held {
+		m, err := v.get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		held[i] = m
+	}
+	for _, m := range held {
+		v.put(m)
+	}
+	if got := len(v.pool); got != parallel {
+		t.Fatalf("%d idle runtimes after %d parallel calls, want all %d kept", got, parallel, parallel)
+	}
+	// They have been idle for two minutes.
+	for range parallel {
+		r := <-v.pool
+		r.idleSince = r.idleSince.Add(-2 * IdleTimeout)
+		v.pool <- r
+	}
+	m, _ := v.get()
+	if m != held[0] {
+		t.Fatal("the next call made a runtime instead of taking an idle one")
+	}
+	v.put(m) // used just now
+
+	e.trimIdle(time.Now())
+	floor := 2 * runtime.GOMAXPROCS(0)
+	if got := len(v.pool); got != floor+1 {
+		t.Fatalf("%d idle runtimes after the trim, want the floor of %d plus the one used last", got, floor)
+	}
+	found := false
+	for range len(v.pool) {
+		r := <-v.pool
+		found = found || r == m
+	}
+	if !found {
+		t.Fatal("the trim discarded the runtime used last")
 	}
 }
 

@@ -68,7 +68,7 @@ func (k *SQLiteKV) Set(ctx context.Context, rule, key string, value json.RawMess
 	}
 	now := k.now()
 	err := k.db.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO rule_kv (rule, key, value, updated_at, expires_at) VALUES (?, ?, ?, ?, ?)
+		_, err := k.db.Exec(ctx, tx, `INSERT INTO rule_kv (rule, key, value, updated_at, expires_at) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (rule, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, expires_at = excluded.expires_at`,
 			rule, key, buf.String(), now.UnixMilli(), expiry(now, ttl))
 		return err
@@ -112,7 +112,7 @@ func (k *SQLiteKV) Incr(ctx context.Context, rule, key string, by float64, ttl t
 	now := k.now()
 	var got string
 	err := k.db.Write(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, incrSQL, rule, key, numberValue(by), now.UnixMilli(), expiry(now, ttl)).Scan(&got)
+		return k.db.QueryRow(ctx, tx, incrSQL, rule, key, numberValue(by), now.UnixMilli(), expiry(now, ttl)).Scan(&got)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("kv incr %q: value is not a number", key)
@@ -136,7 +136,7 @@ func (k *SQLiteKV) Del(ctx context.Context, rule, key string) (bool, error) {
 	var live bool
 	err := k.db.Write(ctx, func(tx *sql.Tx) error {
 		var exp sql.NullInt64
-		err := tx.QueryRowContext(ctx, `DELETE FROM rule_kv WHERE rule = ? AND key = ? RETURNING expires_at`, rule, key).Scan(&exp)
+		err := k.db.QueryRow(ctx, tx, `DELETE FROM rule_kv WHERE rule = ? AND key = ? RETURNING expires_at`, rule, key).Scan(&exp)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}

@@ -87,6 +87,7 @@ func (v *version) put(m *vm) {
 		m.close()
 		return
 	}
+	m.idleSince = time.Now()
 	select {
 	case v.pool <- m:
 	default:
@@ -110,6 +111,8 @@ type vm struct {
 	// epoch is memEpoch when the runtime was made; a memory cut since
 	// retires it (memwatch.go).
 	epoch uint64
+	// idleSince is when it last went back to the pool (trimIdle).
+	idleSince time.Time
 
 	// Deadline guard. The timer is reused across calls; a late fire from
 	// an earlier call finds a deadline not yet passed and does nothing.
@@ -203,6 +206,28 @@ func (v *version) newVM() (*vm, error) {
 }
 
 func (m *vm) close() { m.timer.Stop() }
+
+// trim discards the version's runtimes idle since before cutoff, keeping
+// at least keep of them: a burst's runtimes go once it is over, and the
+// next burst finds a few ready.
+func (v *version) trim(keep int, cutoff time.Time) {
+	var kept []*vm
+	for done := false; !done; {
+		select {
+		case m := <-v.pool:
+			if len(kept) < keep || m.idleSince.After(cutoff) {
+				kept = append(kept, m)
+			} else {
+				m.close()
+			}
+		default:
+			done = true
+		}
+	}
+	for _, m := range kept {
+		v.put(m)
+	}
+}
 
 // stale reports a runtime made before the latest memory cut.
 func (m *vm) stale() bool { return m.epoch < memEpoch.Load() }

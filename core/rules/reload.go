@@ -241,7 +241,8 @@ func (e *Engine) watch(ctx context.Context, interval time.Duration) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
+			e.trimIdle(now)
 		}
 		sigs := e.scan()
 		if !maps.Equal(sigs, last) {

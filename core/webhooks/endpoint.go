@@ -74,7 +74,11 @@ type Endpoint struct {
 	Enabled     bool              `bson:"enabled" json:"enabled"`
 	// RateLimit caps deliveries per second to this endpoint; 0: no limit.
 	RateLimit float64 `bson:"rateLimit" json:"rateLimit"`
-	Source    string  `bson:"source" json:"source"`
+	// Batch posts several deliveries at once as one JSON array of
+	// envelopes, signed as one body (see sdk/webhooks); off: one request
+	// per event. Absent on endpoints stored before it existed: off.
+	Batch  bool   `bson:"batch,omitempty" json:"batch"`
+	Source string `bson:"source" json:"source"`
 
 	// Secret signs every request; PreviousSecret too until
 	// PreviousSecretUntil (a rotation's grace period).

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/outbox"
+	"github.com/wildcathub/wildcat/core/pluginhost"
 	"github.com/wildcathub/wildcat/sdk/webhooks"
 )
 
@@ -19,35 +21,133 @@ import (
 // outbox (retried) until one is.
 var ErrNoPlugin = errors.New("no webhook plugin is running (declare plugins.webhook in config.yaml)")
 
+// BatchDeliverer is a Deliverer that takes several attempts in one call:
+// *pluginhost.Plugin is one (one gRPC call for a plugin speaking protocol
+// version 2, one call per attempt for a version-1 plugin).
+type BatchDeliverer interface {
+	Deliverer
+	DeliverBatch(ctx context.Context, jobs []pluginhost.BatchJob) []pluginhost.DeliverResult
+}
+
 // Sink delivers the outbox jobs of every endpoint target ("webhook:<id>").
 // The daemon registers it once per endpoint with the dispatcher, which
-// gives each endpoint its own claim loop.
-func (r *Registry) Sink() outbox.Sink { return outbox.SinkFunc(r.deliver) }
+// gives each endpoint its own claim loop. It is an outbox.BatchSink: the
+// jobs claimed together reach the webhook plugin in one call.
+func (r *Registry) Sink() outbox.Sink { return sink{r} }
 
-func (r *Registry) deliver(ctx context.Context, job *outbox.Job) outbox.Result {
+type sink struct{ r *Registry }
+
+func (s sink) Deliver(ctx context.Context, job *outbox.Job) outbox.Result {
+	return s.r.deliver(ctx, job)
+}
+
+func (s sink) DeliverBatch(ctx context.Context, jobs []*outbox.Job) []outbox.Result {
+	return s.r.deliverBatch(ctx, jobs)
+}
+
+// endpointFor is the enabled endpoint of job's target, or the job's final
+// answer when there is none.
+func (r *Registry) endpointFor(ctx context.Context, job *outbox.Job) (*Endpoint, *outbox.Result) {
+	answer := func(res outbox.Result) (*Endpoint, *outbox.Result) { return nil, &res }
 	id, ok := EndpointID(job.Target)
 	if !ok {
-		return outbox.Fail(fmt.Errorf("%q is not a webhook endpoint target", job.Target))
+		return answer(outbox.Fail(fmt.Errorf("%q is not a webhook endpoint target", job.Target)))
 	}
 	if job.Event == nil {
-		return outbox.Fail(errors.New("the job carries no event"))
+		return answer(outbox.Fail(errors.New("the job carries no event")))
 	}
 	e := r.cached(id)
 	if e == nil {
 		var err error
 		if e, err = r.Get(ctx, id); err != nil {
 			if errors.Is(err, ErrNotFound) {
-				return outbox.Fail(fmt.Errorf("webhook endpoint %q was deleted", id))
+				return answer(outbox.Fail(fmt.Errorf("webhook endpoint %q was deleted", id)))
 			}
-			return outbox.Retry(err)
+			return answer(outbox.Retry(err))
 		}
 		r.remember(e)
 	}
 	if !e.Enabled {
-		return outbox.Fail(fmt.Errorf("webhook endpoint %q is disabled (%s); replay its dead letters once it is enabled again", id, e.DisabledReason))
+		return answer(outbox.Fail(fmt.Errorf("webhook endpoint %q is disabled (%s); replay its dead letters once it is enabled again", id, e.DisabledReason)))
+	}
+	return e, nil
+}
+
+// deliverBatch makes one attempt of each job: those of endpoints without a
+// rate limit in one call to the plugin (the batch option then decides
+// whether the plugin posts them as one request), those of rate-limited
+// endpoints one by one at the limit's pace. Each job gets its own result;
+// each endpoint's health is recorded once for the batch.
+func (r *Registry) deliverBatch(ctx context.Context, jobs []*outbox.Job) []outbox.Result {
+	out := make([]outbox.Result, len(jobs))
+	r.mu.RLock()
+	bd, _ := r.opts.Deliverer.(BatchDeliverer)
+	r.mu.RUnlock()
+	var wg sync.WaitGroup
+	var send []int
+	var calls []pluginhost.BatchJob
+	eps := make([]*Endpoint, len(jobs))
+	cfgs := map[string][]byte{}
+	for i, job := range jobs {
+		e, res := r.endpointFor(ctx, job)
+		switch {
+		case res != nil:
+			out[i] = *res
+			continue
+		case bd == nil || e.RateLimit > 0:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out[i] = r.deliver(ctx, job)
+			}()
+			continue
+		}
+		cfg, ok := cfgs[e.ID]
+		if !ok {
+			var err error
+			if cfg, err = r.targetConfig(e); err != nil {
+				out[i] = outbox.Fail(err)
+				continue
+			}
+			cfgs[e.ID] = cfg
+		}
+		eps[i] = e
+		send = append(send, i)
+		calls = append(calls, pluginhost.BatchJob{Event: job.Event, Target: job.Target, Attempt: job.Attempts, TargetConfig: cfg})
+	}
+	if len(calls) > 0 {
+		health := map[string]attemptResult{}
+		var order []*Endpoint
+		for k, pr := range bd.DeliverBatch(ctx, calls) {
+			i := send[k]
+			res := attemptResult{Result: pr.Outbox(), disable: pr.Permanent && pr.DisableTarget}
+			out[i] = res.Result
+			e := eps[i]
+			prev, seen := health[e.ID]
+			if !seen {
+				order = append(order, e)
+			}
+			// The endpoint's health for the batch: any success clears its
+			// failure streak; a 410 disables it; otherwise it failed.
+			if !seen || res.disable || (res.Outcome == outbox.OutcomeOK && !prev.disable) {
+				health[e.ID] = res
+			}
+		}
+		for _, e := range order {
+			r.health(ctx, e, health[e.ID])
+		}
+	}
+	wg.Wait()
+	return out
+}
+
+func (r *Registry) deliver(ctx context.Context, job *outbox.Job) outbox.Result {
+	e, final := r.endpointFor(ctx, job)
+	if final != nil {
+		return *final
 	}
 	r.mu.RLock()
-	lim := r.limiters[id]
+	lim := r.limiters[e.ID]
 	r.mu.RUnlock()
 	if lim != nil {
 		// Wait for a token within the attempt's deadline; a longer wait
@@ -89,15 +189,20 @@ func (r *Registry) attempt(ctx context.Context, e *Endpoint, ev *event.Event, ta
 	if d == nil {
 		return attemptResult{Result: outbox.Retry(ErrNoPlugin)}
 	}
-	cfg, err := json.Marshal(webhooks.Target{
-		EndpointID: e.ID, URL: e.URL, Secrets: e.secrets(r.now()), Headers: e.Headers,
-		TimeoutMS: r.opts.Timeout.Milliseconds(), AllowPrivate: r.opts.AllowPrivate,
-	})
+	cfg, err := r.targetConfig(e)
 	if err != nil {
 		return attemptResult{Result: outbox.Fail(err)}
 	}
 	pr := d.DeliverWith(ctx, ev, target, n, cfg)
 	return attemptResult{Result: pr.Outbox(), disable: pr.Permanent && pr.DisableTarget}
+}
+
+// targetConfig is what the plugin gets with each attempt to e.
+func (r *Registry) targetConfig(e *Endpoint) ([]byte, error) {
+	return json.Marshal(webhooks.Target{
+		EndpointID: e.ID, URL: e.URL, Secrets: e.secrets(r.now()), Headers: e.Headers,
+		TimeoutMS: r.opts.Timeout.Milliseconds(), AllowPrivate: r.opts.AllowPrivate, Batch: e.Batch,
+	})
 }
 
 // health records an attempt: a success clears the failure streak; a

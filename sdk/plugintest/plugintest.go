@@ -109,6 +109,18 @@ func (h *Harness) Deliver(ctx context.Context, job *sdk.Job) (sdk.Result, error)
 	return h.client.Deliver(ctx, job)
 }
 
+// DeliverBatch makes one attempt of each job in one call, as a daemon
+// speaking protocol version 2 does: through the plugin's sdk.BatchSink, or
+// its Deliver for each job. Zero Attempts are sent as 1.
+func (h *Harness) DeliverBatch(ctx context.Context, jobs []*sdk.Job) ([]sdk.Result, error) {
+	for _, job := range jobs {
+		if job.Attempt == 0 {
+			job.Attempt = 1
+		}
+	}
+	return h.client.DeliverBatch(ctx, jobs)
+}
+
 // TextMessage is a message.received event with text from
 // 15550001111@s.whatsapp.net on account "test", for handler tests. Adjust
 // its fields as needed.

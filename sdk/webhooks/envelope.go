@@ -1,7 +1,10 @@
 package webhooks
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/wildcathub/wildcat/core/event"
@@ -25,6 +28,31 @@ func Render(ev *event.Event) ([]byte, error) {
 	return json.Marshal(Envelope{Type: string(ev.Kind), Timestamp: ev.Timestamp.UTC(), Data: ev})
 }
 
+// RenderBatch is the body of a batch request (an endpoint with batch on):
+// a JSON array of the events' envelopes, in order,
+//
+//	[{"type":"message.received",…,"data":{…}},{"type":"message.status",…}]
+//
+// signed as one body: webhook-id is BatchID of the events' ids, and the
+// signature is the usual one over "{webhook-id}.{timestamp}.{the whole
+// array}", so Verify (and any Standard Webhooks library) checks it
+// unchanged. Receivers drop repeats per element, by data.id.
+func RenderBatch(evs []*event.Event) ([]byte, error) {
+	envs := make([]Envelope, len(evs))
+	for i, ev := range evs {
+		envs[i] = Envelope{Type: string(ev.Kind), Timestamp: ev.Timestamp.UTC(), Data: ev}
+	}
+	return json.Marshal(envs)
+}
+
+// BatchID is the webhook-id of a batch request: "batch_" and the first 16
+// bytes, in hex, of the SHA-256 of the events' ids joined by newlines — the
+// same for a retry of the same events in the same order.
+func BatchID(eventIDs []string) string {
+	sum := sha256.Sum256([]byte(strings.Join(eventIDs, "\n")))
+	return "batch_" + hex.EncodeToString(sum[:16])
+}
+
 // Target is what the daemon hands the webhook plugin with every attempt
 // (the job's target config, JSON): one endpoint's delivery settings.
 type Target struct {
@@ -40,4 +68,7 @@ type Target struct {
 	// AllowPrivate lets the request reach loopback, private and link-local
 	// addresses (webhooks.allow_private_targets).
 	AllowPrivate bool `json:"allowPrivate,omitempty"`
+	// Batch: the endpoint takes several deliveries in one request, a JSON
+	// array of envelopes (RenderBatch) signed as one body.
+	Batch bool `json:"batch,omitempty"`
 }

@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -178,8 +179,13 @@ func dsn(path string, sync Sync, readOnly bool) string {
 		// SQLITE_BUSY half-way.
 		q.Set("_txlock", "immediate")
 	}
-	return "file:" + path + "?" + q.Encode()
+	return "file:" + uriPath.Replace(path) + "?" + q.Encode()
 }
+
+// uriPath escapes what SQLite's URI filenames give a meaning to (a query,
+// a fragment, an escape), so that a data directory named e.g. "a#1" opens
+// that file and not "a".
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 // Path is the database file.
 func (db *DB) Path() string { return db.path }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -121,6 +122,34 @@ func TestSecondOpenIsRefused(t *testing.T) {
 	_, err := sqlite.Open(context.Background(), sqlite.Options{Path: path})
 	if !errors.Is(err, sqlite.ErrLocked) {
 		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
+}
+
+// TestPathsWithURICharacters: a data directory whose name holds a
+// character SQLite's URI filenames give a meaning to opens the file in it,
+// not a file named by the part before that character.
+func TestPathsWithURICharacters(t *testing.T) {
+	for _, name := range []string{"a#1", "b?x=y", "c%20d", "e&f"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), name)
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "w.db")
+			db := open(t, path, things)
+			if err := db.Write(context.Background(), func(tx *sql.Tx) error {
+				_, err := tx.Exec(`INSERT INTO things VALUES ('x', 1)`)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(path); err != nil {
+				t.Fatalf("the database is not where it was asked for: %v", err)
+			}
+			if db.Path() != path || count(t, db) != 1 {
+				t.Fatalf("path %q, %d things", db.Path(), count(t, db))
+			}
+		})
 	}
 }
 

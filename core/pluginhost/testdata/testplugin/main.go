@@ -157,4 +157,17 @@ func (p *testPlugin) Deliver(ctx context.Context, job *sdk.Job) sdk.Result {
 	return sdk.Fail(fmt.Errorf("unknown target %q", job.Target))
 }
 
+// DeliverBatch answers each job as Deliver does, noting in the response of
+// each how many jobs its call carried.
+func (p *testPlugin) DeliverBatch(ctx context.Context, jobs []*sdk.Job) []sdk.Result {
+	out := make([]sdk.Result, len(jobs))
+	for i, job := range jobs {
+		out[i] = p.Deliver(ctx, job)
+		if out[i].Response == "" {
+			out[i].Response = fmt.Sprintf("batch of %d", len(jobs))
+		}
+	}
+	return out
+}
+
 func main() { sdk.Serve(&testPlugin{}) }

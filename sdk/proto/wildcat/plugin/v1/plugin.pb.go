@@ -767,6 +767,100 @@ func (x *DeliverFail) GetDisableTarget() bool {
 	return false
 }
 
+// DeliverBatchRequest carries several jobs (protocol version 2); they may
+// have different targets. The call's deadline covers them all.
+type DeliverBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Jobs          []*Job                 `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverBatchRequest) Reset() {
+	*x = DeliverBatchRequest{}
+	mi := &file_wildcat_plugin_v1_plugin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverBatchRequest) ProtoMessage() {}
+
+func (x *DeliverBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wildcat_plugin_v1_plugin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverBatchRequest.ProtoReflect.Descriptor instead.
+func (*DeliverBatchRequest) Descriptor() ([]byte, []int) {
+	return file_wildcat_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DeliverBatchRequest) GetJobs() []*Job {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+// DeliverBatchResponse answers every job of the request, in its order:
+// results[i] is the outcome of jobs[i], as Deliver would have answered it.
+// A job the plugin did not get to before the deadline is answered with
+// DeliverRetry, so one slow or failing target never decides the others.
+type DeliverBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*DeliverResponse     `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverBatchResponse) Reset() {
+	*x = DeliverBatchResponse{}
+	mi := &file_wildcat_plugin_v1_plugin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverBatchResponse) ProtoMessage() {}
+
+func (x *DeliverBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wildcat_plugin_v1_plugin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverBatchResponse.ProtoReflect.Descriptor instead.
+func (*DeliverBatchResponse) Descriptor() ([]byte, []int) {
+	return file_wildcat_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DeliverBatchResponse) GetResults() []*DeliverResponse {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 var File_wildcat_plugin_v1_plugin_proto protoreflect.FileDescriptor
 
 const file_wildcat_plugin_v1_plugin_proto_rawDesc = "" +
@@ -811,17 +905,22 @@ const file_wildcat_plugin_v1_plugin_proto_rawDesc = "" +
 	"retryAfter\"L\n" +
 	"\vDeliverFail\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12%\n" +
-	"\x0edisable_target\x18\x02 \x01(\bR\rdisableTarget*T\n" +
+	"\x0edisable_target\x18\x02 \x01(\bR\rdisableTarget\"A\n" +
+	"\x13DeliverBatchRequest\x12*\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x16.wildcat.plugin.v1.JobR\x04jobs\"T\n" +
+	"\x14DeliverBatchResponse\x12<\n" +
+	"\aresults\x18\x01 \x03(\v2\".wildcat.plugin.v1.DeliverResponseR\aresults*T\n" +
 	"\n" +
 	"Capability\x12\x1a\n" +
 	"\x16CAPABILITY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CAPABILITY_INLINE\x10\x01\x12\x13\n" +
-	"\x0fCAPABILITY_SINK\x10\x022\xd6\x02\n" +
+	"\x0fCAPABILITY_SINK\x10\x022\xb7\x03\n" +
 	"\x06Plugin\x12S\n" +
 	"\bDescribe\x12\".wildcat.plugin.v1.DescribeRequest\x1a#.wildcat.plugin.v1.DescribeResponse\x12V\n" +
 	"\tConfigure\x12#.wildcat.plugin.v1.ConfigureRequest\x1a$.wildcat.plugin.v1.ConfigureResponse\x12M\n" +
 	"\x06Handle\x12 .wildcat.plugin.v1.HandleRequest\x1a!.wildcat.plugin.v1.HandleResponse\x12P\n" +
-	"\aDeliver\x12!.wildcat.plugin.v1.DeliverRequest\x1a\".wildcat.plugin.v1.DeliverResponseBDZBgithub.com/wildcathub/wildcat/sdk/proto/wildcat/plugin/v1;pluginv1b\x06proto3"
+	"\aDeliver\x12!.wildcat.plugin.v1.DeliverRequest\x1a\".wildcat.plugin.v1.DeliverResponse\x12_\n" +
+	"\fDeliverBatch\x12&.wildcat.plugin.v1.DeliverBatchRequest\x1a'.wildcat.plugin.v1.DeliverBatchResponseBDZBgithub.com/wildcathub/wildcat/sdk/proto/wildcat/plugin/v1;pluginv1b\x06proto3"
 
 var (
 	file_wildcat_plugin_v1_plugin_proto_rawDescOnce sync.Once
@@ -836,50 +935,56 @@ func file_wildcat_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_wildcat_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wildcat_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_wildcat_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_wildcat_plugin_v1_plugin_proto_goTypes = []any{
-	(Capability)(0),             // 0: wildcat.plugin.v1.Capability
-	(*DescribeRequest)(nil),     // 1: wildcat.plugin.v1.DescribeRequest
-	(*DescribeResponse)(nil),    // 2: wildcat.plugin.v1.DescribeResponse
-	(*ConfigureRequest)(nil),    // 3: wildcat.plugin.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),   // 4: wildcat.plugin.v1.ConfigureResponse
-	(*HandleRequest)(nil),       // 5: wildcat.plugin.v1.HandleRequest
-	(*HandleResponse)(nil),      // 6: wildcat.plugin.v1.HandleResponse
-	(*Job)(nil),                 // 7: wildcat.plugin.v1.Job
-	(*DeliverRequest)(nil),      // 8: wildcat.plugin.v1.DeliverRequest
-	(*DeliverResponse)(nil),     // 9: wildcat.plugin.v1.DeliverResponse
-	(*DeliverOK)(nil),           // 10: wildcat.plugin.v1.DeliverOK
-	(*DeliverRetry)(nil),        // 11: wildcat.plugin.v1.DeliverRetry
-	(*DeliverFail)(nil),         // 12: wildcat.plugin.v1.DeliverFail
-	(*structpb.Struct)(nil),     // 13: google.protobuf.Struct
-	(*Event)(nil),               // 14: wildcat.plugin.v1.Event
-	(*Action)(nil),              // 15: wildcat.plugin.v1.Action
-	(*durationpb.Duration)(nil), // 16: google.protobuf.Duration
+	(Capability)(0),              // 0: wildcat.plugin.v1.Capability
+	(*DescribeRequest)(nil),      // 1: wildcat.plugin.v1.DescribeRequest
+	(*DescribeResponse)(nil),     // 2: wildcat.plugin.v1.DescribeResponse
+	(*ConfigureRequest)(nil),     // 3: wildcat.plugin.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),    // 4: wildcat.plugin.v1.ConfigureResponse
+	(*HandleRequest)(nil),        // 5: wildcat.plugin.v1.HandleRequest
+	(*HandleResponse)(nil),       // 6: wildcat.plugin.v1.HandleResponse
+	(*Job)(nil),                  // 7: wildcat.plugin.v1.Job
+	(*DeliverRequest)(nil),       // 8: wildcat.plugin.v1.DeliverRequest
+	(*DeliverResponse)(nil),      // 9: wildcat.plugin.v1.DeliverResponse
+	(*DeliverOK)(nil),            // 10: wildcat.plugin.v1.DeliverOK
+	(*DeliverRetry)(nil),         // 11: wildcat.plugin.v1.DeliverRetry
+	(*DeliverFail)(nil),          // 12: wildcat.plugin.v1.DeliverFail
+	(*DeliverBatchRequest)(nil),  // 13: wildcat.plugin.v1.DeliverBatchRequest
+	(*DeliverBatchResponse)(nil), // 14: wildcat.plugin.v1.DeliverBatchResponse
+	(*structpb.Struct)(nil),      // 15: google.protobuf.Struct
+	(*Event)(nil),                // 16: wildcat.plugin.v1.Event
+	(*Action)(nil),               // 17: wildcat.plugin.v1.Action
+	(*durationpb.Duration)(nil),  // 18: google.protobuf.Duration
 }
 var file_wildcat_plugin_v1_plugin_proto_depIdxs = []int32{
 	0,  // 0: wildcat.plugin.v1.DescribeResponse.capabilities:type_name -> wildcat.plugin.v1.Capability
-	13, // 1: wildcat.plugin.v1.ConfigureRequest.config:type_name -> google.protobuf.Struct
-	14, // 2: wildcat.plugin.v1.HandleRequest.event:type_name -> wildcat.plugin.v1.Event
-	15, // 3: wildcat.plugin.v1.HandleResponse.actions:type_name -> wildcat.plugin.v1.Action
-	14, // 4: wildcat.plugin.v1.Job.event:type_name -> wildcat.plugin.v1.Event
+	15, // 1: wildcat.plugin.v1.ConfigureRequest.config:type_name -> google.protobuf.Struct
+	16, // 2: wildcat.plugin.v1.HandleRequest.event:type_name -> wildcat.plugin.v1.Event
+	17, // 3: wildcat.plugin.v1.HandleResponse.actions:type_name -> wildcat.plugin.v1.Action
+	16, // 4: wildcat.plugin.v1.Job.event:type_name -> wildcat.plugin.v1.Event
 	7,  // 5: wildcat.plugin.v1.DeliverRequest.job:type_name -> wildcat.plugin.v1.Job
 	10, // 6: wildcat.plugin.v1.DeliverResponse.ok:type_name -> wildcat.plugin.v1.DeliverOK
 	11, // 7: wildcat.plugin.v1.DeliverResponse.retry:type_name -> wildcat.plugin.v1.DeliverRetry
 	12, // 8: wildcat.plugin.v1.DeliverResponse.fail:type_name -> wildcat.plugin.v1.DeliverFail
-	16, // 9: wildcat.plugin.v1.DeliverRetry.retry_after:type_name -> google.protobuf.Duration
-	1,  // 10: wildcat.plugin.v1.Plugin.Describe:input_type -> wildcat.plugin.v1.DescribeRequest
-	3,  // 11: wildcat.plugin.v1.Plugin.Configure:input_type -> wildcat.plugin.v1.ConfigureRequest
-	5,  // 12: wildcat.plugin.v1.Plugin.Handle:input_type -> wildcat.plugin.v1.HandleRequest
-	8,  // 13: wildcat.plugin.v1.Plugin.Deliver:input_type -> wildcat.plugin.v1.DeliverRequest
-	2,  // 14: wildcat.plugin.v1.Plugin.Describe:output_type -> wildcat.plugin.v1.DescribeResponse
-	4,  // 15: wildcat.plugin.v1.Plugin.Configure:output_type -> wildcat.plugin.v1.ConfigureResponse
-	6,  // 16: wildcat.plugin.v1.Plugin.Handle:output_type -> wildcat.plugin.v1.HandleResponse
-	9,  // 17: wildcat.plugin.v1.Plugin.Deliver:output_type -> wildcat.plugin.v1.DeliverResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	18, // 9: wildcat.plugin.v1.DeliverRetry.retry_after:type_name -> google.protobuf.Duration
+	7,  // 10: wildcat.plugin.v1.DeliverBatchRequest.jobs:type_name -> wildcat.plugin.v1.Job
+	9,  // 11: wildcat.plugin.v1.DeliverBatchResponse.results:type_name -> wildcat.plugin.v1.DeliverResponse
+	1,  // 12: wildcat.plugin.v1.Plugin.Describe:input_type -> wildcat.plugin.v1.DescribeRequest
+	3,  // 13: wildcat.plugin.v1.Plugin.Configure:input_type -> wildcat.plugin.v1.ConfigureRequest
+	5,  // 14: wildcat.plugin.v1.Plugin.Handle:input_type -> wildcat.plugin.v1.HandleRequest
+	8,  // 15: wildcat.plugin.v1.Plugin.Deliver:input_type -> wildcat.plugin.v1.DeliverRequest
+	13, // 16: wildcat.plugin.v1.Plugin.DeliverBatch:input_type -> wildcat.plugin.v1.DeliverBatchRequest
+	2,  // 17: wildcat.plugin.v1.Plugin.Describe:output_type -> wildcat.plugin.v1.DescribeResponse
+	4,  // 18: wildcat.plugin.v1.Plugin.Configure:output_type -> wildcat.plugin.v1.ConfigureResponse
+	6,  // 19: wildcat.plugin.v1.Plugin.Handle:output_type -> wildcat.plugin.v1.HandleResponse
+	9,  // 20: wildcat.plugin.v1.Plugin.Deliver:output_type -> wildcat.plugin.v1.DeliverResponse
+	14, // 21: wildcat.plugin.v1.Plugin.DeliverBatch:output_type -> wildcat.plugin.v1.DeliverBatchResponse
+	17, // [17:22] is the sub-list for method output_type
+	12, // [12:17] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_wildcat_plugin_v1_plugin_proto_init() }
@@ -900,7 +1005,7 @@ func file_wildcat_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wildcat_plugin_v1_plugin_proto_rawDesc), len(file_wildcat_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,10 +21,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Plugin_Describe_FullMethodName  = "/wildcat.plugin.v1.Plugin/Describe"
-	Plugin_Configure_FullMethodName = "/wildcat.plugin.v1.Plugin/Configure"
-	Plugin_Handle_FullMethodName    = "/wildcat.plugin.v1.Plugin/Handle"
-	Plugin_Deliver_FullMethodName   = "/wildcat.plugin.v1.Plugin/Deliver"
+	Plugin_Describe_FullMethodName     = "/wildcat.plugin.v1.Plugin/Describe"
+	Plugin_Configure_FullMethodName    = "/wildcat.plugin.v1.Plugin/Configure"
+	Plugin_Handle_FullMethodName       = "/wildcat.plugin.v1.Plugin/Handle"
+	Plugin_Deliver_FullMethodName      = "/wildcat.plugin.v1.Plugin/Deliver"
+	Plugin_DeliverBatch_FullMethodName = "/wildcat.plugin.v1.Plugin/DeliverBatch"
 )
 
 // PluginClient is the client API for Plugin service.
@@ -43,6 +44,11 @@ type PluginClient interface {
 	Handle(ctx context.Context, in *HandleRequest, opts ...grpc.CallOption) (*HandleResponse, error)
 	// Deliver is one attempt of a sink job from the outbox.
 	Deliver(ctx context.Context, in *DeliverRequest, opts ...grpc.CallOption) (*DeliverResponse, error)
+	// DeliverBatch (protocol version 2) is one attempt of each of several sink
+	// jobs in one call, each with its own outcome. The host calls it only on
+	// plugins that negotiated protocol version 2 in the go-plugin handshake; a
+	// version-1 plugin gets one Deliver per job.
+	DeliverBatch(ctx context.Context, in *DeliverBatchRequest, opts ...grpc.CallOption) (*DeliverBatchResponse, error)
 }
 
 type pluginClient struct {
@@ -93,6 +99,16 @@ func (c *pluginClient) Deliver(ctx context.Context, in *DeliverRequest, opts ...
 	return out, nil
 }
 
+func (c *pluginClient) DeliverBatch(ctx context.Context, in *DeliverBatchRequest, opts ...grpc.CallOption) (*DeliverBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeliverBatchResponse)
+	err := c.cc.Invoke(ctx, Plugin_DeliverBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PluginServer is the server API for Plugin service.
 // All implementations must embed UnimplementedPluginServer
 // for forward compatibility.
@@ -109,6 +125,11 @@ type PluginServer interface {
 	Handle(context.Context, *HandleRequest) (*HandleResponse, error)
 	// Deliver is one attempt of a sink job from the outbox.
 	Deliver(context.Context, *DeliverRequest) (*DeliverResponse, error)
+	// DeliverBatch (protocol version 2) is one attempt of each of several sink
+	// jobs in one call, each with its own outcome. The host calls it only on
+	// plugins that negotiated protocol version 2 in the go-plugin handshake; a
+	// version-1 plugin gets one Deliver per job.
+	DeliverBatch(context.Context, *DeliverBatchRequest) (*DeliverBatchResponse, error)
 	mustEmbedUnimplementedPluginServer()
 }
 
@@ -130,6 +151,9 @@ func (UnimplementedPluginServer) Handle(context.Context, *HandleRequest) (*Handl
 }
 func (UnimplementedPluginServer) Deliver(context.Context, *DeliverRequest) (*DeliverResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Deliver not implemented")
+}
+func (UnimplementedPluginServer) DeliverBatch(context.Context, *DeliverBatchRequest) (*DeliverBatchResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeliverBatch not implemented")
 }
 func (UnimplementedPluginServer) mustEmbedUnimplementedPluginServer() {}
 func (UnimplementedPluginServer) testEmbeddedByValue()                {}
@@ -224,6 +248,24 @@ func _Plugin_Deliver_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Plugin_DeliverBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeliverBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServer).DeliverBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Plugin_DeliverBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServer).DeliverBatch(ctx, req.(*DeliverBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Plugin_ServiceDesc is the grpc.ServiceDesc for Plugin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -246,6 +288,10 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Deliver",
 			Handler:    _Plugin_Deliver_Handler,
+		},
+		{
+			MethodName: "DeliverBatch",
+			Handler:    _Plugin_DeliverBatch_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

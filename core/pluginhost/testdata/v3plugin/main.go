@@ -1,4 +1,4 @@
-// Command v2plugin offers only protocol version 2, which this daemon does not
+// Command v3plugin offers only protocol version 3, which this daemon does not
 // speak: the host must refuse it with a clear error.
 package main
 
@@ -17,7 +17,7 @@ func (nop) Handle(context.Context, *sdk.Event) ([]sdk.Action, error) { return ni
 func main() {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{2: sdk.VersionedPlugins(nop{})[sdk.ProtocolVersion]},
+		VersionedPlugins: map[int]plugin.PluginSet{3: sdk.VersionedPlugins(nop{})[sdk.ProtocolVersion]},
 		GRPCServer:       plugin.DefaultGRPCServer,
 	})
 }
