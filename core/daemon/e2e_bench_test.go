@@ -20,6 +20,7 @@ import (
 	"github.com/wildcathub/wildcat/core/apikeys/apikeystest"
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/daemon"
+	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/pipeline"
 	"github.com/wildcathub/wildcat/core/pluginhost"
 	"github.com/wildcathub/wildcat/core/session/sim"
@@ -69,13 +70,32 @@ func BenchmarkEndToEnd(b *testing.B) {
 
 			n := b.N
 			rec.expect(n)
+			// When the last event is through the pipeline (stored, rules,
+			// its outbox job stored): what is left after it is delivery.
+			through := make(chan time.Time, 1)
+			var seen atomic.Int64
+			sub, _, _ := d.Events().Subscribe(func(ev *event.Event) bool {
+				return ev.AccountID == "e2e" && ev.Kind == event.KindMessageReceived
+			}, "")
+			go func() {
+				for range sub.C {
+					if seen.Add(1) == int64(n) {
+						through <- time.Now()
+					}
+				}
+			}()
 			var st0 sqlite.Stats
 			if db := d.Database(); db != nil {
 				st0 = db.Stats()
 			}
+			cpu0 := processCPU(b)
 			start := time.Now()
 			inject(b, c, 0, n, nil)
 			rec.waitAll(b)
+			// This process's CPU (daemon, clients and receiver); the
+			// plugin process's is its own.
+			f.CPUPerEventUs = float64((processCPU(b) - cpu0).Microseconds()) / float64(n)
+			b.ReportMetric(f.CPUPerEventUs, "cpu-µs/event")
 			if db := d.Database(); db != nil {
 				st := db.Stats()
 				commits, writes := st.Commits-st0.Commits, st.Writes-st0.Writes
@@ -86,6 +106,13 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 			f.Events = n
 			f.DeliveredPerSec = float64(n) / time.Since(start).Seconds()
+			select {
+			case at := <-through:
+				f.PipelinePerSec = float64(n) / at.Sub(start).Seconds()
+				b.ReportMetric(f.PipelinePerSec, "through-pipeline/s")
+			default: // the subscription lagged: no figure
+			}
+			sub.Close()
 			b.ReportMetric(f.DeliveredPerSec, "delivered/s")
 
 			// Latency: a fixed number of messages whatever b.N is (the
@@ -136,6 +163,8 @@ type e2eFigures struct {
 	Clients         int     `json:"clients"`
 	Events          int     `json:"events"`
 	DeliveredPerSec float64 `json:"deliveredPerSec"`
+	PipelinePerSec  float64 `json:"pipelinePerSec"`
+	CPUPerEventUs   float64 `json:"cpuPerEventUs"`
 	RawPostsPerSec  float64 `json:"rawPostsPerSec"`
 	OfferedPerSec   float64 `json:"offeredPerSec"`
 	KeptUpPerSec    float64 `json:"keptUpPerSec"`

@@ -43,7 +43,9 @@ func (p txProgress) MarkProcessedWithMarks(ctx context.Context, ev *event.Event,
 }
 
 // CheckAnnotations implements pipeline.ProcessedWithMarks.
-func (txProgress) CheckAnnotations(ann map[string]string) error { return messages.CheckAnnotations(ann) }
+func (txProgress) CheckAnnotations(ann map[string]string) error {
+	return messages.CheckAnnotations(ann)
+}
 
 var _ pipeline.ProcessedWithMarks = txProgress{}
 

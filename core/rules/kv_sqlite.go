@@ -45,7 +45,7 @@ func (k *SQLiteKV) Get(ctx context.Context, rule, key string) (json.RawMessage, 
 		return nil, false, err
 	}
 	var v string
-	err := k.db.Reader().QueryRowContext(ctx,
+	err := k.db.ReadRow(ctx,
 		`SELECT value FROM rule_kv WHERE rule = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)`,
 		rule, key, k.now().UnixMilli()).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -85,6 +85,7 @@ type DB struct {
 	log    *slog.Logger
 	gc     *committer
 	stmts  sync.Map // query → *sql.Stmt prepared on the writer (see Stmt)
+	reads  sync.Map // query → *sql.Stmt on the reader pool (see Read)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -274,6 +275,40 @@ func (db *DB) QueryRow(ctx context.Context, tx *sql.Tx, query string, args ...an
 	return tx.QueryRowContext(ctx, query, args...)
 }
 
+// Read and ReadRow run a read-only query on the reader pool as Reader's
+// methods do, with the statement kept prepared (database/sql prepares it
+// once per pooled connection): a point read on a hot path (a rule's kv
+// get) otherwise spends most of its time in SQLite's parser.
+func (db *DB) Read(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s := db.readStmt(ctx, query); s != nil {
+		return s.QueryContext(ctx, args...)
+	}
+	return db.reader.QueryContext(ctx, query, args...)
+}
+
+// ReadRow is Read for queries that return one row.
+func (db *DB) ReadRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if s := db.readStmt(ctx, query); s != nil {
+		return s.QueryRowContext(ctx, args...)
+	}
+	return db.reader.QueryRowContext(ctx, query, args...)
+}
+
+func (db *DB) readStmt(ctx context.Context, query string) *sql.Stmt {
+	if s, ok := db.reads.Load(query); ok {
+		return s.(*sql.Stmt)
+	}
+	p, err := db.reader.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	if prev, loaded := db.reads.LoadOrStore(query, p); loaded {
+		_ = p.Close()
+		return prev.(*sql.Stmt)
+	}
+	return p
+}
+
 // stmt is query's kept statement bound to tx, or nil when it does not
 // prepare. The writer's second connection prepares it while the first is
 // inside tx; tx then prepares it once more on its own connection, and
@@ -302,10 +337,12 @@ func (db *DB) Close() error {
 		if db.gc != nil {
 			db.gc.close()
 		}
-		db.stmts.Range(func(_, s any) bool {
-			_ = s.(*sql.Stmt).Close()
-			return true
-		})
+		for _, m := range []*sync.Map{&db.stmts, &db.reads} {
+			m.Range(func(_, s any) bool {
+				_ = s.(*sql.Stmt).Close()
+				return true
+			})
+		}
 		// A clean close checkpoints the WAL into the main file, so a
 		// copied database file is complete without its -wal.
 		if _, err := db.writer.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
