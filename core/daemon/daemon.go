@@ -272,6 +272,7 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	})
 	simOpts := opts.Sim
 	simOpts.Auth, simOpts.Logger = d.simAuth(), logging.Component(opts.Logger, "sim")
+	simOpts.Groups = d.simGroups()
 	d.sim = sim.New(simOpts)
 	d.sessions = session.NewManager(session.ManagerOptions{
 		Accounts:   d.accountStore(),

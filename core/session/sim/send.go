@@ -25,7 +25,12 @@ func (s *Session) Send(ctx context.Context, req *session.SendRequest) (*session.
 	if s.getState() != stateConnected {
 		return nil, fmt.Errorf("sim account %q is not connected: %w", s.acct.ID, session.ErrWrongState)
 	}
+	var members []string // a group's (groupsend.go)
 	to, err := parseRecipient(req.To)
+	if gj, ok := groupJID(req.To); ok {
+		to, err = gj, nil
+		members, err = s.n.groupMembers(ctx, s, gj.String())
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +79,11 @@ func (s *Session) Send(ctx context.Context, req *session.SendRequest) (*session.
 			s.log.Warn("sim server ack not stored", slog.String("message_id", id), slog.Any("error", err))
 		}
 	}
-	if !f.DropSends {
+	switch {
+	case f.DropSends:
+	case members != nil:
+		s.n.routeGroup(s, to, members, msg, info)
+	default:
 		s.n.route(s, to, msg, info)
 	}
 	return &session.SendResult{MessageID: id, Timestamp: now, Event: ev}, nil
