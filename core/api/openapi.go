@@ -262,7 +262,7 @@ func Operations() []Operation {
 			BodyType: "application/json", BodySchema: ref("SimInbound"),
 			BodyExamples: map[string]any{"text": map[string]any{"from": ExampleContactPhone, "pushName": "Ann", "id": ExampleMessageID, "text": "Hi, is my order ready?"}},
 			Status:       201, Response: obj(map[string]any{"eventId": str(""), "messageId": str(""), "kind": str("")}),
-			ResponseEx: map[string]any{"eventId": ExampleAccount + ":" + ExampleMessageID, "messageId": ExampleMessageID, "kind": "message.received"}, Errors: []int{400, 404, 409}},
+			ResponseEx: map[string]any{"eventId": ExampleAccount + ":" + ExampleMessageID, "messageId": ExampleMessageID, "kind": "message.received"}, Errors: []int{400, 404, 409, 422}},
 
 		{Method: "POST", Path: "/v1/media", Summary: "Upload media (multipart field \"file\", or the raw body with its Content-Type)", Tag: "media",
 			BodyType: "image/png", BodySchema: map[string]any{"type": "string", "contentMediaType": "application/octet-stream"},
