@@ -384,6 +384,13 @@ func TestChannelsOverREST(t *testing.T) {
 	if got := strings.Join(walked, " "); got != "104 103 102 101 100" {
 		t.Fatalf("walked %q", got)
 	}
+	// Reading channels needs messages:read.
+	_, sendOnly := createKey(t, c, "sender", []string{"messages:send"}, []string{"reader"})
+	_, reader := createKey(t, c, "reader", []string{"messages:read"}, []string{"reader"})
+	c.as(sendOnly).must(c.as(sendOnly).get("/v1/accounts/reader/channels"), 403)
+	c.as(sendOnly).must(c.as(sendOnly).get(base), 403)
+	c.as(reader).must(c.as(reader).get("/v1/accounts/reader/channels"), 200)
+	c.as(reader).must(c.as(reader).get(base), 200)
 	for _, tt := range []struct {
 		name, path string
 		status     int
