@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/wildcathub/wildcat/core/session/sim"
 )
 
 // The OpenAPI 3.1 document is Go data: no generator, no second source to
@@ -141,6 +143,26 @@ var chatExample = map[string]any{
 	"lastActivity": 1795632060, "unreadCount": 0, "messageCount": 2, "updatedAt": "2026-11-25T12:01:00Z",
 }
 
+// The group of the examples: the first the example account creates, and
+// its invite codes before and after a reset (the sim derives both).
+var (
+	ExampleGroupID     = sim.GroupJIDFor(ExampleAccount, 1)
+	exampleInviteCode1 = sim.InviteCodeFor(ExampleGroupID, 1)
+	ExampleInviteCode  = sim.InviteCodeFor(ExampleGroupID, 2)
+)
+
+// ExampleJPEG is a 1×1 JPEG, base64: the group picture of the examples.
+const ExampleJPEG = "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP//////////////////////////////////////////////////////////////////////////////////////wAALCAABAAEBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAAA//EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQEAAD8AN//Z"
+
+var groupExample = map[string]any{
+	"jid": ExampleGroupID, "name": "Orders", "owner": "15551460268@s.whatsapp.net", "ownerPn": "15551460268@s.whatsapp.net",
+	"createdAt": "2026-11-25T12:02:00Z", "locked": false, "announce": false, "joinApproval": false,
+	"participants": []any{
+		map[string]any{"jid": "15551460268@s.whatsapp.net", "pn": "15551460268@s.whatsapp.net", "lid": "90123456789012@lid", "role": "superadmin"},
+		map[string]any{"jid": ExampleContactChatID, "pn": ExampleContactChatID, "role": "member"},
+	},
+}
+
 var stageStatsExample = []any{
 	map[string]any{"name": "vip", "kind": "builtin", "mode": "inline", "in": 0, "actions": map[string]any{}, "actionFailures": map[string]any{}, "errors": 0, "timeouts": 0,
 		"dropped": 0, "enqueued": 0, "deadLetters": 0, "calls": 0, "meanLatencyNs": 0},
@@ -219,6 +241,7 @@ var mediaExample = map[string]any{
 func Operations() []Operation {
 	acct := map[string]string{"id": ExampleAccount}
 	newAcct := map[string]string{"id": ExampleNewAccount}
+	grp := map[string]string{"id": ExampleAccount, "groupId": ExampleGroupID}
 	limitCursor := []map[string]any{
 		queryParam("cursor", "string", "nextCursor of the previous page; opaque"),
 		queryParam("limit", "integer", "page size, 1 to 500 (default 50)"),
@@ -321,6 +344,54 @@ func Operations() []Operation {
 			},
 			Status: 200, Response: obj(map[string]any{"messages": arr(ref("EventMessage")), "nextBefore": nullable("integer")}, "messages", "nextBefore"),
 			ResponseEx: map[string]any{"messages": []any{channelPostExample}, "nextBefore": 103}, Errors: []int{400, 404, 409, 501}},
+		{Method: "POST", Path: "/v1/accounts/{id}/groups", Summary: "Create a group: the account is its superadmin, the participants (phone numbers or JIDs) its members", Tag: "groups", PathExamples: acct,
+			BodyType: "application/json", BodySchema: ref("CreateGroup"),
+			BodyExamples: map[string]any{"orders": map[string]any{"subject": "Orders", "participants": []string{ExampleContactPhone}}},
+			Status:       201, Response: ref("Group"), ResponseEx: groupExample, Errors: []int{400, 404, 409, 501}},
+		{Method: "GET", Path: "/v1/accounts/{id}/groups", Summary: "The groups the account is in", Tag: "groups", PathExamples: acct,
+			Status: 200, Response: obj(map[string]any{"groups": arr(ref("Group"))}, "groups"), ResponseEx: map[string]any{"groups": []any{groupExample}}, Errors: []int{404, 409, 501}},
+		{Method: "GET", Path: "/v1/accounts/{id}/groups/{groupId}", Summary: "One group: subject, description, owner, settings, participants with their roles", Tag: "groups", PathExamples: grp,
+			Status: 200, Response: ref("Group"), ResponseEx: groupExample, Errors: []int{404, 409, 501}},
+		{Method: "PATCH", Path: "/v1/accounts/{id}/groups/{groupId}", Summary: "Change the subject, the description (\"\" removes it) or the settings; each field set is one change, in that order. 403 when the change needs admin rights", Tag: "groups", PathExamples: grp,
+			BodyType: "application/json", BodySchema: ref("GroupUpdateRequest"),
+			BodyExamples: map[string]any{"describe and announce": map[string]any{"description": "Order updates", "announce": true}},
+			Status:       200, Response: ref("Group"), ResponseEx: withFields(groupExample, map[string]any{"topic": "Order updates", "announce": true}), Errors: []int{400, 403, 404, 409, 501}},
+		{Method: "PUT", Path: "/v1/accounts/{id}/groups/{groupId}/picture", Summary: "Set the group's picture: a JPEG, base64", Tag: "groups", PathExamples: grp,
+			BodyType: "application/json", BodySchema: obj(map[string]any{"jpeg": str("the JPEG image, base64")}, "jpeg"),
+			BodyExamples: map[string]any{"jpeg": map[string]any{"jpeg": ExampleJPEG}},
+			Status:       200, Response: obj(map[string]any{"pictureId": str("the new picture's id")}, "pictureId"), ResponseEx: map[string]any{"pictureId": "1764707640"}, Errors: []int{400, 403, 404, 409, 501}},
+		{Method: "DELETE", Path: "/v1/accounts/{id}/groups/{groupId}/picture", Summary: "Remove the group's picture", Tag: "groups", PathExamples: grp,
+			Status: 204, Errors: []int{403, 404, 409, 501}},
+		{Method: "POST", Path: "/v1/accounts/{id}/groups/{groupId}/participants", Summary: "Add, remove, promote or demote participants (admins): WhatsApp's result for each", Tag: "groups", PathExamples: grp,
+			BodyType: "application/json", BodySchema: ref("ParticipantsRequest"),
+			BodyExamples: map[string]any{
+				"add":     map[string]any{"action": "add", "participants": []string{"+15557654321"}},
+				"promote": map[string]any{"action": "promote", "participants": []string{ExampleContactPhone}},
+			},
+			Status: 200, Response: obj(map[string]any{"results": arr(ref("ParticipantResult"))}, "results"),
+			ResponseEx: map[string]any{"results": []any{map[string]any{"jid": "15557654321@s.whatsapp.net", "status": "ok"}}}, Errors: []int{400, 403, 404, 409, 501}},
+		{Method: "GET", Path: "/v1/accounts/{id}/groups/{groupId}/invite-link", Summary: "The group's invite link (admins)", Tag: "groups", PathExamples: grp,
+			Status: 200, Response: ref("InviteLink"), ResponseEx: map[string]any{"link": "https://chat.whatsapp.com/" + exampleInviteCode1, "code": exampleInviteCode1}, Errors: []int{403, 404, 409, 501}},
+		{Method: "POST", Path: "/v1/accounts/{id}/groups/{groupId}/invite-link/reset", Summary: "Revoke the invite link and answer the new one (admins)", Tag: "groups", PathExamples: grp,
+			Status: 200, Response: ref("InviteLink"), ResponseEx: map[string]any{"link": "https://chat.whatsapp.com/" + ExampleInviteCode, "code": ExampleInviteCode}, Errors: []int{403, 404, 409, 501}},
+		{Method: "GET", Path: "/v1/accounts/{id}/groups/invites/{code}", Summary: "Preview the group an invite code leads to (404 when it was revoked)", Tag: "groups",
+			PathExamples: map[string]string{"id": ExampleAccount, "code": ExampleInviteCode},
+			Status:       200, Response: ref("Group"), ResponseEx: groupExample, Errors: []int{400, 404, 409, 501}},
+		{Method: "POST", Path: "/v1/accounts/{id}/groups/join", Summary: "Join by invite link or code: 200 with the group, or 202 when an admin must approve (a request was sent)", Tag: "groups", PathExamples: acct,
+			BodyType: "application/json", BodySchema: obj(map[string]any{"link": str("the invite link, or its code")}, "link"),
+			BodyExamples: map[string]any{"link": map[string]any{"link": "https://chat.whatsapp.com/" + ExampleInviteCode}},
+			Status:       200, Response: ref("JoinResult"), ResponseEx: map[string]any{"jid": ExampleGroupID, "requested": false},
+			Other:  map[int]map[string]any{202: {"description": "the group needs an admin's approval: a join request was sent", "content": map[string]any{"application/json": map[string]any{"schema": ref("JoinResult")}}}},
+			Errors: []int{400, 404, 409, 501}},
+		{Method: "GET", Path: "/v1/accounts/{id}/groups/{groupId}/requests", Summary: "Pending requests to join a group that needs approval (admins)", Tag: "groups", PathExamples: grp,
+			Status: 200, Response: obj(map[string]any{"requests": arr(ref("JoinRequest"))}, "requests"), ResponseEx: map[string]any{"requests": []any{}}, Errors: []int{403, 404, 409, 501}},
+		{Method: "POST", Path: "/v1/accounts/{id}/groups/{groupId}/requests", Summary: "Approve or reject join requests (admins): the result for each", Tag: "groups", PathExamples: grp,
+			BodyType: "application/json", BodySchema: ref("ParticipantsRequest"),
+			BodyExamples: map[string]any{"reject": map[string]any{"action": "reject", "participants": []string{"+15550001111"}}},
+			Status:       200, Response: obj(map[string]any{"results": arr(ref("ParticipantResult"))}, "results"),
+			ResponseEx: map[string]any{"results": []any{map[string]any{"jid": "15550001111@s.whatsapp.net", "status": "failed"}}}, Errors: []int{400, 403, 404, 409, 501}},
+		{Method: "POST", Path: "/v1/accounts/{id}/groups/{groupId}/leave", Summary: "Leave the group", Tag: "groups", PathExamples: grp,
+			Status: 204, Errors: []int{404, 409, 501}},
 		{Method: "GET", Path: "/v1/media/{mediaId}", Summary: "Download media (HTTP ranges, ETag)", Tag: "media",
 			PathExamples: map[string]string{"mediaId": ExampleMediaID},
 			Status:       200, ResponseRaw: "*/*", Errors: []int{404},
@@ -490,7 +561,7 @@ var schemas = map[string]any{
 	"KeyInput": obj(map[string]any{
 		"id":        str("optional: 1-32 of a-z, 0-9 and -; generated when absent"),
 		"name":      str("shown in the access log; 1-100 characters"),
-		"scopes":    arr(str("admin, accounts:read, accounts:write, messages:read, messages:send, webhooks:manage, rules:manage, plugins:read or events:read")),
+		"scopes":    arr(str("admin, accounts:read, accounts:write, messages:read, messages:send, webhooks:manage, rules:manage, plugins:read, events:read, groups:read or groups:manage")),
 		"accounts":  arr(str("account id; empty or absent: every account")),
 		"expiresAt": str("RFC 3339, in the future; absent: never"),
 	}, "name", "scopes"),
@@ -517,6 +588,7 @@ var schemas = map[string]any{
 			"pollId":  str("a poll stored for the account, in a chat with the contact or a group both are in"),
 			"options": arr(str("names of the poll's options; none withdraws the contact's vote")),
 		}, "pollId"),
+		"group": str("a group (…@g.us) the contact writes in; they must be a participant, and every sim member receives it"),
 	}, "from"),
 	"Media": obj(map[string]any{
 		"mediaId": str("SHA-256 of the bytes, hex"), "sha256": str(""), "size": integer("bytes"), "mimetype": str(""),
@@ -645,8 +717,12 @@ var schemas = map[string]any{
 		"group": obj(map[string]any{
 			"jid": str(""), "actor": str(""), "actorPn": str(""), "name": str(""), "topic": str(""), "topicDeleted": boolean(""),
 			"locked": boolean(""), "announce": boolean(""), "ephemeralSeconds": integer("0 turns the timer off"), "deleted": boolean(""),
-			"inviteLink": str(""), "joinReason": str(""),
-			"added": arr(str("")), "removed": arr(str("")), "promoted": arr(str("")), "demoted": arr(str("")),
+			"inviteLink": str(""), "joinReason": str("invite, approved, …"),
+			"actorLid": str(""), "pictureId": str("the new picture"), "pictureRemoved": boolean(""), "joinApproval": boolean(""),
+			"added": arr(str("")), "left": arr(str("left on their own")), "removed": arr(str("removed by the actor")), "promoted": arr(str("")), "demoted": arr(str("")),
+			"participants": arr(ref("GroupParticipant")),
+			"self":         str("this account's own membership: added, joined, removed or left"),
+			"info":         ref("Group"),
 		}, "jid"),
 		"history": obj(map[string]any{
 			"type": str(""), "progress": integer("percent"), "chunkOrder": integer(""), "conversationCount": integer(""), "messageCount": integer(""),
@@ -732,6 +808,38 @@ var schemas = map[string]any{
 	}, "at", "durationMs", "result", "status", "error", "response"),
 	"DeliveryPage": obj(map[string]any{"deliveries": arr(ref("Delivery")), "nextCursor": nullable("string")}, "deliveries", "nextCursor"),
 	"MessagePage":  obj(map[string]any{"messages": arr(ref("Message")), "nextCursor": nullable("string")}, "messages", "nextCursor"),
+	"CreateGroup": obj(map[string]any{
+		"subject":      str("the group's name, 1 to 100 characters"),
+		"participants": arr(str("phone number with country code, or user JID; 1 to 1023")),
+	}, "subject", "participants"),
+	"GroupUpdateRequest": obj(map[string]any{
+		"subject": str("1 to 100 characters"), "description": str("up to 2048 characters; empty removes it"),
+		"announce": boolean("only admins may send"), "locked": boolean("only admins may edit the group's info"),
+		"joinApproval": boolean("joining by link needs an admin's approval"),
+	}),
+	"ParticipantsRequest": obj(map[string]any{
+		"action":       str("participants: add, remove, promote or demote; requests: approve or reject"),
+		"participants": arr(str("phone number with country code, or user JID; 1 to 1024")),
+	}, "action", "participants"),
+	"Group": obj(map[string]any{
+		"jid": str("…@g.us"), "name": str("the subject"), "topic": str("the description"), "owner": str("the creator's JID"), "ownerPn": str(""),
+		"createdAt": str("RFC 3339"), "locked": boolean("only admins may edit the info"), "announce": boolean("only admins may send"),
+		"joinApproval": boolean("joining needs an admin's approval"), "ephemeralSeconds": integer("disappearing-messages timer"),
+		"pictureId": str(""), "community": str("the parent community's JID"), "participants": arr(ref("GroupParticipant")),
+	}, "jid", "name", "locked", "announce", "joinApproval", "participants"),
+	"GroupParticipant": obj(map[string]any{
+		"jid": str("as WhatsApp addresses them in the group"), "pn": str("phone-number JID, when known"), "lid": str("LID, when known"),
+		"role": str("member, admin or superadmin"),
+	}, "jid"),
+	"ParticipantResult": obj(map[string]any{
+		"jid":           str(""),
+		"status":        str("ok, already_in, not_in_group, not_allowed, invite_required, not_on_whatsapp, group_full or failed"),
+		"inviteCode":    str("with invite_required: an invite to send instead"),
+		"inviteExpires": str("RFC 3339"),
+	}, "jid", "status"),
+	"InviteLink":  obj(map[string]any{"link": str("https://chat.whatsapp.com/<code>"), "code": str("")}, "link", "code"),
+	"JoinResult":  obj(map[string]any{"jid": str("the group"), "requested": boolean("true: an admin must approve; a request was sent")}, "jid", "requested"),
+	"JoinRequest": obj(map[string]any{"jid": str(""), "pn": str(""), "requestedAt": str("RFC 3339")}, "jid", "requestedAt"),
 	"Chat": obj(map[string]any{
 		"id": str("the chat JID"), "accountId": str(""), "chatPn": str(""), "chatLid": str(""), "name": str(""), "isGroup": boolean(""),
 		"lastMessage":  map[string]any{"anyOf": []any{ref("ChatMessage"), map[string]any{"type": "null"}}},

@@ -39,6 +39,26 @@ func (s *Server) routes(opts Options) {
 		s.Handle("/accounts/{id}/channels/{jid}/messages", ch.messages, http.MethodGet).Needs(apikeys.ScopeMessagesRead)
 	}
 
+	if opts.Groups != nil {
+		g := &groupRoutes{groups: opts.Groups}
+		read, manage := apikeys.ScopeGroupsRead, apikeys.ScopeGroupsManage
+		s.Handle("/accounts/{id}/groups", g.list, http.MethodGet).Needs(read)
+		s.Handle("/accounts/{id}/groups", g.create, http.MethodPost).Needs(manage)
+		// join and invites/… before {groupId}: neither is a group.
+		s.Handle("/accounts/{id}/groups/join", g.join, http.MethodPost).Needs(manage)
+		s.Handle("/accounts/{id}/groups/invites/{code}", g.preview, http.MethodGet).Needs(read)
+		s.Handle("/accounts/{id}/groups/{groupId}", g.get, http.MethodGet).Needs(read)
+		s.Handle("/accounts/{id}/groups/{groupId}", g.update, http.MethodPatch).Needs(manage)
+		s.Handle("/accounts/{id}/groups/{groupId}/leave", g.leave, http.MethodPost).Needs(manage)
+		s.Handle("/accounts/{id}/groups/{groupId}/picture", g.setPicture, http.MethodPut).Needs(manage)
+		s.Handle("/accounts/{id}/groups/{groupId}/picture", g.deletePicture, http.MethodDelete).Needs(manage)
+		s.Handle("/accounts/{id}/groups/{groupId}/participants", g.participants, http.MethodPost).Needs(manage)
+		s.Handle("/accounts/{id}/groups/{groupId}/invite-link", g.inviteLink(false), http.MethodGet).Needs(manage)
+		s.Handle("/accounts/{id}/groups/{groupId}/invite-link/reset", g.inviteLink(true), http.MethodPost).Needs(manage)
+		s.Handle("/accounts/{id}/groups/{groupId}/requests", g.requests, http.MethodGet).Needs(manage)
+		s.Handle("/accounts/{id}/groups/{groupId}/requests", g.answerRequests, http.MethodPost).Needs(manage)
+	}
+
 	if opts.Media != nil {
 		uploadLimit, sendLimit := mediaBodyLimit(opts.Media.MaxBytes(), s.maxBody)
 		md := &mediaRoutes{store: opts.Media}

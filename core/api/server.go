@@ -35,6 +35,8 @@ type Options struct {
 	Sim SimInjector
 	// Channels serves /v1/accounts/{id}/channels; nil leaves it out.
 	Channels ChannelSource
+	// Groups serves /v1/accounts/{id}/groups; nil leaves it out.
+	Groups Groups
 	// Messages, Sender and Media serve history, sending and /v1/media; nil
 	// leaves those routes out. Fetcher downloads media named by URL.
 	Messages    MessageStore

@@ -23,7 +23,10 @@ import (
 // simInboundRequest is a message an external contact sends to a sim
 // account. Exactly one of text, media, location and reaction is set.
 type simInboundRequest struct {
-	From      string       `json:"from"`
+	From string `json:"from"`
+	// Group is the group (…@g.us) the contact writes in; From must be a
+	// participant. Empty: a one-to-one message.
+	Group     string       `json:"group"`
 	PushName  string       `json:"pushName"`
 	ID        string       `json:"id"`
 	Timestamp int64        `json:"timestamp"` // Unix seconds; 0 means now
@@ -108,7 +111,12 @@ func (req *simInboundRequest) toInbound() (*sim.Inbound, error) {
 	if contents != 1 {
 		return nil, Invalid("body", "send exactly one of text, media, location, reaction or vote (got %d)", contents)
 	}
-	in := &sim.Inbound{From: req.From, PushName: req.PushName, ID: req.ID, Text: req.Text, ReplyTo: req.ReplyTo}
+	if req.Group != "" {
+		if u, server, _ := strings.Cut(req.Group, "@"); server != "g.us" || !groupUserPattern.MatchString(u) {
+			return nil, Invalid("group", "%q is not a group JID (digits@g.us)", req.Group)
+		}
+	}
+	in := &sim.Inbound{From: req.From, Group: req.Group, PushName: req.PushName, ID: req.ID, Text: req.Text, ReplyTo: req.ReplyTo}
 	if req.Timestamp > 0 {
 		in.Timestamp = time.Unix(req.Timestamp, 0)
 	}
@@ -140,6 +148,9 @@ func (req *simInboundRequest) toInbound() (*sim.Inbound, error) {
 		}
 		in.Reaction = &session.ReactionSend{MessageID: req.Reaction.MessageID, Emoji: req.Reaction.Emoji}
 	case req.Vote != nil:
+		if req.Group != "" {
+			return nil, Invalid("group", "a vote is cast in its poll's chat; leave group out")
+		}
 		if !messageIDPattern.MatchString(req.Vote.PollID) {
 			return nil, Invalid("vote.pollId", "must name the poll voted on")
 		}
@@ -262,6 +273,12 @@ func (h *accountRoutes) simInbound(w http.ResponseWriter, r *http.Request) error
 	}
 	ev, err := h.sim.Inject(r.Context(), id, in)
 	if err != nil {
+		switch {
+		case errors.Is(err, sim.ErrNotParticipant):
+			return Invalid("from", "%s", err.Error())
+		case errors.Is(err, session.ErrGroupNotFound):
+			return &Error{Status: http.StatusNotFound, Slug: "group-not-found", Title: "Group not found", Field: "group", Detail: errDetail(err), Err: err}
+		}
 		if errors.Is(err, session.ErrInvalidRequest) {
 			return Invalid("body", "%s", err.Error())
 		}

@@ -387,6 +387,7 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		Accounts:     d.sessions,
 		Sim:          d.sim,
 		Channels:     d.sessions,
+		Groups:       d.sessions,
 		Messages:     d.messages,
 		Sender:       d.sender,
 		Media:        d.media,

@@ -230,6 +230,7 @@ func TestPollAndVoteInputIsRefused(t *testing.T) {
 		{"two options on a single-choice poll", `{"from":"` + annPhone + `","vote":{"pollId":"` + pollID + `","options":["Red","Blue"]}}`, 422, "vote.options"},
 		{"a voter outside the chat", `{"from":"` + bobPhone + `","vote":{"pollId":"` + pollID + `","options":["Red"]}}`, 422, "from"},
 		{"a vote and a text", `{"from":"` + annPhone + `","text":"x","vote":{"pollId":"` + pollID + `","options":["Red"]}}`, 400, "body"},
+		{"a vote with a group", `{"from":"` + annPhone + `","group":"120363000000000009@g.us","vote":{"pollId":"` + pollID + `","options":["Red"]}}`, 400, "group"},
 	}
 	for _, tt := range votes {
 		t.Run("vote "+tt.name, func(t *testing.T) {

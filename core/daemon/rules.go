@@ -181,6 +181,7 @@ func (h *ruleHost) factory(st pipeline.StageConfig) (pipeline.InlineHandler, err
 		KV:          h.kv,
 		Media:       mediaResolver{h.d},
 		Self:        h.cachedSelf,
+		Group:       h.groupInfo,
 		MemoryLimit: h.d.cfg.Rules.MemoryLimit,
 		Logger:      log,
 		// The SSRF guard's resolver (tests answer without a network).
@@ -291,6 +292,16 @@ func (d *Daemon) sweepRuleKV(ctx context.Context) {
 	} else if n > 0 {
 		d.rules.log.Debug("expired rule kv entries deleted", slog.Int64("count", n))
 	}
+}
+
+// groupInfo is rules.Options.Group (ctx.group()): the group as the
+// account's session knows it.
+func (h *ruleHost) groupInfo(ctx context.Context, accountID, groupJID string) (*event.GroupInfo, error) {
+	gs, err := h.d.sessions.Groups(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	return gs.GroupInfo(ctx, groupJID)
 }
 
 // cachedSelf is rules.Options.Self: it must not wait on the database inside

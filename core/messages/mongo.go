@@ -70,6 +70,21 @@ func (b *mongoBackend) foldIntoChat(ctx context.Context, u *chatUpdate) error {
 	return nil
 }
 
+func (b *mongoBackend) NameChat(ctx context.Context, accountID, chatID, name string, at, now time.Time) error {
+	id := ChatDocID(accountID, chatID)
+	defer b.locks.lock(id)()
+	var c Chat
+	err := b.chats.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&c)
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return fmt.Errorf("read chat %s: %w", id, err)
+	}
+	c.rename(accountID, chatID, name, at, now)
+	if _, err := b.chats.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, c, options.Replace().SetUpsert(true)); err != nil {
+		return fmt.Errorf("write chat %s: %w", id, err)
+	}
+	return nil
+}
+
 func (b *mongoBackend) CompletePending(ctx context.Context, doc *Message, merge func(cur, m *Message) bool) (bool, error) {
 	defer b.locks.lock(doc.ID)()
 	cur, err := b.Get(ctx, doc.ID)

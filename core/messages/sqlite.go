@@ -355,6 +355,15 @@ func (b *sqliteBackend) MarkChatRead(ctx context.Context, accountID, chatID stri
 	return err
 }
 
+func (b *sqliteBackend) NameChat(ctx context.Context, accountID, chatID, name string, at, now time.Time) error {
+	_, err := b.exec(ctx, `INSERT INTO chats (account_id, chat_id, chat_pn, chat_lid, name, is_group, last_message,
+			last_activity, unread_count, message_count, activity_key, updated_at)
+		VALUES (?, ?, '', '', ?, 1, NULL, ?, 0, 0, ?, ?)
+		ON CONFLICT (account_id, chat_id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at`,
+		accountID, chatID, name, at.Unix(), namedChatKey(at, chatID), now.UnixMilli())
+	return err
+}
+
 func (b *sqliteBackend) Edit(ctx context.Context, id, editID, text string, at time.Time) (bool, error) {
 	changed, _, err := b.modify(ctx, id, func(cur *Message) bool { return applyEdit(cur, editID, text, at) })
 	return changed, err

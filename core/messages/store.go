@@ -383,6 +383,31 @@ func (s *Store) RecordFailures(ctx context.Context, eventID string, fs []ActionF
 // MarkProcessed records that the event's message went through the whole
 // pipeline (pipelineDone, pipelineAt): one update by id. Events without a
 // document of their own match nothing.
+// ApplyGroup names the group's chat after a group.update that carries its
+// subject (a rename, or the whole group when the account joined); other
+// group changes leave the chat as it is. It reports whether it named it.
+func (s *Store) ApplyGroup(ctx context.Context, ev *event.Event) (bool, error) {
+	g := ev.Group
+	if g == nil || g.JID == "" {
+		return false, fmt.Errorf("apply %s event %q: no group", ev.Kind, ev.ID)
+	}
+	name := g.Name
+	if name == "" && g.Info != nil {
+		name = g.Info.Name
+	}
+	if name == "" {
+		return false, nil
+	}
+	at := ev.Timestamp
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if err := s.b.NameChat(ctx, ev.AccountID, g.JID, name, at, time.Now()); err != nil {
+		return false, fmt.Errorf("name chat %s of %s: %w", g.JID, ev.AccountID, err)
+	}
+	return true, nil
+}
+
 func (s *Store) MarkProcessed(ctx context.Context, eventID string) error {
 	if err := s.b.MarkProcessed(ctx, eventID, s.now().UTC()); err != nil {
 		return fmt.Errorf("mark event %s processed: %w", eventID, err)

@@ -97,6 +97,7 @@ func (m *vm) buildCtx() *goja.Object {
 	set(ctx, "annotate", m.jsAnnotate)
 	set(ctx, "route", m.jsRoute)
 	set(ctx, "self", m.jsSelf)
+	set(ctx, "group", m.jsGroup)
 
 	kv := rt.NewObject()
 	set(kv, "get", m.jsKVGet)
@@ -597,6 +598,35 @@ func (m *vm) jsSelf(goja.FunctionCall) goja.Value {
 	_ = o.Set("id", c.ev.AccountID)
 	_ = o.Set("jids", m.rt.NewArray(jids...))
 	return o
+}
+
+// jsGroup: ctx.group() → the group of the event's chat as it is now
+// ({jid, name, topic, owner, locked, announce, joinApproval,
+// participants: [{jid, pn, lid, role}]}), or null outside groups. It reads
+// the account's session, within the handler's deadline.
+func (m *vm) jsGroup(goja.FunctionCall) goja.Value {
+	c := m.current("group")
+	jid := c.chat()
+	if !strings.HasSuffix(jid, "@g.us") {
+		return goja.Null()
+	}
+	look := m.v.eng.opts.Group
+	if look == nil {
+		m.throw("ctx.group: this engine has no access to groups")
+	}
+	g, err := look(c.context(), c.ev.AccountID, jid)
+	if err != nil {
+		m.throwGo(m.deadlineAware(c, fmt.Errorf("ctx.group: %w", err)))
+	}
+	b, err := json.Marshal(g)
+	if err != nil {
+		m.throwGo(fmt.Errorf("ctx.group: %w", err))
+	}
+	v, err := m.parse(goja.Undefined(), m.rt.ToValue(string(b)))
+	if err != nil {
+		m.throwGo(fmt.Errorf("ctx.group: %w", err))
+	}
+	return v
 }
 
 // --- log --------------------------------------------------------------------

@@ -56,6 +56,9 @@ type Options struct {
 	// ctx.self(), e.g. to see whether a group message mentions us; nil
 	// means unknown (an empty list).
 	Self func(accountID string) []string
+	// Group returns a group the account is in, for ctx.group(); nil:
+	// ctx.group() throws (no access to groups).
+	Group func(ctx context.Context, accountID, groupJID string) (*event.GroupInfo, error)
 	// FetchResolver looks up the hosts of ctx.http.fetch for the SSRF
 	// guard; nil: the system's resolver.
 	FetchResolver netguard.Resolver

@@ -12,6 +12,7 @@ package sim
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math/big"
@@ -294,18 +295,23 @@ func (s *Session) online() error {
 	return nil
 }
 
-func newGroupJID() string {
-	v, _ := rand.Int(rand.Reader, big.NewInt(1_000_000_000_000))
-	return fmt.Sprintf("120363%012d@%s", v.Int64(), types.GroupServer)
+// GroupJIDFor is the JID of the n-th group (from 1) accountID creates:
+// derived like the accounts' own JIDs, so a story (the README, the API's
+// examples) names the same group on every run.
+func GroupJIDFor(accountID string, n int) string {
+	return fmt.Sprintf("120363%012d@%s", idNumber(accountID, fmt.Sprintf("group:%d", n))%1_000_000_000_000, types.GroupServer)
 }
 
 const inviteAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
-func newInviteCode() string {
+// InviteCodeFor is the n-th invite code (from 1) of a group: a reset
+// issues the next. Derived for the same reason as GroupJIDFor; the sim is
+// no place for secrets.
+func InviteCodeFor(groupJID string, n int) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("invite:%s:%d", groupJID, n)))
 	var b [22]byte
-	_, _ = rand.Read(b[:])
 	for i := range b {
-		b[i] = inviteAlphabet[int(b[i])%len(inviteAlphabet)]
+		b[i] = inviteAlphabet[int(sum[i])%len(inviteAlphabet)]
 	}
 	return string(b[:])
 }
@@ -364,7 +370,7 @@ func (s *Session) CreateGroup(ctx context.Context, req session.CreateGroupReques
 	}
 	me := s.jid.String()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	g := &Group{JID: newGroupJID(), Name: req.Name, Owner: me, CreatedAt: now, UpdatedAt: now, Seq: 1,
+	g := &Group{Name: req.Name, Owner: me, CreatedAt: now, UpdatedAt: now, Seq: 1,
 		Members: []Member{{JID: me, Role: string(event.GroupSuperAdmin)}}}
 	var added []string
 	for _, p := range req.Participants {
@@ -385,6 +391,15 @@ func (s *Session) CreateGroup(ctx context.Context, req session.CreateGroupReques
 	if err := n.loadGroups(ctx); err != nil {
 		n.grp.mu.Unlock()
 		return nil, err
+	}
+	created := 1
+	for _, o := range n.grp.byJID {
+		if o.Owner == me {
+			created++
+		}
+	}
+	for g.JID = GroupJIDFor(s.acct.ID, created); n.grp.byJID[g.JID] != nil; created++ {
+		g.JID = GroupJIDFor(s.acct.ID, created+1)
 	}
 	if err := n.opts.Groups.SaveGroup(ctx, g); err != nil {
 		n.grp.mu.Unlock()
@@ -639,7 +654,8 @@ func (s *Session) GroupInviteLink(ctx context.Context, groupJID string, reset bo
 			return &groupChange{quiet: true}, nil
 		}
 		revoked := g.InviteCode != ""
-		g.InviteCode = newInviteCode()
+		g.Invites++
+		g.InviteCode = InviteCodeFor(g.JID, g.Invites)
 		if !revoked {
 			return &groupChange{quiet: true}, nil
 		}

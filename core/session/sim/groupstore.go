@@ -21,6 +21,8 @@ type Group struct {
 	PictureID    string `json:"pictureId,omitempty" bson:"pictureId,omitempty"`
 	// InviteCode is the current invite link's code; empty until asked for.
 	InviteCode string `json:"inviteCode,omitempty" bson:"inviteCode,omitempty"`
+	// Invites counts the codes issued (InviteCodeFor).
+	Invites int `json:"invites,omitempty" bson:"invites,omitempty"`
 	// Members in the order they joined; JID is the phone-number form, or
 	// the LID for a contact known only by it.
 	Members  []Member      `json:"members" bson:"members"`

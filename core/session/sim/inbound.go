@@ -136,6 +136,10 @@ func (n *Network) Inject(ctx context.Context, accountID string, in *Inbound) (*e
 	return ev, nil
 }
 
+// ErrNotParticipant: an injected group message's sender is not in the
+// group.
+var ErrNotParticipant = fmt.Errorf("%w: the sender is not a participant of the group", session.ErrInvalidRequest)
+
 // injectGroup checks that the account and from are in the group and
 // returns its members but from (who receive the message as well).
 func (n *Network) injectGroup(ctx context.Context, s *Session, groupJID string, from types.JID) ([]string, error) {
@@ -151,7 +155,7 @@ func (n *Network) injectGroup(ctx context.Context, s *Session, groupJID string, 
 		return nil, err
 	}
 	if g.member(sender) == nil {
-		return nil, fmt.Errorf("%w: %s is not a participant of group %s", session.ErrInvalidRequest, from, groupJID)
+		return nil, fmt.Errorf("%w: %s, group %s", ErrNotParticipant, from, groupJID)
 	}
 	return slices.DeleteFunc(g.memberJIDs(), func(m string) bool { return m == sender }), nil
 }
