@@ -1,7 +1,6 @@
 package daemon_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/sim"
@@ -100,20 +98,16 @@ const (
 	annJID, bobJID     = "15551230001@s.whatsapp.net", "15551230002@s.whatsapp.net"
 )
 
-// createGroup makes a sim group of acct with participants.
-func createGroup(t *testing.T, d *daemon.Daemon, acct, name string, participants ...string) string {
+// createGroup makes a group of acct with participants over REST.
+func createGroup(t *testing.T, c *client, acct, subject string, participants ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	gs, err := d.Sessions().Groups(ctx, acct)
-	if err != nil {
-		t.Fatal(err)
+	body, _ := json.Marshal(map[string]any{"subject": subject, "participants": participants})
+	g := c.must(c.post("/v1/accounts/"+acct+"/groups", string(body)), 201).json(t)
+	jid, _ := g["jid"].(string)
+	if !strings.HasSuffix(jid, "@g.us") {
+		t.Fatalf("created group %v", g)
 	}
-	g, err := gs.CreateGroup(ctx, session.CreateGroupRequest{Name: name, Participants: participants})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g.JID
+	return jid
 }
 
 // TestPollVotesTalliedOverREST: a poll sent to a group over REST is
@@ -122,9 +116,9 @@ func createGroup(t *testing.T, d *daemon.Daemon, acct, name string, participants
 // a redelivered vote counts once, and the tally shows on the message and
 // in history pages.
 func TestPollVotesTalliedOverREST(t *testing.T) {
-	d, c := messagesDaemon(t, nil)
+	_, c := messagesDaemon(t, nil)
 	c.connectSim("pollster")
-	group := createGroup(t, d, "pollster", "Lunch club", annJID, bobJID)
+	group := createGroup(t, c, "pollster", "Lunch club", annJID, bobJID)
 
 	id := c.send("pollster", `{"to":"`+group+`","poll":{"name":"Lunch?","options":["Pizza","Sushi","Salad"]}}`)
 	c.waitStatus("pollster", id, "sent", "delivered", "read")
@@ -311,11 +305,11 @@ func TestBroadcastListSend(t *testing.T) {
 // TestMentionAllInAGroup: mention-all mentions every other participant of
 // the group, and the members receive the mentions.
 func TestMentionAllInAGroup(t *testing.T) {
-	d, c := messagesDaemon(t, nil)
+	_, c := messagesDaemon(t, nil)
 	c.connectSim("host")
 	c.connectSim("guest")
 	guest := sim.JID("guest").String()
-	group := createGroup(t, d, "host", "Everyone", annJID, guest)
+	group := createGroup(t, c, "host", "Everyone", annJID, guest)
 
 	checkProblem(t, c.post("/v1/accounts/host/messages", `{"to":"`+annPhone+`","text":"hi all","mentionAll":true}`), 400, "mentionAll")
 	checkProblem(t, c.post("/v1/accounts/host/messages", `{"to":"`+group+`","location":{"lat":1,"lng":2},"mentionAll":true}`), 400, "mentionAll")
