@@ -211,7 +211,7 @@ func checkLengths(req *sendRequest) error {
 			long("media.url", req.Media.URL, 2048))
 	}
 	if req.Poll != nil {
-		checks = append(checks, long("poll.name", req.Poll.Name, maxNameChars))
+		// The rest of the poll is checked as every send's is (CheckPoll).
 		if len(req.Poll.Options) > outgoing.MaxPollOptions {
 			return Invalid("poll.options", "has %d options; a poll has %d to %d", len(req.Poll.Options), outgoing.MinPollOptions, outgoing.MaxPollOptions)
 		}
