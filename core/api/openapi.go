@@ -31,6 +31,10 @@ const (
 	ExampleMessageID     = "3EB0C0FFEE000001"
 	ExampleContactPhone  = "+15551234567"
 	ExampleContactChatID = "15551234567@s.whatsapp.net"
+	// ExampleBroadcastList is a broadcast list of the examples, and
+	// ExampleChannel a channel the sim follows.
+	ExampleBroadcastList = "1764000000@broadcast"
+	ExampleChannel       = "120363000000000101@newsletter"
 	// ExampleSink is the sink target of the pipeline example. No sinks are
 	// built into wildcatd yet; the example daemon registers one by this name.
 	ExampleSink = "webhooks"
@@ -216,6 +220,18 @@ func retriedExample() map[string]any {
 	return j
 }
 
+var channelExample = map[string]any{
+	"jid": ExampleChannel, "name": "Wildcat News", "description": "Releases and notes of the Wildcat project (simulated)",
+	"subscribers": 1280, "role": "subscriber",
+}
+
+var channelPostExample = map[string]any{
+	"accountId": ExampleAccount, "messageId": "104", "chatId": ExampleChannel, "from": ExampleChannel, "fromMe": false,
+	"timestamp": 1767272400, "type": "text", "text": "Plugins run out of process and speak gRPC.", "hasMedia": false,
+	"isGroup": false, "isBroadcast": false, "isStatus": false, "isEphemeral": false, "isViewOnce": false, "isForwarded": false,
+	"edited": false, "revoked": false,
+}
+
 var mediaExample = map[string]any{
 	"mediaId": ExampleMediaID, "sha256": ExampleMediaID, "size": len(ExampleMediaBytes), "mimetype": "image/png",
 	"url": "/v1/media/" + ExampleMediaID,
@@ -269,7 +285,7 @@ func Operations() []Operation {
 			BodyType: "application/json", BodySchema: ref("SimInbound"),
 			BodyExamples: map[string]any{"text": map[string]any{"from": ExampleContactPhone, "pushName": "Ann", "id": ExampleMessageID, "text": "Hi, is my order ready?"}},
 			Status:       201, Response: obj(map[string]any{"eventId": str(""), "messageId": str(""), "kind": str("")}),
-			ResponseEx: map[string]any{"eventId": ExampleAccount + ":" + ExampleMessageID, "messageId": ExampleMessageID, "kind": "message.received"}, Errors: []int{400, 404, 409}},
+			ResponseEx: map[string]any{"eventId": ExampleAccount + ":" + ExampleMessageID, "messageId": ExampleMessageID, "kind": "message.received"}, Errors: []int{400, 404, 409, 422}},
 
 		{Method: "POST", Path: "/v1/media", Summary: "Upload media (multipart field \"file\", or the raw body with its Content-Type)", Tag: "media",
 			BodyType: "image/png", BodySchema: map[string]any{"type": "string", "contentMediaType": "application/octet-stream"},
@@ -280,13 +296,16 @@ func Operations() []Operation {
 			Params:   []map[string]any{{"name": IdempotencyHeader, "in": "header", "description": "a retry with the same key returns the first answer instead of sending twice", "schema": map[string]any{"type": "string"}}},
 			BodyType: "application/json", BodySchema: ref("SendRequest"),
 			BodyExamples: map[string]any{
-				"text":     map[string]any{"to": ExampleContactPhone, "text": "Yes — it ships today."},
-				"reply":    map[string]any{"to": ExampleContactPhone, "text": "Tracking follows.", "replyTo": ExampleMessageID, "mentions": []string{ExampleContactPhone}},
-				"image":    map[string]any{"to": ExampleContactPhone, "media": map[string]any{"mediaId": ExampleMediaID, "mimetype": "image/png"}, "caption": "Your parcel"},
-				"document": map[string]any{"to": ExampleContactPhone, "media": map[string]any{"data": "JVBERi0xLjQK", "mimetype": "application/pdf", "filename": "invoice.pdf"}},
-				"location": map[string]any{"to": ExampleContactPhone, "location": map[string]any{"lat": 52.52, "lng": 13.405, "name": "Pick-up point"}},
-				"contact":  map[string]any{"to": ExampleContactPhone, "contact": map[string]any{"name": "Support", "phone": "+15550000000"}},
-				"reaction": map[string]any{"reaction": map[string]any{"messageId": ExampleMessageID, "emoji": "👍"}},
+				"text":      map[string]any{"to": ExampleContactPhone, "text": "Yes — it ships today."},
+				"reply":     map[string]any{"to": ExampleContactPhone, "text": "Tracking follows.", "replyTo": ExampleMessageID, "mentions": []string{ExampleContactPhone}},
+				"image":     map[string]any{"to": ExampleContactPhone, "media": map[string]any{"mediaId": ExampleMediaID, "mimetype": "image/png"}, "caption": "Your parcel"},
+				"document":  map[string]any{"to": ExampleContactPhone, "media": map[string]any{"data": "JVBERi0xLjQK", "mimetype": "application/pdf", "filename": "invoice.pdf"}},
+				"location":  map[string]any{"to": ExampleContactPhone, "location": map[string]any{"lat": 52.52, "lng": 13.405, "name": "Pick-up point"}},
+				"contact":   map[string]any{"to": ExampleContactPhone, "contact": map[string]any{"name": "Support", "phone": "+15550000000"}},
+				"reaction":  map[string]any{"reaction": map[string]any{"messageId": ExampleMessageID, "emoji": "👍"}},
+				"poll":      map[string]any{"to": ExampleContactPhone, "poll": map[string]any{"name": "Delivery slot?", "options": []string{"Morning", "Afternoon", "Evening"}, "selectableCount": 1}},
+				"status":    map[string]any{"to": "status@broadcast", "text": "Open until 8 pm today", "statusRecipients": []string{ExampleContactPhone}},
+				"broadcast": map[string]any{"to": ExampleBroadcastList, "text": "New prices from Monday"},
 			},
 			Status: 202, Response: ref("SendAccepted"),
 			ResponseEx: map[string]any{"id": ExampleAccount + ":3EB0A1B2C3D4E5F60718", "messageId": "3EB0A1B2C3D4E5F60718", "status": "pending", "scheduledAt": "2025-06-01T09:30:04Z"},
@@ -314,6 +333,17 @@ func Operations() []Operation {
 		{Method: "GET", Path: "/v1/accounts/{id}/chats/{chatId}", Summary: "One chat", Tag: "messages",
 			PathExamples: map[string]string{"id": ExampleAccount, "chatId": ExampleContactChatID},
 			Status:       200, Response: ref("Chat"), ResponseEx: chatExample, Errors: []int{404}},
+		{Method: "GET", Path: "/v1/accounts/{id}/channels", Summary: "The channels (newsletters) the account follows", Tag: "channels", PathExamples: acct,
+			Status: 200, Response: obj(map[string]any{"channels": arr(ref("Channel"))}, "channels"),
+			ResponseEx: map[string]any{"channels": []any{channelExample}}, Errors: []int{404, 409, 501}},
+		{Method: "GET", Path: "/v1/accounts/{id}/channels/{jid}/messages", Summary: "A channel's posts, newest first", Tag: "channels",
+			PathExamples: map[string]string{"id": ExampleAccount, "jid": ExampleChannel}, Query: "limit=2",
+			Params: []map[string]any{
+				queryParam("limit", "integer", "page size, 1 to 100 (default 20)"),
+				queryParam("before", "integer", "nextBefore of the previous page: posts older than this server ID"),
+			},
+			Status: 200, Response: obj(map[string]any{"messages": arr(ref("EventMessage")), "nextBefore": nullable("integer")}, "messages", "nextBefore"),
+			ResponseEx: map[string]any{"messages": []any{channelPostExample}, "nextBefore": 103}, Errors: []int{400, 404, 409, 501}},
 		{Method: "POST", Path: "/v1/accounts/{id}/groups", Summary: "Create a group: the account is its superadmin, the participants (phone numbers or JIDs) its members", Tag: "groups", PathExamples: acct,
 			BodyType: "application/json", BodySchema: ref("CreateGroup"),
 			BodyExamples: map[string]any{"orders": map[string]any{"subject": "Orders", "participants": []string{ExampleContactPhone}}},
@@ -554,6 +584,10 @@ var schemas = map[string]any{
 		"from": str("the contact's number"), "pushName": str(""), "id": str("fixes the message id"), "timestamp": integer("Unix seconds"),
 		"text": str(""), "media": map[string]any{"type": "object"}, "location": map[string]any{"type": "object"},
 		"reaction": map[string]any{"type": "object"}, "replyTo": str("a message id"),
+		"vote": obj(map[string]any{
+			"pollId":  str("a poll stored for the account, in a chat with the contact or a group both are in"),
+			"options": arr(str("names of the poll's options; none withdraws the contact's vote")),
+		}, "pollId"),
 		"group": str("a group (…@g.us) the contact writes in; they must be a participant, and every sim member receives it"),
 	}, "from"),
 	"Media": obj(map[string]any{
@@ -575,6 +609,13 @@ var schemas = map[string]any{
 		"contacts": arr(ref("ContactCard")),
 		"edit":     obj(map[string]any{"messageId": str("one of ours"), "text": str("")}, "messageId", "text"),
 		"revoke":   obj(map[string]any{"messageId": str("")}, "messageId"),
+		"poll": obj(map[string]any{
+			"name":            str("the question, 1 to 255 characters"),
+			"options":         arr(str("2 to 12 distinct options of 1 to 100 characters")),
+			"selectableCount": integer("how many options a voter may pick, 0 (default) to the number of options; 0: any number"),
+		}, "name", "options"),
+		"statusRecipients": arr(str("phone number or user JID: who sees a status post (to: status@broadcast); required for one")),
+		"mentionAll":       boolean("mention every participant of the group the text or media goes to"),
 	}),
 	"ContactCard": obj(map[string]any{"name": str(""), "phone": str("written into a vCard"), "vcard": str("a vCard instead")}, "name"),
 	"SendAccepted": obj(map[string]any{
@@ -608,6 +649,13 @@ var schemas = map[string]any{
 			"at":       str("RFC 3339"),
 		}, "stage", "action", "index", "error", "attempts", "at")),
 		"storedAt": str("RFC 3339"),
+		"pollTally": obj(map[string]any{
+			"options": arr(obj(map[string]any{
+				"name": str(""), "hash": str("hex SHA-256 of name, as votes name it"), "votes": integer(""),
+				"voters": arr(str("JIDs of those whose current vote includes it")),
+			}, "name", "hash", "votes", "voters")),
+			"voters": integer("how many have a vote counted; a later vote replaces a voter's earlier one, an empty one withdraws it"),
+		}, "options", "voters"),
 	}), append([]string{"id", "kind", "source", "storedAt"}, eventMessageRequired...)...),
 	// EventMessage is the message payload of an event (webhook bodies, rule
 	// inputs, a delivery's event).
@@ -638,6 +686,10 @@ var schemas = map[string]any{
 		"selectedOptions": arr(str("hex SHA-256 option hash")), "decrypted": boolean(""),
 		"encPayload": str("base64"), "encIv": str("base64"), "senderTimestampMs": integer(""),
 	}, "pollMessageId", "decrypted"),
+	"Channel": obj(map[string]any{
+		"jid": str("…@newsletter"), "name": str(""), "description": str(""), "subscribers": integer(""),
+		"role": str("the account's role: subscriber, admin or owner"),
+	}, "jid", "name", "subscribers", "role"),
 	"LinkPreview": obj(map[string]any{"url": str(""), "title": str(""), "description": str("")}, "url"),
 	"Reaction": obj(map[string]any{
 		"targetId": str("the message reacted to"), "targetChatId": str(""), "targetSender": str(""), "targetFromMe": boolean(""),

@@ -33,6 +33,12 @@ func (s *Server) routes(opts Options) {
 		}
 	}
 
+	if opts.Channels != nil {
+		ch := &channelRoutes{source: opts.Channels}
+		s.Handle("/accounts/{id}/channels", ch.list, http.MethodGet).Needs(apikeys.ScopeMessagesRead)
+		s.Handle("/accounts/{id}/channels/{jid}/messages", ch.messages, http.MethodGet).Needs(apikeys.ScopeMessagesRead)
+	}
+
 	if opts.Groups != nil {
 		g := &groupRoutes{groups: opts.Groups}
 		read, manage := apikeys.ScopeGroupsRead, apikeys.ScopeGroupsManage

@@ -33,6 +33,8 @@ type Options struct {
 	Accounts Accounts
 	// Sim serves /v1/accounts/{id}/sim/inbound; nil leaves it out.
 	Sim SimInjector
+	// Channels serves /v1/accounts/{id}/channels; nil leaves it out.
+	Channels ChannelSource
 	// Groups serves /v1/accounts/{id}/groups; nil leaves it out.
 	Groups Groups
 	// Messages, Sender and Media serve history, sending and /v1/media; nil

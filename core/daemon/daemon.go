@@ -386,6 +386,7 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		Ready:        d.Ready,
 		Accounts:     d.sessions,
 		Sim:          d.sim,
+		Channels:     d.sessions,
 		Groups:       d.sessions,
 		Messages:     d.messages,
 		Sender:       d.sender,

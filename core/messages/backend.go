@@ -26,6 +26,13 @@ type Backend interface {
 	// merge(cur, m) says so (merge may adjust m from cur). It reports
 	// whether it replaced it.
 	CompletePending(ctx context.Context, m *Message, merge func(cur, m *Message) bool) (bool, error)
+	// InsertVote stores the poll vote m as Insert does and, in the same
+	// write, puts b into the tally of the poll pollID (applyVote). A vote
+	// stored already is not inserted again; an engine whose two writes are
+	// not one transaction applies b again then (harmless: applyVote
+	// ignores a ballot it has). applied is false when the poll is not
+	// stored here or b changed nothing.
+	InsertVote(ctx context.Context, m *Message, chat *chatUpdate, pollID string, b PollBallot) (inserted, applied bool, err error)
 	Get(ctx context.Context, id string) (*Message, error)
 
 	// SetStatus moves the message's status to st if its rank is below

@@ -116,6 +116,10 @@ type Message struct {
 	Edit   *event.Edit   `bson:"edit,omitempty" json:"-"`
 	Revoke *event.Revoke `bson:"revoke,omitempty" json:"-"`
 
+	// PollTally is a poll's current result (type poll only): see
+	// PollTally.
+	PollTally *PollTally `bson:"pollTally,omitempty" json:"pollTally,omitempty"`
+
 	// PipelineDone is false from Record until the pipeline finished the
 	// event (MarkProcessed sets it true); documents stored before the field
 	// existed lack it and count as processed. See pipeline.Recover.
@@ -228,6 +232,9 @@ func (s *Store) Record(ctx context.Context, ev *event.Event) (inserted bool, err
 		doc.Status, doc.StatusRank = statusOf(event.StatusSent)
 	}
 	doc.SortKey = SortKey(m.Timestamp, m.MessageID)
+	if pollID, ballot, ok := voteOf(&doc.Message); ok {
+		return s.recordVote(ctx, &doc, chatUpdateFor(&doc, now), pollID, ballot)
+	}
 	err = s.b.Insert(ctx, &doc, chatUpdateFor(&doc, now))
 	if err == nil {
 		return true, nil
@@ -316,7 +323,9 @@ func (s *Store) ApplyRevoke(ctx context.Context, ev *event.Event) (applied bool,
 
 // Get reads one message by its WhatsApp id.
 func (s *Store) Get(ctx context.Context, accountID, messageID string) (*Message, error) {
-	return s.b.Get(ctx, DocID(accountID, messageID))
+	m, err := s.b.Get(ctx, DocID(accountID, messageID))
+	withPollNames(m)
+	return m, err
 }
 
 // DeleteAccount removes every message of an account, and its chats (DELETE

@@ -226,7 +226,7 @@ func normaliseJID(s string) (string, error) {
 	return digits + "@s.whatsapp.net", nil
 }
 
-var sendKeys = "text, media, caption, location, contacts, mentions, quote"
+var sendKeys = "text, media, caption, location, contacts, poll, mentions, quote"
 
 // sendRequest reads the content argument (a string or an object) and the
 // optional options object; both take the same keys.
@@ -279,6 +279,19 @@ func (m *vm) sendRequest(fn string, content, opts goja.Value, c *call) (*session
 				m.throw("ctx.%s: contacts must be a list of {displayName, vcard}", fn)
 			}
 			kinds = append(kinds, k)
+		case "poll":
+			// Checked like every send's poll (outgoing.CheckPoll) when it is
+			// sent: 2 to 12 distinct options, a name, selectableCount.
+			var p struct {
+				Name            string   `json:"name"`
+				Options         []string `json:"options"`
+				SelectableCount uint32   `json:"selectableCount"`
+			}
+			if err := m.exportJSON(v, &p); err != nil {
+				m.throw("ctx.%s: poll must be {name, options: [..], selectableCount?}", fn)
+			}
+			req.Poll = &session.PollSend{Name: p.Name, Options: p.Options, SelectableCount: p.SelectableCount}
+			kinds = append(kinds, k)
 		}
 	}
 	if len(kinds) != 1 {
@@ -286,7 +299,7 @@ func (m *vm) sendRequest(fn string, content, opts goja.Value, c *call) (*session
 		if got == "" {
 			got = "none"
 		}
-		m.throw("ctx.%s: give exactly one of text, media, location or contacts (got %s)", fn, got)
+		m.throw("ctx.%s: give exactly one of text, media, location, contacts or poll (got %s)", fn, got)
 	}
 	if mv, ok := fields["media"]; ok {
 		req.Media, ref = m.media(fn, mv, c)
@@ -307,7 +320,7 @@ func (m *vm) readFields(fn string, v goja.Value, into map[string]goja.Value) {
 	}
 	for _, k := range obj.Keys() {
 		switch k {
-		case "text", "media", "caption", "location", "contacts", "mentions", "quote":
+		case "text", "media", "caption", "location", "contacts", "poll", "mentions", "quote":
 			into[k] = obj.Get(k)
 		default:
 			m.throw("ctx.%s: unknown key %q (known: %s)", fn, k, sendKeys)

@@ -365,3 +365,27 @@ func TestGroupLookup(t *testing.T) {
 		t.Fatalf("without Group: %v", err)
 	}
 }
+
+// TestRulesSendPolls: ctx.send and ctx.reply take a poll like the REST
+// send; its checks (outgoing.CheckPoll) apply when it is sent.
+func TestRulesSendPolls(t *testing.T) {
+	e, _ := newEngine(t, map[string]string{"a.js": `
+on("message.received", (msg, ctx) => {
+  ctx.reply({poll: {name: "Lunch?", options: ["Pizza", "Sushi"], selectableCount: 1}});
+  ctx.send("120363025246125244@g.us", {poll: {name: "Colour?", options: ["Red", "Blue", "Green"]}});
+});`}, Options{})
+	effs, err := e.Handle(t.Context(), msgEvent("hi"), &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"kind":"reply","poll":{"name":"Lunch?","options":["Pizza","Sushi"],"selectableCount":1}},` +
+		`{"kind":"send","to":"120363025246125244@g.us","poll":{"name":"Colour?","options":["Red","Blue","Green"]}}]`
+	if got := effectsJSON(t, effs); got != want {
+		t.Fatalf("effects\n got %s\nwant %s", got, want)
+	}
+	for _, eff := range effs {
+		if p := eff.Message.Poll; p == nil || eff.Message.Text != "" {
+			t.Fatalf("%s: message %+v", eff.Kind, eff.Message)
+		}
+	}
+}

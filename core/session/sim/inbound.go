@@ -38,6 +38,9 @@ type Inbound struct {
 	Location *event.Location
 	Reaction *session.ReactionSend
 	ReplyTo  string
+	// Vote is a vote on the poll Target (poll.go); Group is then the
+	// poll's group, if it is in one.
+	Vote *Vote
 	// Target is the stored message ReplyTo or Reaction names, when the
 	// caller has it. A quote then names its author (the contact or the
 	// account) and carries its text, as a WhatsApp client's quote does; a
@@ -77,6 +80,9 @@ func (n *Network) Inject(ctx context.Context, accountID string, in *Inbound) (*e
 		at = time.Now()
 	}
 	at = at.UTC().Truncate(time.Second)
+	if in.Vote != nil {
+		return n.injectVote(ctx, s, in, chat, sender, at) // poll.go
+	}
 	req := &session.SendRequest{Text: in.Text, Media: in.Media, Location: in.Location}
 	if in.ReplyTo != "" {
 		q := &session.QuoteRef{MessageID: in.ReplyTo}

@@ -31,7 +31,14 @@ func (s *Session) Send(ctx context.Context, req *session.SendRequest) (*session.
 		to, err = gj, nil
 		members, err = s.n.groupMembers(ctx, s, gj.String())
 	}
+	bj, broadcast := broadcastJID(req.To) // status.go
+	if broadcast {
+		to, err = bj, checkBroadcast(bj, req)
+	}
 	if err != nil {
+		return nil, err
+	}
+	if req, err = s.withMentionAll(req, members); err != nil {
 		return nil, err
 	}
 	f := s.n.faultsOf(s.acct.ID)
@@ -81,6 +88,10 @@ func (s *Session) Send(ctx context.Context, req *session.SendRequest) (*session.
 	}
 	switch {
 	case f.DropSends:
+	case to == types.StatusBroadcastJID:
+		s.n.routeStatus(s, req.StatusRecipients, msg, info)
+	case broadcast: // a list: its members are on the phone, not the sim
+		s.n.scheduleReceipts(s.n.inbox(s.acct.ID), s.acct.ID, to, id, time.Now().Add(s.n.opts.DeliveredDelay))
 	case members != nil:
 		s.n.routeGroup(s, to, members, msg, info)
 	default:
