@@ -501,4 +501,39 @@ func TestGroupRoutesOnWhatsApp(t *testing.T) {
 	waitGroupMessage(t, c, "wshop", g.JID, alice.JID().String(), "hello shop")
 	waitChatName(t, c, "wshop", g.JID, "Shop team 2")
 	c.must(c.get(groupPath("wshop", "120363000000000999@g.us")), 404)
+
+	// A poll sent over REST to the group reaches both contacts; their
+	// votes, encrypted with the poll's secret, are decrypted by whatsmeow
+	// and tallied on the stored poll.
+	pollID := c.send("wshop", `{"to":"`+g.JID+`","poll":{"name":"Where?","options":["Here","There"]}}`)
+	for _, v := range []struct {
+		ct     *watest.Contact
+		option string
+	}{{alice, "Here"}, {bob, "There"}} {
+		var poll *watest.ReceivedMessage
+		for poll == nil || poll.ID != pollID {
+			if poll, err = v.ct.NextMessage(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := v.ct.VotePoll(ctx, poll, v.option); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll.Until(t, time.Minute, func() error {
+		p := c.pollMessage("wshop", pollID)
+		if p.PollTally == nil || p.PollTally.Voters != 2 {
+			return fmt.Errorf("tally %+v", p.PollTally)
+		}
+		for _, o := range p.PollTally.Options {
+			want := alice.JID().String()
+			if o.Name == "There" {
+				want = bob.JID().String()
+			}
+			if o.Votes != 1 || len(o.Voters) != 1 || o.Voters[0] != want {
+				return fmt.Errorf("option %+v, want one vote by %s", o, want)
+			}
+		}
+		return nil
+	})
 }
