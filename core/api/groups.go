@@ -53,6 +53,16 @@ func (h *groupRoutes) session(r *http.Request) (session.GroupSession, error) {
 	return gs, nil
 }
 
+// group is the session and the group JID a route on one group acts on.
+func (h *groupRoutes) group(r *http.Request) (session.GroupSession, string, error) {
+	jid, err := groupParam(r)
+	if err != nil {
+		return nil, "", err
+	}
+	gs, err := h.session(r)
+	return gs, jid, err
+}
+
 var groupUserPattern = regexp.MustCompile(`^[0-9]{1,20}(-[0-9]{1,20})?$`)
 
 // groupParam is the {groupId} path parameter as a group JID: the JID, or
@@ -129,11 +139,7 @@ func (h *groupRoutes) list(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *groupRoutes) get(w http.ResponseWriter, r *http.Request) error {
-	jid, err := groupParam(r)
-	if err != nil {
-		return err
-	}
-	gs, err := h.session(r)
+	gs, jid, err := h.group(r)
 	if err != nil {
 		return err
 	}
@@ -175,11 +181,7 @@ func (h *groupRoutes) create(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *groupRoutes) leave(w http.ResponseWriter, r *http.Request) error {
-	jid, err := groupParam(r)
-	if err != nil {
-		return err
-	}
-	gs, err := h.session(r)
+	gs, jid, err := h.group(r)
 	if err != nil {
 		return err
 	}
@@ -287,11 +289,7 @@ func (h *groupRoutes) setPicture(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *groupRoutes) deletePicture(w http.ResponseWriter, r *http.Request) error {
-	jid, err := groupParam(r)
-	if err != nil {
-		return err
-	}
-	gs, err := h.session(r)
+	gs, jid, err := h.group(r)
 	if err != nil {
 		return err
 	}
@@ -426,11 +424,7 @@ func (h *groupRoutes) join(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *groupRoutes) requests(w http.ResponseWriter, r *http.Request) error {
-	jid, err := groupParam(r)
-	if err != nil {
-		return err
-	}
-	gs, err := h.session(r)
+	gs, jid, err := h.group(r)
 	if err != nil {
 		return err
 	}
