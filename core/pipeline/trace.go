@@ -59,7 +59,7 @@ type Trace struct {
 	// Truncated: something was cut to keep the trace small.
 	Truncated bool `json:"truncated,omitempty"`
 
-	mu sync.Mutex // the stage records; a stuck handler may write late
+	mu *sync.Mutex // the stage records; a stuck handler may write late
 }
 
 // StageTrace is one stage of the plan, as it went for this event.
@@ -158,7 +158,7 @@ func (r *StageRecorder) Rule(rt RuleTrace) {
 }
 
 func newTrace(ev *event.Event) *Trace {
-	return &Trace{EventID: ev.ID, Started: time.Now().UTC()}
+	return &Trace{EventID: ev.ID, Started: time.Now().UTC(), mu: new(sync.Mutex)}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
