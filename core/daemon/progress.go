@@ -126,10 +126,15 @@ func encodeTrace(ctx context.Context) ([]byte, error) {
 	return b, nil
 }
 
-// purgeTraces clears the pipeline traces older than outbox.retention: a
-// trace is kept as long as the delivered jobs it lists are.
+// PurgeTraces clears the pipeline traces older than outbox.retention (the
+// hourly trace sweep): a trace is kept as long as the delivered jobs it
+// lists are, which the outbox dispatcher purges by the same age.
+func (d *Daemon) PurgeTraces(ctx context.Context) (int64, error) {
+	return d.messages.PurgeTraces(ctx, time.Now().Add(-d.traceRetention()))
+}
+
 func (d *Daemon) purgeTraces(ctx context.Context) {
-	n, err := d.messages.PurgeTraces(ctx, time.Now().Add(-d.traceRetention()))
+	n, err := d.PurgeTraces(ctx)
 	if err != nil && ctx.Err() == nil {
 		d.log.Warn("purging pipeline traces failed", slog.Any("error", err))
 	} else if n > 0 {

@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/wildcathub/wildcat/core/config"
+	"github.com/wildcathub/wildcat/core/daemon"
+	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/pipeline"
 	"github.com/wildcathub/wildcat/core/pluginhost"
 	"github.com/wildcathub/wildcat/core/poll"
@@ -158,4 +161,59 @@ func testMessageTrace(t *testing.T, e storetest.Engine) {
 	if dp := w.stage(t, "dp"); dp.Outcome != pipeline.OutcomeOK {
 		t.Fatalf("plugin stage after a failed rules stage: %+v", dp)
 	}
+}
+
+// A trace is kept as long as the event's delivered jobs: once both are
+// older than outbox.retention, the sweeps remove both, and the route says
+// the message has no trace (not that it does not exist).
+func TestTracesArePurgedWithTheDeliveredJobs(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		sink := &countingSink{}
+		cfg := engineConfig(t, e)
+		const retention = 100 * time.Millisecond
+		cfg.Outbox.Retention = retention
+		cfg.Pipeline = []pipeline.StageConfig{
+			{Name: "tag", Builtin: "tag", Config: map[string]any{"tag": "seen"}},
+			{Name: "out", Sink: "archive"},
+		}
+		d, c := accountsDaemonWith(t, cfg, time.Millisecond, nil, func(o *daemon.Options) {
+			o.Sinks = map[string]outbox.Sink{"archive": sink}
+			o.OutboxPoll = 20 * time.Millisecond
+		})
+		c.connectSim("pg")
+		id := c.inject("pg", `{"from":"+15550001111","id":"PG01","text":"hello"}`)
+		poll.Until(t, 30*time.Second, func() error {
+			var w wireTrace
+			r := c.get("/v1/accounts/pg/messages/" + id + "/trace")
+			if r.status != 200 {
+				return fmt.Errorf("trace: %d %s", r.status, r.body)
+			}
+			if err := json.Unmarshal(r.body, &w); err != nil {
+				return err
+			}
+			if len(w.Deliveries) != 1 || w.Deliveries[0].State != "done" {
+				return fmt.Errorf("deliveries %+v", w.Deliveries)
+			}
+			return nil
+		})
+		ctx := context.Background()
+		poll.Until(t, 30*time.Second, func() error {
+			if _, err := d.Outbox().Purge(ctx, time.Now().Add(-retention)); err != nil {
+				return err
+			}
+			if _, err := d.PurgeTraces(ctx); err != nil {
+				return err
+			}
+			if ds := c.deliveries("eventId=pg:" + id); len(ds) != 0 {
+				return fmt.Errorf("delivered job still listed: %+v", ds)
+			}
+			r := c.get("/v1/accounts/pg/messages/" + id + "/trace")
+			if r.status != 404 || !strings.Contains(string(r.body), "no-trace") {
+				return fmt.Errorf("trace after retention: %d %s", r.status, r.body)
+			}
+			return nil
+		})
+		// The message itself stays.
+		c.must(c.get("/v1/accounts/pg/messages/"+id), 200)
+	})
 }
