@@ -45,6 +45,13 @@ func TestTraceIsStoredWithTheMarkAndPurged(t *testing.T) {
 		if pending, err := s.PipelinePending(ctx(t), ev.ID); err != nil || pending {
 			t.Fatalf("the traced mark did not mark the event done: pending %v (%v)", pending, err)
 		}
+		// The message reads as before, alone and in a history page.
+		if m, err := s.Get(ctx(t), "acme", "T1"); err != nil || m.Text != "hello" {
+			t.Fatalf("traced message: %+v (%v)", m, err)
+		}
+		if p, err := s.History(ctx(t), messages.Query{AccountID: "acme", Limit: 10}); err != nil || len(p.Messages) != 2 {
+			t.Fatalf("history with a traced message: %+v (%v)", p, err)
+		}
 		if _, _, err := s.Trace(ctx(t), "acme", "T2"); !errors.Is(err, messages.ErrNoTrace) {
 			t.Fatalf("untraced mark: %v, want ErrNoTrace", err)
 		}
