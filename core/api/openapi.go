@@ -194,6 +194,18 @@ var pluginExample = map[string]any{
 	},
 }
 
+var traceExample = map[string]any{
+	"messageId": ExampleMessageID, "eventId": ExampleAccount + ":" + ExampleMessageID, "storedAt": "2026-11-25T12:00:01Z",
+	"trace": map[string]any{"eventId": ExampleAccount + ":" + ExampleMessageID, "started": "2026-11-25T12:00:00.990Z", "durationMs": 4.2,
+		"stages": []any{
+			map[string]any{"name": "rules", "kind": "rules", "startMs": 0.01, "durationMs": 1.9, "outcome": "ok",
+				"actions": []any{map[string]any{"type": "tag", "origin": "10-vip", "tags": []string{"vip"}}},
+				"rules":   []any{map[string]any{"rule": "10-vip", "file": "scripts/10-vip.js", "durationMs": 0.4, "effects": 1}}},
+			map[string]any{"name": "deliver", "kind": "sink", "startMs": 1.95, "durationMs": 0.02, "outcome": "ok", "targets": []string{ExampleSink}},
+		}},
+	"deliveries": []any{deliveryExample},
+}
+
 var deliveryExample = map[string]any{
 	"id": ExampleDeliveryID, "eventId": ExampleAccount + ":" + ExampleMessageID, "target": ExampleSink, "accountId": ExampleAccount,
 	"state": "done", "attempts": 1, "runAt": "2026-11-25T12:00:01Z", "firstAttemptAt": "2026-11-25T12:00:01Z",
@@ -326,6 +338,9 @@ func Operations() []Operation {
 		{Method: "GET", Path: "/v1/accounts/{id}/messages/{messageId}", Summary: "One message, raw proto included", Tag: "messages",
 			PathExamples: map[string]string{"id": ExampleAccount, "messageId": ExampleMessageID},
 			Status:       200, Response: ref("Message"), ResponseEx: messageExample, Errors: []int{404}},
+		{Method: "GET", Path: "/v1/accounts/{id}/messages/{messageId}/trace", Summary: "What the pipeline did with the message's event: each stage, rule and action, with timings, and the outbox jobs it made with their attempts (kept for outbox.retention; 404 no-trace before the pipeline finished the event or after)", Tag: "messages",
+			PathExamples: map[string]string{"id": ExampleAccount, "messageId": ExampleMessageID},
+			Status:       200, Response: ref("MessageTrace"), ResponseEx: traceExample, Errors: []int{404}},
 		{Method: "GET", Path: "/v1/accounts/{id}/chats", Summary: "Chats by last activity, with unread counts", Tag: "messages", PathExamples: acct,
 			Params: limitCursor,
 			Status: 200, Response: obj(map[string]any{"chats": arr(ref("Chat")), "nextCursor": nullable("string")}),
@@ -785,6 +800,33 @@ var schemas = map[string]any{
 			"status": integer("response status"), "error": str(""), "response": str(""), "owner": str("")})),
 		"event": withFields(ref("Event"), map[string]any{"description": "the event as the pipeline delivered it, tags included"}),
 	}),
+	"MessageTrace": obj(map[string]any{
+		"messageId": str(""), "eventId": str("{accountId}:{messageId}"), "storedAt": str("when the trace was stored (the event's done mark)"),
+		"trace":      ref("PipelineTrace"),
+		"deliveries": arr(ref("Delivery")),
+	}, "messageId", "eventId", "storedAt", "trace", "deliveries"),
+	"PipelineTrace": obj(map[string]any{
+		"eventId": str(""), "started": str("when the event entered the pipeline"), "durationMs": num("up to the done mark"),
+		"deadLetteredAt": str("the stage the event was dead-lettered at"),
+		"truncated":      boolean("strings or lists were cut to keep the trace small"),
+		"stages": arr(obj(map[string]any{
+			"name": str(""), "kind": str("rules, plugin, builtin or sink"),
+			"startMs": num("after the trace's start"), "durationMs": num("with retries and carrying out the actions"),
+			"outcome": str("ok, error, timeout, actionsFailed, dropped or skipped"),
+			"skipped": str("why a stage did not run: match (its match did not select the event) or route (an earlier stage routed elsewhere)"),
+			"error":   str("the stage's error"),
+			"actions": arr(obj(map[string]any{
+				"type": str("reply, send, drop, tag, annotate, route, react or markRead"), "origin": str("the rule that asked"),
+				"tags": arr(str("")), "annotations": stringMap(""), "sinks": arr(str("")),
+				"to": str("reply, send, react: the recipient"), "text": str("the message's text, cut"), "error": str("why the action failed"),
+			})),
+			"rules": arr(obj(map[string]any{
+				"rule": str(""), "file": str(""), "durationMs": num(""), "effects": integer("actions the rule asked for (origin = rule)"),
+				"error": str("what the rule threw"), "line": integer("line in file"), "timeout": boolean("cut at its deadline"),
+			})),
+			"targets": arr(str("outbox targets a sink stage made jobs for (job id {eventId}|{target})")),
+		})),
+	}, "eventId", "started", "durationMs", "stages"),
 	"WebhookInput": obj(map[string]any{
 		"id":          str("optional on create: 1-63 of a-z, 0-9, _ and -; generated (wh_…) when absent; cannot change"),
 		"url":         str("http or https; loopback, private, link-local and metadata addresses are refused unless webhooks.allow_private_targets"),

@@ -79,6 +79,11 @@ func (s *Server) routes(opts Options) {
 		}
 	}
 
+	if opts.Accounts != nil && opts.Traces != nil {
+		tr := &traceRoutes{accounts: opts.Accounts, traces: opts.Traces, deliveries: opts.Deliveries}
+		s.Handle("/accounts/{id}/messages/{messageId}/trace", tr.get, http.MethodGet).Needs(apikeys.ScopeMessagesRead)
+	}
+
 	if opts.Pipeline != nil {
 		p := &pipelineRoutes{engine: opts.Pipeline, reloader: opts.ConfigReloader}
 		for _, d := range opts.RuleDirs {

@@ -48,6 +48,9 @@ type Options struct {
 	// outbox); nil leaves those routes out.
 	Pipeline   Pipeline
 	Deliveries Deliveries
+	// Traces serves GET /v1/accounts/{id}/messages/{messageId}/trace (with
+	// Accounts; the event's jobs from Deliveries); nil leaves it out.
+	Traces Traces
 	// Plugins serves GET /v1/plugins; nil leaves it out.
 	Plugins Plugins
 	// Webhooks serves /v1/webhooks (the endpoint registry); nil leaves it

@@ -389,7 +389,11 @@ type rulesStage struct {
 // naming the rule (Action.Origin).
 func (s *rulesStage) Handle(ctx context.Context, ev *event.Event) ([]pipeline.Action, error) {
 	s.h.warmSelf(ctx, ev.AccountID)
-	effs, err := s.re.eng.Handle(ctx, ev, nil)
+	var observe func(rules.RuleRun)
+	if rec := pipeline.StageTraceFrom(ctx); rec != nil {
+		observe = func(r rules.RuleRun) { rec.Rule(ruleTrace(r)) }
+	}
+	effs, err := s.re.eng.HandleObserved(ctx, ev, nil, observe)
 	if err != nil {
 		return nil, err
 	}
@@ -428,4 +432,16 @@ func (s *rulesStage) Handle(ctx context.Context, ev *event.Event) ([]pipeline.Ac
 		acts = append(acts, a)
 	}
 	return acts, nil
+}
+
+// ruleTrace is a rule's record in the pipeline's trace.
+func ruleTrace(r rules.RuleRun) pipeline.RuleTrace {
+	rt := pipeline.RuleTrace{Rule: r.Rule, File: r.File, DurationMs: float64(r.Duration.Microseconds()) / 1000, Effects: r.Effects}
+	if r.Err != nil {
+		rt.Error, rt.Line, rt.Timeout = r.Err.Message, r.Err.Line, r.Err.Timeout
+		if rt.Error == "" {
+			rt.Error = r.Err.Error()
+		}
+	}
+	return rt
 }

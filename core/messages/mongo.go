@@ -352,7 +352,7 @@ func (b *mongoBackend) History(ctx context.Context, q Query, before string, limi
 	// reply can hold.
 	return b.find(ctx, historyFilter(q, before), options.Find().
 		SetSort(bson.D{{Key: "sortKey", Value: -1}}).
-		SetProjection(bson.D{{Key: "rawMessage", Value: 0}}).
+		SetProjection(bson.D{{Key: "rawMessage", Value: 0}, {Key: "trace", Value: 0}}).
 		SetLimit(int64(limit)))
 }
 
@@ -542,7 +542,7 @@ func (b *mongoBackend) MediaMessages(ctx context.Context, accountID string, sinc
 	if len(kinds) > 0 {
 		f = append(f, bson.E{Key: "kind", Value: bson.D{{Key: "$in", Value: kinds}}})
 	}
-	out, err := b.find(ctx, f, options.Find().SetProjection(bson.D{{Key: "rawMessage", Value: 0}}))
+	out, err := b.find(ctx, f, options.Find().SetProjection(bson.D{{Key: "rawMessage", Value: 0}, {Key: "trace", Value: 0}}))
 	if err != nil {
 		return nil, err
 	}
