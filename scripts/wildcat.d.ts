@@ -198,10 +198,51 @@ declare namespace Wildcat {
     readonly deleted?: boolean;
     readonly inviteLink?: string;
     readonly joinReason?: string;
+    readonly actorLid?: string;
+    readonly pictureId?: string;
+    readonly pictureRemoved?: boolean;
+    readonly joinApproval?: boolean;
+    /** Added by actor, or joined by link or approved request (joinReason says which). */
     readonly added?: readonly string[];
+    /** Left on their own. */
+    readonly left?: readonly string[];
+    /** Removed by actor. */
     readonly removed?: readonly string[];
     readonly promoted?: readonly string[];
     readonly demoted?: readonly string[];
+    /** The phone-number and LID forms of every JID named above, where known. */
+    readonly participants?: readonly GroupParticipant[];
+    /** How this account's own membership changed; with added or joined, info is the whole group. */
+    readonly self?: "added" | "joined" | "removed" | "left";
+    readonly info?: GroupInfo;
+  }
+
+  interface GroupParticipant {
+    /** As WhatsApp addresses them in the group (phone number or LID). */
+    readonly jid: string;
+    readonly pn?: string;
+    readonly lid?: string;
+    readonly role?: "member" | "admin" | "superadmin";
+  }
+
+  /** A group as it is now (ctx.group(), GroupUpdate.info). */
+  interface GroupInfo {
+    readonly jid: string;
+    /** The subject. */
+    readonly name: string;
+    /** The description. */
+    readonly topic?: string;
+    readonly owner?: string;
+    readonly ownerPn?: string;
+    readonly createdAt?: string;
+    /** Only admins edit the info. */
+    readonly locked: boolean;
+    /** Only admins send. */
+    readonly announce: boolean;
+    /** Joining needs an admin's approval. */
+    readonly joinApproval: boolean;
+    readonly pictureId?: string;
+    readonly participants: readonly GroupParticipant[];
   }
 
   interface HistorySync {
@@ -301,6 +342,8 @@ declare namespace Wildcat {
     route(...sinks: (string | string[])[]): void;
     /** The account this event belongs to and its own JIDs (phone number and LID forms). */
     self(): { id: string; jids: string[] };
+    /** The group of the event's chat as it is now (read from the account's session), or null outside groups. */
+    group(): GroupInfo | null;
     /** This rule's own key-value store, persisted in MongoDB. */
     readonly kv: KV;
     readonly log: Log;

@@ -90,6 +90,9 @@ func SendRequestToProto(r *SendRequest) *pb.SendRequest {
 	if x := r.Revoke; x != nil {
 		p.Revoke = &pb.RevokeSend{MessageId: x.MessageID, Sender: x.Sender}
 	}
+	if x := r.Poll; x != nil {
+		p.Poll = &pb.PollSend{Name: x.Name, Options: x.Options, SelectableCount: x.SelectableCount}
+	}
 	if x := r.ReplyTo; x != nil {
 		p.ReplyTo = &pb.QuoteRef{MessageId: x.MessageID, Sender: x.Sender}
 	}
@@ -120,6 +123,9 @@ func SendRequestFromProto(p *pb.SendRequest) *SendRequest {
 	}
 	if x := p.GetRevoke(); x != nil {
 		r.Revoke = &RevokeSend{MessageID: x.GetMessageId(), Sender: x.GetSender()}
+	}
+	if x := p.GetPoll(); x != nil {
+		r.Poll = &PollSend{Name: x.GetName(), Options: x.GetOptions(), SelectableCount: x.GetSelectableCount()}
 	}
 	if x := p.GetReplyTo(); x != nil {
 		r.ReplyTo = &QuoteRef{MessageID: x.GetMessageId(), Sender: x.GetSender()}

@@ -107,8 +107,8 @@ func Annotate(key, value string) Action {
 func Route(sinks ...string) Action { return Action{Kind: ActionRoute, Sinks: sinks} }
 
 // SendRequest is one outgoing message. Exactly one of Text, Media, Reaction,
-// Location, Contacts, Edit or Revoke is the content; ReplyTo and Mentions
-// apply to text and media.
+// Location, Contacts, Edit, Revoke or Poll is the content; ReplyTo and
+// Mentions apply to text and media.
 type SendRequest struct {
 	// To is the recipient chat JID: user@s.whatsapp.net, group@g.us or lid@lid.
 	To string
@@ -123,6 +123,7 @@ type SendRequest struct {
 	Contacts []Contact
 	Edit     *EditSend
 	Revoke   *RevokeSend
+	Poll     *PollSend
 
 	// ReplyTo quotes an earlier message of the same chat.
 	ReplyTo *QuoteRef
@@ -162,6 +163,15 @@ type EditSend struct {
 type RevokeSend struct {
 	MessageID string
 	Sender    string
+}
+
+// PollSend is a poll: a question, 2 to 12 distinct options of at most 100
+// characters, and how many options a voter may pick (0: any number). A
+// poll WhatsApp would not take is refused, as a REST send's is.
+type PollSend struct {
+	Name            string
+	Options         []string
+	SelectableCount uint32
 }
 
 // QuoteRef identifies a quoted message.

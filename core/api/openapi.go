@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/wildcathub/wildcat/core/session/sim"
 )
 
 // The OpenAPI 3.1 document is Go data: no generator, no second source to
@@ -29,6 +31,10 @@ const (
 	ExampleMessageID     = "3EB0C0FFEE000001"
 	ExampleContactPhone  = "+15551234567"
 	ExampleContactChatID = "15551234567@s.whatsapp.net"
+	// ExampleBroadcastList is a broadcast list of the examples, and
+	// ExampleChannel a channel the sim follows.
+	ExampleBroadcastList = "1764000000@broadcast"
+	ExampleChannel       = "120363000000000101@newsletter"
 	// ExampleSink is the sink target of the pipeline example. No sinks are
 	// built into wildcatd yet; the example daemon registers one by this name.
 	ExampleSink = "webhooks"
@@ -137,6 +143,26 @@ var chatExample = map[string]any{
 	"lastActivity": 1795632060, "unreadCount": 0, "messageCount": 2, "updatedAt": "2026-11-25T12:01:00Z",
 }
 
+// The group of the examples: the first the example account creates, and
+// its invite codes before and after a reset (the sim derives both).
+var (
+	ExampleGroupID     = sim.GroupJIDFor(ExampleAccount, 1)
+	exampleInviteCode1 = sim.InviteCodeFor(ExampleGroupID, 1)
+	ExampleInviteCode  = sim.InviteCodeFor(ExampleGroupID, 2)
+)
+
+// ExampleJPEG is a 1×1 JPEG, base64: the group picture of the examples.
+const ExampleJPEG = "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP//////////////////////////////////////////////////////////////////////////////////////wAALCAABAAEBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAAA//EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQEAAD8AN//Z"
+
+var groupExample = map[string]any{
+	"jid": ExampleGroupID, "name": "Orders", "owner": "15551460268@s.whatsapp.net", "ownerPn": "15551460268@s.whatsapp.net",
+	"createdAt": "2026-11-25T12:02:00Z", "locked": false, "announce": false, "joinApproval": false,
+	"participants": []any{
+		map[string]any{"jid": "15551460268@s.whatsapp.net", "pn": "15551460268@s.whatsapp.net", "lid": "90123456789012@lid", "role": "superadmin"},
+		map[string]any{"jid": ExampleContactChatID, "pn": ExampleContactChatID, "role": "member"},
+	},
+}
+
 var stageStatsExample = []any{
 	map[string]any{"name": "vip", "kind": "builtin", "mode": "inline", "in": 0, "actions": map[string]any{}, "actionFailures": map[string]any{}, "errors": 0, "timeouts": 0,
 		"dropped": 0, "enqueued": 0, "deadLetters": 0, "calls": 0, "meanLatencyNs": 0},
@@ -168,6 +194,18 @@ var pluginExample = map[string]any{
 	},
 }
 
+var traceExample = map[string]any{
+	"messageId": ExampleMessageID, "eventId": ExampleAccount + ":" + ExampleMessageID, "storedAt": "2026-11-25T12:00:01Z",
+	"trace": map[string]any{"eventId": ExampleAccount + ":" + ExampleMessageID, "started": "2026-11-25T12:00:00.990Z", "durationMs": 4.2,
+		"stages": []any{
+			map[string]any{"name": "rules", "kind": "rules", "startMs": 0.01, "durationMs": 1.9, "outcome": "ok",
+				"actions": []any{map[string]any{"type": "tag", "origin": "10-vip", "tags": []string{"vip"}}},
+				"rules":   []any{map[string]any{"rule": "10-vip", "file": "scripts/10-vip.js", "durationMs": 0.4, "effects": 1}}},
+			map[string]any{"name": "deliver", "kind": "sink", "startMs": 1.95, "durationMs": 0.02, "outcome": "ok", "targets": []string{ExampleSink}},
+		}},
+	"deliveries": []any{deliveryExample},
+}
+
 var deliveryExample = map[string]any{
 	"id": ExampleDeliveryID, "eventId": ExampleAccount + ":" + ExampleMessageID, "target": ExampleSink, "accountId": ExampleAccount,
 	"state": "done", "attempts": 1, "runAt": "2026-11-25T12:00:01Z", "firstAttemptAt": "2026-11-25T12:00:01Z",
@@ -194,6 +232,18 @@ func retriedExample() map[string]any {
 	return j
 }
 
+var channelExample = map[string]any{
+	"jid": ExampleChannel, "name": "Wildcat News", "description": "Releases and notes of the Wildcat project (simulated)",
+	"subscribers": 1280, "role": "subscriber",
+}
+
+var channelPostExample = map[string]any{
+	"accountId": ExampleAccount, "messageId": "104", "chatId": ExampleChannel, "from": ExampleChannel, "fromMe": false,
+	"timestamp": 1767272400, "type": "text", "text": "Plugins run out of process and speak gRPC.", "hasMedia": false,
+	"isGroup": false, "isBroadcast": false, "isStatus": false, "isEphemeral": false, "isViewOnce": false, "isForwarded": false,
+	"edited": false, "revoked": false,
+}
+
 var mediaExample = map[string]any{
 	"mediaId": ExampleMediaID, "sha256": ExampleMediaID, "size": len(ExampleMediaBytes), "mimetype": "image/png",
 	"url": "/v1/media/" + ExampleMediaID,
@@ -203,6 +253,7 @@ var mediaExample = map[string]any{
 func Operations() []Operation {
 	acct := map[string]string{"id": ExampleAccount}
 	newAcct := map[string]string{"id": ExampleNewAccount}
+	grp := map[string]string{"id": ExampleAccount, "groupId": ExampleGroupID}
 	limitCursor := []map[string]any{
 		queryParam("cursor", "string", "nextCursor of the previous page; opaque"),
 		queryParam("limit", "integer", "page size, 1 to 500 (default 50)"),
@@ -246,7 +297,7 @@ func Operations() []Operation {
 			BodyType: "application/json", BodySchema: ref("SimInbound"),
 			BodyExamples: map[string]any{"text": map[string]any{"from": ExampleContactPhone, "pushName": "Ann", "id": ExampleMessageID, "text": "Hi, is my order ready?"}},
 			Status:       201, Response: obj(map[string]any{"eventId": str(""), "messageId": str(""), "kind": str("")}),
-			ResponseEx: map[string]any{"eventId": ExampleAccount + ":" + ExampleMessageID, "messageId": ExampleMessageID, "kind": "message.received"}, Errors: []int{400, 404, 409}},
+			ResponseEx: map[string]any{"eventId": ExampleAccount + ":" + ExampleMessageID, "messageId": ExampleMessageID, "kind": "message.received"}, Errors: []int{400, 404, 409, 422}},
 
 		{Method: "POST", Path: "/v1/media", Summary: "Upload media (multipart field \"file\", or the raw body with its Content-Type)", Tag: "media",
 			BodyType: "image/png", BodySchema: map[string]any{"type": "string", "contentMediaType": "application/octet-stream"},
@@ -257,13 +308,16 @@ func Operations() []Operation {
 			Params:   []map[string]any{{"name": IdempotencyHeader, "in": "header", "description": "a retry with the same key returns the first answer instead of sending twice", "schema": map[string]any{"type": "string"}}},
 			BodyType: "application/json", BodySchema: ref("SendRequest"),
 			BodyExamples: map[string]any{
-				"text":     map[string]any{"to": ExampleContactPhone, "text": "Yes — it ships today."},
-				"reply":    map[string]any{"to": ExampleContactPhone, "text": "Tracking follows.", "replyTo": ExampleMessageID, "mentions": []string{ExampleContactPhone}},
-				"image":    map[string]any{"to": ExampleContactPhone, "media": map[string]any{"mediaId": ExampleMediaID, "mimetype": "image/png"}, "caption": "Your parcel"},
-				"document": map[string]any{"to": ExampleContactPhone, "media": map[string]any{"data": "JVBERi0xLjQK", "mimetype": "application/pdf", "filename": "invoice.pdf"}},
-				"location": map[string]any{"to": ExampleContactPhone, "location": map[string]any{"lat": 52.52, "lng": 13.405, "name": "Pick-up point"}},
-				"contact":  map[string]any{"to": ExampleContactPhone, "contact": map[string]any{"name": "Support", "phone": "+15550000000"}},
-				"reaction": map[string]any{"reaction": map[string]any{"messageId": ExampleMessageID, "emoji": "👍"}},
+				"text":      map[string]any{"to": ExampleContactPhone, "text": "Yes — it ships today."},
+				"reply":     map[string]any{"to": ExampleContactPhone, "text": "Tracking follows.", "replyTo": ExampleMessageID, "mentions": []string{ExampleContactPhone}},
+				"image":     map[string]any{"to": ExampleContactPhone, "media": map[string]any{"mediaId": ExampleMediaID, "mimetype": "image/png"}, "caption": "Your parcel"},
+				"document":  map[string]any{"to": ExampleContactPhone, "media": map[string]any{"data": "JVBERi0xLjQK", "mimetype": "application/pdf", "filename": "invoice.pdf"}},
+				"location":  map[string]any{"to": ExampleContactPhone, "location": map[string]any{"lat": 52.52, "lng": 13.405, "name": "Pick-up point"}},
+				"contact":   map[string]any{"to": ExampleContactPhone, "contact": map[string]any{"name": "Support", "phone": "+15550000000"}},
+				"reaction":  map[string]any{"reaction": map[string]any{"messageId": ExampleMessageID, "emoji": "👍"}},
+				"poll":      map[string]any{"to": ExampleContactPhone, "poll": map[string]any{"name": "Delivery slot?", "options": []string{"Morning", "Afternoon", "Evening"}, "selectableCount": 1}},
+				"status":    map[string]any{"to": "status@broadcast", "text": "Open until 8 pm today", "statusRecipients": []string{ExampleContactPhone}},
+				"broadcast": map[string]any{"to": ExampleBroadcastList, "text": "New prices from Monday"},
 			},
 			Status: 202, Response: ref("SendAccepted"),
 			ResponseEx: map[string]any{"id": ExampleAccount + ":3EB0A1B2C3D4E5F60718", "messageId": "3EB0A1B2C3D4E5F60718", "status": "pending", "scheduledAt": "2025-06-01T09:30:04Z"},
@@ -284,6 +338,9 @@ func Operations() []Operation {
 		{Method: "GET", Path: "/v1/accounts/{id}/messages/{messageId}", Summary: "One message, raw proto included", Tag: "messages",
 			PathExamples: map[string]string{"id": ExampleAccount, "messageId": ExampleMessageID},
 			Status:       200, Response: ref("Message"), ResponseEx: messageExample, Errors: []int{404}},
+		{Method: "GET", Path: "/v1/accounts/{id}/messages/{messageId}/trace", Summary: "What the pipeline did with the message's event: each stage, rule and action, with timings, and the outbox jobs it made with their attempts (kept for outbox.retention; 404 no-trace before the pipeline finished the event or after)", Tag: "messages",
+			PathExamples: map[string]string{"id": ExampleAccount, "messageId": ExampleMessageID},
+			Status:       200, Response: ref("MessageTrace"), ResponseEx: traceExample, Errors: []int{404}},
 		{Method: "GET", Path: "/v1/accounts/{id}/chats", Summary: "Chats by last activity, with unread counts", Tag: "messages", PathExamples: acct,
 			Params: limitCursor,
 			Status: 200, Response: obj(map[string]any{"chats": arr(ref("Chat")), "nextCursor": nullable("string")}),
@@ -291,6 +348,65 @@ func Operations() []Operation {
 		{Method: "GET", Path: "/v1/accounts/{id}/chats/{chatId}", Summary: "One chat", Tag: "messages",
 			PathExamples: map[string]string{"id": ExampleAccount, "chatId": ExampleContactChatID},
 			Status:       200, Response: ref("Chat"), ResponseEx: chatExample, Errors: []int{404}},
+		{Method: "GET", Path: "/v1/accounts/{id}/channels", Summary: "The channels (newsletters) the account follows", Tag: "channels", PathExamples: acct,
+			Status: 200, Response: obj(map[string]any{"channels": arr(ref("Channel"))}, "channels"),
+			ResponseEx: map[string]any{"channels": []any{channelExample}}, Errors: []int{404, 409, 501}},
+		{Method: "GET", Path: "/v1/accounts/{id}/channels/{jid}/messages", Summary: "A channel's posts, newest first", Tag: "channels",
+			PathExamples: map[string]string{"id": ExampleAccount, "jid": ExampleChannel}, Query: "limit=2",
+			Params: []map[string]any{
+				queryParam("limit", "integer", "page size, 1 to 100 (default 20)"),
+				queryParam("before", "integer", "nextBefore of the previous page: posts older than this server ID"),
+			},
+			Status: 200, Response: obj(map[string]any{"messages": arr(ref("EventMessage")), "nextBefore": nullable("integer")}, "messages", "nextBefore"),
+			ResponseEx: map[string]any{"messages": []any{channelPostExample}, "nextBefore": 103}, Errors: []int{400, 404, 409, 501}},
+		{Method: "POST", Path: "/v1/accounts/{id}/groups", Summary: "Create a group: the account is its superadmin, the participants (phone numbers or JIDs) its members", Tag: "groups", PathExamples: acct,
+			BodyType: "application/json", BodySchema: ref("CreateGroup"),
+			BodyExamples: map[string]any{"orders": map[string]any{"subject": "Orders", "participants": []string{ExampleContactPhone}}},
+			Status:       201, Response: ref("Group"), ResponseEx: groupExample, Errors: []int{400, 404, 409, 501}},
+		{Method: "GET", Path: "/v1/accounts/{id}/groups", Summary: "The groups the account is in", Tag: "groups", PathExamples: acct,
+			Status: 200, Response: obj(map[string]any{"groups": arr(ref("Group"))}, "groups"), ResponseEx: map[string]any{"groups": []any{groupExample}}, Errors: []int{404, 409, 501}},
+		{Method: "GET", Path: "/v1/accounts/{id}/groups/{groupId}", Summary: "One group: subject, description, owner, settings, participants with their roles", Tag: "groups", PathExamples: grp,
+			Status: 200, Response: ref("Group"), ResponseEx: groupExample, Errors: []int{404, 409, 501}},
+		{Method: "PATCH", Path: "/v1/accounts/{id}/groups/{groupId}", Summary: "Change the subject, the description (\"\" removes it) or the settings; each field set is one change, in that order. 403 when the change needs admin rights", Tag: "groups", PathExamples: grp,
+			BodyType: "application/json", BodySchema: ref("GroupUpdateRequest"),
+			BodyExamples: map[string]any{"describe and announce": map[string]any{"description": "Order updates", "announce": true}},
+			Status:       200, Response: ref("Group"), ResponseEx: withFields(groupExample, map[string]any{"topic": "Order updates", "announce": true}), Errors: []int{400, 403, 404, 409, 501}},
+		{Method: "PUT", Path: "/v1/accounts/{id}/groups/{groupId}/picture", Summary: "Set the group's picture: a JPEG, base64", Tag: "groups", PathExamples: grp,
+			BodyType: "application/json", BodySchema: obj(map[string]any{"jpeg": str("the JPEG image, base64")}, "jpeg"),
+			BodyExamples: map[string]any{"jpeg": map[string]any{"jpeg": ExampleJPEG}},
+			Status:       200, Response: obj(map[string]any{"pictureId": str("the new picture's id")}, "pictureId"), ResponseEx: map[string]any{"pictureId": "1764707640"}, Errors: []int{400, 403, 404, 409, 501}},
+		{Method: "DELETE", Path: "/v1/accounts/{id}/groups/{groupId}/picture", Summary: "Remove the group's picture", Tag: "groups", PathExamples: grp,
+			Status: 204, Errors: []int{403, 404, 409, 501}},
+		{Method: "POST", Path: "/v1/accounts/{id}/groups/{groupId}/participants", Summary: "Add, remove, promote or demote participants (admins): WhatsApp's result for each", Tag: "groups", PathExamples: grp,
+			BodyType: "application/json", BodySchema: ref("ParticipantsRequest"),
+			BodyExamples: map[string]any{
+				"add":     map[string]any{"action": "add", "participants": []string{"+15557654321"}},
+				"promote": map[string]any{"action": "promote", "participants": []string{ExampleContactPhone}},
+			},
+			Status: 200, Response: obj(map[string]any{"results": arr(ref("ParticipantResult"))}, "results"),
+			ResponseEx: map[string]any{"results": []any{map[string]any{"jid": "15557654321@s.whatsapp.net", "status": "ok"}}}, Errors: []int{400, 403, 404, 409, 501}},
+		{Method: "GET", Path: "/v1/accounts/{id}/groups/{groupId}/invite-link", Summary: "The group's invite link (admins)", Tag: "groups", PathExamples: grp,
+			Status: 200, Response: ref("InviteLink"), ResponseEx: map[string]any{"link": "https://chat.whatsapp.com/" + exampleInviteCode1, "code": exampleInviteCode1}, Errors: []int{403, 404, 409, 501}},
+		{Method: "POST", Path: "/v1/accounts/{id}/groups/{groupId}/invite-link/reset", Summary: "Revoke the invite link and answer the new one (admins)", Tag: "groups", PathExamples: grp,
+			Status: 200, Response: ref("InviteLink"), ResponseEx: map[string]any{"link": "https://chat.whatsapp.com/" + ExampleInviteCode, "code": ExampleInviteCode}, Errors: []int{403, 404, 409, 501}},
+		{Method: "GET", Path: "/v1/accounts/{id}/groups/invites/{code}", Summary: "Preview the group an invite code leads to (404 when it was revoked)", Tag: "groups",
+			PathExamples: map[string]string{"id": ExampleAccount, "code": ExampleInviteCode},
+			Status:       200, Response: ref("Group"), ResponseEx: groupExample, Errors: []int{400, 404, 409, 501}},
+		{Method: "POST", Path: "/v1/accounts/{id}/groups/join", Summary: "Join by invite link or code: 200 with the group, or 202 when an admin must approve (a request was sent)", Tag: "groups", PathExamples: acct,
+			BodyType: "application/json", BodySchema: obj(map[string]any{"link": str("the invite link, or its code")}, "link"),
+			BodyExamples: map[string]any{"link": map[string]any{"link": "https://chat.whatsapp.com/" + ExampleInviteCode}},
+			Status:       200, Response: ref("JoinResult"), ResponseEx: map[string]any{"jid": ExampleGroupID, "requested": false},
+			Other:  map[int]map[string]any{202: {"description": "the group needs an admin's approval: a join request was sent", "content": map[string]any{"application/json": map[string]any{"schema": ref("JoinResult")}}}},
+			Errors: []int{400, 404, 409, 501}},
+		{Method: "GET", Path: "/v1/accounts/{id}/groups/{groupId}/requests", Summary: "Pending requests to join a group that needs approval (admins)", Tag: "groups", PathExamples: grp,
+			Status: 200, Response: obj(map[string]any{"requests": arr(ref("JoinRequest"))}, "requests"), ResponseEx: map[string]any{"requests": []any{}}, Errors: []int{403, 404, 409, 501}},
+		{Method: "POST", Path: "/v1/accounts/{id}/groups/{groupId}/requests", Summary: "Approve or reject join requests (admins): the result for each", Tag: "groups", PathExamples: grp,
+			BodyType: "application/json", BodySchema: ref("ParticipantsRequest"),
+			BodyExamples: map[string]any{"reject": map[string]any{"action": "reject", "participants": []string{"+15550001111"}}},
+			Status:       200, Response: obj(map[string]any{"results": arr(ref("ParticipantResult"))}, "results"),
+			ResponseEx: map[string]any{"results": []any{map[string]any{"jid": "15550001111@s.whatsapp.net", "status": "failed"}}}, Errors: []int{400, 403, 404, 409, 501}},
+		{Method: "POST", Path: "/v1/accounts/{id}/groups/{groupId}/leave", Summary: "Leave the group", Tag: "groups", PathExamples: grp,
+			Status: 204, Errors: []int{404, 409, 501}},
 		{Method: "GET", Path: "/v1/media/{mediaId}", Summary: "Download media (HTTP ranges, ETag)", Tag: "media",
 			PathExamples: map[string]string{"mediaId": ExampleMediaID},
 			Status:       200, ResponseRaw: "*/*", Errors: []int{404},
@@ -460,7 +576,7 @@ var schemas = map[string]any{
 	"KeyInput": obj(map[string]any{
 		"id":        str("optional: 1-32 of a-z, 0-9 and -; generated when absent"),
 		"name":      str("shown in the access log; 1-100 characters"),
-		"scopes":    arr(str("admin, accounts:read, accounts:write, messages:read, messages:send, webhooks:manage, rules:manage, plugins:read or events:read")),
+		"scopes":    arr(str("admin, accounts:read, accounts:write, messages:read, messages:send, webhooks:manage, rules:manage, plugins:read, events:read, groups:read or groups:manage")),
 		"accounts":  arr(str("account id; empty or absent: every account")),
 		"expiresAt": str("RFC 3339, in the future; absent: never"),
 	}, "name", "scopes"),
@@ -483,6 +599,11 @@ var schemas = map[string]any{
 		"from": str("the contact's number"), "pushName": str(""), "id": str("fixes the message id"), "timestamp": integer("Unix seconds"),
 		"text": str(""), "media": map[string]any{"type": "object"}, "location": map[string]any{"type": "object"},
 		"reaction": map[string]any{"type": "object"}, "replyTo": str("a message id"),
+		"vote": obj(map[string]any{
+			"pollId":  str("a poll stored for the account, in a chat with the contact or a group both are in"),
+			"options": arr(str("names of the poll's options; none withdraws the contact's vote")),
+		}, "pollId"),
+		"group": str("a group (…@g.us) the contact writes in; they must be a participant, and every sim member receives it"),
 	}, "from"),
 	"Media": obj(map[string]any{
 		"mediaId": str("SHA-256 of the bytes, hex"), "sha256": str(""), "size": integer("bytes"), "mimetype": str(""),
@@ -503,6 +624,13 @@ var schemas = map[string]any{
 		"contacts": arr(ref("ContactCard")),
 		"edit":     obj(map[string]any{"messageId": str("one of ours"), "text": str("")}, "messageId", "text"),
 		"revoke":   obj(map[string]any{"messageId": str("")}, "messageId"),
+		"poll": obj(map[string]any{
+			"name":            str("the question, 1 to 255 characters"),
+			"options":         arr(str("2 to 12 distinct options of 1 to 100 characters")),
+			"selectableCount": integer("how many options a voter may pick, 0 (default) to the number of options; 0: any number"),
+		}, "name", "options"),
+		"statusRecipients": arr(str("phone number or user JID: who sees a status post (to: status@broadcast); required for one")),
+		"mentionAll":       boolean("mention every participant of the group the text or media goes to"),
 	}),
 	"ContactCard": obj(map[string]any{"name": str(""), "phone": str("written into a vCard"), "vcard": str("a vCard instead")}, "name"),
 	"SendAccepted": obj(map[string]any{
@@ -536,6 +664,13 @@ var schemas = map[string]any{
 			"at":       str("RFC 3339"),
 		}, "stage", "action", "index", "error", "attempts", "at")),
 		"storedAt": str("RFC 3339"),
+		"pollTally": obj(map[string]any{
+			"options": arr(obj(map[string]any{
+				"name": str(""), "hash": str("hex SHA-256 of name, as votes name it"), "votes": integer(""),
+				"voters": arr(str("JIDs of those whose current vote includes it")),
+			}, "name", "hash", "votes", "voters")),
+			"voters": integer("how many have a vote counted; a later vote replaces a voter's earlier one, an empty one withdraws it"),
+		}, "options", "voters"),
 	}), append([]string{"id", "kind", "source", "storedAt"}, eventMessageRequired...)...),
 	// EventMessage is the message payload of an event (webhook bodies, rule
 	// inputs, a delivery's event).
@@ -566,6 +701,10 @@ var schemas = map[string]any{
 		"selectedOptions": arr(str("hex SHA-256 option hash")), "decrypted": boolean(""),
 		"encPayload": str("base64"), "encIv": str("base64"), "senderTimestampMs": integer(""),
 	}, "pollMessageId", "decrypted"),
+	"Channel": obj(map[string]any{
+		"jid": str("…@newsletter"), "name": str(""), "description": str(""), "subscribers": integer(""),
+		"role": str("the account's role: subscriber, admin or owner"),
+	}, "jid", "name", "subscribers", "role"),
 	"LinkPreview": obj(map[string]any{"url": str(""), "title": str(""), "description": str("")}, "url"),
 	"Reaction": obj(map[string]any{
 		"targetId": str("the message reacted to"), "targetChatId": str(""), "targetSender": str(""), "targetFromMe": boolean(""),
@@ -593,8 +732,12 @@ var schemas = map[string]any{
 		"group": obj(map[string]any{
 			"jid": str(""), "actor": str(""), "actorPn": str(""), "name": str(""), "topic": str(""), "topicDeleted": boolean(""),
 			"locked": boolean(""), "announce": boolean(""), "ephemeralSeconds": integer("0 turns the timer off"), "deleted": boolean(""),
-			"inviteLink": str(""), "joinReason": str(""),
-			"added": arr(str("")), "removed": arr(str("")), "promoted": arr(str("")), "demoted": arr(str("")),
+			"inviteLink": str(""), "joinReason": str("invite, approved, …"),
+			"actorLid": str(""), "pictureId": str("the new picture"), "pictureRemoved": boolean(""), "joinApproval": boolean(""),
+			"added": arr(str("")), "left": arr(str("left on their own")), "removed": arr(str("removed by the actor")), "promoted": arr(str("")), "demoted": arr(str("")),
+			"participants": arr(ref("GroupParticipant")),
+			"self":         str("this account's own membership: added, joined, removed or left"),
+			"info":         ref("Group"),
 		}, "jid"),
 		"history": obj(map[string]any{
 			"type": str(""), "progress": integer("percent"), "chunkOrder": integer(""), "conversationCount": integer(""), "messageCount": integer(""),
@@ -657,6 +800,33 @@ var schemas = map[string]any{
 			"status": integer("response status"), "error": str(""), "response": str(""), "owner": str("")})),
 		"event": withFields(ref("Event"), map[string]any{"description": "the event as the pipeline delivered it, tags included"}),
 	}),
+	"MessageTrace": obj(map[string]any{
+		"messageId": str(""), "eventId": str("{accountId}:{messageId}"), "storedAt": str("when the trace was stored (the event's done mark)"),
+		"trace":      ref("PipelineTrace"),
+		"deliveries": arr(ref("Delivery")),
+	}, "messageId", "eventId", "storedAt", "trace", "deliveries"),
+	"PipelineTrace": obj(map[string]any{
+		"eventId": str(""), "started": str("when the event entered the pipeline"), "durationMs": num("up to the done mark"),
+		"deadLetteredAt": str("the stage the event was dead-lettered at"),
+		"truncated":      boolean("strings or lists were cut to keep the trace small"),
+		"stages": arr(obj(map[string]any{
+			"name": str(""), "kind": str("rules, plugin, builtin or sink"),
+			"startMs": num("after the trace's start"), "durationMs": num("with retries and carrying out the actions"),
+			"outcome": str("ok, error, timeout, actionsFailed, dropped or skipped"),
+			"skipped": str("why a stage did not run: match (its match did not select the event) or route (an earlier stage routed elsewhere)"),
+			"error":   str("the stage's error"),
+			"actions": arr(obj(map[string]any{
+				"type": str("reply, send, drop, tag, annotate, route, react or markRead"), "origin": str("the rule that asked"),
+				"tags": arr(str("")), "annotations": stringMap(""), "sinks": arr(str("")),
+				"to": str("reply, send, react: the recipient"), "text": str("the message's text, cut"), "error": str("why the action failed"),
+			})),
+			"rules": arr(obj(map[string]any{
+				"rule": str(""), "file": str(""), "durationMs": num(""), "effects": integer("actions the rule asked for (origin = rule)"),
+				"error": str("what the rule threw"), "line": integer("line in file"), "timeout": boolean("cut at its deadline"),
+			})),
+			"targets": arr(str("outbox targets a sink stage made jobs for (job id {eventId}|{target})")),
+		})),
+	}, "eventId", "started", "durationMs", "stages"),
 	"WebhookInput": obj(map[string]any{
 		"id":          str("optional on create: 1-63 of a-z, 0-9, _ and -; generated (wh_…) when absent; cannot change"),
 		"url":         str("http or https; loopback, private, link-local and metadata addresses are refused unless webhooks.allow_private_targets"),
@@ -682,6 +852,38 @@ var schemas = map[string]any{
 	}, "at", "durationMs", "result", "status", "error", "response"),
 	"DeliveryPage": obj(map[string]any{"deliveries": arr(ref("Delivery")), "nextCursor": nullable("string")}, "deliveries", "nextCursor"),
 	"MessagePage":  obj(map[string]any{"messages": arr(ref("Message")), "nextCursor": nullable("string")}, "messages", "nextCursor"),
+	"CreateGroup": obj(map[string]any{
+		"subject":      str("the group's name, 1 to 100 characters"),
+		"participants": arr(str("phone number with country code, or user JID; 1 to 1023")),
+	}, "subject", "participants"),
+	"GroupUpdateRequest": obj(map[string]any{
+		"subject": str("1 to 100 characters"), "description": str("up to 2048 characters; empty removes it"),
+		"announce": boolean("only admins may send"), "locked": boolean("only admins may edit the group's info"),
+		"joinApproval": boolean("joining by link needs an admin's approval"),
+	}),
+	"ParticipantsRequest": obj(map[string]any{
+		"action":       str("participants: add, remove, promote or demote; requests: approve or reject"),
+		"participants": arr(str("phone number with country code, or user JID; 1 to 1024")),
+	}, "action", "participants"),
+	"Group": obj(map[string]any{
+		"jid": str("…@g.us"), "name": str("the subject"), "topic": str("the description"), "owner": str("the creator's JID"), "ownerPn": str(""),
+		"createdAt": str("RFC 3339"), "locked": boolean("only admins may edit the info"), "announce": boolean("only admins may send"),
+		"joinApproval": boolean("joining needs an admin's approval"), "ephemeralSeconds": integer("disappearing-messages timer"),
+		"pictureId": str(""), "community": str("the parent community's JID"), "participants": arr(ref("GroupParticipant")),
+	}, "jid", "name", "locked", "announce", "joinApproval", "participants"),
+	"GroupParticipant": obj(map[string]any{
+		"jid": str("as WhatsApp addresses them in the group"), "pn": str("phone-number JID, when known"), "lid": str("LID, when known"),
+		"role": str("member, admin or superadmin"),
+	}, "jid"),
+	"ParticipantResult": obj(map[string]any{
+		"jid":           str(""),
+		"status":        str("ok, already_in, not_in_group, not_allowed, invite_required, not_on_whatsapp, group_full or failed"),
+		"inviteCode":    str("with invite_required: an invite to send instead"),
+		"inviteExpires": str("RFC 3339"),
+	}, "jid", "status"),
+	"InviteLink":  obj(map[string]any{"link": str("https://chat.whatsapp.com/<code>"), "code": str("")}, "link", "code"),
+	"JoinResult":  obj(map[string]any{"jid": str("the group"), "requested": boolean("true: an admin must approve; a request was sent")}, "jid", "requested"),
+	"JoinRequest": obj(map[string]any{"jid": str(""), "pn": str(""), "requestedAt": str("RFC 3339")}, "jid", "requestedAt"),
 	"Chat": obj(map[string]any{
 		"id": str("the chat JID"), "accountId": str(""), "chatPn": str(""), "chatLid": str(""), "name": str(""), "isGroup": boolean(""),
 		"lastMessage":  map[string]any{"anyOf": []any{ref("ChatMessage"), map[string]any{"type": "null"}}},

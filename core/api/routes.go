@@ -33,6 +33,32 @@ func (s *Server) routes(opts Options) {
 		}
 	}
 
+	if opts.Channels != nil {
+		ch := &channelRoutes{source: opts.Channels}
+		s.Handle("/accounts/{id}/channels", ch.list, http.MethodGet).Needs(apikeys.ScopeMessagesRead)
+		s.Handle("/accounts/{id}/channels/{jid}/messages", ch.messages, http.MethodGet).Needs(apikeys.ScopeMessagesRead)
+	}
+
+	if opts.Groups != nil {
+		g := &groupRoutes{groups: opts.Groups}
+		read, manage := apikeys.ScopeGroupsRead, apikeys.ScopeGroupsManage
+		s.Handle("/accounts/{id}/groups", g.list, http.MethodGet).Needs(read)
+		s.Handle("/accounts/{id}/groups", g.create, http.MethodPost).Needs(manage)
+		// join and invites/… before {groupId}: neither is a group.
+		s.Handle("/accounts/{id}/groups/join", g.join, http.MethodPost).Needs(manage)
+		s.Handle("/accounts/{id}/groups/invites/{code}", g.preview, http.MethodGet).Needs(read)
+		s.Handle("/accounts/{id}/groups/{groupId}", g.get, http.MethodGet).Needs(read)
+		s.Handle("/accounts/{id}/groups/{groupId}", g.update, http.MethodPatch).Needs(manage)
+		s.Handle("/accounts/{id}/groups/{groupId}/leave", g.leave, http.MethodPost).Needs(manage)
+		s.Handle("/accounts/{id}/groups/{groupId}/picture", g.setPicture, http.MethodPut).Needs(manage)
+		s.Handle("/accounts/{id}/groups/{groupId}/picture", g.deletePicture, http.MethodDelete).Needs(manage)
+		s.Handle("/accounts/{id}/groups/{groupId}/participants", g.participants, http.MethodPost).Needs(manage)
+		s.Handle("/accounts/{id}/groups/{groupId}/invite-link", g.inviteLink(false), http.MethodGet).Needs(manage)
+		s.Handle("/accounts/{id}/groups/{groupId}/invite-link/reset", g.inviteLink(true), http.MethodPost).Needs(manage)
+		s.Handle("/accounts/{id}/groups/{groupId}/requests", g.requests, http.MethodGet).Needs(manage)
+		s.Handle("/accounts/{id}/groups/{groupId}/requests", g.answerRequests, http.MethodPost).Needs(manage)
+	}
+
 	if opts.Media != nil {
 		uploadLimit, sendLimit := mediaBodyLimit(opts.Media.MaxBytes(), s.maxBody)
 		md := &mediaRoutes{store: opts.Media}
@@ -51,6 +77,11 @@ func (s *Server) routes(opts Options) {
 			s.Handle("/accounts/{id}/chats", m.chats, http.MethodGet).Needs(apikeys.ScopeMessagesRead)
 			s.Handle("/accounts/{id}/chats/{chatId}", m.chat, http.MethodGet).Needs(apikeys.ScopeMessagesRead)
 		}
+	}
+
+	if opts.Accounts != nil && opts.Traces != nil {
+		tr := &traceRoutes{accounts: opts.Accounts, traces: opts.Traces, deliveries: opts.Deliveries}
+		s.Handle("/accounts/{id}/messages/{messageId}/trace", tr.get, http.MethodGet).Needs(apikeys.ScopeMessagesRead)
 	}
 
 	if opts.Pipeline != nil {

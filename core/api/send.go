@@ -49,7 +49,25 @@ type sendRequest struct {
 	Contacts []sendContact `json:"contacts"`
 	Edit     *sendEdit     `json:"edit"`
 	Revoke   *sendRevoke   `json:"revoke"`
+	Poll     *sendPoll     `json:"poll"`
+	// StatusRecipients are who see a status post (to: status@broadcast):
+	// phone numbers or JIDs.
+	StatusRecipients []string `json:"statusRecipients"`
+	// MentionAll mentions every participant of the group the text or
+	// media goes to.
+	MentionAll bool `json:"mentionAll"`
 }
+
+// sendPoll is a poll: a question and 2 to 12 options; selectableCount is
+// how many a voter may pick (0 or absent: any number).
+type sendPoll struct {
+	Name            string   `json:"name"`
+	Options         []string `json:"options"`
+	SelectableCount *int64   `json:"selectableCount"`
+}
+
+// maxStatusRecipients bounds a status post's audience in one request.
+const maxStatusRecipients = 1024
 
 // sendMedia names the bytes in exactly one way: an upload's mediaId, a URL
 // the daemon fetches, or base64 data.
@@ -192,6 +210,15 @@ func checkLengths(req *sendRequest) error {
 		checks = append(checks, long("media.filename", req.Media.Filename, 255), long("media.mimetype", req.Media.Mimetype, 255),
 			long("media.url", req.Media.URL, 2048))
 	}
+	if req.Poll != nil {
+		// The rest of the poll is checked as every send's is (CheckPoll).
+		if len(req.Poll.Options) > outgoing.MaxPollOptions {
+			return Invalid("poll.options", "has %d options; a poll has %d to %d", len(req.Poll.Options), outgoing.MinPollOptions, outgoing.MaxPollOptions)
+		}
+	}
+	if len(req.StatusRecipients) > maxStatusRecipients {
+		return Invalid("statusRecipients", "at most %d recipients", maxStatusRecipients)
+	}
 	if len(req.Mentions) > 1024 {
 		return Invalid("mentions", "at most 1024 mentions")
 	}
@@ -230,13 +257,13 @@ func (h *messageRoutes) build(ctx context.Context, accountID string, req *sendRe
 	}
 	contents := 0
 	for _, set := range []bool{req.Text != "", req.Media != nil, req.Reaction != nil, req.Location != nil,
-		req.Contact != nil || len(req.Contacts) > 0, req.Edit != nil, req.Revoke != nil} {
+		req.Contact != nil || len(req.Contacts) > 0, req.Edit != nil, req.Revoke != nil, req.Poll != nil} {
 		if set {
 			contents++
 		}
 	}
 	if contents != 1 {
-		return nil, Invalid("body", "send exactly one of text, media, reaction, location, contact, contacts, edit or revoke (got %d)", contents)
+		return nil, Invalid("body", "send exactly one of text, media, reaction, location, contact, contacts, edit, revoke or poll (got %d)", contents)
 	}
 	if req.Caption != "" && req.Media == nil {
 		return nil, Invalid("caption", "only media has a caption; send text instead")
@@ -311,6 +338,9 @@ func (h *messageRoutes) build(ctx context.Context, accountID string, req *sendRe
 	if len(sr.Mentions) > 0 && req.Text == "" && req.Media == nil {
 		return nil, Invalid("mentions", "only text and media can mention")
 	}
+	if err := broadcastAndMentionAll(req, sr); err != nil {
+		return nil, err
+	}
 
 	switch {
 	case req.Media != nil:
@@ -362,8 +392,75 @@ func (h *messageRoutes) build(ctx context.Context, accountID string, req *sendRe
 			// Deleting someone else's message: a group admin's revoke.
 			sr.Revoke.Sender = target.From
 		}
+	case req.Poll != nil:
+		p, err := req.Poll.toSend()
+		if err != nil {
+			return nil, err
+		}
+		sr.Poll = p
 	}
 	return out, nil
+}
+
+// toSend checks the poll as every send's poll is checked
+// (outgoing.CheckPoll).
+func (p *sendPoll) toSend() (*session.PollSend, error) {
+	out := &session.PollSend{Name: p.Name, Options: p.Options}
+	if c := p.SelectableCount; c != nil {
+		if *c < 0 || *c > int64(len(p.Options)) {
+			return nil, Invalid("poll.selectableCount", "must be from 0 (any number) to the number of options (%d), got %d", len(p.Options), *c)
+		}
+		out.SelectableCount = uint32(*c)
+	}
+	var fe *outgoing.FieldError
+	if err := outgoing.CheckPoll(out); errors.As(err, &fe) {
+		return nil, Invalid(fe.Field, "%s", fe.Reason)
+	} else if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// broadcastAndMentionAll checks and carries over the parts of a send
+// that depend on where it goes: a status post (to status@broadcast) names
+// its recipients; mention-all is for a group's text or media.
+func broadcastAndMentionAll(req *sendRequest, sr *session.SendRequest) error {
+	status := sr.To == outgoing.StatusBroadcast
+	switch {
+	case status && len(req.StatusRecipients) == 0:
+		return Invalid("statusRecipients", "a status post (to %s) needs the contacts who see it", outgoing.StatusBroadcast)
+	case !status && len(req.StatusRecipients) > 0:
+		return Invalid("statusRecipients", "only a status post (to %s) has recipients; a broadcast list has its own", outgoing.StatusBroadcast)
+	case status && req.Text == "" && req.Media == nil:
+		return Invalid("body", "a status post is text or media")
+	case status && req.ReplyTo != "":
+		return Invalid("replyTo", "a status post replies to nothing")
+	}
+	seen := map[string]bool{}
+	for i, r := range req.StatusRecipients {
+		j, err := normaliseJID(r)
+		field := fmt.Sprintf("statusRecipients[%d]", i)
+		if err != nil {
+			return unprocessable(field, "%s", err.Error())
+		}
+		if !strings.HasSuffix(j, "@s.whatsapp.net") && !strings.HasSuffix(j, "@lid") {
+			return unprocessable(field, "%s is not a contact: a status post goes to people (phone numbers or user JIDs)", j)
+		}
+		if !seen[j] {
+			seen[j] = true
+			sr.StatusRecipients = append(sr.StatusRecipients, j)
+		}
+	}
+	if req.MentionAll {
+		if !strings.HasSuffix(sr.To, "@g.us") {
+			return Invalid("mentionAll", "mentions every participant of a group; %s is not a group", sr.To)
+		}
+		if req.Text == "" && req.Media == nil {
+			return Invalid("mentionAll", "only text and media can mention")
+		}
+		sr.MentionAll = true
+	}
+	return nil
 }
 
 func (h *messageRoutes) lookup(ctx context.Context, accountID, field, messageID string) (*messages.Message, error) {

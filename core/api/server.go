@@ -33,6 +33,10 @@ type Options struct {
 	Accounts Accounts
 	// Sim serves /v1/accounts/{id}/sim/inbound; nil leaves it out.
 	Sim SimInjector
+	// Channels serves /v1/accounts/{id}/channels; nil leaves it out.
+	Channels ChannelSource
+	// Groups serves /v1/accounts/{id}/groups; nil leaves it out.
+	Groups Groups
 	// Messages, Sender and Media serve history, sending and /v1/media; nil
 	// leaves those routes out. Fetcher downloads media named by URL.
 	Messages    MessageStore
@@ -44,6 +48,9 @@ type Options struct {
 	// outbox); nil leaves those routes out.
 	Pipeline   Pipeline
 	Deliveries Deliveries
+	// Traces serves GET /v1/accounts/{id}/messages/{messageId}/trace (with
+	// Accounts; the event's jobs from Deliveries); nil leaves it out.
+	Traces Traces
 	// Plugins serves GET /v1/plugins; nil leaves it out.
 	Plugins Plugins
 	// Webhooks serves /v1/webhooks (the endpoint registry); nil leaves it

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/messages"
+	"github.com/wildcathub/wildcat/core/outgoing"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/sim"
 )
@@ -21,7 +23,10 @@ import (
 // simInboundRequest is a message an external contact sends to a sim
 // account. Exactly one of text, media, location and reaction is set.
 type simInboundRequest struct {
-	From      string       `json:"from"`
+	From string `json:"from"`
+	// Group is the group (…@g.us) the contact writes in; From must be a
+	// participant. Empty: a one-to-one message.
+	Group     string       `json:"group"`
 	PushName  string       `json:"pushName"`
 	ID        string       `json:"id"`
 	Timestamp int64        `json:"timestamp"` // Unix seconds; 0 means now
@@ -30,6 +35,14 @@ type simInboundRequest struct {
 	Location  *simLocation `json:"location"`
 	Reaction  *simReaction `json:"reaction"`
 	ReplyTo   string       `json:"replyTo"`
+	Vote      *simVote     `json:"vote"`
+}
+
+// simVote is the contact's vote on a poll stored for the account: the
+// options chosen, by name; none withdraws their vote.
+type simVote struct {
+	PollID  string   `json:"pollId"`
+	Options []string `json:"options"`
 }
 
 type simMedia struct {
@@ -90,15 +103,20 @@ func (req *simInboundRequest) toInbound() (*sim.Inbound, error) {
 		return nil, Invalid("timestamp", "must be Unix seconds between %d (2009-01-01) and a day from now, got %d", minSimTimestamp, req.Timestamp)
 	}
 	contents := 0
-	for _, set := range []bool{req.Text != "", req.Media != nil, req.Location != nil, req.Reaction != nil} {
+	for _, set := range []bool{req.Text != "", req.Media != nil, req.Location != nil, req.Reaction != nil, req.Vote != nil} {
 		if set {
 			contents++
 		}
 	}
 	if contents != 1 {
-		return nil, Invalid("body", "send exactly one of text, media, location or reaction (got %d)", contents)
+		return nil, Invalid("body", "send exactly one of text, media, location, reaction or vote (got %d)", contents)
 	}
-	in := &sim.Inbound{From: req.From, PushName: req.PushName, ID: req.ID, Text: req.Text, ReplyTo: req.ReplyTo}
+	if req.Group != "" {
+		if u, server, _ := strings.Cut(req.Group, "@"); server != "g.us" || !groupUserPattern.MatchString(u) {
+			return nil, Invalid("group", "%q is not a group JID (digits@g.us)", req.Group)
+		}
+	}
+	in := &sim.Inbound{From: req.From, Group: req.Group, PushName: req.PushName, ID: req.ID, Text: req.Text, ReplyTo: req.ReplyTo}
 	if req.Timestamp > 0 {
 		in.Timestamp = time.Unix(req.Timestamp, 0)
 	}
@@ -129,8 +147,36 @@ func (req *simInboundRequest) toInbound() (*sim.Inbound, error) {
 			return nil, Invalid("reaction.messageId", "must name the message reacted to")
 		}
 		in.Reaction = &session.ReactionSend{MessageID: req.Reaction.MessageID, Emoji: req.Reaction.Emoji}
+	case req.Vote != nil:
+		if req.Group != "" {
+			return nil, Invalid("group", "a vote is cast in its poll's chat; leave group out")
+		}
+		if !messageIDPattern.MatchString(req.Vote.PollID) {
+			return nil, Invalid("vote.pollId", "must name the poll voted on")
+		}
+		if len(req.Vote.Options) > outgoing.MaxPollOptions {
+			return nil, Invalid("vote.options", "a poll has at most %d options", outgoing.MaxPollOptions)
+		}
+		in.Vote = &sim.Vote{Options: req.Vote.Options}
 	}
 	return in, nil
+}
+
+// votable checks a vote against the stored poll it names; every refusal
+// names the field.
+func votable(v *sim.Vote, poll *messages.Message) error {
+	if poll.Type != event.TypePoll || poll.Poll == nil {
+		return unprocessable("vote.pollId", "message %s is a %s, not a poll", poll.MessageID, poll.Type)
+	}
+	for i, o := range v.Options {
+		if !slices.ContainsFunc(poll.Poll.Options, func(p event.PollOption) bool { return p.Name == o }) {
+			return unprocessable(fmt.Sprintf("vote.options[%d]", i), "%q is not an option of poll %s", o, poll.MessageID)
+		}
+	}
+	if c := int(poll.Poll.SelectableCount); c > 0 && len(v.Options) > c {
+		return unprocessable("vote.options", "poll %s takes at most %d options, not %d", poll.MessageID, c, len(v.Options))
+	}
+	return nil
 }
 
 func (m *simMedia) toSend() (*session.MediaSend, error) {
@@ -198,6 +244,12 @@ func (h *accountRoutes) simInbound(w http.ResponseWriter, r *http.Request) error
 	if in.Reaction != nil {
 		target = in.Reaction.MessageID
 	}
+	if in.Vote != nil {
+		target = req.Vote.PollID
+		if h.messages == nil {
+			return unprocessable("vote.pollId", "this server keeps no messages to vote on")
+		}
+	}
 	if target != "" && h.messages != nil {
 		m, err := h.messages.Get(r.Context(), id, target)
 		switch {
@@ -205,10 +257,28 @@ func (h *accountRoutes) simInbound(w http.ResponseWriter, r *http.Request) error
 			in.Target = &m.Message
 		case !errors.Is(err, messages.ErrNotFound):
 			return err
+		case in.Vote != nil:
+			return unprocessable("vote.pollId", "no message %q is stored for this account", target)
+		}
+		if in.Vote != nil {
+			if err := votable(in.Vote, m); err != nil {
+				return err
+			}
+			if m.IsGroup {
+				in.Group = m.ChatID // the vote is cast in the poll's group
+			} else if voter, _ := sim.ParseAddress(in.From); !slices.Contains([]string{m.ChatID, m.ChatPN, m.ChatLID}, voter.String()) {
+				return unprocessable("from", "%s is not in the chat of poll %s (%s)", voter, m.MessageID, m.ChatID)
+			}
 		}
 	}
 	ev, err := h.sim.Inject(r.Context(), id, in)
 	if err != nil {
+		switch {
+		case errors.Is(err, sim.ErrNotParticipant):
+			return Invalid("from", "%s", err.Error())
+		case errors.Is(err, session.ErrGroupNotFound):
+			return &Error{Status: http.StatusNotFound, Slug: "group-not-found", Title: "Group not found", Field: "group", Detail: errDetail(err), Err: err}
+		}
 		if errors.Is(err, session.ErrInvalidRequest) {
 			return Invalid("body", "%s", err.Error())
 		}

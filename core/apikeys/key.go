@@ -24,11 +24,13 @@ const (
 	ScopeRulesManage    = "rules:manage"
 	ScopePluginsRead    = "plugins:read"
 	ScopeEventsRead     = "events:read"
+	ScopeGroupsRead     = "groups:read"
+	ScopeGroupsManage   = "groups:manage"
 )
 
 // AllScopes lists every scope, for validation and documentation.
 var AllScopes = []string{ScopeAdmin, ScopeAccountsRead, ScopeAccountsWrite, ScopeMessagesRead, ScopeMessagesSend,
-	ScopeWebhooksManage, ScopeRulesManage, ScopePluginsRead, ScopeEventsRead}
+	ScopeWebhooksManage, ScopeRulesManage, ScopePluginsRead, ScopeEventsRead, ScopeGroupsRead, ScopeGroupsManage}
 
 // Key is one stored key. Accounts empty means every account.
 type Key struct {

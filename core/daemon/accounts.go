@@ -29,6 +29,14 @@ func (d *Daemon) simAuth() sim.AuthStore {
 	return sim.NewMongoAuth(d.store.DB())
 }
 
+// simGroups holds the sim network's groups.
+func (d *Daemon) simGroups() sim.GroupStore {
+	if d.sql != nil {
+		return sim.NewSQLiteGroups(d.sql)
+	}
+	return sim.NewMongoGroups(d.store.DB())
+}
+
 // mediaRetries holds the whatsapp driver's media retry answers.
 func (d *Daemon) mediaRetries() whatsapp.MediaRetryStore {
 	if d.sql != nil {

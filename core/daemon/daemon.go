@@ -272,6 +272,7 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	})
 	simOpts := opts.Sim
 	simOpts.Auth, simOpts.Logger = d.simAuth(), logging.Component(opts.Logger, "sim")
+	simOpts.Groups = d.simGroups()
 	d.sim = sim.New(simOpts)
 	d.sessions = session.NewManager(session.ManagerOptions{
 		Accounts:   d.accountStore(),
@@ -317,7 +318,7 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	}
 	// On the embedded engine an event's outbox jobs commit with its done
 	// mark (txProgress); MongoDB stores them one after the other.
-	var progress pipeline.Progress = d.messages
+	var progress pipeline.Progress = tracedMarks{d.messages}
 	if d.sql != nil {
 		progress = txProgress{db: d.sql, messages: d.messages, outbox: ob}
 	}
@@ -334,6 +335,7 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		Logger:      logging.Component(opts.Logger, "pipeline"),
 		Metrics:     d.pipelineMetrics,
 		Observe:     d.hub.Publish,
+		Trace:       true,
 		// Message events recovered before their account's session opened
 		// run once it has connected (or has had sessionStartWait to do so);
 		// account events (a pairing session's QR codes) never wait.
@@ -385,6 +387,8 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		Ready:        d.Ready,
 		Accounts:     d.sessions,
 		Sim:          d.sim,
+		Channels:     d.sessions,
+		Groups:       d.sessions,
 		Messages:     d.messages,
 		Sender:       d.sender,
 		Media:        d.media,
@@ -395,6 +399,7 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		Idempotency:    d.idem,
 		Pipeline:       d.engine,
 		Deliveries:     ob,
+		Traces:         d.messages,
 		Webhooks:       d.webhooks.reg,
 		Plugins:        d.plugins,
 		MediaArchive:   d,
@@ -616,6 +621,7 @@ func (d *Daemon) Start() error {
 			}
 		}()
 		d.goBackground(every(time.Hour, d.sweepIdempotency))
+		d.goBackground(every(time.Hour, d.purgeTraces))
 		d.goBackground(every(d.webhooks.sync, d.webhooks.refresh))
 		d.goBackground(every(time.Minute, d.failStaleSends))
 		d.goBackground(every(24*time.Hour, d.purgeSendCounts))

@@ -3,7 +3,10 @@ package daemon
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/messages"
@@ -27,7 +30,7 @@ type txProgress struct {
 var _ pipeline.ProcessedWithJobs = txProgress{}
 
 func (p txProgress) MarkProcessed(ctx context.Context, eventID string) error {
-	return p.messages.MarkProcessed(ctx, eventID)
+	return tracedMarks{p.messages}.MarkProcessed(ctx, eventID)
 }
 
 // MarkProcessedWithJobs stores the jobs and the mark in one transaction and
@@ -63,11 +66,20 @@ func (p txProgress) mark(ctx context.Context, eventID string, tags []string, ann
 			return fmt.Errorf("event %s: %w", eventID, err)
 		}
 	}
-	err := p.db.Write(ctx, func(tx *sql.Tx) error {
+	trace, err := encodeTrace(ctx)
+	if err != nil {
+		return fmt.Errorf("event %s: %w", eventID, err)
+	}
+	err = p.db.Write(ctx, func(tx *sql.Tx) error {
 		if err := p.messages.AnnotateTx(ctx, tx, eventID, tags, ann); err != nil {
 			return err
 		}
-		if err := p.messages.MarkProcessedTx(ctx, tx, eventID); err != nil {
+		// The trace rides on the mark's own UPDATE: no statement of its own.
+		if trace != nil {
+			if err := p.messages.MarkProcessedTracedTx(ctx, tx, eventID, trace); err != nil {
+				return err
+			}
+		} else if err := p.messages.MarkProcessedTx(ctx, tx, eventID); err != nil {
 			return err
 		}
 		if jobs == nil {
@@ -82,4 +94,58 @@ func (p txProgress) mark(ctx context.Context, eventID string, tags []string, ann
 		jobs.Wake()
 	}
 	return nil
+}
+
+// tracedMarks is the pipeline's Progress on MongoDB (and txProgress's
+// MarkProcessed): the done mark, with the event's trace in the same update
+// of the message document.
+type tracedMarks struct{ messages *messages.Store }
+
+func (p tracedMarks) MarkProcessed(ctx context.Context, eventID string) error {
+	trace, err := encodeTrace(ctx)
+	if err != nil {
+		return fmt.Errorf("event %s: %w", eventID, err)
+	}
+	if trace == nil {
+		return p.messages.MarkProcessed(ctx, eventID)
+	}
+	return p.messages.MarkProcessedTraced(ctx, eventID, trace)
+}
+
+// encodeTrace is the JSON of the trace the pipeline hands over with the
+// done mark; nil without one.
+func encodeTrace(ctx context.Context) ([]byte, error) {
+	tr := pipeline.TraceFrom(ctx)
+	if tr == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(tr.Snapshot())
+	if err != nil {
+		return nil, fmt.Errorf("encode pipeline trace: %w", err)
+	}
+	return b, nil
+}
+
+// PurgeTraces clears the pipeline traces older than outbox.retention (the
+// hourly trace sweep): a trace is kept as long as the delivered jobs it
+// lists are, which the outbox dispatcher purges by the same age.
+func (d *Daemon) PurgeTraces(ctx context.Context) (int64, error) {
+	return d.messages.PurgeTraces(ctx, time.Now().Add(-d.traceRetention()))
+}
+
+func (d *Daemon) purgeTraces(ctx context.Context) {
+	n, err := d.PurgeTraces(ctx)
+	if err != nil && ctx.Err() == nil {
+		d.log.Warn("purging pipeline traces failed", slog.Any("error", err))
+	} else if n > 0 {
+		d.log.Debug("purged pipeline traces", slog.Int64("count", n))
+	}
+}
+
+// traceRetention is outbox.retention, with the outbox's default.
+func (d *Daemon) traceRetention() time.Duration {
+	if r := d.cfg.Outbox.Retention; r > 0 {
+		return r
+	}
+	return 7 * 24 * time.Hour
 }

@@ -181,6 +181,7 @@ func (h *ruleHost) factory(st pipeline.StageConfig) (pipeline.InlineHandler, err
 		KV:          h.kv,
 		Media:       mediaResolver{h.d},
 		Self:        h.cachedSelf,
+		Group:       h.groupInfo,
 		MemoryLimit: h.d.cfg.Rules.MemoryLimit,
 		Logger:      log,
 		// The SSRF guard's resolver (tests answer without a network).
@@ -293,6 +294,16 @@ func (d *Daemon) sweepRuleKV(ctx context.Context) {
 	}
 }
 
+// groupInfo is rules.Options.Group (ctx.group()): the group as the
+// account's session knows it.
+func (h *ruleHost) groupInfo(ctx context.Context, accountID, groupJID string) (*event.GroupInfo, error) {
+	gs, err := h.d.sessions.Groups(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	return gs.GroupInfo(ctx, groupJID)
+}
+
 // cachedSelf is rules.Options.Self: it must not wait on the database inside
 // a handler's deadline, so it answers from the cache rulesStage.Handle
 // fills before calling the rules.
@@ -324,6 +335,12 @@ func (h *ruleHost) warmSelf(ctx context.Context, accountID string) {
 		h.log.Debug("account not readable for ctx.self()", slog.String("account", accountID), slog.Any("error", err))
 	} else if j := nonADJID(a.JID); j != "" {
 		jids = []string{j}
+	}
+	if len(jids) == 0 {
+		// Not known yet: an account's events while it pairs come through
+		// here too, and caching "none" would hide its JID from the rules
+		// for selfTTL after it connects. Ask again next time.
+		return
 	}
 	h.selfMu.Lock()
 	h.self[accountID] = selfEntry{jids: jids, at: time.Now()}
@@ -372,7 +389,11 @@ type rulesStage struct {
 // naming the rule (Action.Origin).
 func (s *rulesStage) Handle(ctx context.Context, ev *event.Event) ([]pipeline.Action, error) {
 	s.h.warmSelf(ctx, ev.AccountID)
-	effs, err := s.re.eng.Handle(ctx, ev, nil)
+	var observe func(rules.RuleRun)
+	if rec := pipeline.StageTraceFrom(ctx); rec != nil {
+		observe = func(r rules.RuleRun) { rec.Rule(ruleTrace(r)) }
+	}
+	effs, err := s.re.eng.HandleObserved(ctx, ev, nil, observe)
 	if err != nil {
 		return nil, err
 	}
@@ -411,4 +432,16 @@ func (s *rulesStage) Handle(ctx context.Context, ev *event.Event) ([]pipeline.Ac
 		acts = append(acts, a)
 	}
 	return acts, nil
+}
+
+// ruleTrace is a rule's record in the pipeline's trace.
+func ruleTrace(r rules.RuleRun) pipeline.RuleTrace {
+	rt := pipeline.RuleTrace{Rule: r.Rule, File: r.File, DurationMs: float64(r.Duration.Microseconds()) / 1000, Effects: r.Effects}
+	if r.Err != nil {
+		rt.Error, rt.Line, rt.Timeout = r.Err.Message, r.Err.Line, r.Err.Timeout
+		if rt.Error == "" {
+			rt.Error = r.Err.Error()
+		}
+	}
+	return rt
 }

@@ -92,7 +92,7 @@ type GroupInfo struct {
 	Topic     string    `json:"topic,omitempty" bson:"topic,omitempty"`
 	Owner     string    `json:"owner,omitempty" bson:"owner,omitempty"`
 	OwnerPN   string    `json:"ownerPn,omitempty" bson:"ownerPn,omitempty"`
-	CreatedAt time.Time `json:"createdAt,omitempty" bson:"createdAt,omitempty"`
+	CreatedAt time.Time `json:"createdAt,omitzero" bson:"createdAt,omitempty"`
 	// Locked: only admins may edit group info. Announce: only admins may
 	// send. JoinApproval: new members need an admin's approval.
 	Locked           bool   `json:"locked" bson:"locked"`

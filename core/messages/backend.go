@@ -26,6 +26,13 @@ type Backend interface {
 	// merge(cur, m) says so (merge may adjust m from cur). It reports
 	// whether it replaced it.
 	CompletePending(ctx context.Context, m *Message, merge func(cur, m *Message) bool) (bool, error)
+	// InsertVote stores the poll vote m as Insert does and, in the same
+	// write, puts b into the tally of the poll pollID (applyVote). A vote
+	// stored already is not inserted again; an engine whose two writes are
+	// not one transaction applies b again then (harmless: applyVote
+	// ignores a ballot it has). applied is false when the poll is not
+	// stored here or b changed nothing.
+	InsertVote(ctx context.Context, m *Message, chat *chatUpdate, pollID string, b PollBallot) (inserted, applied bool, err error)
 	Get(ctx context.Context, id string) (*Message, error)
 
 	// SetStatus moves the message's status to st if its rank is below
@@ -33,6 +40,9 @@ type Backend interface {
 	SetStatus(ctx context.Context, id string, st Status, rank int, at time.Time) (bool, error)
 	// MarkChatRead zeroes the chat's unread count.
 	MarkChatRead(ctx context.Context, accountID, chatID string, at time.Time) error
+	// NameChat sets a group chat's name, creating the chat (no messages,
+	// its activity at) when it has none yet.
+	NameChat(ctx context.Context, accountID, chatID, name string, at, now time.Time) error
 	// Edit applies applyEdit to the message; false when it is not stored
 	// or the edit was applied already.
 	Edit(ctx context.Context, id, editID, text string, at time.Time) (bool, error)
@@ -170,6 +180,22 @@ func (u *chatUpdate) apply(c *Chat) {
 		c.LastMessage = &last
 	}
 	c.UpdatedAt = u.At
+}
+
+// namedChatKey is the activity key of a chat created by its name alone:
+// at its time, before any message of the same second.
+func namedChatKey(at time.Time, chatID string) string {
+	return SortKey(at.Unix(), "") + "|" + chatID
+}
+
+// rename is NameChat on a read chat (the zero Chat when there is none).
+func (c *Chat) rename(accountID, chatID, name string, at, now time.Time) {
+	if c.ID == "" {
+		*c = Chat{ID: ChatDocID(accountID, chatID), AccountID: accountID, ChatID: chatID, IsGroup: true,
+			ActivityKey: namedChatKey(at, chatID), LastActivity: at.Unix()}
+	}
+	c.Name = name
+	c.UpdatedAt = now.UTC()
 }
 
 // applyEdit replaces cur's text with an edit's and keeps the previous text

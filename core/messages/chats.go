@@ -23,7 +23,8 @@ type Chat struct {
 	ChatPN    string `bson:"chatPn,omitempty" json:"chatPn,omitempty"`
 	ChatLID   string `bson:"chatLid,omitempty" json:"chatLid,omitempty"`
 	// Name is the contact's push name for one-to-one chats (the last one
-	// they sent); empty for groups until group names are tracked.
+	// they sent), a group's subject for groups (from its group.update
+	// events, so it follows every change).
 	Name    string `bson:"name,omitempty" json:"name"`
 	IsGroup bool   `bson:"isGroup" json:"isGroup"`
 

@@ -528,3 +528,45 @@ func TestFailuresAreRecordedPerAction(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupChatsCarryTheSubject: a group.update with a subject names the
+// group's chat (creating it before its first message), a message keeps the
+// name, a rename replaces it, and a change without a subject leaves it.
+func TestGroupChatsCarryTheSubject(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, e storetest.Engine) {
+		s := newEnv(t, e).s
+		const g = "120363000000000001@g.us"
+		group := func(u *event.GroupUpdate, at time.Time) *event.Event {
+			u.JID = g
+			return &event.Event{ID: event.GroupEventID("acme", at, u), Kind: event.KindGroupUpdate, AccountID: "acme", Timestamp: at,
+				ChatID: g, Source: event.SourcePhone, Group: u}
+		}
+		// Joined: the whole group's info names the chat.
+		if ok, err := s.ApplyGroup(ctx(t), group(&event.GroupUpdate{Self: event.GroupSelfAdded, Info: &event.GroupInfo{JID: g, Name: "Team"}}, t0)); err != nil || !ok {
+			t.Fatalf("joined: %v %v", ok, err)
+		}
+		c, err := s.Chat(ctx(t), "acme", g)
+		if err != nil || c.Name != "Team" || !c.IsGroup || c.MessageCount != 0 || c.LastMessage != nil || c.LastActivity != t0.Unix() {
+			t.Fatalf("chat after joining: %+v %v", c, err)
+		}
+		ev := msgEvent(event.KindMessageReceived, "G1", "hello team", false)
+		ev.ChatID, ev.Message.ChatID, ev.Message.IsGroup, ev.Message.Timestamp = g, g, true, t0.Unix()+5
+		ev.Message.PushName = "Ann"
+		if _, err := s.Record(ctx(t), ev); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.ApplyGroup(ctx(t), group(&event.GroupUpdate{Promoted: []string{"x@s.whatsapp.net"}}, t0.Add(time.Minute))); err != nil || ok {
+			t.Fatalf("promotion: %v %v", ok, err)
+		}
+		if c, _ := s.Chat(ctx(t), "acme", g); c.Name != "Team" || c.MessageCount != 1 || c.LastMessage == nil || c.LastMessage.MessageID != "G1" {
+			t.Fatalf("after a message: %+v", c)
+		}
+		if _, err := s.ApplyGroup(ctx(t), group(&event.GroupUpdate{Name: "Team 2"}, t0.Add(2*time.Minute))); err != nil {
+			t.Fatal(err)
+		}
+		p, err := s.Chats(ctx(t), messages.ChatQuery{AccountID: "acme", Limit: 10})
+		if err != nil || len(p.Chats) != 1 || p.Chats[0].Name != "Team 2" || p.Chats[0].MessageCount != 1 || p.Chats[0].LastActivity != t0.Unix()+5 {
+			t.Fatalf("chats after the rename: %+v %v", p.Chats, err)
+		}
+	})
+}

@@ -116,6 +116,9 @@ func (s *Store) History(ctx context.Context, q Query) (*Page, error) {
 	if out == nil {
 		out = []*Message{} // an empty page is [] on every engine, not null
 	}
+	for _, m := range out {
+		withPollNames(m)
+	}
 	p := &Page{Messages: out}
 	if len(out) > q.Limit {
 		p.Messages = out[:q.Limit]

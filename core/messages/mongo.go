@@ -70,6 +70,21 @@ func (b *mongoBackend) foldIntoChat(ctx context.Context, u *chatUpdate) error {
 	return nil
 }
 
+func (b *mongoBackend) NameChat(ctx context.Context, accountID, chatID, name string, at, now time.Time) error {
+	id := ChatDocID(accountID, chatID)
+	defer b.locks.lock(id)()
+	var c Chat
+	err := b.chats.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&c)
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return fmt.Errorf("read chat %s: %w", id, err)
+	}
+	c.rename(accountID, chatID, name, at, now)
+	if _, err := b.chats.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, c, options.Replace().SetUpsert(true)); err != nil {
+		return fmt.Errorf("write chat %s: %w", id, err)
+	}
+	return nil
+}
+
 func (b *mongoBackend) CompletePending(ctx context.Context, doc *Message, merge func(cur, m *Message) bool) (bool, error) {
 	defer b.locks.lock(doc.ID)()
 	cur, err := b.Get(ctx, doc.ID)
@@ -337,7 +352,7 @@ func (b *mongoBackend) History(ctx context.Context, q Query, before string, limi
 	// reply can hold.
 	return b.find(ctx, historyFilter(q, before), options.Find().
 		SetSort(bson.D{{Key: "sortKey", Value: -1}}).
-		SetProjection(bson.D{{Key: "rawMessage", Value: 0}}).
+		SetProjection(bson.D{{Key: "rawMessage", Value: 0}, {Key: "trace", Value: 0}}).
 		SetLimit(int64(limit)))
 }
 
@@ -527,7 +542,7 @@ func (b *mongoBackend) MediaMessages(ctx context.Context, accountID string, sinc
 	if len(kinds) > 0 {
 		f = append(f, bson.E{Key: "kind", Value: bson.D{{Key: "$in", Value: kinds}}})
 	}
-	out, err := b.find(ctx, f, options.Find().SetProjection(bson.D{{Key: "rawMessage", Value: 0}}))
+	out, err := b.find(ctx, f, options.Find().SetProjection(bson.D{{Key: "rawMessage", Value: 0}, {Key: "trace", Value: 0}}))
 	if err != nil {
 		return nil, err
 	}

@@ -48,6 +48,8 @@ func (s *Store) completePending(ctx context.Context, doc *Message) (bool, error)
 		doc.SortKey, doc.StoredAt = cur.SortKey, cur.StoredAt
 		doc.MediaID, doc.MediaURL = cur.MediaID, cur.MediaURL
 		doc.Source = cur.Source
+		// Votes counted before WhatsApp's rendering arrived stay counted.
+		doc.PollTally = cur.PollTally
 		if cur.StatusRank > doc.StatusRank {
 			doc.Status, doc.StatusRank, doc.StatusAt = cur.Status, cur.StatusRank, cur.StatusAt
 		}

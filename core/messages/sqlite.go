@@ -200,18 +200,28 @@ const upsertChat = `INSERT INTO chats (account_id, chat_id, chat_pn, chat_lid, n
 		updated_at = excluded.updated_at`
 
 func (b *sqliteBackend) Insert(ctx context.Context, m *Message, chat *chatUpdate) error {
-	args, err := rowArgs(m)
+	ins, err := b.inserter(ctx, m, chat)
 	if err != nil {
 		return err
+	}
+	// One write: the message and its chat commit together or not at all.
+	return b.db.Write(ctx, ins)
+}
+
+// inserter is the insert of m and the fold into its chat, to run inside a
+// write; it returns ErrExists when m is stored already.
+func (b *sqliteBackend) inserter(ctx context.Context, m *Message, chat *chatUpdate) (func(tx *sql.Tx) error, error) {
+	args, err := rowArgs(m)
+	if err != nil {
+		return nil, err
 	}
 	var last []byte
 	if chat != nil {
 		if last, err = json.Marshal(chat.Last); err != nil {
-			return fmt.Errorf("encode last message: %w", err)
+			return nil, fmt.Errorf("encode last message: %w", err)
 		}
 	}
-	// One write: the message and its chat commit together or not at all.
-	return b.db.Write(ctx, func(tx *sql.Tx) error {
+	return func(tx *sql.Tx) error {
 		res, err := b.db.Exec(ctx, tx, insertMessage, args...)
 		if err != nil {
 			return err
@@ -230,7 +240,41 @@ func (b *sqliteBackend) Insert(ctx context.Context, m *Message, chat *chatUpdate
 			return fmt.Errorf("fold into chat %s: %w", ChatDocID(chat.AccountID, chat.ChatID), err)
 		}
 		return nil
+	}, nil
+}
+
+// InsertVote stores the vote and updates its poll's tally in one write: a
+// vote is never stored without being counted, nor counted twice.
+func (b *sqliteBackend) InsertVote(ctx context.Context, m *Message, chat *chatUpdate, pollID string, ballot PollBallot) (inserted, applied bool, err error) {
+	ins, err := b.inserter(ctx, m, chat)
+	if err != nil {
+		return false, false, err
+	}
+	err = b.db.Write(ctx, func(tx *sql.Tx) error {
+		inserted, applied = false, false
+		if err := ins(tx); errors.Is(err, ErrExists) {
+			return nil // counted when it was stored
+		} else if err != nil {
+			return err
+		}
+		inserted = true
+		poll, err := b.getTx(ctx, tx, pollID)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !applyVote(poll, ballot) {
+			return nil
+		}
+		applied = true
+		return b.putRow(ctx, tx, poll)
 	})
+	if err != nil {
+		return false, false, err
+	}
+	return inserted, applied, nil
 }
 
 // modify runs change on the stored message id inside one write and
@@ -308,6 +352,15 @@ func (b *sqliteBackend) SetStatus(ctx context.Context, id string, st Status, ran
 func (b *sqliteBackend) MarkChatRead(ctx context.Context, accountID, chatID string, at time.Time) error {
 	_, err := b.exec(ctx, `UPDATE chats SET unread_count = 0, updated_at = ? WHERE account_id = ? AND chat_id = ? AND unread_count > 0`,
 		at.UnixMilli(), accountID, chatID)
+	return err
+}
+
+func (b *sqliteBackend) NameChat(ctx context.Context, accountID, chatID, name string, at, now time.Time) error {
+	_, err := b.exec(ctx, `INSERT INTO chats (account_id, chat_id, chat_pn, chat_lid, name, is_group, last_message,
+			last_activity, unread_count, message_count, activity_key, updated_at)
+		VALUES (?, ?, '', '', ?, 1, NULL, ?, 0, 0, ?, ?)
+		ON CONFLICT (account_id, chat_id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at`,
+		accountID, chatID, name, at.Unix(), namedChatKey(at, chatID), now.UnixMilli())
 	return err
 }
 

@@ -116,6 +116,10 @@ type Message struct {
 	Edit   *event.Edit   `bson:"edit,omitempty" json:"-"`
 	Revoke *event.Revoke `bson:"revoke,omitempty" json:"-"`
 
+	// PollTally is a poll's current result (type poll only): see
+	// PollTally.
+	PollTally *PollTally `bson:"pollTally,omitempty" json:"pollTally,omitempty"`
+
 	// PipelineDone is false from Record until the pipeline finished the
 	// event (MarkProcessed sets it true); documents stored before the field
 	// existed lack it and count as processed. See pipeline.Recover.
@@ -228,6 +232,9 @@ func (s *Store) Record(ctx context.Context, ev *event.Event) (inserted bool, err
 		doc.Status, doc.StatusRank = statusOf(event.StatusSent)
 	}
 	doc.SortKey = SortKey(m.Timestamp, m.MessageID)
+	if pollID, ballot, ok := voteOf(&doc.Message); ok {
+		return s.recordVote(ctx, &doc, chatUpdateFor(&doc, now), pollID, ballot)
+	}
 	err = s.b.Insert(ctx, &doc, chatUpdateFor(&doc, now))
 	if err == nil {
 		return true, nil
@@ -316,7 +323,9 @@ func (s *Store) ApplyRevoke(ctx context.Context, ev *event.Event) (applied bool,
 
 // Get reads one message by its WhatsApp id.
 func (s *Store) Get(ctx context.Context, accountID, messageID string) (*Message, error) {
-	return s.b.Get(ctx, DocID(accountID, messageID))
+	m, err := s.b.Get(ctx, DocID(accountID, messageID))
+	withPollNames(m)
+	return m, err
 }
 
 // DeleteAccount removes every message of an account, and its chats (DELETE
@@ -403,6 +412,31 @@ func (s *Store) RecordFailures(ctx context.Context, eventID string, fs []ActionF
 // MarkProcessed records that the event's message went through the whole
 // pipeline (pipelineDone, pipelineAt): one update by id. Events without a
 // document of their own match nothing.
+// ApplyGroup names the group's chat after a group.update that carries its
+// subject (a rename, or the whole group when the account joined); other
+// group changes leave the chat as it is. It reports whether it named it.
+func (s *Store) ApplyGroup(ctx context.Context, ev *event.Event) (bool, error) {
+	g := ev.Group
+	if g == nil || g.JID == "" {
+		return false, fmt.Errorf("apply %s event %q: no group", ev.Kind, ev.ID)
+	}
+	name := g.Name
+	if name == "" && g.Info != nil {
+		name = g.Info.Name
+	}
+	if name == "" {
+		return false, nil
+	}
+	at := ev.Timestamp
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if err := s.b.NameChat(ctx, ev.AccountID, g.JID, name, at, time.Now()); err != nil {
+		return false, fmt.Errorf("name chat %s of %s: %w", g.JID, ev.AccountID, err)
+	}
+	return true, nil
+}
+
 func (s *Store) MarkProcessed(ctx context.Context, eventID string) error {
 	if err := s.b.MarkProcessed(ctx, eventID, s.now().UTC()); err != nil {
 		return fmt.Errorf("mark event %s processed: %w", eventID, err)

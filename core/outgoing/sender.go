@@ -9,6 +9,7 @@ package outgoing
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -177,6 +178,62 @@ func CheckText(req *session.SendRequest) error {
 	return nil
 }
 
+// Poll limits: what WhatsApp's clients let a poll have.
+const (
+	MinPollOptions     = 2
+	MaxPollOptions     = 12
+	MaxPollNameChars   = 255
+	MaxPollOptionChars = 100
+)
+
+// FieldError is a send the daemon refuses before anything is stored,
+// naming the field at fault (the REST API's field names: poll.name,
+// poll.options[1], …). It wraps session.ErrInvalidRequest.
+type FieldError struct {
+	Field, Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+func (e *FieldError) Unwrap() error { return session.ErrInvalidRequest }
+
+// CheckPoll refuses a poll WhatsApp would not take: a name of 1 to 255
+// characters, 2 to 12 distinct non-empty options of at most 100, and at
+// most as many selectable options as there are options (0: any number).
+// REST, rule and plugin sends all pass through it.
+func CheckPoll(p *session.PollSend) error {
+	if p == nil {
+		return nil
+	}
+	if strings.TrimSpace(p.Name) == "" {
+		return &FieldError{"poll.name", "must not be empty"}
+	}
+	if n := utf8.RuneCountInString(p.Name); n > MaxPollNameChars {
+		return &FieldError{"poll.name", fmt.Sprintf("is %d characters long; WhatsApp takes at most %d", n, MaxPollNameChars)}
+	}
+	if n := len(p.Options); n < MinPollOptions || n > MaxPollOptions {
+		return &FieldError{"poll.options", fmt.Sprintf("has %d options; a poll has %d to %d", n, MinPollOptions, MaxPollOptions)}
+	}
+	seen := make(map[string]int, len(p.Options))
+	for i, o := range p.Options {
+		field := fmt.Sprintf("poll.options[%d]", i)
+		if strings.TrimSpace(o) == "" {
+			return &FieldError{field, "must not be empty"}
+		}
+		if n := utf8.RuneCountInString(o); n > MaxPollOptionChars {
+			return &FieldError{field, fmt.Sprintf("is %d characters long; WhatsApp takes at most %d", n, MaxPollOptionChars)}
+		}
+		if j, dup := seen[o]; dup {
+			return &FieldError{field, fmt.Sprintf("repeats option %d (%q); options must differ", j, o)}
+		}
+		seen[o] = i
+	}
+	if int(p.SelectableCount) > len(p.Options) {
+		return &FieldError{"poll.selectableCount", fmt.Sprintf("is %d, more than the %d options (0 lets voters pick any number)", p.SelectableCount, len(p.Options))}
+	}
+	return nil
+}
+
 // Submit books the account's slot, stores the message as pending and
 // queues it to go at that slot, which it returns. The send happens later.
 // ErrBusy when the queue is full, ErrClosed while stopping, the Pacer's
@@ -215,6 +272,9 @@ func (s *Sender) Submit(ctx context.Context, r Request) (*messages.Message, time
 // waits).
 func (s *Sender) Send(ctx context.Context, r Request, from func() string) (time.Time, error) {
 	if err := CheckText(r.Send); err != nil {
+		return time.Time{}, err
+	}
+	if err := CheckPoll(r.Send.Poll); err != nil {
 		return time.Time{}, err
 	}
 	s.mu.RLock()
@@ -420,6 +480,8 @@ func Pending(r Request, now time.Time) *messages.Message {
 			AccountID: r.AccountID, MessageID: q.ID, ChatID: q.To, From: r.From, FromMe: true,
 			Timestamp: now.Unix(), Text: q.Text, Mentions: q.Mentions,
 			IsGroup: strings.HasSuffix(q.To, "@g.us"), MediaURL: r.MediaURL,
+			IsStatus:    q.To == StatusBroadcast,
+			IsBroadcast: q.To != StatusBroadcast && strings.HasSuffix(q.To, "@broadcast"),
 		},
 		Source:  q.Source,
 		MediaID: r.MediaID,
@@ -457,9 +519,26 @@ func Pending(r Request, now time.Time) *messages.Message {
 		m.Type, m.Text = event.TypeEdit, q.Edit.Text
 	case q.Revoke != nil:
 		m.Type = event.TypeRevoke
+	case q.Poll != nil:
+		m.Type = event.TypePoll
+		m.Poll = PollOf(q.Poll)
 	default:
 		m.Type = event.TypeText
 	}
 	m.Kind = messages.PendingKind(m.Type)
 	return m
+}
+
+// StatusBroadcast is where status (story) posts go.
+const StatusBroadcast = "status@broadcast"
+
+// PollOf is the poll a PollSend makes, with each option's hash (hex
+// SHA-256 of its name), by which votes name it.
+func PollOf(p *session.PollSend) *event.Poll {
+	out := &event.Poll{Name: p.Name, SelectableCount: p.SelectableCount, Options: make([]event.PollOption, len(p.Options))}
+	for i, o := range p.Options {
+		sum := sha256.Sum256([]byte(o))
+		out.Options[i] = event.PollOption{Name: o, Hash: hex.EncodeToString(sum[:])}
+	}
+	return out
 }

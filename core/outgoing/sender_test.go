@@ -229,3 +229,47 @@ func TestRuleAndPluginSendsAreLimitedInLength(t *testing.T) {
 		t.Fatal("a text of exactly the limit was not sent")
 	}
 }
+
+// Rule and plugin sends meet the REST send's poll checks: a poll WhatsApp
+// would not take is refused, naming the field, before anything is stored,
+// reserved or sent.
+func TestRuleAndPluginPollsAreChecked(t *testing.T) {
+	s, _, _, ss, st := setup(t)
+	twelve := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"}
+	for _, c := range []struct {
+		field string
+		poll  session.PollSend
+	}{
+		{"poll.options", session.PollSend{Name: "Q", Options: []string{"a"}}},
+		{"poll.options", session.PollSend{Name: "Q", Options: append(twelve, "m")}},
+		{"poll.options[2]", session.PollSend{Name: "Q", Options: []string{"a", "b", "a"}}},
+		{"poll.options[0]", session.PollSend{Name: "Q", Options: []string{"", "b"}}},
+		{"poll.options[1]", session.PollSend{Name: "Q", Options: []string{"a", strings.Repeat("x", outgoing.MaxPollOptionChars+1)}}},
+		{"poll.name", session.PollSend{Name: " ", Options: []string{"a", "b"}}},
+		{"poll.name", session.PollSend{Name: strings.Repeat("q", outgoing.MaxPollNameChars+1), Options: []string{"a", "b"}}},
+		{"poll.selectableCount", session.PollSend{Name: "Q", Options: []string{"a", "b"}, SelectableCount: 3}},
+	} {
+		p := c.poll
+		send := &session.SendRequest{ID: "P-" + c.field, To: "1@s.whatsapp.net", Poll: &p}
+		_, err := s.Send(context.Background(), outgoing.Request{AccountID: "acme", Send: send}, nil)
+		var fe *outgoing.FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field || !errors.Is(err, session.ErrInvalidRequest) {
+			t.Fatalf("%s: %v", c.field, err)
+		}
+		if _, sent := ss.at(send.ID); sent {
+			t.Fatalf("%s: refused poll was sent", c.field)
+		}
+	}
+	if len(st.pending) != 0 {
+		t.Fatalf("%d refused polls were stored", len(st.pending))
+	}
+	ok := req("P-ok")
+	ok.Send.Text = ""
+	ok.Send.Poll = &session.PollSend{Name: strings.Repeat("q", outgoing.MaxPollNameChars), Options: twelve, SelectableCount: 12}
+	if _, err := s.Send(context.Background(), ok, nil); err != nil {
+		t.Fatalf("a poll at every limit: %v", err)
+	}
+	if _, sent := ss.at("P-ok"); !sent {
+		t.Fatal("a poll at every limit was not sent")
+	}
+}

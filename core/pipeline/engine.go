@@ -193,6 +193,10 @@ type Options struct {
 	// the tags and annotations the stages gave it (the live event stream).
 	// It runs on the chat's worker and must not block.
 	Observe func(ev *event.Event)
+	// Trace collects each event's trace (trace.go) and hands it to the
+	// Progress with the done mark (TraceFrom), which stores it in the same
+	// write.
+	Trace bool
 }
 
 // Engine runs the pipeline.
@@ -483,21 +487,30 @@ func (e *Engine) process(ctx context.Context, in *event.Event) {
 		_, jobs.deferMarks = e.opts.Progress.(ProcessedWithMarks)
 	}
 	var routed []string // nil: every matching sink stage
+	var tr *Trace
+	if e.opts.Trace {
+		tr = newTrace(ev)
+	}
+	deadAt := ""
 	for _, st := range p.stages {
 		if !st.matches(ev) {
+			tr.skip(st, "match")
 			continue
 		}
 		var only []string // a routed fan-out: its targets named by the route
 		if st.mode == ModeSink && routed != nil && !slices.Contains(routed, st.cfg.Name) && !slices.Contains(routed, st.target) {
 			if !e.reg.isFanout(st.target) {
+				tr.skip(st, "route")
 				continue
 			}
 			only = routed
 		}
 		st.stats.in.Add(1)
 		start := time.Now()
-		out, err := e.runStage(ctx, st, ev, only, jobs)
+		sctx, rec := tr.begin(ctx, st, start)
+		out, err := e.runStage(sctx, st, ev, only, jobs)
 		e.stats.observe(st, time.Since(start))
+		rec.end(time.Since(start), out, err)
 		if err != nil {
 			if stopped(ctx, err) {
 				// The stop, not the event, failed the stage: leave the
@@ -512,6 +525,7 @@ func (e *Engine) process(ctx context.Context, in *event.Event) {
 			if st.onError() == OnErrorSkip {
 				continue
 			}
+			deadAt = st.cfg.Name
 			e.deadLetter(ctx, st, ev, err, log)
 			break
 		}
@@ -522,6 +536,7 @@ func (e *Engine) process(ctx context.Context, in *event.Event) {
 		if len(out.failed) > 0 {
 			e.recordFailures(ctx, st, ev, out.failed, log)
 			if st.onError() != OnErrorSkip {
+				deadAt = st.cfg.Name
 				e.deadLetter(ctx, st, ev, failuresError(out.failed), log)
 				break
 			}
@@ -536,6 +551,10 @@ func (e *Engine) process(ctx context.Context, in *event.Event) {
 			st.stats.dropped.Add(1)
 			break
 		}
+	}
+	if tr != nil {
+		tr.finish(deadAt)
+		ctx = context.WithValue(ctx, traceKey{}, tr)
 	}
 	if jobs != nil {
 		e.markWithJobs(ctx, ev, jobs, log)
@@ -700,6 +719,7 @@ func (e *Engine) runStage(ctx context.Context, st *stage, ev *event.Event, only 
 			// Collected, stored with the done mark (markWithJobs).
 			if targets := e.sinkTargets(st, ev, only); len(targets) > 0 {
 				jobs.add(st, ev, targets)
+				StageTraceFrom(ctx).targets(targets)
 			}
 			return stageOutcome{}, nil
 		}
@@ -714,6 +734,7 @@ func (e *Engine) runStage(ctx context.Context, st *stage, ev *event.Event, only 
 	if err != nil {
 		return stageOutcome{}, err
 	}
+	StageTraceFrom(ctx).actions(acts)
 	pending := make([]int, len(acts))
 	for i, a := range acts {
 		st.stats.action(a.Type)
@@ -813,6 +834,7 @@ func (e *Engine) enqueue(ctx context.Context, st *stage, ev *event.Event, only [
 	if err := e.opts.Enqueuer.Enqueue(ctx, ev, targets...); err != nil {
 		return timeoutOr(ctx, fmt.Errorf("enqueue for %s: %w", st.target, err))
 	}
+	StageTraceFrom(ctx).targets(targets)
 	st.stats.enqueued.Add(1)
 	return nil
 }

@@ -114,6 +114,9 @@ func toSessionRequest(ctx context.Context, r *sdk.SendRequest, blobs *Blobs) (*s
 	if x := r.Revoke; x != nil {
 		out.Revoke = &session.RevokeSend{MessageID: x.MessageID, Sender: x.Sender}
 	}
+	if x := r.Poll; x != nil {
+		out.Poll = &session.PollSend{Name: x.Name, Options: x.Options, SelectableCount: x.SelectableCount}
+	}
 	if x := r.ReplyTo; x != nil {
 		out.ReplyTo = &session.QuoteRef{MessageID: x.MessageID, Sender: x.Sender}
 	}

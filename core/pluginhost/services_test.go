@@ -78,6 +78,16 @@ func TestHostServicesFromAPlugin(t *testing.T) {
 			t.Fatalf("media: %+v", acts[0].Send)
 		}
 	})
+	t.Run("reply with a poll", func(t *testing.T) {
+		acts, err := h.p.Handle(ctx, msg("poll"))
+		if err != nil || len(acts) != 1 {
+			t.Fatalf("%+v %v", acts, err)
+		}
+		want := &session.PollSend{Name: "Lunch?", Options: []string{"Pizza", "Sushi"}, SelectableCount: 1}
+		if p := acts[0].Send.Poll; !reflect.DeepEqual(p, want) || acts[0].Send.Text != "" {
+			t.Fatalf("poll: %+v", acts[0].Send)
+		}
+	})
 	t.Run("kv persisted per plugin", func(t *testing.T) {
 		got := annotations(t)(h.p.Handle(ctx, msg("host:kv")))
 		if got["get"] != "gone soon true" || got["afterDelete"] != "false" {

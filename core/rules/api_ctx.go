@@ -97,6 +97,7 @@ func (m *vm) buildCtx() *goja.Object {
 	set(ctx, "annotate", m.jsAnnotate)
 	set(ctx, "route", m.jsRoute)
 	set(ctx, "self", m.jsSelf)
+	set(ctx, "group", m.jsGroup)
 
 	kv := rt.NewObject()
 	set(kv, "get", m.jsKVGet)
@@ -225,7 +226,7 @@ func normaliseJID(s string) (string, error) {
 	return digits + "@s.whatsapp.net", nil
 }
 
-var sendKeys = "text, media, caption, location, contacts, mentions, quote"
+var sendKeys = "text, media, caption, location, contacts, poll, mentions, quote"
 
 // sendRequest reads the content argument (a string or an object) and the
 // optional options object; both take the same keys.
@@ -278,6 +279,19 @@ func (m *vm) sendRequest(fn string, content, opts goja.Value, c *call) (*session
 				m.throw("ctx.%s: contacts must be a list of {displayName, vcard}", fn)
 			}
 			kinds = append(kinds, k)
+		case "poll":
+			// Checked like every send's poll (outgoing.CheckPoll) when it is
+			// sent: 2 to 12 distinct options, a name, selectableCount.
+			var p struct {
+				Name            string   `json:"name"`
+				Options         []string `json:"options"`
+				SelectableCount uint32   `json:"selectableCount"`
+			}
+			if err := m.exportJSON(v, &p); err != nil {
+				m.throw("ctx.%s: poll must be {name, options: [..], selectableCount?}", fn)
+			}
+			req.Poll = &session.PollSend{Name: p.Name, Options: p.Options, SelectableCount: p.SelectableCount}
+			kinds = append(kinds, k)
 		}
 	}
 	if len(kinds) != 1 {
@@ -285,7 +299,7 @@ func (m *vm) sendRequest(fn string, content, opts goja.Value, c *call) (*session
 		if got == "" {
 			got = "none"
 		}
-		m.throw("ctx.%s: give exactly one of text, media, location or contacts (got %s)", fn, got)
+		m.throw("ctx.%s: give exactly one of text, media, location, contacts or poll (got %s)", fn, got)
 	}
 	if mv, ok := fields["media"]; ok {
 		req.Media, ref = m.media(fn, mv, c)
@@ -306,7 +320,7 @@ func (m *vm) readFields(fn string, v goja.Value, into map[string]goja.Value) {
 	}
 	for _, k := range obj.Keys() {
 		switch k {
-		case "text", "media", "caption", "location", "contacts", "mentions", "quote":
+		case "text", "media", "caption", "location", "contacts", "poll", "mentions", "quote":
 			into[k] = obj.Get(k)
 		default:
 			m.throw("ctx.%s: unknown key %q (known: %s)", fn, k, sendKeys)
@@ -584,6 +598,35 @@ func (m *vm) jsSelf(goja.FunctionCall) goja.Value {
 	_ = o.Set("id", c.ev.AccountID)
 	_ = o.Set("jids", m.rt.NewArray(jids...))
 	return o
+}
+
+// jsGroup: ctx.group() → the group of the event's chat as it is now
+// ({jid, name, topic, owner, locked, announce, joinApproval,
+// participants: [{jid, pn, lid, role}]}), or null outside groups. It reads
+// the account's session, within the handler's deadline.
+func (m *vm) jsGroup(goja.FunctionCall) goja.Value {
+	c := m.current("group")
+	jid := c.chat()
+	if !strings.HasSuffix(jid, "@g.us") {
+		return goja.Null()
+	}
+	look := m.v.eng.opts.Group
+	if look == nil {
+		m.throw("ctx.group: this engine has no access to groups")
+	}
+	g, err := look(c.context(), c.ev.AccountID, jid)
+	if err != nil {
+		m.throwGo(m.deadlineAware(c, fmt.Errorf("ctx.group: %w", err)))
+	}
+	b, err := json.Marshal(g)
+	if err != nil {
+		m.throwGo(fmt.Errorf("ctx.group: %w", err))
+	}
+	v, err := m.parse(goja.Undefined(), m.rt.ToValue(string(b)))
+	if err != nil {
+		m.throwGo(fmt.Errorf("ctx.group: %w", err))
+	}
+	return v
 }
 
 // --- log --------------------------------------------------------------------

@@ -1,8 +1,11 @@
 package rules
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -323,4 +326,66 @@ func writeTemp(t *testing.T, name, src string) string {
 	dir := t.TempDir()
 	writeRules(t, dir, map[string]string{name: src})
 	return dir + "/" + name
+}
+
+// TestGroupLookup: ctx.group() is the event's group as the engine's Group
+// answers it, null outside groups; a failed lookup throws (naming
+// ctx.group), and an engine without access to groups throws too.
+func TestGroupLookup(t *testing.T) {
+	rule := map[string]string{"g.js": `on("message.received", (msg, ctx) => {
+  const g = ctx.group();
+  if (g === null) { ctx.annotate("group", "none"); return; }
+  ctx.annotate("group", g.name + " " + g.participants.filter((p) => p.role !== "member").map((p) => p.jid).join(","));
+});`}
+	var asked []string
+	e, _ := newEngine(t, rule, Options{Group: func(_ context.Context, acct, jid string) (*event.GroupInfo, error) {
+		asked = append(asked, acct+" "+jid)
+		if jid != "120363025246125244@g.us" {
+			return nil, errors.New("not in it")
+		}
+		return &event.GroupInfo{JID: jid, Name: "Support", Participants: []event.GroupParticipant{
+			{JID: "1@s.whatsapp.net", Role: event.GroupSuperAdmin}, {JID: "2@s.whatsapp.net", Role: event.GroupMember}, {JID: "3@lid", Role: event.GroupAdmin}}}, nil
+	}})
+	if got := effectsJSON(t, mustHandle(t, e, groupEvent("x"))); got != `[{"kind":"annotate","key":"group","value":"Support 1@s.whatsapp.net,3@lid"}]` {
+		t.Fatalf("in a group: %s", got)
+	}
+	if got := effectsJSON(t, mustHandle(t, e, msgEvent("x"))); got != `[{"kind":"annotate","key":"group","value":"none"}]` {
+		t.Fatalf("in a direct chat: %s", got)
+	}
+	if fmt.Sprint(asked) != "[acme 120363025246125244@g.us]" {
+		t.Fatalf("lookups %v", asked)
+	}
+	other := groupEvent("x")
+	other.ChatID, other.Message.ChatID = "120363000000000001@g.us", "120363000000000001@g.us"
+	if _, err := e.Handle(context.Background(), other, nil); err == nil || !strings.Contains(err.Error(), "ctx.group: not in it") {
+		t.Fatalf("failed lookup: %v", err)
+	}
+	bare, _ := newEngine(t, rule, Options{})
+	if _, err := bare.Handle(context.Background(), groupEvent("x"), nil); err == nil || !strings.Contains(err.Error(), "no access to groups") {
+		t.Fatalf("without Group: %v", err)
+	}
+}
+
+// TestRulesSendPolls: ctx.send and ctx.reply take a poll like the REST
+// send; its checks (outgoing.CheckPoll) apply when it is sent.
+func TestRulesSendPolls(t *testing.T) {
+	e, _ := newEngine(t, map[string]string{"a.js": `
+on("message.received", (msg, ctx) => {
+  ctx.reply({poll: {name: "Lunch?", options: ["Pizza", "Sushi"], selectableCount: 1}});
+  ctx.send("120363025246125244@g.us", {poll: {name: "Colour?", options: ["Red", "Blue", "Green"]}});
+});`}, Options{})
+	effs, err := e.Handle(t.Context(), msgEvent("hi"), &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"kind":"reply","poll":{"name":"Lunch?","options":["Pizza","Sushi"],"selectableCount":1}},` +
+		`{"kind":"send","to":"120363025246125244@g.us","poll":{"name":"Colour?","options":["Red","Blue","Green"]}}]`
+	if got := effectsJSON(t, effs); got != want {
+		t.Fatalf("effects\n got %s\nwant %s", got, want)
+	}
+	for _, eff := range effs {
+		if p := eff.Message.Poll; p == nil || eff.Message.Text != "" {
+			t.Fatalf("%s: message %+v", eff.Kind, eff.Message)
+		}
+	}
 }

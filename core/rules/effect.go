@@ -87,11 +87,18 @@ type effectJSON struct {
 	Mentions []string        `json:"mentions,omitempty"`
 	Location *event.Location `json:"location,omitempty"`
 	Contacts []event.Contact `json:"contacts,omitempty"`
+	Poll     *pollJSON       `json:"poll,omitempty"`
 	Emoji    *string         `json:"emoji,omitempty"`
 	Tags     []string        `json:"tags,omitempty"`
 	Key      string          `json:"key,omitempty"`
 	Value    *string         `json:"value,omitempty"`
 	Sinks    []string        `json:"sinks,omitempty"`
+}
+
+type pollJSON struct {
+	Name            string   `json:"name"`
+	Options         []string `json:"options"`
+	SelectableCount uint32   `json:"selectableCount,omitempty"`
 }
 
 type mediaJSON struct {
@@ -118,6 +125,9 @@ func (e Effect) MarshalJSON() ([]byte, error) {
 		if m := e.Message; m != nil {
 			out.Text, out.Quote, out.Mentions = m.Text, m.ReplyTo != nil, m.Mentions
 			out.Location, out.Contacts = m.Location, m.Contacts
+			if p := m.Poll; p != nil {
+				out.Poll = &pollJSON{Name: p.Name, Options: p.Options, SelectableCount: p.SelectableCount}
+			}
 			if m.Media != nil {
 				mj := &mediaJSON{Kind: m.Media.Kind, Mimetype: m.Media.Mimetype, Filename: m.Media.Filename, Caption: m.Media.Caption}
 				if e.Media != nil {

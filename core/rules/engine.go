@@ -56,6 +56,9 @@ type Options struct {
 	// ctx.self(), e.g. to see whether a group message mentions us; nil
 	// means unknown (an empty list).
 	Self func(accountID string) []string
+	// Group returns a group the account is in, for ctx.group(); nil:
+	// ctx.group() throws (no access to groups).
+	Group func(ctx context.Context, accountID, groupJID string) (*event.GroupInfo, error)
 	// FetchResolver looks up the hosts of ctx.http.fetch for the SSRF
 	// guard; nil: the system's resolver.
 	FetchResolver netguard.Resolver
@@ -140,6 +143,22 @@ func New(opts Options) *Engine {
 // are returned joined (each a *RuleError). Handle reads ev while it runs
 // (rules see it as msg); the caller must not modify it meanwhile.
 func (e *Engine) Handle(ctx context.Context, ev *event.Event, eff Effects) ([]Effect, error) {
+	return e.HandleObserved(ctx, ev, eff, nil)
+}
+
+// RuleRun is one rule's part of a Handle call, for the pipeline's trace.
+type RuleRun struct {
+	Rule, File string
+	Duration   time.Duration
+	// Effects is how many effects the rule asked for.
+	Effects int
+	// Err is the rule's failure, if it failed.
+	Err *RuleError
+}
+
+// HandleObserved is Handle that also reports each rule that ran to observe
+// (on the calling goroutine, after the rule), when observe is not nil.
+func (e *Engine) HandleObserved(ctx context.Context, ev *event.Event, eff Effects, observe func(RuleRun)) ([]Effect, error) {
 	set := e.set.Load()
 	var (
 		out  []Effect
@@ -149,7 +168,18 @@ func (e *Engine) Handle(ctx context.Context, ev *event.Event, eff Effects) ([]Ef
 		if !v.matches(ev.Kind) {
 			continue
 		}
+		var start time.Time
+		if observe != nil {
+			start = time.Now()
+		}
 		effects, dropped, err := v.handle(ctx, ev, eff)
+		if observe != nil {
+			run := RuleRun{Rule: v.rule.name, File: v.rule.file, Duration: time.Since(start), Effects: len(effects)}
+			if err != nil && !errors.As(err, &run.Err) {
+				run.Err = &RuleError{Rule: v.rule.name, File: v.rule.file, Message: err.Error(), Err: err}
+			}
+			observe(run)
+		}
 		out = append(out, effects...)
 		if err != nil {
 			errs = append(errs, err)

@@ -30,6 +30,8 @@ type DryRunOptions struct {
 	KV map[string]json.RawMessage
 	// Self is the account's own JIDs (ctx.self().jids).
 	Self []string
+	// Group is what ctx.group() answers for the event's group chat.
+	Group *event.GroupInfo
 }
 
 // DryRun runs the rule in file on ev: kv in memory, http.fetch disabled,
@@ -54,6 +56,12 @@ func DryRun(ctx context.Context, file string, ev *event.Event, o DryRunOptions) 
 		DryRun: true,
 		Now:    now,
 		Self:   func(string) []string { return o.Self },
+		Group: func(_ context.Context, _, jid string) (*event.GroupInfo, error) {
+			if o.Group == nil || o.Group.JID != jid {
+				return nil, fmt.Errorf("group %s: not in this test (set its \"group\")", jid)
+			}
+			return o.Group, nil
+		},
 	})
 	if err := e.Reload(); err != nil {
 		return nil, err
@@ -123,6 +131,8 @@ type TestCase struct {
 	KV  map[string]json.RawMessage `json:"kv,omitempty"`
 	// Self is the account's own JIDs, for rules that look for mentions.
 	Self []string `json:"self,omitempty"`
+	// Group is the group ctx.group() answers (its jid is the event's chat).
+	Group *event.GroupInfo `json:"group,omitempty"`
 	// Expect is the effects, as `rules test` prints them, in order.
 	Expect []json.RawMessage `json:"expect"`
 	// ExpectError, when set, is a substring of the error the rule must
@@ -217,7 +227,7 @@ func (tc *TestCase) Run(ctx context.Context) (string, error) {
 		now, _ = time.Parse(time.RFC3339, tc.Now)
 	}
 	ev := *tc.Event // the engine must not see changes of an earlier run
-	got, err := DryRun(ctx, filepath.Join(filepath.Dir(tc.File), tc.Rule), &ev, DryRunOptions{Config: tc.Config, Now: now, KV: tc.KV, Self: tc.Self})
+	got, err := DryRun(ctx, filepath.Join(filepath.Dir(tc.File), tc.Rule), &ev, DryRunOptions{Config: tc.Config, Now: now, KV: tc.KV, Self: tc.Self, Group: tc.Group})
 	var report strings.Builder
 	switch {
 	case tc.ExpectError != "" && err == nil:

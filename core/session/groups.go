@@ -91,7 +91,7 @@ type ParticipantResult struct {
 	// the person (their privacy settings) and an invite can be sent
 	// instead; InviteExpires says until when it is valid.
 	InviteCode    string    `json:"inviteCode,omitempty"`
-	InviteExpires time.Time `json:"inviteExpires,omitempty"`
+	InviteExpires time.Time `json:"inviteExpires,omitzero"`
 }
 
 // ParticipantStatus is the outcome for one participant.

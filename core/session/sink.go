@@ -108,8 +108,13 @@ func (m *Manager) store(ctx context.Context, ev *event.Event) (fresh bool, err e
 			slog.String("state", string(c.State)), slog.String("reason", c.Reason), slog.String("jid", ev.Account.JID))
 		return true, nil
 	}
-	// Presence, typing, group and history events have no document of their
-	// own yet; they go to OnEvent only.
+	if ev.Kind == event.KindGroupUpdate {
+		// The group's chat carries its subject.
+		_, err = m.msgs.ApplyGroup(ctx, ev)
+		return true, err
+	}
+	// Presence, typing and history events have no document of their own
+	// yet; they go to OnEvent only.
 	return true, nil
 }
 

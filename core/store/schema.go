@@ -66,6 +66,8 @@ var schema = []collectionSpec{
 		idx("pending_stored", bson.D{{Key: "status", Value: 1}, {Key: "storedAt", Value: 1}}, false),
 		// media retention: the messages that link a stored file
 		idx("media_id", bson.D{{Key: "mediaId", Value: 1}}, false),
+		// the pipeline trace sweep (messages.PurgeTraces)
+		idx("trace_at", bson.D{{Key: "traceAt", Value: 1}}, false),
 	}},
 	{name: Chats, indexes: []mongo.IndexModel{
 		// chats of one account by last activity

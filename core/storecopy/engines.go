@@ -188,6 +188,7 @@ type copier[T any] interface {
 type stores struct {
 	accounts     copier[*session.AccountInfo]
 	simAuth      copier[*sim.AuthRecord]
+	simGroups    copier[*sim.Group]
 	waAuth       copier[*authstore.Account]
 	lids         copier[*authstore.LIDMapping]
 	mediaRetries copier[*whatsapp.MediaRetryRecord]
@@ -220,6 +221,7 @@ func (e *Endpoint) stores() (*stores, error) {
 			idempotencyStore: idem,
 			accounts:         session.NewMongoAccounts(db),
 			simAuth:          sim.NewMongoAuth(db),
+			simGroups:        sim.NewMongoGroups(db),
 			waAuth:           authstore.NewMongoCopy(db),
 			lids:             authstore.NewMongoLIDCopy(db),
 			mediaRetries:     whatsapp.NewMongoMediaRetries(db),
@@ -245,6 +247,7 @@ func (e *Endpoint) stores() (*stores, error) {
 		idempotencyStore: idem,
 		accounts:         session.NewSQLiteAccounts(e.db),
 		simAuth:          sim.NewSQLiteAuth(e.db),
+		simGroups:        sim.NewSQLiteGroups(e.db),
 		waAuth:           e.auth.Copy(),
 		lids:             e.auth.LIDCopy(),
 		mediaRetries:     whatsapp.NewSQLiteMediaRetries(e.db),
@@ -265,6 +268,7 @@ func (e *Endpoint) stores() (*stores, error) {
 const (
 	KindAccounts     = "accounts"
 	KindSimAuth      = "sim auth"
+	KindSimGroups    = "sim groups"
 	KindWhatsAppAuth = "whatsapp auth"
 	KindLIDMap       = "lid map"
 	KindMediaRetries = "media retries"
@@ -297,6 +301,7 @@ func Kinds(src, dst *Endpoint) ([]Kind, error) {
 	return []Kind{
 		Of(KindAccounts, s.accounts, d.accounts),
 		Of(KindSimAuth, s.simAuth, d.simAuth),
+		Of(KindSimGroups, s.simGroups, d.simGroups),
 		Of(KindWhatsAppAuth, s.waAuth, d.waAuth),
 		Of(KindLIDMap, s.lids, d.lids),
 		Of(KindMediaRetries, s.mediaRetries, d.mediaRetries),

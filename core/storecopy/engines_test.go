@@ -99,6 +99,10 @@ func seed(t *testing.T, e *Endpoint) {
 	must(t, accounts.Apply(ctx, "old", session.AccountChange{State: session.StateLoggedOut, Reason: "logged out", At: t0.Add(2 * time.Hour),
 		LastError: "401", QR: &session.QR{Code: "2@abc", ExpiresAt: t0.Add(3 * time.Hour)}, PairingCode: "ABCD-EFGH"}))
 	must(t, s.simAuth.(sim.AuthStore).Save(ctx, "bot", sim.Auth{JID: "15559990000@s.whatsapp.net", LID: "123@lid", PairedAt: t0}))
+	must(t, s.simGroups.(sim.GroupStore).SaveGroup(ctx, &sim.Group{JID: "120363000000000042@g.us", Name: "Team", Owner: "15559990000@s.whatsapp.net",
+		CreatedAt: t0, UpdatedAt: t0, Seq: 2, Locked: true, InviteCode: "AbCdEfGhIjKlMnOpQrStUv",
+		Members:  []sim.Member{{JID: "15559990000@s.whatsapp.net", Role: "superadmin"}, {JID: "15557770001@s.whatsapp.net", Role: "member"}},
+		Requests: []sim.JoinRequest{{JID: "15557770002@s.whatsapp.net", At: t0}}}))
 
 	// A paired whatsmeow device with something in every store.
 	c, get := deviceOf(t, e, "shop")
@@ -294,6 +298,7 @@ func compare(t *testing.T, src, dst *Endpoint) {
 	must(t, err)
 	sameItems(t, KindAccounts, s.accounts, d.accounts)
 	sameItems(t, KindSimAuth, s.simAuth, d.simAuth)
+	sameItems(t, KindSimGroups, s.simGroups, d.simGroups)
 	sameItems(t, KindLIDMap, s.lids, d.lids)
 	sameItems(t, KindMediaRetries, s.mediaRetries, d.mediaRetries)
 	// By id: MongoDB's stored order breaks a tie of storedAt (the same

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,10 @@ type Inbound struct {
 	// From is the sender: a phone number (digits, an optional leading +)
 	// or a user JID.
 	From string
+	// Group, when set, is the group (…@g.us) the message is sent in: the
+	// account and From must be members; the other sim members of this
+	// network receive it too.
+	Group string
 	// PushName is the sender's display name.
 	PushName string
 	// ID fixes the WhatsApp message id; injecting one id twice is a
@@ -33,6 +38,9 @@ type Inbound struct {
 	Location *event.Location
 	Reaction *session.ReactionSend
 	ReplyTo  string
+	// Vote is a vote on the poll Target (poll.go); Group is then the
+	// poll's group, if it is in one.
+	Vote *Vote
 	// Target is the stored message ReplyTo or Reaction names, when the
 	// caller has it. A quote then names its author (the contact or the
 	// account) and carries its text, as a WhatsApp client's quote does; a
@@ -55,11 +63,26 @@ func (n *Network) Inject(ctx context.Context, accountID string, in *Inbound) (*e
 	if err != nil {
 		return nil, err
 	}
+	chat, sender := from, from
+	var members []string
+	if in.Group != "" {
+		gj, ok := groupJID(in.Group)
+		if !ok {
+			return nil, fmt.Errorf("%w: %q is not a group JID (…@g.us)", session.ErrInvalidRequest, in.Group)
+		}
+		if members, err = n.injectGroup(ctx, s, gj.String(), from); err != nil {
+			return nil, err
+		}
+		chat = gj
+	}
 	at := in.Timestamp
 	if at.IsZero() {
 		at = time.Now()
 	}
 	at = at.UTC().Truncate(time.Second)
+	if in.Vote != nil {
+		return n.injectVote(ctx, s, in, chat, sender, at) // poll.go
+	}
 	req := &session.SendRequest{Text: in.Text, Media: in.Media, Location: in.Location}
 	if in.ReplyTo != "" {
 		q := &session.QuoteRef{MessageID: in.ReplyTo}
@@ -81,7 +104,11 @@ func (n *Network) Inject(ctx context.Context, accountID string, in *Inbound) (*e
 	// The message as the contact's client puts it on the wire: keys name
 	// the chat from their side (the account); normalisation turns them
 	// round, as for a real contact.
-	msg, err := n.buildMessage(req, s.jid, at)
+	keyChat := s.jid
+	if members != nil {
+		keyChat = chat
+	}
+	msg, err := n.buildMessage(req, keyChat, at)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +117,7 @@ func (n *Network) Inject(ctx context.Context, accountID string, in *Inbound) (*e
 		id = newMessageID()
 	}
 	info := types.MessageInfo{
-		MessageSource: types.MessageSource{Chat: from, Sender: from, SenderAlt: n.altOf(from)},
+		MessageSource: types.MessageSource{Chat: chat, Sender: sender, SenderAlt: n.altOf(sender), IsGroup: members != nil},
 		ID:            id,
 		Timestamp:     at,
 		PushName:      in.PushName,
@@ -103,7 +130,34 @@ func (n *Network) Inject(ctx context.Context, accountID string, in *Inbound) (*e
 	if err := s.sink.Emit(ctx, ev); err != nil {
 		return nil, fmt.Errorf("store injected message: %w", err)
 	}
+	if members != nil {
+		n.fanOut(chat, members, s.jid.String(), msg, info)
+	}
 	return ev, nil
+}
+
+// ErrNotParticipant: an injected group message's sender is not in the
+// group.
+var ErrNotParticipant = fmt.Errorf("%w: the sender is not a participant of the group", session.ErrInvalidRequest)
+
+// injectGroup checks that the account and from are in the group and
+// returns its members but from (who receive the message as well).
+func (n *Network) injectGroup(ctx context.Context, s *Session, groupJID string, from types.JID) ([]string, error) {
+	g, err := n.group(ctx, groupJID)
+	if err != nil {
+		return nil, err
+	}
+	if g == nil || g.member(s.jid.String()) == nil {
+		return nil, fmt.Errorf("group %s: %w", groupJID, session.ErrGroupNotFound)
+	}
+	sender, err := n.canonical(from.String())
+	if err != nil {
+		return nil, err
+	}
+	if g.member(sender) == nil {
+		return nil, fmt.Errorf("%w: %s, group %s", ErrNotParticipant, from, groupJID)
+	}
+	return slices.DeleteFunc(g.memberJIDs(), func(m string) bool { return m == sender }), nil
 }
 
 // ParseAddress turns a phone number ("+1 555 123-4567", "15551234567") or a

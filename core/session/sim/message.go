@@ -31,13 +31,13 @@ func newMessageID() string {
 // message goes to (used for reaction, edit and revoke keys).
 func (n *Network) buildMessage(req *session.SendRequest, chat types.JID, now time.Time) (*waE2E.Message, error) {
 	contents := 0
-	for _, set := range []bool{req.Text != "", req.Media != nil, req.Reaction != nil, req.Location != nil, len(req.Contacts) > 0, req.Edit != nil, req.Revoke != nil} {
+	for _, set := range []bool{req.Text != "", req.Media != nil, req.Reaction != nil, req.Location != nil, len(req.Contacts) > 0, req.Edit != nil, req.Revoke != nil, req.Poll != nil} {
 		if set {
 			contents++
 		}
 	}
 	if contents != 1 {
-		return nil, fmt.Errorf("%w: exactly one of text, media, reaction, location, contacts, edit or revoke must be set (got %d)", session.ErrInvalidRequest, contents)
+		return nil, fmt.Errorf("%w: exactly one of text, media, reaction, location, contacts, edit, revoke or poll must be set (got %d)", session.ErrInvalidRequest, contents)
 	}
 
 	var ci *waE2E.ContextInfo
@@ -67,6 +67,8 @@ func (n *Network) buildMessage(req *session.SendRequest, chat types.JID, now tim
 		return &waE2E.Message{ExtendedTextMessage: &waE2E.ExtendedTextMessage{Text: proto.String(req.Text), ContextInfo: ci}}, nil
 	case req.Media != nil:
 		return n.mediaMessage(req.Media, ci)
+	case req.Poll != nil:
+		return pollMessage(req.Poll) // poll.go
 	case req.Reaction != nil:
 		r := req.Reaction
 		if r.MessageID == "" {

@@ -40,7 +40,10 @@ const Name = "sim"
 type Options struct {
 	// Auth holds each paired account's sim auth state, so a paired
 	// account reconnects after a restart without pairing.
-	Auth   AuthStore
+	Auth AuthStore
+	// Groups holds the network's groups, so they outlive a restart; nil
+	// leaves the sim without groups.
+	Groups GroupStore
 	Logger *slog.Logger
 
 	// QRInterval is how long each QR code is shown before the next [20s].
@@ -96,6 +99,8 @@ type Network struct {
 	inboxes  map[string]*inbox   // by account id; outlives sessions
 	media    map[string][]byte   // by direct path
 	faults   map[string]Faults
+
+	grp groupBook // groups.go
 }
 
 // New returns an empty network.

@@ -25,8 +25,20 @@ func (s *Session) Send(ctx context.Context, req *session.SendRequest) (*session.
 	if s.getState() != stateConnected {
 		return nil, fmt.Errorf("sim account %q is not connected: %w", s.acct.ID, session.ErrWrongState)
 	}
+	var members []string // a group's (groupsend.go)
 	to, err := parseRecipient(req.To)
+	if gj, ok := groupJID(req.To); ok {
+		to, err = gj, nil
+		members, err = s.n.groupMembers(ctx, s, gj.String())
+	}
+	bj, broadcast := broadcastJID(req.To) // status.go
+	if broadcast {
+		to, err = bj, checkBroadcast(bj, req)
+	}
 	if err != nil {
+		return nil, err
+	}
+	if req, err = s.withMentionAll(req, members); err != nil {
 		return nil, err
 	}
 	f := s.n.faultsOf(s.acct.ID)
@@ -74,7 +86,15 @@ func (s *Session) Send(ctx context.Context, req *session.SendRequest) (*session.
 			s.log.Warn("sim server ack not stored", slog.String("message_id", id), slog.Any("error", err))
 		}
 	}
-	if !f.DropSends {
+	switch {
+	case f.DropSends:
+	case to == types.StatusBroadcastJID:
+		s.n.routeStatus(s, req.StatusRecipients, msg, info)
+	case broadcast: // a list: its members are on the phone, not the sim
+		s.n.scheduleReceipts(s.n.inbox(s.acct.ID), s.acct.ID, to, id, time.Now().Add(s.n.opts.DeliveredDelay))
+	case members != nil:
+		s.n.routeGroup(s, to, members, msg, info)
+	default:
 		s.n.route(s, to, msg, info)
 	}
 	return &session.SendResult{MessageID: id, Timestamp: now, Event: ev}, nil

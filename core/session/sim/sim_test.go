@@ -36,16 +36,17 @@ type world struct {
 type stores struct {
 	auth     sim.AuthStore
 	accounts session.AccountStore
+	groups   sim.GroupStore
 }
 
 func newStores(t *testing.T, e storetest.Engine) stores {
 	t.Helper()
 	if e == storetest.SQLite {
 		db := storetest.NewSQLite(t, sim.SQLiteSchema, session.SQLiteSchema)
-		return stores{auth: sim.NewSQLiteAuth(db), accounts: session.NewSQLiteAccounts(db)}
+		return stores{auth: sim.NewSQLiteAuth(db), accounts: session.NewSQLiteAccounts(db), groups: sim.NewSQLiteGroups(db)}
 	}
 	db := storetest.NewDatabase(t)
-	return stores{auth: sim.NewMongoAuth(db), accounts: session.NewMongoAccounts(db)}
+	return stores{auth: sim.NewMongoAuth(db), accounts: session.NewMongoAccounts(db), groups: sim.NewMongoGroups(db)}
 }
 
 // newWorld runs a network on the embedded engine.
@@ -56,7 +57,7 @@ func newWorld(t *testing.T, opts sim.Options) *world {
 func newWorldOn(t *testing.T, st stores, opts sim.Options) *world {
 	db := storetest.NewDatabase(t) // messages: another package's store
 	w := &world{t: t}
-	opts.Auth = st.auth
+	opts.Auth, opts.Groups = st.auth, st.groups
 	if opts.QRInterval == 0 {
 		opts.QRInterval = 50 * time.Millisecond
 	}

@@ -57,6 +57,8 @@ func (p *testPlugin) Handle(ctx context.Context, ev *sdk.Event) ([]sdk.Action, e
 			return nil, err
 		}
 		return []sdk.Action{sdk.ReplyWith(&sdk.SendRequest{Media: &sdk.MediaSend{Kind: "image", BlobID: info.ID, Mimetype: "image/png", Caption: "c"}})}, nil
+	case "poll":
+		return []sdk.Action{sdk.ReplyWith(&sdk.SendRequest{Poll: &sdk.PollSend{Name: "Lunch?", Options: []string{"Pizza", "Sushi"}, SelectableCount: 1}})}, nil
 	case "error":
 		return nil, errors.New("handler says no")
 	case "panic":

@@ -469,6 +469,7 @@ type SendRequest struct {
 	Revoke        *RevokeSend   `protobuf:"bytes,9,opt,name=revoke,proto3" json:"revoke,omitempty"`
 	ReplyTo       *QuoteRef     `protobuf:"bytes,10,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
 	Mentions      []string      `protobuf:"bytes,11,rep,name=mentions,proto3" json:"mentions,omitempty"`
+	Poll          *PollSend     `protobuf:"bytes,12,opt,name=poll,proto3" json:"poll,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -580,6 +581,76 @@ func (x *SendRequest) GetMentions() []string {
 	return nil
 }
 
+func (x *SendRequest) GetPoll() *PollSend {
+	if x != nil {
+		return x.Poll
+	}
+	return nil
+}
+
+// PollSend is a poll: a question, 2 to 12 distinct options, and how many a
+// voter may pick (0: any number). The daemon refuses one WhatsApp would not
+// take, as it refuses a REST send's.
+type PollSend struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Options         []string               `protobuf:"bytes,2,rep,name=options,proto3" json:"options,omitempty"`
+	SelectableCount uint32                 `protobuf:"varint,3,opt,name=selectable_count,json=selectableCount,proto3" json:"selectable_count,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PollSend) Reset() {
+	*x = PollSend{}
+	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollSend) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollSend) ProtoMessage() {}
+
+func (x *PollSend) ProtoReflect() protoreflect.Message {
+	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollSend.ProtoReflect.Descriptor instead.
+func (*PollSend) Descriptor() ([]byte, []int) {
+	return file_wildcat_plugin_v1_action_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PollSend) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PollSend) GetOptions() []string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *PollSend) GetSelectableCount() uint32 {
+	if x != nil {
+		return x.SelectableCount
+	}
+	return 0
+}
+
 // MediaSend is media to upload and send: the bytes inline in data, or a blob
 // stored earlier with Host.PutBlob named by blob_id (for large files).
 type MediaSend struct {
@@ -598,7 +669,7 @@ type MediaSend struct {
 
 func (x *MediaSend) Reset() {
 	*x = MediaSend{}
-	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[8]
+	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +681,7 @@ func (x *MediaSend) String() string {
 func (*MediaSend) ProtoMessage() {}
 
 func (x *MediaSend) ProtoReflect() protoreflect.Message {
-	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[8]
+	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +694,7 @@ func (x *MediaSend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaSend.ProtoReflect.Descriptor instead.
 func (*MediaSend) Descriptor() ([]byte, []int) {
-	return file_wildcat_plugin_v1_action_proto_rawDescGZIP(), []int{8}
+	return file_wildcat_plugin_v1_action_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MediaSend) GetKind() string {
@@ -688,7 +759,7 @@ type ReactionSend struct {
 
 func (x *ReactionSend) Reset() {
 	*x = ReactionSend{}
-	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[9]
+	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +771,7 @@ func (x *ReactionSend) String() string {
 func (*ReactionSend) ProtoMessage() {}
 
 func (x *ReactionSend) ProtoReflect() protoreflect.Message {
-	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[9]
+	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +784,7 @@ func (x *ReactionSend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReactionSend.ProtoReflect.Descriptor instead.
 func (*ReactionSend) Descriptor() ([]byte, []int) {
-	return file_wildcat_plugin_v1_action_proto_rawDescGZIP(), []int{9}
+	return file_wildcat_plugin_v1_action_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReactionSend) GetMessageId() string {
@@ -755,7 +826,7 @@ type EditSend struct {
 
 func (x *EditSend) Reset() {
 	*x = EditSend{}
-	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[10]
+	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +838,7 @@ func (x *EditSend) String() string {
 func (*EditSend) ProtoMessage() {}
 
 func (x *EditSend) ProtoReflect() protoreflect.Message {
-	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[10]
+	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +851,7 @@ func (x *EditSend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EditSend.ProtoReflect.Descriptor instead.
 func (*EditSend) Descriptor() ([]byte, []int) {
-	return file_wildcat_plugin_v1_action_proto_rawDescGZIP(), []int{10}
+	return file_wildcat_plugin_v1_action_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *EditSend) GetMessageId() string {
@@ -808,7 +879,7 @@ type RevokeSend struct {
 
 func (x *RevokeSend) Reset() {
 	*x = RevokeSend{}
-	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[11]
+	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +891,7 @@ func (x *RevokeSend) String() string {
 func (*RevokeSend) ProtoMessage() {}
 
 func (x *RevokeSend) ProtoReflect() protoreflect.Message {
-	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[11]
+	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +904,7 @@ func (x *RevokeSend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSend.ProtoReflect.Descriptor instead.
 func (*RevokeSend) Descriptor() ([]byte, []int) {
-	return file_wildcat_plugin_v1_action_proto_rawDescGZIP(), []int{11}
+	return file_wildcat_plugin_v1_action_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RevokeSend) GetMessageId() string {
@@ -861,7 +932,7 @@ type QuoteRef struct {
 
 func (x *QuoteRef) Reset() {
 	*x = QuoteRef{}
-	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[12]
+	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +944,7 @@ func (x *QuoteRef) String() string {
 func (*QuoteRef) ProtoMessage() {}
 
 func (x *QuoteRef) ProtoReflect() protoreflect.Message {
-	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[12]
+	mi := &file_wildcat_plugin_v1_action_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +957,7 @@ func (x *QuoteRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuoteRef.ProtoReflect.Descriptor instead.
 func (*QuoteRef) Descriptor() ([]byte, []int) {
-	return file_wildcat_plugin_v1_action_proto_rawDescGZIP(), []int{12}
+	return file_wildcat_plugin_v1_action_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *QuoteRef) GetMessageId() string {
@@ -928,7 +999,7 @@ const file_wildcat_plugin_v1_action_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"\x1d\n" +
 	"\x05Route\x12\x14\n" +
-	"\x05sinks\x18\x01 \x03(\tR\x05sinks\"\xdf\x03\n" +
+	"\x05sinks\x18\x01 \x03(\tR\x05sinks\"\x90\x04\n" +
 	"\vSendRequest\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\tR\x02to\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
@@ -941,7 +1012,12 @@ const file_wildcat_plugin_v1_action_proto_rawDesc = "" +
 	"\x06revoke\x18\t \x01(\v2\x1d.wildcat.plugin.v1.RevokeSendR\x06revoke\x126\n" +
 	"\breply_to\x18\n" +
 	" \x01(\v2\x1b.wildcat.plugin.v1.QuoteRefR\areplyTo\x12\x1a\n" +
-	"\bmentions\x18\v \x03(\tR\bmentions\"\xb8\x01\n" +
+	"\bmentions\x18\v \x03(\tR\bmentions\x12/\n" +
+	"\x04poll\x18\f \x01(\v2\x1b.wildcat.plugin.v1.PollSendR\x04poll\"c\n" +
+	"\bPollSend\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aoptions\x18\x02 \x03(\tR\aoptions\x12)\n" +
+	"\x10selectable_count\x18\x03 \x01(\rR\x0fselectableCount\"\xb8\x01\n" +
 	"\tMediaSend\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x17\n" +
@@ -982,7 +1058,7 @@ func file_wildcat_plugin_v1_action_proto_rawDescGZIP() []byte {
 	return file_wildcat_plugin_v1_action_proto_rawDescData
 }
 
-var file_wildcat_plugin_v1_action_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_wildcat_plugin_v1_action_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_wildcat_plugin_v1_action_proto_goTypes = []any{
 	(*Action)(nil),       // 0: wildcat.plugin.v1.Action
 	(*Reply)(nil),        // 1: wildcat.plugin.v1.Reply
@@ -992,13 +1068,14 @@ var file_wildcat_plugin_v1_action_proto_goTypes = []any{
 	(*Annotate)(nil),     // 5: wildcat.plugin.v1.Annotate
 	(*Route)(nil),        // 6: wildcat.plugin.v1.Route
 	(*SendRequest)(nil),  // 7: wildcat.plugin.v1.SendRequest
-	(*MediaSend)(nil),    // 8: wildcat.plugin.v1.MediaSend
-	(*ReactionSend)(nil), // 9: wildcat.plugin.v1.ReactionSend
-	(*EditSend)(nil),     // 10: wildcat.plugin.v1.EditSend
-	(*RevokeSend)(nil),   // 11: wildcat.plugin.v1.RevokeSend
-	(*QuoteRef)(nil),     // 12: wildcat.plugin.v1.QuoteRef
-	(*Location)(nil),     // 13: wildcat.plugin.v1.Location
-	(*Contact)(nil),      // 14: wildcat.plugin.v1.Contact
+	(*PollSend)(nil),     // 8: wildcat.plugin.v1.PollSend
+	(*MediaSend)(nil),    // 9: wildcat.plugin.v1.MediaSend
+	(*ReactionSend)(nil), // 10: wildcat.plugin.v1.ReactionSend
+	(*EditSend)(nil),     // 11: wildcat.plugin.v1.EditSend
+	(*RevokeSend)(nil),   // 12: wildcat.plugin.v1.RevokeSend
+	(*QuoteRef)(nil),     // 13: wildcat.plugin.v1.QuoteRef
+	(*Location)(nil),     // 14: wildcat.plugin.v1.Location
+	(*Contact)(nil),      // 15: wildcat.plugin.v1.Contact
 }
 var file_wildcat_plugin_v1_action_proto_depIdxs = []int32{
 	1,  // 0: wildcat.plugin.v1.Action.reply:type_name -> wildcat.plugin.v1.Reply
@@ -1009,18 +1086,19 @@ var file_wildcat_plugin_v1_action_proto_depIdxs = []int32{
 	6,  // 5: wildcat.plugin.v1.Action.route:type_name -> wildcat.plugin.v1.Route
 	7,  // 6: wildcat.plugin.v1.Reply.message:type_name -> wildcat.plugin.v1.SendRequest
 	7,  // 7: wildcat.plugin.v1.Send.message:type_name -> wildcat.plugin.v1.SendRequest
-	8,  // 8: wildcat.plugin.v1.SendRequest.media:type_name -> wildcat.plugin.v1.MediaSend
-	9,  // 9: wildcat.plugin.v1.SendRequest.reaction:type_name -> wildcat.plugin.v1.ReactionSend
-	13, // 10: wildcat.plugin.v1.SendRequest.location:type_name -> wildcat.plugin.v1.Location
-	14, // 11: wildcat.plugin.v1.SendRequest.contacts:type_name -> wildcat.plugin.v1.Contact
-	10, // 12: wildcat.plugin.v1.SendRequest.edit:type_name -> wildcat.plugin.v1.EditSend
-	11, // 13: wildcat.plugin.v1.SendRequest.revoke:type_name -> wildcat.plugin.v1.RevokeSend
-	12, // 14: wildcat.plugin.v1.SendRequest.reply_to:type_name -> wildcat.plugin.v1.QuoteRef
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	9,  // 8: wildcat.plugin.v1.SendRequest.media:type_name -> wildcat.plugin.v1.MediaSend
+	10, // 9: wildcat.plugin.v1.SendRequest.reaction:type_name -> wildcat.plugin.v1.ReactionSend
+	14, // 10: wildcat.plugin.v1.SendRequest.location:type_name -> wildcat.plugin.v1.Location
+	15, // 11: wildcat.plugin.v1.SendRequest.contacts:type_name -> wildcat.plugin.v1.Contact
+	11, // 12: wildcat.plugin.v1.SendRequest.edit:type_name -> wildcat.plugin.v1.EditSend
+	12, // 13: wildcat.plugin.v1.SendRequest.revoke:type_name -> wildcat.plugin.v1.RevokeSend
+	13, // 14: wildcat.plugin.v1.SendRequest.reply_to:type_name -> wildcat.plugin.v1.QuoteRef
+	8,  // 15: wildcat.plugin.v1.SendRequest.poll:type_name -> wildcat.plugin.v1.PollSend
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_wildcat_plugin_v1_action_proto_init() }
@@ -1043,7 +1121,7 @@ func file_wildcat_plugin_v1_action_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wildcat_plugin_v1_action_proto_rawDesc), len(file_wildcat_plugin_v1_action_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -374,10 +374,12 @@ func groupFromCore(g *event.GroupUpdate) *GroupUpdate {
 		return nil
 	}
 	return &GroupUpdate{
-		Jid: g.JID, Actor: g.Actor, ActorPn: g.ActorPN, Name: g.Name, Topic: g.Topic, TopicDeleted: g.TopicDeleted,
+		Jid: g.JID, Actor: g.Actor, ActorPn: g.ActorPN, ActorLid: g.ActorLID, Name: g.Name, Topic: g.Topic, TopicDeleted: g.TopicDeleted,
 		Locked: g.Locked, Announce: g.Announce, EphemeralSeconds: g.EphemeralSeconds, Deleted: g.Deleted,
 		InviteLink: g.InviteLink, JoinReason: g.JoinReason,
-		Added: g.Added, Removed: g.Removed, Promoted: g.Promoted, Demoted: g.Demoted,
+		PictureId: g.PictureID, PictureRemoved: g.PictureRemoved, JoinApproval: g.JoinApproval,
+		Added: g.Added, Left: g.Left, Removed: g.Removed, Promoted: g.Promoted, Demoted: g.Demoted,
+		Participants: participantsFromCore(g.Participants), Self: g.Self, Info: groupInfoFromCore(g.Info),
 	}
 }
 
@@ -386,10 +388,62 @@ func groupToCore(g *GroupUpdate) *event.GroupUpdate {
 		return nil
 	}
 	return &event.GroupUpdate{
-		JID: g.GetJid(), Actor: g.GetActor(), ActorPN: g.GetActorPn(), Name: g.GetName(), Topic: g.GetTopic(), TopicDeleted: g.GetTopicDeleted(),
+		JID: g.GetJid(), Actor: g.GetActor(), ActorPN: g.GetActorPn(), ActorLID: g.GetActorLid(), Name: g.GetName(), Topic: g.GetTopic(), TopicDeleted: g.GetTopicDeleted(),
 		Locked: g.Locked, Announce: g.Announce, EphemeralSeconds: g.EphemeralSeconds, Deleted: g.GetDeleted(),
 		InviteLink: g.GetInviteLink(), JoinReason: g.GetJoinReason(),
-		Added: nilIfEmpty(g.GetAdded()), Removed: nilIfEmpty(g.GetRemoved()), Promoted: nilIfEmpty(g.GetPromoted()), Demoted: nilIfEmpty(g.GetDemoted()),
+		PictureID: g.GetPictureId(), PictureRemoved: g.GetPictureRemoved(), JoinApproval: g.JoinApproval,
+		Added: nilIfEmpty(g.GetAdded()), Left: nilIfEmpty(g.GetLeft()), Removed: nilIfEmpty(g.GetRemoved()),
+		Promoted: nilIfEmpty(g.GetPromoted()), Demoted: nilIfEmpty(g.GetDemoted()),
+		Participants: participantsToCore(g.GetParticipants()), Self: g.GetSelf(), Info: groupInfoToCore(g.GetInfo()),
+	}
+}
+
+func participantsFromCore(ps []event.GroupParticipant) []*GroupParticipant {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]*GroupParticipant, len(ps))
+	for i, p := range ps {
+		out[i] = &GroupParticipant{Jid: p.JID, Pn: p.PN, Lid: p.LID, Role: string(p.Role)}
+	}
+	return out
+}
+
+func participantsToCore(ps []*GroupParticipant) []event.GroupParticipant {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]event.GroupParticipant, len(ps))
+	for i, p := range ps {
+		out[i] = event.GroupParticipant{JID: p.GetJid(), PN: p.GetPn(), LID: p.GetLid(), Role: event.GroupRole(p.GetRole())}
+	}
+	return out
+}
+
+func groupInfoFromCore(g *event.GroupInfo) *GroupInfo {
+	if g == nil {
+		return nil
+	}
+	return &GroupInfo{
+		Jid: g.JID, Name: g.Name, Topic: g.Topic, Owner: g.Owner, OwnerPn: g.OwnerPN, CreatedAt: timestampFromCore(g.CreatedAt),
+		Locked: g.Locked, Announce: g.Announce, JoinApproval: g.JoinApproval, EphemeralSeconds: g.EphemeralSeconds,
+		PictureId: g.PictureID, Community: g.Community, Participants: participantsFromCore(g.Participants),
+	}
+}
+
+func groupInfoToCore(g *GroupInfo) *event.GroupInfo {
+	if g == nil {
+		return nil
+	}
+	ps := participantsToCore(g.GetParticipants())
+	if ps == nil {
+		// GroupInfo lists its participants always, none as [].
+		ps = []event.GroupParticipant{}
+	}
+	return &event.GroupInfo{
+		JID: g.GetJid(), Name: g.GetName(), Topic: g.GetTopic(), Owner: g.GetOwner(), OwnerPN: g.GetOwnerPn(), CreatedAt: timestampToCore(g.GetCreatedAt()),
+		Locked: g.GetLocked(), Announce: g.GetAnnounce(), JoinApproval: g.GetJoinApproval(), EphemeralSeconds: g.GetEphemeralSeconds(),
+		PictureID: g.GetPictureId(), Community: g.GetCommunity(), Participants: ps,
 	}
 }
 

@@ -1807,8 +1807,25 @@ type GroupUpdate struct {
 	Removed          []string               `protobuf:"bytes,14,rep,name=removed,proto3" json:"removed,omitempty"`
 	Promoted         []string               `protobuf:"bytes,15,rep,name=promoted,proto3" json:"promoted,omitempty"`
 	Demoted          []string               `protobuf:"bytes,16,rep,name=demoted,proto3" json:"demoted,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// actor_lid is the actor's LID when WhatsApp names both forms.
+	ActorLid string `protobuf:"bytes,17,opt,name=actor_lid,json=actorLid,proto3" json:"actor_lid,omitempty"`
+	// picture_id is the group's new picture; picture_removed: it was removed.
+	PictureId      string `protobuf:"bytes,18,opt,name=picture_id,json=pictureId,proto3" json:"picture_id,omitempty"`
+	PictureRemoved bool   `protobuf:"varint,19,opt,name=picture_removed,json=pictureRemoved,proto3" json:"picture_removed,omitempty"`
+	// join_approval: new members need an admin's approval (unset: unchanged).
+	JoinApproval *bool `protobuf:"varint,20,opt,name=join_approval,json=joinApproval,proto3,oneof" json:"join_approval,omitempty"`
+	// left left on their own (removed were removed by the actor).
+	Left []string `protobuf:"bytes,21,rep,name=left,proto3" json:"left,omitempty"`
+	// participants: the phone-number and LID forms of every JID named in
+	// added, left, removed, promoted and demoted, where WhatsApp gives them.
+	Participants []*GroupParticipant `protobuf:"bytes,22,rep,name=participants,proto3" json:"participants,omitempty"`
+	// self: how this account's own membership changed (added, joined,
+	// removed, left); empty when it did not. With added or joined, info is
+	// the whole group.
+	Self          string     `protobuf:"bytes,23,opt,name=self,proto3" json:"self,omitempty"`
+	Info          *GroupInfo `protobuf:"bytes,24,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GroupUpdate) Reset() {
@@ -1953,6 +1970,276 @@ func (x *GroupUpdate) GetDemoted() []string {
 	return nil
 }
 
+func (x *GroupUpdate) GetActorLid() string {
+	if x != nil {
+		return x.ActorLid
+	}
+	return ""
+}
+
+func (x *GroupUpdate) GetPictureId() string {
+	if x != nil {
+		return x.PictureId
+	}
+	return ""
+}
+
+func (x *GroupUpdate) GetPictureRemoved() bool {
+	if x != nil {
+		return x.PictureRemoved
+	}
+	return false
+}
+
+func (x *GroupUpdate) GetJoinApproval() bool {
+	if x != nil && x.JoinApproval != nil {
+		return *x.JoinApproval
+	}
+	return false
+}
+
+func (x *GroupUpdate) GetLeft() []string {
+	if x != nil {
+		return x.Left
+	}
+	return nil
+}
+
+func (x *GroupUpdate) GetParticipants() []*GroupParticipant {
+	if x != nil {
+		return x.Participants
+	}
+	return nil
+}
+
+func (x *GroupUpdate) GetSelf() string {
+	if x != nil {
+		return x.Self
+	}
+	return ""
+}
+
+func (x *GroupUpdate) GetInfo() *GroupInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+// GroupParticipant is one member of a group: jid as WhatsApp addresses them
+// there, pn and lid both forms where known, role member, admin or
+// superadmin.
+type GroupParticipant struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Jid           string                 `protobuf:"bytes,1,opt,name=jid,proto3" json:"jid,omitempty"`
+	Pn            string                 `protobuf:"bytes,2,opt,name=pn,proto3" json:"pn,omitempty"`
+	Lid           string                 `protobuf:"bytes,3,opt,name=lid,proto3" json:"lid,omitempty"`
+	Role          string                 `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupParticipant) Reset() {
+	*x = GroupParticipant{}
+	mi := &file_wildcat_plugin_v1_event_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupParticipant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupParticipant) ProtoMessage() {}
+
+func (x *GroupParticipant) ProtoReflect() protoreflect.Message {
+	mi := &file_wildcat_plugin_v1_event_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupParticipant.ProtoReflect.Descriptor instead.
+func (*GroupParticipant) Descriptor() ([]byte, []int) {
+	return file_wildcat_plugin_v1_event_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GroupParticipant) GetJid() string {
+	if x != nil {
+		return x.Jid
+	}
+	return ""
+}
+
+func (x *GroupParticipant) GetPn() string {
+	if x != nil {
+		return x.Pn
+	}
+	return ""
+}
+
+func (x *GroupParticipant) GetLid() string {
+	if x != nil {
+		return x.Lid
+	}
+	return ""
+}
+
+func (x *GroupParticipant) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+// GroupInfo is a group as it is now. name is the subject, topic the
+// description; locked: only admins edit the info; announce: only admins
+// send; join_approval: joining needs an admin's approval.
+type GroupInfo struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Jid              string                 `protobuf:"bytes,1,opt,name=jid,proto3" json:"jid,omitempty"`
+	Name             string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Topic            string                 `protobuf:"bytes,3,opt,name=topic,proto3" json:"topic,omitempty"`
+	Owner            string                 `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
+	OwnerPn          string                 `protobuf:"bytes,5,opt,name=owner_pn,json=ownerPn,proto3" json:"owner_pn,omitempty"`
+	CreatedAt        *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Locked           bool                   `protobuf:"varint,7,opt,name=locked,proto3" json:"locked,omitempty"`
+	Announce         bool                   `protobuf:"varint,8,opt,name=announce,proto3" json:"announce,omitempty"`
+	JoinApproval     bool                   `protobuf:"varint,9,opt,name=join_approval,json=joinApproval,proto3" json:"join_approval,omitempty"`
+	EphemeralSeconds uint32                 `protobuf:"varint,10,opt,name=ephemeral_seconds,json=ephemeralSeconds,proto3" json:"ephemeral_seconds,omitempty"`
+	PictureId        string                 `protobuf:"bytes,11,opt,name=picture_id,json=pictureId,proto3" json:"picture_id,omitempty"`
+	Community        string                 `protobuf:"bytes,12,opt,name=community,proto3" json:"community,omitempty"`
+	Participants     []*GroupParticipant    `protobuf:"bytes,13,rep,name=participants,proto3" json:"participants,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *GroupInfo) Reset() {
+	*x = GroupInfo{}
+	mi := &file_wildcat_plugin_v1_event_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupInfo) ProtoMessage() {}
+
+func (x *GroupInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_wildcat_plugin_v1_event_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupInfo.ProtoReflect.Descriptor instead.
+func (*GroupInfo) Descriptor() ([]byte, []int) {
+	return file_wildcat_plugin_v1_event_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GroupInfo) GetJid() string {
+	if x != nil {
+		return x.Jid
+	}
+	return ""
+}
+
+func (x *GroupInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GroupInfo) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *GroupInfo) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *GroupInfo) GetOwnerPn() string {
+	if x != nil {
+		return x.OwnerPn
+	}
+	return ""
+}
+
+func (x *GroupInfo) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *GroupInfo) GetLocked() bool {
+	if x != nil {
+		return x.Locked
+	}
+	return false
+}
+
+func (x *GroupInfo) GetAnnounce() bool {
+	if x != nil {
+		return x.Announce
+	}
+	return false
+}
+
+func (x *GroupInfo) GetJoinApproval() bool {
+	if x != nil {
+		return x.JoinApproval
+	}
+	return false
+}
+
+func (x *GroupInfo) GetEphemeralSeconds() uint32 {
+	if x != nil {
+		return x.EphemeralSeconds
+	}
+	return 0
+}
+
+func (x *GroupInfo) GetPictureId() string {
+	if x != nil {
+		return x.PictureId
+	}
+	return ""
+}
+
+func (x *GroupInfo) GetCommunity() string {
+	if x != nil {
+		return x.Community
+	}
+	return ""
+}
+
+func (x *GroupInfo) GetParticipants() []*GroupParticipant {
+	if x != nil {
+		return x.Participants
+	}
+	return nil
+}
+
 // HistorySync reports progress of WhatsApp's history sync.
 type HistorySync struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
@@ -1967,7 +2254,7 @@ type HistorySync struct {
 
 func (x *HistorySync) Reset() {
 	*x = HistorySync{}
-	mi := &file_wildcat_plugin_v1_event_proto_msgTypes[18]
+	mi := &file_wildcat_plugin_v1_event_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1979,7 +2266,7 @@ func (x *HistorySync) String() string {
 func (*HistorySync) ProtoMessage() {}
 
 func (x *HistorySync) ProtoReflect() protoreflect.Message {
-	mi := &file_wildcat_plugin_v1_event_proto_msgTypes[18]
+	mi := &file_wildcat_plugin_v1_event_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1992,7 +2279,7 @@ func (x *HistorySync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistorySync.ProtoReflect.Descriptor instead.
 func (*HistorySync) Descriptor() ([]byte, []int) {
-	return file_wildcat_plugin_v1_event_proto_rawDescGZIP(), []int{18}
+	return file_wildcat_plugin_v1_event_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HistorySync) GetType() string {
@@ -2212,7 +2499,7 @@ const file_wildcat_plugin_v1_event_proto_rawDesc = "" +
 	"\achat_id\x18\x01 \x01(\tR\x06chatId\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x17\n" +
 	"\afrom_pn\x18\x03 \x01(\tR\x06fromPn\x12\x14\n" +
-	"\x05state\x18\x04 \x01(\tR\x05state\"\xff\x03\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\"\xc3\x06\n" +
 	"\vGroupUpdate\x12\x10\n" +
 	"\x03jid\x18\x01 \x01(\tR\x03jid\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x19\n" +
@@ -2232,10 +2519,42 @@ const file_wildcat_plugin_v1_event_proto_rawDesc = "" +
 	"\x05added\x18\r \x03(\tR\x05added\x12\x18\n" +
 	"\aremoved\x18\x0e \x03(\tR\aremoved\x12\x1a\n" +
 	"\bpromoted\x18\x0f \x03(\tR\bpromoted\x12\x18\n" +
-	"\ademoted\x18\x10 \x03(\tR\ademotedB\t\n" +
+	"\ademoted\x18\x10 \x03(\tR\ademoted\x12\x1b\n" +
+	"\tactor_lid\x18\x11 \x01(\tR\bactorLid\x12\x1d\n" +
+	"\n" +
+	"picture_id\x18\x12 \x01(\tR\tpictureId\x12'\n" +
+	"\x0fpicture_removed\x18\x13 \x01(\bR\x0epictureRemoved\x12(\n" +
+	"\rjoin_approval\x18\x14 \x01(\bH\x03R\fjoinApproval\x88\x01\x01\x12\x12\n" +
+	"\x04left\x18\x15 \x03(\tR\x04left\x12G\n" +
+	"\fparticipants\x18\x16 \x03(\v2#.wildcat.plugin.v1.GroupParticipantR\fparticipants\x12\x12\n" +
+	"\x04self\x18\x17 \x01(\tR\x04self\x120\n" +
+	"\x04info\x18\x18 \x01(\v2\x1c.wildcat.plugin.v1.GroupInfoR\x04infoB\t\n" +
 	"\a_lockedB\v\n" +
 	"\t_announceB\x14\n" +
-	"\x12_ephemeral_seconds\"\xb2\x01\n" +
+	"\x12_ephemeral_secondsB\x10\n" +
+	"\x0e_join_approval\"Z\n" +
+	"\x10GroupParticipant\x12\x10\n" +
+	"\x03jid\x18\x01 \x01(\tR\x03jid\x12\x0e\n" +
+	"\x02pn\x18\x02 \x01(\tR\x02pn\x12\x10\n" +
+	"\x03lid\x18\x03 \x01(\tR\x03lid\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\"\xbf\x03\n" +
+	"\tGroupInfo\x12\x10\n" +
+	"\x03jid\x18\x01 \x01(\tR\x03jid\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05topic\x18\x03 \x01(\tR\x05topic\x12\x14\n" +
+	"\x05owner\x18\x04 \x01(\tR\x05owner\x12\x19\n" +
+	"\bowner_pn\x18\x05 \x01(\tR\aownerPn\x129\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x16\n" +
+	"\x06locked\x18\a \x01(\bR\x06locked\x12\x1a\n" +
+	"\bannounce\x18\b \x01(\bR\bannounce\x12#\n" +
+	"\rjoin_approval\x18\t \x01(\bR\fjoinApproval\x12+\n" +
+	"\x11ephemeral_seconds\x18\n" +
+	" \x01(\rR\x10ephemeralSeconds\x12\x1d\n" +
+	"\n" +
+	"picture_id\x18\v \x01(\tR\tpictureId\x12\x1c\n" +
+	"\tcommunity\x18\f \x01(\tR\tcommunity\x12G\n" +
+	"\fparticipants\x18\r \x03(\v2#.wildcat.plugin.v1.GroupParticipantR\fparticipants\"\xb2\x01\n" +
 	"\vHistorySync\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1a\n" +
 	"\bprogress\x18\x02 \x01(\rR\bprogress\x12\x1f\n" +
@@ -2256,7 +2575,7 @@ func file_wildcat_plugin_v1_event_proto_rawDescGZIP() []byte {
 	return file_wildcat_plugin_v1_event_proto_rawDescData
 }
 
-var file_wildcat_plugin_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_wildcat_plugin_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_wildcat_plugin_v1_event_proto_goTypes = []any{
 	(*Event)(nil),                 // 0: wildcat.plugin.v1.Event
 	(*Message)(nil),               // 1: wildcat.plugin.v1.Message
@@ -2276,12 +2595,14 @@ var file_wildcat_plugin_v1_event_proto_goTypes = []any{
 	(*Presence)(nil),              // 15: wildcat.plugin.v1.Presence
 	(*Typing)(nil),                // 16: wildcat.plugin.v1.Typing
 	(*GroupUpdate)(nil),           // 17: wildcat.plugin.v1.GroupUpdate
-	(*HistorySync)(nil),           // 18: wildcat.plugin.v1.HistorySync
-	nil,                           // 19: wildcat.plugin.v1.Event.AnnotationsEntry
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*GroupParticipant)(nil),      // 18: wildcat.plugin.v1.GroupParticipant
+	(*GroupInfo)(nil),             // 19: wildcat.plugin.v1.GroupInfo
+	(*HistorySync)(nil),           // 20: wildcat.plugin.v1.HistorySync
+	nil,                           // 21: wildcat.plugin.v1.Event.AnnotationsEntry
+	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
 }
 var file_wildcat_plugin_v1_event_proto_depIdxs = []int32{
-	20, // 0: wildcat.plugin.v1.Event.timestamp:type_name -> google.protobuf.Timestamp
+	22, // 0: wildcat.plugin.v1.Event.timestamp:type_name -> google.protobuf.Timestamp
 	1,  // 1: wildcat.plugin.v1.Event.message:type_name -> wildcat.plugin.v1.Message
 	10, // 2: wildcat.plugin.v1.Event.status:type_name -> wildcat.plugin.v1.Status
 	11, // 3: wildcat.plugin.v1.Event.reaction:type_name -> wildcat.plugin.v1.Reaction
@@ -2291,8 +2612,8 @@ var file_wildcat_plugin_v1_event_proto_depIdxs = []int32{
 	15, // 7: wildcat.plugin.v1.Event.presence:type_name -> wildcat.plugin.v1.Presence
 	16, // 8: wildcat.plugin.v1.Event.typing:type_name -> wildcat.plugin.v1.Typing
 	17, // 9: wildcat.plugin.v1.Event.group:type_name -> wildcat.plugin.v1.GroupUpdate
-	18, // 10: wildcat.plugin.v1.Event.history:type_name -> wildcat.plugin.v1.HistorySync
-	19, // 11: wildcat.plugin.v1.Event.annotations:type_name -> wildcat.plugin.v1.Event.AnnotationsEntry
+	20, // 10: wildcat.plugin.v1.Event.history:type_name -> wildcat.plugin.v1.HistorySync
+	21, // 11: wildcat.plugin.v1.Event.annotations:type_name -> wildcat.plugin.v1.Event.AnnotationsEntry
 	2,  // 12: wildcat.plugin.v1.Message.quoted:type_name -> wildcat.plugin.v1.Quoted
 	3,  // 13: wildcat.plugin.v1.Message.media:type_name -> wildcat.plugin.v1.Media
 	4,  // 14: wildcat.plugin.v1.Message.location:type_name -> wildcat.plugin.v1.Location
@@ -2302,13 +2623,17 @@ var file_wildcat_plugin_v1_event_proto_depIdxs = []int32{
 	9,  // 18: wildcat.plugin.v1.Message.link_preview:type_name -> wildcat.plugin.v1.LinkPreview
 	7,  // 19: wildcat.plugin.v1.Poll.options:type_name -> wildcat.plugin.v1.PollOption
 	1,  // 20: wildcat.plugin.v1.Edit.message:type_name -> wildcat.plugin.v1.Message
-	20, // 21: wildcat.plugin.v1.AccountState.expires_at:type_name -> google.protobuf.Timestamp
-	20, // 22: wildcat.plugin.v1.Presence.last_seen:type_name -> google.protobuf.Timestamp
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	22, // 21: wildcat.plugin.v1.AccountState.expires_at:type_name -> google.protobuf.Timestamp
+	22, // 22: wildcat.plugin.v1.Presence.last_seen:type_name -> google.protobuf.Timestamp
+	18, // 23: wildcat.plugin.v1.GroupUpdate.participants:type_name -> wildcat.plugin.v1.GroupParticipant
+	19, // 24: wildcat.plugin.v1.GroupUpdate.info:type_name -> wildcat.plugin.v1.GroupInfo
+	22, // 25: wildcat.plugin.v1.GroupInfo.created_at:type_name -> google.protobuf.Timestamp
+	18, // 26: wildcat.plugin.v1.GroupInfo.participants:type_name -> wildcat.plugin.v1.GroupParticipant
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_wildcat_plugin_v1_event_proto_init() }
@@ -2323,7 +2648,7 @@ func file_wildcat_plugin_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wildcat_plugin_v1_event_proto_rawDesc), len(file_wildcat_plugin_v1_event_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
