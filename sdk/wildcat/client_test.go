@@ -544,3 +544,56 @@ func TestPairingQRFromEvents(t *testing.T) {
 		t.Fatalf("events %v, first QR code %q", kinds, qr)
 	}
 }
+
+func TestGroups(t *testing.T) {
+	c := newClient(t)
+	ctx := t.Context()
+	acct := newAccount(t, c, "grp")
+	g, err := c.CreateGroup(ctx, acct, wildcat.CreateGroup{Subject: "Orders", Participants: []string{"+15551234567"}})
+	if err != nil || g.Name != "Orders" || !strings.HasSuffix(g.JID, "@g.us") || len(g.Participants) != 2 {
+		t.Fatalf("create: %+v %v", g, err)
+	}
+	list, err := c.Groups(ctx, acct)
+	if err != nil || len(list) != 1 || list[0].JID != g.JID {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	got, err := c.Group(ctx, acct, g.JID)
+	if err != nil || got.Name != "Orders" {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+	if _, err := c.CreateGroup(ctx, acct, wildcat.CreateGroup{Subject: "", Participants: []string{"+15551234567"}}); !errors.Is(err, wildcat.ErrInvalid) {
+		t.Fatalf("no subject: %v", err)
+	}
+}
+
+// TestTrace: a received message's trace shows the sink stage that fed
+// "crm" and the delivery it made.
+func TestTrace(t *testing.T) {
+	c := newClient(t)
+	ctx := t.Context()
+	acct := newAccount(t, c, "trace")
+	in, err := c.SimulateInbound(ctx, acct, wildcat.SimInbound{From: "+15556660000", Text: "trace me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr *wildcat.MessageTrace
+	poll.Until(t, time.Minute, func() error {
+		tr, err = c.Trace(ctx, acct, in.MessageID)
+		if err != nil || len(tr.Deliveries) == 0 {
+			return fmt.Errorf("%+v %v", tr, err)
+		}
+		return nil
+	})
+	found := false
+	for _, s := range tr.Trace.Stages {
+		if s.Name == "crm" && len(s.Targets) == 1 && s.Targets[0] == "crm" {
+			found = true
+		}
+	}
+	if !found || tr.EventID != in.EventID || tr.Deliveries[0].Target != "crm" {
+		t.Fatalf("trace: %+v", tr)
+	}
+	if _, err := c.Trace(ctx, acct, "NOPE"); !errors.Is(err, wildcat.ErrNotFound) {
+		t.Fatalf("trace of an unknown message: %v", err)
+	}
+}
