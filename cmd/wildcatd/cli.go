@@ -53,7 +53,8 @@ Client commands (talk to the running daemon's REST API; see wildcatd help NOUN):
   wildcatd send ACCOUNT TO TEXT   send a message (--media FILE, --reply-to ID)
   wildcatd messages list ACCOUNT  an account's history (--limit, --cursor, --all);
                                   --follow tails new messages live
-  wildcatd messages get ACCOUNT MESSAGE_ID
+  wildcatd messages get|trace ACCOUNT MESSAGE_ID
+                                  one message; what the pipeline did with it
   wildcatd deliveries list|get|retry|replay
   wildcatd webhooks list|get|create|rotate|test|delete
   wildcatd keys list|create|rotate|revoke

@@ -367,6 +367,15 @@ func TestCLIDeliveries(t *testing.T) {
 	if job.EventID != in.EventID || job.Log[0].Status != 500 {
 		t.Fatalf("dead letter: %+v", job)
 	}
+	// The message's trace names the job its sink stage made.
+	var tr wildcat.MessageTrace
+	cd.ok(t, &tr, "messages", "trace", "demo", in.MessageID)
+	if len(tr.Deliveries) != 1 || tr.Deliveries[0].ID != job.ID {
+		t.Fatalf("trace: %+v", tr)
+	}
+	if r := wildcatd(t, nil, "messages", "trace", "demo", in.MessageID, "--api", cd.base, "-o", "table"); r.code != 0 || !strings.Contains(r.stdout, "to crm") || !strings.Contains(r.stdout, job.ID) {
+		t.Fatalf("trace table: %+v", r)
+	}
 	var d wildcat.Delivery
 	cd.ok(t, &d, "deliveries", "get", job.ID)
 	if d.ID != job.ID || d.State != wildcat.DeliveryDeadLetter {
@@ -543,6 +552,7 @@ func TestCLIBadInput(t *testing.T) {
 		{"messages of an unknown account", []string{"messages", "list", "nobody"}, 3, "nobody"},
 		{"follow an unknown account", []string{"messages", "list", "nobody", "--follow"}, 3, "nobody"},
 		{"unknown message", []string{"messages", "get", "demo", "NOPE"}, 3, "NOPE"},
+		{"trace of an unknown message", []string{"messages", "trace", "demo", "NOPE"}, 3, "NOPE"},
 		{"unknown delivery", []string{"deliveries", "get", "nope"}, 3, "nope"},
 		{"unknown webhook", []string{"webhooks", "rotate", "nope"}, 3, "nope"},
 		{"unknown key", []string{"keys", "revoke", "nope"}, 3, "nope"},

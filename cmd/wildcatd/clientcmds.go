@@ -240,6 +240,50 @@ interrupted; a dropped connection is resumed without gaps.
 			}
 		}},
 
+	{group: "messages", name: "trace", args: "ACCOUNT MESSAGE_ID", minArgs: 2, maxArgs: 2,
+		summary: "what the pipeline did with a message: each stage, rule and action, and the deliveries it made",
+		setup: func(fs *pflag.FlagSet) runFunc {
+			return func(ctx context.Context, e *clientEnv, args []string) error {
+				tr, err := e.c.Trace(ctx, args[0], args[1])
+				if err != nil {
+					return err
+				}
+				return e.emit(tr, func(tw *tabwriter.Writer) {
+					row(tw, "STAGE", "KIND", "OUTCOME", "MS", "DETAIL")
+					for _, s := range tr.Trace.Stages {
+						var detail []string
+						for _, r := range s.Rules {
+							d := fmt.Sprintf("rule %s: %d action(s)", r.Rule, r.Effects)
+							if r.Error != "" {
+								d += fmt.Sprintf(", error at line %d: %s", r.Line, r.Error)
+							}
+							detail = append(detail, d)
+						}
+						for _, a := range s.Actions {
+							detail = append(detail, strings.TrimSpace(fmt.Sprintf("%s %s %s", a.Type, strings.Join(a.Tags, ","), a.Origin)))
+						}
+						if len(s.Targets) > 0 {
+							detail = append(detail, "to "+strings.Join(s.Targets, ","))
+						}
+						if s.Skipped != "" {
+							detail = append(detail, "skipped: "+s.Skipped)
+						}
+						if s.Error != "" {
+							detail = append(detail, "error: "+s.Error)
+						}
+						row(tw, s.Name, s.Kind, s.Outcome, fmt.Sprintf("%.2f", s.DurationMs), strings.Join(detail, "; "))
+					}
+					if len(tr.Deliveries) > 0 {
+						fmt.Fprintln(tw)
+						row(tw, "DELIVERY", "TARGET", "STATE", "ATTEMPTS", "LAST ERROR")
+						for _, d := range tr.Deliveries {
+							row(tw, d.ID, d.Target, d.State, d.Attempts, cut(d.LastError, 60))
+						}
+					}
+				})
+			}
+		}},
+
 	// deliveries
 	{group: "deliveries", name: "list", maxArgs: 0, summary: "outbox jobs, newest first: state, attempts, last error",
 		setup: func(fs *pflag.FlagSet) runFunc {
