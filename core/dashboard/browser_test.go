@@ -12,7 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
-	_ "image/png"
+	"image/png"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -201,6 +201,10 @@ func (e *env) screenshot(name string) {
 		return
 	}
 	e.t.Logf("screenshot saved: %s", p)
+	var status string
+	if chromedp.Run(ctx, chromedp.Text("#status", &status, chromedp.ByID)) == nil && status != "" {
+		e.t.Logf("the page's status line: %s", status)
+	}
 }
 
 // run runs browser actions, each call bounded so a missing element fails
@@ -360,21 +364,32 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("the key is in the URL: %s", loc)
 	}
 
-	t.Run("pair from the QR code on the page", func(t *testing.T) { e.t = t; e.pair() })
-	e.t = t
-	t.Run("chat paging, reply read", func(t *testing.T) { e.t = t; e.chat() })
-	e.t = t
-	t.Run("message trace shows the rule's tag", func(t *testing.T) { e.t = t; e.trace() })
-	e.t = t
-	t.Run("failing webhook, attempts, replay", func(t *testing.T) { e.t = t; e.webhook() })
-	e.t = t
-	t.Run("pipeline, rules and plugins, live events", func(t *testing.T) { e.t = t; e.others() })
-	e.t = t
+	e.step(t, "pair from the QR code on the page", e.pair)
+	e.step(t, "chat paging, reply read, attachment", e.chat)
+	e.step(t, "message trace shows the rule's tag", e.trace)
+	e.step(t, "failing webhook, attempts, replay", e.webhook)
+	e.step(t, "pipeline, rules and plugins, live events", e.others)
 	for _, p := range []string{"login", "accounts", "chats", "chat", "message", "deliveries", "pipeline", "plugins", "events"} {
 		if !e.pages[p] {
 			t.Errorf("axe-core did not check the %s page", p)
 		}
 	}
+}
+
+// step runs one part as a subtest; a failing one leaves a screenshot of
+// the page as it was.
+func (e *env) step(t *testing.T, name string, fn func()) {
+	t.Run(name, func(t *testing.T) {
+		parent := e.t
+		e.t = t
+		defer func() { e.t = parent }()
+		defer func() {
+			if t.Failed() {
+				e.screenshot(strings.NewReplacer(" ", "-", ",", "", "'", "").Replace(name))
+			}
+		}()
+		fn()
+	})
 }
 
 func (e *env) pair() {
@@ -486,6 +501,32 @@ func (e *env) chat() {
 	if m := e.api("GET", "/v1/accounts/phone1/messages/"+id, nil); m["quoted"] == nil {
 		e.t.Fatalf("the reply was sent without its quote: %v", m)
 	}
+
+	// An attachment: uploaded from the page, sent, previewed from the
+	// media route with the key.
+	pic := image.NewRGBA(image.Rect(0, 0, 8, 8))
+	for i := range pic.Pix {
+		pic.Pix[i] = 0xff
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, pic); err != nil {
+		e.t.Fatal(err)
+	}
+	file := filepath.Join(e.t.TempDir(), "white.png")
+	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	e.run("attach", chromedp.SetUploadFiles("#send-file", []string{file}, chromedp.ByID),
+		chromedp.SendKeys("#send-text", "a picture", chromedp.ByID),
+		chromedp.Click(`#send button[type="submit"]`, chromedp.ByQuery))
+	e.waitText(`#messages > li:first-child .msg-text`, func(s string) bool { return s == "a picture" }, "the sent picture")
+	var w int
+	e.run("preview", chromedp.Click(`#messages > li:first-child .actions button:nth-child(2)`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#messages > li:first-child img.preview`, chromedp.ByQuery),
+		chromedp.Poll(`(() => { const i = document.querySelector("#messages > li:first-child img.preview"); return i && i.complete && i.naturalWidth; })()`, &w))
+	if w != 8 {
+		e.t.Fatalf("preview is %d pixels wide, want 8", w)
+	}
 }
 
 func (e *env) trace() {
@@ -558,7 +599,6 @@ func (e *env) webhook() {
 	if !strings.Contains(stats, "0% of") {
 		e.t.Fatalf("endpoint stats: %q", stats)
 	}
-	e.screenshot("deliveries")
 
 	// The receiver recovers; replaying the dead letter from the page
 	// delivers it.

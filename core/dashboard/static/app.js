@@ -258,7 +258,8 @@ async function chatPage(acct, chatId) {
       if (file.files.length) {
         const f = file.files[0];
         const up = await api.call("POST", "/v1/media", f, { headers: { "Content-Type": f.type || "application/octet-stream" } });
-        body.media = { mediaId: up.mediaId, filename: f.name, caption: text.value || undefined };
+        body.media = { mediaId: up.mediaId, filename: f.name };
+        if (text.value) body.caption = text.value;
       } else {
         body.text = text.value;
       }
@@ -452,7 +453,6 @@ async function deliveriesPage() {
     await load();
   }
   await load();
-  api.stream("kinds=message.*", () => {}, pageAbort.signal); // keeps the key checked; cheap
 }
 
 // ---- rules and plugins -----------------------------------------------------------
