@@ -283,6 +283,9 @@ func (e *env) checkA11y(name string) {
 	e.run("axe on "+name, inject, chromedp.Evaluate(`axe.run(document, {resultTypes: ["violations"]}).then(r => ({violations: r.violations}))`, &res,
 		func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
 	e.pages[name] = true
+	if os.Getenv("WILDCAT_BROWSER_SCREENSHOTS") != "" { // every page, to look at
+		e.screenshot("page-" + name)
+	}
 	for _, v := range res.Violations {
 		if v.Impact == "serious" || v.Impact == "critical" {
 			e.t.Errorf("accessibility (%s) on %s: %s — %s at %v", v.Impact, name, v.ID, v.Help, v.Nodes)
@@ -521,7 +524,7 @@ func (e *env) chat() {
 		chromedp.Click(`#send button[type="submit"]`, chromedp.ByQuery))
 	e.waitText(`#messages > li:first-child .msg-text`, func(s string) bool { return s == "a picture" }, "the sent picture")
 	var w int
-	e.run("preview", chromedp.Click(`#messages > li:first-child .actions button:nth-child(2)`, chromedp.ByQuery),
+	e.run("preview", chromedp.Click(`#messages > li:first-child button.preview-media`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#messages > li:first-child img.preview`, chromedp.ByQuery),
 		chromedp.Poll(`(() => { const i = document.querySelector("#messages > li:first-child img.preview"); return i && i.complete && i.naturalWidth; })()`, &w))
 	if w != 8 {

@@ -221,7 +221,7 @@ function messageItem(acct, m, onReply) {
     preview,
     h("div", { class: "actions" },
       h("button", { type: "button", class: "secondary", onclick: () => onReply(m), "aria-label": `Reply to ${cut(m.text, 40) || m.messageId}` }, "Reply"),
-      mediaId ? h("button", { type: "button", class: "secondary", onclick: run(async (ev) => {
+      mediaId ? h("button", { type: "button", class: "secondary preview-media", onclick: run(async (ev) => {
         const url = await api.blobURL(`/v1/media/${enc(mediaId)}`);
         const mt = (m.media && m.media.mimetype) || "";
         preview.replaceChildren(mt.startsWith("video") ? h("video", { src: url, controls: true, class: "preview" })
@@ -238,7 +238,6 @@ async function chatPage(acct, chatId) {
   const list = h("ol", { class: "messages", id: "messages", "aria-label": "Messages, newest first" });
   const q = h("input", { id: "search", name: "q", type: "search" });
   let cursor = "", query = "", replyTo = null;
-  const unseen = new Set(); // status events of messages not shown yet
   const older = h("button", { type: "button", id: "older", class: "secondary", onclick: run(() => load()) }, "Older messages");
   const count = h("p", { class: "muted", id: "count" });
   const text = h("textarea", { id: "send-text", name: "text", rows: 2 });
@@ -292,11 +291,10 @@ async function chatPage(acct, chatId) {
   await load();
 
   // refreshStatus reads a shown message's status again; false when the
-  // message is not on the page (yet: its status is fetched when it comes).
+  // message is not on the page (its status is read when it is added).
   function refreshStatus(messageId) {
     const el = list.querySelector(`li[data-id="${CSS.escape(messageId)}"] .msg-status`);
     if (!el) return false;
-    unseen.delete(messageId);
     api.get(`/v1/accounts/${enc(acct)}/messages/${enc(messageId)}`).then((m) => {
       el.textContent = m.status || "";
       el.dataset.status = m.status || "";
@@ -308,11 +306,15 @@ async function chatPage(acct, chatId) {
   api.stream(`accounts=${enc(acct)}&kinds=message.*`, (kind, ev) => {
     if (ev.chatId && ev.chatId !== chatId) return;
     if (kind === "message.status" && ev.status) {
-      if (!refreshStatus(ev.status.messageId)) unseen.add(ev.status.messageId);
+      refreshStatus(ev.status.messageId);
     } else if ((kind === "message.received" || kind === "message.sent") && ev.message && !query) {
-      const m = { ...ev.message, tags: ev.tags };
-      if (!list.querySelector(`li[data-id="${CSS.escape(m.messageId)}"]`)) list.prepend(messageItem(acct, m, onReply));
-      if (m.fromMe) refreshStatus(m.messageId);
+      // Shown as stored (media id, tags, status), not as the event has it.
+      const id = ev.message.messageId;
+      const shown = () => list.querySelector(`li[data-id="${CSS.escape(id)}"]`);
+      if (shown()) { refreshStatus(id); return; }
+      api.get(`/v1/accounts/${enc(acct)}/messages/${enc(id)}`).then((m) => {
+        if (!shown()) list.prepend(messageItem(acct, m, onReply));
+      }).catch(fail);
     }
   }, pageAbort.signal);
 }
