@@ -283,6 +283,13 @@ func (e *env) checkA11y(name string) {
 	e.run("axe on "+name, inject, chromedp.Evaluate(`axe.run(document, {resultTypes: ["violations"]}).then(r => ({violations: r.violations}))`, &res,
 		func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
 	e.pages[name] = true
+	// A phone's width: the page itself never scrolls sideways (wide tables
+	// scroll inside their own focusable region).
+	var wide struct{ Scroll, Inner int }
+	e.run("width of "+name, chromedp.Evaluate(`({scroll: document.documentElement.scrollWidth, inner: window.innerWidth})`, &wide))
+	if wide.Scroll > wide.Inner {
+		e.t.Errorf("%s page is %d px wide in a %d px window", name, wide.Scroll, wide.Inner)
+	}
 	if os.Getenv("WILDCAT_BROWSER_SCREENSHOTS") != "" { // every page, to look at
 		e.screenshot("page-" + name)
 	}
