@@ -351,7 +351,10 @@ func (e *env) readQR() string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
+	// The picture is the bare code (a PNG drawn by the daemon), not a
+	// photo of it.
+	hints := map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_PURE_BARCODE: true}
+	res, err := qrcode.NewQRCodeReader().Decode(bmp, hints)
 	if err != nil {
 		e.t.Fatalf("the page's QR code does not decode: %v", err)
 	}
@@ -412,7 +415,10 @@ func (e *env) pair() {
 	// The picture follows the rotating code: two different codes are read
 	// off the page, each the one the daemon shows at that moment.
 	var first string
-	for first == "" {
+	for deadline := time.Now().Add(30 * time.Second); first == ""; {
+		if time.Now().After(deadline) {
+			e.t.Fatal("no QR code on the page")
+		}
 		first = e.readQR()
 	}
 	cur := e.api("GET", "/v1/accounts/phone1/qr", nil)["code"]
