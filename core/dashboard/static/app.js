@@ -524,7 +524,7 @@ const routes = [
   [/^#\/events$/, eventsPage],
 ];
 
-async function route() {
+async function route(ev) {
   pageAbort.abort();
   pageAbort = new AbortController();
   say("");
@@ -539,12 +539,17 @@ async function route() {
         await fn(...m.slice(1).map(decodeURIComponent));
       } catch (e) { fail(e); }
       main.dataset.ready = decodeURIComponent(hash);
+      // A new page (not the first load): keyboard and screen-reader users
+      // start at its content, not where the old page's control was.
+      if (ev && !main.contains(document.activeElement)) main.focus();
       return;
     }
   }
   location.hash = "#/accounts";
 }
 
+// The skip link moves focus without touching the hash (the router's).
+document.querySelector(".skip").addEventListener("click", (ev) => { ev.preventDefault(); main.focus(); });
 document.getElementById("logout").addEventListener("click", () => { api.forget(); location.hash = "#/login"; });
 window.addEventListener("hashchange", route);
 route();
