@@ -292,7 +292,7 @@ func (e *env) checkA11y(name string) {
 		e.t.Errorf("%s page is %d px wide in a %d px window", name, wide.Scroll, wide.Inner)
 	}
 	if os.Getenv("WILDCAT_BROWSER_SCREENSHOTS") != "" { // every page, to look at
-		e.screenshot("page-" + name)
+		e.screenshot("page-" + strings.ReplaceAll(name, " ", "-"))
 	}
 	for _, v := range res.Violations {
 		if v.Impact == "serious" || v.Impact == "critical" {
@@ -384,7 +384,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	e.step(t, "message trace shows the rule's tag", e.trace)
 	e.step(t, "failing webhook, attempts, replay", e.webhook)
 	e.step(t, "pipeline, rules and plugins, live events", e.others)
-	for _, p := range []string{"login", "accounts", "chats", "chat", "message", "deliveries", "pipeline", "plugins", "events"} {
+	for _, p := range []string{"login", "accounts", "pairing", "chats", "chat", "message", "deliveries", "deliveries with attempts and dead letters", "pipeline", "plugins", "events"} {
 		if !e.pages[p] {
 			t.Errorf("axe-core did not check the %s page", p)
 		}
@@ -448,6 +448,7 @@ func (e *env) pair() {
 	if second == first {
 		e.t.Fatalf("the QR code on the page never changed from %q", first)
 	}
+	e.checkA11y("pairing")
 	if cur != first && cur != second {
 		// The daemon may have rotated once more; what matters is that the
 		// page shows the daemon's codes, checked again right before the scan.
@@ -631,6 +632,7 @@ func (e *env) webhook() {
 	if !strings.Contains(stats, "0% of") {
 		e.t.Fatalf("endpoint stats: %q", stats)
 	}
+	e.checkA11y("deliveries with attempts and dead letters")
 
 	// The receiver recovers; replaying the dead letter from the page
 	// delivers it.
