@@ -589,7 +589,7 @@ func (e *env) trace() {
 	req.Header.Set("Authorization", "Bearer "+apikeystest.AdminToken)
 	if resp, err := e.client.Do(req); err == nil {
 		resp.Body.Close()
-		if resp.StatusCode == 200 && !strings.Contains(trace, "urgent-tagger") {
+		if resp.StatusCode == 200 && !strings.Contains(trace, "tag by urgent-tagger") {
 			e.t.Fatalf("the trace on the page does not name the rule: %q", trace)
 		}
 	}

@@ -16,7 +16,7 @@ function h(tag, attrs = {}, ...children) {
     else if (k === "dataset") Object.assign(el.dataset, v);
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -344,15 +344,44 @@ async function messagePage(acct, messageId) {
       h("dt", {}, "Annotations"), h("dd", { id: "annotations" }, tree(m.annotations || {})),
       h("dt", {}, "Failures"), h("dd", { id: "failures" }, (m.failures || []).length ? tree(m.failures) : "none")),
     traceBox, deliveries);
+  let jobs = null;
   try {
     const t = await api.get(`/v1/accounts/${enc(acct)}/messages/${enc(messageId)}/trace`);
-    traceBox.append(tree(t));
+    traceBox.append(renderTrace(t));
+    if (Array.isArray(t.deliveries)) jobs = t.deliveries;
   } catch (e) {
     if (e.status !== 404 && e.status !== 405) throw e;
     traceBox.append(h("p", { class: "muted" }, "No trace stored for this message; its tags, annotations and failures above are what the pipeline left."));
   }
-  const r = await api.get(`/v1/deliveries?accountId=${enc(acct)}&eventId=${enc(m.id)}&limit=50`);
-  deliveries.append(r.deliveries.length ? deliveryTable(r.deliveries) : h("p", { class: "muted" }, "No outbox jobs for this message."));
+  if (!jobs) jobs = (await api.get(`/v1/deliveries?accountId=${enc(acct)}&eventId=${enc(m.id)}&limit=50`)).deliveries;
+  deliveries.append(jobs.length ? deliveryTable(jobs) : h("p", { class: "muted" }, "No outbox jobs for this message."));
+}
+
+// renderTrace shows GET …/trace: each stage in order with its outcome and
+// time, what each rule and plugin returned, and the sinks it fed. Fields
+// this page does not know are shown as they come.
+function renderTrace(t) {
+  const tr = t.trace;
+  if (!tr || !Array.isArray(tr.stages)) return tree(t);
+  const ms = (v) => (typeof v === "number" ? `${v.toFixed(2)} ms` : "");
+  const known = new Set(["name", "kind", "mode", "outcome", "durationMs", "startMs", "actions", "rules", "targets", "error"]);
+  const action = (a) => h("li", {}, h("strong", {}, a.type), a.origin ? ` by ${a.origin}` : "",
+    a.tags ? [" ", a.tags.map((x) => h("span", { class: "tag" }, x))] : "",
+    a.annotations ? ` ${Object.entries(a.annotations).map(([k, v]) => `${k}=${v}`).join(", ")}` : "",
+    a.text ? `: ${cut(a.text, 120)}` : "", a.error ? h("div", { class: "bad" }, a.error) : "",
+    tree(Object.fromEntries(Object.entries(a).filter(([k]) => !["type", "origin", "tags", "annotations", "text", "error"].includes(k)))));
+  return h("div", {},
+    h("p", {}, `Started ${when(tr.started)}, ${ms(tr.durationMs)} through ${tr.stages.length} stages.`),
+    h("ol", { class: "jobs", id: "trace-stages" }, tr.stages.map((s) => h("li", { class: "card", dataset: { stage: s.name } },
+      h("h3", {}, s.name, " ", h("span", { class: "muted" }, [s.kind, s.mode].filter(Boolean).join(" · "))),
+      h("p", {}, "Outcome: ", h("strong", { class: s.outcome === "ok" ? "good" : "bad" }, s.outcome || ""), ` after ${ms(s.startMs)}, took ${ms(s.durationMs)}`),
+      s.error ? h("p", { class: "bad" }, s.error) : null,
+      (s.rules || []).length ? h("div", {}, h("h4", {}, "Rules"), h("ul", {}, s.rules.map((r) => h("li", {},
+        h("strong", {}, r.rule || r.name || ""), ` (${r.file || ""}) ${ms(r.durationMs)}`,
+        r.effects !== undefined ? `, ${r.effects} effects` : "", r.error ? h("div", { class: "bad" }, r.error) : null)))) : null,
+      (s.actions || []).length ? h("div", {}, h("h4", {}, "Returned"), h("ul", {}, s.actions.map(action))) : null,
+      (s.targets || []).length ? h("p", {}, `Fed sinks: ${s.targets.join(", ")}`) : null,
+      tree(Object.fromEntries(Object.entries(s).filter(([k]) => !known.has(k))))))));
 }
 
 // deliveryTable lists outbox jobs with their attempts (a list, not a
