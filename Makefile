@@ -9,7 +9,7 @@ PLUGINS   := $(patsubst plugins/%/,%,$(sort $(dir $(wildcard plugins/*/*.go))))
 TEST_URI  := $(or $(WILDCAT_TEST_MONGODB_URI),$(WILDCAT_MONGODB_URI))
 TESTFLAGS ?=
 
-.PHONY: all build run test fuzz bench lint proto clean
+.PHONY: all build run test test-browser fuzz bench lint proto clean
 
 all: build
 
@@ -42,6 +42,24 @@ test:
 		$(GO) test -count=1 -timeout 10m -run '$(VOLUME_TESTS)' $(TESTFLAGS) ./cmd/wildcatd ./core/daemon
 	$(GO) run ./cmd/wildcatd rules test --all --dir scripts
 	$(MAKE) fuzz
+
+# The dashboard's browser tests (core/dashboard, build tag browser) drive
+# Debian's chromium (apt-get install -y --no-install-recommends chromium) and
+# run axe-core, which this target fetches from npm into AXE_CACHE once.
+AXE_VERSION ?= 4.10.3
+AXE_CACHE   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/wildcat/axe-core-$(AXE_VERSION)
+BROWSER_ARTIFACTS ?= $(CURDIR)/bin/browser-artifacts
+
+## test-browser: the dashboard's browser tests in headless chromium, with axe-core's accessibility check (needs chromium and npm)
+test-browser:
+	@if [ ! -f "$(AXE_CACHE)/axe.min.js" ]; then \
+		set -e; tmp="$$(mktemp -d)"; \
+		echo "npm pack axe-core@$(AXE_VERSION) into $(AXE_CACHE)"; \
+		(cd "$$tmp" && npm pack --silent "axe-core@$(AXE_VERSION)" >/dev/null && tar -xzf axe-core-$(AXE_VERSION).tgz); \
+		mkdir -p "$(AXE_CACHE)"; cp "$$tmp/package/axe.min.js" "$$tmp/package/LICENSE" "$(AXE_CACHE)/"; rm -rf "$$tmp"; \
+	fi
+	env -u WILDCAT_MONGODB_URI WILDCAT_AXE_JS="$(AXE_CACHE)/axe.min.js" WILDCAT_BROWSER_ARTIFACTS="$(BROWSER_ARTIFACTS)" \
+		$(GO) test -tags browser -count=1 -timeout 15m -run '^TestDashboard' -v $(TESTFLAGS) ./core/dashboard/
 
 # Fuzz targets (package:function); each runs FUZZTIME after its committed
 # corpus (testdata/fuzz/<name>), one at a time: go test -fuzz takes one

@@ -146,6 +146,14 @@ func (s *Server) routes(opts Options) {
 		s.Handle("/keys/{keyId}", k.delete, http.MethodDelete).Needs(apikeys.ScopeAdmin)
 	}
 
+	if opts.UI != nil {
+		// The dashboard's static files: no key (they hold no data; every
+		// call the pages make needs one), but behind the Host/Origin guard
+		// like every route.
+		(&Route{s, s.root.Handle("/ui", opts.UI).Methods(http.MethodGet, http.MethodHead)}).Public()
+		(&Route{s, s.root.PathPrefix("/ui/").Handler(opts.UI).Methods(http.MethodGet, http.MethodHead)}).Public()
+	}
+
 	// Any valid key reads the API's description.
 	s.Handle("/openapi.json", s.openapi, http.MethodGet).Needs("")
 }

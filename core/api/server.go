@@ -75,6 +75,9 @@ type Options struct {
 	// MetricsOpen serves it without a key (http.metrics_auth).
 	Metrics     http.Handler
 	MetricsOpen bool
+	// UI serves the web dashboard under /ui without a key; nil leaves it
+	// out.
+	UI http.Handler
 	// Keys checks every request's API key and serves /v1/keys; nil turns
 	// authentication off (http.auth: false).
 	Keys Keys

@@ -67,7 +67,7 @@ func TestEveryRouteNeedsAKey(t *testing.T) {
 				continue
 			}
 			checked++
-			open := tpl == "/healthz" || tpl == "/readyz" || tpl == "/metrics"
+			open := tpl == "/healthz" || tpl == "/readyz" || tpl == "/metrics" || tpl == "/ui" || tpl == "/ui/"
 			if public != open {
 				t.Errorf("%s %s public=%v, want %v", m, tpl, public, open)
 			}

@@ -25,6 +25,7 @@ import (
 	"github.com/wildcathub/wildcat/core/clock"
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/configcheck"
+	"github.com/wildcathub/wildcat/core/dashboard"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/logging"
 	"github.com/wildcathub/wildcat/core/media"
@@ -408,6 +409,7 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		StoredEvents:   d.messages,
 		ConfigReloader: configReloader{d},
 		Metrics:        promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{Registry: d.metrics}),
+		UI:             dashboard.Handler(),
 		MetricsOpen:    metricsOpen(cfg.HTTP),
 		Keys:           d.apiKeyring(),
 		AuthFailed:     opts.AuthFailed,
