@@ -64,4 +64,3 @@ func BenchmarkAccountFootprint(b *testing.B) {
 		})
 	}
 }
-
