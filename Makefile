@@ -44,7 +44,7 @@ test:
 	$(MAKE) fuzz
 
 # The dashboard's browser tests (core/dashboard, build tag browser) drive
-# Debian's chromium (apt-get install -y --no-install-recommends chromium) and
+# Debian's chromium (the package .ci/run installs; the tests fail without it) and
 # run axe-core, which this target fetches from npm into AXE_CACHE once.
 AXE_VERSION ?= 4.10.3
 AXE_CACHE   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/wildcat/axe-core-$(AXE_VERSION)

@@ -210,19 +210,8 @@ func e2eDaemon(b *testing.B, uri string, rec *benchReceiver) (*daemon.Daemon, *c
 	}
 	cfg := testConfig(b, uri)
 	cfg.MongoDB.EmbeddedSync = "full"
-	if v := os.Getenv("E2E_CONC"); v != "" {
-		fmt.Sscan(v, &cfg.Outbox.Concurrency)
-	}
 	cfg.Plugins = map[string]pluginhost.Config{"webhook": {Path: webhookPluginBin(b), Timeout: 30 * time.Second}}
-	if v := os.Getenv("E2E_EPCONC"); v != "" {
-		var n int
-		fmt.Sscan(v, &n)
-		cfg.Plugins["webhook"] = pluginhost.Config{Path: webhookPluginBin(b), Timeout: 30 * time.Second, Config: map[string]any{"endpoint_concurrency": n}}
-	}
 	cfg.Pipeline = []pipeline.StageConfig{rules, {Name: "webhooks", Sink: webhooks.SinkName}}
-	if os.Getenv("E2E_NORULES") != "" {
-		cfg.Pipeline = cfg.Pipeline[1:]
-	}
 	cfg.Webhooks.AllowPrivateTargets = true
 	// The endpoint the shipped keyword router sends order questions to.
 	cfg.Webhooks.Endpoints = []webhooks.Declared{{ID: "orders-webhook", URL: rec.URL, Events: []string{"message.received"}, Secret: rec.secret}}
