@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"sort"
 	"strings"
 	"time"
 
@@ -371,9 +372,15 @@ func makeSteps(st stage, args map[string]string) ([][]string, error) {
 }
 
 func expand(s string, vars map[string]string) string {
-	for k, v := range vars {
-		s = strings.ReplaceAll(s, "${"+k+"}", v)
-		s = strings.ReplaceAll(s, "$"+k, v)
+	// Longest names first: $VERSION is not $V followed by ERSION.
+	names := make([]string, 0, len(vars))
+	for k := range vars {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool { return len(names[i]) > len(names[j]) })
+	for _, k := range names {
+		s = strings.ReplaceAll(s, "${"+k+"}", vars[k])
+		s = strings.ReplaceAll(s, "$"+k, vars[k])
 	}
 	return s
 }

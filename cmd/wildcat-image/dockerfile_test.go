@@ -116,7 +116,7 @@ func TestParseDockerfileErrors(t *testing.T) {
 
 func TestMakeSteps(t *testing.T) {
 	text := "ARG GLOBAL=1\nFROM golang AS build\nWORKDIR /src\nRUN go mod download\nARG VERSION=dev\n" +
-		"RUN make build-static VERSION=${VERSION} TAG=$VERSION\nRUN mkdir -p /rootfs/data\nFROM scratch\n"
+		"ARG V=x\nRUN make build-static VERSION=${VERSION} TAG=$VERSION\nRUN mkdir -p /rootfs/data\nFROM scratch\n"
 	stages, err := parseDockerfile(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
