@@ -35,7 +35,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/wildcathub/wildcat/core/poll"
+	"github.com/wildcathub/wildcat/core/store/storetest"
 )
+
+// TestMain stops the MongoDB-compatible test server after the tests.
+func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
 
 func TestImage(t *testing.T) {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
@@ -120,7 +124,6 @@ func TestImage(t *testing.T) {
 
 	// Static: no binary of the image asks for an ELF interpreter (the
 	// dynamic loader, which scratch lacks) or carries a dynamic section.
-	entry := filepath.Join(rootfs, filepath.FromSlash(cfg.Entrypoint[0]))
 	bins := 0
 	for n, h := range headers {
 		if h.Typeflag != tar.TypeReg || h.Mode&0o111 == 0 {
@@ -135,105 +138,14 @@ func TestImage(t *testing.T) {
 		t.Fatalf("%d executables in the image; want wildcatd and its three plugins", bins)
 	}
 
-	// Start the entrypoint from the unpacked image, in its working
-	// directory, with its environment; only the data directory and the
-	// port change, through their WILDCAT_* variables.
-	dataDir := t.TempDir()
-	port := freePort(t)
-	env := append(append([]string(nil), cfg.Env...),
-		"WILDCAT_DATA_DIR="+dataDir,
-		"WILDCAT_HTTP_ADDR=0.0.0.0:"+strconv.Itoa(port))
-	workDir := filepath.Join(rootfs, filepath.FromSlash(cfg.WorkingDir))
-	daemon := exec.Command(entry, append(cfg.Entrypoint[1:], cfg.Cmd...)...)
-	daemon.Dir, daemon.Env = workDir, env
-	var daemonLog syncBuffer
-	daemon.Stdout, daemon.Stderr = &daemonLog, &daemonLog
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- daemon.Wait() }()
-	stopped := false
-	defer func() {
-		if !stopped {
-			daemon.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", daemonLog.String())
-		}
-	}()
-
-	// The image's HEALTHCHECK, run from the image: unhealthy (exit 1)
-	// until the daemon is ready, then 0.
-	healthcheck := func() (int, string) {
-		argv := cfg.Healthcheck.Test[1:]
-		cmd := exec.CommandContext(ctx, filepath.Join(rootfs, filepath.FromSlash(argv[0])), argv[1:]...)
-		cmd.Dir, cmd.Env = workDir, env
-		b, err := cmd.CombinedOutput()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode(), string(b)
-		}
-		if err != nil {
-			t.Fatalf("healthcheck: %v", err)
-		}
-		return 0, string(b)
-	}
-	poll.Until(t, 2*time.Minute, func() error {
-		select {
-		case err := <-exited:
-			stopped = true
-			t.Fatalf("the daemon exited: %v", err)
-		default:
-		}
-		if code, out := healthcheck(); code != 0 {
-			return fmt.Errorf("healthcheck exit %d: %s", code, out)
-		}
-		return nil
+	// The entrypoint on the image's own configuration (the embedded
+	// store), and as compose.yaml runs it: on MongoDB through
+	// WILDCAT_MONGODB_URI (here the tests' MongoDB-compatible server).
+	t.Run("embedded store", func(t *testing.T) { runImage(ctx, t, rootfs, cfg, true, nil) })
+	t.Run("mongodb", func(t *testing.T) {
+		runImage(ctx, t, rootfs, cfg, false, []string{
+			"WILDCAT_MONGODB_URI=" + storetest.URI(t), "WILDCAT_MONGODB_DATABASE=" + storetest.DatabaseName(t)})
 	})
-
-	api := "http://127.0.0.1:" + strconv.Itoa(port)
-	if status, body := get(t, api+"/readyz", ""); status != http.StatusOK {
-		t.Fatalf("/readyz: %d %s", status, body)
-	}
-	// The API is keyed (the container listens beyond loopback): the
-	// admin key the first start wrote into the data volume opens it.
-	key, err := os.ReadFile(filepath.Join(dataDir, "admin.key"))
-	if err != nil {
-		t.Fatalf("admin key in the data directory: %v", err)
-	}
-	if status, _ := get(t, api+"/v1/accounts/demo", ""); status != http.StatusUnauthorized {
-		t.Fatalf("GET /v1/accounts/demo without a key: %d, want 401", status)
-	}
-	status, body := get(t, api+"/v1/accounts/demo", strings.TrimSpace(string(key)))
-	var acct struct{ ID, Driver string }
-	if status != http.StatusOK || json.Unmarshal(body, &acct) != nil || acct.ID != "demo" || acct.Driver != "sim" {
-		t.Fatalf("GET /v1/accounts/demo: %d %s; want the shipped sim account", status, body)
-	}
-	// The plugins the configuration names started from the image.
-	status, body = get(t, api+"/v1/plugins", strings.TrimSpace(string(key)))
-	for _, pl := range []string{"echo", "webhook", "mediaarchive"} {
-		if status != http.StatusOK || !bytes.Contains(body, []byte(`"name":"`+pl+`"`)) {
-			t.Fatalf("GET /v1/plugins: %d %s; want %s", status, body, pl)
-		}
-	}
-	if bytes.Contains(body, []byte(`"state":"stopped"`)) || bytes.Contains(body, []byte(`"state":"restarting"`)) {
-		t.Fatalf("a plugin is not running: %s", body)
-	}
-
-	// A stop (docker stop's SIGTERM) is clean, and the health check then
-	// reports unhealthy.
-	if err := daemon.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-exited; err != nil {
-		t.Fatalf("after SIGTERM: %v", err)
-	}
-	stopped = true
-	if code, out := healthcheck(); code != 1 {
-		t.Fatalf("healthcheck with the daemon stopped: exit %d (%s), want 1", code, out)
-	}
 
 	// The same inputs make the same image (no timestamps, sorted files).
 	again, err := assemble(p, root, o.caCerts)
@@ -348,4 +260,115 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// runImage starts the entrypoint from the unpacked image, in its working
+// directory, with its environment; only the data directory and the port
+// change, through their WILDCAT_* variables (and extra, the store's). It
+// runs the image's HEALTHCHECK, checks the API and stops the daemon.
+func runImage(ctx context.Context, t *testing.T, rootfs string, cfg v1.Config, embedded bool, extra []string) {
+	entry := filepath.Join(rootfs, filepath.FromSlash(cfg.Entrypoint[0]))
+	dataDir := t.TempDir()
+	port := freePort(t)
+	env := append(append([]string(nil), cfg.Env...),
+		"WILDCAT_DATA_DIR="+dataDir,
+		"WILDCAT_HTTP_ADDR=0.0.0.0:"+strconv.Itoa(port))
+	env = append(env, extra...)
+	workDir := filepath.Join(rootfs, filepath.FromSlash(cfg.WorkingDir))
+	daemon := exec.Command(entry, append(cfg.Entrypoint[1:], cfg.Cmd...)...)
+	daemon.Dir, daemon.Env = workDir, env
+	var daemonLog syncBuffer
+	daemon.Stdout, daemon.Stderr = &daemonLog, &daemonLog
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- daemon.Wait() }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			daemon.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", daemonLog.String())
+		}
+	}()
+
+	// The image's HEALTHCHECK, run from the image: unhealthy (exit 1)
+	// until the daemon is ready, then 0.
+	healthcheck := func() (int, string) {
+		argv := cfg.Healthcheck.Test[1:]
+		cmd := exec.CommandContext(ctx, filepath.Join(rootfs, filepath.FromSlash(argv[0])), argv[1:]...)
+		cmd.Dir, cmd.Env = workDir, env
+		b, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), string(b)
+		}
+		if err != nil {
+			t.Fatalf("healthcheck: %v", err)
+		}
+		return 0, string(b)
+	}
+	poll.Until(t, 2*time.Minute, func() error {
+		select {
+		case err := <-exited:
+			stopped = true
+			t.Fatalf("the daemon exited: %v", err)
+		default:
+		}
+		if code, out := healthcheck(); code != 0 {
+			return fmt.Errorf("healthcheck exit %d: %s", code, out)
+		}
+		return nil
+	})
+
+	api := "http://127.0.0.1:" + strconv.Itoa(port)
+	if status, body := get(t, api+"/readyz", ""); status != http.StatusOK {
+		t.Fatalf("/readyz: %d %s", status, body)
+	}
+	// The API is keyed (the container listens beyond loopback): the
+	// admin key the first start wrote into the data volume opens it.
+	key, err := os.ReadFile(filepath.Join(dataDir, "admin.key"))
+	if err != nil {
+		t.Fatalf("admin key in the data directory: %v", err)
+	}
+	if status, _ := get(t, api+"/v1/accounts/demo", ""); status != http.StatusUnauthorized {
+		t.Fatalf("GET /v1/accounts/demo without a key: %d, want 401", status)
+	}
+	status, body := get(t, api+"/v1/accounts/demo", strings.TrimSpace(string(key)))
+	var acct struct{ ID, Driver string }
+	if status != http.StatusOK || json.Unmarshal(body, &acct) != nil || acct.ID != "demo" || acct.Driver != "sim" {
+		t.Fatalf("GET /v1/accounts/demo: %d %s; want the shipped sim account", status, body)
+	}
+	// The plugins the configuration names started from the image.
+	status, body = get(t, api+"/v1/plugins", strings.TrimSpace(string(key)))
+	for _, pl := range []string{"echo", "webhook", "mediaarchive"} {
+		if status != http.StatusOK || !bytes.Contains(body, []byte(`"name":"`+pl+`"`)) {
+			t.Fatalf("GET /v1/plugins: %d %s; want %s", status, body, pl)
+		}
+	}
+	if bytes.Contains(body, []byte(`"state":"stopped"`)) || bytes.Contains(body, []byte(`"state":"restarting"`)) {
+		t.Fatalf("a plugin is not running: %s", body)
+	}
+
+	// A stop (docker stop's SIGTERM) is clean, and the health check then
+	// reports unhealthy.
+	if err := daemon.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-exited; err != nil {
+		t.Fatalf("after SIGTERM: %v", err)
+	}
+	stopped = true
+	if code, out := healthcheck(); code != 1 {
+		t.Fatalf("healthcheck with the daemon stopped: exit %d (%s), want 1", code, out)
+	}
+	// The store was the one configured: the embedded engine's file in
+	// the data directory, or none there.
+	if _, err := os.Stat(filepath.Join(dataDir, "wildcat.db")); (err == nil) != embedded {
+		t.Fatalf("data directory's wildcat.db: %v; embedded store %v", err, embedded)
+	}
+
 }
