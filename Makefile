@@ -54,7 +54,7 @@ image:
 
 ## test-image: build the image, unpack it and start its entrypoint with its configuration; run its HEALTHCHECK
 test-image:
-	env -u WILDCAT_MONGODB_URI $(GO) test -tags image -count=1 -timeout 10m -run '^TestImage$$' -v $(TESTFLAGS) ./cmd/wildcat-image/
+	env -u WILDCAT_MONGODB_URI $(GO) test -tags image -count=1 -timeout 15m -run '^TestImage$$' -v $(TESTFLAGS) ./cmd/wildcat-image/
 
 ## run: build, then start the daemon with config.yaml (embedded store, 127.0.0.1:8080)
 run: build
