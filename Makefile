@@ -34,6 +34,7 @@ STATIC_FLAGS := -trimpath -tags timetzdata -ldflags "-s -w $(LDFLAGS)"
 
 ## build-static: static wildcatd and plugins (CGO_ENABLED=0, -trimpath, -s -w, tzdata) into bin/static/, for the container image
 build-static:
+	@rm -rf $(STATIC_DIR)  # the image takes the whole directory: nothing left from an older build
 	CGO_ENABLED=0 $(GO) build $(STATIC_FLAGS) -o $(STATIC_DIR)/wildcatd ./cmd/wildcatd
 	@mkdir -p $(STATIC_DIR)/plugins
 	@for p in $(PLUGINS); do \
