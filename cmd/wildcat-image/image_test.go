@@ -11,6 +11,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,6 +134,20 @@ func TestImage(t *testing.T) {
 		bins++
 		if err := staticELF(filepath.Join(rootfs, filepath.FromSlash(n))); err != nil {
 			t.Error(err)
+		}
+		// Built by make build-static: no cgo, no build paths, and the time
+		// zone database inside (scratch has no /usr/share/zoneinfo; the
+		// business-hours rule takes Europe/Berlin).
+		bi, err := buildinfo.ReadFile(filepath.Join(rootfs, filepath.FromSlash(n)))
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		settings := map[string]string{}
+		for _, st := range bi.Settings {
+			settings[st.Key] = st.Value
+		}
+		if settings["CGO_ENABLED"] != "0" || settings["-trimpath"] != "true" || !slices.Contains(strings.Split(settings["-tags"], ","), "timetzdata") {
+			t.Errorf("%s built with %v; want CGO_ENABLED=0, -trimpath and -tags timetzdata", n, settings)
 		}
 	}
 	if bins < 4 {
@@ -351,6 +367,13 @@ func runImage(ctx context.Context, t *testing.T, rootfs string, cfg v1.Config, e
 	}
 	if bytes.Contains(body, []byte(`"state":"stopped"`)) || bytes.Contains(body, []byte(`"state":"restarting"`)) {
 		t.Fatalf("a plugin is not running: %s", body)
+	}
+
+	// The shipped rules loaded from the image's scripts/ (the pipeline's
+	// glob is relative to the working directory).
+	status, body = get(t, api+"/v1/rules", strings.TrimSpace(string(key)))
+	if status != http.StatusOK || !bytes.Contains(body, []byte(`"name":"20-business-hours"`)) || bytes.Contains(body, []byte(`"loadError"`)) {
+		t.Fatalf("GET /v1/rules: %d %s; want the shipped rules loaded", status, body)
 	}
 
 	// A stop (docker stop's SIGTERM) is clean, and the health check then
