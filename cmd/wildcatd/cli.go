@@ -44,6 +44,8 @@ Usage:
   wildcatd rules test --all       run every scripts/**/*.test.json case
           [--dir scripts]
   wildcatd openapi                print the REST API's OpenAPI 3.1 document (JSON)
+  wildcatd healthcheck [--url URL] exit 0 when the running daemon's /readyz answers 200
+                                  (the container image's HEALTHCHECK)
   wildcatd version                print the version
   wildcatd help [command]         show help
 
@@ -108,6 +110,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return c.runClient(cmd, args)
 	case "accounts", "send", "messages", "deliveries", "webhooks", "keys", "plugins":
 		return c.runClient(cmd, args)
+	case "healthcheck":
+		return c.healthcheck(args)
 	case "openapi":
 		if len(args) > 0 {
 			return c.usageError("openapi: takes no arguments")
@@ -148,6 +152,9 @@ func (c *cli) help(cmd string) int {
 		fs.Usage()
 	case "store":
 		fs, _, _, _, _ := storeCopyFlags(c.stdout)
+		fs.Usage()
+	case "healthcheck":
+		fs, _, _, _ := healthcheckFlags(c.stdout)
 		fs.Usage()
 	case "rules":
 		fs, _, _, _, _, _ := rulesFlags(c.stdout)
