@@ -175,37 +175,37 @@ func (p *Proxy) accept() {
 	}
 }
 
-// dial opens the upstream connection of target, or says why not.
-func (p *Proxy) dial(target string) (net.Conn, error) {
+// dial opens the upstream connection of target and records its tunnel,
+// before the client hears of it; or says why not.
+func (p *Proxy) dial(target string) (net.Conn, *Tunnel, error) {
 	addr := target
 	if p.opts.Route != nil {
 		var err error
 		if addr, err = p.opts.Route(target); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	up, err := net.Dial("tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !p.track(up) {
-		return nil, errors.New("proxy closed")
+		return nil, nil, errors.New("proxy closed")
 	}
-	return up, nil
-}
-
-// pipe carries bytes both ways until either side ends; client may hold
-// bytes the client sent after its request.
-func (p *Proxy) pipe(target string, client io.Reader, cc net.Conn, up net.Conn) {
-	defer p.untrack(up)
 	t := Tunnel{Target: target, Upstream: up.LocalAddr().String(), Up: new(atomic.Int64), Down: new(atomic.Int64)}
 	p.mu.Lock()
 	p.tunnels = append(p.tunnels, t)
 	p.mu.Unlock()
+	return up, &t, nil
+}
+
+// pipe carries bytes both ways until either side ends; client may hold
+// bytes the client sent after its request.
+func (p *Proxy) pipe(t *Tunnel, client io.Reader, cc net.Conn, up net.Conn) {
+	defer p.untrack(up)
 	done := make(chan struct{}, 2)
 	go func() {
-		n, _ := io.Copy(countWriter{up, t.Up}, client)
-		_ = n
+		_, _ = io.Copy(countWriter{up, t.Up}, client)
 		_ = up.Close()
 		done <- struct{}{}
 	}()
@@ -312,7 +312,7 @@ func (p *Proxy) serveSOCKS5(c net.Conn) {
 		p.refuse(target, "not a CONNECT")
 		return
 	}
-	up, err := p.dial(target)
+	up, tun, err := p.dial(target)
 	if err != nil {
 		_ = reply(2) // not allowed by ruleset
 		p.refuse(target, err.Error())
@@ -322,7 +322,7 @@ func (p *Proxy) serveSOCKS5(c net.Conn) {
 		p.untrack(up)
 		return
 	}
-	p.pipe(target, br, c, up)
+	p.pipe(tun, br, c, up)
 }
 
 func (p *Proxy) serveCONNECT(c net.Conn) {
@@ -349,7 +349,7 @@ func (p *Proxy) serveCONNECT(c net.Conn) {
 			return
 		}
 	}
-	up, err := p.dial(target)
+	up, tun, err := p.dial(target)
 	if err != nil {
 		answer(http.StatusForbidden, "")
 		p.refuse(target, err.Error())
@@ -359,5 +359,5 @@ func (p *Proxy) serveCONNECT(c net.Conn) {
 		p.untrack(up)
 		return
 	}
-	p.pipe(target, br, c, up)
+	p.pipe(tun, br, c, up)
 }
