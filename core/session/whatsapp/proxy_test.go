@@ -3,23 +3,14 @@ package whatsapp_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/netproxy/proxytest"
@@ -33,34 +24,19 @@ import (
 // host: the guard lets it through, and the proxies route it to the double.
 const mediaIP = "157.240.0.53"
 
-// front serves the protocol double over TLS, as WhatsApp's hosts do, on
-// an address only the test's proxies know, and refuses every request that
-// did not come through one of their tunnels.
+// front is the protocol double served over TLS on an address only the
+// test's proxies know (watest.TLSFront), refusing every request that did
+// not come through one of their tunnels.
 type front struct {
-	srv  *httptest.Server
-	tls  *tls.Config // trusts the front's certificate
-	mu   sync.Mutex
-	pxs  []*proxytest.Proxy
-	miss []string // requests that did not come through a proxy
+	*watest.TLSFront
+	mu  sync.Mutex
+	pxs []*proxytest.Proxy
 }
 
 func newFront(t *testing.T, double *watest.Server) *front {
 	t.Helper()
-	cert, pool := whatsAppCert(t)
-	f := &front{tls: &tls.Config{RootCAs: pool}}
-	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !f.viaProxy(r.RemoteAddr) {
-			f.mu.Lock()
-			f.miss = append(f.miss, r.Host+r.URL.Path)
-			f.mu.Unlock()
-			http.Error(w, "not through the test's proxy", http.StatusForbidden)
-			return
-		}
-		double.Handler().ServeHTTP(w, r)
-	}))
-	f.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	f.srv.StartTLS()
-	t.Cleanup(f.srv.Close)
+	f := &front{}
+	f.TLSFront = double.ServeTLS(f.viaProxy)
 	return f
 }
 
@@ -76,19 +52,13 @@ func (f *front) viaProxy(remote string) bool {
 	return false
 }
 
-func (f *front) missed() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.miss...)
-}
-
 // proxy starts a proxy of kind whose only routes are WhatsApp's websocket
 // host and the media address, both to the front.
 func (f *front) proxy(t *testing.T, kind proxytest.Kind, password string) *proxytest.Proxy {
 	p := proxytest.Start(t, kind, proxytest.Options{User: "ann", Password: password, Route: func(target string) (string, error) {
 		switch target {
 		case "web.whatsapp.com:443", mediaIP + ":443":
-			return f.srv.Listener.Addr().String(), nil
+			return f.Addr(), nil
 		}
 		return "", fmt.Errorf("no route to %s", target)
 	}})
@@ -96,34 +66,6 @@ func (f *front) proxy(t *testing.T, kind proxytest.Kind, password string) *proxy
 	f.pxs = append(f.pxs, p)
 	f.mu.Unlock()
 	return p
-}
-
-// whatsAppCert is a self-signed certificate for WhatsApp's host names.
-func whatsAppCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "whatsapp test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		DNSNames: []string{"web.whatsapp.com", "*.whatsapp.net"},
-		IsCA:     true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
 
 // resolver answers for WhatsApp's media host only.
@@ -183,7 +125,7 @@ func TestReachesWhatsAppOnlyThroughTheProxy(t *testing.T) {
 			r.driver.HTTP = whatsapp.HTTPClients{} // no route to the double but the proxy
 			f := newFront(t, r.srv)
 			px := f.proxy(t, tc.kind, "pw:"+tc.name)
-			r.driver.ProxyTLS = f.tls
+			r.driver.ProxyTLS = f.ClientTLS
 			r.driver.Resolver = resolver{"mmg.whatsapp.net": {netip.MustParseAddr(mediaIP)}}
 			setProxy := func(u string) {
 				if tc.viaDefault {
@@ -269,12 +211,12 @@ func TestReachesWhatsAppOnlyThroughTheProxy(t *testing.T) {
 
 			// Nothing reached the double any other way, and the check that
 			// says so does refuse a direct request.
-			if m := f.missed(); len(m) != 0 {
+			if m := f.Refused(); len(m) != 0 {
 				t.Fatalf("requests reached the double without the proxy: %v", m)
 			}
-			cfg := f.tls.Clone()
+			cfg := f.ClientTLS.Clone()
 			cfg.ServerName = "web.whatsapp.com"
-			resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}).Get("https://" + f.srv.Listener.Addr().String() + "/control")
+			resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}).Get("https://" + f.Addr() + "/control")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -282,7 +224,7 @@ func TestReachesWhatsAppOnlyThroughTheProxy(t *testing.T) {
 			if resp.StatusCode != http.StatusForbidden {
 				t.Fatalf("a direct request got %d, want 403", resp.StatusCode)
 			}
-			if m := f.missed(); len(m) != 1 || !strings.HasSuffix(m[0], "/control") {
+			if m := f.Refused(); len(m) != 1 || !strings.HasSuffix(m[0], "/control") {
 				t.Fatalf("direct requests seen: %v; want only the control", m)
 			}
 			for _, p := range []*proxytest.Proxy{px, px2} {
