@@ -29,6 +29,8 @@ type Config struct {
 	Encryption Encryption `koanf:"encryption"`
 	// Rules: limits of the JavaScript rules (see the README's rules section).
 	Rules Rules `koanf:"rules"`
+	// Drivers: settings of the session drivers.
+	Drivers Drivers `koanf:"drivers"`
 
 	Accounts []Account `koanf:"accounts" doc:"Accounts created at start when missing: a list of {id, driver, name}; driver is whatsapp or sim. Existing accounts keep their state; accounts made over REST need no entry."`
 
@@ -130,6 +132,16 @@ type Encryption struct {
 	KeyFile   string `koanf:"key_file" doc:"File of encryption keys, one id:base64key a line (32 random bytes each, base64: openssl rand -base64 32). Any key here or in encryption.keys turns encryption at rest on; run wildcatd store reencrypt after turning it on or rotating."`
 	Keys      string `koanf:"keys" doc:"Encryption keys as id:base64key, separated by commas; meant for WILDCAT_ENCRYPTION_KEYS rather than the file. Read after encryption.key_file's."`
 	ActiveKey string `koanf:"active_key" doc:"Id of the key that encrypts what is written; the others only decrypt. Empty: the last key listed. Rotate by adding a key and making it active."`
+}
+
+// Drivers configures the session drivers.
+type Drivers struct {
+	WhatsApp WhatsAppDriver `koanf:"whatsapp"`
+}
+
+// WhatsAppDriver configures the whatsmeow driver.
+type WhatsAppDriver struct {
+	Proxy string `koanf:"proxy" doc:"Proxy for the WhatsApp connection and media of every whatsapp account without its own (an account's proxy field): socks5://, http:// (CONNECT) or https:// URL with host and port, user:password@ allowed (prefer WILDCAT_DRIVERS_WHATSAPP_PROXY for a password). Read at start. Empty: direct."`
 }
 
 // Rules configures what every rules stage's JavaScript may use.

@@ -23,6 +23,7 @@ import (
 	"github.com/wildcathub/wildcat/core/apikeys"
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/netproxy"
 	"github.com/wildcathub/wildcat/core/pipeline"
 	"github.com/wildcathub/wildcat/core/pluginhost"
 	"github.com/wildcathub/wildcat/core/sealing"
@@ -97,6 +98,11 @@ func Settings(c *config.Config) error {
 	}
 	if _, err := Keyring(c); err != nil {
 		return err
+	}
+	if p := c.Drivers.WhatsApp.Proxy; p != "" {
+		if _, err := netproxy.Parse(p); err != nil {
+			return &config.Error{Key: "drivers.whatsapp.proxy", Problem: err.Error()}
+		}
 	}
 	return nil
 }

@@ -531,6 +531,12 @@ func (r failureRecorder) RecordFailures(ctx context.Context, ev *event.Event, fs
 func (d *Daemon) drivers() ([]session.Driver, error) {
 	wa := d.opts.WhatsApp
 	wa.MediaRetries = d.mediaRetries()
+	if wa.Proxy == "" {
+		wa.Proxy = d.cfg.Drivers.WhatsApp.Proxy
+	}
+	if wa.Resolver == nil {
+		wa.Resolver = d.opts.Resolver
+	}
 	wa.Logger = logging.Component(d.opts.Logger, "whatsapp")
 	if d.sql != nil {
 		// The embedded engine: whatsmeow's own sqlstore on the database
