@@ -50,6 +50,9 @@ func TestValidationErrors(t *testing.T) {
 		{"plugin bad sha256", "plugins:\n  echo: {path: bin/plugins/echo, sha256: abc}\n", "plugins.echo.sha256", "64 hex digits"},
 		{"pipeline plugin not declared", "plugins:\n  echo: {path: bin/plugins/echo}\npipeline:\n  - {name: hooks, plugin: webhook, mode: sink}\n", `pipeline[0] "hooks"`, `unknown plugin "webhook"`},
 		{"pipeline plugin without plugins", "pipeline:\n  - {name: e, plugin: echo}\n", `pipeline[0] "e"`, `unknown plugin "echo"`},
+		{"media archive s3 without bucket", "plugins:\n  mediaarchive:\n    path: bin/plugins/mediaarchive\n    config: {targets: [s3], s3: {region: eu-west-1}}\n", "plugins.mediaarchive.config.s3.bucket", "is required"},
+		{"media archive s3 bad sse", "plugins:\n  mediaarchive:\n    path: bin/plugins/mediaarchive\n    config: {targets: [s3], s3: {bucket: media, sse: aes}}\n", "plugins.mediaarchive.config.s3.sse", "AES256 or aws:kms"},
+		{"media archive s3 presign_ttl", "plugins:\n  mediaarchive:\n    path: bin/plugins/mediaarchive\n    config: {targets: [s3], s3: {bucket: media, presign_ttl: 30d}}\n", "plugins.mediaarchive.config.s3.presign_ttl", "duration"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
