@@ -28,13 +28,18 @@ import (
 // from the bucket (ranges read only what they cover), a restarted daemon
 // and plugin serve them still and upload nothing again, and with
 // presign_ttl the route redirects to a pre-signed URL; ids the bucket does
-// not hold stay 404 problems.
+// not hold stay 404 problems. On either engine (the daemon's own media
+// store comes first).
 func TestMediaArchiveS3(t *testing.T) {
+	storetest.Each(t, mediaArchiveS3)
+}
+
+func mediaArchiveS3(t *testing.T, e storetest.Engine) {
 	ctx := context.Background()
 	srv := s3mediatest.New(t, "media")
 	s3 := map[string]any{"bucket": "media", "prefix": "wildcat/media", "endpoint": srv.URL, "path_style": true,
 		"region": "us-east-1", "access_key_id": "AK", "secret_access_key": "SK", "sse": "AES256"}
-	cfg := engineConfig(t, storetest.SQLite)
+	cfg := engineConfig(t, e)
 	withS3 := func(s3 map[string]any) config.Config {
 		c := cfg
 		c.Plugins = map[string]pluginhost.Config{
