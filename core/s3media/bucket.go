@@ -53,9 +53,18 @@ type Object struct {
 	Modified, Referenced time.Time
 }
 
+// Option adjusts Open.
+type Option func(*minio.Options)
+
+// WithTransport sends the bucket's requests through rt (default:
+// http.DefaultTransport).
+func WithTransport(rt http.RoundTripper) Option {
+	return func(o *minio.Options) { o.Transport = rt }
+}
+
 // Open connects to the bucket described by cfg (no request is made: a
 // server that is down shows in the first call).
-func Open(cfg *Config) (*Bucket, error) {
+func Open(cfg *Config, opts ...Option) (*Bucket, error) {
 	endpoint, secure := "s3.amazonaws.com", true
 	if cfg.Endpoint != "" {
 		u, err := url.Parse(cfg.Endpoint)
@@ -78,8 +87,12 @@ func Open(cfg *Config) (*Bucket, error) {
 			lookup = minio.BucketLookupPath
 		}
 	}
-	c, err := minio.New(endpoint, &minio.Options{Creds: creds, Secure: secure, Region: cfg.Region, BucketLookup: lookup,
-		Transport: http.DefaultTransport, MaxRetries: 3})
+	mo := &minio.Options{Creds: creds, Secure: secure, Region: cfg.Region, BucketLookup: lookup,
+		Transport: http.DefaultTransport, MaxRetries: 3}
+	for _, o := range opts {
+		o(mo)
+	}
+	c, err := minio.New(endpoint, mo)
 	if err != nil {
 		return nil, &ConfigError{"s3.endpoint", err.Error()}
 	}

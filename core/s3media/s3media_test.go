@@ -299,3 +299,54 @@ func TestSweep(t *testing.T) {
 		t.Fatalf("keys after the sweep %v", keys)
 	}
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestPathStyle: path_style picks /{bucket}/{key} or {bucket}.host/{key};
+// absent, path style for a non-AWS endpoint and virtual-hosted for AWS.
+func TestPathStyle(t *testing.T) {
+	tests := []struct {
+		name      string
+		endpoint  string
+		pathStyle any
+		host      string
+		path      string
+	}{
+		{"forced path style", "https://s3.example.test", true, "s3.example.test", "/media/wc/"},
+		{"forced virtual-hosted", "https://s3.example.test", false, "media.s3.example.test", "/wc/"},
+		{"absent, other server", "http://minio.example.test:9000", nil, "minio.example.test:9000", "/media/wc/"},
+		{"absent, AWS (dual-stack)", "", nil, "media.s3.dualstack.eu-west-1.amazonaws.com", "/wc/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := map[string]any{"bucket": "media", "prefix": "wc", "region": "eu-west-1", "access_key_id": "AK", "secret_access_key": "SK"}
+			if tt.endpoint != "" {
+				raw["endpoint"] = tt.endpoint
+			}
+			if tt.pathStyle != nil {
+				raw["path_style"] = tt.pathStyle
+			}
+			c, err := s3media.ParseConfig(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var host, path string
+			b, err := s3media.Open(c, s3media.WithTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				host, path = r.URL.Host, r.URL.Path
+				return &http.Response{StatusCode: 404, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+			})))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := sum([]byte("x"))
+			if _, err := b.Stat(context.Background(), s); !errors.Is(err, s3media.ErrNotFound) {
+				t.Fatalf("stat: %v", err)
+			}
+			if host != tt.host || path != tt.path+s {
+				t.Fatalf("HEAD went to %s%s, want %s%s", host, path, tt.host, tt.path+s)
+			}
+		})
+	}
+}
