@@ -422,6 +422,8 @@ func Operations() []Operation {
 			Other: map[int]map[string]any{
 				206: {"description": "the requested range (several: multipart/byteranges)", "content": map[string]any{"*/*": map[string]any{"schema": map[string]any{"type": "string"}}}},
 				304: {"description": "Not Modified (If-None-Match names its ETag)"},
+				307: {"description": "media the archive keeps in S3 with presign_ttl set: a pre-signed URL of the object (Location), valid that long",
+					"headers": map[string]any{"Location": map[string]any{"schema": map[string]any{"type": "string"}}}},
 				412: {"description": "Precondition Failed (If-Match)"},
 				416: {"description": "Range Not Satisfiable", "content": map[string]any{"text/plain": map[string]any{"schema": map[string]any{"type": "string"}}}},
 			}},

@@ -122,6 +122,9 @@ type Daemon struct {
 	sessions *session.Manager
 	sim      *sim.Network
 	media    media.Store
+	// served is what GET /v1/media serves: media, then the media
+	// archive's s3 target (mediaarchive.go).
+	served   servedMedia
 	sender   *outgoing.Sender
 	pacer    *throttle.Pacer
 	clock    clock.Clock
@@ -392,7 +395,7 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		Groups:       d.sessions,
 		Messages:     d.messages,
 		Sender:       d.sender,
-		Media:        d.media,
+		Media:        d.served,
 		Fetcher: media.NewFetcher(media.FetchOptions{
 			MaxBytes: cfg.Media.MaxBytes, Timeout: cfg.Media.FetchTimeout,
 			AllowPrivate: cfg.Media.FetchAllowPrivate,
