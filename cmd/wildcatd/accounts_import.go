@@ -255,6 +255,8 @@ func orDash(s string) string {
 
 // noDevices is a Wildcat store with nothing in it, for listing before the
 // first start.
-type noDevices struct{ storecopy.Importer[*authstore.Account] }
+type noDevices struct {
+	storecopy.Importer[*authstore.Account]
+}
 
 func (noDevices) Devices(context.Context) (map[string]string, error) { return nil, nil }
