@@ -52,9 +52,9 @@ Flags:
 `
 
 type accountsImportFlags struct {
-	from, id             *string
-	jids                 *[]string
-	all, replace, histor *bool
+	from, id              *string
+	jids                  *[]string
+	all, replace, history *bool
 }
 
 func accountsImportFlagSet(c *cli) (*pflag.FlagSet, *accountsImportFlags) {
@@ -65,7 +65,7 @@ func accountsImportFlagSet(c *cli) (*pflag.FlagSet, *accountsImportFlags) {
 		jids:    fs.StringArray("jid", nil, "import this device (its JID, or its phone number when the store has one device of it); repeatable"),
 		id:      fs.String("id", "", "the account id of the one device imported (default: its phone number)"),
 		replace: fs.Bool("replace", false, "import devices and account ids Wildcat has already, replacing their auth state"),
-		histor:  fs.Bool("history", false, "also import the program's stored messages where their layout is known (GoWA's chat storage)"),
+		history: fs.Bool("history", false, "also import the program's stored messages where their layout is known (GoWA's chat storage)"),
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "%s%s", accountsImportUsage, fs.FlagUsages())
@@ -136,6 +136,21 @@ func (c *cli) accountsImport(args []string) int {
 	}
 	defer src.Close()
 
+	opts := accountimport.Options{
+		All: *f.all, JIDs: *f.jids, ID: strings.TrimSpace(*f.id), Replace: *f.replace, Keys: keys, Source: shown,
+	}
+	if !listing {
+		// Bad choices are told before the target is opened (or created).
+		if err := accountimport.Check(ctx, src, opts); err != nil {
+			var uerr *accountimport.UsageError
+			if errors.As(err, &uerr) {
+				return bad(uerr.Error())
+			}
+			fmt.Fprintf(c.stderr, "wildcatd: accounts import: --from %s: %v\n", shown, err)
+			return exitFailure
+		}
+	}
+
 	loc := cfg.DataDir
 	if cfg.MongoDB.URI != "" {
 		loc = cfg.MongoDB.URI
@@ -163,9 +178,7 @@ func (c *cli) accountsImport(args []string) int {
 	if listing {
 		return c.listImportable(ctx, src, t, shown)
 	}
-	res, err := accountimport.Import(ctx, src, t, accountimport.Options{
-		All: *f.all, JIDs: *f.jids, ID: strings.TrimSpace(*f.id), Replace: *f.replace, Keys: keys, Source: shown,
-	})
+	res, err := accountimport.Import(ctx, src, t, opts)
 	if res != nil {
 		for _, im := range res.Imported {
 			verb := "imported"
@@ -192,7 +205,7 @@ func (c *cli) accountsImport(args []string) int {
 		return exitOK
 	}
 	fmt.Fprintf(c.stdout, "%d LID mappings imported\n", res.LIDMappings)
-	if *f.histor {
+	if *f.history {
 		c.importHistory(ctx, src, t, res, keys)
 	}
 	fmt.Fprintf(c.stderr, "wildcatd: warning: the program that used %s must not run the imported devices any more: "+

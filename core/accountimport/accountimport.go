@@ -116,6 +116,30 @@ type plan struct {
 	existing *session.AccountInfo
 }
 
+// Check reports a bad choice of devices or account id (a *UsageError)
+// from the source alone, before the target is opened.
+func Check(ctx context.Context, src *authstore.Source, opts Options) error {
+	devs, err := src.Devices(ctx)
+	if err != nil {
+		return err
+	}
+	list := make([]*Device, 0, len(devs))
+	for _, d := range devs {
+		if d.ID != nil {
+			list = append(list, &Device{JID: *d.ID, LID: d.LID, dev: d})
+		}
+	}
+	if _, err := choose(list, opts); err != nil {
+		return err
+	}
+	if opts.ID != "" {
+		if err := accountid.Check(opts.ID); err != nil {
+			return &UsageError{Flag: "--id", Problem: err.Error()}
+		}
+	}
+	return nil
+}
+
 // Import brings the chosen devices in. Every choice is checked before
 // anything is written: a bad one is a *UsageError, a device or account id
 // Wildcat has already (without Replace) ErrPresent.

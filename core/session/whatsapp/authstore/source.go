@@ -102,6 +102,14 @@ func OpenSource(ctx context.Context, loc string) (*Source, error) {
 
 // checkSchema reads whatsmeow's version table as dbutil keeps it.
 func (s *Source) checkSchema(ctx context.Context) error {
+	// Wildcat's own database has whatsmeow's tables too, without the
+	// private keys (they are in whatsapp_device_keys).
+	if wildcat, err := s.HasTable(ctx, "whatsapp_devices"); err != nil || wildcat {
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrNotSource, err)
+		}
+		return fmt.Errorf("%w: it is a Wildcat database (use wildcatd store copy to move a Wildcat installation)", ErrNotSource)
+	}
 	var version int
 	var compat sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `SELECT version, compat FROM whatsmeow_version LIMIT 1`).Scan(&version, &compat)
@@ -112,14 +120,6 @@ func (s *Source) checkSchema(ctx context.Context) error {
 		return fmt.Errorf("%w: no whatsmeow_version table (%v)", ErrNotSource, err)
 	}
 	s.Version = version
-	// Wildcat's own database has whatsmeow's tables too, without the
-	// private keys (they are in whatsapp_device_keys).
-	if wildcat, err := s.HasTable(ctx, "whatsapp_devices"); err != nil || wildcat {
-		if err != nil {
-			return fmt.Errorf("read the store's tables: %w", err)
-		}
-		return fmt.Errorf("%w: it is a Wildcat database (use wildcatd store copy to move a Wildcat installation)", ErrNotSource)
-	}
 	readable := version
 	if compat.Valid && compat.Int64 != 0 {
 		readable = int(compat.Int64)
