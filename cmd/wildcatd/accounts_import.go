@@ -30,6 +30,11 @@ they connect without pairing again. STORE is that program's whatsmeow
 database: a SQLite file or a postgres:// URL. It is only read, never
 written.
 
+With --history it also imports the messages the program stored, where
+their layout is known: GoWA's chat storage (its chatstorage.db beside the
+store, or --history-from). They are stored as the accounts' history and do
+not run through the pipeline. Other programs: "no known history layout".
+
 Without --all or --jid it lists the devices it finds (JID, push name,
 platform, whether Wildcat has it already) and imports nothing. Each
 imported device becomes an account named by --id, or by its phone number.
@@ -52,7 +57,7 @@ Flags:
 `
 
 type accountsImportFlags struct {
-	from, id              *string
+	from, id, historyFrom *string
 	jids                  *[]string
 	all, replace, history *bool
 }
@@ -66,6 +71,8 @@ func accountsImportFlagSet(c *cli) (*pflag.FlagSet, *accountsImportFlags) {
 		id:      fs.String("id", "", "the account id of the one device imported (default: its phone number)"),
 		replace: fs.Bool("replace", false, "import devices and account ids Wildcat has already, replacing their auth state"),
 		history: fs.Bool("history", false, "also import the program's stored messages where their layout is known (GoWA's chat storage)"),
+		historyFrom: fs.String("history-from", "", "the database of those messages when it is not --from (a SQLite file or a postgres:// URL); "+
+			"default: --from, then GoWA's "+accountimport.GoWAChatStorage+" beside it; implies --history"),
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "%s%s", accountsImportUsage, fs.FlagUsages())
@@ -205,8 +212,9 @@ func (c *cli) accountsImport(args []string) int {
 		return exitOK
 	}
 	fmt.Fprintf(c.stdout, "%d LID mappings imported\n", res.LIDMappings)
-	if *f.history {
-		c.importHistory(ctx, src, t, res, keys)
+	historyOK := true
+	if *f.history || *f.historyFrom != "" {
+		historyOK = c.importHistory(ctx, src, t, res, accountimport.HistoryOptions{From: strings.TrimSpace(*f.historyFrom), SourcePath: from, Keys: keys})
 	}
 	fmt.Fprintf(c.stderr, "wildcatd: warning: the program that used %s must not run the imported devices any more: "+
 		"WhatsApp allows one connection per linked device, and two programs on it take the connection from each other. "+
@@ -215,6 +223,9 @@ func (c *cli) accountsImport(args []string) int {
 		fmt.Fprintf(c.stdout, "a running wildcatd starts the accounts on its next start, or now with: wildcatd accounts connect ID\n")
 	} else {
 		fmt.Fprintf(c.stdout, "start wildcatd: the accounts connect without pairing again\n")
+	}
+	if !historyOK {
+		return exitFailure
 	}
 	return exitOK
 }

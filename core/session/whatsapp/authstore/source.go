@@ -57,38 +57,9 @@ func IsPostgresURL(loc string) bool {
 // OpenSource opens loc, a SQLite file path or a postgres:// URL, read-only,
 // and checks its whatsmeow schema.
 func OpenSource(ctx context.Context, loc string) (*Source, error) {
-	var (
-		db      *sql.DB
-		dialect string
-	)
-	if IsPostgresURL(loc) {
-		cfg, err := pgx.ParseConfig(loc)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrNotSource, err)
-		}
-		// Every transaction, implicit or not, is read-only: a write fails
-		// on the server.
-		cfg.RuntimeParams["default_transaction_read_only"] = "on"
-		db, dialect = stdlib.OpenDB(*cfg), "postgres"
-	} else {
-		abs, err := filepath.Abs(loc)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrNotSource, err)
-		}
-		fi, err := os.Stat(abs)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrNotSource, err)
-		}
-		if fi.IsDir() {
-			return nil, fmt.Errorf("%w: %s is a directory (name the database file)", ErrNotSource, loc)
-		}
-		// mode=ro: SQLite opens the file read-only; query_only refuses
-		// any write statement on top.
-		dsn := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)"
-		if db, err = sql.Open("sqlite", dsn); err != nil {
-			return nil, fmt.Errorf("open %s: %w", loc, err)
-		}
-		dialect = "sqlite"
+	db, dialect, err := OpenReadOnly(loc)
+	if err != nil {
+		return nil, err
 	}
 	s := &Source{db: db, Dialect: dialect}
 	if err := s.checkSchema(ctx); err != nil {
@@ -98,6 +69,40 @@ func OpenSource(ctx context.Context, loc string) (*Source, error) {
 	// NewWithDB, not New: New would upgrade the source's schema.
 	s.container = sqlstore.NewWithDB(db, dialect, nil)
 	return s, nil
+}
+
+// OpenReadOnly opens loc, a SQLite file path or a postgres:// URL, so that
+// nothing can be written through the handle; dialect is "sqlite" or
+// "postgres". A location that cannot be a database is ErrNotSource.
+func OpenReadOnly(loc string) (db *sql.DB, dialect string, err error) {
+	if IsPostgresURL(loc) {
+		cfg, err := pgx.ParseConfig(loc)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: %v", ErrNotSource, err)
+		}
+		// Every transaction, implicit or not, is read-only: a write fails
+		// on the server.
+		cfg.RuntimeParams["default_transaction_read_only"] = "on"
+		return stdlib.OpenDB(*cfg), "postgres", nil
+	}
+	abs, err := filepath.Abs(loc)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %v", ErrNotSource, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %v", ErrNotSource, err)
+	}
+	if fi.IsDir() {
+		return nil, "", fmt.Errorf("%w: %s is a directory (name the database file)", ErrNotSource, loc)
+	}
+	// mode=ro: SQLite opens the file read-only; query_only refuses any
+	// write statement on top.
+	dsn := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)"
+	if db, err = sql.Open("sqlite", dsn); err != nil {
+		return nil, "", fmt.Errorf("open %s: %w", loc, err)
+	}
+	return db, "sqlite", nil
 }
 
 // checkSchema reads whatsmeow's version table as dbutil keeps it.
