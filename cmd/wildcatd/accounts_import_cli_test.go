@@ -13,9 +13,11 @@ import (
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 
+	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/sealing"
 	"github.com/wildcathub/wildcat/core/sealing/sealtest"
 	"github.com/wildcathub/wildcat/core/session"
+	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
 // sessionMark is a Signal session record's bytes in the fake source: the
@@ -212,6 +214,127 @@ func TestAccountsImportSchemaVersions(t *testing.T) {
 		out := r.stdout + r.stderr
 		if r.code != tc.code || !strings.Contains(out, tc.want) {
 			t.Errorf("%s: exit %d, %q; want %d and %q", tc.name, r.code, out, tc.code, tc.want)
+		}
+	}
+}
+
+// gowaChatStorage writes, beside the store at src, a chat storage with
+// GoWA's layout (its migrations' tables and columns) holding, for device:
+// two texts (one from the account), an image, a call record, an empty
+// message, and a message of another device.
+func gowaChatStorage(t *testing.T, src string, device types.JID) string {
+	t.Helper()
+	path := filepath.Join(filepath.Dir(src), "chatstorage.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		`CREATE TABLE chats (jid VARCHAR(255) NOT NULL, device_id VARCHAR(255) NOT NULL DEFAULT '', name VARCHAR(255) NOT NULL,
+			last_message_time TIMESTAMP NOT NULL, ephemeral_expiration INTEGER DEFAULT 0, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+			updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, archived BOOLEAN DEFAULT FALSE, PRIMARY KEY (jid, device_id))`,
+		`CREATE TABLE messages (id VARCHAR(255) NOT NULL, chat_jid VARCHAR(255) NOT NULL, device_id VARCHAR(255) NOT NULL DEFAULT '',
+			sender VARCHAR(255) NOT NULL, content TEXT, timestamp TIMESTAMP NOT NULL, is_from_me BOOLEAN DEFAULT FALSE, media_type VARCHAR(50),
+			filename VARCHAR(255), url TEXT, media_key BLOB, file_sha256 BLOB, file_enc_sha256 BLOB, file_length INTEGER DEFAULT 0,
+			created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, call_metadata TEXT DEFAULT '',
+			referral_metadata TEXT DEFAULT '', direct_path TEXT DEFAULT '', PRIMARY KEY (id, chat_jid, device_id))`,
+		`CREATE TABLE devices (device_id VARCHAR(255) PRIMARY KEY, display_name VARCHAR(255) DEFAULT '', jid VARCHAR(255) DEFAULT '',
+			created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, ad_jid VARCHAR(255) DEFAULT '')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	own := device.ToNonAD().String()
+	if _, err := db.Exec(`INSERT INTO devices (device_id, jid) VALUES ('my-shop', ?)`, own); err != nil {
+		t.Fatal(err)
+	}
+	const alice, group = "15557770001@s.whatsapp.net", "120363000000000001@g.us"
+	for _, m := range []struct {
+		id, chat, device, sender, content, at, mediaType string
+		fromMe                                           bool
+	}{
+		{"GW1", alice, own, alice, "GOWA-TEXT-1 is the shop open?", "2025-03-01 10:00:00+00:00", "", false},
+		{"GW2", alice, "my-shop", own, "yes until 6", "2025-03-01 10:01:00.5+00:00", "", true},
+		{"GW3", group, own, alice, "our sign", "2025-03-01 11:00:00+00:00", "image", false},
+		{"GW4", alice, own, alice, "", "2025-03-01 12:00:00+00:00", "call", false},
+		{"GW5", alice, own, alice, "", "2025-03-01 12:01:00+00:00", "", false},
+		{"GW6", alice, "15550009999@s.whatsapp.net", alice, "another device's", "2025-03-01 13:00:00+00:00", "", false},
+	} {
+		_, err := db.Exec(`INSERT INTO messages (id, chat_jid, device_id, sender, content, timestamp, is_from_me, media_type, media_key, file_sha256, file_length, direct_path)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, m.id, m.chat, m.device, m.sender, m.content, m.at, m.fromMe, m.mediaType,
+			[]byte("0123456789abcdef0123456789abcdef"), []byte{0xab, 0xcd}, 1234, "/v/t62/abc")
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
+}
+
+// TestAccountsImportHistory: --history brings GoWA's stored messages of
+// the imported device in as the account's history, on each engine: text,
+// captions and media references, outside the pipeline, nothing twice when
+// run again; it says what it skipped, and that a store without a known
+// layout has none.
+func TestAccountsImportHistory(t *testing.T) { storetest.Each(t, testAccountsImportHistory) }
+
+func testAccountsImportHistory(t *testing.T, e storetest.Engine) {
+	ctx := context.Background()
+	src, jids := fakeSource(t, "15550001111")
+	ie := newImportEnv(t, e)
+
+	// Without chat storage: the accounts come in, no history.
+	r := importCmd(t, ie.env, "--from", src, "--all", "--id", "shop", "--history")
+	if r.code != exitOK || !strings.Contains(r.stdout, "history: no known history layout in the source and "+filepath.Join(filepath.Dir(src), "chatstorage.db")) {
+		t.Fatalf("no layout: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	chatStore := gowaChatStorage(t, src, jids[0])
+	before := fileHash(t, chatStore)
+	r = importCmd(t, ie.env, "--from", src, "--all", "--replace", "--history")
+	want := "history of shop from " + chatStore + " (GoWA chat storage): 3 messages in 2 chats imported, 0 already in Wildcat"
+	if r.code != exitOK || !strings.Contains(r.stdout, want) ||
+		!strings.Contains(r.stdout, "skipped 1 call records (not messages)") || !strings.Contains(r.stdout, "skipped 1 no text nor media") {
+		t.Fatalf("history: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if fileHash(t, chatStore) != before {
+		t.Fatal("the import wrote to the chat storage")
+	}
+	// Again: nothing twice.
+	r = importCmd(t, ie.env, "--from", src, "--all", "--replace", "--history-from", chatStore)
+	if r.code != exitOK || !strings.Contains(r.stdout, "0 messages in 0 chats imported, 3 already in Wildcat") {
+		t.Fatalf("history again: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	msgs := messagesOf(t, ie)
+	for _, w := range []struct {
+		id, text string
+		fromMe   bool
+		typ      event.MessageType
+	}{
+		{"GW1", "GOWA-TEXT-1 is the shop open?", false, event.TypeText},
+		{"GW2", "yes until 6", true, event.TypeText},
+		{"GW3", "our sign", false, event.TypeImage},
+	} {
+		m, err := msgs.Get(ctx, "shop", w.id)
+		if err != nil {
+			t.Fatalf("%s: %v", w.id, err)
+		}
+		if m.Text != w.text || m.FromMe != w.fromMe || m.Type != w.typ || m.Source != event.SourceHistory {
+			t.Fatalf("%s stored as %+v", w.id, m.Message)
+		}
+		if pending, err := msgs.PipelinePending(ctx, event.MessageEventID("shop", w.id)); err != nil || pending {
+			t.Fatalf("%s waits for the pipeline (%v): imported history must not fire rules or webhooks", w.id, err)
+		}
+	}
+	m, _ := msgs.Get(ctx, "shop", "GW3")
+	if m.Media == nil || m.Media.DirectPath != "/v/t62/abc" || m.Media.SHA256 != "abcd" || m.Media.Size != 1234 || !m.IsGroup {
+		t.Fatalf("the image's media reference: %+v", m.Message)
+	}
+	for _, id := range []string{"GW4", "GW5", "GW6"} {
+		if _, err := msgs.Get(ctx, "shop", id); err == nil {
+			t.Fatalf("%s was imported", id)
 		}
 	}
 }

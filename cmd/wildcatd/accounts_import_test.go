@@ -26,7 +26,9 @@ import (
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/daemon"
 	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/messages"
 	"github.com/wildcathub/wildcat/core/poll"
+	"github.com/wildcathub/wildcat/core/sealing"
 	"github.com/wildcathub/wildcat/core/sealing/sealtest"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/whatsapp"
@@ -331,4 +333,29 @@ func lineWith(out, s string) string {
 		}
 	}
 	return ""
+}
+
+// messagesOf is the message store of ie's installation, reading sealed
+// text with its key.
+func messagesOf(t *testing.T, ie *importEnv) *messages.Store {
+	t.Helper()
+	keys, err := sealing.Load("", ie.cfg.Encryption.Keys, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s *messages.Store
+	if ie.cfg.MongoDB.URI != "" {
+		mc, err := mongo.Connect(options.Client().ApplyURI(ie.cfg.MongoDB.URI))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = mc.Disconnect(context.Background()) })
+		s = messages.New(mc.Database(ie.cfg.MongoDB.Database), nil)
+	} else {
+		db := openDataDir(t, ie.cfg.DataDir)
+		t.Cleanup(func() { _ = db.Close() })
+		s = messages.NewSQLite(db, nil)
+	}
+	s.Seal(keys)
+	return s
 }

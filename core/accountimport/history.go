@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/messages"
 	"github.com/wildcathub/wildcat/core/sealing"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/authstore"
 	"github.com/wildcathub/wildcat/core/storecopy"
@@ -289,13 +291,17 @@ func (r *gowaReader) importAccount(ctx context.Context, t *storecopy.Target, im 
 			h.Skipped["not a valid message: "+err.Error()]++
 			continue
 		}
-		inserted, err := t.Messages.Record(ctx, ev)
-		if err != nil {
-			return nil, err
-		}
-		if !inserted {
+		// Looked up first: Record reports a message of our own stored
+		// again as completing a pending send.
+		switch _, err := t.Messages.Get(ctx, im.AccountID, id); {
+		case err == nil:
 			h.Present++
 			continue
+		case !errors.Is(err, messages.ErrNotFound):
+			return nil, err
+		}
+		if _, err := t.Messages.Record(ctx, ev); err != nil {
+			return nil, err
 		}
 		// History: the pipeline does not run on it (no rules, no
 		// webhooks for old messages).
