@@ -17,6 +17,7 @@ import (
 	"github.com/wildcathub/wildcat/core/sealing"
 	"github.com/wildcathub/wildcat/core/sealing/sealtest"
 	"github.com/wildcathub/wildcat/core/session"
+	"github.com/wildcathub/wildcat/core/session/whatsapp/authstore"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
@@ -29,14 +30,20 @@ const sessionMark = "SESSIONMARK-7d1e"
 // ADV identity), each with a session and pre-keys.
 func fakeSource(t *testing.T, phones ...string) (string, []types.JID) {
 	t.Helper()
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "wuzapi.db")
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	c := sqlstore.NewWithDB(db, "sqlite", nil)
+	return path, fillSource(t, db, "sqlite", phones...)
+}
+
+// fillSource writes fakeSource's devices through whatsmeow's sqlstore on db.
+func fillSource(t *testing.T, db *sql.DB, dialect string, phones ...string) []types.JID {
+	t.Helper()
+	ctx := context.Background()
+	c := sqlstore.NewWithDB(db, dialect, nil)
 	if err := c.Upgrade(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +66,7 @@ func fakeSource(t *testing.T, phones ...string) (string, []types.JID) {
 		}
 		jids = append(jids, jid)
 	}
-	return path, jids
+	return jids
 }
 
 func importCmd(t *testing.T, env []string, args ...string) result {
@@ -113,6 +120,16 @@ func TestAccountsImportCommand(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "wildcat.db")); err == nil {
 		t.Fatal("a refused import created the data directory's database")
 	}
+
+	// The source handle cannot write.
+	ro, _, err := authstore.OpenReadOnly(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ro.Exec(`DELETE FROM whatsmeow_sessions`); err == nil {
+		t.Fatal("a write through the source handle succeeded")
+	}
+	ro.Close()
 
 	// While a daemon holds the data directory, an import is refused.
 	held := openDataDir(t, dir)
