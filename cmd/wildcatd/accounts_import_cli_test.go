@@ -117,6 +117,14 @@ func TestAccountsImportCommand(t *testing.T) {
 			t.Errorf("%s: exit %d, stderr %q; want 2 and %q", tc.name, r.code, r.stderr, tc.want)
 		}
 	}
+	if r := importCmd(t, env, "--help"); r.code != exitOK || !strings.Contains(r.stderr, "Usage: wildcatd accounts import --from STORE") ||
+		!strings.Contains(r.stderr, "--history-from") {
+		t.Errorf("--help: exit %d, %q", r.code, r.stderr)
+	}
+	var help bytes.Buffer
+	if code := run([]string{"help", "accounts"}, nil, &help, &help); code != exitOK || !strings.Contains(help.String(), "wildcatd accounts import --from STORE") {
+		t.Errorf("help accounts: exit %d, %q", code, help.String())
+	}
 	if _, err := os.Stat(filepath.Join(dir, "wildcat.db")); err == nil {
 		t.Fatal("a refused import created the data directory's database")
 	}
