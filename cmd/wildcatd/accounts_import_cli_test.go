@@ -154,6 +154,31 @@ func TestAccountsImportCommand(t *testing.T) {
 	if r.code != exitOK || !strings.Contains(r.stdout, "imported "+jids[0].String()+" as account shop (Shop 15550001111, android;") {
 		t.Fatalf("import: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// --replace replaces the whole auth state: a session Wildcat made
+	// since is gone, the source's is back.
+	setSession := func(keys *sealing.Keyring, address, record string) {
+		db := openDataDir(t, dir)
+		defer db.Close()
+		auth := openAuth(t, db, keys)
+		defer auth.Close()
+		dev, err := auth.Account("shop").GetDevice(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := dev.Sessions.PutSession(context.Background(), address, []byte(record)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ring, err := sealing.Load("", "k1:"+testKey, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	setSession(ring, "15558880000.0", "made by Wildcat")
+	setSession(ring, "15559990000.0", "advanced by Wildcat")
+	r = importCmd(t, env, "--from", src, "--jid", jids[0].String(), "--replace")
+	if r.code != exitOK || !strings.Contains(r.stdout, "replaced "+jids[0].String()+" as account shop") {
+		t.Fatalf("--replace: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	// The other device cannot take the same id…
 	r = importCmd(t, env, "--from", src, "--jid", jids[1].String(), "--id", "shop")
 	if r.code != exitConflict || !strings.Contains(r.stderr, `account id "shop" is taken`) {
@@ -185,11 +210,7 @@ func TestAccountsImportCommand(t *testing.T) {
 	}
 	// The auth state reads back through the daemon's store, opened with
 	// the key: the same device, its session, its pre-keys.
-	keys, err := sealing.Load("", "k1:"+testKey, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth := openAuth(t, db, keys)
+	auth := openAuth(t, db, ring)
 	defer auth.Close()
 	dev, err := auth.Account("shop").GetDevice(context.Background())
 	if err != nil {
@@ -200,6 +221,9 @@ func TestAccountsImportCommand(t *testing.T) {
 	}
 	if got, err := dev.Sessions.GetSession(context.Background(), "15559990000.0"); err != nil || string(got) != sessionMark {
 		t.Fatalf("session %q, %v", got, err)
+	}
+	if got, err := dev.Sessions.GetSession(context.Background(), "15558880000.0"); err != nil || got != nil {
+		t.Fatalf("a session the replaced state had: %q, %v", got, err)
 	}
 	if n, err := dev.PreKeys.UploadedPreKeyCount(context.Background()); err != nil || n != 0 {
 		t.Fatalf("uploaded pre-keys %d, %v", n, err)

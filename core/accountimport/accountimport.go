@@ -180,6 +180,13 @@ func Import(ctx context.Context, src *authstore.Source, t *storecopy.Target, opt
 		if err != nil {
 			return res, err
 		}
+		if p.existing != nil || p.dev.Present != "" {
+			// Replacing: nothing of the state Wildcat had is kept (sessions
+			// it advanced since would not match the source's).
+			if err := t.DeleteAuth(ctx, p.id); err != nil {
+				return res, fmt.Errorf("delete the auth state of %s: %w", p.id, err)
+			}
+		}
 		// The auth state before the account record: a daemon sharing a
 		// MongoDB never sees an account whose device is not complete.
 		if err := t.Auth.Import(ctx, []*authstore.Account{acct}); err != nil {

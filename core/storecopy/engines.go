@@ -426,6 +426,9 @@ type Target struct {
 	}
 	LIDs     Importer[*authstore.LIDMapping]
 	Messages *messages.Store
+	// DeleteAuth removes all of an account's auth state (before a
+	// replacing import).
+	DeleteAuth func(ctx context.Context, accountID string) error
 }
 
 // Target returns the endpoint's stores for an import.
@@ -433,8 +436,10 @@ func (e *Endpoint) Target() (*Target, error) {
 	if e.mongo != nil {
 		db := e.mongo.DB()
 		return &Target{Accounts: session.NewMongoAccounts(db), Auth: authstore.NewMongoCopy(db),
-			LIDs: authstore.NewMongoLIDCopy(db), Messages: messages.New(db, nil)}, nil
+			LIDs: authstore.NewMongoLIDCopy(db), Messages: messages.New(db, nil),
+			DeleteAuth: func(ctx context.Context, id string) error { return authstore.New(db, id, nil).Delete(ctx) }}, nil
 	}
 	return &Target{Accounts: session.NewSQLiteAccounts(e.db), Auth: e.auth.Copy(),
-		LIDs: e.auth.LIDCopy(), Messages: messages.NewSQLite(e.db, nil)}, nil
+		LIDs: e.auth.LIDCopy(), Messages: messages.NewSQLite(e.db, nil),
+		DeleteAuth: func(ctx context.Context, id string) error { return e.auth.Account(id).Delete(ctx) }}, nil
 }
