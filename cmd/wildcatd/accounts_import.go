@@ -43,7 +43,8 @@ The accounts go into the store of the configuration (data_dir, or
 mongodb.uri), sealed under its encryption key when one is set. Stop
 wildcatd first on the embedded engine (the database is locked while it
 runs); on MongoDB a running daemon starts an imported account on its next
-start or on "wildcatd accounts connect ID".
+start or on "wildcatd accounts connect ID" (stop the daemons before
+replacing an account one of them runs).
 
 WhatsApp allows one connection per linked device: once imported, the other
 program must not run that device any more (stop it, or remove the device
