@@ -52,6 +52,9 @@ Usage:
 Client commands (talk to the running daemon's REST API; see wildcatd help NOUN):
   wildcatd accounts list|get|create|connect|pair|logout|delete
   wildcatd accounts pair ID       pair an account: show its QR code in the terminal
+  wildcatd accounts import --from STORE [--all | --jid JID ...]
+                                  bring linked phones from another whatsmeow
+                                  program's store (local: opens the store itself)
   wildcatd send ACCOUNT TO TEXT   send a message (--media FILE, --reply-to ID)
   wildcatd messages list ACCOUNT  an account's history (--limit, --cursor, --all);
                                   --follow tails new messages live
@@ -108,7 +111,13 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			return c.rules(args)
 		}
 		return c.runClient(cmd, args)
-	case "accounts", "send", "messages", "deliveries", "webhooks", "keys", "plugins":
+	case "accounts":
+		// import opens the store itself; the rest talk to the daemon.
+		if len(args) > 0 && args[0] == "import" {
+			return c.accountsImport(args[1:])
+		}
+		return c.runClient(cmd, args)
+	case "send", "messages", "deliveries", "webhooks", "keys", "plugins":
 		return c.runClient(cmd, args)
 	case "healthcheck":
 		return c.healthcheck(args)
@@ -164,6 +173,9 @@ func (c *cli) help(cmd string) int {
 	default:
 		if isClientGroup(cmd) {
 			fmt.Fprint(c.stdout, groupUsage(cmd))
+			if cmd == "accounts" {
+				fmt.Fprint(c.stdout, "\nwildcatd accounts import --from STORE opens the store itself, not the daemon: see wildcatd accounts import --help\n")
+			}
 			return exitOK
 		}
 		return c.usageError(fmt.Sprintf("no help for %q", cmd))
