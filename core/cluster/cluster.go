@@ -116,6 +116,7 @@ type Cluster struct {
 	tickMu sync.Mutex // one tick at a time
 
 	mu       sync.Mutex
+	peers    int // live instances at the last tick, this one included
 	held     map[string]*held
 	watchdog clock.Timer
 	nudge    chan struct{}
@@ -269,6 +270,13 @@ func (c *Cluster) Held() []string {
 	return out
 }
 
+// Live is how many daemons were live at the last tick, this one included.
+func (c *Cluster) Live() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peers
+}
+
 // Nudge asks Run for a tick now (an account was created, a forward is
 // waiting for a lease).
 func (c *Cluster) Nudge() {
@@ -344,6 +352,9 @@ func (c *Cluster) Tick(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.mu.Lock()
+	c.peers = len(live)
+	c.mu.Unlock()
 	accounts, err := c.opts.Accounts(ctx)
 	if err != nil {
 		return fmt.Errorf("list accounts: %w", err)

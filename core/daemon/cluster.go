@@ -216,8 +216,9 @@ func (g guardedSimAuth) Delete(ctx context.Context, accountID string) error {
 // events stored since the previous poll, minus a look-back that covers
 // writers whose clocks or pipelines lag, and publishes those it has not
 // seen and this daemon did not run. The first poll only notes what is
-// there. It polls whether or not anyone listens: the hub also remembers
-// recent events for clients that resume with Last-Event-ID.
+// there. It polls whether or not anyone listens (the hub also remembers
+// recent events for clients that resume with Last-Event-ID), but only
+// while another daemon is live: alone, every event is this daemon's.
 func (d *Daemon) relayEvents(ctx context.Context) {
 	const lookback = 30 * time.Second
 	seen := map[string]time.Time{}
@@ -232,6 +233,10 @@ func (d *Daemon) relayEvents(ctx context.Context) {
 		case <-t.C:
 		}
 		start := time.Now()
+		if d.cluster.Live() < 2 {
+			primed, since = false, start
+			continue
+		}
 		// The messages' MongoDB position of every event stored at or
 		// after a time: "<RFC 3339> " with no id.
 		pos := since.Add(-lookback).UTC().Format(time.RFC3339Nano) + " "
