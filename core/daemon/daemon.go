@@ -274,6 +274,9 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	simOpts := opts.Sim
 	simOpts.Auth, simOpts.Logger = d.simAuth(), logging.Component(opts.Logger, "sim")
 	simOpts.Groups = d.simGroups()
+	if simOpts.NetworkURL == "" {
+		simOpts.NetworkURL = cfg.Drivers.Sim.NetworkURL
+	}
 	d.sim = sim.New(simOpts)
 	d.sessions = session.NewManager(session.ManagerOptions{
 		Accounts:   d.accountStore(),
