@@ -167,7 +167,8 @@ func Defaults() Config {
 			MaxBytes:     64 << 20,
 			FetchTimeout: 30 * time.Second,
 		},
-		Rules: Rules{MemoryLimit: 512 << 20},
+		Rules:   Rules{MemoryLimit: 512 << 20},
+		Drivers: Drivers{Sim: SimDriver{PairDelay: 3 * time.Second}},
 		Send: Send{
 			Workers:   4,
 			QueueSize: 1000,
@@ -207,5 +208,6 @@ type Drivers struct {
 
 // SimDriver tunes the simulator driver.
 type SimDriver struct {
-	NetworkURL string `koanf:"network_url" doc:"URL (http://host:port) of a sim network served by wildcatd sim serve, which this daemon's sim accounts connect to instead of its own in-process network, so that several daemons share one simulated WhatsApp (one-to-one messages and receipts). Empty: the in-process network."`
+	NetworkURL string        `koanf:"network_url" doc:"URL (http://host:port) of a sim network served by wildcatd sim serve, which this daemon's sim accounts connect to instead of its own in-process network, so that several daemons share one simulated WhatsApp (one-to-one messages and receipts). Empty: the in-process network."`
+	PairDelay  time.Duration `koanf:"pair_delay" doc:"How long after a sim account starts pairing its simulated phone scans the QR code (or types the pairing code); until then GET /v1/accounts/{id}/qr shows the codes."`
 }

@@ -52,6 +52,7 @@ func (c *Config) Validate() error {
 		{"outbox.lease", atLeast(c.Outbox.Lease, 2*time.Second)},
 		{"outbox.retention", positive(c.Outbox.Retention.Seconds())},
 		{"drivers.sim.network_url", optionalHTTPURL(c.Drivers.Sim.NetworkURL)},
+		{"drivers.sim.pair_delay", positive(c.Drivers.Sim.PairDelay.Seconds())},
 		{"webhooks.timeout", positive(c.Webhooks.Timeout.Seconds())},
 		{"webhooks.disable_after", positive(c.Webhooks.DisableAfter.Seconds())},
 		{"webhooks.plugin", nonEmpty(c.Webhooks.Plugin)},
