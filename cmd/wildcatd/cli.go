@@ -263,7 +263,8 @@ func (c *cli) runDaemon(args []string) int {
 	log.Info("starting wildcatd", slog.String("version", buildVersion()), slog.String("config", loaded.Path),
 		slog.String("data_dir", loaded.DataDir), slog.Bool("embedded_store", loaded.Embedded()))
 	d, err := daemon.New(loaded.Config, daemon.Options{
-		Logger: log,
+		Logger:  log,
+		Version: buildVersion(),
 		// The first start's admin API key is shown here, once.
 		Console: c.stderr,
 		// The pipeline follows config.yaml: re-read on change and on

@@ -19,6 +19,7 @@ type Config struct {
 
 	HTTP    HTTP    `koanf:"http"`
 	MongoDB MongoDB `koanf:"mongodb"`
+	Cluster Cluster `koanf:"cluster"`
 	Log     Log     `koanf:"log"`
 	Media   Media   `koanf:"media"`
 	Send    Send    `koanf:"send"`
@@ -115,6 +116,16 @@ type Outbox struct {
 	Retention     time.Duration   `koanf:"retention" doc:"How long delivered jobs stay listable in GET /v1/deliveries before they are purged."`
 }
 
+// Cluster configures several daemons on one MongoDB database: account
+// leases, instances and forwarding. Ignored on the embedded engine.
+type Cluster struct {
+	AdvertiseURL  string        `koanf:"advertise_url" doc:"Base URL (http://host:port) at which the other daemons sharing the MongoDB database reach this one's REST API, to forward calls that need an account's session. Empty: derived from http.addr (the machine's host name when it listens on all interfaces)."`
+	LeaseTTL      time.Duration `koanf:"lease_ttl" doc:"How long an account's lease (and a daemon's heartbeat) lasts without renewal; a dead daemon's accounts move after at most lease_ttl + renew_interval. Set the same on every daemon."`
+	RenewInterval time.Duration `koanf:"renew_interval" doc:"How often a daemon renews its leases, heartbeats and rebalances; below half of cluster.lease_ttl."`
+	MaxMoves      int           `koanf:"max_moves" doc:"Accounts one daemon hands to another per renewal when the daemons change (a join), so that a new daemon does not connect every phone at once; taking over a dead daemon's accounts is not limited."`
+	EventsPoll    time.Duration `koanf:"events_poll" doc:"How often GET /v1/events looks in the store for events of accounts other daemons run (the MongoDB servers without change streams)."`
+}
+
 // Webhooks configures webhook delivery: the endpoints' registry in the
 // daemon and the webhook plugin that makes the requests.
 type Webhooks struct {
@@ -188,6 +199,12 @@ func Defaults() Config {
 			PollInterval: time.Second,
 			Lease:        30 * time.Second,
 			Retention:    7 * 24 * time.Hour,
+		},
+		Cluster: Cluster{
+			LeaseTTL:      10 * time.Second,
+			RenewInterval: 3 * time.Second,
+			MaxMoves:      8,
+			EventsPoll:    time.Second,
 		},
 		Webhooks: Webhooks{
 			Timeout:      15 * time.Second,

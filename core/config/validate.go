@@ -58,6 +58,11 @@ func (c *Config) Validate() error {
 		{"webhooks.plugin", nonEmpty(c.Webhooks.Plugin)},
 		{"webhooks.sync_interval", positive(c.Webhooks.SyncInterval.Seconds())},
 		{"rules.memory_limit", atLeastBytes(c.Rules.MemoryLimit, 16<<20)},
+		{"cluster.advertise_url", baseURL(c.Cluster.AdvertiseURL)},
+		{"cluster.lease_ttl", atLeast(c.Cluster.LeaseTTL, 2*time.Second)},
+		{"cluster.renew_interval", below(c.Cluster.RenewInterval, c.Cluster.LeaseTTL/2, "half of cluster.lease_ttl")},
+		{"cluster.max_moves", between(c.Cluster.MaxMoves, 1, 10_000)},
+		{"cluster.events_poll", positive(c.Cluster.EventsPoll.Seconds())},
 	}
 	for _, ch := range checks {
 		if ch.err != nil {
@@ -104,6 +109,26 @@ func positive(v float64) error {
 func atLeast(v, lo time.Duration) error {
 	if v < lo {
 		return fmt.Errorf("must be at least %s, not %s", lo, v)
+	}
+	return nil
+}
+
+// below accepts a positive duration under hi (what names it).
+func below(v, hi time.Duration, what string) error {
+	if v <= 0 || v >= hi {
+		return fmt.Errorf("must be greater than zero and below %s (%s), not %s", what, hi, v)
+	}
+	return nil
+}
+
+// baseURL accepts empty or an absolute http(s) URL without query.
+func baseURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		return fmt.Errorf("%q is not an http(s)://host:port base URL", s)
 	}
 	return nil
 }

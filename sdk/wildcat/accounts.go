@@ -23,6 +23,9 @@ type Account struct {
 	PushName  string    `json:"pushName,omitempty"`
 	LastError string    `json:"lastError,omitempty"`
 	CreatedAt time.Time `json:"createdAt,omitzero"`
+	// Instance is the daemon running the account's session (Account only;
+	// empty while its lease moves between daemons).
+	Instance string `json:"instance,omitempty"`
 }
 
 // Account states.

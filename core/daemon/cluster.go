@@ -1,0 +1,269 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/wildcathub/wildcat/core/api"
+	"github.com/wildcathub/wildcat/core/cluster"
+	"github.com/wildcathub/wildcat/core/config"
+	"github.com/wildcathub/wildcat/core/logging"
+	"github.com/wildcathub/wildcat/core/messages"
+	"github.com/wildcathub/wildcat/core/session"
+	"github.com/wildcathub/wildcat/core/session/sim"
+)
+
+// Cluster mode is automatic on MongoDB: every daemon on a MongoDB database
+// takes account leases, so one daemon alone simply holds them all and a
+// second one started on the same database shares the accounts instead of
+// connecting every phone twice. The embedded engine has one daemon per
+// data directory (its lock refuses a second) and no leases.
+
+// buildCluster creates the membership and leases on MongoDB; d.cluster
+// stays nil on the embedded engine.
+func (d *Daemon) buildCluster(cfg config.Config) {
+	if d.store == nil {
+		return
+	}
+	cc := cfg.Cluster
+	d.cluster = cluster.New(cluster.Options{
+		DB:         d.store.DB(),
+		InstanceID: d.opts.InstanceID,
+		URL:        advertiseURL(cfg),
+		Version:    d.opts.Version,
+		TTL:        cc.LeaseTTL,
+		Renew:      cc.RenewInterval,
+		MaxMoves:   cc.MaxMoves,
+		Accounts: func(ctx context.Context) ([]string, error) {
+			all, err := d.sessions.ListAccounts(ctx)
+			if err != nil {
+				return nil, err
+			}
+			ids := make([]string, len(all))
+			for i, a := range all {
+				ids[i] = a.ID
+			}
+			return ids, nil
+		},
+		Exists: func(ctx context.Context, id string) (bool, error) {
+			_, err := d.sessions.GetAccount(ctx, id)
+			if errors.Is(err, session.ErrAccountNotFound) {
+				return false, nil
+			}
+			return err == nil, err
+		},
+		Start: func(ctx context.Context, id string) {
+			if err := d.sessions.StartAccount(ctx, id); err != nil {
+				d.log.Warn("account not started", slog.String("account", id), slog.Any("error", err))
+			}
+		},
+		Stop:   func(ctx context.Context, id string) { d.sessions.StopAccount(ctx, id) },
+		Logger: logging.Component(d.opts.Logger, "cluster"),
+	})
+}
+
+// Cluster is the daemon's membership and account leases; nil on the
+// embedded engine.
+func (d *Daemon) Cluster() *cluster.Cluster { return d.cluster }
+
+// clusterOwns and clusterGuard are the session manager's lease hooks; nil
+// on the embedded engine.
+func (d *Daemon) clusterOwns() func(string) bool {
+	if d.cluster == nil {
+		return nil
+	}
+	return d.cluster.Owns
+}
+
+func (d *Daemon) clusterGuard() func(string) (messages.Writer, error) {
+	if d.cluster == nil {
+		return nil
+	}
+	return func(id string) (messages.Writer, error) {
+		f, err := d.cluster.Guard(id)
+		return messages.Writer{Instance: f.Instance, Epoch: f.Epoch}, err
+	}
+}
+
+// apiCluster is what the API forwards by: the leases on MongoDB, this
+// daemon alone on the embedded engine.
+func (d *Daemon) apiCluster() api.Cluster {
+	if d.cluster != nil {
+		return d.cluster
+	}
+	return soloCluster{d}
+}
+
+// startCluster places the accounts once (so Start starts this daemon's
+// share) and then keeps the leases until stopCluster.
+func (d *Daemon) startCluster(ctx context.Context) error {
+	if d.cluster == nil {
+		return nil
+	}
+	if err := d.cluster.EnsureIndexes(ctx); err != nil {
+		return err
+	}
+	if err := d.cluster.Tick(ctx); err != nil {
+		return fmt.Errorf("place accounts: %w", err)
+	}
+	d.clusterOnce.Do(func() {
+		cctx, cancel := context.WithCancel(context.Background())
+		d.clusterCancel, d.clusterDone = cancel, make(chan struct{})
+		go func() {
+			defer close(d.clusterDone)
+			d.cluster.Run(cctx)
+		}()
+		d.goBackground(d.relayEvents)
+	})
+	return nil
+}
+
+// stopCluster hands this daemon's leases back (after its sessions have
+// closed), so the other daemons take its accounts at once.
+func (d *Daemon) stopCluster() {
+	if d.clusterCancel != nil {
+		d.clusterCancel()
+		<-d.clusterDone
+	}
+}
+
+// advertiseURL is cluster.advertise_url, else http.addr as a URL: a
+// wildcard host becomes the machine's host name.
+func advertiseURL(cfg config.Config) string {
+	if cfg.Cluster.AdvertiseURL != "" {
+		return cfg.Cluster.AdvertiseURL
+	}
+	scheme := "http"
+	if cfg.HTTP.TLSCertFile != "" {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(cfg.HTTP.Addr)
+	if err != nil {
+		return scheme + "://" + cfg.HTTP.Addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			host = h
+		} else {
+			host = "127.0.0.1"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// soloCluster is the embedded engine's one daemon: every account is local.
+type soloCluster struct{ d *Daemon }
+
+func (s soloCluster) ID() string { return "local" }
+
+func (s soloCluster) Owner(context.Context, string, time.Duration) (string, bool, error) {
+	return "", true, nil
+}
+
+func (s soloCluster) OwnerOf(context.Context, string) (string, error) { return s.ID(), nil }
+
+func (s soloCluster) Instances(ctx context.Context) ([]cluster.Instance, error) {
+	all, err := s.d.sessions.ListAccounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids := []string{}
+	for _, a := range all {
+		if a.State != session.StateLoggedOut {
+			ids = append(ids, a.ID)
+		}
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	return []cluster.Instance{{ID: s.ID(), URL: advertiseURL(s.d.cfg), Version: s.d.opts.Version, StartedAt: s.d.startedAt,
+		HeartbeatAt: now, Accounts: ids, Self: true}}, nil
+}
+
+// guardedSimAuth refuses the sim driver's auth-state writes of an account
+// whose lease this daemon does not hold.
+type guardedSimAuth struct {
+	sim.AuthStore
+	guard func(string) (messages.Writer, error)
+}
+
+func (g guardedSimAuth) Save(ctx context.Context, accountID string, a sim.Auth) error {
+	if _, err := g.guard(accountID); err != nil {
+		return fmt.Errorf("save sim auth state: %w", err)
+	}
+	return g.AuthStore.Save(ctx, accountID, a)
+}
+
+func (g guardedSimAuth) Delete(ctx context.Context, accountID string) error {
+	if _, err := g.guard(accountID); err != nil {
+		return fmt.Errorf("delete sim auth state: %w", err)
+	}
+	return g.AuthStore.Delete(ctx, accountID)
+}
+
+// relayEvents feeds the live event stream with the events of accounts
+// other daemons run, so GET /v1/events on any daemon shows every account.
+// It polls the stored message events by their storing order (FerretDB has
+// no change streams, and reading through the message store keeps sealed
+// content decrypted the one way): every cluster.events_poll it reads the
+// events stored since the previous poll, minus a look-back that covers
+// writers whose clocks or pipelines lag, and publishes those it has not
+// seen and this daemon did not run. It reads only while someone listens.
+func (d *Daemon) relayEvents(ctx context.Context) {
+	const lookback = 30 * time.Second
+	poll := d.cfg.Cluster.EventsPoll
+	seen := map[string]time.Time{}
+	primed := false
+	var since time.Time
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if d.hub.Subscribers() == 0 {
+			primed = false
+			continue
+		}
+		start := time.Now()
+		if !primed {
+			since = start
+		}
+		pos := since.Add(-lookback).UTC().Format(time.RFC3339Nano) + " " // messages' MongoDB position: every event stored at or after
+		ok := true
+		for pos != "" {
+			evs, next, _, err := d.messages.EventsAfter(ctx, pos, 500)
+			if err != nil {
+				if ctx.Err() == nil {
+					d.log.Warn("event relay: reading stored events failed", slog.Any("error", err))
+				}
+				ok = false
+				break
+			}
+			for _, ev := range evs {
+				if _, dup := seen[ev.ID]; dup {
+					continue
+				}
+				seen[ev.ID] = start
+				if primed && !d.cluster.Owns(ev.AccountID) {
+					d.hub.Publish(ev)
+				}
+			}
+			pos = next
+		}
+		if !ok {
+			continue
+		}
+		primed, since = true, start
+		for id, at := range seen {
+			if start.Sub(at) > 2*lookback {
+				delete(seen, id)
+			}
+		}
+	}
+}
