@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,12 +19,15 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/wildcathub/wildcat/core/apikeys/apikeystest"
 	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/session/sim"
 	"github.com/wildcathub/wildcat/core/store/storetest"
@@ -151,12 +156,34 @@ func (c *clusterRig) checkPlacement(n *node) error {
 			return fmt.Errorf("%s lists account %s on %d instances", n.name, id, count[id])
 		}
 	}
-	for id, owner := range c.owners() {
+	owners := c.owners()
+	for _, i := range in.Instances {
+		m := c.nodeOfInstance(i.ID)
+		if m == nil || m.dead {
+			return fmt.Errorf("%s lists instance %s, which is no live daemon", n.name, i.ID)
+		}
+		if len(i.Accounts) == 0 {
+			return fmt.Errorf("%s lists instance %s (%s) without accounts", n.name, i.ID, m.name)
+		}
+		for _, a := range i.Accounts {
+			if owners[a] != m.name {
+				return fmt.Errorf("%s lists account %s on %s, the sim network has it connected from %q", n.name, a, m.name, owners[a])
+			}
+		}
+	}
+	for id, owner := range owners {
 		if owner == "" {
 			return fmt.Errorf("account %s is not connected to the sim network", id)
 		}
-		if c.node(c.net.ConnectedFrom(id)).dead {
-			return fmt.Errorf("account %s is still connected from the dead %s", id, owner)
+	}
+	return nil
+}
+
+// nodeOfInstance finds the daemon of an instance id (host-pid-random).
+func (c *clusterRig) nodeOfInstance(id string) *node {
+	for _, n := range c.nodes {
+		if strings.Contains(id, fmt.Sprintf("-%d-", n.p.cmd.Process.Pid)) {
+			return n
 		}
 	}
 	return nil
@@ -276,6 +303,30 @@ func TestThreeDaemonsShareOneMongoDB(t *testing.T) {
 		t.Fatalf("the test server's conditional updates are not atomic: %v", err)
 	}
 
+	if px := storetest.AtomicProxy(t); px != nil {
+		px.CountCommands()
+		began, busy0 := time.Now(), px.Busy()
+		t.Cleanup(func() {
+			elapsed, busy := time.Since(began), px.Busy()-busy0
+			t.Logf("the serialised store was busy %s of %s (%.0f%%)", busy.Round(time.Millisecond), elapsed.Round(time.Millisecond), 100*busy.Seconds()/elapsed.Seconds())
+			if !t.Failed() {
+				return
+			}
+			type row struct {
+				name string
+				storetest.CommandStats
+			}
+			var rows []row
+			for k, v := range px.PerCommand() {
+				rows = append(rows, row{k, v})
+			}
+			sort.Slice(rows, func(i, j int) bool { return rows[i].Busy > rows[j].Busy })
+			for _, r := range rows[:min(len(rows), 15)] {
+				t.Logf("  %6d × %-70s %s", r.Count, r.name, r.Busy.Round(time.Millisecond))
+			}
+		})
+	}
+
 	bins, err := plainBinaries()
 	if err != nil {
 		t.Fatal(err)
@@ -299,9 +350,10 @@ func TestThreeDaemonsShareOneMongoDB(t *testing.T) {
 	}
 	config := func() string {
 		return writeConfig(t, fmt.Sprintf(`data_dir: %s
-http: {addr: "127.0.0.1:0"}
+http: {addr: "127.0.0.1:0", auth_secret: %q}
 mongodb: {uri: %q, database: %s}
 drivers: {sim: {network_url: %q, pair_delay: 1h}}
+cluster: {lease_ttl: 5s, renew_interval: 1s}
 accounts: [%s]
 plugins:
   webhook: {path: %s, timeout: 30s}
@@ -309,22 +361,34 @@ webhooks:
   allow_private_targets: true
   sync_interval: 500ms
   endpoints: [{id: rec, url: %q, events: [message.received]}]
-outbox: {retries: [100ms, 200ms, 500ms], retry_every: 1s, poll_interval: 200ms, lease: 3s}
+outbox: {retries: [100ms, 200ms, 500ms], retry_every: 1s, poll_interval: 1s, lease: 3s}
 pipeline:
   - {name: hooks, sink: webhooks}
-`, t.TempDir(), uri, dbName, simHTTP.URL, strings.Join(declared, ", "), filepath.Join(bins, "webhook"), rig.hooks.URL))
+`, t.TempDir(), apikeystest.ServerSecret, uri, dbName, simHTTP.URL, strings.Join(declared, ", "), filepath.Join(bins, "webhook"), rig.hooks.URL))
 	}
 	for i := range 3 {
 		p := startDaemonBin(t, filepath.Join(bins, "wildcatd"), config())
 		host, _ := os.Hostname()
 		rig.nodes = append(rig.nodes, &node{name: fmt.Sprintf("d%d", i+1), p: p, peer: fmt.Sprintf("%s/%d", host, p.cmd.Process.Pid)})
 	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, n := range rig.nodes {
+			lines := strings.Split(strings.TrimSpace(n.p.logText()), "\n")
+			t.Logf("%s (%s) last log lines:\n%s", n.name, n.peer, strings.Join(lines[max(0, len(lines)-25):], "\n"))
+		}
+		t.Logf("sim network: %d connections, overlaps %+v", len(rig.net.Connections()), rig.net.Overlaps())
+	})
 	for _, n := range rig.nodes {
 		n.base = n.p.waitReady(t)
 	}
 
 	stop := make(chan struct{})
-	sent, injected := rig.inject(stop, 40*time.Millisecond)
+	// Modest traffic: FerretDB answers every query but an _id lookup by
+	// reading the whole collection, and the outbox grows with each message.
+	sent, injected := rig.inject(stop, 200*time.Millisecond)
 	stopped := false
 	stopTraffic := func() {
 		if !stopped {
@@ -425,4 +489,258 @@ pipeline:
 	if o := rig.net.Overlaps(); len(o) > 0 {
 		t.Fatalf("accounts were connected from two daemons at once: %+v", o)
 	}
+
+	rig.pauseDaemon(ctx)
+	rig.callsOnNonOwners()
+
+	if o := rig.net.Overlaps(); len(o) > 0 {
+		t.Fatalf("accounts were connected from two daemons at once: %+v", o)
+	}
+}
+
+// leaseEpochs reads the lease epoch of each account owned by instance.
+func (c *clusterRig) leaseEpochs(ctx context.Context, instance string) map[string]int64 {
+	c.t.Helper()
+	cur, err := c.db.Collection("leases").Find(ctx, bson.M{"owner": instance})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var docs []struct {
+		Account string `bson:"_id"`
+		Epoch   int64  `bson:"epoch"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		c.t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, d := range docs {
+		out[d.Account] = d.Epoch
+	}
+	return out
+}
+
+func (c *clusterRig) instanceOf(n *node) string {
+	c.t.Helper()
+	var in instances
+	if err := getJSON(c.live()[0].base+"/v1/instances", &in); err != nil {
+		c.t.Fatal(err)
+	}
+	for _, i := range in.Instances {
+		if c.nodeOfInstance(i.ID) == n {
+			return i.ID
+		}
+	}
+	c.t.Fatalf("no instance of %s listed", n.name)
+	return ""
+}
+
+// pauseDaemon cuts a daemon off with SIGSTOP past its leases while traffic
+// flows, lets the others take its accounts over, and wakes it with
+// SIGCONT: it must stop those sessions and write nothing under the epochs
+// it held (checked in the store), and rejoin.
+func (c *clusterRig) pauseDaemon(ctx context.Context) {
+	t := c.t
+	live := c.live()
+	paused := live[0]
+	for _, n := range live {
+		if len(c.accountsOn(n)) > len(c.accountsOn(paused)) {
+			paused = n
+		}
+	}
+	id := c.instanceOf(paused)
+	held := c.accountsOn(paused)
+	epochs := c.leaseEpochs(ctx, id)
+
+	stop := make(chan struct{})
+	_, injected := c.inject(stop, 200*time.Millisecond)
+	defer func() { close(stop); injected() }()
+
+	stoppedAt := time.Now()
+	if err := paused.p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	took := c.failover(paused, held, stoppedAt, 20*time.Second)
+	// Superseded in the store: every lease it held has a higher epoch now.
+	poll.Until(t, 20*time.Second, func() error {
+		for acct, e := range c.leaseEpochs(ctx, c.instanceOf(c.live()[0])) {
+			if old, ok := epochs[acct]; ok && e <= old {
+				return fmt.Errorf("lease of %s still at epoch %d", acct, e)
+			}
+		}
+		return nil
+	})
+	contAt := time.Now()
+	if err := paused.p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("SIGSTOP of %s: its %d accounts ran on the others %s later; SIGCONT after %s", paused.name, len(held), took.Round(10*time.Millisecond), contAt.Sub(stoppedAt).Round(10*time.Millisecond))
+
+	// It rejoins: every account on exactly one daemon again.
+	poll.Until(t, time.Minute, func() error {
+		for _, n := range c.live() {
+			if err := c.checkPlacement(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// No write under a superseded epoch after it woke up.
+	cur, err := c.db.Collection("messages").Find(ctx, bson.M{"writer.instance": id, "storedAt": bson.M{"$gte": contAt}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var late []struct {
+		ID       string    `bson:"_id"`
+		StoredAt time.Time `bson:"storedAt"`
+		Writer   struct {
+			Epoch int64 `bson:"epoch"`
+		} `bson:"writer"`
+		Account string `bson:"accountId"`
+	}
+	if err := cur.All(ctx, &late); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range late {
+		acct, _, _ := strings.Cut(m.ID, ":")
+		if old, ok := epochs[acct]; ok && m.Writer.Epoch <= old {
+			t.Errorf("%s woke up and stored %s under its superseded epoch %d at %s", paused.name, m.ID, m.Writer.Epoch, m.StoredAt)
+		}
+	}
+	t.Logf("%s wrote %d messages after waking up, all under leases it acquired again", paused.name, len(late))
+	// Its sessions stayed stopped until it held leases again: the account
+	// states the store has are the owners'.
+	for _, acct := range held {
+		var a struct {
+			State string `json:"state"`
+		}
+		if err := getJSON(c.live()[0].base+"/v1/accounts/"+acct, &a); err != nil {
+			t.Fatal(err)
+		}
+		if a.State != "connected" {
+			t.Errorf("account %s is %s after the pause, want connected", acct, a.State)
+		}
+	}
+}
+
+// callsOnNonOwners: send, QR and logout called on a daemon that does not
+// run the account work.
+func (c *clusterRig) callsOnNonOwners() {
+	t := c.t
+	owners := c.owners()
+	notOwner := func(acct string) *node {
+		for _, n := range c.live() {
+			if n.name != owners[acct] {
+				return n
+			}
+		}
+		t.Fatalf("every live daemon runs %s", acct)
+		return nil
+	}
+
+	// Send.
+	acct := c.ids[0]
+	via := notOwner(acct)
+	var sent struct {
+		MessageID string `json:"messageId"`
+	}
+	if code := postJSON(t, via.base+"/v1/accounts/"+acct+"/messages", `{"to":"15550004242@s.whatsapp.net","text":"sent through a non-owner"}`, &sent); code != http.StatusAccepted {
+		t.Fatalf("send on %s (owner %s): %d", via.name, owners[acct], code)
+	}
+	poll.Until(t, 30*time.Second, func() error {
+		for _, m := range c.net.Sent(acct) {
+			if m.ID == sent.MessageID {
+				if n := c.node(m.Peer); n == nil || n.name != owners[acct] {
+					return fmt.Errorf("sent from %q, not the owner %s", m.Peer, owners[acct])
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("message %s not sent yet", sent.MessageID)
+	})
+
+	// QR: a new account, connected and asked for its QR code on daemons
+	// that do not run it.
+	first := c.live()[0]
+	if code := postJSON(t, first.base+"/v1/accounts", `{"id":"qr-here","driver":"sim"}`, nil); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	var owner string
+	poll.Until(t, 30*time.Second, func() error {
+		var in instances
+		if err := getJSON(first.base+"/v1/instances", &in); err != nil {
+			return err
+		}
+		for _, i := range in.Instances {
+			if slices.Contains(i.Accounts, "qr-here") {
+				owner = c.nodeOfInstance(i.ID).name
+				return nil
+			}
+		}
+		return errors.New("qr-here is placed nowhere yet")
+	})
+	var other *node
+	for _, n := range c.live() {
+		if n.name != owner {
+			other = n
+		}
+	}
+	if code := postJSON(t, other.base+"/v1/accounts/qr-here/connect", ``, nil); code != http.StatusAccepted && code != http.StatusOK {
+		t.Fatalf("connect on %s (owner %s): %d", other.name, owner, code)
+	}
+	poll.Until(t, 30*time.Second, func() error {
+		var qr struct {
+			Code string `json:"code"`
+		}
+		if err := getJSON(other.base+"/v1/accounts/qr-here/qr", &qr); err != nil {
+			return err
+		}
+		if !strings.HasPrefix(qr.Code, "2@sim-qr-here,") {
+			return fmt.Errorf("QR code %q", qr.Code)
+		}
+		return nil
+	})
+
+	// Logout.
+	acct = c.ids[1]
+	via = notOwner(acct)
+	if code := postJSON(t, via.base+"/v1/accounts/"+acct+"/logout", ``, nil); code != http.StatusOK && code != http.StatusAccepted {
+		t.Fatalf("logout on %s (owner %s): %d", via.name, owners[acct], code)
+	}
+	poll.Until(t, 30*time.Second, func() error {
+		var a struct {
+			State string `json:"state"`
+		}
+		if err := getJSON(via.base+"/v1/accounts/"+acct, &a); err != nil {
+			return err
+		}
+		if a.State != "logged_out" {
+			return fmt.Errorf("%s is %s", acct, a.State)
+		}
+		if p := c.net.ConnectedFrom(acct); p != "" {
+			return fmt.Errorf("%s still connected from %s", acct, p)
+		}
+		return nil
+	})
+	if got, err := sim.NewMongoAuth(c.db).Load(context.Background(), acct); err != nil || got != nil {
+		t.Fatalf("sim auth state after logout: %+v, %v", got, err)
+	}
+}
+
+// postJSON posts body and decodes the answer into out (when not nil).
+func postJSON(t *testing.T, url, body string, out any) int {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		t.Logf("POST %s: %d %s", url, resp.StatusCode, b)
+	} else if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("POST %s: %v in %s", url, err, b)
+		}
+	}
+	return resp.StatusCode
 }

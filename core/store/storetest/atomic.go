@@ -9,6 +9,9 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // FerretDB v1 runs a conditional update as a query followed by a separate
@@ -58,6 +61,10 @@ type SerialProxy struct {
 
 	mu       sync.Mutex // the global command lock
 	commands atomic.Int64
+	busy     atomic.Int64 // nanoseconds the lock was held
+
+	statMu     sync.Mutex
+	perCommand map[string]CommandStats // nil unless CountCommands
 
 	wg      sync.WaitGroup
 	connsMu sync.Mutex
@@ -90,6 +97,37 @@ func (p *SerialProxy) Addr() string { return p.ln.Addr().String() }
 
 // Commands is how many requests have been forwarded.
 func (p *SerialProxy) Commands() int64 { return p.commands.Load() }
+
+// Busy is how long the server has been running commands: next to the
+// elapsed time, how close it is to saturation.
+func (p *SerialProxy) Busy() time.Duration { return time.Duration(p.busy.Load()) }
+
+// CommandStats is the count and server time of one kind of command.
+type CommandStats struct {
+	Count int
+	Busy  time.Duration
+}
+
+// CountCommands starts counting commands by name and collection
+// (PerCommand), to find what saturates the server.
+func (p *SerialProxy) CountCommands() {
+	p.statMu.Lock()
+	defer p.statMu.Unlock()
+	if p.perCommand == nil {
+		p.perCommand = map[string]CommandStats{}
+	}
+}
+
+// PerCommand returns the counts since CountCommands.
+func (p *SerialProxy) PerCommand() map[string]CommandStats {
+	p.statMu.Lock()
+	defer p.statMu.Unlock()
+	out := make(map[string]CommandStats, len(p.perCommand))
+	for k, v := range p.perCommand {
+		out[k] = v
+	}
+	return out
+}
 
 // Close stops accepting, closes every connection and waits for their
 // goroutines. Safe to call more than once.
@@ -183,12 +221,26 @@ func (p *SerialProxy) roundTrip(up net.Conn, req []byte) ([]byte, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.commands.Add(1)
+	start := time.Now()
 	if _, err := up.Write(req); err != nil {
 		return nil, fmt.Errorf("forward request: %w", err)
 	}
 	reply, err := readWireMessage(up)
 	if err != nil {
 		return nil, fmt.Errorf("read reply: %w", err)
+	}
+	took := time.Since(start)
+	p.busy.Add(int64(took))
+	if p.perCommand != nil {
+		p.statMu.Lock()
+		st := p.perCommand[commandOf(req)]
+		st.Count++
+		st.Busy += took
+		p.perCommand[commandOf(req)] = st
+		p.statMu.Unlock()
+	}
+	if took > SlowCommand {
+		p.log.Warn("slow command held the serial proxy", slog.String("command", commandOf(req)), slog.Duration("took", took))
 	}
 	if opcode(reply) == opMsg && msgFlags(reply)&msgMoreToCome != 0 {
 		return nil, errors.New("server streamed a reply (moreToCome) the proxy did not allow")
@@ -221,6 +273,34 @@ func prepareRequest(req []byte) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("refused opcode %d", op)
 	}
+}
+
+// SlowCommand is the duration above which the proxy logs a command: every
+// other client waits for it.
+var SlowCommand = 200 * time.Millisecond
+
+// commandOf names an OP_MSG's command and its first argument (e.g.
+// "find messages"), for the log.
+func commandOf(m []byte) string {
+	if opcode(m) != opMsg || len(m) < wireHeaderLen+5 || m[wireHeaderLen+4] != 0 {
+		return fmt.Sprintf("opcode %d", opcode(m))
+	}
+	doc := bson.Raw(m[wireHeaderLen+5:])
+	if n := int(int32(binary.LittleEndian.Uint32(doc))); len(doc) >= 4 && n <= len(doc) && n >= 5 {
+		doc = doc[:n]
+	}
+	el, err := doc.IndexErr(0)
+	if err != nil {
+		return "?"
+	}
+	name := el.Key()
+	if v, ok := el.Value().StringValueOK(); ok {
+		name += " " + v
+	}
+	if db, ok := doc.Lookup("$db").StringValueOK(); ok {
+		name += " (" + db + ")"
+	}
+	return name
 }
 
 func opcode(m []byte) int32 { return int32(binary.LittleEndian.Uint32(m[12:16])) }
