@@ -170,6 +170,14 @@ func DefaultInstanceID() string {
 	return fmt.Sprintf("%s-%d-%04x", host, os.Getpid(), rand.IntN(1<<16))
 }
 
+// SetURL changes the URL announced at the next heartbeat (once the API
+// listens and its port is known).
+func (c *Cluster) SetURL(url string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.opts.URL = url
+}
+
 // ID is this daemon's instance id.
 func (c *Cluster) ID() string { return c.id }
 
@@ -436,9 +444,12 @@ func (c *Cluster) renew(ctx context.Context, start time.Time) error {
 }
 
 func (c *Cluster) heartbeat(ctx context.Context, now time.Time) error {
+	c.mu.Lock()
+	url := c.opts.URL
+	c.mu.Unlock()
 	_, err := c.inst.UpdateOne(ctx, bson.D{{Key: "_id", Value: c.id}}, bson.D{
 		{Key: "$set", Value: bson.D{
-			{Key: "url", Value: c.opts.URL},
+			{Key: "url", Value: url},
 			{Key: "version", Value: c.opts.Version},
 			{Key: "startedAt", Value: c.started},
 			{Key: "heartbeatAt", Value: wall(now)},

@@ -34,7 +34,6 @@ func (d *Daemon) buildCluster(cfg config.Config) {
 	d.cluster = cluster.New(cluster.Options{
 		DB:         d.store.DB(),
 		InstanceID: d.opts.InstanceID,
-		URL:        advertiseURL(cfg),
 		Version:    d.opts.Version,
 		TTL:        cc.LeaseTTL,
 		Renew:      cc.RenewInterval,
@@ -105,6 +104,7 @@ func (d *Daemon) startCluster(ctx context.Context) error {
 	if d.cluster == nil {
 		return nil
 	}
+	d.cluster.SetURL(advertiseURL(d.cfg, d.api.Addr()))
 	if err := d.cluster.EnsureIndexes(ctx); err != nil {
 		return err
 	}
@@ -132,9 +132,10 @@ func (d *Daemon) stopCluster() {
 	}
 }
 
-// advertiseURL is cluster.advertise_url, else http.addr as a URL: a
-// wildcard host becomes the machine's host name.
-func advertiseURL(cfg config.Config) string {
+// advertiseURL is cluster.advertise_url, else the address the API is bound
+// to (bound: http.addr with its port resolved) as a URL: a wildcard host
+// becomes the machine's host name.
+func advertiseURL(cfg config.Config, bound string) string {
 	if cfg.Cluster.AdvertiseURL != "" {
 		return cfg.Cluster.AdvertiseURL
 	}
@@ -142,9 +143,12 @@ func advertiseURL(cfg config.Config) string {
 	if cfg.HTTP.TLSCertFile != "" {
 		scheme = "https"
 	}
-	host, port, err := net.SplitHostPort(cfg.HTTP.Addr)
+	if bound == "" {
+		bound = cfg.HTTP.Addr
+	}
+	host, port, err := net.SplitHostPort(bound)
 	if err != nil {
-		return scheme + "://" + cfg.HTTP.Addr
+		return scheme + "://" + bound
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		if h, err := os.Hostname(); err == nil && h != "" {
@@ -179,7 +183,7 @@ func (s soloCluster) Instances(ctx context.Context) ([]cluster.Instance, error) 
 		}
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	return []cluster.Instance{{ID: s.ID(), URL: advertiseURL(s.d.cfg), Version: s.d.opts.Version, StartedAt: s.d.startedAt,
+	return []cluster.Instance{{ID: s.ID(), URL: advertiseURL(s.d.cfg, s.d.api.Addr()), Version: s.d.opts.Version, StartedAt: s.d.startedAt,
 		HeartbeatAt: now, Accounts: ids, Self: true}}, nil
 }
 
@@ -211,14 +215,15 @@ func (g guardedSimAuth) Delete(ctx context.Context, accountID string) error {
 // content decrypted the one way): every cluster.events_poll it reads the
 // events stored since the previous poll, minus a look-back that covers
 // writers whose clocks or pipelines lag, and publishes those it has not
-// seen and this daemon did not run. It reads only while someone listens.
+// seen and this daemon did not run. The first poll only notes what is
+// there. It polls whether or not anyone listens: the hub also remembers
+// recent events for clients that resume with Last-Event-ID.
 func (d *Daemon) relayEvents(ctx context.Context) {
 	const lookback = 30 * time.Second
-	poll := d.cfg.Cluster.EventsPoll
 	seen := map[string]time.Time{}
 	primed := false
-	var since time.Time
-	t := time.NewTicker(poll)
+	since := time.Now()
+	t := time.NewTicker(d.cfg.Cluster.EventsPoll)
 	defer t.Stop()
 	for {
 		select {
@@ -226,15 +231,10 @@ func (d *Daemon) relayEvents(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if d.hub.Subscribers() == 0 {
-			primed = false
-			continue
-		}
 		start := time.Now()
-		if !primed {
-			since = start
-		}
-		pos := since.Add(-lookback).UTC().Format(time.RFC3339Nano) + " " // messages' MongoDB position: every event stored at or after
+		// The messages' MongoDB position of every event stored at or
+		// after a time: "<RFC 3339> " with no id.
+		pos := since.Add(-lookback).UTC().Format(time.RFC3339Nano) + " "
 		ok := true
 		for pos != "" {
 			evs, next, _, err := d.messages.EventsAfter(ctx, pos, 500)

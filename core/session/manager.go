@@ -197,14 +197,16 @@ func (m *Manager) Start(ctx context.Context, declared []AccountSpec) error {
 	return nil
 }
 
-// StartAccount starts the account's session in the background unless it
-// runs already or is logged out (its lease arrived here).
+// StartAccount starts the account's session in the background when its
+// lease arrived here: unless it runs already, is logged out, or was
+// created and never connected (pairing waits for Connect, as on one
+// daemon).
 func (m *Manager) StartAccount(ctx context.Context, id string) error {
 	a, err := m.accounts.Get(ctx, id)
 	if err != nil {
 		return err
 	}
-	if a.State == StateLoggedOut {
+	if a.State == StateLoggedOut || a.State == StateCreated {
 		return nil
 	}
 	d, err := m.driver(a.Driver)
