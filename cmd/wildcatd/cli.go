@@ -43,6 +43,9 @@ Usage:
           --event EVENT.json      (a webhook's body or the bare event; no side effects)
   wildcatd rules test --all       run every scripts/**/*.test.json case
           [--dir scripts]
+  wildcatd sim serve [--listen ADDR]
+                                  serve a sim network several daemons share
+                                  (drivers.sim.network_url)
   wildcatd openapi                print the REST API's OpenAPI 3.1 document (JSON)
   wildcatd version                print the version
   wildcatd help [command]         show help
@@ -106,6 +109,11 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			return c.rules(args)
 		}
 		return c.runClient(cmd, args)
+	case "sim":
+		if len(args) > 0 && args[0] == "serve" {
+			return c.simServe(args[1:])
+		}
+		return c.usageError("sim: expected the subcommand serve")
 	case "accounts", "send", "messages", "deliveries", "webhooks", "keys", "plugins":
 		return c.runClient(cmd, args)
 	case "openapi":
@@ -148,6 +156,9 @@ func (c *cli) help(cmd string) int {
 		fs.Usage()
 	case "store":
 		fs, _, _, _, _ := storeCopyFlags(c.stdout)
+		fs.Usage()
+	case "sim":
+		fs, _, _, _ := simServeFlags(c.stdout)
 		fs.Usage()
 	case "rules":
 		fs, _, _, _, _, _ := rulesFlags(c.stdout)

@@ -33,6 +33,8 @@ type Config struct {
 
 	Accounts []Account `koanf:"accounts" doc:"Accounts created at start when missing: a list of {id, driver, name}; driver is whatsapp or sim. Existing accounts keep their state; accounts made over REST need no entry."`
 
+	Drivers Drivers `koanf:"drivers"`
+
 	RuleDirs []string `koanf:"rule_dirs" doc:"Directories rule files may be loaded from when the pipeline is replaced over REST (POST /v1/pipeline/reload with stages); a rules glob reaching outside them is refused. Empty: the directories of the rules globs in this file's pipeline."`
 
 	Pipeline []StageConfig `koanf:"pipeline" doc:"The stages every stored event passes through, in order: a list of {name, one of rules/plugin/sink/builtin, config, match, mode, timeout, onError}. Builtins: tag, annotate, reply, drop, log; sink webhooks feeds the webhook endpoints. Re-read when the file changes. Empty: events are only stored."`
@@ -176,7 +178,8 @@ func Defaults() Config {
 			MaxBytes:     64 << 20,
 			FetchTimeout: 30 * time.Second,
 		},
-		Rules: Rules{MemoryLimit: 512 << 20},
+		Rules:   Rules{MemoryLimit: 512 << 20},
+		Drivers: Drivers{Sim: SimDriver{PairDelay: 3 * time.Second}},
 		Send: Send{
 			Workers:   4,
 			QueueSize: 1000,
@@ -214,3 +217,14 @@ func Defaults() Config {
 
 // Embedded reports whether the daemon runs its own store engine.
 func (c *Config) Embedded() bool { return c.MongoDB.URI == "" }
+
+// Drivers tunes the session drivers.
+type Drivers struct {
+	Sim SimDriver `koanf:"sim"`
+}
+
+// SimDriver tunes the simulator driver.
+type SimDriver struct {
+	NetworkURL string        `koanf:"network_url" doc:"URL (http://host:port) of a sim network served by wildcatd sim serve, which this daemon's sim accounts connect to instead of its own in-process network, so that several daemons share one simulated WhatsApp (one-to-one messages and receipts). Empty: the in-process network."`
+	PairDelay  time.Duration `koanf:"pair_delay" doc:"How long after a sim account starts pairing its simulated phone scans the QR code (or types the pairing code); until then GET /v1/accounts/{id}/qr shows the codes."`
+}

@@ -194,6 +194,8 @@ func TestValidationErrors(t *testing.T) {
 		{"send queue from env", "", []string{"WILDCAT_SEND_QUEUE_SIZE=-5"}, nil, "send.queue_size", "from 1"},
 		{"idempotency ttl zero", "http:\n  idempotency_ttl: 0s\n", nil, nil, "http.idempotency_ttl", "greater than zero"},
 		{"empty data dir", "data_dir: \"\"\n", nil, nil, "data_dir", "must not be empty"},
+		{"sim network not a URL", "drivers:\n  sim:\n    network_url: tcp://127.0.0.1:7000\n", nil, nil, "drivers.sim.network_url", "scheme must be http"},
+		{"sim network without host", "", []string{"WILDCAT_DRIVERS_SIM_NETWORK_URL=http://"}, nil, "drivers.sim.network_url", "names no host"},
 		{"bad value from env", "", []string{"WILDCAT_HTTP_ADDR=127.0.0.1:70000"}, nil, "http.addr", "70000"},
 		{"bad type from env", "", []string{"WILDCAT_SHUTDOWN_TIMEOUT=later"}, nil, "shutdown_timeout", "duration"},
 		{"bad value from flag", "", nil, []string{"--log-level=verbose"}, "log.level", "verbose"},

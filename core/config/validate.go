@@ -51,6 +51,8 @@ func (c *Config) Validate() error {
 		{"outbox.poll_interval", positive(c.Outbox.PollInterval.Seconds())},
 		{"outbox.lease", atLeast(c.Outbox.Lease, 2*time.Second)},
 		{"outbox.retention", positive(c.Outbox.Retention.Seconds())},
+		{"drivers.sim.network_url", optionalHTTPURL(c.Drivers.Sim.NetworkURL)},
+		{"drivers.sim.pair_delay", positive(c.Drivers.Sim.PairDelay.Seconds())},
 		{"webhooks.timeout", positive(c.Webhooks.Timeout.Seconds())},
 		{"webhooks.disable_after", positive(c.Webhooks.DisableAfter.Seconds())},
 		{"webhooks.plugin", nonEmpty(c.Webhooks.Plugin)},
@@ -223,4 +225,24 @@ func cidrOrAddr(s string) error {
 		return nil
 	}
 	return fmt.Errorf("%q is not a CIDR (10.0.0.0/8) or an IP address", s)
+}
+
+// optionalHTTPURL accepts "" or an http(s) or ws(s) URL with a host.
+func optionalHTTPURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %v", s, err)
+	}
+	switch u.Scheme {
+	case "http", "https", "ws", "wss":
+	default:
+		return fmt.Errorf("%q: the scheme must be http, https, ws or wss", s)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q names no host", s)
+	}
+	return nil
 }

@@ -292,6 +292,12 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		simOpts.Auth = guardedSimAuth{AuthStore: simOpts.Auth, guard: d.clusterGuard()}
 	}
 	simOpts.Groups = d.simGroups()
+	if simOpts.NetworkURL == "" {
+		simOpts.NetworkURL = cfg.Drivers.Sim.NetworkURL
+	}
+	if simOpts.PairDelay == 0 {
+		simOpts.PairDelay = cfg.Drivers.Sim.PairDelay
+	}
 	d.sim = sim.New(simOpts)
 	d.sessions = session.NewManager(session.ManagerOptions{
 		Accounts:   d.accountStore(),
