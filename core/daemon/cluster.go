@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/wildcathub/wildcat/core/api"
@@ -158,6 +160,18 @@ func advertiseURL(cfg config.Config, bound string) string {
 		}
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// apiHosts are http.hosts plus, on MongoDB, the host of
+// cluster.advertise_url: the other daemons forward requests to that name.
+func (d *Daemon) apiHosts(cfg config.Config) []string {
+	hosts := slices.Clone(cfg.HTTP.Hosts)
+	if d.cluster != nil && cfg.Cluster.AdvertiseURL != "" {
+		if u, err := url.Parse(cfg.Cluster.AdvertiseURL); err == nil && u.Hostname() != "" {
+			hosts = append(hosts, u.Hostname())
+		}
+	}
+	return hosts
 }
 
 // soloCluster is the embedded engine's one daemon: every account is local.
