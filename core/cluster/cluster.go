@@ -213,7 +213,19 @@ type leaseDoc struct {
 	ExpiresAt  time.Time `bson:"expiresAt"`
 	AcquiredAt time.Time `bson:"acquiredAt"`
 	RenewedAt  time.Time `bson:"renewedAt"`
+	History    []Epoch   `bson:"history,omitempty"`
 }
+
+// Epoch is one holder of a lease in its history: the epoch, its owner and
+// when it was acquired.
+type Epoch struct {
+	Epoch      int64     `bson:"epoch"`
+	Owner      string    `bson:"owner"`
+	AcquiredAt time.Time `bson:"acquiredAt"`
+}
+
+// historySize bounds a lease's history.
+const historySize = 32
 
 // instanceDoc is one daemon's announcement.
 type instanceDoc struct {
@@ -584,7 +596,8 @@ func (c *Cluster) acquire(ctx context.Context, now time.Time, id string, l *leas
 	switch {
 	case l == nil:
 		epoch = 1
-		_, err := c.lease.InsertOne(ctx, leaseDoc{Account: id, Owner: c.id, Epoch: epoch, ExpiresAt: exp, AcquiredAt: wall(now), RenewedAt: wall(now)})
+		_, err := c.lease.InsertOne(ctx, leaseDoc{Account: id, Owner: c.id, Epoch: epoch, ExpiresAt: exp, AcquiredAt: wall(now), RenewedAt: wall(now),
+			History: []Epoch{{Epoch: epoch, Owner: c.id, AcquiredAt: wall(now)}}})
 		if err != nil {
 			if !mongo.IsDuplicateKeyError(err) {
 				c.log.Warn("lease not created", slog.String("account", id), slog.Any("error", err))
@@ -602,10 +615,19 @@ func (c *Cluster) acquire(ctx context.Context, now time.Time, id string, l *leas
 		if l.Owner != c.id && l.Owner != "" {
 			filter = append(filter, bson.E{Key: "expiresAt", Value: bson.D{{Key: "$lte", Value: wall(now)}}})
 		}
-		res, err := c.lease.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{
-			{Key: "owner", Value: c.id}, {Key: "epoch", Value: epoch}, {Key: "expiresAt", Value: exp},
-			{Key: "acquiredAt", Value: wall(now)}, {Key: "renewedAt", Value: wall(now)},
-		}}})
+		res, err := c.lease.UpdateOne(ctx, filter, bson.D{
+			{Key: "$set", Value: bson.D{
+				{Key: "owner", Value: c.id}, {Key: "epoch", Value: epoch}, {Key: "expiresAt", Value: exp},
+				{Key: "acquiredAt", Value: wall(now)}, {Key: "renewedAt", Value: wall(now)},
+			}},
+			// The recent epochs, so the store shows when each began (and
+			// so ended the one before): a write recorded under epoch e
+			// after epoch e+1 began would break fencing.
+			{Key: "$push", Value: bson.D{{Key: "history", Value: bson.D{
+				{Key: "$each", Value: bson.A{Epoch{Epoch: epoch, Owner: c.id, AcquiredAt: wall(now)}}},
+				{Key: "$slice", Value: -historySize},
+			}}}},
+		})
 		if err != nil {
 			c.log.Warn("lease not taken over", slog.String("account", id), slog.Any("error", err))
 			return false

@@ -143,6 +143,9 @@ func TestLeaseAcquireRenewExpireTakeover(t *testing.T) {
 	if f.Epoch != before.Epoch+1 {
 		t.Fatalf("takeover epoch %d, want %d", f.Epoch, before.Epoch+1)
 	}
+	if h := w.lease("acct").History; len(h) < 2 || h[len(h)-1].Epoch != f.Epoch || h[len(h)-1].Owner != other.ID() || h[len(h)-2].Epoch != before.Epoch {
+		t.Fatalf("lease history %+v, want it to end with epoch %d then %d (%s)", h, before.Epoch, f.Epoch, other.ID())
+	}
 
 	// The old holder wakes up: it learns it lost the lease and cannot take
 	// it back while the new holder renews.
