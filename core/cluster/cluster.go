@@ -430,38 +430,61 @@ func (c *Cluster) armWatchdog() {
 	c.watchdog = c.clock.AfterFunc(first.Sub(c.clock.Now()), func() { c.expire(c.clock.Now()) })
 }
 
-// renew extends every lease this daemon holds; a lease that is no longer
+// renew extends every lease this daemon holds, in two commands whatever
+// their number (one update, one read back): a lease that is no longer
 // ours (taken over) stops its session. A store error leaves the deadlines
 // as they are.
 func (c *Cluster) renew(ctx context.Context, start time.Time) error {
 	c.mu.Lock()
 	hs := make(map[string]int64, len(c.held))
+	ids := make(bson.A, 0, len(c.held))
 	for id, h := range c.held {
 		hs[id] = h.epoch
+		ids = append(ids, id)
 	}
 	c.mu.Unlock()
+	if len(hs) == 0 {
+		return nil
+	}
+	// The owner changes at every takeover by another daemon, so matching
+	// the owner extends only leases nobody took.
+	_, err := c.lease.UpdateMany(ctx,
+		bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "owner", Value: c.id}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "expiresAt", Value: wall(start.Add(c.opts.TTL))}, {Key: "renewedAt", Value: wall(start)}}}})
+	if err != nil {
+		return fmt.Errorf("renew leases: %w", err)
+	}
+	cur, err := c.lease.Find(ctx, bson.D{{Key: "owner", Value: c.id}}, options.Find().SetProjection(bson.D{{Key: "epoch", Value: 1}, {Key: "expiresAt", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("read renewed leases: %w", err)
+	}
+	var docs []leaseDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return fmt.Errorf("read renewed leases: %w", err)
+	}
+	ours := make(map[string]leaseDoc, len(docs))
+	for _, d := range docs {
+		ours[d.Account] = d
+	}
+	var lost []string
+	c.mu.Lock()
 	for id, epoch := range hs {
-		res, err := c.lease.UpdateOne(ctx,
-			bson.D{{Key: "_id", Value: id}, {Key: "owner", Value: c.id}, {Key: "epoch", Value: epoch}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "expiresAt", Value: wall(start.Add(c.opts.TTL))}, {Key: "renewedAt", Value: wall(start)}}}})
-		if err != nil {
-			return fmt.Errorf("renew lease of %s: %w", id, err)
-		}
-		c.mu.Lock()
 		h := c.held[id]
 		if h == nil || h.epoch != epoch {
-			c.mu.Unlock()
 			continue // expired locally meanwhile
 		}
-		if res.MatchedCount == 0 {
+		d, ok := ours[id]
+		if !ok || d.Epoch != epoch || !d.ExpiresAt.Equal(wall(start.Add(c.opts.TTL))) {
 			delete(c.held, id)
-			c.mu.Unlock()
-			c.log.Warn("account lease taken over; session stopped", slog.String("account", id), slog.Int64("epoch", epoch))
-			c.stop(ctx, id)
+			lost = append(lost, id)
 			continue
 		}
 		h.deadline = start.Add(c.opts.TTL - c.opts.Margin)
-		c.mu.Unlock()
+	}
+	c.mu.Unlock()
+	for _, id := range lost {
+		c.log.Warn("account lease taken over; session stopped", slog.String("account", id), slog.Int64("epoch", hs[id]))
+		c.stop(ctx, id)
 	}
 	return nil
 }
