@@ -229,15 +229,16 @@ func (g guardedSimAuth) Delete(ctx context.Context, accountID string) error {
 // content decrypted the one way): every cluster.events_poll it reads the
 // events stored since the previous poll, minus a look-back that covers
 // writers whose clocks or pipelines lag, and publishes those it has not
-// seen and this daemon did not run. The first poll only notes what is
-// there. It polls whether or not anyone listens (the hub also remembers
-// recent events for clients that resume with Last-Event-ID), but only
-// while another daemon is live: alone, every event is this daemon's.
+// seen and this daemon did not run. It reads only while someone listens
+// and another daemon is live; a first poll publishes what was stored
+// since the last poll that found nobody listening, so no event falls
+// between a client's subscription and the relay's first read.
 func (d *Daemon) relayEvents(ctx context.Context) {
 	const lookback = 30 * time.Second
 	seen := map[string]time.Time{}
 	primed := false
-	since := time.Now()
+	idleAt := time.Now()
+	var since time.Time
 	t := time.NewTicker(d.cfg.Cluster.EventsPoll)
 	defer t.Stop()
 	for {
@@ -247,13 +248,18 @@ func (d *Daemon) relayEvents(ctx context.Context) {
 		case <-t.C:
 		}
 		start := time.Now()
-		if d.cluster.Live() < 2 {
-			primed, since = false, start
+		if d.cluster.Live() < 2 || d.hub.Subscribers() == 0 {
+			primed, idleAt = false, start
+			clear(seen)
 			continue
+		}
+		from := since.Add(-lookback)
+		if !primed {
+			from = idleAt
 		}
 		// The messages' MongoDB position of every event stored at or
 		// after a time: "<RFC 3339> " with no id.
-		pos := since.Add(-lookback).UTC().Format(time.RFC3339Nano) + " "
+		pos := from.UTC().Format(time.RFC3339Nano) + " "
 		ok := true
 		for pos != "" {
 			evs, next, _, err := d.messages.EventsAfter(ctx, pos, 500)
@@ -269,7 +275,7 @@ func (d *Daemon) relayEvents(ctx context.Context) {
 					continue
 				}
 				seen[ev.ID] = start
-				if primed && !d.cluster.Owns(ev.AccountID) {
+				if !d.cluster.Owns(ev.AccountID) {
 					d.hub.Publish(ev)
 				}
 			}
