@@ -9,7 +9,11 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/wildcathub/wildcat/core/api"
 	"github.com/wildcathub/wildcat/core/cluster"
@@ -18,6 +22,7 @@ import (
 	"github.com/wildcathub/wildcat/core/messages"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/sim"
+	"github.com/wildcathub/wildcat/core/store"
 )
 
 // Cluster mode is automatic on MongoDB: every daemon on a MongoDB database
@@ -120,7 +125,7 @@ func (d *Daemon) startCluster(ctx context.Context) error {
 			defer close(d.clusterDone)
 			d.cluster.Run(cctx)
 		}()
-		d.goBackground(d.relayEvents)
+		d.goBackground(d.relayEventsWatching)
 	})
 	return nil
 }
@@ -290,5 +295,54 @@ func (d *Daemon) relayEvents(ctx context.Context) {
 				delete(seen, id)
 			}
 		}
+	}
+}
+
+// relayEventsWatching relays the other daemons' events from a change
+// stream on the messages collection where the server has change streams
+// (a MongoDB replica set): each message whose pipeline finished, as it
+// finishes. Where it has none (FerretDB, a standalone MongoDB) it falls
+// back to polling (relayEvents); so it does when the stream fails.
+func (d *Daemon) relayEventsWatching(ctx context.Context) {
+	coll := d.store.DB().Collection(store.Messages)
+	match := mongo.Pipeline{{{Key: "$match", Value: bson.D{
+		{Key: "operationType", Value: "update"},
+		{Key: "updateDescription.updatedFields.pipelineDone", Value: true},
+	}}}}
+	cs, err := coll.Watch(ctx, match)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Info("no change streams on this server; events of other daemons are polled", slog.Any("reason", err))
+			d.relayEvents(ctx)
+		}
+		return
+	}
+	d.log.Info("events of other daemons follow a change stream")
+	defer cs.Close(context.Background())
+	for cs.Next(ctx) {
+		var ch struct {
+			Key struct {
+				ID string `bson:"_id"`
+			} `bson:"documentKey"`
+		}
+		if err := cs.Decode(&ch); err != nil {
+			continue
+		}
+		accountID, messageID, ok := strings.Cut(ch.Key.ID, ":")
+		if !ok || d.cluster.Owns(accountID) || d.hub.Subscribers() == 0 {
+			continue
+		}
+		// Read through the message store: it decrypts sealed content.
+		m, err := d.messages.Get(ctx, accountID, messageID)
+		if err != nil {
+			continue
+		}
+		ev := m.Event()
+		ev.Tags, ev.Annotations = m.Tags, m.Annotations
+		d.hub.Publish(ev)
+	}
+	if ctx.Err() == nil {
+		d.log.Warn("change stream ended; events of other daemons are polled", slog.Any("error", cs.Err()))
+		d.relayEvents(ctx)
 	}
 }
