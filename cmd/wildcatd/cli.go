@@ -43,6 +43,9 @@ Usage:
           --event EVENT.json      (a webhook's body or the bare event; no side effects)
   wildcatd rules test --all       run every scripts/**/*.test.json case
           [--dir scripts]
+  wildcatd sim serve [--listen ADDR]
+                                  serve a sim network several daemons share
+                                  (drivers.sim.network_url)
   wildcatd openapi                print the REST API's OpenAPI 3.1 document (JSON)
   wildcatd healthcheck [--url URL] exit 0 when the running daemon's /readyz answers 200
                                   (the container image's HEALTHCHECK)
@@ -117,6 +120,11 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			return c.accountsImport(args[1:])
 		}
 		return c.runClient(cmd, args)
+	case "sim":
+		if len(args) > 0 && args[0] == "serve" {
+			return c.simServe(args[1:])
+		}
+		return c.usageError("sim: expected the subcommand serve")
 	case "send", "messages", "deliveries", "webhooks", "keys", "plugins":
 		return c.runClient(cmd, args)
 	case "healthcheck":
@@ -164,6 +172,9 @@ func (c *cli) help(cmd string) int {
 		fs.Usage()
 	case "healthcheck":
 		fs, _, _, _ := healthcheckFlags(c.stdout)
+		fs.Usage()
+	case "sim":
+		fs, _, _, _ := simServeFlags(c.stdout)
 		fs.Usage()
 	case "rules":
 		fs, _, _, _, _, _ := rulesFlags(c.stdout)
@@ -271,7 +282,8 @@ func (c *cli) runDaemon(args []string) int {
 	log.Info("starting wildcatd", slog.String("version", buildVersion()), slog.String("config", loaded.Path),
 		slog.String("data_dir", loaded.DataDir), slog.Bool("embedded_store", loaded.Embedded()))
 	d, err := daemon.New(loaded.Config, daemon.Options{
-		Logger: log,
+		Logger:  log,
+		Version: buildVersion(),
 		// The first start's admin API key is shown here, once.
 		Console: c.stderr,
 		// The pipeline follows config.yaml: re-read on change and on

@@ -51,6 +51,8 @@ type accountRoutes struct {
 	// messages finds what a sim message replies or reacts to; nil: nothing
 	// is found.
 	messages MessageStore
+	// cluster names the instance running an account; nil: none shown.
+	cluster Cluster
 }
 
 // accountJSON is the wire form of an account.
@@ -71,6 +73,9 @@ type accountJSON struct {
 	// Proxy is the account's own proxy with its password masked; "" when
 	// it uses the default (drivers.whatsapp.proxy).
 	Proxy string `json:"proxy"`
+	// Instance is the daemon running the account's session (GET
+	// /v1/instances); empty when none does right now.
+	Instance *string `json:"instance,omitempty"`
 }
 
 func (h *accountRoutes) render(a *session.AccountInfo) accountJSON {
@@ -170,7 +175,15 @@ func (h *accountRoutes) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return accountError(err)
 	}
-	return WriteJSON(w, http.StatusOK, h.render(a))
+	out := h.render(a)
+	if h.cluster != nil {
+		in, err := h.cluster.OwnerOf(r.Context(), a.ID)
+		if err != nil {
+			return err
+		}
+		out.Instance = &in
+	}
+	return WriteJSON(w, http.StatusOK, out)
 }
 
 func (h *accountRoutes) delete(w http.ResponseWriter, r *http.Request) error {

@@ -130,6 +130,11 @@ var accountExample = map[string]any{
 	"since": "2026-11-25T12:00:00Z", "createdAt": "2026-11-25T11:59:00Z", "driverAvailable": true, "proxy": "",
 }
 
+var instanceExample = map[string]any{
+	"id": "local", "url": "http://127.0.0.1:8080", "version": "dev", "startedAt": "2026-11-25T11:58:00Z", "heartbeatAt": "2026-11-25T12:00:00Z",
+	"accounts": []string{ExampleAccount}, "self": true,
+}
+
 var messageExample = map[string]any{
 	"id": ExampleAccount + ":" + ExampleMessageID, "accountId": ExampleAccount, "messageId": ExampleMessageID,
 	"chatId": ExampleContactChatID, "from": ExampleContactChatID, "fromMe": false, "timestamp": 1795632000,
@@ -278,8 +283,10 @@ func Operations() []Operation {
 			Errors:     []int{400, 404}},
 		{Method: "GET", Path: "/v1/accounts", Summary: "List accounts", Tag: "accounts",
 			Status: 200, Response: obj(map[string]any{"accounts": arr(ref("Account"))}), ResponseEx: map[string]any{"accounts": []any{accountExample}}},
-		{Method: "GET", Path: "/v1/accounts/{id}", Summary: "Read an account", Tag: "accounts", PathExamples: acct,
-			Status: 200, Response: ref("Account"), ResponseEx: accountExample, Errors: []int{404}},
+		{Method: "GET", Path: "/v1/accounts/{id}", Summary: "Read an account, with the instance (daemon) running it", Tag: "accounts", PathExamples: acct,
+			Status: 200, Response: ref("Account"), ResponseEx: withFields(accountExample, map[string]any{"instance": "local"}), Errors: []int{404}},
+		{Method: "GET", Path: "/v1/instances", Summary: "The live daemons sharing the store, with the accounts each runs, version, start time and last heartbeat", Tag: "accounts",
+			Status: 200, Response: obj(map[string]any{"instances": arr(ref("Instance"))}, "instances"), ResponseEx: map[string]any{"instances": []any{instanceExample}}},
 		{Method: "POST", Path: "/v1/accounts/{id}/connect", Summary: "Connect (pair or reconnect)", Tag: "accounts", PathExamples: newAcct,
 			Status: 202, Response: ref("Account"), ResponseEx: withFields(accountExample, map[string]any{"id": ExampleNewAccount, "state": "created"}), Errors: []int{404, 409, 503}},
 		{Method: "GET", Path: "/v1/accounts/{id}/qr", Summary: "Current pairing QR code (JSON, or PNG with Accept: image/png)", Tag: "accounts", PathExamples: newAcct,
@@ -607,8 +614,14 @@ var schemas = map[string]any{
 		"id": str(""), "driver": str(""), "name": str(""), "state": str("created, pairing, connected, disconnected or logged_out"),
 		"reason": str("why it entered the state"), "jid": str(""), "pushName": str(""), "lastError": str(""),
 		"since": str("RFC 3339"), "createdAt": str("RFC 3339"), "driverAvailable": boolean(""),
-		"proxy": str("the account's own proxy, password masked (socks5://user:***@host:1080); \"\" when it uses drivers.whatsapp.proxy"),
+		"proxy":    str("the account's own proxy, password masked (socks5://user:***@host:1080); \"\" when it uses drivers.whatsapp.proxy"),
+		"instance": str("GET /v1/accounts/{id} only: the instance (GET /v1/instances) running the account's session; empty while none does (its lease is moving)"),
 	}),
+	"Instance": obj(map[string]any{
+		"id": str("the daemon's instance id (\"local\" on the embedded engine)"), "url": str("where the other daemons forward calls that need its accounts' sessions (cluster.advertise_url)"),
+		"version": str("wildcatd version"), "startedAt": str("RFC 3339"), "heartbeatAt": str("its last heartbeat (RFC 3339)"),
+		"accounts": arr(str("account ids whose lease it holds")), "self": boolean("the daemon answering"),
+	}, "id", "url", "version", "startedAt", "heartbeatAt", "accounts", "self"),
 	"SimInbound": obj(map[string]any{
 		"from": str("the contact's number"), "pushName": str(""), "id": str("fixes the message id"), "timestamp": integer("Unix seconds"),
 		"text": str(""), "media": map[string]any{"type": "object"}, "location": map[string]any{"type": "object"},

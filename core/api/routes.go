@@ -19,7 +19,7 @@ func (s *Server) routes(opts Options) {
 	(&Route{s, s.root.Handle("/readyz", s.handle(s.readyz)).Methods(http.MethodGet, http.MethodHead)}).Public()
 
 	if opts.Accounts != nil {
-		a := &accountRoutes{accounts: opts.Accounts, sim: opts.Sim, messages: opts.Messages}
+		a := &accountRoutes{accounts: opts.Accounts, sim: opts.Sim, messages: opts.Messages, cluster: opts.Cluster}
 		s.Handle("/accounts", a.create, http.MethodPost).Needs(apikeys.ScopeAccountsWrite)
 		s.Handle("/accounts", a.list, http.MethodGet).Needs(apikeys.ScopeAccountsRead).Filtered()
 		s.Handle("/accounts/{id}", a.get, http.MethodGet).Needs(apikeys.ScopeAccountsRead)
@@ -32,6 +32,11 @@ func (s *Server) routes(opts Options) {
 		if opts.Sim != nil {
 			s.Handle("/accounts/{id}/sim/inbound", a.simInbound, http.MethodPost).Needs(apikeys.ScopeAccountsWrite)
 		}
+	}
+
+	if opts.Cluster != nil {
+		in := &instanceRoutes{cluster: opts.Cluster}
+		s.Handle("/instances", in.list, http.MethodGet).Needs(apikeys.ScopeAdmin)
 	}
 
 	if opts.Channels != nil {

@@ -105,6 +105,10 @@ type Options struct {
 	// 10 min.
 	ReadTimeout   time.Duration
 	UploadTimeout time.Duration
+	// Cluster says where each account's session runs: requests that need
+	// it are forwarded to its daemon, and GET /v1/instances lists the
+	// daemons. nil: every account runs here and the route is left out.
+	Cluster Cluster
 	// RuleDirs are the directories POST /v1/pipeline/reload may name rule
 	// files in (config's EffectiveRuleDirs).
 	RuleDirs []string
@@ -135,6 +139,8 @@ type Server struct {
 	// limiter is the rate limiter (nil: none); failedAuth feeds it.
 	limiter  *ratelimit.Limiter
 	reqGuard *requestGuard
+	// cluster forwards requests for accounts running elsewhere; nil: none.
+	cluster Cluster
 	// uploadTimeout is the read deadline of routes whose body limit is
 	// above maxBody (media).
 	uploadTimeout time.Duration
@@ -144,7 +150,7 @@ type Server struct {
 func New(opts Options) *Server {
 	s := &Server{log: opts.Logger, maxBody: opts.MaxBodyBytes, ready: opts.Ready, stopping: make(chan struct{}),
 		reqGuard: newRequestGuard(opts.Hosts, opts.AllowedOrigins),
-		keys:     opts.Keys, onAuthFailure: opts.AuthFailed, access: map[*mux.Route]access{}, proxies: opts.TrustedProxies}
+		keys:     opts.Keys, cluster: opts.Cluster, onAuthFailure: opts.AuthFailed, access: map[*mux.Route]access{}, proxies: opts.TrustedProxies}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -181,6 +187,8 @@ func New(opts Options) *Server {
 	if s.limiter != nil {
 		s.root.Use(s.rateLimits().Keys)
 	}
+	// Authorised and counted here, then served by the account's daemon.
+	s.root.Use(s.forward)
 	s.routes(opts)
 	var h http.Handler = s.root
 	if s.limiter != nil {

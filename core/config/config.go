@@ -19,6 +19,7 @@ type Config struct {
 
 	HTTP    HTTP    `koanf:"http"`
 	MongoDB MongoDB `koanf:"mongodb"`
+	Cluster Cluster `koanf:"cluster"`
 	Log     Log     `koanf:"log"`
 	Media   Media   `koanf:"media"`
 	Send    Send    `koanf:"send"`
@@ -115,6 +116,16 @@ type Outbox struct {
 	Retention     time.Duration   `koanf:"retention" doc:"How long delivered jobs stay listable in GET /v1/deliveries before they are purged."`
 }
 
+// Cluster configures several daemons on one MongoDB database: account
+// leases, instances and forwarding. Ignored on the embedded engine.
+type Cluster struct {
+	AdvertiseURL  string        `koanf:"advertise_url" doc:"Base URL (http://host:port) at which the other daemons sharing the MongoDB database reach this one's REST API, to forward calls that need an account's session. Empty: derived from http.addr (the machine's host name when it listens on all interfaces)."`
+	LeaseTTL      time.Duration `koanf:"lease_ttl" doc:"How long an account's lease (and a daemon's heartbeat) lasts without renewal; a dead daemon's accounts move after at most lease_ttl + renew_interval. Set the same on every daemon."`
+	RenewInterval time.Duration `koanf:"renew_interval" doc:"How often a daemon renews its leases, heartbeats and rebalances; below half of cluster.lease_ttl."`
+	MaxMoves      int           `koanf:"max_moves" doc:"Accounts one daemon hands to another per renewal when the daemons change (a join), so that a new daemon does not connect every phone at once; taking over a dead daemon's accounts is not limited."`
+	EventsPoll    time.Duration `koanf:"events_poll" doc:"How often GET /v1/events looks in the store for events of accounts other daemons run (the MongoDB servers without change streams)."`
+}
+
 // Webhooks configures webhook delivery: the endpoints' registry in the
 // daemon and the webhook plugin that makes the requests.
 type Webhooks struct {
@@ -137,6 +148,7 @@ type Encryption struct {
 // Drivers configures the session drivers.
 type Drivers struct {
 	WhatsApp WhatsAppDriver `koanf:"whatsapp"`
+	Sim      SimDriver      `koanf:"sim"`
 }
 
 // WhatsAppDriver configures the whatsmeow driver.
@@ -177,7 +189,8 @@ func Defaults() Config {
 			MaxBytes:     64 << 20,
 			FetchTimeout: 30 * time.Second,
 		},
-		Rules: Rules{MemoryLimit: 512 << 20},
+		Rules:   Rules{MemoryLimit: 512 << 20},
+		Drivers: Drivers{Sim: SimDriver{PairDelay: 3 * time.Second}},
 		Send: Send{
 			Workers:   4,
 			QueueSize: 1000,
@@ -198,6 +211,12 @@ func Defaults() Config {
 			Lease:        30 * time.Second,
 			Retention:    7 * 24 * time.Hour,
 		},
+		Cluster: Cluster{
+			LeaseTTL:      10 * time.Second,
+			RenewInterval: 3 * time.Second,
+			MaxMoves:      8,
+			EventsPoll:    time.Second,
+		},
 		Webhooks: Webhooks{
 			Timeout:      15 * time.Second,
 			DisableAfter: 120 * time.Hour,
@@ -209,3 +228,9 @@ func Defaults() Config {
 
 // Embedded reports whether the daemon runs its own store engine.
 func (c *Config) Embedded() bool { return c.MongoDB.URI == "" }
+
+// SimDriver tunes the simulator driver.
+type SimDriver struct {
+	NetworkURL string        `koanf:"network_url" doc:"URL (http://host:port) of a sim network served by wildcatd sim serve, which this daemon's sim accounts connect to instead of its own in-process network, so that several daemons share one simulated WhatsApp (one-to-one messages and receipts). Empty: the in-process network."`
+	PairDelay  time.Duration `koanf:"pair_delay" doc:"How long after a sim account starts pairing its simulated phone scans the QR code (or types the pairing code); until then GET /v1/accounts/{id}/qr shows the codes."`
+}

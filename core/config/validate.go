@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -50,11 +51,18 @@ func (c *Config) Validate() error {
 		{"outbox.poll_interval", positive(c.Outbox.PollInterval.Seconds())},
 		{"outbox.lease", atLeast(c.Outbox.Lease, 2*time.Second)},
 		{"outbox.retention", positive(c.Outbox.Retention.Seconds())},
+		{"drivers.sim.network_url", optionalHTTPURL(c.Drivers.Sim.NetworkURL)},
+		{"drivers.sim.pair_delay", positive(c.Drivers.Sim.PairDelay.Seconds())},
 		{"webhooks.timeout", positive(c.Webhooks.Timeout.Seconds())},
 		{"webhooks.disable_after", positive(c.Webhooks.DisableAfter.Seconds())},
 		{"webhooks.plugin", nonEmpty(c.Webhooks.Plugin)},
 		{"webhooks.sync_interval", positive(c.Webhooks.SyncInterval.Seconds())},
 		{"rules.memory_limit", atLeastBytes(c.Rules.MemoryLimit, 16<<20)},
+		{"cluster.advertise_url", baseURL(c.Cluster.AdvertiseURL)},
+		{"cluster.lease_ttl", atLeast(c.Cluster.LeaseTTL, 2*time.Second)},
+		{"cluster.renew_interval", below(c.Cluster.RenewInterval, c.Cluster.LeaseTTL/2, "half of cluster.lease_ttl")},
+		{"cluster.max_moves", between(c.Cluster.MaxMoves, 1, 10_000)},
+		{"cluster.events_poll", positive(c.Cluster.EventsPoll.Seconds())},
 	}
 	for _, ch := range checks {
 		if ch.err != nil {
@@ -101,6 +109,26 @@ func positive(v float64) error {
 func atLeast(v, lo time.Duration) error {
 	if v < lo {
 		return fmt.Errorf("must be at least %s, not %s", lo, v)
+	}
+	return nil
+}
+
+// below accepts a positive duration under hi (what names it).
+func below(v, hi time.Duration, what string) error {
+	if v <= 0 || v >= hi {
+		return fmt.Errorf("must be greater than zero and below %s (%s), not %s", what, hi, v)
+	}
+	return nil
+}
+
+// baseURL accepts empty or an absolute http(s) URL without query.
+func baseURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		return fmt.Errorf("%q is not an http(s)://host:port base URL", s)
 	}
 	return nil
 }
@@ -197,4 +225,24 @@ func cidrOrAddr(s string) error {
 		return nil
 	}
 	return fmt.Errorf("%q is not a CIDR (10.0.0.0/8) or an IP address", s)
+}
+
+// optionalHTTPURL accepts "" or an http(s) or ws(s) URL with a host.
+func optionalHTTPURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %v", s, err)
+	}
+	switch u.Scheme {
+	case "http", "https", "ws", "wss":
+	default:
+		return fmt.Errorf("%q: the scheme must be http, https, ws or wss", s)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q names no host", s)
+	}
+	return nil
 }

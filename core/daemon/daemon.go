@@ -23,6 +23,7 @@ import (
 	"github.com/wildcathub/wildcat/core/api"
 	"github.com/wildcathub/wildcat/core/apikeys"
 	"github.com/wildcathub/wildcat/core/clock"
+	"github.com/wildcathub/wildcat/core/cluster"
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/configcheck"
 	"github.com/wildcathub/wildcat/core/dashboard"
@@ -101,6 +102,11 @@ type Options struct {
 	// Clock times send pacing and the API's rate limits; nil is the system
 	// clock (tests move a fake one).
 	Clock clock.Clock
+	// Version is this build's version, shown in GET /v1/instances.
+	Version string
+	// InstanceID names this daemon among those sharing a MongoDB
+	// database; empty: hostname-pid-random.
+	InstanceID string
 	// Resolver looks up host names for the SSRF guard of webhook
 	// registration and rules' ctx.http.fetch; nil: the system's resolver
 	// (tests answer for example.com names without a network).
@@ -140,6 +146,13 @@ type Daemon struct {
 	apiKeys  *apikeys.Keyring // nil when http.auth is off
 	hub      *stream.Hub
 	metrics  *prometheus.Registry
+	// cluster holds the account leases on MongoDB (cluster.go); nil on
+	// the embedded engine.
+	cluster       *cluster.Cluster
+	clusterOnce   sync.Once
+	clusterCancel context.CancelFunc
+	clusterDone   chan struct{}
+	startedAt     time.Time
 
 	pipelineMetrics *pipeline.Metrics
 	outboxMetrics   *outbox.Metrics
@@ -176,7 +189,8 @@ func New(cfg config.Config, opts Options) (*Daemon, error) {
 	if err := configcheck.Settings(&cfg); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, opts: opts, log: logging.Component(opts.Logger, "daemon"), clock: opts.Clock}
+	d := &Daemon{cfg: cfg, opts: opts, log: logging.Component(opts.Logger, "daemon"), clock: opts.Clock,
+		startedAt: time.Now().UTC().Truncate(time.Millisecond)}
 	if d.clock == nil {
 		d.clock = clock.Real{}
 	}
@@ -223,6 +237,7 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		return err
 	}
 	d.hub = stream.New(0, 0)
+	d.buildCluster(cfg)
 	if d.sql != nil {
 		d.messages = messages.NewSQLite(d.sql, logging.Component(opts.Logger, "messages"))
 	} else {
@@ -276,7 +291,16 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 	})
 	simOpts := opts.Sim
 	simOpts.Auth, simOpts.Logger = d.simAuth(), logging.Component(opts.Logger, "sim")
+	if d.cluster != nil {
+		simOpts.Auth = guardedSimAuth{AuthStore: simOpts.Auth, guard: d.clusterGuard()}
+	}
 	simOpts.Groups = d.simGroups()
+	if simOpts.NetworkURL == "" {
+		simOpts.NetworkURL = cfg.Drivers.Sim.NetworkURL
+	}
+	if simOpts.PairDelay == 0 {
+		simOpts.PairDelay = cfg.Drivers.Sim.PairDelay
+	}
 	d.sim = sim.New(simOpts)
 	d.sessions = session.NewManager(session.ManagerOptions{
 		Accounts:   d.accountStore(),
@@ -291,6 +315,10 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		BeforeOpen: d.recover,
 		RetryMin:   opts.ConnectRetryMin,
 		RetryMax:   opts.ConnectRetryMax,
+		// On MongoDB only the accounts whose lease this daemon holds run
+		// here, and their writes are fenced (cluster.go).
+		Owns:  d.clusterOwns(),
+		Guard: d.clusterGuard(),
 	})
 	drivers, err := d.drivers()
 	if err != nil {
@@ -420,11 +448,12 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		TLSCertFile:    cfg.HTTP.TLSCertFile,
 		TLSKeyFile:     cfg.HTTP.TLSKeyFile,
 		RateLimiter:    rateLimiter(cfg.HTTP.RateLimits, d),
-		Hosts:          cfg.HTTP.Hosts,
+		Hosts:          d.apiHosts(cfg),
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		ReadTimeout:    cfg.HTTP.ReadTimeout,
 		UploadTimeout:  cfg.HTTP.UploadTimeout,
 		RuleDirs:       cfg.EffectiveRuleDirs(),
+		Cluster:        d.apiCluster(),
 	})
 	return nil
 }
@@ -687,6 +716,14 @@ func (d *Daemon) startup(ctx context.Context) {
 		if err == nil {
 			err = d.sessions.Start(actx, declared)
 		}
+		if err == nil && d.cluster != nil {
+			// The declared accounts exist now: place them and start this
+			// daemon's share.
+			err = d.startCluster(actx)
+			if err == nil {
+				err = d.sessions.Start(actx, nil)
+			}
+		}
 		cancel()
 		if err == nil {
 			break
@@ -817,6 +854,8 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		if err := d.sessions.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("close sessions: %w", err))
 		}
+		// The leases go back once the sessions are closed.
+		d.stopCluster()
 		if err := d.sim.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("close sim network: %w", err))
 		}

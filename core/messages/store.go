@@ -116,6 +116,12 @@ type Message struct {
 	Edit   *event.Edit   `bson:"edit,omitempty" json:"-"`
 	Revoke *event.Revoke `bson:"revoke,omitempty" json:"-"`
 
+	// Writer is the daemon (instance and lease epoch) that stored the
+	// message, on a MongoDB shared by several daemons (WithWriter), so
+	// fencing can be checked in the store; unset on the embedded engine,
+	// which has one daemon.
+	Writer *Writer `bson:"writer,omitempty" json:"-"`
+
 	// PollTally is a poll's current result (type poll only): see
 	// PollTally.
 	PollTally *PollTally `bson:"pollTally,omitempty" json:"pollTally,omitempty"`
@@ -232,6 +238,9 @@ func (s *Store) Record(ctx context.Context, ev *event.Event) (inserted bool, err
 		doc.Status, doc.StatusRank = statusOf(event.StatusSent)
 	}
 	doc.SortKey = SortKey(m.Timestamp, m.MessageID)
+	if w, ok := ctx.Value(writerKey{}).(Writer); ok {
+		doc.Writer = &w
+	}
 	if pollID, ballot, ok := voteOf(&doc.Message); ok {
 		return s.recordVote(ctx, &doc, chatUpdateFor(&doc, now), pollID, ballot)
 	}
@@ -421,4 +430,18 @@ func (s *Store) MarkProcessed(ctx context.Context, eventID string) error {
 		return fmt.Errorf("mark event %s processed: %w", eventID, err)
 	}
 	return nil
+}
+
+// Writer names the daemon storing a message and the epoch of its lease on
+// the message's account.
+type Writer struct {
+	Instance string `bson:"instance"`
+	Epoch    int64  `bson:"epoch"`
+}
+
+type writerKey struct{}
+
+// WithWriter makes the messages Record stores under ctx carry w.
+func WithWriter(ctx context.Context, w Writer) context.Context {
+	return context.WithValue(ctx, writerKey{}, w)
 }

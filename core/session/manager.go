@@ -36,6 +36,14 @@ type ManagerOptions struct {
 	// RetryMin and RetryMax bound the backoff between failed Connect calls;
 	// zero means 1 s and 1 min.
 	RetryMin, RetryMax time.Duration
+	// Owns, when set (several daemons on one MongoDB), says whether this
+	// daemon holds the account's lease: Start starts only those, and the
+	// others start through StartAccount when their lease arrives.
+	Owns func(accountID string) bool
+	// Guard, when set, is asked before every write of an account's session
+	// (its events, its sends): an error refuses the write (a daemon whose
+	// lease was superseded); the Writer is recorded on stored messages.
+	Guard func(accountID string) (messages.Writer, error)
 }
 
 // Manager owns the accounts: their documents, their drivers and the open
@@ -50,6 +58,8 @@ type Manager struct {
 	before     func(ctx context.Context, accountID string) error
 	retryMin   time.Duration
 	retryMax   time.Duration
+	owns       func(accountID string) bool
+	guard      func(accountID string) (messages.Writer, error)
 	// after waits between connect attempts: time.After, or a test's
 	// recorder (export_test.go).
 	after func(time.Duration) <-chan time.Time
@@ -101,6 +111,8 @@ func NewManager(opts ManagerOptions) *Manager {
 		before:     opts.BeforeOpen,
 		retryMin:   opts.RetryMin,
 		retryMax:   opts.RetryMax,
+		owns:       opts.Owns,
+		guard:      opts.Guard,
 		after:      time.After,
 		drivers:    map[string]Driver{},
 		sessions:   map[string]*running{},
@@ -158,7 +170,7 @@ func (m *Manager) Start(ctx context.Context, declared []AccountSpec) error {
 	}
 	var firsts []<-chan struct{}
 	for _, a := range all {
-		if a.State == StateLoggedOut {
+		if a.State == StateLoggedOut || (m.owns != nil && !m.owns(a.ID)) {
 			continue
 		}
 		d, err := m.driver(a.Driver)
@@ -183,6 +195,37 @@ func (m *Manager) Start(ctx context.Context, declared []AccountSpec) error {
 		}
 	}
 	return nil
+}
+
+// StartAccount starts the account's session in the background when its
+// lease arrived here: unless it runs already, is logged out, or was
+// created and never connected (pairing waits for Connect, as on one
+// daemon).
+func (m *Manager) StartAccount(ctx context.Context, id string) error {
+	a, err := m.accounts.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if a.State == StateLoggedOut || a.State == StateCreated {
+		return nil
+	}
+	d, err := m.driver(a.Driver)
+	if err != nil {
+		_ = m.accounts.Apply(ctx, id, AccountChange{LastError: err.Error()})
+		return err
+	}
+	m.startInBackground(a, d)
+	return nil
+}
+
+// StopAccount closes the account's session here without logging out (its
+// lease moved or was lost); another daemon resumes it.
+func (m *Manager) StopAccount(ctx context.Context, id string) {
+	if sess := m.detach(id); sess != nil {
+		if err := sess.Close(ctx); err != nil {
+			m.log.Warn("closing the session failed", slog.String("account", id), slog.Any("error", err))
+		}
+	}
 }
 
 // startInBackground opens and connects the account's session, retrying
@@ -459,6 +502,11 @@ func (m *Manager) Send(ctx context.Context, id string, req *SendRequest) (*SendR
 			return nil, err
 		}
 		return nil, m.noSession(id)
+	}
+	if m.guard != nil {
+		if _, err := m.guard(id); err != nil {
+			return nil, fmt.Errorf("send: %w", err)
+		}
 	}
 	return sess.Send(ctx, req)
 }

@@ -32,6 +32,15 @@ func (m *Manager) Emit(ctx context.Context, ev *event.Event) error {
 	if err := ev.Validate(); err != nil {
 		return fmt.Errorf("emit: %w", err)
 	}
+	if m.guard != nil {
+		// A daemon that no longer holds the account's lease writes nothing
+		// for it; the stored messages name the writer and its epoch.
+		w, err := m.guard(ev.AccountID)
+		if err != nil {
+			return fmt.Errorf("emit %s event %q: %w", ev.Kind, ev.ID, err)
+		}
+		ctx = messages.WithWriter(ctx, w)
+	}
 	fresh, err := m.store(ctx, ev)
 	if err != nil {
 		return fmt.Errorf("store %s event %q: %w", ev.Kind, ev.ID, err)

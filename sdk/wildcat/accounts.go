@@ -26,6 +26,9 @@ type Account struct {
 	// Proxy is the account's own proxy, its password masked
 	// (socks5://user:***@host:1080); "" when it uses the daemon's default.
 	Proxy string `json:"proxy,omitempty"`
+	// Instance is the daemon running the account's session (Account only;
+	// empty while its lease moves between daemons).
+	Instance string `json:"instance,omitempty"`
 }
 
 // Account states.

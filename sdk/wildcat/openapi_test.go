@@ -150,6 +150,7 @@ var clientCalls = map[string]func(ctx context.Context, c *wildcat.Client) error{
 	"RevokeKey": func(ctx context.Context, c *wildcat.Client) error { return c.RevokeKey(ctx, "k") },
 	"Rules":     func(ctx context.Context, c *wildcat.Client) error { _, err := c.Rules(ctx); return err },
 	"Plugins":   func(ctx context.Context, c *wildcat.Client) error { _, err := c.Plugins(ctx); return err },
+	"Instances": func(ctx context.Context, c *wildcat.Client) error { _, err := c.Instances(ctx); return err },
 	"Pipeline":  func(ctx context.Context, c *wildcat.Client) error { _, err := c.Pipeline(ctx); return err },
 	"Events": func(ctx context.Context, c *wildcat.Client) error {
 		for _, err := range c.Events(ctx, wildcat.EventQuery{}) {

@@ -84,3 +84,26 @@ func (c *Client) Pipeline(ctx context.Context) (*Pipeline, error) {
 	}
 	return &p, nil
 }
+
+// Instance is a live daemon sharing the store.
+type Instance struct {
+	ID          string    `json:"id"`
+	URL         string    `json:"url"`
+	Version     string    `json:"version"`
+	StartedAt   time.Time `json:"startedAt"`
+	HeartbeatAt time.Time `json:"heartbeatAt"`
+	// Accounts are the accounts whose session it runs.
+	Accounts []string `json:"accounts"`
+	// Self is true for the daemon that answered.
+	Self bool `json:"self"`
+}
+
+// Instances lists the live daemons (one on the embedded engine) with the
+// accounts each runs.
+func (c *Client) Instances(ctx context.Context) ([]Instance, error) {
+	var out struct {
+		Instances []Instance `json:"instances"`
+	}
+	err := c.do(ctx, request{method: http.MethodGet, path: "/instances"}, &out)
+	return out.Instances, err
+}

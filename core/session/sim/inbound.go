@@ -65,6 +65,10 @@ func (n *Network) Inject(ctx context.Context, accountID string, in *Inbound) (*e
 	}
 	chat, sender := from, from
 	var members []string
+	remote := n.opts.NetworkURL != ""
+	if remote && (in.Group != "" || in.Vote != nil) {
+		return nil, ErrRemoteOnly
+	}
 	if in.Group != "" {
 		gj, ok := groupJID(in.Group)
 		if !ok {
@@ -126,6 +130,14 @@ func (n *Network) Inject(ctx context.Context, accountID string, in *Inbound) (*e
 	ev, err := s.normalizer(event.SourcePhone).Message(&events.Message{Info: info, Message: msg, RawMessage: msg})
 	if err != nil {
 		return nil, fmt.Errorf("normalise injected message: %w", err)
+	}
+	if remote {
+		// Through the network, like any inbound message: stored by the
+		// session when it arrives, and acknowledged then.
+		if err := s.injectRemote(ctx, info, msg); err != nil {
+			return nil, err
+		}
+		return ev, nil
 	}
 	if err := s.sink.Emit(ctx, ev); err != nil {
 		return nil, fmt.Errorf("store injected message: %w", err)

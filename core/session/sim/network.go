@@ -57,6 +57,15 @@ type Options struct {
 	ReadDelay time.Duration
 	// ReconnectDelay is how soon a dropped connection comes back [1s].
 	ReconnectDelay time.Duration
+
+	// NetworkURL, when set, is a remote sim network (Server, served by
+	// wildcatd sim serve or a test) that the sessions connect to instead of
+	// this in-process one, so several daemons share one network. It serves
+	// one-to-one messages and receipts; its DeliveredDelay and ReadDelay
+	// apply, not these.
+	NetworkURL string
+	// Peer labels this process's connections on the remote network [host/pid].
+	Peer string
 }
 
 func (o *Options) defaults() {
@@ -72,6 +81,9 @@ func (o *Options) defaults() {
 	def(&o.ReconnectDelay, time.Second)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.NetworkURL != "" && o.Peer == "" {
+		o.Peer = defaultPeer()
 	}
 }
 

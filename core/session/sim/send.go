@@ -25,6 +25,13 @@ func (s *Session) Send(ctx context.Context, req *session.SendRequest) (*session.
 	if s.getState() != stateConnected {
 		return nil, fmt.Errorf("sim account %q is not connected: %w", s.acct.ID, session.ErrWrongState)
 	}
+	if s.n.opts.NetworkURL != "" {
+		_, group := groupJID(req.To)
+		_, broadcast := broadcastJID(req.To)
+		if group || broadcast {
+			return nil, ErrRemoteOnly
+		}
+	}
 	var members []string // a group's (groupsend.go)
 	to, err := parseRecipient(req.To)
 	if gj, ok := groupJID(req.To); ok {
@@ -88,6 +95,10 @@ func (s *Session) Send(ctx context.Context, req *session.SendRequest) (*session.
 	}
 	switch {
 	case f.DropSends:
+	case s.n.opts.NetworkURL != "":
+		if err := s.sendRemote(ctx, info, msg); err != nil {
+			return nil, err
+		}
 	case to == types.StatusBroadcastJID:
 		s.n.routeStatus(s, req.StatusRecipients, msg, info)
 	case broadcast: // a list: its members are on the phone, not the sim
@@ -172,6 +183,12 @@ func (s *Session) MarkRead(ctx context.Context, chatID, senderID string, message
 	sender, err := parseRecipient(senderID)
 	if err != nil {
 		return err
+	}
+	if rc := s.remote(); s.n.opts.NetworkURL != "" {
+		if rc == nil {
+			return fmt.Errorf("sim account %q is not connected: %w", s.acct.ID, session.ErrWrongState)
+		}
+		return rc.request(ctx, frame{Op: opRead, Receipt: &wireReceipt{Peer: sender.String(), IDs: messageIDs, Type: string(types.ReceiptTypeRead), Timestamp: time.Now()}})
 	}
 	peer, ok := s.n.accountFor(sender)
 	if !ok {

@@ -48,6 +48,7 @@ type Session struct {
 
 	mu      sync.Mutex
 	state   state
+	rc      *remoteConn        // the remote network connection (remote.go); nil in process
 	stopRun context.CancelFunc // ends the current run: pairing or inbox delivery
 	scanned chan struct{}
 
@@ -160,9 +161,25 @@ func (s *Session) goOnline(ctx context.Context, run context.Context) error {
 	if err != nil {
 		return err
 	}
+	var rc *remoteConn
+	if s.n.opts.NetworkURL != "" {
+		if rc, err = s.dialRemote(run); err != nil {
+			return err
+		}
+	}
 	s.setState(stateConnected)
 	if err := s.sink.Emit(ctx, ev); err != nil {
+		if rc != nil {
+			_ = rc.c.CloseNow()
+		}
 		return fmt.Errorf("report connected: %w", err)
+	}
+	if rc != nil {
+		s.mu.Lock()
+		s.rc = rc
+		s.mu.Unlock()
+		s.wg.Go(func() { rc.run(run) })
+		return nil
 	}
 	b := s.n.inbox(s.acct.ID)
 	s.wg.Go(func() { b.run(run, s) })
@@ -280,30 +297,41 @@ func (s *Session) drop() error {
 	if err := s.sink.Emit(run, ev); err != nil {
 		s.log.Warn("sim disconnect not reported", slog.Any("error", err))
 	}
-	s.wg.Go(func() {
-		for attempt := 1; ; attempt++ {
-			select {
-			case <-run.Done():
-				return
-			case <-time.After(s.n.opts.ReconnectDelay):
-			}
-			s.transition.Lock()
-			var err error
-			if run.Err() == nil && s.getState() == stateDisconnected {
-				err = s.goOnline(run, run)
-			}
-			s.transition.Unlock()
-			if err == nil {
-				return
-			}
-			s.log.Warn("sim reconnect failed; retrying", slog.Int("attempt", attempt), slog.Any("error", err))
-		}
-	})
+	s.wg.Go(func() { s.reconnect(run) })
 	return nil
 }
 
-// Disconnect implements session.Session: offline, auth state kept.
+// reconnect brings a disconnected session back online, every
+// ReconnectDelay until it succeeds or run ends.
+func (s *Session) reconnect(run context.Context) {
+	for attempt := 1; ; attempt++ {
+		select {
+		case <-run.Done():
+			return
+		case <-time.After(s.n.opts.ReconnectDelay):
+		}
+		s.transition.Lock()
+		var err error
+		if run.Err() == nil && s.getState() == stateDisconnected {
+			err = s.goOnline(run, run)
+		}
+		s.transition.Unlock()
+		if err == nil {
+			return
+		}
+		s.log.Warn("sim reconnect failed; retrying", slog.Int("attempt", attempt), slog.Any("error", err))
+	}
+}
+
+// Disconnect implements session.Session: offline, auth state kept. On the
+// remote network it returns once the server has seen the goodbye.
 func (s *Session) Disconnect(ctx context.Context) error {
+	err := s.disconnect(ctx)
+	s.waitRemote(ctx)
+	return err
+}
+
+func (s *Session) disconnect(ctx context.Context) error {
 	s.transition.Lock()
 	defer s.transition.Unlock()
 	prev := s.getState()
@@ -327,6 +355,12 @@ func (s *Session) Disconnect(ctx context.Context) error {
 // Logout implements session.Session: the auth state is deleted and
 // account.logged_out reported; ErrNotPaired when there was nothing to unlink.
 func (s *Session) Logout(ctx context.Context) error {
+	err := s.logout(ctx)
+	s.waitRemote(ctx)
+	return err
+}
+
+func (s *Session) logout(ctx context.Context) error {
 	s.transition.Lock()
 	defer s.transition.Unlock()
 	prev := s.getState()

@@ -29,6 +29,9 @@ type world struct {
 
 	mu  sync.Mutex
 	evs []*event.Event
+	// gate, when set, may refuse an event before it is recorded (the
+	// store failing): the session then does not acknowledge it.
+	gate func(ev *event.Event) error
 }
 
 // stores are one engine's sim auth state and accounts, shared by the
@@ -71,6 +74,11 @@ func newWorldOn(t *testing.T, st stores, opts sim.Options) *world {
 	w.mgr = session.NewManager(session.ManagerOptions{Accounts: st.accounts, Messages: w.msgs, OnEvent: func(_ context.Context, ev *event.Event) error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
+		if w.gate != nil {
+			if err := w.gate(ev); err != nil {
+				return err
+			}
+		}
 		w.evs = append(w.evs, ev)
 		return nil
 	}})

@@ -9,14 +9,10 @@ package storetest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"regexp"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -93,13 +89,7 @@ var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9]+`)
 func DatabaseName(t testing.TB) string {
 	t.Helper()
 	URI(t)
-	var r [4]byte
-	_, _ = rand.Read(r[:])
-	base := strings.Trim(unsafeChars.ReplaceAllString(strings.ToLower(t.Name()), "_"), "_")
-	if len(base) > 40 {
-		base = base[len(base)-40:]
-	}
-	name := fmt.Sprintf("t%s_%s", hex.EncodeToString(r[:]), base)
+	name := uniqueName(t)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -129,6 +119,7 @@ func Main(m *testing.M) int {
 	if tmpDir != "" {
 		_ = os.RemoveAll(tmpDir)
 	}
+	stopAtomic()
 	return code
 }
 
