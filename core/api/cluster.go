@@ -46,6 +46,7 @@ var forwarded = map[string]bool{
 	"POST /v1/accounts/{id}/logout":       true,
 	"POST /v1/accounts/{id}/pairing-code": true,
 	"DELETE /v1/accounts/{id}":            true,
+	"PATCH /v1/accounts/{id}":             true, // a new proxy reconnects the session
 	"POST /v1/accounts/{id}/messages":     true,
 	"POST /v1/accounts/{id}/sim/inbound":  true,
 }

@@ -124,3 +124,25 @@ func TestForwardingToTheAccountsDaemon(t *testing.T) {
 		})
 	}
 }
+
+// TestNeedsSession: the calls that change or use an account's session run
+// on its owner; reads of what the store holds are served anywhere.
+func TestNeedsSession(t *testing.T) {
+	for _, c := range []struct {
+		method, tmpl string
+		want         bool
+	}{
+		{"PATCH", "/v1/accounts/{id}", true}, // a new proxy reconnects the session
+		{"DELETE", "/v1/accounts/{id}", true},
+		{"GET", "/v1/accounts/{id}", false},
+		{"GET", "/v1/accounts/{id}/qr", false},
+		{"POST", "/v1/accounts/{id}/messages", true},
+		{"GET", "/v1/accounts/{id}/messages", false},
+		{"POST", "/v1/accounts/{id}/groups/{groupId}/participants", true},
+		{"GET", "/v1/accounts/{id}/channels", true},
+	} {
+		if got := needsSession(c.method, c.tmpl); got != c.want {
+			t.Errorf("needsSession(%s %s) = %v, want %v", c.method, c.tmpl, got, c.want)
+		}
+	}
+}
