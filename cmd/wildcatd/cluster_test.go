@@ -353,7 +353,6 @@ func TestThreeDaemonsShareOneMongoDB(t *testing.T) {
 http: {addr: "127.0.0.1:0", auth_secret: %q}
 mongodb: {uri: %q, database: %s}
 drivers: {sim: {network_url: %q, pair_delay: 1h}}
-cluster: {lease_ttl: 5s, renew_interval: 1s}
 accounts: [%s]
 plugins:
   webhook: {path: %s, timeout: 30s}
@@ -361,7 +360,7 @@ webhooks:
   allow_private_targets: true
   sync_interval: 500ms
   endpoints: [{id: rec, url: %q, events: [message.received]}]
-outbox: {retries: [100ms, 200ms, 500ms], retry_every: 1s, poll_interval: 1s, lease: 3s}
+outbox: {retries: [100ms, 200ms, 500ms], retry_every: 1s, poll_interval: 2s, lease: 5s}
 pipeline:
   - {name: hooks, sink: webhooks}
 `, t.TempDir(), apikeystest.ServerSecret, uri, dbName, simHTTP.URL, strings.Join(declared, ", "), filepath.Join(bins, "webhook"), rig.hooks.URL))
@@ -388,7 +387,7 @@ pipeline:
 	stop := make(chan struct{})
 	// Modest traffic: FerretDB answers every query but an _id lookup by
 	// reading the whole collection, and the outbox grows with each message.
-	sent, injected := rig.inject(stop, 200*time.Millisecond)
+	sent, injected := rig.inject(stop, 500*time.Millisecond)
 	stopped := false
 	stopTraffic := func() {
 		if !stopped {
@@ -415,7 +414,7 @@ pipeline:
 
 	// Traffic flows: wait until some messages are acknowledged everywhere.
 	poll.Until(t, time.Minute, func() error {
-		if a := len(rig.acked()); a < 60 {
+		if a := len(rig.acked()); a < 20 {
 			return fmt.Errorf("%d messages acknowledged", a)
 		}
 		return nil
@@ -452,11 +451,18 @@ pipeline:
 		}
 	}
 
-	// Traffic keeps flowing on the survivors; then drain it: every
+	if o := rig.net.Overlaps(); len(o) > 0 {
+		t.Fatalf("accounts were connected from two daemons at once: %+v", o)
+	}
+
+	rig.pauseDaemon(ctx)
+
+	// Traffic flowed through the kill and the pause; drain it: every
 	// injected message is acknowledged and stored, and delivered to the
 	// webhook at least once.
 	stopTraffic()
 	all := sent()
+	reader := rig.live()[0]
 	poll.Until(t, 2*time.Minute, func() error {
 		if a := len(rig.acked()); a < len(all) {
 			return fmt.Errorf("%d of %d injected messages acknowledged", a, len(all))
@@ -464,7 +470,7 @@ pipeline:
 		return nil
 	})
 	for _, key := range rig.acked() {
-		if err := stored(survivor, key); err != nil {
+		if err := stored(reader, key); err != nil {
 			t.Errorf("acknowledged, not stored: %v", err)
 		}
 	}
@@ -486,11 +492,6 @@ pipeline:
 	}
 	t.Logf("%d messages injected, all stored and delivered; %d duplicate webhook deliveries (same id)", len(all), dups)
 
-	if o := rig.net.Overlaps(); len(o) > 0 {
-		t.Fatalf("accounts were connected from two daemons at once: %+v", o)
-	}
-
-	rig.pauseDaemon(ctx)
 	rig.callsOnNonOwners()
 
 	if o := rig.net.Overlaps(); len(o) > 0 {
@@ -498,23 +499,30 @@ pipeline:
 	}
 }
 
-// leaseEpochs reads the lease epoch of each account owned by instance.
-func (c *clusterRig) leaseEpochs(ctx context.Context, instance string) map[string]int64 {
+// leaseOf is an account's lease as the store has it.
+type leaseOf struct {
+	Owner string
+	Epoch int64
+}
+
+// leases reads every account's lease.
+func (c *clusterRig) leases(ctx context.Context) map[string]leaseOf {
 	c.t.Helper()
-	cur, err := c.db.Collection("leases").Find(ctx, bson.M{"owner": instance})
+	cur, err := c.db.Collection("leases").Find(ctx, bson.M{})
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	var docs []struct {
 		Account string `bson:"_id"`
+		Owner   string `bson:"owner"`
 		Epoch   int64  `bson:"epoch"`
 	}
 	if err := cur.All(ctx, &docs); err != nil {
 		c.t.Fatal(err)
 	}
-	out := map[string]int64{}
+	out := map[string]leaseOf{}
 	for _, d := range docs {
-		out[d.Account] = d.Epoch
+		out[d.Account] = leaseOf{Owner: d.Owner, Epoch: d.Epoch}
 	}
 	return out
 }
@@ -549,22 +557,29 @@ func (c *clusterRig) pauseDaemon(ctx context.Context) {
 	}
 	id := c.instanceOf(paused)
 	held := c.accountsOn(paused)
-	epochs := c.leaseEpochs(ctx, id)
-
-	stop := make(chan struct{})
-	_, injected := c.inject(stop, 200*time.Millisecond)
-	defer func() { close(stop); injected() }()
+	epochs := map[string]int64{}
+	for acct, l := range c.leases(ctx) {
+		if l.Owner == id {
+			epochs[acct] = l.Epoch
+		}
+	}
+	if len(epochs) != len(held) {
+		t.Fatalf("%s holds %d leases and runs %d accounts", paused.name, len(epochs), len(held))
+	}
 
 	stoppedAt := time.Now()
 	if err := paused.p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	paused.dead = true // not asked anything while stopped
 	took := c.failover(paused, held, stoppedAt, 20*time.Second)
-	// Superseded in the store: every lease it held has a higher epoch now.
+	// Superseded in the store: every lease it held has another owner and
+	// a higher epoch now.
 	poll.Until(t, 20*time.Second, func() error {
-		for acct, e := range c.leaseEpochs(ctx, c.instanceOf(c.live()[0])) {
-			if old, ok := epochs[acct]; ok && e <= old {
-				return fmt.Errorf("lease of %s still at epoch %d", acct, e)
+		now := c.leases(ctx)
+		for acct, old := range epochs {
+			if l := now[acct]; l.Owner == id || l.Epoch <= old {
+				return fmt.Errorf("lease of %s: %+v, was epoch %d", acct, l, old)
 			}
 		}
 		return nil
@@ -573,6 +588,7 @@ func (c *clusterRig) pauseDaemon(ctx context.Context) {
 	if err := paused.p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
+	paused.dead = false
 	t.Logf("SIGSTOP of %s: its %d accounts ran on the others %s later; SIGCONT after %s", paused.name, len(held), took.Round(10*time.Millisecond), contAt.Sub(stoppedAt).Round(10*time.Millisecond))
 
 	// It rejoins: every account on exactly one daemon again.
