@@ -1,5 +1,3 @@
-//go:build cluster
-
 package main
 
 import (
@@ -611,7 +609,6 @@ func (c *clusterRig) pauseDaemon(ctx context.Context) {
 		Writer   struct {
 			Epoch int64 `bson:"epoch"`
 		} `bson:"writer"`
-		Account string `bson:"accountId"`
 	}
 	if err := cur.All(ctx, &late); err != nil {
 		t.Fatal(err)
@@ -624,18 +621,22 @@ func (c *clusterRig) pauseDaemon(ctx context.Context) {
 	}
 	t.Logf("%s wrote %d messages after waking up, all under leases it acquired again", paused.name, len(late))
 	// Its sessions stayed stopped until it held leases again: the account
-	// states the store has are the owners'.
-	for _, acct := range held {
-		var a struct {
-			State string `json:"state"`
+	// states in the store are the owners' (a woken daemon that wrote
+	// would leave them disconnected).
+	poll.Until(t, 30*time.Second, func() error {
+		for _, acct := range held {
+			var a struct {
+				State string `json:"state"`
+			}
+			if err := getJSON(c.live()[0].base+"/v1/accounts/"+acct, &a); err != nil {
+				return err
+			}
+			if a.State != "connected" {
+				return fmt.Errorf("account %s is %s after the pause, want connected", acct, a.State)
+			}
 		}
-		if err := getJSON(c.live()[0].base+"/v1/accounts/"+acct, &a); err != nil {
-			t.Fatal(err)
-		}
-		if a.State != "connected" {
-			t.Errorf("account %s is %s after the pause, want connected", acct, a.State)
-		}
-	}
+		return nil
+	})
 }
 
 // callsOnNonOwners: send, QR and logout called on a daemon that does not
