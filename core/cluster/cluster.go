@@ -116,6 +116,7 @@ type Cluster struct {
 	tickMu sync.Mutex // one tick at a time
 
 	mu       sync.Mutex
+	peers    int // live instances at the last tick, this one included
 	held     map[string]*held
 	watchdog clock.Timer
 	nudge    chan struct{}
@@ -212,7 +213,19 @@ type leaseDoc struct {
 	ExpiresAt  time.Time `bson:"expiresAt"`
 	AcquiredAt time.Time `bson:"acquiredAt"`
 	RenewedAt  time.Time `bson:"renewedAt"`
+	History    []Epoch   `bson:"history,omitempty"`
 }
+
+// Epoch is one holder of a lease in its history: the epoch, its owner and
+// when it was acquired.
+type Epoch struct {
+	Epoch      int64     `bson:"epoch"`
+	Owner      string    `bson:"owner"`
+	AcquiredAt time.Time `bson:"acquiredAt"`
+}
+
+// historySize bounds a lease's history.
+const historySize = 32
 
 // instanceDoc is one daemon's announcement.
 type instanceDoc struct {
@@ -267,6 +280,13 @@ func (c *Cluster) Held() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Live is how many daemons were live at the last tick, this one included.
+func (c *Cluster) Live() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peers
 }
 
 // Nudge asks Run for a tick now (an account was created, a forward is
@@ -344,6 +364,9 @@ func (c *Cluster) Tick(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.mu.Lock()
+	c.peers = len(live)
+	c.mu.Unlock()
 	accounts, err := c.opts.Accounts(ctx)
 	if err != nil {
 		return fmt.Errorf("list accounts: %w", err)
@@ -407,38 +430,61 @@ func (c *Cluster) armWatchdog() {
 	c.watchdog = c.clock.AfterFunc(first.Sub(c.clock.Now()), func() { c.expire(c.clock.Now()) })
 }
 
-// renew extends every lease this daemon holds; a lease that is no longer
+// renew extends every lease this daemon holds, in two commands whatever
+// their number (one update, one read back): a lease that is no longer
 // ours (taken over) stops its session. A store error leaves the deadlines
 // as they are.
 func (c *Cluster) renew(ctx context.Context, start time.Time) error {
 	c.mu.Lock()
 	hs := make(map[string]int64, len(c.held))
+	ids := make(bson.A, 0, len(c.held))
 	for id, h := range c.held {
 		hs[id] = h.epoch
+		ids = append(ids, id)
 	}
 	c.mu.Unlock()
+	if len(hs) == 0 {
+		return nil
+	}
+	// The owner changes at every takeover by another daemon, so matching
+	// the owner extends only leases nobody took.
+	_, err := c.lease.UpdateMany(ctx,
+		bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "owner", Value: c.id}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "expiresAt", Value: wall(start.Add(c.opts.TTL))}, {Key: "renewedAt", Value: wall(start)}}}})
+	if err != nil {
+		return fmt.Errorf("renew leases: %w", err)
+	}
+	cur, err := c.lease.Find(ctx, bson.D{{Key: "owner", Value: c.id}}, options.Find().SetProjection(bson.D{{Key: "epoch", Value: 1}, {Key: "expiresAt", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("read renewed leases: %w", err)
+	}
+	var docs []leaseDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return fmt.Errorf("read renewed leases: %w", err)
+	}
+	ours := make(map[string]leaseDoc, len(docs))
+	for _, d := range docs {
+		ours[d.Account] = d
+	}
+	var lost []string
+	c.mu.Lock()
 	for id, epoch := range hs {
-		res, err := c.lease.UpdateOne(ctx,
-			bson.D{{Key: "_id", Value: id}, {Key: "owner", Value: c.id}, {Key: "epoch", Value: epoch}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "expiresAt", Value: wall(start.Add(c.opts.TTL))}, {Key: "renewedAt", Value: wall(start)}}}})
-		if err != nil {
-			return fmt.Errorf("renew lease of %s: %w", id, err)
-		}
-		c.mu.Lock()
 		h := c.held[id]
 		if h == nil || h.epoch != epoch {
-			c.mu.Unlock()
 			continue // expired locally meanwhile
 		}
-		if res.MatchedCount == 0 {
+		d, ok := ours[id]
+		if !ok || d.Epoch != epoch || !d.ExpiresAt.Equal(wall(start.Add(c.opts.TTL))) {
 			delete(c.held, id)
-			c.mu.Unlock()
-			c.log.Warn("account lease taken over; session stopped", slog.String("account", id), slog.Int64("epoch", epoch))
-			c.stop(ctx, id)
+			lost = append(lost, id)
 			continue
 		}
 		h.deadline = start.Add(c.opts.TTL - c.opts.Margin)
-		c.mu.Unlock()
+	}
+	c.mu.Unlock()
+	for _, id := range lost {
+		c.log.Warn("account lease taken over; session stopped", slog.String("account", id), slog.Int64("epoch", hs[id]))
+		c.stop(ctx, id)
 	}
 	return nil
 }
@@ -573,7 +619,8 @@ func (c *Cluster) acquire(ctx context.Context, now time.Time, id string, l *leas
 	switch {
 	case l == nil:
 		epoch = 1
-		_, err := c.lease.InsertOne(ctx, leaseDoc{Account: id, Owner: c.id, Epoch: epoch, ExpiresAt: exp, AcquiredAt: wall(now), RenewedAt: wall(now)})
+		_, err := c.lease.InsertOne(ctx, leaseDoc{Account: id, Owner: c.id, Epoch: epoch, ExpiresAt: exp, AcquiredAt: wall(now), RenewedAt: wall(now),
+			History: []Epoch{{Epoch: epoch, Owner: c.id, AcquiredAt: wall(now)}}})
 		if err != nil {
 			if !mongo.IsDuplicateKeyError(err) {
 				c.log.Warn("lease not created", slog.String("account", id), slog.Any("error", err))
@@ -591,10 +638,19 @@ func (c *Cluster) acquire(ctx context.Context, now time.Time, id string, l *leas
 		if l.Owner != c.id && l.Owner != "" {
 			filter = append(filter, bson.E{Key: "expiresAt", Value: bson.D{{Key: "$lte", Value: wall(now)}}})
 		}
-		res, err := c.lease.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{
-			{Key: "owner", Value: c.id}, {Key: "epoch", Value: epoch}, {Key: "expiresAt", Value: exp},
-			{Key: "acquiredAt", Value: wall(now)}, {Key: "renewedAt", Value: wall(now)},
-		}}})
+		res, err := c.lease.UpdateOne(ctx, filter, bson.D{
+			{Key: "$set", Value: bson.D{
+				{Key: "owner", Value: c.id}, {Key: "epoch", Value: epoch}, {Key: "expiresAt", Value: exp},
+				{Key: "acquiredAt", Value: wall(now)}, {Key: "renewedAt", Value: wall(now)},
+			}},
+			// The recent epochs, so the store shows when each began (and
+			// so ended the one before): a write recorded under epoch e
+			// after epoch e+1 began would break fencing.
+			{Key: "$push", Value: bson.D{{Key: "history", Value: bson.D{
+				{Key: "$each", Value: bson.A{Epoch{Epoch: epoch, Owner: c.id, AcquiredAt: wall(now)}}},
+				{Key: "$slice", Value: -historySize},
+			}}}},
+		})
 		if err != nil {
 			c.log.Warn("lease not taken over", slog.String("account", id), slog.Any("error", err))
 			return false

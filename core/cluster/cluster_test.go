@@ -143,6 +143,9 @@ func TestLeaseAcquireRenewExpireTakeover(t *testing.T) {
 	if f.Epoch != before.Epoch+1 {
 		t.Fatalf("takeover epoch %d, want %d", f.Epoch, before.Epoch+1)
 	}
+	if h := w.lease("acct").History; len(h) < 2 || h[len(h)-1].Epoch != f.Epoch || h[len(h)-1].Owner != other.ID() || h[len(h)-2].Epoch != before.Epoch {
+		t.Fatalf("lease history %+v, want it to end with epoch %d then %d (%s)", h, before.Epoch, f.Epoch, other.ID())
+	}
 
 	// The old holder wakes up: it learns it lost the lease and cannot take
 	// it back while the new holder renews.
@@ -275,5 +278,57 @@ func TestWinnerIsStable(t *testing.T) {
 	}
 	if Winner("a", nil) != "" {
 		t.Fatal("winner among no instances")
+	}
+}
+
+// TestTakeoverRaceHasOneWinner: daemons racing to take over expired
+// leases on a server whose conditional updates are atomic (checked
+// first) — exactly one wins each, under a new epoch.
+func TestTakeoverRaceHasOneWinner(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.NewAtomicDatabase(t)
+	if err := storetest.ProbeAtomicUpdates(ctx, db, storetest.ProbeOptions{}); err != nil {
+		t.Fatalf("the test server's conditional updates are not atomic: %v", err)
+	}
+	clk := clock.NewFake(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
+	member := func(id string) *Cluster {
+		return New(Options{DB: db, InstanceID: id, TTL: 10 * time.Second, Renew: 3 * time.Second, Clock: clk,
+			Accounts: func(context.Context) ([]string, error) { return []string{"acct"}, nil }})
+	}
+	const racers = 8
+	for round := range 10 {
+		id := fmt.Sprintf("acct%d", round)
+		// An expired lease of a dead daemon, at epoch 5.
+		exp := wall(clk.Now().Add(-time.Second))
+		if _, err := db.Collection(LeasesCollection).InsertOne(ctx, leaseDoc{Account: id, Owner: "dead", Epoch: 5, ExpiresAt: exp}); err != nil {
+			t.Fatal(err)
+		}
+		l := &leaseDoc{Account: id, Owner: "dead", Epoch: 5, ExpiresAt: exp}
+		var wg sync.WaitGroup
+		won := make(chan string, racers)
+		for i := range racers {
+			c := member(fmt.Sprintf("r%d", i))
+			wg.Go(func() {
+				if c.acquire(ctx, clk.Now(), id, l) {
+					won <- c.ID()
+				}
+			})
+		}
+		wg.Wait()
+		close(won)
+		var winners []string
+		for w := range won {
+			winners = append(winners, w)
+		}
+		if len(winners) != 1 {
+			t.Fatalf("round %d: %d daemons took over one lease: %v", round, len(winners), winners)
+		}
+		var got leaseDoc
+		if err := db.Collection(LeasesCollection).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Owner != winners[0] || got.Epoch != 6 {
+			t.Fatalf("round %d: lease %+v, want owner %s at epoch 6", round, got, winners[0])
+		}
 	}
 }

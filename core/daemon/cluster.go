@@ -6,8 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
+	"slices"
+	"strings"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/wildcathub/wildcat/core/api"
 	"github.com/wildcathub/wildcat/core/cluster"
@@ -16,6 +22,7 @@ import (
 	"github.com/wildcathub/wildcat/core/messages"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/sim"
+	"github.com/wildcathub/wildcat/core/store"
 )
 
 // Cluster mode is automatic on MongoDB: every daemon on a MongoDB database
@@ -118,7 +125,7 @@ func (d *Daemon) startCluster(ctx context.Context) error {
 			defer close(d.clusterDone)
 			d.cluster.Run(cctx)
 		}()
-		d.goBackground(d.relayEvents)
+		d.goBackground(d.relayEventsWatching)
 	})
 	return nil
 }
@@ -158,6 +165,18 @@ func advertiseURL(cfg config.Config, bound string) string {
 		}
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// apiHosts are http.hosts plus, on MongoDB, the host of
+// cluster.advertise_url: the other daemons forward requests to that name.
+func (d *Daemon) apiHosts(cfg config.Config) []string {
+	hosts := slices.Clone(cfg.HTTP.Hosts)
+	if d.cluster != nil && cfg.Cluster.AdvertiseURL != "" {
+		if u, err := url.Parse(cfg.Cluster.AdvertiseURL); err == nil && u.Hostname() != "" {
+			hosts = append(hosts, u.Hostname())
+		}
+	}
+	return hosts
 }
 
 // soloCluster is the embedded engine's one daemon: every account is local.
@@ -215,14 +234,16 @@ func (g guardedSimAuth) Delete(ctx context.Context, accountID string) error {
 // content decrypted the one way): every cluster.events_poll it reads the
 // events stored since the previous poll, minus a look-back that covers
 // writers whose clocks or pipelines lag, and publishes those it has not
-// seen and this daemon did not run. The first poll only notes what is
-// there. It polls whether or not anyone listens: the hub also remembers
-// recent events for clients that resume with Last-Event-ID.
+// seen and this daemon did not run. It reads only while someone listens
+// and another daemon is live; a first poll publishes what was stored
+// since the last poll that found nobody listening, so no event falls
+// between a client's subscription and the relay's first read.
 func (d *Daemon) relayEvents(ctx context.Context) {
 	const lookback = 30 * time.Second
 	seen := map[string]time.Time{}
 	primed := false
-	since := time.Now()
+	idleAt := time.Now()
+	var since time.Time
 	t := time.NewTicker(d.cfg.Cluster.EventsPoll)
 	defer t.Stop()
 	for {
@@ -232,9 +253,18 @@ func (d *Daemon) relayEvents(ctx context.Context) {
 		case <-t.C:
 		}
 		start := time.Now()
+		if d.cluster.Live() < 2 || d.hub.Subscribers() == 0 {
+			primed, idleAt = false, start
+			clear(seen)
+			continue
+		}
+		from := since.Add(-lookback)
+		if !primed {
+			from = idleAt
+		}
 		// The messages' MongoDB position of every event stored at or
 		// after a time: "<RFC 3339> " with no id.
-		pos := since.Add(-lookback).UTC().Format(time.RFC3339Nano) + " "
+		pos := from.UTC().Format(time.RFC3339Nano) + " "
 		ok := true
 		for pos != "" {
 			evs, next, _, err := d.messages.EventsAfter(ctx, pos, 500)
@@ -250,7 +280,7 @@ func (d *Daemon) relayEvents(ctx context.Context) {
 					continue
 				}
 				seen[ev.ID] = start
-				if primed && !d.cluster.Owns(ev.AccountID) {
+				if !d.cluster.Owns(ev.AccountID) {
 					d.hub.Publish(ev)
 				}
 			}
@@ -265,5 +295,54 @@ func (d *Daemon) relayEvents(ctx context.Context) {
 				delete(seen, id)
 			}
 		}
+	}
+}
+
+// relayEventsWatching relays the other daemons' events from a change
+// stream on the messages collection where the server has change streams
+// (a MongoDB replica set): each message whose pipeline finished, as it
+// finishes. Where it has none (FerretDB, a standalone MongoDB) it falls
+// back to polling (relayEvents); so it does when the stream fails.
+func (d *Daemon) relayEventsWatching(ctx context.Context) {
+	coll := d.store.DB().Collection(store.Messages)
+	match := mongo.Pipeline{{{Key: "$match", Value: bson.D{
+		{Key: "operationType", Value: "update"},
+		{Key: "updateDescription.updatedFields.pipelineDone", Value: true},
+	}}}}
+	cs, err := coll.Watch(ctx, match)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Info("no change streams on this server; events of other daemons are polled", slog.Any("reason", err))
+			d.relayEvents(ctx)
+		}
+		return
+	}
+	d.log.Info("events of other daemons follow a change stream")
+	defer cs.Close(context.Background())
+	for cs.Next(ctx) {
+		var ch struct {
+			Key struct {
+				ID string `bson:"_id"`
+			} `bson:"documentKey"`
+		}
+		if err := cs.Decode(&ch); err != nil {
+			continue
+		}
+		accountID, messageID, ok := strings.Cut(ch.Key.ID, ":")
+		if !ok || d.cluster.Owns(accountID) || d.hub.Subscribers() == 0 {
+			continue
+		}
+		// Read through the message store: it decrypts sealed content.
+		m, err := d.messages.Get(ctx, accountID, messageID)
+		if err != nil {
+			continue
+		}
+		ev := m.Event()
+		ev.Tags, ev.Annotations = m.Tags, m.Annotations
+		d.hub.Publish(ev)
+	}
+	if ctx.Err() == nil {
+		d.log.Warn("change stream ended; events of other daemons are polled", slog.Any("error", cs.Err()))
+		d.relayEvents(ctx)
 	}
 }

@@ -445,7 +445,7 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		TLSCertFile:    cfg.HTTP.TLSCertFile,
 		TLSKeyFile:     cfg.HTTP.TLSKeyFile,
 		RateLimiter:    rateLimiter(cfg.HTTP.RateLimits, d),
-		Hosts:          cfg.HTTP.Hosts,
+		Hosts:          d.apiHosts(cfg),
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		ReadTimeout:    cfg.HTTP.ReadTimeout,
 		UploadTimeout:  cfg.HTTP.UploadTimeout,
