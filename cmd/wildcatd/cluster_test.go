@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,7 +40,7 @@ var plainBinaries = sync.OnceValues(func() (dir string, err error) {
 	if err != nil {
 		return "", err
 	}
-	for out, pkg := range map[string]string{"wildcatd": ".", "webhook": "../../plugins/webhook"} {
+	for out, pkg := range map[string]string{"wildcatd": ".", "webhook": "../../plugins/webhook", "atomicserver": "../../core/store/storetest/atomicserver"} {
 		if b, err := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg).CombinedOutput(); err != nil {
 			return "", fmt.Errorf("build %s: %v\n%s", pkg, err, b)
 		}
@@ -71,6 +72,50 @@ func (r *hookRecorder) count(id string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.seen[id]
+}
+
+// atomicServerProcess is the MongoDB-compatible server the daemons share:
+// the one WILDCAT_TEST_MONGODB_URI names, or storetest's atomic server in
+// a process of its own, built without the race detector so that it keeps
+// its speed under go test -race. Its statistics are logged at the end.
+func atomicServerProcess(t *testing.T, bin string) string {
+	t.Helper()
+	if uri := os.Getenv(storetest.URIEnv); uri != "" {
+		return uri
+	}
+	cmd := exec.Command(bin, "--dir", t.TempDir(), "--stats")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = stdin.Close() // it stops when its input ends
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("atomic server: %v", err)
+		}
+		text := stderr.String()
+		if !t.Failed() {
+			// Only the summary line; the whole log says what waited.
+			if i := strings.Index(text, "atomicserver: "); i >= 0 {
+				text = text[i:]
+			}
+		}
+		t.Logf("%s", text)
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("atomic server: %v (%s)", err, stderr.String())
+	}
+	return strings.TrimSpace(line)
 }
 
 // node is one wildcatd of the cluster.
@@ -289,46 +334,25 @@ func TestThreeDaemonsShareOneMongoDB(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	// The server must give atomic conditional updates: checked, not assumed.
-	uri := storetest.AtomicServer(t)
-	dbName := storetest.AtomicDatabaseName(t)
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	if err := storetest.ProbeAtomicUpdates(ctx, client.Database(dbName), storetest.ProbeOptions{}); err != nil {
-		t.Fatalf("the test server's conditional updates are not atomic: %v", err)
-	}
-
-	if px := storetest.AtomicProxy(t); px != nil {
-		px.CountCommands()
-		began, busy0 := time.Now(), px.Busy()
-		t.Cleanup(func() {
-			elapsed, busy := time.Since(began), px.Busy()-busy0
-			t.Logf("the serialised store was busy %s of %s (%.0f%%)", busy.Round(time.Millisecond), elapsed.Round(time.Millisecond), 100*busy.Seconds()/elapsed.Seconds())
-			if !t.Failed() {
-				return
-			}
-			type row struct {
-				name string
-				storetest.CommandStats
-			}
-			var rows []row
-			for k, v := range px.PerCommand() {
-				rows = append(rows, row{k, v})
-			}
-			sort.Slice(rows, func(i, j int) bool { return rows[i].Busy > rows[j].Busy })
-			for _, r := range rows[:min(len(rows), 15)] {
-				t.Logf("  %6d × %-70s %s", r.Count, r.name, r.Busy.Round(time.Millisecond))
-			}
-		})
-	}
-
 	bins, err := plainBinaries()
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server must give atomic conditional updates: checked, not assumed.
+	uri := atomicServerProcess(t, filepath.Join(bins, "atomicserver"))
+	dbName := "cluster_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = client.Database(dbName).Drop(context.Background())
+		_ = client.Disconnect(context.Background())
+	})
+	if err := storetest.ProbeAtomicUpdates(ctx, client.Database(dbName), storetest.ProbeOptions{}); err != nil {
+		t.Fatalf("the test server's conditional updates are not atomic: %v", err)
+	}
+
 	rig := &clusterRig{t: t, hooks: newHookRecorder(t), db: client.Database(dbName)}
 	rig.net = sim.NewServer(sim.ServerOptions{PingInterval: 500 * time.Millisecond, PingTimeout: time.Second, ReadDelay: -1})
 	simHTTP := httptest.NewServer(rig.net.Handler())
