@@ -133,4 +133,3 @@ func stopAtomic() {
 		_ = os.RemoveAll(atomicDir)
 	}
 }
-
