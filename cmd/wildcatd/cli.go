@@ -47,12 +47,17 @@ Usage:
                                   serve a sim network several daemons share
                                   (drivers.sim.network_url)
   wildcatd openapi                print the REST API's OpenAPI 3.1 document (JSON)
+  wildcatd healthcheck [--url URL] exit 0 when the running daemon's /readyz answers 200
+                                  (the container image's HEALTHCHECK)
   wildcatd version                print the version
   wildcatd help [command]         show help
 
 Client commands (talk to the running daemon's REST API; see wildcatd help NOUN):
   wildcatd accounts list|get|create|connect|pair|logout|delete
   wildcatd accounts pair ID       pair an account: show its QR code in the terminal
+  wildcatd accounts import --from STORE [--all | --jid JID ...]
+                                  bring linked phones from another whatsmeow
+                                  program's store (local: opens the store itself)
   wildcatd send ACCOUNT TO TEXT   send a message (--media FILE, --reply-to ID)
   wildcatd messages list ACCOUNT  an account's history (--limit, --cursor, --all);
                                   --follow tails new messages live
@@ -114,8 +119,16 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			return c.simServe(args[1:])
 		}
 		return c.usageError("sim: expected the subcommand serve")
-	case "accounts", "send", "messages", "deliveries", "webhooks", "keys", "plugins":
+	case "accounts":
+		// import opens the store itself; the rest talk to the daemon.
+		if len(args) > 0 && args[0] == "import" {
+			return c.accountsImport(args[1:])
+		}
 		return c.runClient(cmd, args)
+	case "send", "messages", "deliveries", "webhooks", "keys", "plugins":
+		return c.runClient(cmd, args)
+	case "healthcheck":
+		return c.healthcheck(args)
 	case "openapi":
 		if len(args) > 0 {
 			return c.usageError("openapi: takes no arguments")
@@ -160,6 +173,9 @@ func (c *cli) help(cmd string) int {
 	case "sim":
 		fs, _, _, _ := simServeFlags(c.stdout)
 		fs.Usage()
+	case "healthcheck":
+		fs, _, _, _ := healthcheckFlags(c.stdout)
+		fs.Usage()
 	case "rules":
 		fs, _, _, _, _, _ := rulesFlags(c.stdout)
 		fs.Usage()
@@ -168,6 +184,9 @@ func (c *cli) help(cmd string) int {
 	default:
 		if isClientGroup(cmd) {
 			fmt.Fprint(c.stdout, groupUsage(cmd))
+			if cmd == "accounts" {
+				fmt.Fprint(c.stdout, "\nwildcatd accounts import --from STORE opens the store itself, not the daemon: see wildcatd accounts import --help\n")
+			}
 			return exitOK
 		}
 		return c.usageError(fmt.Sprintf("no help for %q", cmd))

@@ -181,6 +181,8 @@ func TestBadConfigExits2(t *testing.T) {
 		{"bad webhook endpoint", "webhooks:\n  endpoints:\n    - {id: crm, url: \"ftp://example.com/h\"}\n", nil, "webhooks.endpoints[0].url"},
 		{"bad plugin", "plugins:\n  echo: {args: [-v]}\n", nil, "plugins.echo.path"},
 		{"stage naming an undeclared plugin", "pipeline:\n  - {name: e, plugin: echo}\n", nil, `pipeline[0] "e"`},
+		{"media archive s3 target without bucket", "plugins:\n  mediaarchive:\n    path: bin/plugins/mediaarchive\n    config: {targets: [s3], s3: {region: eu-west-1}}\n", nil, "plugins.mediaarchive.config.s3.bucket"},
+		{"media archive s3 bad encryption", "plugins:\n  mediaarchive:\n    path: bin/plugins/mediaarchive\n    config: {targets: [s3], s3: {bucket: media, sse: aws:kms, sse_kms_key: k1}}\n", nil, "plugins.mediaarchive.config.s3.sse_kms_key"},
 		// Keys off beyond loopback: refused, saying why.
 		{"non-loopback without keys", "http:\n  addr: 0.0.0.0:0\n  auth: false\n", nil, "http.auth"},
 		{"every interface without keys", "", []string{"WILDCAT_HTTP_ADDR=:0", "WILDCAT_HTTP_AUTH=false"}, "http.auth"},

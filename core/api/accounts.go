@@ -14,6 +14,7 @@ import (
 	"github.com/skip2/go-qrcode"
 
 	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/netproxy"
 	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/sim"
 )
@@ -29,6 +30,9 @@ type Accounts interface {
 	Logout(ctx context.Context, id string) (*session.AccountInfo, error)
 	QR(ctx context.Context, id string) (*session.QR, error)
 	PairPhone(ctx context.Context, id, phone string) (string, error)
+	// SetProxy changes the account's proxy ("" for the default) and
+	// reconnects a running session through it.
+	SetProxy(ctx context.Context, id, proxy string) (*session.AccountInfo, error)
 	DriverAvailable(name string) bool
 }
 
@@ -69,6 +73,9 @@ type accountJSON struct {
 	// Instance is the daemon running the account's session (GET
 	// /v1/instances); empty when none does right now.
 	Instance *string `json:"instance,omitempty"`
+	// Proxy is the account's own proxy with its password masked; "" when
+	// it uses the default (drivers.whatsapp.proxy).
+	Proxy string `json:"proxy"`
 }
 
 func (h *accountRoutes) render(a *session.AccountInfo) accountJSON {
@@ -76,6 +83,7 @@ func (h *accountRoutes) render(a *session.AccountInfo) accountJSON {
 		ID: a.ID, Driver: a.Driver, Name: a.Name, State: a.State, Reason: a.Reason,
 		JID: a.JID, PushName: a.PushName, LastError: a.LastError,
 		Since: a.Since, CreatedAt: a.CreatedAt, DriverAvailable: h.accounts.DriverAvailable(a.Driver),
+		Proxy: netproxy.Redact(a.Proxy),
 	}
 }
 
@@ -108,6 +116,7 @@ type createAccountRequest struct {
 	ID     string `json:"id"`
 	Driver string `json:"driver"`
 	Name   string `json:"name"`
+	Proxy  string `json:"proxy"`
 }
 
 func (h *accountRoutes) create(w http.ResponseWriter, r *http.Request) error {
@@ -115,12 +124,33 @@ func (h *accountRoutes) create(w http.ResponseWriter, r *http.Request) error {
 	if err := DecodeJSON(r, &req); err != nil {
 		return err
 	}
-	a, err := h.accounts.CreateAccount(r.Context(), session.AccountSpec{ID: req.ID, Driver: req.Driver, Name: req.Name})
+	a, err := h.accounts.CreateAccount(r.Context(), session.AccountSpec{ID: req.ID, Driver: req.Driver, Name: req.Name, Proxy: req.Proxy})
 	if err != nil {
 		return accountError(err)
 	}
 	w.Header().Set("Location", "/v1/accounts/"+a.ID)
 	return WriteJSON(w, http.StatusCreated, h.render(a))
+}
+
+type updateAccountRequest struct {
+	// Proxy replaces the account's proxy; "" returns it to the default.
+	Proxy *string `json:"proxy"`
+}
+
+// update changes an account's settings: today its proxy.
+func (h *accountRoutes) update(w http.ResponseWriter, r *http.Request) error {
+	var req updateAccountRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Proxy == nil {
+		return Invalid("proxy", "nothing to change: send the proxy URL, or \"\" for the default")
+	}
+	a, err := h.accounts.SetProxy(r.Context(), mux.Vars(r)["id"], *req.Proxy)
+	if err != nil {
+		return accountError(err)
+	}
+	return WriteJSON(w, http.StatusOK, h.render(a))
 }
 
 func (h *accountRoutes) list(w http.ResponseWriter, r *http.Request) error {

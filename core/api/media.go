@@ -22,6 +22,15 @@ type MediaStore interface {
 	MaxBytes() int64
 }
 
+// MediaRedirector is what a MediaStore also implements when some of its
+// media is better fetched from elsewhere (the media archive's S3 bucket
+// with pre-signed URLs): MediaRedirect answers the URL GET
+// /v1/media/{mediaId} redirects to, "" to serve the bytes, or an error
+// wrapping media.ErrNotFound.
+type MediaRedirector interface {
+	MediaRedirect(ctx context.Context, id string) (string, error)
+}
+
 // MediaFetcher downloads media a send names by URL; the media Fetcher
 // implements it.
 type MediaFetcher interface {
@@ -136,6 +145,21 @@ func (h *mediaRoutes) download(w http.ResponseWriter, r *http.Request) error {
 	id := mux.Vars(r)["mediaId"]
 	if !media.ValidID(id) {
 		return Invalid("mediaId", "is not a media id (the SHA-256 of the bytes, 64 hex digits)")
+	}
+	if rr, ok := h.store.(MediaRedirector); ok {
+		u, err := rr.MediaRedirect(r.Context(), id)
+		if errors.Is(err, media.ErrNotFound) {
+			return NotFound("media", id)
+		}
+		if err != nil {
+			return err
+		}
+		if u != "" {
+			// The URL expires: no cache may keep the redirect.
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, u, http.StatusTemporaryRedirect)
+			return nil
+		}
 	}
 	rd, err := h.store.Open(r.Context(), id)
 	if errors.Is(err, media.ErrNotFound) {

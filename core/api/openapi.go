@@ -121,10 +121,13 @@ func queryParam(name, typ, desc string) map[string]any {
 	return map[string]any{"name": name, "in": "query", "description": desc, "schema": map[string]any{"type": typ}}
 }
 
+// proxyDoc describes an account's proxy field.
+const proxyDoc = "proxy for the account's WhatsApp connection and media: socks5://, http:// (CONNECT) or https:// URL with host and port, user:password@ allowed; sealed at rest when encryption is on. The sim driver stores it and uses no network"
+
 var accountExample = map[string]any{
 	"id": ExampleAccount, "driver": "sim", "name": "Demo", "state": "connected", "reason": "paired",
 	"jid": "15551460268@s.whatsapp.net", "pushName": "Demo", "lastError": "",
-	"since": "2026-11-25T12:00:00Z", "createdAt": "2026-11-25T11:59:00Z", "driverAvailable": true,
+	"since": "2026-11-25T12:00:00Z", "createdAt": "2026-11-25T11:59:00Z", "driverAvailable": true, "proxy": "",
 }
 
 var instanceExample = map[string]any{
@@ -272,6 +275,12 @@ func Operations() []Operation {
 			BodyExamples: map[string]any{"sim": map[string]any{"id": ExampleNewAccount, "driver": "sim", "name": "Acme support"}},
 			Status:       201, Response: ref("Account"), ResponseEx: withFields(accountExample, map[string]any{"id": ExampleNewAccount, "state": "created", "jid": "", "name": "Acme support"}),
 			Errors: []int{400, 409}},
+		{Method: "PATCH", Path: "/v1/accounts/{id}", Summary: "Change the account's proxy (\"\" returns it to drivers.whatsapp.proxy); a running session reconnects through the new one", Tag: "accounts", PathExamples: newAcct,
+			BodyType: "application/json", BodySchema: ref("UpdateAccount"),
+			BodyExamples: map[string]any{"proxy": map[string]any{"proxy": "socks5://user:secret@proxy.example.com:1080"}},
+			Status:       200, Response: ref("Account"),
+			ResponseEx: withFields(accountExample, map[string]any{"id": ExampleNewAccount, "state": "created", "jid": "", "name": "Acme support", "proxy": "socks5://user:***@proxy.example.com:1080"}),
+			Errors:     []int{400, 404}},
 		{Method: "GET", Path: "/v1/accounts", Summary: "List accounts", Tag: "accounts",
 			Status: 200, Response: obj(map[string]any{"accounts": arr(ref("Account"))}), ResponseEx: map[string]any{"accounts": []any{accountExample}}},
 		{Method: "GET", Path: "/v1/accounts/{id}", Summary: "Read an account, with the instance (daemon) running it", Tag: "accounts", PathExamples: acct,
@@ -420,6 +429,8 @@ func Operations() []Operation {
 			Other: map[int]map[string]any{
 				206: {"description": "the requested range (several: multipart/byteranges)", "content": map[string]any{"*/*": map[string]any{"schema": map[string]any{"type": "string"}}}},
 				304: {"description": "Not Modified (If-None-Match names its ETag)"},
+				307: {"description": "media the archive keeps in S3 with presign_ttl set: a pre-signed URL of the object (Location), valid that long",
+					"headers": map[string]any{"Location": map[string]any{"schema": map[string]any{"type": "string"}}}},
 				412: {"description": "Precondition Failed (If-Match)"},
 				416: {"description": "Range Not Satisfiable", "content": map[string]any{"text/plain": map[string]any{"schema": map[string]any{"type": "string"}}}},
 			}},
@@ -596,12 +607,15 @@ var schemas = map[string]any{
 		"type": str("urn:wildcat:problem:<slug>"), "title": str(""), "status": integer(""), "detail": str(""),
 		"instance": str("the request path"), "field": str("the request field at fault (e.g. to, media.url, cursor)"), "requestId": str(""),
 	}, "type", "title", "status"),
-	"CreateAccount": obj(map[string]any{"id": str("1–63 of a-z, 0-9, _ and -"), "driver": str("whatsapp or sim"), "name": str("")}, "id", "driver"),
+	"CreateAccount": obj(map[string]any{"id": str("1–63 of a-z, 0-9, _ and -"), "driver": str("whatsapp or sim"), "name": str(""),
+		"proxy": str(proxyDoc)}, "id", "driver"),
+	"UpdateAccount": obj(map[string]any{"proxy": str(proxyDoc + "; \"\" returns the account to drivers.whatsapp.proxy")}, "proxy"),
 	"Account": obj(map[string]any{
 		"id": str(""), "driver": str(""), "name": str(""), "state": str("created, pairing, connected, disconnected or logged_out"),
 		"reason": str("why it entered the state"), "jid": str(""), "pushName": str(""), "lastError": str(""),
 		"since": str("RFC 3339"), "createdAt": str("RFC 3339"), "driverAvailable": boolean(""),
 		"instance": str("GET /v1/accounts/{id} only: the instance (GET /v1/instances) running the account's session; empty while none does (its lease is moving)"),
+		"proxy":    str("the account's own proxy, password masked (socks5://user:***@host:1080); \"\" when it uses drivers.whatsapp.proxy"),
 	}),
 	"Instance": obj(map[string]any{
 		"id": str("the daemon's instance id (\"local\" on the embedded engine)"), "url": str("where the other daemons forward calls that need its accounts' sessions (cluster.advertise_url)"),

@@ -23,6 +23,7 @@ func (s *Server) routes(opts Options) {
 		s.Handle("/accounts", a.create, http.MethodPost).Needs(apikeys.ScopeAccountsWrite)
 		s.Handle("/accounts", a.list, http.MethodGet).Needs(apikeys.ScopeAccountsRead).Filtered()
 		s.Handle("/accounts/{id}", a.get, http.MethodGet).Needs(apikeys.ScopeAccountsRead)
+		s.Handle("/accounts/{id}", a.update, http.MethodPatch).Needs(apikeys.ScopeAccountsWrite)
 		s.Handle("/accounts/{id}", a.delete, http.MethodDelete).Needs(apikeys.ScopeAccountsWrite)
 		s.Handle("/accounts/{id}/connect", a.connect, http.MethodPost).Needs(apikeys.ScopeAccountsWrite)
 		s.Handle("/accounts/{id}/logout", a.logout, http.MethodPost).Needs(apikeys.ScopeAccountsWrite)

@@ -30,10 +30,10 @@ type Config struct {
 	Encryption Encryption `koanf:"encryption"`
 	// Rules: limits of the JavaScript rules (see the README's rules section).
 	Rules Rules `koanf:"rules"`
+	// Drivers: settings of the session drivers.
+	Drivers Drivers `koanf:"drivers"`
 
 	Accounts []Account `koanf:"accounts" doc:"Accounts created at start when missing: a list of {id, driver, name}; driver is whatsapp or sim. Existing accounts keep their state; accounts made over REST need no entry."`
-
-	Drivers Drivers `koanf:"drivers"`
 
 	RuleDirs []string `koanf:"rule_dirs" doc:"Directories rule files may be loaded from when the pipeline is replaced over REST (POST /v1/pipeline/reload with stages); a rules glob reaching outside them is refused. Empty: the directories of the rules globs in this file's pipeline."`
 
@@ -145,6 +145,17 @@ type Encryption struct {
 	ActiveKey string `koanf:"active_key" doc:"Id of the key that encrypts what is written; the others only decrypt. Empty: the last key listed. Rotate by adding a key and making it active."`
 }
 
+// Drivers configures the session drivers.
+type Drivers struct {
+	WhatsApp WhatsAppDriver `koanf:"whatsapp"`
+	Sim      SimDriver      `koanf:"sim"`
+}
+
+// WhatsAppDriver configures the whatsmeow driver.
+type WhatsAppDriver struct {
+	Proxy string `koanf:"proxy" doc:"Proxy for the WhatsApp connection and media of every whatsapp account without its own (an account's proxy field): socks5://, http:// (CONNECT) or https:// URL with host and port, user:password@ allowed (prefer WILDCAT_DRIVERS_WHATSAPP_PROXY for a password). Read at start. Empty: direct."`
+}
+
 // Rules configures what every rules stage's JavaScript may use.
 type Rules struct {
 	MemoryLimit int64 `koanf:"memory_limit" doc:"Heap size of the daemon, in bytes, above which running rule calls are cut (the event follows the stage's onError) and idle rule runtimes, with their globals, are discarded. Checked before each rule call and every 5 ms while one runs."`
@@ -217,11 +228,6 @@ func Defaults() Config {
 
 // Embedded reports whether the daemon runs its own store engine.
 func (c *Config) Embedded() bool { return c.MongoDB.URI == "" }
-
-// Drivers tunes the session drivers.
-type Drivers struct {
-	Sim SimDriver `koanf:"sim"`
-}
 
 // SimDriver tunes the simulator driver.
 type SimDriver struct {

@@ -123,6 +123,12 @@ mongodb:
 			}
 			return ""
 		}},
+		{"nested key from env", []string{"WILDCAT_DRIVERS_WHATSAPP_PROXY=socks5://u:p@10.0.0.5:1080"}, nil, func(c Config) string {
+			if c.Drivers.WhatsApp.Proxy != "socks5://u:p@10.0.0.5:1080" {
+				return "drivers.whatsapp.proxy not set from the environment"
+			}
+			return ""
+		}},
 		{"typed flag values", nil, []string{"--shutdown-timeout=4s", "--http-max-body-bytes=4096"}, func(c Config) string {
 			if c.ShutdownTimeout != 4*time.Second || c.HTTP.MaxBodyBytes != 4096 {
 				return "typed flag values not converted"

@@ -23,8 +23,10 @@ import (
 	"github.com/wildcathub/wildcat/core/apikeys"
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/netproxy"
 	"github.com/wildcathub/wildcat/core/pipeline"
 	"github.com/wildcathub/wildcat/core/pluginhost"
+	"github.com/wildcathub/wildcat/core/s3media"
 	"github.com/wildcathub/wildcat/core/sealing"
 	"github.com/wildcathub/wildcat/core/webhooks"
 )
@@ -95,8 +97,34 @@ func Settings(c *config.Config) error {
 		}
 		return &config.Error{Key: "plugins", Problem: err.Error()}
 	}
+	if err := mediaArchiveS3(c.Plugins); err != nil {
+		return err
+	}
 	if _, err := Keyring(c); err != nil {
 		return err
+	}
+	if p := c.Drivers.WhatsApp.Proxy; p != "" {
+		if _, err := netproxy.Parse(p); err != nil {
+			return &config.Error{Key: "drivers.whatsapp.proxy", Problem: err.Error()}
+		}
+	}
+	return nil
+}
+
+// mediaArchiveS3 checks the media archive's s3 block, which the daemon
+// reads too (it serves GET /v1/media from that bucket). The plugin is
+// declared as "mediaarchive" (daemon.MediaArchiveTarget).
+func mediaArchiveS3(plugins map[string]pluginhost.Config) error {
+	pc, ok := plugins["mediaarchive"]
+	if !ok {
+		return nil
+	}
+	if _, err := s3media.FromArchiveConfig(pc.Config); err != nil {
+		var ce *s3media.ConfigError
+		if errors.As(err, &ce) {
+			return &config.Error{Key: "plugins.mediaarchive.config." + ce.Key, Problem: ce.Problem}
+		}
+		return &config.Error{Key: "plugins.mediaarchive.config.s3", Problem: err.Error()}
 	}
 	return nil
 }

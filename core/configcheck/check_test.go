@@ -49,7 +49,12 @@ func TestValidationErrors(t *testing.T) {
 		{"plugin negative timeout", "plugins:\n  echo: {path: bin/plugins/echo, timeout: -1s}\n", "plugins.echo.timeout", "negative"},
 		{"plugin bad sha256", "plugins:\n  echo: {path: bin/plugins/echo, sha256: abc}\n", "plugins.echo.sha256", "64 hex digits"},
 		{"pipeline plugin not declared", "plugins:\n  echo: {path: bin/plugins/echo}\npipeline:\n  - {name: hooks, plugin: webhook, mode: sink}\n", `pipeline[0] "hooks"`, `unknown plugin "webhook"`},
+		{"whatsapp proxy bad scheme", "drivers:\n  whatsapp:\n    proxy: \"ftp://u:hunter2@proxy.example.com:21\"\n", "drivers.whatsapp.proxy", `scheme "ftp"`},
+		{"whatsapp proxy without port", "drivers:\n  whatsapp:\n    proxy: \"socks5://u:hunter2@proxy.example.com\"\n", "drivers.whatsapp.proxy", "no port"},
 		{"pipeline plugin without plugins", "pipeline:\n  - {name: e, plugin: echo}\n", `pipeline[0] "e"`, `unknown plugin "echo"`},
+		{"media archive s3 without bucket", "plugins:\n  mediaarchive:\n    path: bin/plugins/mediaarchive\n    config: {targets: [s3], s3: {region: eu-west-1}}\n", "plugins.mediaarchive.config.s3.bucket", "is required"},
+		{"media archive s3 bad sse", "plugins:\n  mediaarchive:\n    path: bin/plugins/mediaarchive\n    config: {targets: [s3], s3: {bucket: media, sse: aes}}\n", "plugins.mediaarchive.config.s3.sse", "AES256 or aws:kms"},
+		{"media archive s3 presign_ttl", "plugins:\n  mediaarchive:\n    path: bin/plugins/mediaarchive\n    config: {targets: [s3], s3: {bucket: media, presign_ttl: 30d}}\n", "plugins.mediaarchive.config.s3.presign_ttl", "duration"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,6 +76,9 @@ func TestValidationErrors(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("error spans several lines: %q", err)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error shows a password: %q", err)
 			}
 		})
 	}

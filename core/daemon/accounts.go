@@ -13,12 +13,12 @@ import (
 // The accounts' storage wiring: on the embedded engine (d.sql set) every
 // store is SQLite's, otherwise MongoDB's.
 
-// accountStore holds the accounts.
+// accountStore holds the accounts, their proxies sealed (d.keys).
 func (d *Daemon) accountStore() session.AccountStore {
 	if d.sql != nil {
-		return session.NewSQLiteAccounts(d.sql)
+		return session.SealedAccounts(session.NewSQLiteAccounts(d.sql), d.keys)
 	}
-	return session.NewMongoAccounts(d.store.DB())
+	return session.SealedAccounts(session.NewMongoAccounts(d.store.DB()), d.keys)
 }
 
 // simAuth holds the sim accounts' auth state.

@@ -128,6 +128,9 @@ type Daemon struct {
 	sessions *session.Manager
 	sim      *sim.Network
 	media    media.Store
+	// served is what GET /v1/media serves: media, then the media
+	// archive's s3 target (mediaarchive.go).
+	served   servedMedia
 	sender   *outgoing.Sender
 	pacer    *throttle.Pacer
 	clock    clock.Clock
@@ -420,7 +423,7 @@ func (d *Daemon) build(cfg config.Config, opts Options) error {
 		Groups:       d.sessions,
 		Messages:     d.messages,
 		Sender:       d.sender,
-		Media:        d.media,
+		Media:        d.served,
 		Fetcher: media.NewFetcher(media.FetchOptions{
 			MaxBytes: cfg.Media.MaxBytes, Timeout: cfg.Media.FetchTimeout,
 			AllowPrivate: cfg.Media.FetchAllowPrivate,
@@ -560,6 +563,12 @@ func (r failureRecorder) RecordFailures(ctx context.Context, ev *event.Event, fs
 func (d *Daemon) drivers() ([]session.Driver, error) {
 	wa := d.opts.WhatsApp
 	wa.MediaRetries = d.mediaRetries()
+	if wa.Proxy == "" {
+		wa.Proxy = d.cfg.Drivers.WhatsApp.Proxy
+	}
+	if wa.Resolver == nil {
+		wa.Resolver = d.opts.Resolver
+	}
 	wa.Logger = logging.Component(d.opts.Logger, "whatsapp")
 	if d.sql != nil {
 		// The embedded engine: whatsmeow's own sqlstore on the database

@@ -32,7 +32,7 @@ func (d *Daemon) buildMedia(cfg config.Config) error {
 		return fmt.Errorf("media: %w", err)
 	}
 	d.media = sealed
-	return nil
+	return d.buildServedMedia(cfg)
 }
 
 // sweepMedia removes, once at start, what a crash left of interrupted

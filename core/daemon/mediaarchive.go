@@ -11,20 +11,30 @@ package daemon
 //     referencing message is older than the retention_days the plugin
 //     published in its key-value store at Configure;
 //   - the backfill (BackfillMediaArchive, POST /v1/media/archive): outbox
-//     jobs for stored media messages, with the pipeline's job ids.
+//     jobs for stored media messages, with the pipeline's job ids;
+//   - serving its s3 target (servedMedia): the plugin links media it
+//     archived in S3 only under its SHA-256, which is the object's key, so
+//     the daemon, reading the same config block, serves GET
+//     /v1/media/{id} from the bucket (or redirects to a pre-signed URL)
+//     when its own store does not hold the id.
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"time"
 
 	"github.com/wildcathub/wildcat/core/api"
+	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/media"
 	"github.com/wildcathub/wildcat/core/messages"
 	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/pluginhost"
+	"github.com/wildcathub/wildcat/core/s3media"
 	"github.com/wildcathub/wildcat/sdk"
 )
 
@@ -54,7 +64,7 @@ func (l mediaLinker) LinkMedia(ctx context.Context, link sdk.MediaLink) error {
 	}
 	if link.MediaID != "" && a.Status == messages.MediaArchived {
 		// The id must name a stored file: mediaUrl is served from it.
-		if _, err := l.d.media.Stat(ctx, link.MediaID); err != nil {
+		if _, err := l.d.served.Stat(ctx, link.MediaID); err != nil {
 			return fmt.Errorf("link media %s: %w", link.MediaID, err)
 		}
 	}
@@ -215,4 +225,110 @@ func (d *Daemon) BackfillMediaArchive(ctx context.Context, accountID string, sin
 		out.Queued += len(batch)
 	}
 	return out, nil
+}
+
+// buildServedMedia opens the media archive's s3 target, when its config
+// block has one, for GET /v1/media/{id}.
+func (d *Daemon) buildServedMedia(cfg config.Config) error {
+	d.served = servedMedia{Store: d.media}
+	pc, ok := cfg.Plugins[MediaArchiveTarget]
+	if !ok {
+		return nil
+	}
+	c, err := s3media.FromArchiveConfig(pc.Config)
+	if err == nil && c != nil {
+		d.served.bucket, err = s3media.Open(c)
+	}
+	var ce *s3media.ConfigError
+	if errors.As(err, &ce) {
+		return &config.Error{Key: "plugins." + MediaArchiveTarget + ".config." + ce.Key, Problem: ce.Problem}
+	}
+	return err
+}
+
+// servedMedia is the media store with the media archive's s3 target
+// behind it: ids the store does not hold are looked up in the bucket
+// (whose keys are SHA-256s, as the store's ids are). Writes, deletes,
+// listings and sweeps stay the store's own.
+type servedMedia struct {
+	media.Store
+	bucket *s3media.Bucket // nil without an s3 target
+}
+
+var _ api.MediaRedirector = servedMedia{}
+
+func (s servedMedia) fromBucket(ctx context.Context, id string, err error) bool {
+	return s.bucket != nil && errors.Is(err, media.ErrNotFound) && ctx.Err() == nil
+}
+
+func bucketError(id string, err error) error {
+	if errors.Is(err, s3media.ErrNotFound) {
+		return fmt.Errorf("media %q: %w", id, media.ErrNotFound)
+	}
+	return err
+}
+
+func infoOf(o *s3media.Object) *media.Info {
+	return &media.Info{ID: o.SHA256, SHA256: o.SHA256, Size: o.Size, Mimetype: o.ContentType, Filename: o.Filename, Uploaded: o.Modified}
+}
+
+// Stat implements media.Store.
+func (s servedMedia) Stat(ctx context.Context, id string) (*media.Info, error) {
+	in, err := s.Store.Stat(ctx, id)
+	if !s.fromBucket(ctx, id, err) {
+		return in, err
+	}
+	o, err := s.bucket.Stat(ctx, id)
+	if err != nil {
+		return nil, bucketError(id, err)
+	}
+	return infoOf(o), nil
+}
+
+// Open implements media.Store.
+func (s servedMedia) Open(ctx context.Context, id string) (*media.Reader, error) {
+	r, err := s.Store.Open(ctx, id)
+	if !s.fromBucket(ctx, id, err) {
+		return r, err
+	}
+	o, rs, err := s.bucket.Open(ctx, id)
+	if err != nil {
+		return nil, bucketError(id, err)
+	}
+	return media.NewReader(infoOf(o), rs, rs), nil
+}
+
+// ReadAll implements media.Store.
+func (s servedMedia) ReadAll(ctx context.Context, id string) ([]byte, *media.Info, error) {
+	b, in, err := s.Store.ReadAll(ctx, id)
+	if !s.fromBucket(ctx, id, err) {
+		return b, in, err
+	}
+	r, err := s.Open(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer r.Close()
+	if r.Info.Size > s.MaxBytes() {
+		return nil, nil, &media.TooLargeError{Limit: s.MaxBytes()}
+	}
+	b = make([]byte, r.Info.Size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, nil, fmt.Errorf("read media %s from s3: %w", id, err)
+	}
+	return b, r.Info, nil
+}
+
+// MediaRedirect implements api.MediaRedirector: with the s3 target's
+// presign_ttl set, media kept only in the bucket is answered with a
+// pre-signed URL.
+func (s servedMedia) MediaRedirect(ctx context.Context, id string) (string, error) {
+	if s.bucket == nil || s.bucket.Config().PresignTTL <= 0 {
+		return "", nil
+	}
+	if _, err := s.Store.Stat(ctx, id); !s.fromBucket(ctx, id, err) {
+		return "", nil // the store's own (or its error, which Open meets again)
+	}
+	u, err := s.bucket.PresignGet(ctx, id)
+	return u, bucketError(id, err)
 }

@@ -243,7 +243,7 @@ func (m pluginMedia) FetchMedia(ctx context.Context, accountID, messageID string
 		return nil, messageNotFound(err)
 	}
 	if msg.MediaID != "" {
-		r, err := m.d.media.Open(ctx, msg.MediaID)
+		r, err := m.d.served.Open(ctx, msg.MediaID)
 		if err == nil {
 			return r, nil
 		}

@@ -70,16 +70,14 @@ func (p txProgress) mark(ctx context.Context, eventID string, tags []string, ann
 	if err != nil {
 		return fmt.Errorf("event %s: %w", eventID, err)
 	}
+	// The trace and the tags ride on the mark's own UPDATE: no statement
+	// of their own.
+	done, err := p.messages.PrepareDone(eventID, tags, ann, trace)
+	if err != nil {
+		return err
+	}
 	err = p.db.Write(ctx, func(tx *sql.Tx) error {
-		if err := p.messages.AnnotateTx(ctx, tx, eventID, tags, ann); err != nil {
-			return err
-		}
-		// The trace rides on the mark's own UPDATE: no statement of its own.
-		if trace != nil {
-			if err := p.messages.MarkProcessedTracedTx(ctx, tx, eventID, trace); err != nil {
-				return err
-			}
-		} else if err := p.messages.MarkProcessedTx(ctx, tx, eventID); err != nil {
+		if err := done.Tx(ctx, tx); err != nil {
 			return err
 		}
 		if jobs == nil {

@@ -91,6 +91,12 @@ type Reader struct {
 	closer io.Closer // nil when there is nothing to release
 }
 
+// NewReader is a Reader over rs, for a store kept elsewhere (the media
+// archive's S3 bucket); c, when not nil, is closed by Close.
+func NewReader(info *Info, rs io.ReadSeeker, c io.Closer) *Reader {
+	return &Reader{Info: info, rs: rs, closer: c}
+}
+
 // Read implements io.Reader.
 func (r *Reader) Read(p []byte) (int, error) { return r.rs.Read(p) }
 

@@ -400,40 +400,6 @@ func (b *sqliteBackend) Annotate(ctx context.Context, id string, tags []string, 
 	return err
 }
 
-// Tags are appended in order, each once; annotations are set by key. An
-// event without a document of its own matches no row.
-const (
-	annotateTagsSQL = `UPDATE messages SET doc = json_set(doc, '$.tags', json((SELECT json_group_array(value) FROM (
-		SELECT value FROM json_each(doc, '$.tags')
-		UNION ALL
-		SELECT n.value FROM json_each(?1) AS n WHERE n.value NOT IN (SELECT value FROM json_each(doc, '$.tags'))))))
-		WHERE id = ?2`
-	annotateMapSQL = `UPDATE messages SET doc = json_set(doc, '$.annotations',
-		json_patch(coalesce(json_extract(doc, '$.annotations'), '{}'), ?1)) WHERE id = ?2`
-)
-
-func (b *sqliteBackend) annotateTx(ctx context.Context, tx *sql.Tx, id string, tags []string, annotations map[string]string) error {
-	if len(tags) > 0 {
-		js, err := json.Marshal(tags)
-		if err != nil {
-			return err
-		}
-		if _, err := b.db.Exec(ctx, tx, annotateTagsSQL, string(js), id); err != nil {
-			return err
-		}
-	}
-	if len(annotations) > 0 {
-		js, err := json.Marshal(annotations)
-		if err != nil {
-			return err
-		}
-		if _, err := b.db.Exec(ctx, tx, annotateMapSQL, string(js), id); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func (b *sqliteBackend) RecordFailures(ctx context.Context, id string, fs []ActionFailure) error {
 	_, _, err := b.modify(ctx, id, func(cur *Message) bool {
 		mergeFailures(cur, fs)

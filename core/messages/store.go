@@ -377,27 +377,6 @@ func CheckAnnotations(annotations map[string]string) error {
 	return nil
 }
 
-// AnnotateTx is Annotate inside tx, a transaction of the caller's own
-// Write on the store's database (SQLite only; ErrNoTx otherwise): the
-// pipeline stores an event's tags with its done mark. It merges into the
-// stored document in SQL, without reading and rewriting the whole row.
-func (s *Store) AnnotateTx(ctx context.Context, tx *sql.Tx, eventID string, tags []string, annotations map[string]string) error {
-	if len(tags) == 0 && len(annotations) == 0 {
-		return nil
-	}
-	if err := CheckAnnotations(annotations); err != nil {
-		return fmt.Errorf("annotate %s: %w", eventID, err)
-	}
-	b, ok := s.engine().(*sqliteBackend)
-	if !ok {
-		return ErrNoTx
-	}
-	if err := b.annotateTx(ctx, tx, eventID, tags, annotations); err != nil {
-		return fmt.Errorf("annotate message %s: %w", eventID, err)
-	}
-	return nil
-}
-
 // RecordFailures stores the pipeline's failed actions on the message of
 // the event eventID — the pipeline's FailureRecorder. A failure of the same
 // stage and action index replaces the one stored (a re-run of the event

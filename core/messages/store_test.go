@@ -286,11 +286,12 @@ func TestAnnotateAndMarkProcessed(t *testing.T) {
 	})
 }
 
-// TestAnnotateTxMatchesAnnotate: the SQL merge the pipeline's done mark
-// uses stores what Annotate does — tags in order, each once, annotations
-// by key — and leaves the rest of the document as it was; a dotted key is
-// refused and an event without a document is no error.
-func TestAnnotateTxMatchesAnnotate(t *testing.T) {
+// TestDoneMarkMatchesAnnotate: the SQL merge of the pipeline's done mark
+// stores what Annotate does — tags in order, each once, annotations by key
+// — sets the mark and the trace, and leaves the rest of the document as it
+// was; a dotted key is refused and an event without a document is no
+// error.
+func TestDoneMarkMatchesAnnotate(t *testing.T) {
 	steps := []struct {
 		tags []string
 		ann  map[string]string
@@ -306,15 +307,27 @@ func TestAnnotateTxMatchesAnnotate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, st := range steps {
+	mark := func(id string, tags []string, ann map[string]string, trace []byte) error {
+		m, err := viaTx.s.PrepareDone(id, tags, ann, trace)
+		if err != nil {
+			return err
+		}
+		return viaTx.sql.Write(ctx(t), func(tx *sql.Tx) error { return m.Tx(ctx(t), tx) })
+	}
+	for i, st := range steps {
 		if err := viaAnnotate.s.Annotate(ctx(t), ev, st.tags, st.ann); err != nil {
 			t.Fatal(err)
 		}
-		if err := viaTx.sql.Write(ctx(t), func(tx *sql.Tx) error {
-			return viaTx.s.AnnotateTx(ctx(t), tx, ev.ID, st.tags, st.ann)
-		}); err != nil {
+		var trace []byte
+		if i == 1 {
+			trace = []byte(`{"stages":[]}`)
+		}
+		if err := mark(ev.ID, st.tags, st.ann, trace); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if tr, _, err := viaTx.s.Trace(ctx(t), "acme", "A1"); err != nil || string(tr) != `{"stages":[]}` {
+		t.Fatalf("trace %q, %v", tr, err)
 	}
 	want, err := viaAnnotate.s.Get(ctx(t), "acme", "A1")
 	if err != nil {
@@ -327,19 +340,18 @@ func TestAnnotateTxMatchesAnnotate(t *testing.T) {
 	if fmt.Sprint(got.Tags) != "[vip sales late]" || !reflect.DeepEqual(got.Annotations, map[string]string{"team": "apac", "prio": "high"}) {
 		t.Fatalf("tags %v annotations %v", got.Tags, got.Annotations)
 	}
-	got.StoredAt, want.StoredAt = time.Time{}, time.Time{}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("AnnotateTx stored\n%+v\nAnnotate stored\n%+v", got, want)
+	if got.PipelineDone == nil || !*got.PipelineDone {
+		t.Fatalf("pipelineDone %v after the done mark", got.PipelineDone)
 	}
-	err = viaTx.sql.Write(ctx(t), func(tx *sql.Tx) error {
-		return viaTx.s.AnnotateTx(ctx(t), tx, ev.ID, nil, map[string]string{"a.b": "x"})
-	})
-	if err == nil {
+	got.StoredAt, want.StoredAt = time.Time{}, time.Time{}
+	got.PipelineDone, want.PipelineDone = nil, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("the done mark stored\n%+v\nAnnotate stored\n%+v", got, want)
+	}
+	if err := mark(ev.ID, nil, map[string]string{"a.b": "x"}, nil); err == nil {
 		t.Fatal("a dotted annotation key was accepted")
 	}
-	if err := viaTx.sql.Write(ctx(t), func(tx *sql.Tx) error {
-		return viaTx.s.AnnotateTx(ctx(t), tx, "acme:NOPE", []string{"x"}, nil)
-	}); err != nil {
-		t.Fatalf("annotating an event without a document: %v", err)
+	if err := mark("acme:NOPE", []string{"x"}, nil, nil); err != nil {
+		t.Fatalf("marking an event without a document: %v", err)
 	}
 }

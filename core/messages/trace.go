@@ -3,8 +3,10 @@ package messages
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -42,23 +44,6 @@ func (s *Store) MarkProcessedTraced(ctx context.Context, eventID string, trace [
 		err = s.b.MarkProcessed(ctx, eventID, at)
 	}
 	if err != nil {
-		return fmt.Errorf("mark event %s processed: %w", eventID, err)
-	}
-	return nil
-}
-
-// MarkProcessedTracedTx is MarkProcessedTx that also stores the event's
-// trace (JSON), in the same statement.
-func (s *Store) MarkProcessedTracedTx(ctx context.Context, tx *sql.Tx, eventID string, trace []byte) error {
-	b, ok := s.engine().(*sqliteBackend)
-	if !ok {
-		return ErrNoTx
-	}
-	sealed, err := s.keys.SealString(string(trace))
-	if err != nil {
-		return fmt.Errorf("seal trace of %s: %w", eventID, err)
-	}
-	if _, err := b.db.Exec(ctx, tx, markProcessedTracedSQL, s.now().UTC().UnixMilli(), sealed, eventID); err != nil {
 		return fmt.Errorf("mark event %s processed: %w", eventID, err)
 	}
 	return nil
@@ -177,4 +162,98 @@ func (b *mongoBackend) purgeTraces(ctx context.Context, before time.Time) (int64
 		return 0, err
 	}
 	return res.ModifiedCount, nil
+}
+
+// markDoneSQL builds the done mark's one UPDATE: the mark, and as the
+// event has them its trace and its tags and annotations merged into the
+// stored document. One statement (and one parse of the document) instead
+// of one per part; the pipeline writes it for every event.
+func markDoneSQL(trace, tags, annotations bool) string {
+	set := []string{"pipeline_done = 1", "pipeline_at = ?1"}
+	if trace {
+		set = append(set, "trace = ?2", "trace_at = ?1")
+	}
+	var paths []string
+	if tags {
+		paths = append(paths, `'$.tags', json((SELECT json_group_array(value) FROM (
+			SELECT value FROM json_each(doc, '$.tags')
+			UNION ALL
+			SELECT n.value FROM json_each(?3) AS n WHERE n.value NOT IN (SELECT value FROM json_each(doc, '$.tags')))))`)
+	}
+	if annotations {
+		paths = append(paths, `'$.annotations', json_patch(coalesce(json_extract(doc, '$.annotations'), '{}'), ?4)`)
+	}
+	if len(paths) > 0 {
+		set = append(set, "doc = json_set(doc, "+strings.Join(paths, ", ")+")")
+	}
+	return "UPDATE messages SET " + strings.Join(set, ", ") + " WHERE id = ?5"
+}
+
+// markDoneSQLs holds every variant of markDoneSQL, indexed by
+// trace | tags<<1 | annotations<<2, so each stays one prepared statement.
+var markDoneSQLs = func() (v [8]string) {
+	for i := range v {
+		v[i] = markDoneSQL(i&1 != 0, i&2 != 0, i&4 != 0)
+	}
+	return v
+}()
+
+// DoneMark is the pipeline's done mark of one event on SQLite, prepared by
+// PrepareDone outside the transaction it is written in, so encoding and
+// sealing are not done by the one writer every event waits for.
+type DoneMark struct {
+	b       *sqliteBackend
+	eventID string
+	sql     string
+	args    [5]any
+}
+
+// PrepareDone prepares the done mark of eventID: the mark, the event's
+// trace (nil: none) and the tags and annotations its stages added, merged
+// into the stored message as AnnotateTx would — one statement. ErrNoTx on
+// an engine other than SQLite.
+func (s *Store) PrepareDone(eventID string, tags []string, annotations map[string]string, trace []byte) (*DoneMark, error) {
+	b, ok := s.engine().(*sqliteBackend)
+	if !ok {
+		return nil, ErrNoTx
+	}
+	if err := CheckAnnotations(annotations); err != nil {
+		return nil, fmt.Errorf("annotate %s: %w", eventID, err)
+	}
+	m := &DoneMark{b: b, eventID: eventID}
+	variant := 0
+	if trace != nil {
+		sealed, err := s.keys.SealString(string(trace))
+		if err != nil {
+			return nil, fmt.Errorf("seal trace of %s: %w", eventID, err)
+		}
+		m.args[1], variant = sealed, variant|1
+	}
+	if len(tags) > 0 {
+		js, err := json.Marshal(tags)
+		if err != nil {
+			return nil, fmt.Errorf("tags of %s: %w", eventID, err)
+		}
+		m.args[2], variant = string(js), variant|2
+	}
+	if len(annotations) > 0 {
+		js, err := json.Marshal(annotations)
+		if err != nil {
+			return nil, fmt.Errorf("annotations of %s: %w", eventID, err)
+		}
+		m.args[3], variant = string(js), variant|4
+	}
+	m.args[0], m.args[4] = s.now().UTC().UnixMilli(), eventID
+	m.sql = markDoneSQLs[variant]
+	return m, nil
+}
+
+// Tx writes the mark in tx, a transaction of the caller's own Write.
+func (m *DoneMark) Tx(ctx context.Context, tx *sql.Tx) error {
+	// Unused numbered parameters are bound and ignored, so every variant
+	// takes the same five.
+	if _, err := m.b.db.Exec(ctx, tx, m.sql, m.args[:]...); err != nil {
+		return fmt.Errorf("mark event %s processed: %w", m.eventID, err)
+	}
+	return nil
 }

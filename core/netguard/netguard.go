@@ -152,6 +152,14 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	return nil, firstErr
 }
 
+// Resolve returns the addresses host resolves to, every one public, or an
+// error (ErrForbidden for a non-public one): the check DialContext makes,
+// for a connection someone else dials — a proxy, which must then be asked
+// for these addresses, not for the name. AllowPrivate is not consulted.
+func (d *Dialer) Resolve(ctx context.Context, host string) ([]netip.Addr, error) {
+	return d.resolve(ctx, host)
+}
+
 // resolve returns the addresses of host, all public, or an ErrForbidden.
 func (d *Dialer) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
 	name, lit, err := normalizeHost(host)

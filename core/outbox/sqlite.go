@@ -144,29 +144,55 @@ const insertJobSQL = `INSERT INTO outbox_jobs (` + jobColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
 
 // claimSQL is a whole claim: the subquery walks outbox_jobs_due for the
-// target's earliest due jobs, the UPDATE takes them and returns them.
+// target's earliest due jobs, the UPDATE takes them and returns their ids.
 // Parameters: owner, claim id, lease end, now, target, how many.
 const claimSQL = `UPDATE outbox_jobs SET
 		state = 'processing', owner = ?1, claim_id = ?2, lease_until = ?3, updated_at = ?4,
 		attempts = attempts + 1, first_attempt_at = min(coalesce(first_attempt_at, ?4), ?4)
 	WHERE id IN (
 		SELECT id FROM outbox_jobs WHERE target = ?5 AND due_at <= ?4 ORDER BY due_at LIMIT ?6)
-	RETURNING ` + jobColumns
+	RETURNING id`
 
+// claimedSQL reads the jobs a claim took (ids as a JSON array, claim id).
+const claimedSQL = `SELECT ` + jobColumns + ` FROM outbox_jobs
+	WHERE id IN (SELECT value FROM json_each(?1)) AND claim_id = ?2`
+
+// Claim takes the jobs in the one writer's transaction but reads them
+// (payloads and all) from the reader pool after the commit, so the writer
+// every event waits for only updates rows.
 func (b *sqliteBackend) Claim(ctx context.Context, c ClaimRequest) ([]*Job, error) {
-	var jobs []*Job
+	var ids []string
 	err := b.db.Write(ctx, func(tx *sql.Tx) error {
+		ids = ids[:0] // a retried transaction starts over
 		rows, err := b.db.Query(ctx, tx, claimSQL, c.Owner, c.ClaimID, ms(c.LeaseUntil), ms(c.Now), c.Target, c.Max)
 		if err != nil {
 			return err
 		}
-		jobs, err = collectJobs(rows)
-		return err
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
 	})
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	js, err := json.Marshal(ids)
 	if err != nil {
 		return nil, err
 	}
-	// RETURNING comes in no particular order.
+	rows, err := b.db.Read(ctx, claimedSQL, string(js), c.ClaimID)
+	if err != nil {
+		return nil, fmt.Errorf("read claimed jobs: %w", err)
+	}
+	jobs, err := collectJobs(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read claimed jobs: %w", err)
+	}
 	sort.Slice(jobs, func(i, k int) bool {
 		if !jobs[i].RunAt.Equal(jobs[k].RunAt) {
 			return jobs[i].RunAt.Before(jobs[k].RunAt)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wildcathub/wildcat/core/accountid"
+	"github.com/wildcathub/wildcat/core/netproxy"
 )
 
 // State is an account's place in its lifecycle:
@@ -51,6 +52,10 @@ type AccountInfo struct {
 	// answer GET /qr.
 	QR          *QR    `bson:"qr,omitempty"`
 	PairingCode string `bson:"pairingCode,omitempty"`
+	// Proxy is the URL of the proxy the account's WhatsApp connection and
+	// media go through ("" for the driver's default); sealed at rest when
+	// encryption is on (SealedAccounts), never answered unredacted.
+	Proxy string `bson:"proxy,omitempty"`
 }
 
 // QR is a pairing QR code and when it stops being valid.
@@ -64,6 +69,9 @@ type AccountSpec struct {
 	ID     string
 	Driver string
 	Name   string
+	// Proxy is the account's proxy URL (netproxy.Parse); "" for the
+	// driver's default.
+	Proxy string
 }
 
 // Errors of account management; callers decide by them.
@@ -117,6 +125,8 @@ type AccountChange struct {
 	JID         string
 	PushName    string
 	LastError   string
+	// Proxy, when non-nil, replaces the proxy ("" removes it).
+	Proxy *string
 
 	// ClearPairing removes the QR code and the pairing code;
 	// ClearLastError the last error.
@@ -150,6 +160,20 @@ func validateSpec(spec AccountSpec) error {
 	}
 	if len(spec.Name) > 256 {
 		return &InvalidError{Field: "name", Reason: "must be at most 256 bytes"}
+	}
+	return validateProxy(spec.Proxy)
+}
+
+// validateProxy checks an account's proxy URL; "" is none.
+func validateProxy(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	if len(raw) > 2048 {
+		return &InvalidError{Field: "proxy", Reason: "must be at most 2048 bytes"}
+	}
+	if _, err := netproxy.Parse(raw); err != nil {
+		return &InvalidError{Field: "proxy", Reason: err.Error()}
 	}
 	return nil
 }

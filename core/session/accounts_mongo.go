@@ -92,6 +92,13 @@ func (s *MongoAccounts) Apply(ctx context.Context, id string, c AccountChange) e
 		}
 	}
 	unset := bson.D{}
+	if c.Proxy != nil {
+		if *c.Proxy == "" {
+			unset = append(unset, bson.E{Key: "proxy", Value: ""})
+		} else {
+			set = append(set, bson.E{Key: "proxy", Value: *c.Proxy})
+		}
+	}
 	if c.ClearPairing {
 		unset = append(unset, bson.E{Key: "qr", Value: ""}, bson.E{Key: "pairingCode", Value: ""})
 	}

@@ -30,7 +30,7 @@ func NewSQLiteAccounts(db *sqlite.DB) *SQLiteAccounts { return &SQLiteAccounts{d
 var _ AccountStore = (*SQLiteAccounts)(nil)
 
 const accountColumns = `id, driver, name, state, reason, jid, push_name, last_error, since, created_at, updated_at,
-	qr_code, qr_expires_at, pairing_code`
+	qr_code, qr_expires_at, pairing_code, proxy`
 
 // Insert implements AccountStore.
 func (s *SQLiteAccounts) Insert(ctx context.Context, a *AccountInfo) error {
@@ -39,9 +39,9 @@ func (s *SQLiteAccounts) Insert(ctx context.Context, a *AccountInfo) error {
 		qrCode, qrExp = a.QR.Code, a.QR.ExpiresAt.UnixMilli()
 	}
 	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (`+accountColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (`+accountColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			a.ID, a.Driver, a.Name, string(a.State), a.Reason, a.JID, a.PushName, a.LastError,
-			a.Since.UnixMilli(), a.CreatedAt.UnixMilli(), a.UpdatedAt.UnixMilli(), qrCode, qrExp, a.PairingCode)
+			a.Since.UnixMilli(), a.CreatedAt.UnixMilli(), a.UpdatedAt.UnixMilli(), qrCode, qrExp, a.PairingCode, a.Proxy)
 		return err
 	})
 	if sqlite.IsConstraint(err) {
@@ -64,7 +64,7 @@ func scanAccount(r rowScanner) (*AccountInfo, error) {
 		qrExp                   sql.NullInt64
 	)
 	if err := r.Scan(&a.ID, &a.Driver, &a.Name, &state, &a.Reason, &a.JID, &a.PushName, &a.LastError,
-		&since, &created, &updated, &qrCode, &qrExp, &a.PairingCode); err != nil {
+		&since, &created, &updated, &qrCode, &qrExp, &a.PairingCode, &a.Proxy); err != nil {
 		return nil, err
 	}
 	a.State = State(state)
@@ -142,6 +142,10 @@ func (s *SQLiteAccounts) Apply(ctx context.Context, id string, c AccountChange) 
 	}
 	// Values set here come after the clears: of two assignments to one
 	// column, SQLite applies the last.
+	if c.Proxy != nil {
+		sets = append(sets, "proxy = ?")
+		args = append(args, *c.Proxy)
+	}
 	if c.QR != nil {
 		sets = append(sets, "qr_code = ?", "qr_expires_at = ?")
 		args = append(args, c.QR.Code, c.QR.ExpiresAt.UnixMilli())

@@ -58,13 +58,14 @@ func (s *SQLiteAccounts) Import(ctx context.Context, as []*AccountInfo) error {
 			if a.QR != nil {
 				qrCode, qrExp = a.QR.Code, a.QR.ExpiresAt.UnixMilli()
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO accounts (`+accountColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			_, err := tx.ExecContext(ctx, `INSERT INTO accounts (`+accountColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 				ON CONFLICT (id) DO UPDATE SET driver = excluded.driver, name = excluded.name, state = excluded.state,
 				reason = excluded.reason, jid = excluded.jid, push_name = excluded.push_name, last_error = excluded.last_error,
 				since = excluded.since, created_at = excluded.created_at, updated_at = excluded.updated_at,
-				qr_code = excluded.qr_code, qr_expires_at = excluded.qr_expires_at, pairing_code = excluded.pairing_code`,
+				qr_code = excluded.qr_code, qr_expires_at = excluded.qr_expires_at, pairing_code = excluded.pairing_code,
+				proxy = excluded.proxy`,
 				a.ID, a.Driver, a.Name, string(a.State), a.Reason, a.JID, a.PushName, a.LastError,
-				a.Since.UnixMilli(), a.CreatedAt.UnixMilli(), a.UpdatedAt.UnixMilli(), qrCode, qrExp, a.PairingCode)
+				a.Since.UnixMilli(), a.CreatedAt.UnixMilli(), a.UpdatedAt.UnixMilli(), qrCode, qrExp, a.PairingCode, a.Proxy)
 			if err != nil {
 				return fmt.Errorf("account %q: %w", a.ID, err)
 			}

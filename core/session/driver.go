@@ -28,6 +28,10 @@ type Driver interface {
 type Account struct {
 	ID   string
 	Name string
+	// Proxy is the account's proxy URL, "" for the driver's default. A
+	// change restarts the session (Manager.SetProxy), so a session may
+	// read it once.
+	Proxy string
 }
 
 // Sink receives a session's events. Emit returns nil only when the event is

@@ -281,7 +281,7 @@ func (m *Manager) openAndConnect(ctx context.Context, a *AccountInfo, d Driver, 
 			}
 		}
 		var err error
-		sess, err = d.Open(m.ctx, Account{ID: a.ID, Name: a.Name}, &accountSink{m: m, id: a.ID})
+		sess, err = d.Open(m.ctx, Account{ID: a.ID, Name: a.Name, Proxy: a.Proxy}, &accountSink{m: m, id: a.ID})
 		if err != nil {
 			return fmt.Errorf("open %s session: %w", d.Name(), err)
 		}
@@ -387,7 +387,7 @@ func (m *Manager) logout(ctx context.Context, a *AccountInfo) error {
 	}
 	sess := m.detach(a.ID)
 	if sess == nil {
-		sess, err = d.Open(m.ctx, Account{ID: a.ID, Name: a.Name}, &accountSink{m: m, id: a.ID})
+		sess, err = d.Open(m.ctx, Account{ID: a.ID, Name: a.Name, Proxy: a.Proxy}, &accountSink{m: m, id: a.ID})
 		if err != nil {
 			return fmt.Errorf("open %s session to log out: %w", d.Name(), err)
 		}
@@ -656,7 +656,8 @@ func (m *Manager) Close(ctx context.Context) error {
 // insert stores a new account in state created.
 func (m *Manager) insert(ctx context.Context, spec AccountSpec) (*AccountInfo, error) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	a := &AccountInfo{ID: spec.ID, Driver: spec.Driver, Name: spec.Name, State: StateCreated, Since: now, CreatedAt: now, UpdatedAt: now}
+	a := &AccountInfo{ID: spec.ID, Driver: spec.Driver, Name: spec.Name, State: StateCreated, Since: now, CreatedAt: now, UpdatedAt: now,
+		Proxy: spec.Proxy}
 	if err := m.accounts.Insert(ctx, a); err != nil {
 		return nil, err
 	}

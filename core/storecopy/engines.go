@@ -413,3 +413,33 @@ func sameFile(a, b string) bool {
 	bb, _ := filepath.Abs(b)
 	return aa == bb
 }
+
+// Target is what `wildcatd accounts import` writes into an endpoint: the
+// account records, the WhatsApp auth state with the LID map, and the
+// message history.
+type Target struct {
+	Accounts session.AccountStore
+	Auth     interface {
+		Importer[*authstore.Account]
+		// Devices maps each stored device's JID to its account.
+		Devices(ctx context.Context) (map[string]string, error)
+	}
+	LIDs     Importer[*authstore.LIDMapping]
+	Messages *messages.Store
+	// DeleteAuth removes all of an account's auth state (before a
+	// replacing import).
+	DeleteAuth func(ctx context.Context, accountID string) error
+}
+
+// Target returns the endpoint's stores for an import.
+func (e *Endpoint) Target() (*Target, error) {
+	if e.mongo != nil {
+		db := e.mongo.DB()
+		return &Target{Accounts: session.NewMongoAccounts(db), Auth: authstore.NewMongoCopy(db),
+			LIDs: authstore.NewMongoLIDCopy(db), Messages: messages.New(db, nil),
+			DeleteAuth: func(ctx context.Context, id string) error { return authstore.New(db, id, nil).Delete(ctx) }}, nil
+	}
+	return &Target{Accounts: session.NewSQLiteAccounts(e.db), Auth: e.auth.Copy(),
+		LIDs: e.auth.LIDCopy(), Messages: messages.NewSQLite(e.db, nil),
+		DeleteAuth: func(ctx context.Context, id string) error { return e.auth.Account(id).Delete(ctx) }}, nil
+}

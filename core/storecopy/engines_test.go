@@ -87,7 +87,7 @@ func seed(t *testing.T, e *Endpoint) {
 	must(t, err)
 	accounts := s.accounts.(session.AccountStore)
 	for i, a := range []*session.AccountInfo{
-		{ID: "shop", Driver: "whatsapp", Name: "Shop", State: session.StateCreated},
+		{ID: "shop", Driver: "whatsapp", Name: "Shop", State: session.StateCreated, Proxy: "socks5://u:p@10.0.0.1:1080"},
 		{ID: "bot", Driver: "sim", Name: "Bot", State: session.StateCreated},
 		{ID: "old", Driver: "whatsapp", Name: "Old", State: session.StateCreated},
 	} {

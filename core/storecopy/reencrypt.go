@@ -12,6 +12,7 @@ import (
 	"github.com/wildcathub/wildcat/core/pluginhost"
 	"github.com/wildcathub/wildcat/core/rules"
 	"github.com/wildcathub/wildcat/core/sealing"
+	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/authstore"
 	"github.com/wildcathub/wildcat/core/webhooks"
 )
@@ -66,6 +67,9 @@ func Reencrypt(ctx context.Context, e *Endpoint, keys *sealing.Keyring) (*Result
 		}},
 		{KindRuleKV, func(ctx context.Context) (int64, error) {
 			return rules.ReencryptKV(ctx, st.ruleKV.(rules.KVEntries), keys)
+		}},
+		{KindAccounts, func(ctx context.Context) (int64, error) {
+			return session.ReencryptAccounts(ctx, st.accounts.(session.AccountStore), keys)
 		}},
 		{KindWhatsAppAuth, func(ctx context.Context) (int64, error) {
 			return authstore.ReencryptAccounts(ctx, st.waAuth.(authstore.AccountEntries), keys)

@@ -24,13 +24,14 @@ import (
 	"github.com/wildcathub/wildcat/core/rules"
 	"github.com/wildcathub/wildcat/core/sealing"
 	"github.com/wildcathub/wildcat/core/sealing/sealtest"
+	"github.com/wildcathub/wildcat/core/session"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/authstore"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 	"github.com/wildcathub/wildcat/core/webhooks"
 )
 
 // The markers of TestReencryptThenCopy: one per kind that is sealed.
-var sealMarkers = []string{"SESSMARK-2a6b", "OUTBOXMARK-9e1d", "IDEMMARK-c4d2", "MSGMARK-3b1f", "MEDIAMARK-77aa", "SECRETMARK-e5c2", "PKVMARK-0d9e", "RKVMARK-41f0"}
+var sealMarkers = []string{"SESSMARK-2a6b", "OUTBOXMARK-9e1d", "IDEMMARK-c4d2", "MSGMARK-3b1f", "MEDIAMARK-77aa", "SECRETMARK-e5c2", "PKVMARK-0d9e", "RKVMARK-41f0", "PROXYMARK-5f3a"}
 
 // writeSealable stores one item of each sealed kind, with keys (nil: in
 // the clear, as before encryption was turned on). tag tells the items of
@@ -62,6 +63,8 @@ func writeSealable(t *testing.T, e *Endpoint, keys *sealing.Keyring, tag string)
 		Enabled: true, Source: webhooks.SourceAPI, Secret: "whsec_SECRETMARK-e5c2" + tag, CreatedAt: t0, UpdatedAt: t0}))
 	must(t, pluginhost.SealedKV(st.pluginKV.(pluginhost.KV), keys).Set(ctx, "p", "k"+tag, []byte("PKVMARK-0d9e"+tag), 0))
 	must(t, rules.SealedKV(st.ruleKV.(rules.Store), keys).Set(ctx, "r", "k"+tag, json.RawMessage(`"RKVMARK-41f0`+tag+`"`), 0))
+	must(t, session.SealedAccounts(st.accounts.(session.AccountStore), keys).Insert(ctx, &session.AccountInfo{ID: "px" + tag, Driver: "whatsapp",
+		State: session.StateCreated, Since: t0, CreatedAt: t0, UpdatedAt: t0, Proxy: "socks5://u:PROXYMARK-5f3a" + tag + "@10.0.0.1:1080"}))
 	return in.ID
 }
 
@@ -106,6 +109,10 @@ func readSealable(t *testing.T, e *Endpoint, keys *sealing.Keyring, tag, mediaID
 	r, _, err := rules.SealedKV(st.ruleKV.(rules.Store), keys).Get(ctx, "r", "k"+tag)
 	if err != nil || string(r) != `"RKVMARK-41f0`+tag+`"` {
 		t.Fatalf("rule kv %s: %s, %v", tag, r, err)
+	}
+	a, err := session.SealedAccounts(st.accounts.(session.AccountStore), keys).Get(ctx, "px"+tag)
+	if err != nil || a.Proxy != "socks5://u:PROXYMARK-5f3a"+tag+"@10.0.0.1:1080" {
+		t.Fatalf("account proxy %s: %+v, %v", tag, a, err)
 	}
 }
 
@@ -210,7 +217,7 @@ func TestReencryptThenCopy(t *testing.T) {
 			sealtest.HasPlaintext(t, "device keys before reencrypt", rawBytes(t, src), plainKeys...)
 			// What was written with the key is sealed from the start.
 			sealtest.NoPlaintext(t, "written with k1", rawBytes(t, src), "MSGMARK-3b1f k1", "MEDIAMARK-77aa k1", "SECRETMARK-e5c2k1",
-				"PKVMARK-0d9ek1", "RKVMARK-41f0k1", "SESSMARK-2a6b k1", "OUTBOXMARK-9e1d k1", "IDEMMARK-c4d2 k1")
+				"PKVMARK-0d9ek1", "RKVMARK-41f0k1", "PROXYMARK-5f3ak1", "SESSMARK-2a6b k1", "OUTBOXMARK-9e1d k1", "IDEMMARK-c4d2 k1")
 			sealtest.HasPlaintext(t, "before reencrypt", rawBytes(t, src), sealMarkers...)
 
 			rotated := sealtest.Ring(t, "k2", k1, k2)

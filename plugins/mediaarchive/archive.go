@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wildcathub/wildcat/core/s3media"
 	"github.com/wildcathub/wildcat/sdk"
 )
 
@@ -25,8 +26,9 @@ const RetentionKey = "retention_days"
 
 // Archive is the plugin. Deliver is safe for concurrent use.
 type Archive struct {
-	mu  sync.RWMutex
-	cfg *Config
+	mu     sync.RWMutex
+	cfg    *Config
+	bucket *s3media.Bucket // the s3 target's, nil without it
 
 	sweepOnce sync.Once
 	now       func() time.Time
@@ -49,7 +51,7 @@ func (a *Archive) Describe() sdk.Description {
 	return sdk.Description{
 		Name:        "mediaarchive",
 		Version:     Version,
-		Description: "archives the media of every media message, de-duplicated by SHA-256, in GridFS and/or a directory",
+		Description: "archives the media of every media message, de-duplicated by SHA-256, in GridFS, a directory and/or an S3 bucket",
 		EventKinds:  []string{"message.received", "message.sent"},
 	}
 }
@@ -68,15 +70,21 @@ func (a *Archive) Configure(ctx context.Context, raw map[string]any) error {
 		}
 		cleanTemp(c.Dir)
 	}
+	var bucket *s3media.Bucket
+	if c.has(TargetS3) {
+		if bucket, err = s3media.Open(c.S3); err != nil {
+			return err
+		}
+	}
 	// Not publishing it only delays retention (the daemon keeps media it
 	// has no policy for), so a store hiccup does not stop the plugin.
 	if err := sdk.HostFrom(ctx).KVSet(ctx, RetentionKey, []byte(strconv.Itoa(c.RetentionDays)), 0); err != nil {
 		sdk.Logger(ctx).Warn("retention_days not published; the daemon's retention job keeps media until it is", "error", err)
 	}
 	a.mu.Lock()
-	a.cfg = c
+	a.cfg, a.bucket = c, bucket
 	a.mu.Unlock()
-	if c.has(TargetDir) && c.RetentionDays > 0 {
+	if (c.has(TargetDir) || c.has(TargetS3)) && c.RetentionDays > 0 {
 		a.sweepOnce.Do(func() { go a.sweepLoop() })
 	}
 	return nil
@@ -86,6 +94,12 @@ func (a *Archive) config() *Config {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	return a.cfg
+}
+
+func (a *Archive) s3() *s3media.Bucket {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.bucket
 }
 
 // Deliver archives the media of one message event. Outcomes:
@@ -184,6 +198,11 @@ func (a *Archive) Deliver(ctx context.Context, job *sdk.Job) sdk.Result {
 		// them when the host encrypts media at rest.
 		mediaID = info.ID
 	}
+	if cfg.has(TargetS3) {
+		if err := a.putS3(ctx, sp, mimetype, md.Filename); err != nil {
+			return sdk.Retry(fmt.Errorf("store in s3: %w", err))
+		}
+	}
 	if cfg.has(TargetDir) {
 		if err := sp.commit(finalPath(cfg.Dir, acct, ts, sp.sha256, ext), a.now()); err != nil {
 			return sdk.Retry(fmt.Errorf("store in dir: %w", err))
@@ -211,13 +230,24 @@ func (a *Archive) present(ctx context.Context, cfg *Config, acct string, ts time
 		now := a.now()
 		_ = os.Chtimes(p, now, now)
 	}
+	if cfg.has(TargetS3) {
+		ok, err := a.presentS3(ctx, sum)
+		if err != nil {
+			sdk.Logger(ctx).Warn("s3 check failed; downloading the media again", "sha256", sum, "error", err)
+		}
+		return ok
+	}
 	return true
 }
 
 func (a *Archive) link(ctx context.Context, cfg *Config, acct, id, sum, mediaID string, size int64) sdk.Result {
 	l := sdk.MediaLink{AccountID: acct, MessageID: id, SHA256: sum, Size: size, Targets: cfg.Targets}
-	if cfg.has(TargetGridFS) {
+	switch {
+	case cfg.has(TargetGridFS):
 		l.MediaID = mediaID
+	case cfg.has(TargetS3):
+		// The daemon serves the s3 target's objects by their SHA-256.
+		l.MediaID = sum
 	}
 	if err := sdk.HostFrom(ctx).LinkMedia(ctx, l); err != nil {
 		return linkError(err)

@@ -8,12 +8,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/wildcathub/wildcat/core/s3media"
 )
 
 // Target names.
 const (
 	TargetGridFS = "gridfs"
 	TargetDir    = "dir"
+	TargetS3     = "s3"
 )
 
 // DefaultMaxBytes is max_bytes when the config gives none: 64 MiB, the
@@ -23,11 +26,14 @@ const DefaultMaxBytes = 64 << 20
 // Config is the plugin's config block (plugins.mediaarchive.config).
 type Config struct {
 	// Targets are where archived bytes go: gridfs (the daemon's media
-	// bucket, the default) and/or dir.
+	// bucket, the default), dir and/or s3.
 	Targets []string
 	// Dir is the root of the dir target's tree:
 	// {dir}/{account}/{yyyy}/{mm}/{sha256}.{ext}.
 	Dir string
+	// S3 is the s3 target's bucket (s3media.ParseConfig), shared with the
+	// daemon, which serves GET /v1/media/{id} from it.
+	S3 *s3media.Config
 	// MaxBytes: larger media is skipped and recorded with a reason.
 	MaxBytes int64
 	// Mimetypes is the allow-list ("image/jpeg", "image/*", "*/*"); empty
@@ -52,11 +58,11 @@ func parseConfig(raw map[string]any) (*Config, error) {
 			var ts []string
 			if ts, err = stringList(v); err == nil {
 				if len(ts) == 0 {
-					err = errors.New("must name at least one of gridfs, dir")
+					err = errors.New("must name at least one of gridfs, dir, s3")
 				}
 				for _, t := range ts {
-					if t != TargetGridFS && t != TargetDir {
-						err = fmt.Errorf("unknown target %q (gridfs or dir)", t)
+					if t != TargetGridFS && t != TargetDir && t != TargetS3 {
+						err = fmt.Errorf("unknown target %q (gridfs, dir or s3)", t)
 					}
 				}
 				c.Targets = dedupe(ts)
@@ -97,8 +103,10 @@ func parseConfig(raw map[string]any) (*Config, error) {
 				}
 				c.RetentionDays = int(n)
 			}
+		case "s3":
+			// Read below, once targets are known.
 		default:
-			err = errors.New("unknown key (known: targets, dir, max_bytes, mimetypes, retention_days)")
+			err = errors.New("unknown key (known: targets, dir, s3, max_bytes, mimetypes, retention_days)")
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", k, err)
@@ -109,6 +117,15 @@ func parseConfig(raw map[string]any) (*Config, error) {
 			return nil, errors.New("dir: must be set when targets include dir")
 		}
 		c.Dir = filepath.Clean(c.Dir)
+	}
+	if c.has(TargetS3) {
+		s3, err := s3media.ParseConfig(raw["s3"])
+		if err != nil {
+			return nil, err
+		}
+		c.S3 = s3
+	} else if raw["s3"] != nil {
+		return nil, errors.New("s3: is set but targets do not include s3")
 	}
 	return c, nil
 }

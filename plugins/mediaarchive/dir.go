@@ -150,20 +150,34 @@ func sweepDir(root string, cutoff time.Time) (int, error) {
 	return n, err
 }
 
-// sweepInterval is how often the dir target's retention runs.
+// sweepInterval is how often the dir and s3 targets' retention runs.
 const sweepInterval = time.Hour
+
+// retention is retention_days as a duration.
+func retention(cfg *Config) time.Duration { return time.Duration(cfg.RetentionDays) * 24 * time.Hour }
 
 func (a *Archive) sweepLoop() {
 	for {
-		cfg := a.config()
-		if cfg.has(TargetDir) && cfg.RetentionDays > 0 {
-			cutoff := a.now().Add(-time.Duration(cfg.RetentionDays) * 24 * time.Hour)
-			if n, err := sweepDir(cfg.Dir, cutoff); err != nil {
-				sdk.Logger(context.Background()).Warn("dir retention failed", "error", err)
-			} else if n > 0 {
-				sdk.Logger(context.Background()).Info("dir retention deleted archived files", "count", n)
-			}
-		}
+		a.sweep(context.Background())
 		time.Sleep(sweepInterval)
+	}
+}
+
+// sweep runs the dir and s3 targets' retention once, by the archive's
+// clock.
+func (a *Archive) sweep(ctx context.Context) {
+	log := sdk.Logger(ctx)
+	cfg := a.config()
+	if cfg.has(TargetDir) && cfg.RetentionDays > 0 {
+		if n, err := sweepDir(cfg.Dir, a.now().Add(-retention(cfg))); err != nil {
+			log.Warn("dir retention failed", "error", err)
+		} else if n > 0 {
+			log.Info("dir retention deleted archived files", "count", n)
+		}
+	}
+	if n, err := a.sweepS3(ctx); err != nil {
+		log.Warn("s3 retention failed", "error", err)
+	} else if n > 0 {
+		log.Info("s3 retention deleted archived objects", "count", n)
 	}
 }

@@ -26,6 +26,9 @@ type Account struct {
 	// Instance is the daemon running the account's session (Account only;
 	// empty while its lease moves between daemons).
 	Instance string `json:"instance,omitempty"`
+	// Proxy is the account's own proxy, its password masked
+	// (socks5://user:***@host:1080); "" when it uses the daemon's default.
+	Proxy string `json:"proxy,omitempty"`
 }
 
 // Account states.
@@ -44,6 +47,18 @@ type CreateAccount struct {
 	// Driver is "whatsapp" (a real phone) or "sim" (the simulator).
 	Driver string `json:"driver"`
 	Name   string `json:"name,omitempty"`
+	// Proxy routes the account's WhatsApp connection and media through a
+	// proxy: socks5://, http:// (CONNECT) or https:// with host and port,
+	// user:password@ allowed. Empty: the daemon's default
+	// (drivers.whatsapp.proxy).
+	Proxy string `json:"proxy,omitempty"`
+}
+
+// AccountUpdate is the body of UpdateAccount; nil fields stay as they are.
+type AccountUpdate struct {
+	// Proxy replaces the account's proxy; "" returns it to the daemon's
+	// default. A running session reconnects through the new one.
+	Proxy *string `json:"proxy,omitempty"`
 }
 
 // QRCode is the pairing QR code of an account, valid until ExpiresAt.
@@ -75,6 +90,15 @@ func (c *Client) Account(ctx context.Context, id string) (*Account, error) {
 func (c *Client) CreateAccount(ctx context.Context, in CreateAccount) (*Account, error) {
 	var a Account
 	if err := c.do(ctx, request{method: http.MethodPost, path: "/accounts", body: in}, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// UpdateAccount changes an account's settings (PATCH /v1/accounts/{id}).
+func (c *Client) UpdateAccount(ctx context.Context, id string, in AccountUpdate) (*Account, error) {
+	var a Account
+	if err := c.do(ctx, request{method: http.MethodPatch, path: "/accounts/" + esc(id), body: in}, &a); err != nil {
 		return nil, err
 	}
 	return &a, nil

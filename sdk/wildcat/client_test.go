@@ -74,6 +74,15 @@ func TestAccounts(t *testing.T) {
 	if _, err := c.CreateAccount(ctx, wildcat.CreateAccount{ID: acc1, Driver: "sim"}); !errors.Is(err, wildcat.ErrConflict) {
 		t.Fatalf("create twice: %v, want ErrConflict", err)
 	}
+	// The sim stores a proxy (it has no network to route); answers mask it.
+	px := "socks5://ann:secret@proxy.example.com:1080"
+	if a, err := c.UpdateAccount(ctx, acc1, wildcat.AccountUpdate{Proxy: &px}); err != nil || a.Proxy != "socks5://ann:***@proxy.example.com:1080" {
+		t.Fatalf("update proxy: %+v %v", a, err)
+	}
+	bad := "ftp://proxy.example.com:21"
+	if _, err := c.UpdateAccount(ctx, acc1, wildcat.AccountUpdate{Proxy: &bad}); err == nil {
+		t.Fatal("a bad proxy was accepted")
+	}
 	list, err := c.Accounts(ctx)
 	if err != nil || !hasAccount(list, acc1) || !hasAccount(list, "demo") {
 		t.Fatalf("list: %+v %v", list, err)

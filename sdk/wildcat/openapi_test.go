@@ -50,6 +50,10 @@ var clientCalls = map[string]func(ctx context.Context, c *wildcat.Client) error{
 		_, err := c.CreateAccount(ctx, wildcat.CreateAccount{})
 		return err
 	},
+	"UpdateAccount": func(ctx context.Context, c *wildcat.Client) error {
+		_, err := c.UpdateAccount(ctx, "a", wildcat.AccountUpdate{})
+		return err
+	},
 	"ConnectAccount": func(ctx context.Context, c *wildcat.Client) error {
 		_, err := c.ConnectAccount(ctx, "a")
 		return err

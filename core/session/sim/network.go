@@ -133,7 +133,9 @@ func New(opts Options) *Network {
 func (n *Network) Name() string { return Name }
 
 // Open implements session.Driver: the session joins the network, so
-// messages to its JID queue for it even before it connects.
+// messages to its JID queue for it even before it connects. The account's
+// proxy is stored like any account's but not used: the simulated network
+// is in-process, there is no connection to route through a proxy.
 func (n *Network) Open(ctx context.Context, acct session.Account, sink session.Sink) (session.Session, error) {
 	if n.opts.Auth == nil {
 		return nil, errors.New("sim network has no store for auth state")

@@ -2,6 +2,7 @@ package whatsapp
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -34,7 +35,8 @@ type DeviceStore interface {
 
 // HTTPClients lets the caller choose how whatsmeow reaches WhatsApp. Nil
 // fields keep whatsmeow's defaults. Tests point all three at the protocol
-// double; operators may route through a proxy.
+// double. An account with a proxy (its own or Driver.Proxy) does not use
+// them: it reaches WhatsApp only through the proxy (proxy.go).
 type HTTPClients struct {
 	// PreLogin is used for the websocket before pairing, Websocket after;
 	// whatsmeow switches between them on the reconnect after pairing, so a
@@ -80,6 +82,18 @@ type Driver struct {
 	// DeviceName is what the phone shows under "Linked devices"; zero means
 	// "Wildcat".
 	DeviceName string
+
+	// Proxy is the proxy URL of accounts without their own
+	// (drivers.whatsapp.proxy); "" connects them directly.
+	Proxy string
+	// ProxyTLS configures TLS of the connections made through a proxy
+	// (to WhatsApp, and to an https:// proxy); nil: the system's roots.
+	// Tests trust the protocol double's certificate with it.
+	ProxyTLS *tls.Config
+	// Resolver looks up media hosts for the SSRF guard of proxied media
+	// (which resolves them itself and asks the proxy for the checked
+	// address); nil: the system's resolver.
+	Resolver netguard.Resolver
 }
 
 var _ session.Driver = (*Driver)(nil)
@@ -96,8 +110,13 @@ func (d *Driver) Open(ctx context.Context, acct session.Account, sink session.Si
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	px, err := d.proxied(acct)
+	if err != nil {
+		return nil, err
+	}
 	s := &Session{
 		d:       d,
+		px:      px,
 		acct:    acct,
 		sink:    sink,
 		devices: d.Devices(acct.ID),

@@ -110,6 +110,7 @@ type rig struct {
 	engine storetest.Engine // where the auth state lives
 	file   *sqlite.DB       // the database file on SQLite
 	keys   *sealing.Keyring // seals the auth state's secrets; nil: none
+	proxy  string           // the account's proxy; "": none
 }
 
 // newRig keeps the auth state on the embedded engine, the daemon's default.
@@ -201,7 +202,7 @@ func (r *rig) paired(t *testing.T, accountID string) bool {
 
 func (r *rig) open(t *testing.T) session.Session {
 	t.Helper()
-	s, err := r.driver.Open(context.Background(), session.Account{ID: "wa1"}, r.sink)
+	s, err := r.driver.Open(context.Background(), session.Account{ID: "wa1", Proxy: r.proxy}, r.sink)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,7 @@ var _ sender = (*whatsmeow.Client)(nil)
 // store-before-ack, reconnect with backoff, events for every state change.
 type Session struct {
 	d       *Driver
+	px      *proxied // nil: no proxy
 	acct    session.Account
 	sink    session.Sink
 	devices DeviceStore
@@ -72,13 +73,18 @@ func (s *Session) Connect(ctx context.Context) error {
 	// Reconnects are ours: exponential backoff with jitter, reported as
 	// account events.
 	cli.EnableAutoReconnect = false
-	if h := s.d.HTTP; h.PreLogin != nil {
-		cli.SetPreLoginHTTPClient(h.PreLogin)
+	if s.px != nil {
+		s.px.configure(cli)
+		s.log.Info("connecting through a proxy", slog.String("proxy", s.px.url))
+	} else {
+		if h := s.d.HTTP; h.PreLogin != nil {
+			cli.SetPreLoginHTTPClient(h.PreLogin)
+		}
+		if h := s.d.HTTP; h.Websocket != nil {
+			cli.SetWebsocketHTTPClient(h.Websocket)
+		}
+		cli.SetMediaHTTPClient(s.d.mediaClient())
 	}
-	if h := s.d.HTTP; h.Websocket != nil {
-		cli.SetWebsocketHTTPClient(h.Websocket)
-	}
-	cli.SetMediaHTTPClient(s.d.mediaClient())
 	cli.AddEventHandlerWithSuccessStatus(s.handle)
 	if s.stop != nil {
 		s.stop()
@@ -190,6 +196,9 @@ func (s *Session) Disconnect(ctx context.Context) error {
 func (s *Session) Close(ctx context.Context) error {
 	if cli := s.halt(); cli != nil {
 		cli.Disconnect()
+	}
+	if s.px != nil {
+		s.px.close()
 	}
 	return nil
 }

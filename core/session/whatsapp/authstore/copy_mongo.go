@@ -376,3 +376,26 @@ func (c *MongoLIDCopy) Import(ctx context.Context, ms []*LIDMapping) error {
 	}
 	return nil
 }
+
+// Devices maps each stored device's JID to the account it is linked as
+// (wildcatd accounts import: is a device already here?).
+func (c *MongoCopy) Devices(ctx context.Context) (map[string]string, error) {
+	ids, err := c.accounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, id := range ids {
+		var d struct {
+			JID string `bson:"jid"`
+		}
+		found, err := findByID(ctx, c.db.Collection(wcstore.AuthCollection(id)), deviceID, &d)
+		if err != nil {
+			return nil, fmt.Errorf("read the device of %s: %w", id, err)
+		}
+		if found {
+			out[d.JID] = id
+		}
+	}
+	return out, nil
+}

@@ -65,9 +65,9 @@ func (c *SQLiteCopy) Export(ctx context.Context, _ int, fn func([]*Account) erro
 	return nil
 }
 
-// scanAll runs q with jid and calls scan on each row.
-func (c *SQLiteCopy) scanAll(ctx context.Context, q, jid string, scan func(*sql.Rows) error) error {
-	rows, err := c.s.db.RawDB.QueryContext(ctx, q, jid)
+// scanAll runs q with jid on db and calls scan on each row.
+func scanAll(ctx context.Context, db *sql.DB, q, jid string, scan func(*sql.Rows) error) error {
+	rows, err := db.QueryContext(ctx, q, jid)
 	if err != nil {
 		return err
 	}
@@ -90,53 +90,64 @@ func (c *SQLiteCopy) read(ctx context.Context, accountID, jidStr string) (*Accou
 		return nil, err
 	}
 	a := &Account{AccountID: accountID, Device: dev, DeviceKeys: stored}
+	if err := readRows(ctx, c.s.db.RawDB, "whatsapp_pre_keys", jidStr, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// readRows adds to a every row of device jid in whatsmeow's sqlstore tables
+// on db (SQLite or PostgreSQL: the statements are valid on both), the
+// one-time pre-keys from preKeys (Wildcat's whatsapp_pre_keys, or
+// whatsmeow_pre_keys in another program's store), as they are stored.
+func readRows(ctx context.Context, db *sql.DB, preKeys, jid string, a *Account) error {
 	steps := []struct {
 		q    string
 		scan func(*sql.Rows) error
 	}{
-		{`SELECT their_id, identity FROM whatsmeow_identity_keys WHERE our_jid = ? ORDER BY their_id`, func(r *sql.Rows) error {
+		{`SELECT their_id, identity FROM whatsmeow_identity_keys WHERE our_jid = $1 ORDER BY their_id`, func(r *sql.Rows) error {
 			var x Identity
 			err := r.Scan(&x.Address, &x.Key)
 			a.Identities = append(a.Identities, x)
 			return err
 		}},
-		{`SELECT their_id, session FROM whatsmeow_sessions WHERE our_jid = ? ORDER BY their_id`, func(r *sql.Rows) error {
+		{`SELECT their_id, session FROM whatsmeow_sessions WHERE our_jid = $1 ORDER BY their_id`, func(r *sql.Rows) error {
 			var x Session
 			err := r.Scan(&x.Address, &x.Record)
 			a.Sessions = append(a.Sessions, x)
 			return err
 		}},
-		{`SELECT key_id, key, uploaded FROM whatsapp_pre_keys WHERE jid = ? ORDER BY key_id`, func(r *sql.Rows) error {
+		{`SELECT key_id, key, uploaded FROM ` + preKeys + ` WHERE jid = $1 ORDER BY key_id`, func(r *sql.Rows) error {
 			var x PreKey
 			err := r.Scan(&x.ID, &x.Key, &x.Uploaded)
 			a.PreKeys = append(a.PreKeys, x)
 			return err
 		}},
-		{`SELECT chat_id, sender_id, sender_key FROM whatsmeow_sender_keys WHERE our_jid = ? ORDER BY chat_id, sender_id`, func(r *sql.Rows) error {
+		{`SELECT chat_id, sender_id, sender_key FROM whatsmeow_sender_keys WHERE our_jid = $1 ORDER BY chat_id, sender_id`, func(r *sql.Rows) error {
 			var x SenderKey
 			err := r.Scan(&x.Group, &x.Sender, &x.Record)
 			a.SenderKeys = append(a.SenderKeys, x)
 			return err
 		}},
-		{`SELECT key_id, key_data, timestamp, fingerprint FROM whatsmeow_app_state_sync_keys WHERE jid = ? ORDER BY key_id`, func(r *sql.Rows) error {
+		{`SELECT key_id, key_data, timestamp, fingerprint FROM whatsmeow_app_state_sync_keys WHERE jid = $1 ORDER BY key_id`, func(r *sql.Rows) error {
 			var x AppStateKey
 			err := r.Scan(&x.ID, &x.Data, &x.Timestamp, &x.Fingerprint)
 			a.AppStateKeys = append(a.AppStateKeys, x)
 			return err
 		}},
-		{`SELECT name, version, hash FROM whatsmeow_app_state_version WHERE jid = ? ORDER BY name`, func(r *sql.Rows) error {
+		{`SELECT name, version, hash FROM whatsmeow_app_state_version WHERE jid = $1 ORDER BY name`, func(r *sql.Rows) error {
 			var x AppStateVersion
 			err := r.Scan(&x.Name, &x.Version, &x.Hash)
 			a.AppStates = append(a.AppStates, x)
 			return err
 		}},
-		{`SELECT name, version, index_mac, value_mac FROM whatsmeow_app_state_mutation_macs WHERE jid = ? ORDER BY name, index_mac, version`, func(r *sql.Rows) error {
+		{`SELECT name, version, index_mac, value_mac FROM whatsmeow_app_state_mutation_macs WHERE jid = $1 ORDER BY name, index_mac, version`, func(r *sql.Rows) error {
 			var x AppStateMAC
 			err := r.Scan(&x.Name, &x.Version, &x.IndexMAC, &x.ValueMAC)
 			a.AppStateMACs = append(a.AppStateMACs, x)
 			return err
 		}},
-		{`SELECT their_jid, first_name, full_name, push_name, business_name, redacted_phone FROM whatsmeow_contacts WHERE our_jid = ? ORDER BY their_jid`, func(r *sql.Rows) error {
+		{`SELECT their_jid, first_name, full_name, push_name, business_name, redacted_phone FROM whatsmeow_contacts WHERE our_jid = $1 ORDER BY their_jid`, func(r *sql.Rows) error {
 			var x Contact
 			var first, full, push, business, redacted sql.NullString
 			err := r.Scan(&x.JID, &first, &full, &push, &business, &redacted)
@@ -144,25 +155,25 @@ func (c *SQLiteCopy) read(ctx context.Context, accountID, jidStr string) (*Accou
 			a.Contacts = append(a.Contacts, x)
 			return err
 		}},
-		{`SELECT chat_jid, muted_until, pinned, archived FROM whatsmeow_chat_settings WHERE our_jid = ? ORDER BY chat_jid`, func(r *sql.Rows) error {
+		{`SELECT chat_jid, muted_until, pinned, archived FROM whatsmeow_chat_settings WHERE our_jid = $1 ORDER BY chat_jid`, func(r *sql.Rows) error {
 			var x ChatSetting
 			err := r.Scan(&x.JID, &x.MutedUntil, &x.Pinned, &x.Archived)
 			a.ChatSettings = append(a.ChatSettings, x)
 			return err
 		}},
-		{`SELECT chat_jid, sender_jid, message_id, key FROM whatsmeow_message_secrets WHERE our_jid = ? ORDER BY chat_jid, sender_jid, message_id`, func(r *sql.Rows) error {
+		{`SELECT chat_jid, sender_jid, message_id, key FROM whatsmeow_message_secrets WHERE our_jid = $1 ORDER BY chat_jid, sender_jid, message_id`, func(r *sql.Rows) error {
 			var x MessageSecret
 			err := r.Scan(&x.Chat, &x.Sender, &x.ID, &x.Secret)
 			a.MsgSecrets = append(a.MsgSecrets, x)
 			return err
 		}},
-		{`SELECT their_jid, token, timestamp FROM whatsmeow_privacy_tokens WHERE our_jid = ? ORDER BY their_jid`, func(r *sql.Rows) error {
+		{`SELECT their_jid, token, timestamp FROM whatsmeow_privacy_tokens WHERE our_jid = $1 ORDER BY their_jid`, func(r *sql.Rows) error {
 			var x PrivacyToken
 			err := r.Scan(&x.JID, &x.Token, &x.Timestamp)
 			a.PrivacyTokens = append(a.PrivacyTokens, x)
 			return err
 		}},
-		{`SELECT ciphertext_hash, plaintext, server_timestamp, insert_timestamp FROM whatsmeow_event_buffer WHERE our_jid = ? ORDER BY ciphertext_hash`, func(r *sql.Rows) error {
+		{`SELECT ciphertext_hash, plaintext, server_timestamp, insert_timestamp FROM whatsmeow_event_buffer WHERE our_jid = $1 ORDER BY ciphertext_hash`, func(r *sql.Rows) error {
 			var x BufferedEvent
 			err := r.Scan(&x.Hash, &x.Plaintext, &x.ServerTime, &x.InsertTime)
 			a.EventBuffer = append(a.EventBuffer, x)
@@ -170,11 +181,11 @@ func (c *SQLiteCopy) read(ctx context.Context, accountID, jidStr string) (*Accou
 		}},
 	}
 	for _, st := range steps {
-		if err := c.scanAll(ctx, st.q, jidStr, st.scan); err != nil {
-			return nil, err
+		if err := scanAll(ctx, db, st.q, jid, st.scan); err != nil {
+			return err
 		}
 	}
-	return a, nil
+	return nil
 }
 
 // Import stores each account's auth state, in one transaction per
@@ -354,4 +365,23 @@ func storeMappings(ms []*LIDMapping) []store.LIDMapping {
 		out[i] = store.LIDMapping{LID: types.NewJID(m.LID, types.HiddenUserServer), PN: types.NewJID(m.PN, types.DefaultUserServer)}
 	}
 	return out
+}
+
+// Devices maps each stored device's JID to the account it is linked as
+// (wildcatd accounts import: is a device already here?).
+func (c *SQLiteCopy) Devices(ctx context.Context) (map[string]string, error) {
+	rows, err := c.s.db.RawDB.QueryContext(ctx, `SELECT account_id, jid FROM whatsapp_devices`)
+	if err != nil {
+		return nil, fmt.Errorf("list whatsapp devices: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var account, jid string
+		if err := rows.Scan(&account, &jid); err != nil {
+			return nil, fmt.Errorf("list whatsapp devices: %w", err)
+		}
+		out[jid] = account
+	}
+	return out, rows.Err()
 }

@@ -23,6 +23,7 @@ type Server struct {
 	tb        testing.TB
 	opts      options
 	http      *httptest.Server
+	mux       *http.ServeMux
 	static    *keys.KeyPair
 	certChain []byte
 
@@ -114,6 +115,7 @@ func New(t testing.TB, opts ...Option) *Server {
 		s.logf("unhandled HTTP %s %s%s", r.Method, r.Host, r.URL.Path)
 		http.NotFound(w, r)
 	})
+	s.mux = mux
 	s.http = httptest.NewServer(mux)
 	t.Cleanup(s.Close)
 	return s
@@ -152,6 +154,12 @@ func (s *Server) Configure(cli *whatsmeow.Client) {
 	cli.SetWebsocketHTTPClient(hc)
 	cli.SetMediaHTTPClient(hc)
 }
+
+// Handler serves the double's HTTP endpoints (websocket, media upload and
+// download), for a test that serves them itself: over TLS behind a proxy,
+// or with a check of where each connection comes from. Close still ends
+// the websocket connections it accepted.
+func (s *Server) Handler() http.Handler { return s.mux }
 
 // Close disconnects every client and stops the server. It runs at test
 // cleanup; calling it earlier simulates WhatsApp becoming unreachable.
