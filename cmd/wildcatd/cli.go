@@ -114,17 +114,17 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			return c.rules(args)
 		}
 		return c.runClient(cmd, args)
-	case "sim":
-		if len(args) > 0 && args[0] == "serve" {
-			return c.simServe(args[1:])
-		}
-		return c.usageError("sim: expected the subcommand serve")
 	case "accounts":
 		// import opens the store itself; the rest talk to the daemon.
 		if len(args) > 0 && args[0] == "import" {
 			return c.accountsImport(args[1:])
 		}
 		return c.runClient(cmd, args)
+	case "sim":
+		if len(args) > 0 && args[0] == "serve" {
+			return c.simServe(args[1:])
+		}
+		return c.usageError("sim: expected the subcommand serve")
 	case "send", "messages", "deliveries", "webhooks", "keys", "plugins":
 		return c.runClient(cmd, args)
 	case "healthcheck":
@@ -170,11 +170,11 @@ func (c *cli) help(cmd string) int {
 	case "store":
 		fs, _, _, _, _ := storeCopyFlags(c.stdout)
 		fs.Usage()
-	case "sim":
-		fs, _, _, _ := simServeFlags(c.stdout)
-		fs.Usage()
 	case "healthcheck":
 		fs, _, _, _ := healthcheckFlags(c.stdout)
+		fs.Usage()
+	case "sim":
+		fs, _, _, _ := simServeFlags(c.stdout)
 		fs.Usage()
 	case "rules":
 		fs, _, _, _, _, _ := rulesFlags(c.stdout)

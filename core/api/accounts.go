@@ -70,12 +70,12 @@ type accountJSON struct {
 	CreatedAt time.Time `json:"createdAt"`
 	// DriverAvailable is false when this build cannot run the account.
 	DriverAvailable bool `json:"driverAvailable"`
-	// Instance is the daemon running the account's session (GET
-	// /v1/instances); empty when none does right now.
-	Instance *string `json:"instance,omitempty"`
 	// Proxy is the account's own proxy with its password masked; "" when
 	// it uses the default (drivers.whatsapp.proxy).
 	Proxy string `json:"proxy"`
+	// Instance is the daemon running the account's session (GET
+	// /v1/instances); empty when none does right now.
+	Instance *string `json:"instance,omitempty"`
 }
 
 func (h *accountRoutes) render(a *session.AccountInfo) accountJSON {

@@ -137,6 +137,10 @@ func (h *eventRoutes) stream(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	case after != "" && h.stored != nil:
+		// The resume point itself may still be on its way through the
+		// pipeline (its id came from the POST that stored it, not from
+		// this stream): when it arrives live it is not "after" itself.
+		sent[after] = true
 		known, err := h.replayStored(r.Context(), after, matches, sent, write)
 		if err != nil {
 			fmt.Fprintf(w, ": resume failed: %s\n\n", oneLine(err.Error()))

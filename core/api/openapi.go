@@ -614,8 +614,8 @@ var schemas = map[string]any{
 		"id": str(""), "driver": str(""), "name": str(""), "state": str("created, pairing, connected, disconnected or logged_out"),
 		"reason": str("why it entered the state"), "jid": str(""), "pushName": str(""), "lastError": str(""),
 		"since": str("RFC 3339"), "createdAt": str("RFC 3339"), "driverAvailable": boolean(""),
-		"instance": str("GET /v1/accounts/{id} only: the instance (GET /v1/instances) running the account's session; empty while none does (its lease is moving)"),
 		"proxy":    str("the account's own proxy, password masked (socks5://user:***@host:1080); \"\" when it uses drivers.whatsapp.proxy"),
+		"instance": str("GET /v1/accounts/{id} only: the instance (GET /v1/instances) running the account's session; empty while none does (its lease is moving)"),
 	}),
 	"Instance": obj(map[string]any{
 		"id": str("the daemon's instance id (\"local\" on the embedded engine)"), "url": str("where the other daemons forward calls that need its accounts' sessions (cluster.advertise_url)"),

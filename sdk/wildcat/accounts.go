@@ -23,12 +23,12 @@ type Account struct {
 	PushName  string    `json:"pushName,omitempty"`
 	LastError string    `json:"lastError,omitempty"`
 	CreatedAt time.Time `json:"createdAt,omitzero"`
-	// Instance is the daemon running the account's session (Account only;
-	// empty while its lease moves between daemons).
-	Instance string `json:"instance,omitempty"`
 	// Proxy is the account's own proxy, its password masked
 	// (socks5://user:***@host:1080); "" when it uses the daemon's default.
 	Proxy string `json:"proxy,omitempty"`
+	// Instance is the daemon running the account's session (Account only;
+	// empty while its lease moves between daemons).
+	Instance string `json:"instance,omitempty"`
 }
 
 // Account states.
