@@ -73,6 +73,13 @@ func (s *Session) dialRemote(ctx context.Context) (*remoteConn, error) {
 		return nil, fmt.Errorf("connect to the sim network %s: %w", base, err)
 	}
 	c.SetReadLimit(wireReadLimit)
+	if f, err := readFrame(dctx, c); err != nil || f.Op != opHello {
+		_ = c.CloseNow()
+		if err == nil {
+			err = fmt.Errorf("first frame %q, want hello", f.Op)
+		}
+		return nil, fmt.Errorf("connect to the sim network %s: %w", base, err)
+	}
 	return &remoteConn{s: s, c: c, refs: map[uint64]chan frame{}, done: make(chan struct{})}, nil
 }
 

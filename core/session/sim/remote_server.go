@@ -433,6 +433,11 @@ func (sc *serverConn) kick() {
 
 func (sc *serverConn) run() {
 	defer sc.end()
+	// The client counts itself connected only once it has this: by then
+	// the server has it as the account's connection.
+	if err := sc.write(frame{Op: opHello}); err != nil {
+		return
+	}
 	go sc.keepalive()
 	go sc.pump()
 	for {

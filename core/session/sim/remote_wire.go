@@ -24,6 +24,7 @@ import (
 //	client → server  read {ref, receipt}    read receipts it sends
 //	client → server  inject {ref, msg}      an inbound message for itself
 //	server → client  ok|error {ref}         the answer to a request
+//	server → client  hello                  first: the connection is registered
 //	client ↔ server  bye                    an orderly goodbye
 //
 // A delivery stays on the server until acked and is sent again on the next
@@ -52,6 +53,7 @@ const (
 	opOK      = "ok"
 	opError   = "error"
 	opBye     = "bye"
+	opHello   = "hello"
 
 	kindMessage = "message"
 	kindReceipt = "receipt"

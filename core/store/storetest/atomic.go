@@ -218,8 +218,12 @@ func (p *SerialProxy) serve(client net.Conn) error {
 // roundTrip forwards one request and reads its one reply under the global
 // lock.
 func (p *SerialProxy) roundTrip(up net.Conn, req []byte) ([]byte, error) {
+	queued := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if wait := time.Since(queued); wait > SlowCommand {
+		p.log.Warn("command waited for the serial proxy", slog.String("command", commandOf(req)), slog.Duration("waited", wait))
+	}
 	p.commands.Add(1)
 	start := time.Now()
 	if _, err := up.Write(req); err != nil {

@@ -133,11 +133,3 @@ func stopAtomic() {
 		_ = os.RemoveAll(atomicDir)
 	}
 }
-
-// AtomicProxy is the proxy in front of the atomic server's FerretDB, for
-// its statistics; nil when WILDCAT_TEST_MONGODB_URI names the server.
-func AtomicProxy(t testing.TB) *SerialProxy {
-	t.Helper()
-	AtomicServer(t)
-	return atomicProxy
-}
