@@ -250,8 +250,8 @@ func TestEndpointConcurrencyBound(t *testing.T) {
 }
 
 // Deliveries reuse their connections: many requests to one endpoint, in
-// two batches and one by one, open no more connections than the endpoint
-// may have requests in flight.
+// two batches and one by one, open about as many connections as the
+// endpoint may have requests in flight, not one per request.
 func TestKeepAliveReusesConnections(t *testing.T) {
 	const limit = 4
 	h := plugintest.Start(t, New(), plugintest.WithConfig(map[string]any{"endpoint_concurrency": limit}))
@@ -274,8 +274,12 @@ func TestKeepAliveReusesConnections(t *testing.T) {
 	if _, _, n := srv.snapshot(); n != 70 {
 		t.Fatalf("%d requests, want 70", n)
 	}
-	if c := srv.conns.Load(); c > limit {
-		t.Fatalf("%d connections opened for 70 requests, want at most %d (keep-alive)", c, limit)
+	// Without keep-alive every request opens one (70). net/http may dial
+	// one more than the requests in flight when a request starts just
+	// before a finished one's connection is back in the idle pool, so
+	// the bound is twice the concurrency.
+	if c := srv.conns.Load(); c > 2*limit {
+		t.Fatalf("%d connections opened for 70 requests, want at most %d (keep-alive)", c, 2*limit)
 	}
 }
 
