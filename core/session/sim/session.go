@@ -168,16 +168,23 @@ func (s *Session) goOnline(ctx context.Context, run context.Context) error {
 		}
 	}
 	s.setState(stateConnected)
+	// The connection is in place before "connected" is reported: whoever
+	// sees the state may send or inject at once.
+	if rc != nil {
+		s.mu.Lock()
+		s.rc = rc
+		s.mu.Unlock()
+	}
 	if err := s.sink.Emit(ctx, ev); err != nil {
 		if rc != nil {
+			s.mu.Lock()
+			s.rc = nil
+			s.mu.Unlock()
 			_ = rc.c.CloseNow()
 		}
 		return fmt.Errorf("report connected: %w", err)
 	}
 	if rc != nil {
-		s.mu.Lock()
-		s.rc = rc
-		s.mu.Unlock()
 		s.wg.Go(func() { rc.run(run) })
 		return nil
 	}
