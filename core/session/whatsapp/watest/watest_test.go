@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	_ "modernc.org/sqlite"
 
+	"github.com/wildcathub/wildcat/core/poll"
 	"github.com/wildcathub/wildcat/core/session/whatsapp/watest"
 )
 
@@ -47,6 +48,21 @@ type client struct {
 	// fail makes the next n message handlers report failure, so whatsmeow
 	// (with SynchronousAck) does not acknowledge those messages.
 	fail atomic.Int32
+}
+
+// deviceDir is a temporary directory for a whatsmeow device store. Its
+// removal is retried: whatsmeow's handlers may still be finishing a write
+// (SQLite's -wal and -shm files come and go) after Disconnect returns, as
+// Disconnect does not wait for them.
+func deviceDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "watest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		poll.Until(t, ceiling, func() error { return os.RemoveAll(dir) })
+	})
+	return dir
 }
 
 // newClient opens (or reopens) a whatsmeow device stored in SQLite at path
@@ -112,7 +128,7 @@ func await[T any](t *testing.T, c *client, match func(T) bool) T {
 // connected as the new account.
 func pairNew(t *testing.T, srv *watest.Server) (*client, *watest.Account) {
 	t.Helper()
-	c := newClient(t, srv, filepath.Join(t.TempDir(), "device.db"))
+	c := newClient(t, srv, filepath.Join(deviceDir(t), "device.db"))
 	if err := c.Connect(); err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -163,7 +179,7 @@ func TestPairByQRAndLogin(t *testing.T) {
 func TestPairByPhoneCode(t *testing.T) {
 	t.Parallel()
 	srv := watest.New(t)
-	c := newClient(t, srv, filepath.Join(t.TempDir(), "device.db"))
+	c := newClient(t, srv, filepath.Join(deviceDir(t), "device.db"))
 	if err := c.Connect(); err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +422,7 @@ func TestRefusedLoginLogsOut(t *testing.T) {
 func TestReconnectFromStoredState(t *testing.T) {
 	t.Parallel()
 	srv := watest.New(t)
-	path := filepath.Join(t.TempDir(), "device.db")
+	path := filepath.Join(deviceDir(t), "device.db")
 	c := newClient(t, srv, path)
 	if err := c.Connect(); err != nil {
 		t.Fatal(err)
