@@ -256,12 +256,20 @@ type Instance struct {
 func (c *Cluster) Guard(accountID string) (Fence, error) {
 	now := c.clock.Now()
 	c.mu.Lock()
+	var (
+		epoch    int64
+		deadline time.Time
+	)
 	h := c.held[accountID]
+	if h != nil {
+		// Read under mu: renew moves the deadline of the same held value.
+		epoch, deadline = h.epoch, h.deadline
+	}
 	c.mu.Unlock()
-	if h == nil || !now.Before(h.deadline) {
+	if h == nil || !now.Before(deadline) {
 		return Fence{}, fmt.Errorf("account %q: %w", accountID, ErrNotOwner)
 	}
-	return Fence{Instance: c.id, Epoch: h.epoch}, nil
+	return Fence{Instance: c.id, Epoch: epoch}, nil
 }
 
 // Owns reports whether Guard would allow the account's writes now.
