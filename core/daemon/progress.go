@@ -53,19 +53,6 @@ func (txProgress) CheckAnnotations(ann map[string]string) error {
 var _ pipeline.ProcessedWithMarks = txProgress{}
 
 func (p txProgress) mark(ctx context.Context, eventID string, tags []string, ann map[string]string, reqs []pipeline.EnqueueRequest) error {
-	var jobs *outbox.TxJobs
-	if len(reqs) > 0 {
-		items := make([]outbox.Item, len(reqs))
-		for i, r := range reqs {
-			items[i] = outbox.Item{Event: r.Event, Targets: r.Targets}
-		}
-		// Encoded here, not in the transaction every writer of the moment
-		// shares.
-		var err error
-		if jobs, err = p.outbox.PrepareTx(items); err != nil {
-			return fmt.Errorf("event %s: %w", eventID, err)
-		}
-	}
 	trace, err := encodeTrace(ctx)
 	if err != nil {
 		return fmt.Errorf("event %s: %w", eventID, err)
@@ -76,6 +63,19 @@ func (p txProgress) mark(ctx context.Context, eventID string, tags []string, ann
 	if err != nil {
 		return err
 	}
+	var jobs *outbox.TxJobs
+	if len(reqs) > 0 {
+		items := make([]outbox.Item, len(reqs))
+		for i, r := range reqs {
+			items[i] = outbox.Item{Event: r.Event, Targets: r.Targets}
+		}
+		// Encoded here, not in the transaction every writer of the moment
+		// shares. Jobs a dispatcher has a free slot for are stored claimed
+		// by it and handed over after the commit: no claim of their own.
+		if jobs, err = p.outbox.PrepareTx(items); err != nil {
+			return fmt.Errorf("event %s: %w", eventID, err)
+		}
+	}
 	err = p.db.Write(ctx, func(tx *sql.Tx) error {
 		if err := done.Tx(ctx, tx); err != nil {
 			return err
@@ -85,13 +85,14 @@ func (p txProgress) mark(ctx context.Context, eventID string, tags []string, ann
 		}
 		return jobs.Insert(tx)
 	})
-	if err != nil {
-		return err
-	}
 	if jobs != nil {
-		jobs.Wake()
+		if err != nil {
+			jobs.Abort()
+		} else {
+			jobs.Wake()
+		}
 	}
-	return nil
+	return err
 }
 
 // tracedMarks is the pipeline's Progress on MongoDB (and txProgress's

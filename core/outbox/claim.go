@@ -197,7 +197,7 @@ func (o *Outbox) apply(ctx context.Context, cs []Completion, settle []Settlement
 		}
 		j.State, j.RunAt, j.LastError, j.Log, j.UpdatedAt, j.LeaseUntil = s.State, s.RunAt, s.LastError, s.Log, s.UpdatedAt, nil
 		if s.State == StatePending {
-			o.notify(j.Target)
+			o.notifyJobs([]*Job{j})
 		}
 	}
 	return errs

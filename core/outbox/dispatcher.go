@@ -239,53 +239,9 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 		defer close(hbDone)
 		d.heartbeat(hbCtx, flight, log)
 	}()
-	defer func() {
-		attempts.Wait() // every attempt has handed its outcome over
-		close(done)
-		<-completerDone
-		hbStop()
-		<-hbDone
-	}()
-	window := time.NewTimer(0)
-	<-window.C
-	defer window.Stop()
-	drained := false // the last claim took every due job
-	for {
-		if drained && d.opts.BatchWindow > 0 {
-			window.Reset(d.opts.BatchWindow)
-			select {
-			case <-window.C:
-			case <-ctx.Done():
-				return
-			}
-		}
-		n, ok := slots.takeFree(ctx, maxClaim)
-		if !ok {
-			return
-		}
-		jobs, err := d.o.ClaimBatch(ctx, t.name, d.opts.Owner, n)
-		drained = len(jobs) < n
-		if err != nil {
-			jobs = nil
-			if ctx.Err() == nil && !errors.Is(err, ErrNoJob) {
-				log.Warn("claiming outbox jobs failed", slog.Any("error", err))
-			}
-		}
-		slots.release(n - len(jobs))
-		if len(jobs) == 0 {
-			if ctx.Err() != nil {
-				return
-			}
-			idle.Reset(d.opts.PollInterval)
-			select {
-			case <-wake:
-				idle.Stop() // Go ≥1.23 timers: no stale tick to drain
-			case <-idle.C:
-			case <-ctx.Done():
-				return
-			}
-			continue
-		}
+	// run starts the attempts of jobs this loop holds, each slot already
+	// taken.
+	run := func(jobs []*Job) {
 		if bs, ok := t.sink.(BatchSink); ok {
 			for batch := range slices.Chunk(jobs, d.opts.MaxBatch) {
 				attempts.Add(1)
@@ -297,7 +253,7 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 					}
 				}()
 			}
-			continue
+			return
 		}
 		for _, job := range jobs {
 			attempts.Add(1)
@@ -306,6 +262,109 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 				defer slots.release(1)
 				done <- d.attempt(ctx, t, job, flight)
 			}()
+		}
+	}
+	// New jobs this process stores while a slot is free come already
+	// claimed for this loop (handoff.go); the window gathers those that
+	// arrive together into one batch, as for claims.
+	tk := newLoopTaker(d.opts.Owner, slots)
+	unregister := d.o.registerTaker(t.name, tk)
+	handDone := make(chan struct{})
+	go func() {
+		defer close(handDone)
+		window := time.NewTimer(0)
+		<-window.C
+		defer window.Stop()
+		for {
+			select {
+			case <-tk.wake:
+			case <-ctx.Done():
+				return
+			}
+			if d.opts.BatchWindow > 0 {
+				window.Reset(d.opts.BatchWindow)
+				select {
+				case <-window.C:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if jobs := tk.drain(); len(jobs) > 0 {
+				run(jobs)
+			}
+		}
+	}()
+	defer func() {
+		<-handDone
+		unregister()
+		if left := tk.close(); len(left) > 0 {
+			d.o.handBack(left, "not started: dispatcher stopping")
+		}
+		attempts.Wait() // every attempt has handed its outcome over
+		close(done)
+		<-completerDone
+		hbStop()
+		<-hbDone
+	}()
+	window := time.NewTimer(0)
+	<-window.C
+	defer window.Stop()
+	drained := false // the last claim took every due job
+	// full: claim as many jobs as slots are free — at the start, at each
+	// poll, and after a claim that filled them. Otherwise (woken by jobs
+	// this process made pending) claim only as many as were made pending:
+	// a claim holds its slots until it returns, and jobs stored meanwhile
+	// find no free slot to be handed over with.
+	full := true
+	for {
+		if drained && d.opts.BatchWindow > 0 {
+			window.Reset(d.opts.BatchWindow)
+			select {
+			case <-window.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+		want := maxClaim
+		if hint := d.o.takeHint(t.name); !full {
+			if hint == 0 {
+				goto wait // nothing was made pending since the last claim
+			}
+			want = min(want, hint)
+		}
+		{
+			n, ok := slots.takeFree(ctx, want)
+			if !ok {
+				return
+			}
+			jobs, err := d.o.ClaimBatch(ctx, t.name, d.opts.Owner, n)
+			drained = len(jobs) < n
+			full = !drained && want == maxClaim
+			if err != nil {
+				jobs = nil
+				if ctx.Err() == nil && !errors.Is(err, ErrNoJob) {
+					log.Warn("claiming outbox jobs failed", slog.Any("error", err))
+				}
+			}
+			slots.release(n - len(jobs))
+			if len(jobs) > 0 {
+				run(jobs)
+				continue
+			}
+		}
+	wait:
+		if ctx.Err() != nil {
+			return
+		}
+		idle.Reset(d.opts.PollInterval)
+		select {
+		case <-wake:
+			idle.Stop() // Go ≥1.23 timers: no stale tick to drain
+			full = false
+		case <-idle.C:
+			full = true
+		case <-ctx.Done():
+			return
 		}
 	}
 }
@@ -339,6 +398,15 @@ func (p *slotPool) takeFree(ctx context.Context, max int) (int, bool) {
 			return 0, false
 		}
 	}
+}
+
+// tryTake takes up to n free slots without waiting and returns how many.
+func (p *slotPool) tryTake(n int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n = min(p.free, n)
+	p.free -= n
+	return n
 }
 
 // release gives n slots back.

@@ -102,7 +102,7 @@ func (o *Outbox) Retry(ctx context.Context, id string) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("retry %s: %w", id, err)
 	}
-	o.notify(j.Target)
+	o.notifyJobs([]*Job{j})
 	return j, nil
 }
 

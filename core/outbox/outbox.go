@@ -200,6 +200,14 @@ type Outbox struct {
 	// is claimed at once instead of at the next poll.
 	wakeMu sync.Mutex
 	wake   map[string][]chan struct{}
+
+	// takers are the dispatcher loops of this process that take a
+	// target's new jobs straight from PrepareTx (handoff.go).
+	takerMu sync.Mutex
+	takers  map[string]taker
+	// hints counts, per target, the jobs made pending in this process
+	// since its loop last claimed: how many its next claim needs slots for.
+	hints map[string]int
 }
 
 // Open returns an Outbox on MongoDB database db; call EnsureIndexes once
@@ -271,6 +279,8 @@ func New(b Backend, opts Options) (*Outbox, error) {
 		rand:     opts.Rand,
 		log:      opts.Logger,
 		wake:     map[string][]chan struct{}{},
+		takers:   map[string]taker{},
+		hints:    map[string]int{},
 	}, nil
 }
 
@@ -321,20 +331,27 @@ func (o *Outbox) EnqueueBatch(ctx context.Context, items []Item) error {
 
 // jobs builds the pending jobs of items, each (event, target) once.
 func (o *Outbox) jobs(items []Item) ([]*Job, error) {
+	jobs, _, err := o.jobsOf(items)
+	return jobs, err
+}
+
+// jobsOf is jobs, with each job's event as given (not sealed) beside it.
+func (o *Outbox) jobsOf(items []Item) ([]*Job, []*event.Event, error) {
 	now := o.now()
 	var jobs []*Job
+	var plain []*event.Event
 	seen := map[string]bool{}
 	for _, it := range items {
 		if it.Event == nil || it.Event.ID == "" {
-			return nil, fmt.Errorf("enqueue: event without id")
+			return nil, nil, fmt.Errorf("enqueue: event without id")
 		}
 		stored, err := o.sealPayload(it.Event)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, t := range it.Targets {
 			if t == "" {
-				return nil, fmt.Errorf("enqueue event %q: empty target", it.Event.ID)
+				return nil, nil, fmt.Errorf("enqueue event %q: empty target", it.Event.ID)
 			}
 			id := JobID(it.Event.ID, t)
 			if seen[id] {
@@ -346,20 +363,39 @@ func (o *Outbox) jobs(items []Item) ([]*Job, error) {
 				State: StatePending, RunAt: now, CreatedAt: now, UpdatedAt: now,
 				Log: []Attempt{}, Event: stored,
 			})
+			plain = append(plain, it.Event)
 		}
 	}
-	return jobs, nil
+	return jobs, plain, nil
 }
 
 // notifyJobs wakes the dispatchers of the targets of jobs just stored.
 func (o *Outbox) notifyJobs(jobs []*Job) {
-	woken := map[string]bool{}
-	for _, j := range jobs {
-		if !woken[j.Target] {
-			woken[j.Target] = true
-			o.notify(j.Target)
-		}
+	if len(jobs) == 0 {
+		return
 	}
+	count := map[string]int{}
+	for _, j := range jobs {
+		count[j.Target]++
+	}
+	o.wakeMu.Lock()
+	for t, n := range count {
+		o.hints[t] += n
+	}
+	o.wakeMu.Unlock()
+	for t := range count {
+		o.notify(t)
+	}
+}
+
+// takeHint returns how many jobs of target were made pending in this
+// process since the last takeHint, and starts counting again.
+func (o *Outbox) takeHint(target string) int {
+	o.wakeMu.Lock()
+	defer o.wakeMu.Unlock()
+	n := o.hints[target]
+	delete(o.hints, target)
+	return n
 }
 
 // Bury stores a job for ev and target directly as a dead letter, for work
@@ -414,11 +450,14 @@ func (o *Outbox) notify(target string) {
 	}
 }
 
+// notifyAll wakes every target for a full claim: jobs were made pending
+// in numbers nobody counted (RequeueMatching).
 func (o *Outbox) notifyAll() {
 	o.wakeMu.Lock()
 	targets := make([]string, 0, len(o.wake))
 	for t := range o.wake {
 		targets = append(targets, t)
+		o.hints[t] += maxClaim
 	}
 	o.wakeMu.Unlock()
 	for _, t := range targets {

@@ -124,17 +124,27 @@ func (b *sqliteBackend) Insert(ctx context.Context, jobs []*Job) error {
 	if err != nil {
 		return err
 	}
-	return b.db.Write(ctx, func(tx *sql.Tx) error { return b.insertJobs(ctx, tx, enc) })
+	return b.db.Write(ctx, func(tx *sql.Tx) error { return b.insertJobs(ctx, tx, enc, nil) })
 }
 
-// insertJobs stores jobs in tx; ids already stored are skipped.
-func (b *sqliteBackend) insertJobs(ctx context.Context, tx *sql.Tx, jobs []encoded) error {
-	for _, e := range jobs {
+// insertJobs stores jobs in tx; ids already stored are skipped. When
+// inserted is not nil, inserted(i) is called for each job the statement
+// stored.
+func (b *sqliteBackend) insertJobs(ctx context.Context, tx *sql.Tx, jobs []encoded, inserted func(i int)) error {
+	for i, e := range jobs {
 		j := e.job
-		if _, err := b.db.Exec(ctx, tx, insertJobSQL, j.ID, j.EventID, j.Target, j.AccountID, string(j.State), j.Attempts, ms(j.RunAt),
+		res, err := b.db.Exec(ctx, tx, insertJobSQL, j.ID, j.EventID, j.Target, j.AccountID, string(j.State), j.Attempts, ms(j.RunAt),
 			nullMS(j.FirstAttemptAt), nullMS(j.LeaseUntil), j.Owner, j.ClaimID, j.LastError,
-			ms(j.CreatedAt), ms(j.UpdatedAt), string(e.log), string(e.payload)); err != nil {
+			ms(j.CreatedAt), ms(j.UpdatedAt), string(e.log), string(e.payload))
+		if err != nil {
 			return fmt.Errorf("insert %s: %w", j.ID, err)
+		}
+		if inserted != nil {
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("insert %s: %w", j.ID, err)
+			} else if n > 0 {
+				inserted(i)
+			}
 		}
 	}
 	return nil
@@ -448,9 +458,9 @@ func (b *sqliteBackend) Stats(ctx context.Context) (*Stats, error) {
 // the SQLite engine only (ErrNoTx otherwise). Call the returned wake once
 // the Write has returned without error, so this process's dispatchers claim
 // the jobs at once. PrepareTx does the same in two steps, with the jobs
-// encoded before the Write.
+// encoded before the Write and handed to the dispatchers without a claim.
 func (o *Outbox) EnqueueTx(tx *sql.Tx, items []Item) (wake func(), err error) {
-	t, err := o.PrepareTx(items)
+	t, err := o.prepareTx(items, false)
 	if err != nil {
 		return nil, err
 	}
@@ -460,30 +470,45 @@ func (o *Outbox) EnqueueTx(tx *sql.Tx, items []Item) (wake func(), err error) {
 	return t.Wake, nil
 }
 
-// TxJobs are the pending jobs of some items, built and encoded ahead of the
+// TxJobs are the jobs of some items, built and encoded ahead of the
 // transaction that stores them (PrepareTx): the shared transaction of a
-// group commit then spends no time on their encoding.
+// group commit then spends no time on their encoding. Those a dispatcher
+// loop of this process has a free slot for are stored already claimed by
+// it and handed over by Wake (see handoff.go).
 type TxJobs struct {
 	o    *Outbox
 	jobs []*Job
 	enc  []encoded
+	hand []handed
 }
 
-// PrepareTx builds and encodes the pending jobs of items for Insert. It is
-// for the SQLite engine only (ErrNoTx otherwise).
+// PrepareTx builds and encodes the jobs of items for Insert. It is for
+// the SQLite engine only (ErrNoTx otherwise). The caller must end with
+// exactly one of Wake (its transaction committed) or Abort (it did not).
 func (o *Outbox) PrepareTx(items []Item) (*TxJobs, error) {
+	return o.prepareTx(items, true)
+}
+
+func (o *Outbox) prepareTx(items []Item, handoff bool) (*TxJobs, error) {
 	if o.sql == nil {
 		return nil, ErrNoTx
 	}
-	jobs, err := o.jobs(items)
+	jobs, plain, err := o.jobsOf(items)
 	if err != nil {
 		return nil, err
+	}
+	var hand []handed
+	if handoff {
+		hand = o.claimForTakers(jobs, plain)
 	}
 	enc, err := encodeJobs(jobs)
 	if err != nil {
+		for _, h := range hand {
+			h.to.unreserve(1)
+		}
 		return nil, err
 	}
-	return &TxJobs{o: o, jobs: jobs, enc: enc}, nil
+	return &TxJobs{o: o, jobs: jobs, enc: enc, hand: hand}, nil
 }
 
 // Insert stores the jobs inside tx, a transaction of the caller's own Write
@@ -493,16 +518,57 @@ func (t *TxJobs) Insert(tx *sql.Tx) error {
 	if len(t.enc) == 0 {
 		return nil
 	}
+	var inserted func(int)
+	if len(t.hand) > 0 {
+		at := make(map[int]*handed, len(t.hand))
+		for k := range t.hand {
+			t.hand[k].inserted = false // a retried transaction starts over
+			at[t.hand[k].i] = &t.hand[k]
+		}
+		inserted = func(i int) {
+			if h := at[i]; h != nil {
+				h.inserted = true
+			}
+		}
+	}
 	// The caller's Write has its own context; the statement is only kept.
-	if err := t.o.sql.insertJobs(context.Background(), tx, t.enc); err != nil {
+	if err := t.o.sql.insertJobs(context.Background(), tx, t.enc, inserted); err != nil {
 		return fmt.Errorf("enqueue %d outbox jobs: %w", len(t.jobs), err)
 	}
 	return nil
 }
 
-// Wake tells this process's dispatchers of the jobs' targets to claim them
-// now. Call it once the transaction that inserted them has committed.
-func (t *TxJobs) Wake() { t.o.notifyJobs(t.jobs) }
+// Wake hands the jobs stored claimed to their dispatcher loops and tells
+// the dispatchers of the others' targets to claim them now. Call it once
+// the transaction that inserted them has committed.
+func (t *TxJobs) Wake() {
+	if len(t.hand) == 0 {
+		t.o.notifyJobs(t.jobs)
+		return
+	}
+	claimed := make(map[int]bool, len(t.hand))
+	for _, h := range t.hand {
+		claimed[h.i] = true
+	}
+	var rest []*Job
+	for i, j := range t.jobs {
+		if !claimed[i] {
+			rest = append(rest, j)
+		}
+	}
+	t.o.handOver(t.hand)
+	t.hand = nil
+	t.o.notifyJobs(rest)
+}
+
+// Abort gives back the delivery slots PrepareTx reserved, when the
+// transaction did not commit.
+func (t *TxJobs) Abort() {
+	for _, h := range t.hand {
+		h.to.unreserve(1)
+	}
+	t.hand = nil
+}
 
 // ErrNoTx: EnqueueTx on an outbox that is not on SQLite; use Enqueue.
 var ErrNoTx = errors.New("outbox is not on the SQLite engine")
