@@ -312,10 +312,11 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 	drained := false // the last claim took every due job
 	// full: claim as many jobs as slots are free — at the start, at each
 	// poll, and after a claim that filled them. Otherwise (woken by jobs
-	// this process made pending) claim only as many as were made pending:
-	// a claim holds its slots until it returns, and jobs stored meanwhile
-	// find no free slot to be handed over with.
-	full := true
+	// this process made pending) claim only as many as were made pending
+	// and not claimed yet (owed): a claim holds its slots until it
+	// returns, and jobs stored meanwhile find no free slot to be handed
+	// over with.
+	full, owed := true, 0
 	for {
 		if drained && d.opts.BatchWindow > 0 {
 			window.Reset(d.opts.BatchWindow)
@@ -325,12 +326,13 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 				return
 			}
 		}
+		owed += d.o.takeHint(t.name)
 		want := maxClaim
-		if hint := d.o.takeHint(t.name); !full {
-			if hint == 0 {
+		if !full {
+			if owed == 0 {
 				goto wait // nothing was made pending since the last claim
 			}
-			want = min(want, hint)
+			want = min(want, owed)
 		}
 		{
 			n, ok := slots.takeFree(ctx, want)
@@ -338,11 +340,18 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 				return
 			}
 			jobs, err := d.o.ClaimBatch(ctx, t.name, d.opts.Owner, n)
-			drained = len(jobs) < n
-			full = !drained && want == maxClaim
-			if err != nil {
-				jobs = nil
-				if ctx.Err() == nil && !errors.Is(err, ErrNoJob) {
+			switch {
+			case err == nil || errors.Is(err, ErrNoJob):
+				drained = len(jobs) < n
+				if drained {
+					owed = 0 // every due job is claimed
+				} else {
+					owed = max(owed-len(jobs), 0)
+				}
+				full = !drained && want == maxClaim
+			default:
+				jobs, drained = nil, true
+				if ctx.Err() == nil {
 					log.Warn("claiming outbox jobs failed", slog.Any("error", err))
 				}
 			}

@@ -339,3 +339,35 @@ func TestHandoffSurvivesAStoppedLoopAndACrash(t *testing.T) {
 		t.Fatalf("%d events in %d deliveries, want 2 in 2", events, deliveries)
 	}
 }
+
+// A loop woken by jobs made pending in this process claims only as many as
+// were made pending, and keeps count of those it had no slot for: with
+// polling out of the picture, every one is still delivered.
+func TestClaimsOwedToWakesAreAllTaken(t *testing.T) {
+	o, _, cb := handoffOutbox(t, Options{})
+	rec := newRecorder()
+	d := NewDispatcher(o, DispatcherOptions{PollInterval: time.Hour})
+	d.Handle("a", rec, 2)
+	run(t, d)
+	waitIdle(t, o, "a")
+	const n = 10
+	var items []Item
+	for i := range n {
+		items = append(items, Item{Event: testEvent(i), Targets: []string{"a"}})
+	}
+	if err := o.EnqueueBatch(context.Background(), items); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, waitLimit, func() error {
+		if events, _ := rec.count(); events != n {
+			return fmt.Errorf("%d of %d delivered", events, n)
+		}
+		return nil
+	})
+	claims, _ := cb.sizes()
+	for _, k := range claims {
+		if k > 2 {
+			t.Fatalf("a claim took %d jobs with 2 slots: %v", k, claims)
+		}
+	}
+}

@@ -234,6 +234,11 @@ func (b *sqliteBackend) Extend(ctx context.Context, id, claimID string, leaseUnt
 
 // Finish settles every job in one Write: one transaction, each UPDATE
 // guarded by the claim that holds the job.
+// finishSQL settles one job while its claim holds it.
+const finishSQL = `UPDATE outbox_jobs SET
+		state = ?, run_at = ?, last_error = ?, attempt_log = ?, updated_at = ?, lease_until = NULL
+	WHERE id = ? AND claim_id = ? AND state = 'processing'`
+
 func (b *sqliteBackend) Finish(ctx context.Context, settle []Settlement) []error {
 	errs := make([]error, len(settle))
 	logs := make([][]byte, len(settle))
@@ -245,18 +250,11 @@ func (b *sqliteBackend) Finish(ctx context.Context, settle []Settlement) []error
 		logs[i] = l
 	}
 	err := b.db.Write(ctx, func(tx *sql.Tx) error {
-		st, err := tx.Prepare(`UPDATE outbox_jobs SET
-				state = ?, run_at = ?, last_error = ?, attempt_log = ?, updated_at = ?, lease_until = NULL
-			WHERE id = ? AND claim_id = ? AND state = 'processing'`)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
 		for i, s := range settle {
 			if errs[i] != nil {
 				continue
 			}
-			res, err := st.Exec(string(s.State), ms(s.RunAt), s.LastError, string(logs[i]), ms(s.UpdatedAt), s.ID, s.ClaimID)
+			res, err := b.db.Exec(ctx, tx, finishSQL, string(s.State), ms(s.RunAt), s.LastError, string(logs[i]), ms(s.UpdatedAt), s.ID, s.ClaimID)
 			if err != nil {
 				return fmt.Errorf("settle %s: %w", s.ID, err)
 			}

@@ -848,7 +848,7 @@ func (e *Engine) call(ctx context.Context, st *stage, ev *event.Event) ([]Action
 	}
 	done := make(chan result, 1)
 	view := cloneEvent(ev)
-	go func() {
+	stageRunners.run(func() {
 		defer func() {
 			if r := recover(); r != nil {
 				done <- result{err: fmt.Errorf("stage panicked: %v", r)}
@@ -856,7 +856,7 @@ func (e *Engine) call(ctx context.Context, st *stage, ev *event.Event) ([]Action
 		}()
 		acts, err := st.handler.Handle(ctx, view)
 		done <- result{acts, err}
-	}()
+	})
 	select {
 	case r := <-done:
 		if r.err != nil {
