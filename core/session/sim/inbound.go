@@ -172,6 +172,10 @@ func (n *Network) injectGroup(ctx context.Context, s *Session, groupJID string, 
 	return slices.DeleteFunc(g.memberJIDs(), func(m string) bool { return m == sender }), nil
 }
 
+// phoneSeparators are what people write between a number's digits. One
+// replacer for every call: building one builds its lookup table again.
+var phoneSeparators = strings.NewReplacer(" ", "", "-", "", "(", "", ")", "", ".", "")
+
 // ParseAddress turns a phone number ("+1 555 123-4567", "15551234567") or a
 // user JID into a JID; session.ErrInvalidRequest when it is neither.
 func ParseAddress(s string) (types.JID, error) {
@@ -179,7 +183,7 @@ func ParseAddress(s string) (types.JID, error) {
 	if strings.Contains(s, "@") {
 		return parseRecipient(s)
 	}
-	digits := strings.NewReplacer(" ", "", "-", "", "(", "", ")", "", ".", "").Replace(strings.TrimPrefix(s, "+"))
+	digits := phoneSeparators.Replace(strings.TrimPrefix(s, "+"))
 	if !isDigits(digits) || len(digits) < 5 || len(digits) > 15 {
 		return types.EmptyJID, fmt.Errorf("%w: %q is not a phone number (5 to 15 digits with country code) or a JID", session.ErrInvalidRequest, s)
 	}
