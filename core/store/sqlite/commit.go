@@ -33,6 +33,9 @@ type committer struct {
 	hooks   []commitHook // copied on change: the committer reads a snapshot
 
 	commits, writes, reruns atomic.Uint64
+	// afterCommit, when set, is called after every commit (the
+	// checkpointer's nudge); set before the first Write.
+	afterCommit func()
 }
 
 // commitHook is work that commits with every group: see DB.BeforeCommit.
@@ -181,8 +184,7 @@ func (c *committer) commit(batch []*writeOp) {
 		answer(batch, nil, fmt.Errorf("commit: %w", err))
 		return
 	}
-	c.commits.Add(1)
-	c.writes.Add(uint64(ran))
+	c.committed(ran)
 	answer(batch, results, nil)
 }
 
@@ -223,8 +225,7 @@ func (c *committer) commitFast(batch []*writeOp) bool {
 		answer(batch, nil, fmt.Errorf("commit: %w", err))
 		return true
 	}
-	c.commits.Add(1)
-	c.writes.Add(uint64(ran))
+	c.committed(ran)
 	answer(batch, results, nil)
 	return true
 }
@@ -259,6 +260,14 @@ func (c *committer) runOne(tx *sql.Tx, fn func(tx *sql.Tx) error) (err error) {
 		}
 	}()
 	return fn(tx)
+}
+
+func (c *committer) committed(writes int) {
+	c.commits.Add(1)
+	c.writes.Add(uint64(writes))
+	if c.afterCommit != nil {
+		c.afterCommit()
+	}
 }
 
 func answer(batch []*writeOp, results []error, all error) {

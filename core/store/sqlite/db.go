@@ -30,6 +30,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	sqlitedrv "modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 	sqlite3 "modernc.org/sqlite/lib"
@@ -71,6 +72,9 @@ type Options struct {
 	Readers int
 	// MaxBatch caps how many Write calls share one transaction; 0 means 256.
 	MaxBatch int
+	// CheckpointInterval is how often, at most, committed WAL frames are
+	// copied into the database file (off the writer); 0 means 200 ms.
+	CheckpointInterval time.Duration
 	// Logger for the engine; nil discards.
 	Logger *slog.Logger
 }
@@ -84,6 +88,7 @@ type DB struct {
 	lock   *os.File
 	log    *slog.Logger
 	gc     *committer
+	ckpt   *checkpointer
 	stmts  sync.Map // query → *sql.Stmt prepared on the writer (see Stmt)
 	reads  sync.Map // query → *sql.Stmt on the reader pool (see Read)
 
@@ -118,7 +123,9 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		sync = SyncFull
 	}
 	db.sync = sync
-	db.writer, err = sql.Open("sqlite", dsn(abs, sync, false))
+	// The writer never checkpoints: the checkpointer does, off the path
+	// every write waits on (checkpoint.go).
+	db.writer, err = sql.Open("sqlite", dsn(abs, sync, false, "wal_autocheckpoint(0)"))
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("open %s: %w", abs, err)
@@ -155,10 +162,21 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if batch <= 0 {
 		batch = 256
 	}
+	ckptDB, err := sql.Open("sqlite", dsn(abs, sync, false))
+	if err != nil {
+		db.closeHandles()
+		return nil, fmt.Errorf("open %s for checkpoints: %w", abs, err)
+	}
+	interval := opts.CheckpointInterval
+	if interval <= 0 {
+		interval = defaultCheckpointInterval
+	}
+	db.ckpt = newCheckpointer(ckptDB, interval, log)
 	db.gc = newCommitter(db.writer, func(tx *sql.Tx, query string) error {
 		_, err := db.Exec(context.Background(), tx, query)
 		return err
 	}, batch, log)
+	db.gc.afterCommit = db.ckpt.committed
 	return db, nil
 }
 
@@ -166,8 +184,11 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 // pragmas: WAL, the sync level, a busy timeout (a reader never blocks the
 // writer in WAL mode, but checkpoints and whatsmeow's own connections may
 // briefly), foreign keys on (whatsmeow's sqlstore relies on them).
-func dsn(path string, sync Sync, readOnly bool) string {
+func dsn(path string, sync Sync, readOnly bool, pragmas ...string) string {
 	q := url.Values{}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+string(sync)+")")
 	q.Add("_pragma", "busy_timeout(10000)")
@@ -240,11 +261,14 @@ func (db *DB) BeforeCommit(name string, fn func(ctx context.Context, tx *sql.Tx)
 // their writes failed.
 type Stats struct {
 	Commits, Writes, Reruns uint64
+	// Checkpoints: WAL checkpoints the checkpointer ran.
+	Checkpoints uint64
 }
 
-// Stats reports the committer's counters.
+// Stats reports the committer's and the checkpointer's counters.
 func (db *DB) Stats() Stats {
-	return Stats{Commits: db.gc.commits.Load(), Writes: db.gc.writes.Load(), Reruns: db.gc.reruns.Load()}
+	return Stats{Commits: db.gc.commits.Load(), Writes: db.gc.writes.Load(), Reruns: db.gc.reruns.Load(),
+		Checkpoints: db.ckpt.runs.Load()}
 }
 
 // Exec, Query and QueryRow run query inside tx (a Write's) as tx's own
@@ -336,6 +360,9 @@ func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		if db.gc != nil {
 			db.gc.close()
+		}
+		if db.ckpt != nil {
+			db.ckpt.close()
 		}
 		for _, m := range []*sync.Map{&db.stmts, &db.reads} {
 			m.Range(func(_, s any) bool {
