@@ -33,7 +33,7 @@ type Config struct {
 	// Drivers: settings of the session drivers.
 	Drivers Drivers `koanf:"drivers"`
 
-	Accounts []Account `koanf:"accounts" doc:"Accounts created at start when missing: a list of {id, driver, name}; driver is whatsapp or sim. Existing accounts keep their state; accounts made over REST need no entry."`
+	Accounts []Account `koanf:"accounts" doc:"Accounts created at start when missing: a list of {id, driver, name, proxy}; driver is whatsapp or sim; proxy is the account's own socks5://, http:// or https:// proxy, set again at every start when given (a running account reconnects through it). Existing accounts keep their state; accounts made over REST need no entry."`
 
 	RuleDirs []string `koanf:"rule_dirs" doc:"Directories rule files may be loaded from when the pipeline is replaced over REST (POST /v1/pipeline/reload with stages); a rules glob reaching outside them is refused. Empty: the directories of the rules globs in this file's pipeline."`
 
@@ -42,13 +42,15 @@ type Config struct {
 	Plugins map[string]Plugin `koanf:"plugins" doc:"Plugin binaries the daemon launches and supervises: a map of NAME to {path, args, config, timeout, concurrency, sha256}. A stage with plugin: NAME calls it inline or feeds it through the outbox (mode: sink)."`
 }
 
-// Account declares one account in config.yaml. Declaring is only creating:
-// an account that already exists is left as it is, and removing a
-// declaration does not delete the account.
+// Account declares one account in config.yaml. Declaring is creating: an
+// account that already exists is left as it is — but for a declared
+// proxy, which the config keeps in force — and removing a declaration does
+// not delete the account.
 type Account struct {
 	ID     string `koanf:"id"`
 	Driver string `koanf:"driver"`
 	Name   string `koanf:"name"`
+	Proxy  string `koanf:"proxy"`
 }
 
 // HTTP configures the REST API listener.

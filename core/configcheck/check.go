@@ -108,6 +108,14 @@ func Settings(c *config.Config) error {
 			return &config.Error{Key: "drivers.whatsapp.proxy", Problem: err.Error()}
 		}
 	}
+	for i, a := range c.Accounts {
+		if a.Proxy == "" {
+			continue
+		}
+		if _, err := netproxy.Parse(a.Proxy); err != nil {
+			return &config.Error{Key: fmt.Sprintf("accounts[%d].proxy", i), Problem: err.Error()}
+		}
+	}
 	return nil
 }
 

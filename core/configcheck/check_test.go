@@ -51,6 +51,8 @@ func TestValidationErrors(t *testing.T) {
 		{"pipeline plugin not declared", "plugins:\n  echo: {path: bin/plugins/echo}\npipeline:\n  - {name: hooks, plugin: webhook, mode: sink}\n", `pipeline[0] "hooks"`, `unknown plugin "webhook"`},
 		{"whatsapp proxy bad scheme", "drivers:\n  whatsapp:\n    proxy: \"ftp://u:hunter2@proxy.example.com:21\"\n", "drivers.whatsapp.proxy", `scheme "ftp"`},
 		{"whatsapp proxy without port", "drivers:\n  whatsapp:\n    proxy: \"socks5://u:hunter2@proxy.example.com\"\n", "drivers.whatsapp.proxy", "no port"},
+		{"account proxy bad scheme", "accounts:\n  - {id: shop, driver: whatsapp, proxy: \"ftp://u:hunter2@proxy.example.com:21\"}\n", "accounts[0].proxy", `scheme "ftp"`},
+		{"account proxy without port", "accounts:\n  - {id: demo, driver: sim, proxy: \"socks5://u:hunter2@proxy.example.com\"}\n", "accounts[0].proxy", "no port"},
 		{"pipeline plugin without plugins", "pipeline:\n  - {name: e, plugin: echo}\n", `pipeline[0] "e"`, `unknown plugin "echo"`},
 		{"media archive s3 without bucket", "plugins:\n  mediaarchive:\n    path: bin/plugins/mediaarchive\n    config: {targets: [s3], s3: {region: eu-west-1}}\n", "plugins.mediaarchive.config.s3.bucket", "is required"},
 		{"media archive s3 bad sse", "plugins:\n  mediaarchive:\n    path: bin/plugins/mediaarchive\n    config: {targets: [s3], s3: {bucket: media, sse: aes}}\n", "plugins.mediaarchive.config.s3.sse", "AES256 or aws:kms"},

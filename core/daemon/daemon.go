@@ -693,7 +693,7 @@ func (d *Daemon) goBackground(f func(ctx context.Context)) {
 func (d *Daemon) startup(ctx context.Context) {
 	declared := make([]session.AccountSpec, 0, len(d.cfg.Accounts))
 	for _, a := range d.cfg.Accounts {
-		declared = append(declared, session.AccountSpec{ID: a.ID, Driver: a.Driver, Name: a.Name})
+		declared = append(declared, session.AccountSpec{ID: a.ID, Driver: a.Driver, Name: a.Name, Proxy: a.Proxy})
 	}
 	backoff := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {

@@ -160,6 +160,13 @@ func (m *Manager) Start(ctx context.Context, declared []AccountSpec) error {
 		case err == nil:
 			m.log.Info("declared account created", slog.String("account", spec.ID), slog.String("driver", spec.Driver))
 		case errors.Is(err, ErrAccountExists):
+			// A declared proxy stays in force: the config is where the
+			// operator keeps it (an unchanged one is no write).
+			if spec.Proxy != "" {
+				if _, err := m.SetProxy(ctx, spec.ID, spec.Proxy); err != nil {
+					return fmt.Errorf("declared account %q: proxy: %w", spec.ID, err)
+				}
+			}
 		default:
 			return err
 		}

@@ -269,3 +269,38 @@ func waitState(t *testing.T, m *session.Manager, id string, want session.State) 
 		return nil
 	})
 }
+
+// TestDeclaredProxyStaysInForce: an account declared with a proxy starts
+// through it; declared again with another at the next start, the stored
+// account takes the new one (the config is where the operator keeps it),
+// and a declaration without a proxy leaves the stored one alone.
+func TestDeclaredProxyStaysInForce(t *testing.T) {
+	store := accountStore(t, storetest.SQLite)
+	msgs := messages.New(storetest.NewDatabase(t), nil)
+	ctx := context.Background()
+	start := func(spec session.AccountSpec) (*proxyDriver, *session.Manager) {
+		d := &proxyDriver{}
+		m := session.NewManager(session.ManagerOptions{Accounts: store, Messages: msgs,
+			RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond})
+		m.Register(d)
+		if err := m.Start(ctx, []session.AccountSpec{spec}); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, m, "acme", session.StateConnected)
+		return d, m
+	}
+	next := "http://proxy.example.com:3128"
+	for i, tt := range []struct{ declared, want string }{
+		{proxyURL, proxyURL}, // created with it
+		{next, next},         // changed in the config
+		{"", next},           // no longer declared: the stored one stays
+	} {
+		d, m := start(session.AccountSpec{ID: "acme", Driver: "sim", Proxy: tt.declared})
+		if got := d.opens(); len(got) != 1 || got[0] != tt.want {
+			t.Fatalf("start %d: opened with %q, want %q", i, got, tt.want)
+		}
+		if err := m.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
