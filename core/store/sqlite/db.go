@@ -435,10 +435,24 @@ func (db *DB) Vacuum(ctx context.Context) error {
 		return err
 	}
 	defer h.Close()
-	for _, q := range []string{`VACUUM`, `PRAGMA wal_checkpoint(TRUNCATE)`} {
-		if _, err := h.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("vacuum %s: %s: %w", db.path, q, err)
+	if _, err := h.ExecContext(ctx, `VACUUM`); err != nil {
+		return fmt.Errorf("vacuum %s: %w", db.path, err)
+	}
+	// The checkpointer may be running a checkpoint of its own: then this
+	// one reports busy without truncating, and the old pages would stay
+	// in the WAL. Again until it completes.
+	for {
+		var busy, log, done int
+		if err := h.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &log, &done); err != nil {
+			return fmt.Errorf("vacuum %s: checkpoint: %w", db.path, err)
+		}
+		if busy == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("vacuum %s: checkpoint: %w", db.path, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	return nil
 }
