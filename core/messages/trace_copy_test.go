@@ -116,7 +116,7 @@ func TestTraceRecordsCopyBetweenEngines(t *testing.T) {
 			}
 			// Stored as in the source, byte for byte.
 			if copied, _ := exportTraces(t, dst.s.TraceRecords(), 100); !reflect.DeepEqual(copied, all) {
-				t.Fatalf("target holds %+v, source %+v", copied, all)
+				t.Fatalf("target holds %s, source %s", traceList(copied), traceList(all))
 			}
 
 			// Read through the target's store, with the source's keys.
@@ -206,4 +206,12 @@ func TestReencryptTracesNeedsAKey(t *testing.T) {
 			t.Fatal("ReencryptTraces with encryption off did not fail")
 		}
 	})
+}
+
+func traceList(ts []*messages.TraceRecord) string {
+	out := ""
+	for _, r := range ts {
+		out += fmt.Sprintf("\n  %s %q %v", r.ID, r.Trace, r.At)
+	}
+	return out
 }
