@@ -87,9 +87,11 @@ func (b *sqliteBackend) ImportMessages(ctx context.Context, ms []*Message) error
 	return nil
 }
 
+// CountTraces reads the partial index on trace_at (set and cleared with
+// the trace), not every message.
 func (b *sqliteBackend) CountTraces(ctx context.Context) (int64, error) {
 	var n int64
-	if err := b.db.Reader().QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE trace <> ''`).Scan(&n); err != nil {
+	if err := b.db.Reader().QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE trace_at IS NOT NULL AND trace <> ''`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count traces: %w", err)
 	}
 	return n, nil

@@ -325,7 +325,7 @@ func (b *sealedIdempotency) Complete(ctx context.Context, id string, status int,
 // under the active key (or are plaintext, written before encryption was
 // turned on) so that they are, and reports how many it rewrote. It is
 // meant for a store no daemon is writing to: a rewrite replaces the whole
-// stored message.
+// stored message (but not its pipeline trace: see ReencryptTraces).
 func (s *Store) Reencrypt(ctx context.Context, batch int) (msgs, chats int64, err error) {
 	sb, ok := s.b.(*sealedBackend)
 	if !ok || !s.keys.Enabled() {
