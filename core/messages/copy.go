@@ -1,10 +1,14 @@
 package messages
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // The engine-to-engine copy (wildcatd store copy, package storecopy) moves
-// messages, chats and idempotency records exactly as stored: ids, statuses,
-// edit histories, tags, pipeline-done marks, timestamps. Each engine's side
+// messages, their pipeline traces, chats and idempotency records exactly as
+// stored: ids, statuses, edit histories, tags, pipeline-done marks,
+// timestamps, sealed values. Each engine's side
 // is in copy_mongo.go and copy_sqlite.go; these adapters give the storecopy
 // package a Count/Export/Import set per kind.
 
@@ -23,6 +27,26 @@ type copyBackend interface {
 	ExportChats(ctx context.Context, batch int, fn func([]*Chat) error) error
 	// ImportChats stores cs, replacing a stored chat with the same id.
 	ImportChats(ctx context.Context, cs []*Chat) error
+	// CountTraces counts the messages with a pipeline trace.
+	CountTraces(ctx context.Context) (int64, error)
+	// ExportTraces hands every stored trace to fn in batches, by message
+	// id.
+	ExportTraces(ctx context.Context, batch int, fn func([]*TraceRecord) error) error
+	// ImportTraces sets each trace (and its time) on the stored message
+	// with its id, and reports how many it set: a trace whose message is
+	// not stored is skipped, as a trace alone is never read.
+	ImportTraces(ctx context.Context, ts []*TraceRecord) (int64, error)
+}
+
+// TraceRecord is one message's pipeline trace for a copy: the trace as
+// stored (sealed when encryption at rest was on when it was written) and
+// when it was stored. A Message does not carry it (it is kept beside the
+// message, see trace.go), so it travels as a kind of its own, after the
+// messages.
+type TraceRecord struct {
+	ID    string    `bson:"_id"`
+	Trace string    `bson:"trace"`
+	At    time.Time `bson:"traceAt"`
 }
 
 // MessageRecords is the store's messages for a copy.
@@ -37,6 +61,24 @@ func (r MessageRecords) Export(ctx context.Context, batch int, fn func([]*Messag
 }
 func (r MessageRecords) Import(ctx context.Context, ms []*Message) error {
 	return r.b.ImportMessages(ctx, ms)
+}
+
+// TraceRecords is the store's pipeline traces for a copy, as stored
+// (beneath any sealing: a sealed trace travels sealed).
+type TraceRecords struct{ b Backend }
+
+// TraceRecords returns the store's traces for a copy.
+func (s *Store) TraceRecords() TraceRecords { return TraceRecords{s.engine()} }
+
+func (r TraceRecords) Count(ctx context.Context) (int64, error) { return r.b.CountTraces(ctx) }
+func (r TraceRecords) Export(ctx context.Context, batch int, fn func([]*TraceRecord) error) error {
+	return r.b.ExportTraces(ctx, batch, fn)
+}
+
+// Import sets the traces on the stored messages with their ids and reports
+// how many it set; one whose message is not stored is skipped.
+func (r TraceRecords) Import(ctx context.Context, ts []*TraceRecord) (int64, error) {
+	return r.b.ImportTraces(ctx, ts)
 }
 
 // ChatRecords is the store's chats for a copy.

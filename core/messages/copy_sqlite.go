@@ -87,6 +87,86 @@ func (b *sqliteBackend) ImportMessages(ctx context.Context, ms []*Message) error
 	return nil
 }
 
+// CountTraces reads the partial index on trace_at (set and cleared with
+// the trace), not every message.
+func (b *sqliteBackend) CountTraces(ctx context.Context) (int64, error) {
+	var n int64
+	if err := b.db.Reader().QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE trace_at IS NOT NULL AND trace <> ''`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count traces: %w", err)
+	}
+	return n, nil
+}
+
+// ExportTraces pages through the messages' ids.
+func (b *sqliteBackend) ExportTraces(ctx context.Context, batch int, fn func([]*TraceRecord) error) error {
+	after := ""
+	for {
+		ts, err := b.traces(ctx, after, batch)
+		if err != nil {
+			return fmt.Errorf("export traces: %w", err)
+		}
+		if len(ts) == 0 {
+			return nil
+		}
+		if err := fn(ts); err != nil {
+			return err
+		}
+		after = ts[len(ts)-1].ID
+	}
+}
+
+// traces reads one page of ExportTraces, its rows closed before the page
+// is handed on (a Reencrypt writes it back meanwhile).
+func (b *sqliteBackend) traces(ctx context.Context, after string, limit int) ([]*TraceRecord, error) {
+	rows, err := b.db.Reader().QueryContext(ctx, `SELECT id, trace, trace_at FROM messages
+		WHERE id > ? AND trace <> '' ORDER BY id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ts []*TraceRecord
+	for rows.Next() {
+		var (
+			t  TraceRecord
+			at sql.NullInt64
+		)
+		if err := rows.Scan(&t.ID, &t.Trace, &at); err != nil {
+			return nil, err
+		}
+		t.At = time.UnixMilli(at.Int64).UTC()
+		ts = append(ts, &t)
+	}
+	return ts, rows.Err()
+}
+
+func (b *sqliteBackend) ImportTraces(ctx context.Context, ts []*TraceRecord) (int64, error) {
+	var set int64
+	err := b.db.Write(ctx, func(tx *sql.Tx) error {
+		set = 0
+		st, err := tx.PrepareContext(ctx, `UPDATE messages SET trace = ?, trace_at = ? WHERE id = ?`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, t := range ts {
+			res, err := st.ExecContext(ctx, t.Trace, t.At.UnixMilli(), t.ID)
+			if err != nil {
+				return fmt.Errorf("trace of %s: %w", t.ID, err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("trace of %s: %w", t.ID, err)
+			}
+			set += n
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("import traces: %w", err)
+	}
+	return set, nil
+}
+
 func (b *sqliteBackend) CountChats(ctx context.Context) (int64, error) { return b.count(ctx, "chats") }
 
 // ExportChats pages through the primary key.

@@ -11,7 +11,8 @@ package messages
 // (ErrSearchOff).
 //
 // The engine-to-engine copy goes under the wrapper: it moves sealed values
-// as they are stored. Reencrypt re-seals them under the active key.
+// as they are stored. Reencrypt and ReencryptTraces re-seal them under the
+// active key.
 
 import (
 	"context"
@@ -324,13 +325,20 @@ func (b *sealedIdempotency) Complete(ctx context.Context, id string, status int,
 // under the active key (or are plaintext, written before encryption was
 // turned on) so that they are, and reports how many it rewrote. It is
 // meant for a store no daemon is writing to: a rewrite replaces the whole
-// stored message.
+// stored message (but not its pipeline trace: see ReencryptTraces).
 func (s *Store) Reencrypt(ctx context.Context, batch int) (msgs, chats int64, err error) {
 	sb, ok := s.b.(*sealedBackend)
 	if !ok || !s.keys.Enabled() {
 		return 0, 0, errors.New("reencrypt: encryption is off (configure a key)")
 	}
 	inner := sb.Backend
+	// ImportMessages replaces a MongoDB document whole, which would drop
+	// the message's trace (not a Message field): there the rewrite sets
+	// the fields instead. SQLite's upsert leaves the trace columns be.
+	rewrite := inner.ImportMessages
+	if mb, ok := inner.(*mongoBackend); ok {
+		rewrite = mb.rewriteMessages
+	}
 	err = inner.ExportMessages(ctx, batch, func(ms []*Message) error {
 		var out []*Message
 		for _, m := range ms {
@@ -350,7 +358,7 @@ func (s *Store) Reencrypt(ctx context.Context, batch int) (msgs, chats int64, er
 			return nil
 		}
 		msgs += int64(len(out))
-		return inner.ImportMessages(ctx, out)
+		return rewrite(ctx, out)
 	})
 	if err != nil {
 		return msgs, chats, fmt.Errorf("reencrypt messages: %w", err)
@@ -380,6 +388,45 @@ func (s *Store) Reencrypt(ctx context.Context, batch int) (msgs, chats int64, er
 		return msgs, chats, fmt.Errorf("reencrypt chats: %w", err)
 	}
 	return msgs, chats, nil
+}
+
+// ReencryptTraces re-seals under the active key every stored pipeline trace
+// that is not (plaintext, or under an older key) and reports how many it
+// rewrote; each keeps its time. Like Reencrypt, it is meant for a store no
+// daemon is writing to.
+func (s *Store) ReencryptTraces(ctx context.Context, batch int) (int64, error) {
+	if _, ok := s.b.(*sealedBackend); !ok || !s.keys.Enabled() {
+		return 0, errors.New("reencrypt: encryption is off (configure a key)")
+	}
+	inner := s.engine()
+	var n int64
+	err := inner.ExportTraces(ctx, batch, func(ts []*TraceRecord) error {
+		var out []*TraceRecord
+		for _, t := range ts {
+			if !s.keys.StaleString(t.Trace) {
+				continue
+			}
+			p, err := s.keys.OpenString(t.Trace)
+			if err != nil {
+				return fmt.Errorf("trace of %s: %w", t.ID, err)
+			}
+			c := *t
+			if c.Trace, err = s.keys.SealString(p); err != nil {
+				return fmt.Errorf("trace of %s: %w", t.ID, err)
+			}
+			out = append(out, &c)
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		set, err := inner.ImportTraces(ctx, out)
+		n += set
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("reencrypt traces: %w", err)
+	}
+	return n, nil
 }
 
 // staleMessage: some sealed value of m is not under the active key.

@@ -193,6 +193,7 @@ type stores struct {
 	lids         copier[*authstore.LIDMapping]
 	mediaRetries copier[*whatsapp.MediaRetryRecord]
 	messages     copier[*messages.Message]
+	traces       messages.TraceRecords
 	chats        copier[*messages.Chat]
 	idempotency  copier[*messages.IdempotencyRecord]
 	media        media.Restorer
@@ -226,6 +227,7 @@ func (e *Endpoint) stores() (*stores, error) {
 			lids:             authstore.NewMongoLIDCopy(db),
 			mediaRetries:     whatsapp.NewMongoMediaRetries(db),
 			messages:         messages.New(db, nil).MessageRecords(),
+			traces:           messages.New(db, nil).TraceRecords(),
 			chats:            messages.New(db, nil).ChatRecords(),
 			idempotency:      messages.NewIdempotency(db, time.Hour).Records(),
 			media:            media.NewGridFS(db, noLimit),
@@ -252,6 +254,7 @@ func (e *Endpoint) stores() (*stores, error) {
 		lids:             e.auth.LIDCopy(),
 		mediaRetries:     whatsapp.NewSQLiteMediaRetries(e.db),
 		messages:         messages.NewSQLite(e.db, nil).MessageRecords(),
+		traces:           messages.NewSQLite(e.db, nil).TraceRecords(),
 		chats:            messages.NewSQLite(e.db, nil).ChatRecords(),
 		idempotency:      messages.NewIdempotencySQLite(e.db, time.Hour).Records(),
 		media:            files,
@@ -273,13 +276,16 @@ const (
 	KindLIDMap       = "lid map"
 	KindMediaRetries = "media retries"
 	KindMessages     = "messages"
-	KindChats        = "chats"
-	KindIdempotency  = "idempotency keys"
-	KindMedia        = "media"
-	KindWebhooks     = "webhooks"
-	KindPluginKV     = "plugin kv"
-	KindRuleKV       = "rule kv"
-	KindOutbox       = "outbox jobs"
+	// KindTraces: the messages' pipeline traces, set on the messages
+	// copied before them.
+	KindTraces      = "traces"
+	KindChats       = "chats"
+	KindIdempotency = "idempotency keys"
+	KindMedia       = "media"
+	KindWebhooks    = "webhooks"
+	KindPluginKV    = "plugin kv"
+	KindRuleKV      = "rule kv"
+	KindOutbox      = "outbox jobs"
 	// KindAPIKeys: the keys' hashes, valid at the target only under the
 	// same server secret (data_dir/server.secret or http.auth_secret).
 	KindAPIKeys = "api keys"
@@ -306,6 +312,7 @@ func Kinds(src, dst *Endpoint) ([]Kind, error) {
 		Of(KindLIDMap, s.lids, d.lids),
 		Of(KindMediaRetries, s.mediaRetries, d.mediaRetries),
 		Of(KindMessages, s.messages, d.messages),
+		tracesKind(s.traces, d.traces),
 		Of(KindChats, s.chats, d.chats),
 		Of(KindIdempotency, s.idempotency, d.idempotency),
 		mediaKind(s.media, d.media),
@@ -316,6 +323,28 @@ func Kinds(src, dst *Endpoint) ([]Kind, error) {
 		Of(KindAPIKeys, s.apiKeys, d.apiKeys),
 		Of(KindSendCounts, s.sendCounts, d.sendCounts),
 	}, nil
+}
+
+// tracesKind copies the messages' traces onto the target's messages (the
+// messages kind has copied them). It counts the traces it set: one whose
+// message the target lacks — stored in the source after its messages were
+// copied — is skipped, and the report shows fewer copied than counted.
+func tracesKind(src, dst messages.TraceRecords) Kind {
+	return Kind{
+		Name:        KindTraces,
+		Count:       src.Count,
+		TargetCount: dst.Count,
+		Copy: func(ctx context.Context, wrote func(n int)) error {
+			return src.Export(ctx, BatchSize, func(ts []*messages.TraceRecord) error {
+				n, err := dst.Import(ctx, ts)
+				if err != nil {
+					return err
+				}
+				wrote(int(n))
+				return nil
+			})
+		},
+	}
 }
 
 // mediaPage is how many files are listed at a time; each is then copied

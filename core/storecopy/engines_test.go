@@ -153,7 +153,10 @@ func seed(t *testing.T, e *Endpoint) {
 		ev := msgEvent(event.KindMessageReceived, "shop", "IN"+string(rune('A'+i)), chat, "hello "+string(rune('a'+i)), false, t0.Add(time.Duration(i)*time.Second))
 		_, err := ms.Record(ctx, ev)
 		must(t, err)
-		if i%2 == 0 {
+		switch {
+		case i%4 == 0:
+			must(t, ms.MarkProcessedTraced(ctx, ev.ID, []byte(`{"eventId":"`+ev.ID+`","stages":[{"name":"rules"}]}`)))
+		case i%2 == 0:
 			must(t, ms.MarkProcessed(ctx, ev.ID))
 		}
 	}
@@ -305,6 +308,7 @@ func compare(t *testing.T, src, dst *Endpoint) {
 	// millisecond) by _id, SQLite's by insertion.
 	byID := func(x Exporter[*messages.Message]) Exporter[*messages.Message] { return sortedMessages{x} }
 	sameItems(t, KindMessages, byID(s.messages), byID(d.messages))
+	sameItems(t, KindTraces, s.traces, d.traces)
 	sameItems(t, KindChats, s.chats, d.chats)
 	sameItems(t, KindIdempotency, s.idempotency, d.idempotency)
 	sameItems(t, KindWebhooks, s.webhooks, d.webhooks)
@@ -392,6 +396,15 @@ func compare(t *testing.T, src, dst *Endpoint) {
 	must(t, err)
 	if !reflect.DeepEqual(m1, m2) || !m2.Edited || len(m2.Tags) != 2 || m2.Status != messages.StatusDelivered {
 		t.Fatalf("OUT1 read back as %+v, stored as %+v", m2, m1)
+	}
+	for i := 0; i < 30; i += 4 {
+		id := "IN" + string(rune('A'+i))
+		t1, at1, err := sm.Trace(ctx, "shop", id)
+		must(t, err)
+		t2, at2, err := dm.Trace(ctx, "shop", id)
+		if err != nil || !bytes.Equal(t1, t2) || !at1.Equal(at2) {
+			t.Fatalf("trace of %s: source %q at %v, target %q at %v (%v)", id, t1, at1, t2, at2, err)
+		}
 	}
 	p1, err := sm.History(ctx, messages.Query{AccountID: "shop", ChatID: "15557770001@s.whatsapp.net", Limit: 5})
 	must(t, err)

@@ -53,6 +53,7 @@ func Reencrypt(ctx context.Context, e *Endpoint, keys *sealing.Keyring) (*Result
 			m, c, err := msgs.Reencrypt(ctx, BatchSize)
 			return m + c, err
 		}},
+		{KindTraces, func(ctx context.Context) (int64, error) { return msgs.ReencryptTraces(ctx, BatchSize) }},
 		{KindIdempotency, func(ctx context.Context) (int64, error) { return idem.Reencrypt(ctx, BatchSize) }},
 		{KindMedia, func(ctx context.Context) (int64, error) {
 			n, err := sealedMedia.(*media.SealedStore).Reencrypt(ctx)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -31,7 +32,7 @@ import (
 )
 
 // The markers of TestReencryptThenCopy: one per kind that is sealed.
-var sealMarkers = []string{"SESSMARK-2a6b", "OUTBOXMARK-9e1d", "IDEMMARK-c4d2", "MSGMARK-3b1f", "MEDIAMARK-77aa", "SECRETMARK-e5c2", "PKVMARK-0d9e", "RKVMARK-41f0", "PROXYMARK-5f3a"}
+var sealMarkers = []string{"SESSMARK-2a6b", "OUTBOXMARK-9e1d", "IDEMMARK-c4d2", "MSGMARK-3b1f", "MEDIAMARK-77aa", "SECRETMARK-e5c2", "PKVMARK-0d9e", "RKVMARK-41f0", "PROXYMARK-5f3a", "TRACEMARK-8c3d"}
 
 // writeSealable stores one item of each sealed kind, with keys (nil: in
 // the clear, as before encryption was turned on). tag tells the items of
@@ -44,6 +45,7 @@ func writeSealable(t *testing.T, e *Endpoint, keys *sealing.Keyring, tag string)
 	st.messagesStore.Seal(keys)
 	_, err = st.messagesStore.Record(ctx, msgEvent(event.KindMessageReceived, "shop", "M"+tag, "15550001111@s.whatsapp.net", "text MSGMARK-3b1f "+tag, false, t0))
 	must(t, err)
+	must(t, st.messagesStore.MarkProcessedTraced(ctx, event.MessageEventID("shop", "M"+tag), []byte(traceOf(tag))))
 	dev := sealedDevice(t, e, keys, tag)
 	must(t, dev.Sessions.PutSession(ctx, "15557770001:0", []byte("SESSMARK-2a6b "+tag)))
 	_, err = dev.PreKeys.GetOrGenPreKeys(ctx, 2)
@@ -78,6 +80,10 @@ func readSealable(t *testing.T, e *Endpoint, keys *sealing.Keyring, tag, mediaID
 	msg, err := st.messagesStore.Get(ctx, "shop", "M"+tag)
 	if err != nil || msg.Text != "text MSGMARK-3b1f "+tag {
 		t.Fatalf("message %s: %+v, %v", tag, msg, err)
+	}
+	trace, _, err := st.messagesStore.Trace(ctx, "shop", "M"+tag)
+	if err != nil || string(trace) != traceOf(tag) {
+		t.Fatalf("trace %s: %q, %v", tag, trace, err)
 	}
 	sess, err := sealedDevice(t, e, keys, tag).Sessions.GetSession(ctx, "15557770001:0")
 	if err != nil || string(sess) != "SESSMARK-2a6b "+tag {
@@ -114,6 +120,11 @@ func readSealable(t *testing.T, e *Endpoint, keys *sealing.Keyring, tag, mediaID
 	if err != nil || a.Proxy != "socks5://u:PROXYMARK-5f3a"+tag+"@10.0.0.1:1080" {
 		t.Fatalf("account proxy %s: %+v, %v", tag, a, err)
 	}
+}
+
+// traceOf is the pipeline trace writeSealable stores for message "M"+tag.
+func traceOf(tag string) string {
+	return `{"stages":[{"actions":[{"type":"reply","text":"TRACEMARK-8c3d ` + tag + `"}]}]}`
 }
 
 // sealedDevice is the paired device of account "wa"+tag, its secrets
@@ -217,8 +228,15 @@ func TestReencryptThenCopy(t *testing.T) {
 			sealtest.HasPlaintext(t, "device keys before reencrypt", rawBytes(t, src), plainKeys...)
 			// What was written with the key is sealed from the start.
 			sealtest.NoPlaintext(t, "written with k1", rawBytes(t, src), "MSGMARK-3b1f k1", "MEDIAMARK-77aa k1", "SECRETMARK-e5c2k1",
-				"PKVMARK-0d9ek1", "RKVMARK-41f0k1", "PROXYMARK-5f3ak1", "SESSMARK-2a6b k1", "OUTBOXMARK-9e1d k1", "IDEMMARK-c4d2 k1")
+				"PKVMARK-0d9ek1", "RKVMARK-41f0k1", "PROXYMARK-5f3ak1", "SESSMARK-2a6b k1", "OUTBOXMARK-9e1d k1", "IDEMMARK-c4d2 k1", "TRACEMARK-8c3d k1")
 			sealtest.HasPlaintext(t, "before reencrypt", rawBytes(t, src), sealMarkers...)
+
+			// Without k1 the trace sealed under it does not open yet.
+			before := msgStore(src)
+			before.Seal(sealtest.Ring(t, "", k2))
+			if _, _, err := before.Trace(ctx, "shop", "Mk1"); !errors.Is(err, sealing.ErrUnknownKey) {
+				t.Fatalf("trace under k1 read with k2 only before reencrypt: %v", err)
+			}
 
 			rotated := sealtest.Ring(t, "k2", k1, k2)
 			res, err := Reencrypt(ctx, src, rotated)
