@@ -133,10 +133,9 @@ func (b *mongoBackend) markProcessedTraced(ctx context.Context, id string, at ti
 	// As MarkProcessed: the lock keeps FerretDB's read-modify-write from
 	// undoing a concurrent update of the document.
 	defer b.locks.lock(id)()
-	_, err := b.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "pipelineDone", Value: true}, {Key: "pipelineAt", Value: at},
-			{Key: "trace", Value: trace}, {Key: "traceAt", Value: at}}}})
-	return err
+	return b.writes.do(ctx, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).
+		SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "pipelineDone", Value: true}, {Key: "pipelineAt", Value: at},
+			{Key: "trace", Value: trace}, {Key: "traceAt", Value: at}}}}))
 }
 
 func (b *mongoBackend) trace(ctx context.Context, id string) (string, time.Time, error) {
