@@ -76,6 +76,13 @@ func BenchmarkFootprint(b *testing.B) {
 	daemonIdle := settledRSS(b, cmd.Process.Pid)
 	floorIdle := settledRSS(b, floor.Process.Pid)
 	b.ReportMetric(daemonIdle/1024, "daemon-idle-MB")
+	// The resident set is mostly pages of the binary, file-backed and
+	// shared, whose count also depends on how the page cache holds the file
+	// (a just-linked binary maps several MB more than one read back from
+	// disk). The anonymous part — heap, stacks, runtime — is the process's
+	// own and steadier between runs.
+	daemonAnon := statusKB(b, cmd.Process.Pid, "RssAnon")
+	b.ReportMetric(daemonAnon/1024, "daemon-idle-anon-MB")
 	b.ReportMetric(floorIdle/1024, "floor-http-idle-MB")
 	var list struct {
 		Plugins []struct {
@@ -86,10 +93,11 @@ func BenchmarkFootprint(b *testing.B) {
 	if err := getJSON(base+"/v1/plugins", &list); err != nil {
 		b.Fatal(err)
 	}
-	var pluginsKB float64
+	var pluginsKB, pluginsAnonKB float64
 	for _, pl := range list.Plugins {
 		kb := settledRSS(b, pl.PID)
 		pluginsKB += kb
+		pluginsAnonKB += statusKB(b, pl.PID, "RssAnon")
 		b.ReportMetric(kb/1024, "plugin-"+pl.Name+"-idle-MB")
 	}
 
@@ -106,8 +114,8 @@ func BenchmarkFootprint(b *testing.B) {
 	after := settledRSS(b, cmd.Process.Pid)
 	perAccount := (after - before) / accounts
 	b.ReportMetric(perAccount, "per-sim-account-KB")
-	b.Logf("idle: wildcatd %.1f MB, its %d plugin processes %.1f MB together; the floor (a Go program listening for HTTP) %.1f MB; %d connected sim accounts add %.0f KB each",
-		daemonIdle/1024, len(list.Plugins), pluginsKB/1024, floorIdle/1024, accounts, perAccount)
+	b.Logf("idle: wildcatd %.1f MB (%.1f MB anonymous), its %d plugin processes %.1f MB together (%.1f MB anonymous); the floor (a Go program listening for HTTP) %.1f MB; %d connected sim accounts add %.0f KB each",
+		daemonIdle/1024, daemonAnon/1024, len(list.Plugins), pluginsKB/1024, pluginsAnonKB/1024, floorIdle/1024, accounts, perAccount)
 }
 
 // settledRSS is pid's resident set in KB once it has stopped changing:
@@ -140,17 +148,28 @@ func settledRSS(b *testing.B, pid int) float64 {
 }
 
 // rssKB reads VmRSS from /proc/PID/status.
-func rssKB(pid int) (float64, error) {
+func rssKB(pid int) (float64, error) { return statusField(pid, "VmRSS") }
+
+// statusKB is a field of /proc/PID/status, in KB.
+func statusKB(b *testing.B, pid int, field string) float64 {
+	kb, err := statusField(pid, field)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return kb
+}
+
+func statusField(pid int, field string) (float64, error) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for line := range strings.SplitSeq(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			return strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+	return 0, fmt.Errorf("no %s for pid %d", field, pid)
 }
 
 func post(b *testing.B, url, body string, want int) {
