@@ -24,13 +24,14 @@ import (
 // Why not go-plugin's AutoMTLS: it makes both certificates on P-521, whose
 // first key generation builds a 0.5 MB table of precomputed points that the
 // process keeps for its life — a third of an idle plugin's live heap, and as
-// much again in the daemon. The certificates made here are P-256 (assembly
-// in Go's crypto, no table kept), with the same trust: each side accepts
-// only the other's certificate, and the environment that carries the key is
-// readable only by the user both processes run as (who could read either
-// process's memory anyway). A daemon that does not set TLSEnv gets AutoMTLS
-// as before, and a plugin built with an older SDK answers the daemon's
-// certificate in PLUGIN_CLIENT_CERT (HostTLS) with its own AutoMTLS one.
+// much again in the daemon. The certificates made here are P-256 (whose
+// table is built into the binary, not onto the heap), with the same trust:
+// each side accepts only the other's certificate, and the environment that
+// carries the key is readable only by the user both processes run as (who
+// could read either process's memory anyway). A daemon that does not set
+// TLSEnv gets AutoMTLS as before, and a plugin built with an older SDK
+// answers the daemon's certificate in PLUGIN_CLIENT_CERT (HostTLS) with its
+// own AutoMTLS one.
 const TLSEnv = "WILDCAT_PLUGIN_TLS"
 
 // HostTLS makes the TLS identities for one start of a plugin process. It
