@@ -27,6 +27,11 @@ func Serve(p any) {
 		fmt.Fprintf(os.Stderr, "sdk.Serve: %T implements neither sdk.Handler nor sdk.Sink; it has nothing to serve\n", p)
 		os.Exit(1)
 	}
+	tlsProvider, err := daemonTLS()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sdk.Serve: %v\n", err)
+		os.Exit(1)
+	}
 	go exitWithHost(hostPID(), hostCheckInterval, func() {
 		rootLogger().Warn("wildcatd, which started this plugin, is gone; exiting")
 		os.Exit(1)
@@ -36,6 +41,7 @@ func Serve(p any) {
 		VersionedPlugins: VersionedPlugins(p),
 		GRPCServer:       grpcServer,
 		Logger:           rootLogger(),
+		TLSProvider:      tlsProvider,
 	})
 }
 

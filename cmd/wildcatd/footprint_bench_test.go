@@ -20,8 +20,9 @@ import (
 // BenchmarkFootprint measures memory the way an operator sees it: the
 // resident set (VmRSS) of the wildcatd process started as `make run` starts
 // it (the shipped config.yaml, its three plugins, the embedded store),
-// once idle, and of each plugin process — beside the floor, a Go program
-// that only listens for HTTP, measured in the same run. Then 200 sim
+// once idle, and of each plugin process — beside the floors, Go programs
+// that only listen for HTTP (idlehttp) or serve gRPC over mutual TLS as a
+// plugin does (idlegrpc), measured in the same run. Then 200 sim
 // accounts are created and connected over REST and the daemon's growth
 // per connected account is reported.
 //
@@ -43,6 +44,10 @@ func BenchmarkFootprint(b *testing.B) {
 	if out, err := exec.Command("go", "build", "-o", floorBin, "./testdata/idlehttp").CombinedOutput(); err != nil {
 		b.Fatalf("build idlehttp: %v\n%s", err, out)
 	}
+	grpcFloorBin := filepath.Join(dir, "idlegrpc")
+	if out, err := exec.Command("go", "build", "-o", grpcFloorBin, "./testdata/idlegrpc").CombinedOutput(); err != nil {
+		b.Fatalf("build idlegrpc: %v\n%s", err, out)
+	}
 	// The shipped config, run from a directory laid out like the
 	// repository's after `make build`.
 	shipped, err := os.ReadFile("../../config.yaml")
@@ -57,15 +62,8 @@ func BenchmarkFootprint(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	floor := exec.Command(floorBin)
-	floorOut, _ := floor.StdoutPipe()
-	if err := floor.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = floor.Process.Kill(); _ = floor.Wait() })
-	if _, err := bufio.NewReader(floorOut).ReadString('\n'); err != nil {
-		b.Fatal(err)
-	}
+	floor := startFloor(b, floorBin)
+	grpcFloor := startFloor(b, grpcFloorBin)
 
 	cmd := exec.Command(binary, "run", "--log-format", "json", "--http-addr", "127.0.0.1:0")
 	cmd.Dir = dir
@@ -75,7 +73,16 @@ func BenchmarkFootprint(b *testing.B) {
 
 	daemonIdle := settledRSS(b, cmd.Process.Pid)
 	floorIdle := settledRSS(b, floor.Process.Pid)
+	grpcFloorIdle := settledRSS(b, grpcFloor.Process.Pid)
+	b.ReportMetric(grpcFloorIdle/1024, "floor-grpc-idle-MB")
 	b.ReportMetric(daemonIdle/1024, "daemon-idle-MB")
+	// The resident set is mostly pages of the binary, file-backed and
+	// shared, whose count also depends on how the page cache holds the file
+	// (a just-linked binary maps several MB more than one read back from
+	// disk). The anonymous part — heap, stacks, runtime — is the process's
+	// own and steadier between runs.
+	daemonAnon := statusKB(b, cmd.Process.Pid, "RssAnon")
+	b.ReportMetric(daemonAnon/1024, "daemon-idle-anon-MB")
 	b.ReportMetric(floorIdle/1024, "floor-http-idle-MB")
 	var list struct {
 		Plugins []struct {
@@ -86,10 +93,11 @@ func BenchmarkFootprint(b *testing.B) {
 	if err := getJSON(base+"/v1/plugins", &list); err != nil {
 		b.Fatal(err)
 	}
-	var pluginsKB float64
+	var pluginsKB, pluginsAnonKB float64
 	for _, pl := range list.Plugins {
 		kb := settledRSS(b, pl.PID)
 		pluginsKB += kb
+		pluginsAnonKB += statusKB(b, pl.PID, "RssAnon")
 		b.ReportMetric(kb/1024, "plugin-"+pl.Name+"-idle-MB")
 	}
 
@@ -106,8 +114,26 @@ func BenchmarkFootprint(b *testing.B) {
 	after := settledRSS(b, cmd.Process.Pid)
 	perAccount := (after - before) / accounts
 	b.ReportMetric(perAccount, "per-sim-account-KB")
-	b.Logf("idle: wildcatd %.1f MB, its %d plugin processes %.1f MB together; the floor (a Go program listening for HTTP) %.1f MB; %d connected sim accounts add %.0f KB each",
-		daemonIdle/1024, len(list.Plugins), pluginsKB/1024, floorIdle/1024, accounts, perAccount)
+	b.Logf("idle: wildcatd %.1f MB (%.1f MB anonymous), its %d plugin processes %.1f MB together (%.1f MB anonymous); the floors (Go programs that only serve HTTP, or gRPC over mutual TLS) %.1f MB and %.1f MB; %d connected sim accounts add %.0f KB each",
+		daemonIdle/1024, daemonAnon/1024, len(list.Plugins), pluginsKB/1024, pluginsAnonKB/1024, floorIdle/1024, grpcFloorIdle/1024, accounts, perAccount)
+}
+
+// startFloor starts a floor program and waits for the line it prints once
+// it listens.
+func startFloor(b *testing.B, bin string) *exec.Cmd {
+	cmd := exec.Command(bin)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		b.Fatalf("%s: %v", bin, err)
+	}
+	return cmd
 }
 
 // settledRSS is pid's resident set in KB once it has stopped changing:
@@ -140,17 +166,28 @@ func settledRSS(b *testing.B, pid int) float64 {
 }
 
 // rssKB reads VmRSS from /proc/PID/status.
-func rssKB(pid int) (float64, error) {
+func rssKB(pid int) (float64, error) { return statusField(pid, "VmRSS") }
+
+// statusKB is a field of /proc/PID/status, in KB.
+func statusKB(b *testing.B, pid int, field string) float64 {
+	kb, err := statusField(pid, field)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return kb
+}
+
+func statusField(pid int, field string) (float64, error) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for line := range strings.SplitSeq(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			return strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+	return 0, fmt.Errorf("no %s for pid %d", field, pid)
 }
 
 func post(b *testing.B, url, body string, want int) {

@@ -6,16 +6,17 @@ package accountid
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/wildcathub/wildcat/core/bounded"
 )
 
 // Pattern is the shape of an account id, wherever one is chosen
 // (config.yaml or the REST API). Ids become parts of collection names
 // (auth_{id}) and of event ids joined with ':', so they are kept to
 // lower-case letters, digits, '_' and '-'.
-var Pattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+var Pattern = bounded.MustCompile(`^[a-z0-9][a-z0-9_-]*$`, 1, 63)
 
 // Driver names an account may use. A known driver may still be missing
 // from a build (the daemon then refuses to connect such an account), but an

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/wildcathub/wildcat/core/bounded"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/session"
 )
@@ -362,7 +363,7 @@ func (h *groupRoutes) inviteLink(reset bool) HandlerFunc {
 
 const inviteLinkPrefix = "https://chat.whatsapp.com/"
 
-var invitePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{8,64}$`)
+var invitePattern = bounded.MustCompile(`^[A-Za-z0-9_-]+$`, 8, 64)
 
 // inviteCode takes an invite code or link.
 func inviteCode(field, s string) (string, error) {

@@ -8,10 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
 
 	"github.com/gorilla/mux"
 
+	"github.com/wildcathub/wildcat/core/bounded"
 	"github.com/wildcathub/wildcat/core/messages"
 )
 
@@ -26,7 +26,7 @@ type IdempotencyStore interface {
 	Release(ctx context.Context, id string) error
 }
 
-var idempotencyKeyShape = regexp.MustCompile(`^[\x21-\x7e]{1,255}$`)
+var idempotencyKeyShape = bounded.MustCompile(`^[\x21-\x7e]+$`, 1, 255)
 
 // idempotent wraps a handler of a per-account route. With an
 // Idempotency-Key header the first request claims the key (an insert on a

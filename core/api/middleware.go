@@ -7,11 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"regexp"
 	"runtime/debug"
 	"time"
 
 	"github.com/gorilla/mux"
+
+	"github.com/wildcathub/wildcat/core/bounded"
 )
 
 type ctxKey int
@@ -22,7 +23,7 @@ const requestIDKey ctxKey = iota
 // kept when it looks sane, so one ID follows a request across services.
 const RequestIDHeader = "X-Request-Id"
 
-var saneRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+var saneRequestID = bounded.MustCompile(`^[A-Za-z0-9._:-]+$`, 1, 128)
 
 // RequestID returns the ID of the request being served, or "".
 func RequestID(ctx context.Context) string {

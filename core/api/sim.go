@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 
+	"github.com/wildcathub/wildcat/core/bounded"
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/messages"
@@ -68,7 +68,7 @@ type simReaction struct {
 	Emoji     string `json:"emoji"`
 }
 
-var messageIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+var messageIDPattern = bounded.MustCompile(`^[A-Za-z0-9._-]+$`, 1, 128)
 
 var mediaKinds = map[string]session.MediaKind{
 	"image": session.MediaImage, "video": session.MediaVideo, "gif": session.MediaGIF,

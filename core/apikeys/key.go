@@ -8,9 +8,10 @@ package apikeys
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"time"
+
+	"github.com/wildcathub/wildcat/core/bounded"
 )
 
 // Scopes a key can hold. Admin allows everything.
@@ -82,4 +83,4 @@ func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Pr
 const TokenPrefix = "wck_"
 
 // idPattern: ids appear in tokens between underscores, so they have none.
-var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+var idPattern = bounded.MustCompile(`^[a-z0-9][a-z0-9-]*$`, 1, 32)

@@ -16,8 +16,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"time"
+
+	"github.com/wildcathub/wildcat/core/bounded"
 )
 
 // Errors callers decide by.
@@ -76,7 +77,7 @@ type Store interface {
 	MaxBytes() int64
 }
 
-var idShape = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var idShape = bounded.MustCompile(`^[0-9a-f]+$`, 64, 64)
 
 // ValidID reports whether id can name media (64 lower-case hex digits).
 func ValidID(id string) bool { return idShape.MatchString(id) }

@@ -5,10 +5,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
+	"github.com/wildcathub/wildcat/core/bounded"
 	"github.com/wildcathub/wildcat/core/event"
 )
 
@@ -23,7 +23,7 @@ func SortKey(timestamp int64, messageID string) string {
 	return fmt.Sprintf("%012d:%s", max(timestamp, 0), messageID)
 }
 
-var sortKeyShape = regexp.MustCompile(`^[0-9]{12}:[^\x00]{1,256}$`)
+var sortKeyShape = bounded.MustCompile(`^[0-9]{12}:[^\x00]+$`, 14, 269)
 
 // Cursors are opaque to clients: a version and kind prefix, base64url. A
 // chat cursor is refused as a message cursor and the other way round.

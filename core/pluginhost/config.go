@@ -2,11 +2,11 @@ package pluginhost
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/wildcathub/wildcat/core/bounded"
 	"github.com/wildcathub/wildcat/core/config"
 )
 
@@ -34,8 +34,8 @@ type ConfigError struct {
 func (e *ConfigError) Error() string { return e.Key + ": " + e.Problem }
 
 var (
-	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-	sha256RE = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	nameRE   = bounded.MustCompile(`^[a-z0-9][a-z0-9_-]*$`, 1, 63)
+	sha256RE = bounded.MustCompile(`^[0-9a-fA-F]+$`, 64, 64)
 )
 
 // Validate checks one plugin's declaration; name is its key under plugins.

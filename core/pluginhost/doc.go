@@ -3,9 +3,9 @@
 // plugins.NAME (see Config) and spoken to over gRPC with
 // github.com/hashicorp/go-plugin.
 //
-// A Manager starts every declared plugin with AutoMTLS and Managed, refusing
-// with a clear error a binary that is missing, is not a plugin, speaks another
-// protocol version or rejects its config. It then supervises each process:
+// A Manager starts every declared plugin with mutual TLS (sdk.HostTLS) and
+// Managed, refusing with a clear error a binary that is missing, is not a
+// plugin, speaks another protocol version or rejects its config. It then supervises each process:
 // a gRPC health check every HealthInterval, and a rebuilt go-plugin client
 // (go-plugin cannot restart one) with exponential backoff whenever the
 // process exits or fails its checks. Plugin stderr — hclog JSON from the SDK,

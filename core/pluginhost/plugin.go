@@ -360,12 +360,20 @@ func (p *Plugin) launch(ctx context.Context) (*instance, error) {
 	cmd := exec.Command(path, p.cfg.Args...)
 	cmd.Env = []string{sdk.LogLevelEnv + "=" + p.m.logLevel, sdk.HostPIDEnv + "=" + strconv.Itoa(os.Getpid())}
 	dieWithHost(cmd)
+	// Mutual TLS on P-256 certificates made here (sdk.TLSEnv says why not
+	// go-plugin's AutoMTLS); PLUGIN_CLIENT_CERT is AutoMTLS's variable, which
+	// a plugin built with an older SDK answers with a certificate of its own.
+	tlsEnv, hostCert, tlsConfig, err := sdk.HostTLS()
+	if err != nil {
+		return nil, fmt.Errorf("plugin %q: %w", p.name, err)
+	}
+	cmd.Env = append(cmd.Env, sdk.TLSEnv+"="+tlsEnv, "PLUGIN_CLIENT_CERT="+hostCert)
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.VersionedPlugins(nil),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
+		TLSConfig:        tlsConfig,
 		Managed:          true,
 		StartTimeout:     p.m.opts.StartTimeout,
 		Logger:           newHCLog(p.log),

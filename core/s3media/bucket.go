@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +14,8 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/minio/minio-go/v7/pkg/encrypt"
+
+	"github.com/wildcathub/wildcat/core/bounded"
 )
 
 // ErrNotFound: no object for that SHA-256 (or not a SHA-256 at all).
@@ -32,7 +33,7 @@ const (
 	metaFilename = "Wildcat-Filename"
 )
 
-var sumShape = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var sumShape = bounded.MustCompile(`^[0-9a-f]+$`, 64, 64)
 
 // Bucket is the archive's bucket. Safe for concurrent use.
 type Bucket struct {

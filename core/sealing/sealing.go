@@ -29,9 +29,10 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/wildcathub/wildcat/core/bounded"
 )
 
 // KeySize is the length of every key: AES-256.
@@ -60,7 +61,7 @@ var (
 	ErrMalformed = errors.New("malformed sealed value")
 )
 
-var keyIDShape = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
+var keyIDShape = bounded.MustCompile(`^[A-Za-z0-9_.-]+$`, 1, 32)
 
 // ValidKeyID reports whether id can name a key.
 func ValidKeyID(id string) bool { return keyIDShape.MatchString(id) }

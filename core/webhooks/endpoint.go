@@ -17,12 +17,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/wildcathub/wildcat/core/accountid"
+	"github.com/wildcathub/wildcat/core/bounded"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/netguard"
 	"github.com/wildcathub/wildcat/sdk/webhooks"
@@ -161,7 +161,7 @@ var (
 	ErrExists   = errors.New("webhook endpoint id already exists")
 )
 
-var idRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+var idRE = bounded.MustCompile(`^[a-z0-9][a-z0-9_-]*$`, 1, 63)
 
 // validateID checks a client- or config-chosen id.
 func validateID(field, id string) error {

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 
 	"go.mau.fi/whatsmeow/types"
 
+	"github.com/wildcathub/wildcat/core/bounded"
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/session"
 )
@@ -39,7 +39,7 @@ const (
 
 // inviteCodePattern is the shape of an invite code (WhatsApp's are 22
 // letters and digits).
-var inviteCodePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{8,64}$`)
+var inviteCodePattern = bounded.MustCompile(`^[A-Za-z0-9_-]+$`, 8, 64)
 
 // ParseInviteCode takes an invite code or link and returns the code;
 // session.ErrInvalidRequest when it is neither.
