@@ -113,7 +113,8 @@ fuzz:
 
 ## bench: benchmarks, each figure beside the raw limit it competes with
 bench:
-	$(GO) test -run '^$$' -bench . -skip '^Benchmark(Ingest|EndToEnd)$$' -benchmem ./...
+	$(GO) test -run '^$$' -bench . -skip '^Benchmark(Ingest|EndToEnd|AccountFootprint)$$' -benchmem ./...
+	$(GO) test -run '^$$' -bench '^BenchmarkAccountFootprint$$' -benchtime 1x ./core/daemon/
 	$(GO) test -run '^$$' -bench '^BenchmarkIngest$$' -benchtime 5s -benchmem ./core/daemon/
 	WILDCAT_BENCH_JSON=$(CURDIR)/core/daemon/testdata/bench/e2e.json \
 		$(GO) test -run '^$$' -bench '^BenchmarkEndToEnd$$' -benchtime 10s -benchmem ./core/daemon/

@@ -26,7 +26,9 @@ func BenchmarkAccountFootprint(b *testing.B) {
 	for _, driver := range []string{"sim", "whatsapp"} {
 		b.Run(driver, func(b *testing.B) {
 			// One measurement: the figure is a size, not a cost per
-			// iteration (the run outlasts the bench time, so b.N stays 1).
+			// iteration; make bench runs it with -benchtime 1x (a fast
+			// sim run would otherwise be repeated on a heap the earlier
+			// runs left behind).
 			wa := watest.New(b)
 			d, err := daemon.New(testConfig(b, ""), daemon.Options{
 				NoSignals: true, WhatsApp: whatsappDriver(wa), Sim: sim.Options{PairDelay: time.Millisecond},
