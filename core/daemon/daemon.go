@@ -903,13 +903,17 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 // Run starts the daemon, waits for SIGINT/SIGTERM (unless NoSignals) or for
 // ctx to end, and shuts down within shutdown_timeout.
 func (d *Daemon) Run(ctx context.Context) error {
-	if err := d.Start(); err != nil {
-		_ = d.Shutdown(context.Background())
-		return err
-	}
+	// Signals are caught before anything starts: Start serves /readyz
+	// before it returns, and a SIGTERM in between would otherwise kill the
+	// process instead of stopping it.
 	stop := func() {}
 	if !d.opts.NoSignals {
 		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	}
+	if err := d.Start(); err != nil {
+		stop()
+		_ = d.Shutdown(context.Background())
+		return err
 	}
 	<-ctx.Done()
 	// Restore default signal handling: a second Ctrl-C during a slow drain
