@@ -11,6 +11,7 @@ import (
 	"math"
 	"mime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -328,8 +329,10 @@ func (m *vm) readFields(fn string, v goja.Value, into map[string]goja.Value) {
 	}
 }
 
+// isString reports a string primitive: the values whose Export is a Go
+// string, without boxing one.
 func isString(v goja.Value) bool {
-	_, ok := v.Export().(string)
+	_, ok := v.(goja.String)
 	return ok
 }
 
@@ -337,11 +340,50 @@ func (m *vm) stringList(what string, v goja.Value) []string {
 	if isString(v) {
 		return []string{v.String()}
 	}
+	if out, ok := m.arrayStrings(v); ok {
+		return out
+	}
 	var out []string
 	if err := m.rt.ExportTo(v, &out); err != nil {
 		m.throw("%s: expected a string or a list of strings", what)
 	}
 	return out
+}
+
+// arrayStrings is what rt.ExportTo(v, &[]string{}) returns for an Array
+// iterated by the built-in iterator (ctx.tag(["a", "b"])), without goja's
+// reflection: ExportTo iterates the array (installLimits wraps
+// Array.prototype[Symbol.iterator], so goja's own shortcut for arrays never
+// applies) and converts every element by reflection, most of a ctx.tag
+// call. The loop is that iteration, step by step as %ArrayIteratorPrototype%.next
+// takes it (length, then the element), and each element converts as
+// ExportTo converts to a string: undefined and null to "", anything else
+// by ToString. ok is false for anything else — not an Array, an iterator
+// of the rule's own, or a length over the iterator's cap (which throws) —
+// and the caller takes goja's path.
+func (m *vm) arrayStrings(v goja.Value) (out []string, ok bool) {
+	o, isObj := v.(*goja.Object)
+	// A Proxy's class is Object, never Array: no trap runs here.
+	if !isObj || o.ClassName() != "Array" || m.arrayIter == nil {
+		return nil, false
+	}
+	if o.GetSymbol(goja.SymIterator) != m.arrayIter || m.arrayIterProto.Get("next") != m.arrayIterNext {
+		return nil, false
+	}
+	n := o.Get("length").ToInteger()
+	if n > MaxBuiltinElements {
+		return nil, false
+	}
+	out = make([]string, 0, max(n, 0))
+	for i := int64(0); i < o.Get("length").ToInteger(); i++ {
+		el := o.Get(strconv.FormatInt(i, 10))
+		if el == nil || goja.IsUndefined(el) || goja.IsNull(el) {
+			out = append(out, "")
+			continue
+		}
+		out = append(out, el.String())
+	}
+	return out, true
 }
 
 // exportJSON converts a JS value into a Go struct through its JSON form, so

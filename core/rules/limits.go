@@ -234,6 +234,15 @@ func (m *vm) installLimits() error {
 			return err
 		}
 	}
+	// What a list handed to ctx.tag and the like iterates with, for the
+	// fast path of stringList (api_ctx.go).
+	m.arrayIter = arrProto.GetSymbol(goja.SymIterator)
+	iterProto, err := rt.RunString("Object.getPrototypeOf([].values())")
+	if err != nil {
+		return err
+	}
+	m.arrayIterProto = iterProto.ToObject(rt)
+	m.arrayIterNext = m.arrayIterProto.Get("next")
 	// apply and construct turn an array-like into an argument list at once.
 	funcProto := rt.Get("Function").ToObject(rt).Get("prototype").ToObject(rt)
 	if err := m.wrap(funcProto, "apply", func(c goja.FunctionCall) {

@@ -108,6 +108,12 @@ type vm struct {
 	loading  bool          // running the top level: on() allowed
 	call     *call         // the call in progress, nil between calls
 	rangeErr goja.Constructor
+	// Array.prototype[Symbol.iterator] (as installLimits left it),
+	// %ArrayIteratorPrototype% and its next: when a list still iterates
+	// with these, stringList reads it without goja's reflection.
+	arrayIter      goja.Value
+	arrayIterProto *goja.Object
+	arrayIterNext  goja.Value
 	// epoch is memEpoch when the runtime was made; a memory cut since
 	// retires it (memwatch.go).
 	epoch uint64

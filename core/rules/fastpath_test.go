@@ -1,0 +1,96 @@
+package rules
+
+import (
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/dop251/goja"
+)
+
+// testVM is a runtime of a one-rule engine, as a call gets it.
+func testVM(t *testing.T) *vm {
+	t.Helper()
+	e, _ := newEngine(t, map[string]string{"a.js": `on("message.received", () => {});`}, Options{})
+	m, err := e.set.Load().versions[0].get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestArrayStringsIsExportTo: stringList's fast path gives what goja's
+// ExportTo gives (element values and the getters and toString calls it
+// runs, in order), and leaves to ExportTo what it does not handle.
+func TestArrayStringsIsExportTo(t *testing.T) {
+	m := testVM(t)
+	if err := m.rt.Set("__next", m.arrayIterNext); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, js string
+		fast     bool
+		want     []string // nil: ExportTo fails
+	}{
+		{"strings", `["a", "b"]`, true, []string{"a", "b"}},
+		{"empty", `[]`, true, []string{}},
+		{"other primitives and objects", `[1, true, null, undefined, {toString() { log.push("toString"); return "o" }}]`, true,
+			[]string{"1", "true", "", "", "o"}},
+		{"hole read through the prototype", `Array.prototype[0] = "proto"; log.push("set"); [, "x"]`, true, []string{"proto", "x"}},
+		{"getter that grows the array", `const a = ["a"]; Object.defineProperty(a, 0, {get() { log.push("get"); a.push("more"); return "g" }}); a`, true,
+			[]string{"g", "more"}},
+		{"own iterator", `Object.assign(["a"], {[Symbol.iterator]: function* () { log.push("iter"); yield "x" }})`, false, []string{"x"}},
+		{"patched iterator next", `const p = Object.getPrototypeOf([].values()); const next = p.next;
+			p.next = function () { log.push("next"); return next.call(this) }; ["a"]`, false, []string{"a"}},
+		{"proxy", `new Proxy(["a"], {get(t, k) { log.push("get " + String(k)); return t[k] }})`, false, []string{"a"}},
+		{"over the iterator's cap", `new Array(70000)`, false, nil},
+		{"string", `"a"`, false, nil},
+		{"plain object", `({0: "a", length: 1})`, false, []string{"a"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := func(convert func(goja.Value) ([]string, bool)) ([]string, bool, string) {
+				t.Helper()
+				v, err := m.rt.RunString(`var log = []; {` + tc.js + `}`)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, ok := convert(v)
+				// Not by ExportTo, which iterates (the next under test).
+				log, err := m.rt.RunString(`log.join(" | ")`)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := m.rt.RunString(`delete Array.prototype[0]; Object.getPrototypeOf([].values()).next = __next`); err != nil {
+					t.Fatal(err)
+				}
+				return out, ok, log.String()
+			}
+			fast, took, fastLog := run(m.arrayStrings)
+			if took != tc.fast {
+				t.Fatalf("fast path taken: %v, want %v", took, tc.fast)
+			}
+			slow, ok, slowLog := run(func(v goja.Value) ([]string, bool) {
+				var out []string
+				err := m.rt.ExportTo(v, &out)
+				return out, err == nil
+			})
+			if tc.want == nil {
+				if ok {
+					t.Fatalf("ExportTo succeeded with %q", slow)
+				}
+				return
+			}
+			if !ok || !reflect.DeepEqual(slow, tc.want) && !(len(slow) == 0 && len(tc.want) == 0) {
+				t.Fatalf("ExportTo gave %q (ok %v), want %q", slow, ok, tc.want)
+			}
+			if took && (!slices.Equal(fast, slow) || fastLog != slowLog) {
+				t.Fatalf("fast path gave %q (ran %q), ExportTo %q (ran %q)", fast, fastLog, slow, slowLog)
+			}
+		})
+	}
+	// A list from msg (a Go slice behind a dynamic array).
+	v := m.toJS(reflect.ValueOf([]string{"p", "q"}))
+	if out, ok := m.arrayStrings(v); !ok || !slices.Equal(out, []string{"p", "q"}) {
+		t.Fatalf("msg list: %q, %v", out, ok)
+	}
+}
