@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dlclark/regexp2/v2"
 	"github.com/dop251/goja"
 
 	"github.com/wildcathub/wildcat/core/event"
@@ -114,6 +115,10 @@ type vm struct {
 	arrayIter      goja.Value
 	arrayIterProto *goja.Object
 	arrayIterNext  goja.Value
+	// privateRx maps a regexp2 program this runtime's RegExp objects
+	// matched with (shared or private) to the copy only this runtime holds
+	// (boundRegexp).
+	privateRx map[*regexp2.Regexp]*regexp2.Regexp
 	// epoch is memEpoch when the runtime was made; a memory cut since
 	// retires it (memwatch.go).
 	epoch uint64
