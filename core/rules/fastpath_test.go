@@ -94,3 +94,37 @@ func TestArrayStringsIsExportTo(t *testing.T) {
 		t.Fatalf("msg list: %q, %v", out, ok)
 	}
 }
+
+// TestHandlerStackIsReused: a handler call runs on the stack the runtime
+// keeps (goja's fields are where stack.go looks for them), and nothing of
+// the call stays on it afterwards.
+func TestHandlerStackIsReused(t *testing.T) {
+	e, _ := newEngine(t, map[string]string{"a.js": `on("message.received", (msg) => { probe(msg.message.text); })`}, Options{})
+	v := e.set.Load().versions[0]
+	m, err := v.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onOwnStack []bool
+	if err := m.rt.Set("probe", func(goja.FunctionCall) goja.Value {
+		s := gojaStack(m.rt)
+		onOwnStack = append(onOwnStack, s != nil && len(m.stack) > 0 && cap(*s) > 0 && &(*s)[:1][0] == &m.stack[0])
+		return goja.Undefined()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	v.put(m)
+	for range 2 {
+		if _, err := e.Handle(t.Context(), msgEvent("hi"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(onOwnStack, []bool{true, true}) {
+		t.Fatalf("calls on the runtime's own stack: %v", onOwnStack)
+	}
+	for i, val := range m.stack {
+		if val != nil {
+			t.Fatalf("stack slot %d still holds %v after the call", i, val)
+		}
+	}
+}

@@ -119,6 +119,8 @@ type vm struct {
 	// matched with (shared or private) to the copy only this runtime holds
 	// (boundRegexp).
 	privateRx map[*regexp2.Regexp]*regexp2.Regexp
+	// stack is the value stack lent to goja for each handler call (stack.go).
+	stack []goja.Value
 	// epoch is memEpoch when the runtime was made; a memory cut since
 	// retires it (memwatch.go).
 	epoch uint64
@@ -334,7 +336,9 @@ func (m *vm) invoke(c *call, h handler, msg goja.Value) error {
 	}
 	c.cutIn = nil
 	m.arm(c.deadline)
+	m.lendStack()
 	_, err := h.fn(goja.Undefined(), msg, m.ctxObj)
+	m.reclaimStack()
 	returned := time.Now()
 	m.disarm()
 	c.endHandler()
