@@ -120,8 +120,9 @@ func (m *vm) installLimits() error {
 		return err
 	}
 	for _, name := range []string{"padStart", "padEnd"} {
+		fn := "String.prototype." + name // built once, not per call
 		if err := m.wrap(strProto, name, func(c goja.FunctionCall) {
-			m.checkString("String.prototype."+name, c.Argument(0).ToFloat())
+			m.checkString(fn, c.Argument(0).ToFloat())
 		}); err != nil {
 			return err
 		}
@@ -143,8 +144,9 @@ func (m *vm) installLimits() error {
 		return err
 	}
 	for _, name := range []string{"replace", "replaceAll"} {
+		fn, all := "String.prototype."+name, name == "replaceAll"
 		if err := m.wrapCall(strProto, name, func(c goja.FunctionCall, orig jsFunc) goja.Value {
-			m.checkReplace("String.prototype."+name, name == "replaceAll", c)
+			m.checkReplace(fn, all, c)
 			return orig(c)
 		}); err != nil {
 			return err
@@ -205,7 +207,8 @@ func (m *vm) installLimits() error {
 		if _, ok := goja.AssertFunction(arrProto.Get(name)); !ok {
 			continue
 		}
-		if err := m.wrap(arrProto, name, func(c goja.FunctionCall) { m.checkLength("Array.prototype."+name, c.This) }); err != nil {
+		fn := "Array.prototype." + name
+		if err := m.wrap(arrProto, name, func(c goja.FunctionCall) { m.checkLength(fn, c.This) }); err != nil {
 			return err
 		}
 	}
@@ -254,8 +257,9 @@ func (m *vm) installLimits() error {
 	reflectObj := rt.Get("Reflect").ToObject(rt)
 	for _, name := range []string{"apply", "construct"} {
 		argsAt := map[string]int{"apply": 2, "construct": 1}[name]
+		fn := "Reflect." + name
 		if err := m.wrap(reflectObj, name, func(c goja.FunctionCall) {
-			m.checkLength("Reflect."+name, c.Argument(argsAt))
+			m.checkLength(fn, c.Argument(argsAt))
 		}); err != nil {
 			return err
 		}
@@ -263,9 +267,10 @@ func (m *vm) installLimits() error {
 	// Object.keys and friends list a string's every index.
 	objCtor := rt.Get("Object").ToObject(rt)
 	for _, name := range []string{"keys", "values", "entries", "getOwnPropertyNames"} {
+		fn := "Object." + name
 		if err := m.wrap(objCtor, name, func(c goja.FunctionCall) {
 			if s, ok := c.Argument(0).(goja.String); ok {
-				m.checkLength("Object."+name, s)
+				m.checkLength(fn, s)
 			}
 		}); err != nil {
 			return err

@@ -133,19 +133,21 @@ func (m *vm) toJS(v reflect.Value) goja.Value {
 // jsStruct is a read-only struct with its JSON field names. Nested values
 // are converted once, so msg.message === msg.message.
 type jsStruct struct {
-	m     *vm
-	v     reflect.Value
-	info  *structInfo
-	cache map[string]goja.Value
+	m    *vm
+	v    reflect.Value
+	info *structInfo
+	// cache holds the objects made so far, by field (one slice, not a map:
+	// most structs never make one, and a map cost two allocations).
+	cache []goja.Value
 }
 
 func (s *jsStruct) Get(key string) goja.Value {
-	if val, ok := s.cache[key]; ok {
-		return val
-	}
 	i, ok := s.info.byName[key]
 	if !ok {
 		return nil
+	}
+	if s.cache != nil && s.cache[i] != nil {
+		return s.cache[i]
 	}
 	f := s.info.fields[i]
 	fv := s.v.Field(f.index)
@@ -155,9 +157,9 @@ func (s *jsStruct) Get(key string) goja.Value {
 	val := s.m.toJS(fv)
 	if _, isObj := val.(*goja.Object); isObj {
 		if s.cache == nil {
-			s.cache = map[string]goja.Value{}
+			s.cache = make([]goja.Value, len(s.info.fields))
 		}
-		s.cache[key] = val
+		s.cache[i] = val
 	}
 	return val
 }
