@@ -11,6 +11,7 @@ import (
 
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/event"
+	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
 // BenchmarkShippedRules is the rules stage of the end-to-end benchmark
@@ -19,11 +20,24 @@ import (
 // config.yaml, business hours open around the clock as there, on the
 // received text the e2e bench injects ("is my order N ready?", one of 500
 // senders). The keyword router tags and routes it; the flood limiter
-// counts the sender in kv (in memory here: this measures the rules, not a
-// store). The clock moves 10 s per event, so each sender's flood window
-// has ended by the time it writes again, as at the e2e bench's rate.
+// counts the sender in kv: in memory (memory-kv, the rules' own cost), or
+// in the embedded engine's rule_kv table as in the daemon (sqlite-kv, one
+// write transaction per event; synchronous=NORMAL). The clock moves 10 s
+// per event, so each sender's flood window has ended by the time it writes
+// again, as at the e2e bench's rate.
 func BenchmarkShippedRules(b *testing.B) {
-	e := shippedEngine(b)
+	b.Run("memory-kv", func(b *testing.B) { benchShippedRules(b, nil) })
+	b.Run("sqlite-kv", func(b *testing.B) {
+		benchShippedRules(b, func(now func() time.Time) KV {
+			return NewSQLiteKV(storetest.NewSQLite(b, SQLiteSchema), now)
+		})
+	})
+}
+
+// benchShippedRules runs the shipped rules with the kv newKV makes (nil:
+// in memory).
+func benchShippedRules(b *testing.B, newKV func(now func() time.Time) KV) {
+	e := shippedEngine(b, newKV)
 	const senders = 500
 	events := make([]*event.Event, senders)
 	for i := range events {
@@ -67,7 +81,7 @@ func processCPU() time.Duration {
 // shippedEngine loads ../../scripts/*.js with the rules stage config of
 // ../../config.yaml, business hours open all day, on a clock that moves
 // 10 s per reading of it.
-func shippedEngine(b *testing.B) *Engine {
+func shippedEngine(b *testing.B, newKV func(now func() time.Time) KV) *Engine {
 	b.Helper()
 	shipped, err := config.Load(config.Source{Path: filepath.Join("..", "..", "config.yaml")})
 	if err != nil {
@@ -106,7 +120,11 @@ func shippedEngine(b *testing.B) *Engine {
 	for _, block := range cfg {
 		block["timeout"] = "10s"
 	}
-	e := New(Options{Globs: globs, Config: cfg, Now: now, KV: NewMemoryKV(now)})
+	var kv KV = NewMemoryKV(now)
+	if newKV != nil {
+		kv = newKV(now)
+	}
+	e := New(Options{Globs: globs, Config: cfg, Now: now, KV: kv})
 	if err := e.Reload(); err != nil {
 		b.Fatal(err)
 	}
