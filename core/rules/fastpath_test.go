@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/dop251/goja"
 )
@@ -125,6 +126,32 @@ func TestHandlerStackIsReused(t *testing.T) {
 	for i, val := range m.stack {
 		if val != nil {
 			t.Fatalf("stack slot %d still holds %v after the call", i, val)
+		}
+	}
+}
+
+// TestPrivateRegexpCopiesAreBounded: a rule that compiles a new RegExp
+// per match does not make its runtime keep every program it matched with;
+// matches stay right and bounded by the deadline throughout.
+func TestPrivateRegexpCopiesAreBounded(t *testing.T) {
+	m := testVM(t)
+	m.arm(time.Now().Add(time.Hour))
+	defer m.disarm()
+	v, err := m.rt.RunString(`let hits = 0;
+for (let i = 0; i < 500; i++) if (new RegExp("(?=k" + i + ")k" + i + "$").test("k" + i)) hits++;
+hits`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.ToInteger() != 500 {
+		t.Fatalf("%d of 500 matched", v.ToInteger())
+	}
+	if n := len(m.privateRx); n == 0 || n > maxPrivateRx {
+		t.Fatalf("%d private regexp entries kept, want 1..%d", n, maxPrivateRx)
+	}
+	for _, rx := range m.privateRx {
+		if rx.MatchTimeout <= 59*time.Minute {
+			t.Fatalf("a kept copy has timeout %s, want the hour left", rx.MatchTimeout)
 		}
 	}
 }

@@ -844,7 +844,7 @@ func (m *vm) matchBounded(c goja.FunctionCall, orig jsFunc) goja.Value {
 // program is shared by every runtime of the rule, so the wrapper (one per
 // RegExp object, owned by this runtime) gets a private copy of the Regexp
 // with the timeout set, never a write to the shared one; the copies are
-// remembered per runtime (vm.privateRx), so later calls only set the
+// remembered per runtime (vm.privateRx, bounded), so later calls only set the
 // timeout. TestRegexpTimeoutReachesGoja fails if a goja upgrade moves
 // these fields.
 //
@@ -895,10 +895,12 @@ func (m *vm) boundRegexp(obj *goja.Object, lastIndex goja.Value, remaining time.
 	return onRegexp2
 }
 
-// maxPrivateRx bounds vm.privateRx: a rule that builds a new RegExp per
-// event from varying text would otherwise grow it without end. Forgetting
-// only costs a new copy on the next match of a forgotten one.
-const maxPrivateRx = 256
+// maxPrivateRx bounds vm.privateRx (entries: originals and their copies):
+// a rule that builds a new RegExp per event from varying text would
+// otherwise keep every program it ever matched with alive. Forgetting
+// only costs a new copy on the next match of a forgotten one; a rule's
+// literals and the patterns it compiles once stay well below it.
+const maxPrivateRx = 64
 
 // remember notes that matches of from (shared or private) run on
 // private, a Regexp only this runtime holds.
