@@ -187,7 +187,11 @@ func (e *Engine) HandleObserved(ctx context.Context, ev *event.Event, eff Effect
 			}
 			observe(run)
 		}
-		out = append(out, effects...)
+		if out == nil {
+			out = effects // the call's own slice, nobody else's now
+		} else {
+			out = append(out, effects...)
+		}
 		if err != nil {
 			errs = append(errs, err)
 		}
