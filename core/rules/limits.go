@@ -797,8 +797,8 @@ func (m *vm) wrapStringify(jsonObj *goja.Object) error {
 // again (from the same lastIndex) with what is left; a real one costs the
 // same again, within the deadline.
 //
-// Every regexp call of a rule comes through here, so it reads the clock
-// twice per match and the deadline once.
+// Every regexp call of a rule comes through here, so it reads the
+// deadline once per match and the clock once (twice on regexp2).
 func (m *vm) matchBounded(c goja.FunctionCall, orig jsFunc) goja.Value {
 	obj, _ := c.This.(*goja.Object)
 	for {
@@ -822,11 +822,16 @@ func (m *vm) matchBounded(c goja.FunctionCall, orig jsFunc) goja.Value {
 		}
 		onRegexp2 := m.boundRegexp(obj, lastIndex, remaining)
 		res := orig(c)
+		if !onRegexp2 {
+			// Go's regexp runs in linear time; a call past its deadline is
+			// stopped by the timer, or above by the next exec of a loop.
+			return res
+		}
 		end := time.Now()
 		if running && !end.Before(deadline) {
 			m.onDeadline() // the timer may not have fired yet
 		}
-		if !onRegexp2 || res.ToBoolean() || end.Sub(start) < time.Millisecond || !running || !end.Before(deadline) {
+		if res.ToBoolean() || end.Sub(start) < time.Millisecond || !running || !end.Before(deadline) {
 			return res
 		}
 		_ = obj.Set("lastIndex", lastIndex)
