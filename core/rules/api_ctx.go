@@ -261,7 +261,7 @@ func (m *vm) sendRequest(fn string, content, opts goja.Value, c *call) (*session
 		case "quote":
 			quote = v.ToBoolean()
 		case "mentions":
-			for _, s := range m.stringList(fn+": mentions", v) {
+			for _, s := range m.stringList(fn, ": mentions", v) {
 				jid, err := normaliseJID(s)
 				if err != nil {
 					m.throw("ctx.%s: mentions: %v", fn, err)
@@ -336,7 +336,10 @@ func isString(v goja.Value) bool {
 	return ok
 }
 
-func (m *vm) stringList(what string, v goja.Value) []string {
+// stringList reads a string or a list of strings; the error names
+// prefix+what (two parts, so that no message is built unless it is
+// thrown).
+func (m *vm) stringList(prefix, what string, v goja.Value) []string {
 	if isString(v) {
 		return []string{v.String()}
 	}
@@ -345,7 +348,7 @@ func (m *vm) stringList(what string, v goja.Value) []string {
 	}
 	var out []string
 	if err := m.rt.ExportTo(v, &out); err != nil {
-		m.throw("%s: expected a string or a list of strings", what)
+		m.throw("%s%s: expected a string or a list of strings", prefix, what)
 	}
 	return out
 }
@@ -567,15 +570,22 @@ func (m *vm) jsDrop(goja.FunctionCall) goja.Value {
 	return goja.Undefined()
 }
 
-// names flattens arguments given as strings or lists of strings.
+// names flattens arguments given as strings or lists of strings. The
+// first argument's list (a new slice) is the result's start.
 func (m *vm) names(fn string, args []goja.Value) []string {
 	var out []string
-	for _, a := range args {
-		for _, s := range m.stringList("ctx."+fn, a) {
+	for i, a := range args {
+		list := m.stringList("ctx.", fn, a)
+		for j, s := range list {
 			if s = strings.TrimSpace(s); s == "" {
 				m.throw("ctx.%s: empty name", fn)
 			}
-			out = append(out, s)
+			list[j] = s
+		}
+		if i == 0 {
+			out = list
+		} else {
+			out = append(out, list...)
 		}
 	}
 	if len(out) == 0 {
