@@ -127,6 +127,9 @@ type vm struct {
 	// callState is what call points to during a Handle: one per runtime,
 	// not one allocation per call.
 	callState call
+	// args are a handler call's arguments (msg, ctx), held here rather
+	// than in a slice made per call.
+	args [2]goja.Value
 	// epoch is memEpoch when the runtime was made; a memory cut since
 	// retires it (memwatch.go).
 	epoch uint64
@@ -357,7 +360,9 @@ func (m *vm) invoke(c *call, h handler, msg goja.Value) error {
 	c.cutIn = nil
 	m.armIn(c.deadline, c.deadline.Sub(start))
 	m.lendStack()
-	_, err := h.fn(goja.Undefined(), msg, m.ctxObj)
+	m.args = [2]goja.Value{msg, m.ctxObj}
+	_, err := h.fn(goja.Undefined(), m.args[:]...) // goja copies them to its stack
+	m.args = [2]goja.Value{}
 	returned := time.Now()
 	m.reclaimStack()
 	m.disarm()
