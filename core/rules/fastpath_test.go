@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/dop251/goja"
+
+	"github.com/wildcathub/wildcat/core/event"
 )
 
 // testVM is a runtime of a one-rule engine, as a call gets it.
@@ -153,5 +155,26 @@ hits`)
 		if rx.MatchTimeout <= 59*time.Minute {
 			t.Fatalf("a kept copy has timeout %s, want the hour left", rx.MatchTimeout)
 		}
+	}
+}
+
+// TestMsgObjectsAreMadeOnce: each nested object of msg is made once per
+// call, however many of a struct's a rule reads and in whatever order.
+func TestMsgObjectsAreMadeOnce(t *testing.T) {
+	e, _ := newEngine(t, map[string]string{"a.js": `
+on("message.received", (msg, ctx) => {
+  const m = msg.message, first = [m.quoted, m.mentions, m.location, m.media];
+  const again = [m.media, m.location, m.mentions, m.quoted].reverse();
+  ctx.annotate("same", first.every((o, i) => o === again[i] && typeof o === "object"));
+  ctx.annotate("values", [m.quoted.messageId, m.mentions[0], m.location.name, m.media.mimetype].join(" "));
+});`}, Options{})
+	ev := msgEvent("x")
+	ev.Message.Quoted = &event.Quoted{MessageID: "Q1"}
+	ev.Message.Mentions = []string{"1@s.whatsapp.net"}
+	ev.Message.Location = &event.Location{Latitude: 1, Name: "here"}
+	ev.Message.Media = &event.Media{Mimetype: "image/png"}
+	want := `[{"kind":"annotate","key":"same","value":"true"},{"kind":"annotate","key":"values","value":"Q1 1@s.whatsapp.net here image/png"}]`
+	if got := effectsJSON(t, mustHandle(t, e, ev)); got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }

@@ -136,9 +136,41 @@ type jsStruct struct {
 	m    *vm
 	v    reflect.Value
 	info *structInfo
-	// cache holds the objects made so far, by field (one slice, not a map:
-	// most structs never make one, and a map cost two allocations).
-	cache []goja.Value
+	// objs are the objects made so far, by field: the first two in place
+	// (a rule reads one or two of a struct's, msg.message, m.quoted), any
+	// more in more — no allocation of their own for the common case.
+	objs [2]fieldObj
+	more []fieldObj
+}
+
+type fieldObj struct {
+	field int
+	obj   goja.Value
+}
+
+// made is the object made for field i before, or nil.
+func (s *jsStruct) made(i int) goja.Value {
+	for _, o := range s.objs {
+		if o.obj != nil && o.field == i {
+			return o.obj
+		}
+	}
+	for _, o := range s.more {
+		if o.field == i {
+			return o.obj
+		}
+	}
+	return nil
+}
+
+func (s *jsStruct) remember(i int, obj goja.Value) {
+	for j := range s.objs {
+		if s.objs[j].obj == nil {
+			s.objs[j] = fieldObj{i, obj}
+			return
+		}
+	}
+	s.more = append(s.more, fieldObj{i, obj})
 }
 
 func (s *jsStruct) Get(key string) goja.Value {
@@ -146,8 +178,8 @@ func (s *jsStruct) Get(key string) goja.Value {
 	if !ok {
 		return nil
 	}
-	if s.cache != nil && s.cache[i] != nil {
-		return s.cache[i]
+	if obj := s.made(i); obj != nil {
+		return obj
 	}
 	f := s.info.fields[i]
 	fv := s.v.Field(f.index)
@@ -156,10 +188,7 @@ func (s *jsStruct) Get(key string) goja.Value {
 	}
 	val := s.m.toJS(fv)
 	if _, isObj := val.(*goja.Object); isObj {
-		if s.cache == nil {
-			s.cache = make([]goja.Value, len(s.info.fields))
-		}
-		s.cache[i] = val
+		s.remember(i, val)
 	}
 	return val
 }
