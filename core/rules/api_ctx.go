@@ -144,7 +144,12 @@ func (m *vm) buildCtx() *goja.Object {
 }
 
 // record passes an effect to the live Effects and keeps it for the result.
-func (c *call) record(e Effect) { c.effects = append(c.effects, e) }
+func (c *call) record(e Effect) {
+	if c.effects == nil {
+		c.effects = c.firstEffects[:0]
+	}
+	c.effects = append(c.effects, e)
+}
 
 func (c *call) chat() string {
 	if c.ev.ChatID != "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -165,6 +166,10 @@ type call struct {
 	// returned is when the last handler returned: when the runtime went
 	// idle.
 	returned time.Time
+	// firstEffects holds the first effects recorded (a rule asks for one
+	// or two, e.g. tag and route); handle copies them out at the end, in
+	// one allocation of their size.
+	firstEffects [2]Effect
 }
 
 // context for Go functions called from JS (kv, fetch): Interrupt does not
@@ -322,6 +327,9 @@ func (v *version) handle(ctx context.Context, ev *event.Event, eff Effects) ([]E
 	}
 	m.call = nil
 	effects, dropped, returned := c.effects, c.dropped, c.returned
+	if len(effects) > 0 && &effects[0] == &c.firstEffects[0] {
+		effects = slices.Clone(effects)
+	}
 	m.callState = call{}
 	if cut(callErr) {
 		m.close()
