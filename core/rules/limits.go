@@ -798,7 +798,10 @@ func (m *vm) wrapStringify(jsonObj *goja.Object) error {
 // same again, within the deadline.
 //
 // Every regexp call of a rule comes through here, so it reads the
-// deadline once per match and the clock once (twice on regexp2).
+// deadline once per match and the clock once (twice on regexp2). The
+// time measured includes boundRegexp, which compiles the regexp2 program
+// on a pattern's first match from lastIndex > 0: a "no match" slowed by
+// that is run once more, at no cost to the answer.
 func (m *vm) matchBounded(c goja.FunctionCall, orig jsFunc) goja.Value {
 	obj, _ := c.This.(*goja.Object)
 	for {
