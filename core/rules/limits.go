@@ -96,6 +96,7 @@ func (m *vm) installLimits() error {
 	}
 	m.rangeErr = rangeErr
 
+	resolveRegexpFields(rt)
 	rxProto := rt.Get("RegExp").ToObject(rt).Get("prototype").ToObject(rt)
 	for _, name := range []string{"exec", "test"} {
 		orig, err := nativeMethod(rxProto, name)
@@ -848,7 +849,7 @@ func (m *vm) matchBounded(c goja.FunctionCall, orig jsFunc) goja.Value {
 // the pattern and not reachable through goja's API. So this reaches it by
 // reflection: Object.self (*regexpObject) .pattern (*regexpPattern)
 // .regexp2Wrapper (*regexp2Wrapper) .rx (*regexp2.Regexp), along field
-// indices resolved once (regexpFields). A regexp literal's compiled
+// indices resolved once (resolveRegexpFields). A regexp literal's compiled
 // program is shared by every runtime of the rule, so the wrapper (one per
 // RegExp object, owned by this runtime) gets a private copy of the Regexp
 // with the timeout set, never a write to the shared one; the copies are
@@ -934,11 +935,25 @@ type rxFields struct {
 	multiline, dotAll, ignoreCase, unicode int
 }
 
-// regexpFields resolves the field paths once, from a RegExp made in a
-// runtime of its own; nil if goja's types no longer have that shape
-// (regexps then run with the MaxTimeout backstop alone).
-var regexpFields = sync.OnceValue(func() *rxFields {
-	v, err := goja.New().RunString(`/(?=a)a/`) // on regexp2 from the start
+var (
+	rxFieldsOnce sync.Once
+	rxFieldsSet  *rxFields
+)
+
+// resolveRegexpFields finds the field paths once per process, from a
+// RegExp made in the first runtime prepared (installLimits, before any
+// rule runs: never inside a handler's deadline).
+func resolveRegexpFields(rt *goja.Runtime) {
+	rxFieldsOnce.Do(func() { rxFieldsSet = findRegexpFields(rt) })
+}
+
+// regexpFields are the field paths resolveRegexpFields found; nil if goja's
+// types no longer have that shape (regexps then run with the MaxTimeout
+// backstop alone). Every runtime resolves them before it runs a rule.
+func regexpFields() *rxFields { return rxFieldsSet }
+
+func findRegexpFields(rt *goja.Runtime) *rxFields {
+	v, err := rt.RunString(`/(?=a)a/`) // on regexp2 from the start
 	obj, ok := v.(*goja.Object)
 	if err != nil || !ok {
 		return nil
@@ -991,7 +1006,7 @@ var regexpFields = sync.OnceValue(func() *rxFields {
 		return nil
 	}
 	return &f
-})
+}
 
 // regexpPattern is the *regexpPattern of a RegExp object, dereferenced
 // and addressable, or the zero Value.

@@ -210,6 +210,7 @@ func (v *version) newVM() (*vm, error) {
 	if err := m.installLimits(); err != nil {
 		return nil, fmt.Errorf("rules: prepare runtime: %w", err)
 	}
+	stackFields() // resolved here, once, rather than in a handler's deadline
 
 	jsonObj := rt.Get("JSON").ToObject(rt)
 	m.parse, _ = goja.AssertFunction(jsonObj.Get("parse"))
