@@ -11,6 +11,7 @@ import (
 	"math"
 	"mime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -143,7 +144,12 @@ func (m *vm) buildCtx() *goja.Object {
 }
 
 // record passes an effect to the live Effects and keeps it for the result.
-func (c *call) record(e Effect) { c.effects = append(c.effects, e) }
+func (c *call) record(e Effect) {
+	if c.effects == nil {
+		c.effects = c.firstEffects[:0]
+	}
+	c.effects = append(c.effects, e)
+}
 
 func (c *call) chat() string {
 	if c.ev.ChatID != "" {
@@ -260,7 +266,7 @@ func (m *vm) sendRequest(fn string, content, opts goja.Value, c *call) (*session
 		case "quote":
 			quote = v.ToBoolean()
 		case "mentions":
-			for _, s := range m.stringList(fn+": mentions", v) {
+			for _, s := range m.stringList(fn, ": mentions", v) {
 				jid, err := normaliseJID(s)
 				if err != nil {
 					m.throw("ctx.%s: mentions: %v", fn, err)
@@ -328,20 +334,64 @@ func (m *vm) readFields(fn string, v goja.Value, into map[string]goja.Value) {
 	}
 }
 
+// isString reports a string primitive: the values whose Export is a Go
+// string, without boxing one.
 func isString(v goja.Value) bool {
-	_, ok := v.Export().(string)
+	_, ok := v.(goja.String)
 	return ok
 }
 
-func (m *vm) stringList(what string, v goja.Value) []string {
+// stringList reads a string or a list of strings; the error names
+// prefix+what (two parts, so that no message is built unless it is
+// thrown).
+func (m *vm) stringList(prefix, what string, v goja.Value) []string {
 	if isString(v) {
 		return []string{v.String()}
 	}
+	if out, ok := m.arrayStrings(v); ok {
+		return out
+	}
 	var out []string
 	if err := m.rt.ExportTo(v, &out); err != nil {
-		m.throw("%s: expected a string or a list of strings", what)
+		m.throw("%s%s: expected a string or a list of strings", prefix, what)
 	}
 	return out
+}
+
+// arrayStrings is what rt.ExportTo(v, &[]string{}) returns for an Array
+// iterated by the built-in iterator (ctx.tag(["a", "b"])), without goja's
+// reflection: ExportTo iterates the array (installLimits wraps
+// Array.prototype[Symbol.iterator], so goja's own shortcut for arrays never
+// applies) and converts every element by reflection, most of a ctx.tag
+// call. The loop is that iteration, step by step as %ArrayIteratorPrototype%.next
+// takes it (length, then the element), and each element converts as
+// ExportTo converts to a string: undefined and null to "", anything else
+// by ToString. ok is false for anything else — not an Array, an iterator
+// of the rule's own, or a length over the iterator's cap (which throws) —
+// and the caller takes goja's path.
+func (m *vm) arrayStrings(v goja.Value) (out []string, ok bool) {
+	o, isObj := v.(*goja.Object)
+	// A Proxy's class is Object, never Array: no trap runs here.
+	if !isObj || o.ClassName() != "Array" || m.arrayIter == nil {
+		return nil, false
+	}
+	if o.GetSymbol(goja.SymIterator) != m.arrayIter || m.arrayIterProto.Get("next") != m.arrayIterNext {
+		return nil, false
+	}
+	n := o.Get("length").ToInteger()
+	if n > MaxBuiltinElements {
+		return nil, false
+	}
+	out = make([]string, 0, max(n, 0))
+	for i := int64(0); i < o.Get("length").ToInteger(); i++ {
+		el := o.Get(strconv.FormatInt(i, 10))
+		if el == nil || goja.IsUndefined(el) || goja.IsNull(el) {
+			out = append(out, "")
+			continue
+		}
+		out = append(out, el.String())
+	}
+	return out, true
 }
 
 // exportJSON converts a JS value into a Go struct through its JSON form, so
@@ -525,15 +575,22 @@ func (m *vm) jsDrop(goja.FunctionCall) goja.Value {
 	return goja.Undefined()
 }
 
-// names flattens arguments given as strings or lists of strings.
+// names flattens arguments given as strings or lists of strings. The
+// first argument's list (a new slice) is the result's start.
 func (m *vm) names(fn string, args []goja.Value) []string {
 	var out []string
-	for _, a := range args {
-		for _, s := range m.stringList("ctx."+fn, a) {
+	for i, a := range args {
+		list := m.stringList("ctx.", fn, a)
+		for j, s := range list {
 			if s = strings.TrimSpace(s); s == "" {
 				m.throw("ctx.%s: empty name", fn)
 			}
-			out = append(out, s)
+			list[j] = s
+		}
+		if i == 0 {
+			out = list
+		} else {
+			out = append(out, list...)
 		}
 	}
 	if len(out) == 0 {

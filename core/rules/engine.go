@@ -161,12 +161,19 @@ type RuleRun struct {
 func (e *Engine) HandleObserved(ctx context.Context, ev *event.Event, eff Effects, observe func(RuleRun)) ([]Effect, error) {
 	set := e.set.Load()
 	var (
-		out  []Effect
-		errs []error
+		out     []Effect
+		errs    []error
+		checked bool
 	)
 	for _, v := range set.versions {
 		if !v.matches(ev.Kind) {
 			continue
+		}
+		if !checked {
+			// Once per event, before its first rule: the heap rules keep
+			// between calls too short for the watchdog's sampling to see.
+			watchdog.beforeCall(e)
+			checked = true
 		}
 		var start time.Time
 		if observe != nil {
@@ -180,7 +187,11 @@ func (e *Engine) HandleObserved(ctx context.Context, ev *event.Event, eff Effect
 			}
 			observe(run)
 		}
-		out = append(out, effects...)
+		if out == nil {
+			out = effects // the call's own slice, nobody else's now
+		} else {
+			out = append(out, effects...)
+		}
 		if err != nil {
 			errs = append(errs, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -95,6 +96,7 @@ func (m *vm) installLimits() error {
 	}
 	m.rangeErr = rangeErr
 
+	resolveRegexpFields(rt)
 	rxProto := rt.Get("RegExp").ToObject(rt).Get("prototype").ToObject(rt)
 	for _, name := range []string{"exec", "test"} {
 		orig, err := nativeMethod(rxProto, name)
@@ -119,8 +121,9 @@ func (m *vm) installLimits() error {
 		return err
 	}
 	for _, name := range []string{"padStart", "padEnd"} {
+		fn := "String.prototype." + name // built once, not per call
 		if err := m.wrap(strProto, name, func(c goja.FunctionCall) {
-			m.checkString("String.prototype."+name, c.Argument(0).ToFloat())
+			m.checkString(fn, c.Argument(0).ToFloat())
 		}); err != nil {
 			return err
 		}
@@ -142,8 +145,9 @@ func (m *vm) installLimits() error {
 		return err
 	}
 	for _, name := range []string{"replace", "replaceAll"} {
+		fn, all := "String.prototype."+name, name == "replaceAll"
 		if err := m.wrapCall(strProto, name, func(c goja.FunctionCall, orig jsFunc) goja.Value {
-			m.checkReplace("String.prototype."+name, name == "replaceAll", c)
+			m.checkReplace(fn, all, c)
 			return orig(c)
 		}); err != nil {
 			return err
@@ -204,7 +208,8 @@ func (m *vm) installLimits() error {
 		if _, ok := goja.AssertFunction(arrProto.Get(name)); !ok {
 			continue
 		}
-		if err := m.wrap(arrProto, name, func(c goja.FunctionCall) { m.checkLength("Array.prototype."+name, c.This) }); err != nil {
+		fn := "Array.prototype." + name
+		if err := m.wrap(arrProto, name, func(c goja.FunctionCall) { m.checkLength(fn, c.This) }); err != nil {
 			return err
 		}
 	}
@@ -234,6 +239,15 @@ func (m *vm) installLimits() error {
 			return err
 		}
 	}
+	// What a list handed to ctx.tag and the like iterates with, for the
+	// fast path of stringList (api_ctx.go).
+	m.arrayIter = arrProto.GetSymbol(goja.SymIterator)
+	iterProto, err := rt.RunString("Object.getPrototypeOf([].values())")
+	if err != nil {
+		return err
+	}
+	m.arrayIterProto = iterProto.ToObject(rt)
+	m.arrayIterNext = m.arrayIterProto.Get("next")
 	// apply and construct turn an array-like into an argument list at once.
 	funcProto := rt.Get("Function").ToObject(rt).Get("prototype").ToObject(rt)
 	if err := m.wrap(funcProto, "apply", func(c goja.FunctionCall) {
@@ -244,8 +258,9 @@ func (m *vm) installLimits() error {
 	reflectObj := rt.Get("Reflect").ToObject(rt)
 	for _, name := range []string{"apply", "construct"} {
 		argsAt := map[string]int{"apply": 2, "construct": 1}[name]
+		fn := "Reflect." + name
 		if err := m.wrap(reflectObj, name, func(c goja.FunctionCall) {
-			m.checkLength("Reflect."+name, c.Argument(argsAt))
+			m.checkLength(fn, c.Argument(argsAt))
 		}); err != nil {
 			return err
 		}
@@ -253,9 +268,10 @@ func (m *vm) installLimits() error {
 	// Object.keys and friends list a string's every index.
 	objCtor := rt.Get("Object").ToObject(rt)
 	for _, name := range []string{"keys", "values", "entries", "getOwnPropertyNames"} {
+		fn := "Object." + name
 		if err := m.wrap(objCtor, name, func(c goja.FunctionCall) {
 			if s, ok := c.Argument(0).(goja.String); ok {
-				m.checkLength("Object."+name, s)
+				m.checkLength(fn, s)
 			}
 		}); err != nil {
 			return err
@@ -781,72 +797,86 @@ func (m *vm) wrapStringify(jsonObj *goja.Object) error {
 // match early. So a slow "no match" from regexp2 with time left is run
 // again (from the same lastIndex) with what is left; a real one costs the
 // same again, within the deadline.
+//
+// Every regexp call of a rule comes through here, so it reads the
+// deadline once per match and the clock once (twice on regexp2). The
+// time measured includes boundRegexp, which compiles the regexp2 program
+// on a pattern's first match from lastIndex > 0: a "no match" slowed by
+// that is run once more, at no cost to the answer.
 func (m *vm) matchBounded(c goja.FunctionCall, orig jsFunc) goja.Value {
-	// Built-ins like split and replace call exec in a native loop that no
-	// interrupt reaches: past the deadline, stop the loop.
-	m.stopIfPastDeadline()
 	obj, _ := c.This.(*goja.Object)
 	for {
+		m.mu.Lock()
+		running, deadline := m.running, m.deadline
+		m.mu.Unlock()
+		start := time.Now()
+		// Built-ins like split and replace call exec in a native loop that
+		// no interrupt reaches: past the deadline, stop the loop.
+		if running && !start.Before(deadline) {
+			m.onDeadline()
+			m.throwGo(m.v.interrupt)
+		}
+		remaining := MaxTimeout
+		if running {
+			remaining = deadline.Sub(start)
+		}
 		var lastIndex goja.Value
 		if obj != nil {
 			lastIndex = obj.Get("lastIndex")
 		}
-		onRegexp2 := m.boundRegexp(c.This)
-		start := time.Now()
+		onRegexp2 := m.boundRegexp(obj, lastIndex, remaining)
 		res := orig(c)
-		m.onDeadline()
-		if !onRegexp2 || res.ToBoolean() || time.Since(start) < time.Millisecond {
+		if !onRegexp2 {
+			// Go's regexp runs in linear time; a call past its deadline is
+			// stopped by the timer, or above by the next exec of a loop.
 			return res
 		}
-		m.mu.Lock()
-		timeLeft := m.running && time.Now().Before(m.deadline)
-		m.mu.Unlock()
-		if !timeLeft {
+		end := time.Now()
+		if running && !end.Before(deadline) {
+			m.onDeadline() // the timer may not have fired yet
+		}
+		if res.ToBoolean() || end.Sub(start) < time.Millisecond || !running || !end.Before(deadline) {
 			return res
 		}
 		_ = obj.Set("lastIndex", lastIndex)
 	}
 }
 
-// boundRegexp gives the regexp this a match timeout ending at the running
-// call's deadline. goja runs patterns Go's regexp cannot (lookaround,
-// backreferences) on dlclark/regexp2, a backtracking engine whose only
-// brake is Regexp.MatchTimeout, fixed when goja compiles the pattern and not
-// reachable through goja's API. So this reaches it by reflection:
-// Object.self (*regexpObject) .pattern (*regexpPattern) .regexp2Wrapper
-// (*regexp2Wrapper) .rx (*regexp2.Regexp). A regexp literal's compiled
+// boundRegexp gives the regexp obj a match timeout of remaining (what is
+// left of the running call's deadline). goja runs patterns Go's regexp
+// cannot (lookaround, backreferences) on dlclark/regexp2, a backtracking
+// engine whose only brake is Regexp.MatchTimeout, fixed when goja compiles
+// the pattern and not reachable through goja's API. So this reaches it by
+// reflection: Object.self (*regexpObject) .pattern (*regexpPattern)
+// .regexp2Wrapper (*regexp2Wrapper) .rx (*regexp2.Regexp), along field
+// indices resolved once (resolveRegexpFields). A regexp literal's compiled
 // program is shared by every runtime of the rule, so the wrapper (one per
-// RegExp object, owned by this runtime) gets a private copy of the
-// Regexp with the timeout set, never a write to the shared one.
-// TestRegexpTimeoutReachesGoja fails if a goja upgrade moves these fields.
+// RegExp object, owned by this runtime) gets a private copy of the Regexp
+// with the timeout set, never a write to the shared one; the copies are
+// remembered per runtime (vm.privateRx, bounded), so later calls only set the
+// timeout. TestRegexpTimeoutReachesGoja fails if a goja upgrade moves
+// these fields.
 //
-// It reports whether the match will run on regexp2: the pattern needs it,
-// or matching starts past index 0.
-func (m *vm) boundRegexp(this goja.Value) bool {
-	obj, ok := this.(*goja.Object)
-	if !ok {
+// lastIndex is obj's, read by the caller. It reports whether the match
+// will run on regexp2: the pattern needs it, or matching starts past
+// index 0.
+func (m *vm) boundRegexp(obj *goja.Object, lastIndex goja.Value, remaining time.Duration) bool {
+	f := regexpFields()
+	if obj == nil || f == nil {
 		return false
 	}
-	remaining := MaxTimeout
-	m.mu.Lock()
-	if m.running {
-		remaining = time.Until(m.deadline)
-	}
-	m.mu.Unlock()
 	remaining = max(remaining, time.Nanosecond)
 	pat := regexpPattern(obj)
 	if !pat.IsValid() {
 		return false
 	}
 	onRegexp2 := true
-	if re2 := pat.FieldByName("regexpWrapper"); re2.IsValid() && re2.Kind() == reflect.Pointer && !re2.IsNil() {
-		onRegexp2 = obj.Get("lastIndex").ToInteger() != 0
+	if re2 := pat.Field(f.goRegexp); !re2.IsNil() {
+		onRegexp2 = lastIndex != nil && lastIndex.ToInteger() != 0
 	}
-	wrapperField := pat.FieldByName("regexp2Wrapper")
-	if !wrapperField.IsValid() || wrapperField.Kind() != reflect.Pointer {
-		return false
-	}
-	if wrapperField.IsNil() {
+	wrapperField := pat.Field(f.wrapper)
+	wp := (*unsafe.Pointer)(unsafe.Pointer(wrapperField.UnsafeAddr()))
+	if *wp == nil {
 		// The pattern runs on Go's linear-time regexp, but goja switches to
 		// regexp2 when matching from lastIndex > 0 and would compile it
 		// then, without a timeout. Compile it now, as goja does.
@@ -854,41 +884,147 @@ func (m *vm) boundRegexp(this goja.Value) bool {
 		if rx == nil {
 			return false
 		}
-		w := reflect.New(wrapperField.Type().Elem())
-		rxField := w.Elem().FieldByName("rx")
-		if !rxField.IsValid() || rxField.Type() != reflect.TypeOf(rx) {
-			return false
-		}
-		*(**regexp2.Regexp)(unsafe.Pointer(rxField.UnsafeAddr())) = rx
-		*(*unsafe.Pointer)(unsafe.Pointer(wrapperField.UnsafeAddr())) = w.UnsafePointer()
+		w := reflect.New(f.wrapperType)
+		*(**regexp2.Regexp)(unsafe.Pointer(w.Elem().Field(f.rx).UnsafeAddr())) = rx
+		*wp = w.UnsafePointer()
+		m.remember(rx, rx) // compiled for this object alone
 	}
-	rxField := wrapperField.Elem().FieldByName("rx")
-	if !rxField.IsValid() || rxField.Type() != reflect.TypeOf((*regexp2.Regexp)(nil)) {
-		return false
-	}
-	p := (**regexp2.Regexp)(unsafe.Pointer(rxField.UnsafeAddr()))
+	p := (**regexp2.Regexp)(unsafe.Pointer(wrapperField.Elem().Field(f.rx).UnsafeAddr()))
 	if *p == nil {
 		return false
 	}
-	private := **p // the Regexp holds only pointers to its shared, read-only parts
+	private, ok := m.privateRx[*p]
+	if !ok {
+		cp := **p // the Regexp holds only pointers to its shared, read-only parts
+		private = &cp
+		m.remember(*p, private)
+	}
 	private.MatchTimeout = remaining
-	*p = &private
+	*p = private
 	return onRegexp2
+}
+
+// maxPrivateRx bounds vm.privateRx (entries: originals and their copies):
+// a rule that builds a new RegExp per event from varying text would
+// otherwise keep every program it ever matched with alive. Forgetting
+// only costs a new copy on the next match of a forgotten one; a rule's
+// literals and the patterns it compiles once stay well below it.
+const maxPrivateRx = 64
+
+// remember notes that matches of from (shared or private) run on
+// private, a Regexp only this runtime holds.
+func (m *vm) remember(from, private *regexp2.Regexp) {
+	if m.privateRx == nil || len(m.privateRx) >= maxPrivateRx {
+		m.privateRx = make(map[*regexp2.Regexp]*regexp2.Regexp)
+	}
+	m.privateRx[from] = private
+	m.privateRx[private] = private
+}
+
+// rxFields are the indices of the fields boundRegexp follows inside goja.
+type rxFields struct {
+	self        int          // goja.Object.self (an interface)
+	regexpObj   reflect.Type // *goja.regexpObject, the self of a RegExp
+	pattern     int          // regexpObject.pattern (*regexpPattern)
+	goRegexp    int          // regexpPattern.regexpWrapper (a pointer)
+	wrapper     int          // regexpPattern.regexp2Wrapper (*regexp2Wrapper)
+	wrapperType reflect.Type // regexp2Wrapper
+	rx          int          // regexp2Wrapper.rx (*regexp2.Regexp)
+	src         int          // regexpPattern.src (string)
+	// regexpPattern's flags compileLikeGoja reads (bool).
+	multiline, dotAll, ignoreCase, unicode int
+}
+
+var (
+	rxFieldsOnce sync.Once
+	rxFieldsSet  *rxFields
+)
+
+// resolveRegexpFields finds the field paths once per process, from a
+// RegExp made in the first runtime prepared (installLimits, before any
+// rule runs: never inside a handler's deadline).
+func resolveRegexpFields(rt *goja.Runtime) {
+	rxFieldsOnce.Do(func() { rxFieldsSet = findRegexpFields(rt) })
+}
+
+// regexpFields are the field paths resolveRegexpFields found; nil if goja's
+// types no longer have that shape (regexps then run with the MaxTimeout
+// backstop alone). Every runtime resolves them before it runs a rule.
+func regexpFields() *rxFields { return rxFieldsSet }
+
+func findRegexpFields(rt *goja.Runtime) *rxFields {
+	v, err := rt.RunString(`/(?=a)a/`) // on regexp2 from the start
+	obj, ok := v.(*goja.Object)
+	if err != nil || !ok {
+		return nil
+	}
+	field := func(t reflect.Type, name string, kind reflect.Kind) (int, bool) {
+		if t.Kind() != reflect.Struct {
+			return 0, false
+		}
+		sf, ok := t.FieldByName(name)
+		if !ok || len(sf.Index) != 1 || sf.Type.Kind() != kind {
+			return 0, false
+		}
+		return sf.Index[0], true
+	}
+	var f rxFields
+	var oks [10]bool
+	objT := reflect.TypeFor[goja.Object]()
+	f.self, oks[0] = field(objT, "self", reflect.Interface)
+	if !oks[0] {
+		return nil
+	}
+	self := reflect.ValueOf(obj).Elem().Field(f.self)
+	if self.IsNil() || self.Elem().Kind() != reflect.Pointer {
+		return nil
+	}
+	f.regexpObj = self.Elem().Type()
+	f.pattern, oks[1] = field(f.regexpObj.Elem(), "pattern", reflect.Pointer)
+	if !oks[1] {
+		return nil
+	}
+	patT := f.regexpObj.Elem().Field(f.pattern).Type.Elem()
+	f.goRegexp, oks[2] = field(patT, "regexpWrapper", reflect.Pointer)
+	f.wrapper, oks[3] = field(patT, "regexp2Wrapper", reflect.Pointer)
+	f.src, oks[4] = field(patT, "src", reflect.String)
+	f.multiline, oks[5] = field(patT, "multiline", reflect.Bool)
+	f.dotAll, oks[6] = field(patT, "dotAll", reflect.Bool)
+	f.ignoreCase, oks[7] = field(patT, "ignoreCase", reflect.Bool)
+	f.unicode, oks[8] = field(patT, "unicode", reflect.Bool)
+	if !oks[3] {
+		return nil
+	}
+	f.wrapperType = patT.Field(f.wrapper).Type.Elem()
+	f.rx, oks[9] = field(f.wrapperType, "rx", reflect.Pointer)
+	for _, ok := range oks {
+		if !ok {
+			return nil
+		}
+	}
+	if f.wrapperType.Field(f.rx).Type != reflect.TypeFor[*regexp2.Regexp]() {
+		return nil
+	}
+	return &f
 }
 
 // regexpPattern is the *regexpPattern of a RegExp object, dereferenced
 // and addressable, or the zero Value.
 func regexpPattern(obj *goja.Object) reflect.Value {
-	self := reflect.ValueOf(obj).Elem().FieldByName("self")
-	if !self.IsValid() || self.Kind() != reflect.Interface || self.IsNil() {
+	f := regexpFields()
+	if f == nil {
+		return reflect.Value{}
+	}
+	self := reflect.ValueOf(obj).Elem().Field(f.self)
+	if self.IsNil() {
 		return reflect.Value{}
 	}
 	impl := self.Elem()
-	if impl.Kind() != reflect.Pointer || impl.Elem().Kind() != reflect.Struct {
+	if impl.Type() != f.regexpObj || impl.IsNil() {
 		return reflect.Value{}
 	}
-	pat := impl.Elem().FieldByName("pattern")
-	if !pat.IsValid() || pat.Kind() != reflect.Pointer || pat.IsNil() {
+	pat := impl.Elem().Field(f.pattern)
+	if pat.IsNil() {
 		return reflect.Value{}
 	}
 	return pat.Elem()
@@ -897,28 +1033,21 @@ func regexpPattern(obj *goja.Object) reflect.Value {
 // compileLikeGoja compiles the pattern with the options goja's
 // compileRegexp2 uses.
 func compileLikeGoja(pat reflect.Value) *regexp2.Regexp {
-	flag := func(name string) bool {
-		f := pat.FieldByName(name)
-		return f.IsValid() && f.Kind() == reflect.Bool && f.Bool()
-	}
-	src := pat.FieldByName("src")
-	if !src.IsValid() || src.Kind() != reflect.String {
-		return nil
-	}
+	f := regexpFields()
 	opts := regexp2.ECMAScript
-	if flag("multiline") {
+	if pat.Field(f.multiline).Bool() {
 		opts |= regexp2.Multiline
 	}
-	if flag("dotAll") {
+	if pat.Field(f.dotAll).Bool() {
 		opts |= regexp2.Singleline
 	}
-	if flag("ignoreCase") {
+	if pat.Field(f.ignoreCase).Bool() {
 		opts |= regexp2.IgnoreCase
 	}
-	if flag("unicode") {
+	if pat.Field(f.unicode).Bool() {
 		opts |= regexp2.Unicode
 	}
-	rx, err := regexp2.Compile(src.String(), opts)
+	rx, err := regexp2.Compile(pat.Field(f.src).String(), opts)
 	if err != nil {
 		return nil
 	}

@@ -219,17 +219,36 @@ on("message.received", () => {})`}, Options{})
 	if rxOf("re2") != nil {
 		t.Fatal("a RE2-compatible pattern should start without regexp2")
 	}
-	m.arm(time.Now().Add(time.Hour))
-	defer m.disarm()
-	for _, name := range []string{"r1", "re2"} {
-		m.boundRegexp(m.rt.Get(name))
+	// Matches through the runtime's RegExp.prototype.test, as a rule's.
+	match := func(name string, left time.Duration) *regexp2.Regexp {
+		t.Helper()
+		m.arm(time.Now().Add(left))
+		defer m.disarm()
+		if _, err := m.rt.RunString(name + `.test("aaa")`); err != nil {
+			t.Fatal(err)
+		}
 		rx := rxOf(name)
 		if rx == nil || rx == shared {
 			t.Fatalf("%s: no private regexp2 program", name)
 		}
-		if rx.MatchTimeout < 59*time.Minute || rx.MatchTimeout > time.Hour {
-			t.Fatalf("%s: match timeout %s, want the hour left", name, rx.MatchTimeout)
+		if rx.MatchTimeout < left-time.Minute || rx.MatchTimeout > left {
+			t.Fatalf("%s: match timeout %s, want the %s left", name, rx.MatchTimeout, left)
 		}
+		return rx
+	}
+	for _, name := range []string{"r1", "re2"} {
+		first := match(name, time.Hour)
+		// The next call moves the timeout of the same private copy.
+		if again := match(name, 2*time.Hour); again != first {
+			t.Fatalf("%s: a new copy for every match", name)
+		}
+	}
+	// Another object of the same literal shares the runtime's copy.
+	if _, err := m.rt.RunString(`var r1b = new RegExp(r1)`); err != nil {
+		t.Fatal(err)
+	}
+	if match("r1b", 3*time.Hour) != rxOf("r1") || rxOf("r1").MatchTimeout < 2*time.Hour {
+		t.Fatal("the copy of r1 is not shared by r1b in the same runtime")
 	}
 	if shared.MatchTimeout != MaxTimeout || rxIn(other, "r1") != shared {
 		t.Fatalf("the shared program changed: timeout %s", shared.MatchTimeout)

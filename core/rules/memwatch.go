@@ -139,9 +139,10 @@ func (w *memWatch) relieve(limit int64, engines map[*Engine]bool) bool {
 	return true
 }
 
-// beforeCall runs before a call takes a runtime: calls shorter than the
-// sampling interval are never seen running, so the heap a rule keeps
-// between them (in its globals) is checked here.
+// beforeCall runs before an event's rules take their runtimes: calls
+// shorter than the sampling interval are never seen running, so the heap
+// a rule keeps between them (in its globals) is checked here — once per
+// event, not per rule: a reading costs a few percent of a short rule call.
 func (w *memWatch) beforeCall(e *Engine) {
 	if l := e.opts.MemoryLimit; l > 0 && heapBytes() > l {
 		w.relieve(l, map[*Engine]bool{e: true})

@@ -133,19 +133,53 @@ func (m *vm) toJS(v reflect.Value) goja.Value {
 // jsStruct is a read-only struct with its JSON field names. Nested values
 // are converted once, so msg.message === msg.message.
 type jsStruct struct {
-	m     *vm
-	v     reflect.Value
-	info  *structInfo
-	cache map[string]goja.Value
+	m    *vm
+	v    reflect.Value
+	info *structInfo
+	// objs are the objects made so far, by field: the first two in place
+	// (a rule reads one or two of a struct's, msg.message, m.quoted), any
+	// more in more — no allocation of their own for the common case.
+	objs [2]fieldObj
+	more []fieldObj
+}
+
+type fieldObj struct {
+	field int
+	obj   goja.Value
+}
+
+// made is the object made for field i before, or nil.
+func (s *jsStruct) made(i int) goja.Value {
+	for _, o := range s.objs {
+		if o.obj != nil && o.field == i {
+			return o.obj
+		}
+	}
+	for _, o := range s.more {
+		if o.field == i {
+			return o.obj
+		}
+	}
+	return nil
+}
+
+func (s *jsStruct) remember(i int, obj goja.Value) {
+	for j := range s.objs {
+		if s.objs[j].obj == nil {
+			s.objs[j] = fieldObj{i, obj}
+			return
+		}
+	}
+	s.more = append(s.more, fieldObj{i, obj})
 }
 
 func (s *jsStruct) Get(key string) goja.Value {
-	if val, ok := s.cache[key]; ok {
-		return val
-	}
 	i, ok := s.info.byName[key]
 	if !ok {
 		return nil
+	}
+	if obj := s.made(i); obj != nil {
+		return obj
 	}
 	f := s.info.fields[i]
 	fv := s.v.Field(f.index)
@@ -154,10 +188,7 @@ func (s *jsStruct) Get(key string) goja.Value {
 	}
 	val := s.m.toJS(fv)
 	if _, isObj := val.(*goja.Object); isObj {
-		if s.cache == nil {
-			s.cache = map[string]goja.Value{}
-		}
-		s.cache[key] = val
+		s.remember(i, val)
 	}
 	return val
 }

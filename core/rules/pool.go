@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/dlclark/regexp2/v2"
 	"github.com/dop251/goja"
 
 	"github.com/wildcathub/wildcat/core/event"
@@ -82,12 +84,15 @@ func (v *version) get() (*vm, error) {
 	}
 }
 
-func (v *version) put(m *vm) {
+func (v *version) put(m *vm) { v.putAt(m, time.Now()) }
+
+// putAt returns m to the pool, idle since now.
+func (v *version) putAt(m *vm, now time.Time) {
 	if m.stale() {
 		m.close()
 		return
 	}
-	m.idleSince = time.Now()
+	m.idleSince = now
 	select {
 	case v.pool <- m:
 	default:
@@ -108,6 +113,24 @@ type vm struct {
 	loading  bool          // running the top level: on() allowed
 	call     *call         // the call in progress, nil between calls
 	rangeErr goja.Constructor
+	// Array.prototype[Symbol.iterator] (as installLimits left it),
+	// %ArrayIteratorPrototype% and its next: when a list still iterates
+	// with these, stringList reads it without goja's reflection.
+	arrayIter      goja.Value
+	arrayIterProto *goja.Object
+	arrayIterNext  goja.Value
+	// privateRx maps a regexp2 program this runtime's RegExp objects
+	// matched with (shared or private) to the copy only this runtime holds
+	// (boundRegexp).
+	privateRx map[*regexp2.Regexp]*regexp2.Regexp
+	// stack is the value stack lent to goja for each handler call (stack.go).
+	stack []goja.Value
+	// callState is what call points to during a Handle: one per runtime,
+	// not one allocation per call.
+	callState call
+	// args are a handler call's arguments (msg, ctx), held here rather
+	// than in a slice made per call.
+	args [2]goja.Value
 	// epoch is memEpoch when the runtime was made; a memory cut since
 	// retires it (memwatch.go).
 	epoch uint64
@@ -140,6 +163,13 @@ type call struct {
 	// cutIn is set when a Go function (kv, fetch) ran out of the deadline:
 	// the handler timed out even if it caught that error.
 	cutIn *RuleError
+	// returned is when the last handler returned: when the runtime went
+	// idle.
+	returned time.Time
+	// firstEffects holds the first effects recorded (a rule asks for one
+	// or two, e.g. tag and route); handle copies them out at the end, in
+	// one allocation of their size.
+	firstEffects [2]Effect
 }
 
 // context for Go functions called from JS (kv, fetch): Interrupt does not
@@ -180,6 +210,7 @@ func (v *version) newVM() (*vm, error) {
 	if err := m.installLimits(); err != nil {
 		return nil, fmt.Errorf("rules: prepare runtime: %w", err)
 	}
+	stackFields() // resolved here, once, rather than in a handler's deadline
 
 	jsonObj := rt.Get("JSON").ToObject(rt)
 	m.parse, _ = goja.AssertFunction(jsonObj.Get("parse"))
@@ -232,11 +263,14 @@ func (v *version) trim(keep int, cutoff time.Time) {
 // stale reports a runtime made before the latest memory cut.
 func (m *vm) stale() bool { return m.epoch < memEpoch.Load() }
 
-func (m *vm) arm(deadline time.Time) {
+func (m *vm) arm(deadline time.Time) { m.armIn(deadline, time.Until(deadline)) }
+
+// armIn is arm for a deadline d from now (saving a reading of the clock).
+func (m *vm) armIn(deadline time.Time, d time.Duration) {
 	m.mu.Lock()
 	m.running, m.deadline = true, deadline
 	m.mu.Unlock()
-	m.timer.Reset(time.Until(deadline))
+	m.timer.Reset(d)
 	if l := m.v.eng.opts.MemoryLimit; l > 0 {
 		watchdog.add(m, l)
 	}
@@ -265,8 +299,9 @@ func (m *vm) onDeadline() {
 // JS was cut mid-way (interrupt, stack overflow) is discarded rather than
 // reused: the rule's globals may be half-updated, and a fresh runtime only
 // costs one run of the top level, on a rare path.
+//
+// The caller checks the heap first (watchdog.beforeCall).
 func (v *version) handle(ctx context.Context, ev *event.Event, eff Effects) ([]Effect, bool, error) {
-	watchdog.beforeCall(v.eng)
 	m, err := v.get()
 	if err != nil {
 		// The top level ran once at load; failing now means it depends on
@@ -275,9 +310,11 @@ func (v *version) handle(ctx context.Context, ev *event.Event, eff Effects) ([]E
 		v.eng.log.Warn("rule runtime not created", slog.String("rule", v.rule.name), slog.String("file", v.rule.file), slog.Any("error", err))
 		return nil, false, err
 	}
-	c := &call{parent: ctx, ev: ev, eff: eff}
-	// m.call is cleared before m goes back to the pool, never after: the
+	// The runtime's own call state, reset: m.call and everything read from
+	// it are done with before m goes back to the pool, never after: the
 	// next call may already own it.
+	m.callState = call{parent: ctx, ev: ev, eff: eff}
+	c := &m.callState
 	m.call = c
 	msg := m.message(ev)
 	var callErr error
@@ -290,12 +327,20 @@ func (v *version) handle(ctx context.Context, ev *event.Event, eff Effects) ([]E
 		}
 	}
 	m.call = nil
+	effects, dropped, returned := c.effects, c.dropped, c.returned
+	if len(effects) > 0 && &effects[0] == &c.firstEffects[0] {
+		effects = slices.Clone(effects)
+	}
+	m.callState = call{}
 	if cut(callErr) {
 		m.close()
 	} else {
-		v.put(m)
+		if returned.IsZero() {
+			returned = time.Now()
+		}
+		v.putAt(m, returned)
 	}
-	return c.effects, c.dropped, callErr
+	return effects, dropped, callErr
 }
 
 // cut reports whether err stopped JS mid-way (interrupt, stack overflow),
@@ -322,12 +367,17 @@ func (m *vm) invoke(c *call, h handler, msg goja.Value) error {
 		c.deadline = d
 	}
 	c.cutIn = nil
-	m.arm(c.deadline)
-	_, err := h.fn(goja.Undefined(), msg, m.ctxObj)
+	m.armIn(c.deadline, c.deadline.Sub(start))
+	m.lendStack()
+	m.args = [2]goja.Value{msg, m.ctxObj}
+	_, err := h.fn(goja.Undefined(), m.args[:]...) // goja copies them to its stack
+	m.args = [2]goja.Value{}
 	returned := time.Now()
+	m.reclaimStack()
 	m.disarm()
 	c.endHandler()
-	elapsed := time.Since(start)
+	c.returned = returned
+	elapsed := returned.Sub(start)
 
 	st := &v.rule.stats
 	st.calls.Add(1)
