@@ -127,6 +127,13 @@ type Job struct {
 	// Log holds the most recent attempts, oldest first (bounded, see
 	// Options.LogSize).
 	Log []Attempt `bson:"log" json:"log"`
+	// ChatKey is {accountId}\x00{chatId} of the job's event (ChatKey), and
+	// Seq its place in the order its process enqueued jobs: a target
+	// handled with per-chat order delivers a chat's jobs one at a time by
+	// (Seq, ID). Jobs stored before per-chat order existed have neither and
+	// are delivered without order.
+	ChatKey string `bson:"chatKey,omitempty" json:"-"`
+	Seq     int64  `bson:"seq,omitempty" json:"-"`
 	// Event is the payload, stored whole so a job is self-contained: the
 	// sink gets exactly what the pipeline saw, tags included, even if the
 	// message document changes later.
@@ -149,6 +156,19 @@ type Attempt struct {
 // '|' cannot occur in event ids (they join segments with ':'), so the pair
 // is unambiguous.
 func JobID(eventID, target string) string { return eventID + "|" + target }
+
+func (j *Job) order() jobOrder { return jobOrder{chat: j.ChatKey, seq: j.Seq} }
+
+// ChatKey is the key per-chat order goes by: the event's account and chat
+// (its message's chat when the event names none), so events without a
+// chat are ordered per account. The pipeline keys its chats the same way.
+func ChatKey(ev *event.Event) string {
+	chat := ev.ChatID
+	if chat == "" && ev.Message != nil {
+		chat = ev.Message.ChatID
+	}
+	return ev.AccountID + "\x00" + chat
+}
 
 // Clock tells the time. Tests inject a fake one to run retry schedules
 // without waiting.
@@ -208,6 +228,20 @@ type Outbox struct {
 	// hints counts, per target, the jobs made pending in this process
 	// since its loop last claimed: how many its next claim needs slots for.
 	hints map[string]int
+
+	// seq is the last Job.Seq given out (nextSeq).
+	seqMu sync.Mutex
+	seq   int64
+}
+
+// nextSeq is the clock in nanoseconds, made strictly increasing in this
+// process, so jobs enqueued in one millisecond (one group commit) keep
+// the order they were enqueued in.
+func (o *Outbox) nextSeq() int64 {
+	o.seqMu.Lock()
+	defer o.seqMu.Unlock()
+	o.seq = max(o.clock.Now().UnixNano(), o.seq+1)
+	return o.seq
 }
 
 // Open returns an Outbox on MongoDB database db; call EnsureIndexes once
@@ -349,6 +383,7 @@ func (o *Outbox) jobsOf(items []Item) ([]*Job, []*event.Event, error) {
 		if err != nil {
 			return nil, nil, err
 		}
+		chat := ChatKey(it.Event)
 		for _, t := range it.Targets {
 			if t == "" {
 				return nil, nil, fmt.Errorf("enqueue event %q: empty target", it.Event.ID)
@@ -360,7 +395,7 @@ func (o *Outbox) jobsOf(items []Item) ([]*Job, []*event.Event, error) {
 			seen[id] = true
 			jobs = append(jobs, &Job{
 				ID: id, EventID: it.Event.ID, Target: t, AccountID: it.Event.AccountID,
-				State: StatePending, RunAt: now, CreatedAt: now, UpdatedAt: now,
+				ChatKey: chat, Seq: o.nextSeq(), State: StatePending, RunAt: now, CreatedAt: now, UpdatedAt: now,
 				Log: []Attempt{}, Event: stored,
 			})
 			plain = append(plain, it.Event)
@@ -410,7 +445,7 @@ func (o *Outbox) Bury(ctx context.Context, ev *event.Event, target, reason strin
 	}
 	j := &Job{
 		ID: JobID(ev.ID, target), EventID: ev.ID, Target: target, AccountID: ev.AccountID,
-		State: StateDeadLetter, RunAt: now, CreatedAt: now, UpdatedAt: now, LastError: reason,
+		ChatKey: ChatKey(ev), Seq: o.nextSeq(), State: StateDeadLetter, RunAt: now, CreatedAt: now, UpdatedAt: now, LastError: reason,
 		Log: []Attempt{{At: now, Result: OutcomeFail, Error: reason}}, Event: stored,
 	}
 	if err := o.b.Insert(ctx, []*Job{j}); err != nil {
