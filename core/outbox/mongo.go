@@ -317,7 +317,9 @@ func (b *mongoBackend) claimOne(ctx context.Context, filter bson.D, sorted bool,
 
 func (b *mongoBackend) Extend(ctx context.Context, id, claimID string, leaseUntil time.Time) error {
 	return b.guarded(ctx, id, claimID, bson.D{{Key: "$set", Value: bson.D{{Key: "leaseUntil", Value: leaseUntil}}}},
-		func(mj *memJob) { b.mem.put(mj.id, mj.target, mj.ord, StateProcessing, leaseUntil, mj.createdAt, claimID) })
+		func(mj *memJob) {
+			b.mem.put(mj.id, mj.target, mj.ord, StateProcessing, leaseUntil, mj.createdAt, claimID)
+		})
 }
 
 // Finish is one guarded update per job: a bulk write would not tell which
