@@ -134,7 +134,7 @@ type Webhooks struct {
 	DisableAfter        time.Duration     `koanf:"disable_after" doc:"A webhook endpoint whose every attempt failed for this long is disabled and a webhook.disabled event is sent to the endpoints subscribed to it."`
 	Plugin              string            `koanf:"plugin" doc:"The declared plugin (plugins.NAME) that sends the webhook requests: the webhook plugin built into bin/plugins/webhook."`
 	SyncInterval        time.Duration     `koanf:"sync_interval" doc:"How often webhook endpoints created, changed or deleted by other daemons sharing the database are picked up."`
-	Endpoints           []WebhookEndpoint `koanf:"endpoints" doc:"Webhook endpoints upserted at every start under a stable id: a list of {id, url, events, accounts, sources, description, headers, enabled, secret, rate_limit, batch}. Endpoints made over REST need no entry."`
+	Endpoints           []WebhookEndpoint `koanf:"endpoints" doc:"Webhook endpoints upserted at every start under a stable id: a list of {id, url, events, accounts, sources, description, headers, enabled, secret, rate_limit, batch, ordered}. Endpoints made over REST need no entry."`
 }
 
 // Encryption configures encryption at rest (package sealing). No key

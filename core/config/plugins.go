@@ -35,8 +35,8 @@ type Plugin struct {
 // WebhookEndpoint is an endpoint in config.yaml (webhooks.endpoints).
 // Package webhooks upserts it (webhooks.Declared is this type) and checks
 // it (webhooks.ValidateDeclared). It is upserted at every start under its
-// id: url, events, accounts, sources, description, headers, rate_limit and
-// batch follow the file. Secret, when set, is the signing secret; otherwise one
+// id: url, events, accounts, sources, description, headers, rate_limit,
+// batch and ordered follow the file. Secret, when set, is the signing secret; otherwise one
 // is generated once and kept (rotate it over REST to learn it). enabled:
 // false disables the endpoint; true (the default) does not re-enable an
 // endpoint its health disabled — an operator does that with PATCH.
@@ -55,4 +55,7 @@ type WebhookEndpoint struct {
 	RateLimit   float64           `koanf:"rate_limit"`
 	// Batch: post several deliveries as one JSON array (default off).
 	Batch bool `koanf:"batch"`
+	// Ordered: deliver the events of one chat one at a time, in order
+	// (default off).
+	Ordered bool `koanf:"ordered"`
 }
