@@ -39,7 +39,7 @@ type Config struct {
 
 	Pipeline []StageConfig `koanf:"pipeline" doc:"The stages every stored event passes through, in order: a list of {name, one of rules/plugin/sink/builtin, config, match, mode, timeout, onError}. Builtins: tag, annotate, reply, drop, log; sink webhooks feeds the webhook endpoints. Re-read when the file changes. Empty: events are only stored."`
 
-	Plugins map[string]Plugin `koanf:"plugins" doc:"Plugin binaries the daemon launches and supervises: a map of NAME to {path, args, config, timeout, concurrency, sha256}. A stage with plugin: NAME calls it inline or feeds it through the outbox (mode: sink)."`
+	Plugins map[string]Plugin `koanf:"plugins" doc:"Plugin binaries the daemon launches and supervises: a map of NAME to {path, args, config, timeout, concurrency, ordered, sha256}. A stage with plugin: NAME calls it inline or feeds it through the outbox (mode: sink)."`
 }
 
 // Account declares one account in config.yaml. Declaring is only creating:

@@ -27,6 +27,11 @@ type Plugin struct {
 	// Concurrency is how many sink deliveries to the plugin may be in flight
 	// at once; zero means pluginhost.DefaultConcurrency.
 	Concurrency int `koanf:"concurrency" json:"concurrency,omitempty"`
+	// Ordered hands the plugin the sink jobs of one chat one at a time, in
+	// order (outbox.HandleOptions.PerChatOrder); a job that fails holds
+	// back the later ones of its chat until it is delivered or
+	// dead-lettered.
+	Ordered bool `koanf:"ordered" json:"ordered,omitempty"`
 	// SHA256, when set, is the hex SHA-256 the executable must have;
 	// go-plugin refuses to start a binary that does not match.
 	SHA256 string `koanf:"sha256" json:"sha256,omitempty"`
