@@ -101,7 +101,8 @@ type HandleOptions struct {
 	// Concurrency bounds the attempts in flight; ≤ 0 means 1.
 	Concurrency int
 	// PerChatOrder delivers the jobs of one chat (Job.ChatKey) one at a
-	// time, in the order they were enqueued: a job is claimed only once
+	// time, in the order they were enqueued — those enqueued in this
+	// process since (every daemon handles the same targets alike): a job is claimed only once
 	// every earlier job of its chat is delivered or dead-lettered, so a
 	// failing job holds back the later jobs of its chat (and only of its
 	// chat) through its retries. Other chats use the other slots, and a
@@ -153,6 +154,7 @@ func (d *Dispatcher) Handle(name string, s Sink, concurrency int) {
 // HandleWith is Handle with the target's options.
 func (d *Dispatcher) HandleWith(name string, s Sink, opts HandleOptions) {
 	t := &target{name: name, sink: s, concurrency: max(opts.Concurrency, 1), ordered: opts.PerChatOrder}
+	d.o.setOrdered(name, opts.PerChatOrder)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if old := d.targets[name]; old != nil && old.stop != nil {

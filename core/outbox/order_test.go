@@ -70,6 +70,7 @@ func TestOrderedClaimTakesEachChatsFirstLiveJob(t *testing.T) {
 		ctx := context.Background()
 		clk := newClock()
 		o := s.open(t, Options{Clock: clk, Rand: fixedRand(0)})
+		o.setOrdered("o", true)
 		chats := []string{"a@s.whatsapp.net", "b@s.whatsapp.net", ""}
 		items := chatItems("o", chats, 3)
 		items = append(items, chatItems("u", chats, 3)...)
@@ -80,6 +81,10 @@ func TestOrderedClaimTakesEachChatsFirstLiveJob(t *testing.T) {
 		for _, ev := range []*event.Event{a, b, none} {
 			if j := mustGet(t, o, JobID(ev.ID, "o")); j.ChatKey != ChatKey(ev) || j.Seq == 0 {
 				t.Fatalf("job of %s: chat key %q seq %d, want %q and a seq", ev.ID, j.ChatKey, j.Seq, ChatKey(ev))
+			}
+			// An unordered target's jobs skip the order's index.
+			if j := mustGet(t, o, JobID(ev.ID, "u")); j.ChatKey != "" || j.Seq != 0 {
+				t.Fatalf("job of %s for an unordered target: chat key %q seq %d, want none", ev.ID, j.ChatKey, j.Seq)
 			}
 		}
 
@@ -134,6 +139,7 @@ func TestOrderedClaimReplayedJobGoesFirst(t *testing.T) {
 	backends(t, func(t *testing.T, s backend) {
 		ctx := context.Background()
 		o := s.open(t, Options{Clock: newClock()})
+		o.setOrdered("o", true)
 		if err := o.EnqueueBatch(ctx, chatItems("o", []string{"a"}, 2)); err != nil {
 			t.Fatal(err)
 		}
@@ -154,22 +160,16 @@ func TestOrderedClaimReplayedJobGoesFirst(t *testing.T) {
 	})
 }
 
-// Jobs stored without a chat key (before per-chat order existed) are
-// claimed as if unordered.
+// Jobs enqueued before their target was in per-chat order carry no chat
+// key and are claimed as if unordered.
 func TestOrderedClaimTakesJobsWithoutAChatKeyUnordered(t *testing.T) {
 	backends(t, func(t *testing.T, s backend) {
 		ctx := context.Background()
 		o := s.open(t, Options{Clock: newClock()})
-		jobs, err := o.jobs(chatItems("o", []string{"a"}, 3))
-		if err != nil {
+		if err := o.EnqueueBatch(ctx, chatItems("o", []string{"a"}, 3)); err != nil {
 			t.Fatal(err)
 		}
-		for _, j := range jobs {
-			j.ChatKey, j.Seq = "", 0
-		}
-		if err := o.b.Insert(ctx, jobs); err != nil {
-			t.Fatal(err)
-		}
+		o.setOrdered("o", true)
 		if got := claimedIDs(t, o, "o", true); len(got) != 3 {
 			t.Fatalf("claimed %d jobs without chat keys, want all 3", len(got))
 		}
@@ -284,6 +284,14 @@ func TestDispatcherKeepsPerChatOrder(t *testing.T) {
 				o := s.open(t, Options{Clock: clk, Rand: fixedRand(0)})
 				const slots, perChat = 4, 5
 				chats := []string{"a", "b", "c", "d", "e"}
+				head := chatEvent("a", 0).ID
+				g := newGatedSink(head)
+				var sink Sink = g
+				if batch {
+					sink = gatedBatchSink{g}
+				}
+				d := NewDispatcher(o, DispatcherOptions{PollInterval: 10 * time.Millisecond})
+				d.HandleWith("o", sink, HandleOptions{Concurrency: slots, PerChatOrder: true})
 				// Chat by chat, chat a first and a millisecond earlier: an
 				// unordered claim of the earliest jobs would take several of
 				// chat a's.
@@ -294,14 +302,6 @@ func TestDispatcherKeepsPerChatOrder(t *testing.T) {
 				if err := o.EnqueueBatch(ctx, chatItems("o", chats[1:], perChat)); err != nil {
 					t.Fatal(err)
 				}
-				head := chatEvent("a", 0).ID
-				g := newGatedSink(head)
-				var sink Sink = g
-				if batch {
-					sink = gatedBatchSink{g}
-				}
-				d := NewDispatcher(o, DispatcherOptions{PollInterval: 10 * time.Millisecond})
-				d.HandleWith("o", sink, HandleOptions{Concurrency: slots, PerChatOrder: true})
 				run(t, d)
 
 				// Let deliveries go wave by wave (a BatchSink's slots come

@@ -130,8 +130,9 @@ type Job struct {
 	// ChatKey is {accountId}\x00{chatId} of the job's event (ChatKey), and
 	// Seq its place in the order its process enqueued jobs: a target
 	// handled with per-chat order delivers a chat's jobs one at a time by
-	// (Seq, ID). Jobs stored before per-chat order existed have neither and
-	// are delivered without order.
+	// (Seq, ID). Only jobs of such targets get them (the others skip the
+	// index that orders them); jobs enqueued before their target was
+	// ordered have neither and are delivered without order.
 	ChatKey string `bson:"chatKey,omitempty" json:"-"`
 	Seq     int64  `bson:"seq,omitempty" json:"-"`
 	// Event is the payload, stored whole so a job is self-contained: the
@@ -229,20 +230,41 @@ type Outbox struct {
 	// since its loop last claimed: how many its next claim needs slots for.
 	hints map[string]int
 
-	// seq is the last Job.Seq given out (nextSeq).
-	seqMu sync.Mutex
-	seq   int64
+	// seq is the last Job.Seq given out (nextSeq); ordered holds the
+	// targets handled in per-chat order (Dispatcher.HandleWith), whose jobs
+	// get a ChatKey and a Seq.
+	seqMu   sync.Mutex
+	seq     int64
+	ordered map[string]bool
 }
 
-// nextSeq is the clock in nanoseconds, made strictly increasing in this
-// process, so jobs enqueued in one millisecond (one group commit) keep
-// the order they were enqueued in.
-func (o *Outbox) nextSeq() int64 {
+// setOrdered records whether target's jobs are enqueued for per-chat
+// order from now on.
+func (o *Outbox) setOrdered(target string, on bool) {
 	o.seqMu.Lock()
 	defer o.seqMu.Unlock()
-	o.seq = max(o.clock.Now().UnixNano(), o.seq+1)
-	return o.seq
+	if on {
+		o.ordered[target] = true
+	} else {
+		delete(o.ordered, target)
+	}
 }
+
+// order returns the ChatKey and Seq of a new job of target for ev: none
+// unless target is in per-chat order.
+func (o *Outbox) order(target string, ev *event.Event) (string, int64) {
+	o.seqMu.Lock()
+	defer o.seqMu.Unlock()
+	if !o.ordered[target] {
+		return "", 0
+	}
+	o.seq = max(o.clock.Now().UnixNano(), o.seq+1)
+	return ChatKey(ev), o.seq
+}
+
+// A Seq is the clock in nanoseconds, made strictly increasing in this
+// process, so jobs enqueued in one millisecond (one group commit) keep the
+// order they were enqueued in.
 
 // Open returns an Outbox on MongoDB database db; call EnsureIndexes once
 // the server is reachable. Shared mode does no I/O here. Exclusive mode
@@ -315,6 +337,7 @@ func New(b Backend, opts Options) (*Outbox, error) {
 		wake:     map[string][]chan struct{}{},
 		takers:   map[string]taker{},
 		hints:    map[string]int{},
+		ordered:  map[string]bool{},
 	}, nil
 }
 
@@ -383,7 +406,6 @@ func (o *Outbox) jobsOf(items []Item) ([]*Job, []*event.Event, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		chat := ChatKey(it.Event)
 		for _, t := range it.Targets {
 			if t == "" {
 				return nil, nil, fmt.Errorf("enqueue event %q: empty target", it.Event.ID)
@@ -393,9 +415,10 @@ func (o *Outbox) jobsOf(items []Item) ([]*Job, []*event.Event, error) {
 				continue
 			}
 			seen[id] = true
+			chat, seq := o.order(t, it.Event)
 			jobs = append(jobs, &Job{
 				ID: id, EventID: it.Event.ID, Target: t, AccountID: it.Event.AccountID,
-				ChatKey: chat, Seq: o.nextSeq(), State: StatePending, RunAt: now, CreatedAt: now, UpdatedAt: now,
+				ChatKey: chat, Seq: seq, State: StatePending, RunAt: now, CreatedAt: now, UpdatedAt: now,
 				Log: []Attempt{}, Event: stored,
 			})
 			plain = append(plain, it.Event)
@@ -443,9 +466,10 @@ func (o *Outbox) Bury(ctx context.Context, ev *event.Event, target, reason strin
 	if err != nil {
 		return err
 	}
+	chat, seq := o.order(target, ev)
 	j := &Job{
 		ID: JobID(ev.ID, target), EventID: ev.ID, Target: target, AccountID: ev.AccountID,
-		ChatKey: ChatKey(ev), Seq: o.nextSeq(), State: StateDeadLetter, RunAt: now, CreatedAt: now, UpdatedAt: now, LastError: reason,
+		ChatKey: chat, Seq: seq, State: StateDeadLetter, RunAt: now, CreatedAt: now, UpdatedAt: now, LastError: reason,
 		Log: []Attempt{{At: now, Result: OutcomeFail, Error: reason}}, Event: stored,
 	}
 	if err := o.b.Insert(ctx, []*Job{j}); err != nil {

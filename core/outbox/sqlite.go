@@ -175,7 +175,7 @@ const claimOrderedSQL = `UPDATE outbox_jobs SET
 		SELECT j.id FROM outbox_jobs j WHERE j.target = ?5 AND j.due_at <= ?4
 			AND (j.chat_key = '' OR NOT EXISTS (
 				SELECT 1 FROM outbox_jobs e WHERE e.target = j.target AND e.chat_key = j.chat_key
-					AND e.due_at IS NOT NULL AND (e.seq, e.id) < (j.seq, j.id)))
+					AND e.due_at IS NOT NULL AND e.chat_key <> '' AND (e.seq, e.id) < (j.seq, j.id)))
 		ORDER BY j.due_at LIMIT ?6)
 	RETURNING id`
 

@@ -301,6 +301,7 @@ func TestSQLiteChatOrderMigrationKeepsJobs(t *testing.T) {
 	if got := claimedIDs(t, o, "o", true); len(got) != 2 {
 		t.Fatalf("ordered claim took %d of the 2 pending jobs stored before the migration, want both", len(got))
 	}
+	o.setOrdered("o", true)
 	mustEnqueue(t, o, chatEvent("a", 3), "o")
 	if j := mustGet(t, o, JobID(chatEvent("a", 3).ID, "o")); j.ChatKey != ChatKey(chatEvent("a", 3)) || j.Seq == 0 {
 		t.Fatalf("job enqueued after the migration: chat key %q, seq %d", j.ChatKey, j.Seq)
