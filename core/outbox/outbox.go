@@ -13,6 +13,10 @@
 //     it, so a worker whose lease was taken over cannot overwrite the new
 //     owner's result.
 //   - Done jobs are removed by an explicit Purge.
+//   - A target handled in per-chat order (HandleOptions.PerChatOrder) has
+//     its jobs stored with their chat (ChatKey) and enqueue order (Seq), and
+//     its claims take only a job that no live job of its chat precedes: one
+//     job per chat at a time, in order; a failing one holds back its chat.
 //
 // The Outbox holds the logic (schedules, attempt logs, outcomes); a Backend
 // stores it. Two exist:
