@@ -52,7 +52,7 @@ const (
 
 var webhookExample = map[string]any{
 	"id": ExampleWebhook, "url": ExampleWebhookURL, "events": []string{"message.received", "message.status"}, "accounts": []string{ExampleAccount},
-	"sources": []string{"*"}, "description": "CRM inbox", "headers": map[string]string{"X-Api-Key": "k1"}, "enabled": true, "rateLimit": 0, "batch": false, "source": "api",
+	"sources": []string{"*"}, "description": "CRM inbox", "headers": map[string]string{"X-Api-Key": "k1"}, "enabled": true, "rateLimit": 0, "batch": false, "ordered": false, "source": "api",
 	"createdAt": "2026-11-25T12:05:00Z", "updatedAt": "2026-11-25T12:05:00Z",
 }
 
@@ -863,11 +863,12 @@ var schemas = map[string]any{
 		"description": str(""),
 		"headers":     map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}, "description": "sent with every request; cannot override Content-Type, User-Agent or the webhook-* headers"},
 		"enabled":     boolean("default true"), "rateLimit": num("deliveries per second, 0 (default) for no limit"),
-		"batch": boolean("default false: one POST per event; true: deliveries that are due together are posted as one JSON array of envelopes with one signature over the whole body (README: Webhooks)"),
+		"batch":   boolean("default false: one POST per event; true: deliveries that are due together are posted as one JSON array of envelopes with one signature over the whole body (README: Webhooks)"),
+		"ordered": boolean("default false; true: the events of one chat are delivered one at a time, in order, and a failing delivery holds back the later ones of its chat until it succeeds or is dead-lettered (README: Webhooks)"),
 	}),
 	"Webhook": obj(map[string]any{
 		"id": str(""), "url": str(""), "events": arr(str("")), "accounts": arr(str("")), "sources": arr(str("phone, api, rule, plugin, history or *")), "description": str(""),
-		"headers": stringMap(""), "enabled": boolean(""), "rateLimit": num(""), "batch": boolean("deliveries posted as one JSON array"), "source": str("api or config (config.yaml webhooks.endpoints)"),
+		"headers": stringMap(""), "enabled": boolean(""), "rateLimit": num(""), "batch": boolean("deliveries posted as one JSON array"), "ordered": boolean("per-chat order"), "source": str("api or config (config.yaml webhooks.endpoints)"),
 		"secret":                  str("whsec_…: only in the answers of create and rotate-secret"),
 		"previousSecretExpiresAt": str("until then the previous secret signs too"),
 		"failingSince":            str("first failed attempt since the last success"),

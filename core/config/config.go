@@ -39,7 +39,7 @@ type Config struct {
 
 	Pipeline []StageConfig `koanf:"pipeline" doc:"The stages every stored event passes through, in order: a list of {name, one of rules/plugin/sink/builtin, config, match, mode, timeout, onError}. Builtins: tag, annotate, reply, drop, log; sink webhooks feeds the webhook endpoints. Re-read when the file changes. Empty: events are only stored."`
 
-	Plugins map[string]Plugin `koanf:"plugins" doc:"Plugin binaries the daemon launches and supervises: a map of NAME to {path, args, config, timeout, concurrency, sha256}. A stage with plugin: NAME calls it inline or feeds it through the outbox (mode: sink)."`
+	Plugins map[string]Plugin `koanf:"plugins" doc:"Plugin binaries the daemon launches and supervises: a map of NAME to {path, args, config, timeout, concurrency, ordered, sha256}. A stage with plugin: NAME calls it inline or feeds it through the outbox (mode: sink)."`
 }
 
 // Account declares one account in config.yaml. Declaring is creating: an
@@ -136,7 +136,7 @@ type Webhooks struct {
 	DisableAfter        time.Duration     `koanf:"disable_after" doc:"A webhook endpoint whose every attempt failed for this long is disabled and a webhook.disabled event is sent to the endpoints subscribed to it."`
 	Plugin              string            `koanf:"plugin" doc:"The declared plugin (plugins.NAME) that sends the webhook requests: the webhook plugin built into bin/plugins/webhook."`
 	SyncInterval        time.Duration     `koanf:"sync_interval" doc:"How often webhook endpoints created, changed or deleted by other daemons sharing the database are picked up."`
-	Endpoints           []WebhookEndpoint `koanf:"endpoints" doc:"Webhook endpoints upserted at every start under a stable id: a list of {id, url, events, accounts, sources, description, headers, enabled, secret, rate_limit, batch}. Endpoints made over REST need no entry."`
+	Endpoints           []WebhookEndpoint `koanf:"endpoints" doc:"Webhook endpoints upserted at every start under a stable id: a list of {id, url, events, accounts, sources, description, headers, enabled, secret, rate_limit, batch, ordered}. Endpoints made over REST need no entry."`
 }
 
 // Encryption configures encryption at rest (package sealing). No key

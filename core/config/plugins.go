@@ -27,6 +27,11 @@ type Plugin struct {
 	// Concurrency is how many sink deliveries to the plugin may be in flight
 	// at once; zero means pluginhost.DefaultConcurrency.
 	Concurrency int `koanf:"concurrency" json:"concurrency,omitempty"`
+	// Ordered hands the plugin the sink jobs of one chat one at a time, in
+	// order (outbox.HandleOptions.PerChatOrder); a job that fails holds
+	// back the later ones of its chat until it is delivered or
+	// dead-lettered.
+	Ordered bool `koanf:"ordered" json:"ordered,omitempty"`
 	// SHA256, when set, is the hex SHA-256 the executable must have;
 	// go-plugin refuses to start a binary that does not match.
 	SHA256 string `koanf:"sha256" json:"sha256,omitempty"`
@@ -35,8 +40,8 @@ type Plugin struct {
 // WebhookEndpoint is an endpoint in config.yaml (webhooks.endpoints).
 // Package webhooks upserts it (webhooks.Declared is this type) and checks
 // it (webhooks.ValidateDeclared). It is upserted at every start under its
-// id: url, events, accounts, sources, description, headers, rate_limit and
-// batch follow the file. Secret, when set, is the signing secret; otherwise one
+// id: url, events, accounts, sources, description, headers, rate_limit,
+// batch and ordered follow the file. Secret, when set, is the signing secret; otherwise one
 // is generated once and kept (rotate it over REST to learn it). enabled:
 // false disables the endpoint; true (the default) does not re-enable an
 // endpoint its health disabled — an operator does that with PATCH.
@@ -55,4 +60,7 @@ type WebhookEndpoint struct {
 	RateLimit   float64           `koanf:"rate_limit"`
 	// Batch: post several deliveries as one JSON array (default off).
 	Batch bool `koanf:"batch"`
+	// Ordered: deliver the events of one chat one at a time, in order
+	// (default off).
+	Ordered bool `koanf:"ordered"`
 }

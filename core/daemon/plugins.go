@@ -90,7 +90,9 @@ func (d *Daemon) buildPlugins(cfg config.Config, opts Options) error {
 		}
 		p, _ := m.Get(name)
 		d.registry.RegisterPlugin(name, pluginFactory(p), true)
-		d.dispatch.Handle(name, pluginSink{p}, pluginhost.SinkConcurrency(cfg.Plugins[name]))
+		d.dispatch.HandleWith(name, pluginSink{p}, outbox.HandleOptions{
+			Concurrency: pluginhost.SinkConcurrency(cfg.Plugins[name]), PerChatOrder: cfg.Plugins[name].Ordered,
+		})
 	}
 	return nil
 }

@@ -30,6 +30,7 @@ import (
 
 	"github.com/wildcathub/wildcat/core/config"
 	"github.com/wildcathub/wildcat/core/logging"
+	"github.com/wildcathub/wildcat/core/outbox"
 	"github.com/wildcathub/wildcat/core/pluginhost"
 	"github.com/wildcathub/wildcat/core/webhooks"
 )
@@ -43,7 +44,9 @@ type webhookHost struct {
 	log         *slog.Logger
 	d           *Daemon
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// handled: the endpoints the dispatcher handles, by id, and whether
+	// in per-chat order.
 	handled map[string]bool
 }
 
@@ -121,9 +124,14 @@ func (h *webhookHost) onChange(ep *webhooks.Endpoint, deleted bool) {
 	case deleted:
 		h.d.dispatch.Remove(ep.Target())
 		delete(h.handled, ep.ID)
-	case !h.handled[ep.ID]:
-		h.d.dispatch.Handle(ep.Target(), h.reg.Sink(), h.concurrency)
-		h.handled[ep.ID] = true
+	default:
+		// Handled again only when its order changes: that restarts the
+		// target's claim loop (attempts in flight are handed back).
+		if ordered, ok := h.handled[ep.ID]; ok && ordered == ep.Ordered {
+			return
+		}
+		h.d.dispatch.HandleWith(ep.Target(), h.reg.Sink(), outbox.HandleOptions{Concurrency: h.concurrency, PerChatOrder: ep.Ordered})
+		h.handled[ep.ID] = ep.Ordered
 	}
 }
 

@@ -59,6 +59,13 @@ type ClaimRequest struct {
 	Now        time.Time
 	LeaseUntil time.Time
 	Max        int
+	// Ordered takes only a job that is its chat's first live one: no
+	// pending or processing job of the same target and ChatKey precedes it
+	// by (Seq, ID). So at most one job per chat is claimed at a time, in
+	// order, and a failing job holds back the later ones of its chat
+	// until it is delivered or dead-lettered. Jobs without a ChatKey are
+	// taken as if unordered.
+	Ordered bool
 }
 
 // Settlement is what a finished attempt makes of a job held under ClaimID:

@@ -64,10 +64,21 @@ func (o *Outbox) Claim(ctx context.Context, target, owner string) (*Job, error) 
 // first, in one atomic step, each with a lease of Lease() (heartbeat or
 // complete each before it ends). It returns ErrNoJob when nothing is due.
 func (o *Outbox) ClaimBatch(ctx context.Context, target, owner string, n int) ([]*Job, error) {
+	return o.claimBatch(ctx, target, owner, n, false)
+}
+
+// ClaimOrdered is ClaimBatch in per-chat order: it takes only jobs that
+// are the first live (pending or processing) job of their chat, so no two
+// jobs of one chat are ever held at once (see ClaimRequest.Ordered).
+func (o *Outbox) ClaimOrdered(ctx context.Context, target, owner string, n int) ([]*Job, error) {
+	return o.claimBatch(ctx, target, owner, n, true)
+}
+
+func (o *Outbox) claimBatch(ctx context.Context, target, owner string, n int, ordered bool) ([]*Job, error) {
 	now := o.now()
 	jobs, err := o.b.Claim(ctx, ClaimRequest{
 		Target: target, Owner: owner, ClaimID: uuid.NewString(),
-		Now: now, LeaseUntil: now.Add(o.lease), Max: max(n, 1),
+		Now: now, LeaseUntil: now.Add(o.lease), Max: max(n, 1), Ordered: ordered,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox jobs of %s: %w", target, err)

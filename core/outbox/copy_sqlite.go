@@ -65,7 +65,7 @@ func (j *SQLiteJobs) Import(ctx context.Context, jobs []*Job) error {
 			x := e.job
 			if _, err := st.ExecContext(ctx, x.ID, x.EventID, x.Target, x.AccountID, string(x.State), x.Attempts, ms(x.RunAt),
 				nullMS(x.FirstAttemptAt), nullMS(x.LeaseUntil), x.Owner, x.ClaimID, x.LastError,
-				ms(x.CreatedAt), ms(x.UpdatedAt), string(e.log), string(e.payload)); err != nil {
+				ms(x.CreatedAt), ms(x.UpdatedAt), string(e.log), string(e.payload), x.ChatKey, x.Seq); err != nil {
 				return fmt.Errorf("job %s: %w", x.ID, err)
 			}
 		}

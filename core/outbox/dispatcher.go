@@ -92,7 +92,22 @@ type target struct {
 	name        string
 	sink        Sink
 	concurrency int
+	ordered     bool
 	stop        context.CancelFunc
+}
+
+// HandleOptions is how a target is handled (HandleWith).
+type HandleOptions struct {
+	// Concurrency bounds the attempts in flight; ≤ 0 means 1.
+	Concurrency int
+	// PerChatOrder delivers the jobs of one chat (Job.ChatKey) one at a
+	// time, in the order they were enqueued — those enqueued in this
+	// process since (every daemon handles the same targets alike): a job is claimed only once
+	// every earlier job of its chat is delivered or dead-lettered, so a
+	// failing job holds back the later jobs of its chat (and only of its
+	// chat) through its retries. Other chats use the other slots, and a
+	// BatchSink's batch never holds two jobs of one chat.
+	PerChatOrder bool
 }
 
 // NewDispatcher returns a dispatcher for o's jobs; register targets with
@@ -133,7 +148,13 @@ func (d *Dispatcher) Owner() string { return d.opts.Owner }
 // in flight (≤ 0 means 1). It may be called before or during Run;
 // handling a target again replaces its sink once in-flight attempts end.
 func (d *Dispatcher) Handle(name string, s Sink, concurrency int) {
-	t := &target{name: name, sink: s, concurrency: max(concurrency, 1)}
+	d.HandleWith(name, s, HandleOptions{Concurrency: concurrency})
+}
+
+// HandleWith is Handle with the target's options.
+func (d *Dispatcher) HandleWith(name string, s Sink, opts HandleOptions) {
+	t := &target{name: name, sink: s, concurrency: max(opts.Concurrency, 1), ordered: opts.PerChatOrder}
+	d.o.setOrdered(name, opts.PerChatOrder)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if old := d.targets[name]; old != nil && old.stop != nil {
@@ -266,9 +287,14 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 	}
 	// New jobs this process stores while a slot is free come already
 	// claimed for this loop (handoff.go); the window gathers those that
-	// arrive together into one batch, as for claims.
+	// arrive together into one batch, as for claims. Not for a target in
+	// per-chat order: a new job may have to wait for an earlier one of its
+	// chat, which only a claim checks.
 	tk := newLoopTaker(d.opts.Owner, slots)
-	unregister := d.o.registerTaker(t.name, tk)
+	unregister := func() {}
+	if !t.ordered {
+		unregister = d.o.registerTaker(t.name, tk)
+	}
 	handDone := make(chan struct{})
 	go func() {
 		defer close(handDone)
@@ -339,7 +365,7 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 			if !ok {
 				return
 			}
-			jobs, err := d.o.ClaimBatch(ctx, t.name, d.opts.Owner, n)
+			jobs, err := d.o.claimBatch(ctx, t.name, d.opts.Owner, n, t.ordered)
 			switch {
 			case err == nil || errors.Is(err, ErrNoJob):
 				drained = len(jobs) < n
@@ -541,6 +567,17 @@ func (d *Dispatcher) record(ctx context.Context, t *target, batch []attemptDone,
 		return
 	}
 	errs := d.o.CompleteBatch(wctx, cs)
+	if t.ordered {
+		// A finished job lets the next job of its chat be claimed: claim
+		// again now rather than at the next poll.
+		var finished []*Job
+		for i, err := range errs {
+			if err == nil && kept[i].job.State != StatePending {
+				finished = append(finished, kept[i].job)
+			}
+		}
+		d.o.notifyJobs(finished)
+	}
 	for i, err := range errs {
 		job := kept[i].job
 		jlog := log.With(slog.String("job_id", job.ID), slog.Int("attempt", job.Attempts))

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -27,6 +28,7 @@ type memQueue struct {
 // of the claim condition.
 type memJob struct {
 	id, target string
+	ord        jobOrder
 	state      State
 	due        time.Time
 	createdAt  time.Time
@@ -38,8 +40,24 @@ func newMemQueue() *memQueue {
 	return &memQueue{jobs: map[string]*memJob{}, targets: map[string]*dueHeap{}}
 }
 
-// put adds or reschedules a live job. Caller holds mu.
-func (q *memQueue) put(id, target string, state State, due, created time.Time, claimID string) {
+// jobOrder is a job's place in its chat's order (Job.ChatKey, Job.Seq).
+type jobOrder struct {
+	chat string
+	seq  int64
+}
+
+// before reports whether a job at o (id) precedes one at p (pid) in their
+// chat.
+func (o jobOrder) before(id string, p jobOrder, pid string) bool {
+	if o.seq != p.seq {
+		return o.seq < p.seq
+	}
+	return id < pid
+}
+
+// put adds or reschedules a live job; ord is used only when it is new.
+// Caller holds mu.
+func (q *memQueue) put(id, target string, ord jobOrder, state State, due, created time.Time, claimID string) {
 	h := q.targets[target]
 	if h == nil {
 		h = &dueHeap{}
@@ -50,7 +68,7 @@ func (q *memQueue) put(id, target string, state State, due, created time.Time, c
 		heap.Fix(h, j.index)
 		return
 	}
-	j := &memJob{id: id, target: target, state: state, due: due, createdAt: created, claimID: claimID}
+	j := &memJob{id: id, target: target, ord: ord, state: state, due: due, createdAt: created, claimID: claimID}
 	q.jobs[id] = j
 	heap.Push(h, j)
 }
@@ -73,6 +91,43 @@ func (q *memQueue) next(target string, now time.Time) *memJob {
 		return nil
 	}
 	return (*h)[0]
+}
+
+// nextOrdered returns up to n of target's jobs due at now that are the
+// first live job of their chat (jobs without a chat count as their own),
+// earliest due first: an ordered claim's candidates. It walks every live
+// job of target — this mode is for tests and a lone process on FerretDB.
+// Caller holds mu.
+func (q *memQueue) nextOrdered(target string, now time.Time, n int) []*memJob {
+	h := q.targets[target]
+	if h == nil {
+		return nil
+	}
+	heads := map[string]*memJob{}
+	var due []*memJob
+	for _, j := range *h {
+		if j.ord.chat == "" {
+			if !j.due.After(now) {
+				due = append(due, j)
+			}
+			continue
+		}
+		if cur := heads[j.ord.chat]; cur == nil || j.ord.before(j.id, cur.ord, cur.id) {
+			heads[j.ord.chat] = j
+		}
+	}
+	for _, j := range heads {
+		if !j.due.After(now) {
+			due = append(due, j)
+		}
+	}
+	sort.Slice(due, func(i, k int) bool {
+		if !due[i].due.Equal(due[k].due) {
+			return due[i].due.Before(due[k].due)
+		}
+		return due[i].id < due[k].id
+	})
+	return due[:min(n, len(due))]
 }
 
 // oldestPending returns the creation time of the oldest pending job; zero
@@ -117,7 +172,11 @@ type scheduleDoc struct {
 	LeaseUntil *time.Time `bson:"leaseUntil"`
 	ClaimID    string     `bson:"claimId"`
 	CreatedAt  time.Time  `bson:"createdAt"`
+	ChatKey    string     `bson:"chatKey"`
+	Seq        int64      `bson:"seq"`
 }
+
+func (d *scheduleDoc) order() jobOrder { return jobOrder{chat: d.ChatKey, seq: d.Seq} }
 
 func (d *scheduleDoc) due() time.Time {
 	if d.State == StateProcessing && d.LeaseUntil != nil {
@@ -134,6 +193,7 @@ func (b *mongoBackend) loadSchedule(ctx context.Context) error {
 		options.Find().SetProjection(bson.D{
 			{Key: "target", Value: 1}, {Key: "state", Value: 1}, {Key: "runAt", Value: 1},
 			{Key: "leaseUntil", Value: 1}, {Key: "claimId", Value: 1}, {Key: "createdAt", Value: 1},
+			{Key: "chatKey", Value: 1}, {Key: "seq", Value: 1},
 		}))
 	if err != nil {
 		return fmt.Errorf("load outbox schedule: %w", err)
@@ -146,7 +206,7 @@ func (b *mongoBackend) loadSchedule(ctx context.Context) error {
 		if err := cur.Decode(&d); err != nil {
 			return fmt.Errorf("load outbox schedule: %w", err)
 		}
-		b.mem.put(d.ID, d.Target, d.State, d.due(), d.CreatedAt, d.ClaimID)
+		b.mem.put(d.ID, d.Target, d.order(), d.State, d.due(), d.CreatedAt, d.ClaimID)
 	}
 	if err := cur.Err(); err != nil {
 		return fmt.Errorf("load outbox schedule: %w", err)
@@ -164,7 +224,7 @@ func (b *mongoBackend) track(ctx context.Context, id string) error {
 		return fmt.Errorf("read outbox job %s: %w", id, err)
 	}
 	if d.State == StatePending || d.State == StateProcessing {
-		b.mem.put(d.ID, d.Target, d.State, d.due(), d.CreatedAt, d.ClaimID)
+		b.mem.put(d.ID, d.Target, d.order(), d.State, d.due(), d.CreatedAt, d.ClaimID)
 	} else {
 		b.mem.drop(d.ID)
 	}

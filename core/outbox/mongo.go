@@ -28,6 +28,9 @@ var mongoIndexes = []struct {
 	// Claim: {target, state: pending, runAt ≤} and {target, state:
 	// processing, leaseUntil ≤}, both sorted by runAt.
 	{"target_state_run_at", bson.D{{Key: "target", Value: 1}, {Key: "state", Value: 1}, {Key: "runAt", Value: 1}}},
+	// Ordered claim: the first live job of a chat, {target, chatKey,
+	// state: {$in: [pending, processing]}} sorted by (seq, _id).
+	{"target_chat_key_state_seq", bson.D{{Key: "target", Value: 1}, {Key: "chatKey", Value: 1}, {Key: "state", Value: 1}, {Key: "seq", Value: 1}, {Key: "_id", Value: 1}}},
 	// List, newest first, unfiltered or by one of its filters; the state
 	// one also serves the oldest pending job, Replay and Purge.
 	{"created_at_id", bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}},
@@ -100,7 +103,7 @@ func (b *mongoBackend) Insert(ctx context.Context, jobs []*Job) error {
 		switch {
 		case !dup[i]:
 			if j.State == StatePending {
-				b.mem.put(j.ID, j.Target, StatePending, j.RunAt, j.CreatedAt, "")
+				b.mem.put(j.ID, j.Target, j.order(), StatePending, j.RunAt, j.CreatedAt, "")
 			}
 		case b.mem.jobs[j.ID] == nil:
 			// Already stored but unknown here: an earlier insert whose
@@ -150,6 +153,9 @@ func dueFilter(target string, now time.Time) bson.D {
 // returns what it changed. In exclusive mode the in-memory schedule picks
 // each job and the write is by _id.
 func (b *mongoBackend) Claim(ctx context.Context, c ClaimRequest) ([]*Job, error) {
+	if c.Ordered {
+		return b.claimOrdered(ctx, c)
+	}
 	var jobs []*Job
 	if b.mem == nil {
 		for len(jobs) < c.Max {
@@ -179,8 +185,104 @@ func (b *mongoBackend) Claim(ctx context.Context, c ClaimRequest) ([]*Job, error
 		if err != nil {
 			return jobs, err
 		}
-		b.mem.put(j.ID, j.Target, StateProcessing, *j.LeaseUntil, j.CreatedAt, j.ClaimID)
+		b.mem.put(j.ID, j.Target, j.order(), StateProcessing, *j.LeaseUntil, j.CreatedAt, j.ClaimID)
 		jobs = append(jobs, j)
+	}
+	return jobs, nil
+}
+
+// orderedPage is how many candidates an ordered claim reads at a time.
+const orderedPage = 64
+
+// claimOrdered is Claim in per-chat order. Shared mode reads due jobs
+// (earliest due first, a page at a time) for the chats they name, looks up
+// each chat's first live job once — the only one of the chat that may be
+// claimed — and claims it with the due filter by _id, so a job that
+// stopped being due or was taken meanwhile is skipped. The check and the
+// claim are two steps: only a job made live again over REST (Retry,
+// Replay) in between can end up in flight beside a later job of its chat.
+// Exclusive mode picks the chats' first jobs from its schedule.
+func (b *mongoBackend) claimOrdered(ctx context.Context, c ClaimRequest) ([]*Job, error) {
+	var jobs []*Job
+	if b.mem != nil {
+		b.mem.mu.Lock()
+		defer b.mem.mu.Unlock()
+		for _, mj := range b.mem.nextOrdered(c.Target, c.Now, c.Max) {
+			j, err := b.claimOne(ctx, bson.D{{Key: "_id", Value: mj.id}}, false, c)
+			if errors.Is(err, ErrNoJob) {
+				b.mem.drop(mj.id) // purged or deleted behind our back
+				continue
+			}
+			if err != nil {
+				return jobs, err
+			}
+			b.mem.put(j.ID, j.Target, mj.ord, StateProcessing, *j.LeaseUntil, j.CreatedAt, j.ClaimID)
+			jobs = append(jobs, j)
+		}
+		return jobs, nil
+	}
+	seen := bson.A{} // chats looked at by this claim
+	looked := map[string]bool{}
+	for len(jobs) < c.Max {
+		q := dueFilter(c.Target, c.Now)
+		if len(seen) > 0 {
+			q = append(q, bson.E{Key: "chatKey", Value: bson.D{{Key: "$nin", Value: seen}}})
+		}
+		cur, err := b.c.Find(ctx, q, options.Find().
+			SetSort(bson.D{{Key: "runAt", Value: 1}}).SetLimit(orderedPage).
+			SetProjection(bson.D{{Key: "chatKey", Value: 1}}))
+		if err != nil {
+			return jobs, err
+		}
+		var cands []struct {
+			ID      string `bson:"_id"`
+			ChatKey string `bson:"chatKey"`
+		}
+		if err := cur.All(ctx, &cands); err != nil {
+			return jobs, err
+		}
+		progress := false
+		for _, cand := range cands {
+			if len(jobs) == c.Max {
+				break
+			}
+			id := cand.ID
+			if cand.ChatKey != "" {
+				if looked[cand.ChatKey] {
+					continue
+				}
+				looked[cand.ChatKey] = true
+				seen = append(seen, cand.ChatKey)
+				progress = true
+				var head struct {
+					ID string `bson:"_id"`
+				}
+				err := b.c.FindOne(ctx, bson.D{
+					{Key: "target", Value: c.Target}, {Key: "chatKey", Value: cand.ChatKey},
+					{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{StatePending, StateProcessing}}}},
+				}, options.FindOne().SetSort(bson.D{{Key: "seq", Value: 1}, {Key: "_id", Value: 1}}).
+					SetProjection(bson.D{{Key: "_id", Value: 1}})).Decode(&head)
+				if errors.Is(err, mongo.ErrNoDocuments) {
+					continue // finished meanwhile
+				}
+				if err != nil {
+					return jobs, err
+				}
+				id = head.ID
+			}
+			j, err := b.claimOne(ctx, append(dueFilter(c.Target, c.Now), bson.E{Key: "_id", Value: id}), false, c)
+			if errors.Is(err, ErrNoJob) {
+				continue // not due, or taken meanwhile
+			}
+			if err != nil {
+				return jobs, err
+			}
+			progress = true
+			jobs = append(jobs, j)
+		}
+		if len(cands) < orderedPage || !progress {
+			break
+		}
 	}
 	return jobs, nil
 }
@@ -215,7 +317,9 @@ func (b *mongoBackend) claimOne(ctx context.Context, filter bson.D, sorted bool,
 
 func (b *mongoBackend) Extend(ctx context.Context, id, claimID string, leaseUntil time.Time) error {
 	return b.guarded(ctx, id, claimID, bson.D{{Key: "$set", Value: bson.D{{Key: "leaseUntil", Value: leaseUntil}}}},
-		func(mj *memJob) { b.mem.put(mj.id, mj.target, StateProcessing, leaseUntil, mj.createdAt, claimID) })
+		func(mj *memJob) {
+			b.mem.put(mj.id, mj.target, mj.ord, StateProcessing, leaseUntil, mj.createdAt, claimID)
+		})
 }
 
 // Finish is one guarded update per job: a bulk write would not tell which
@@ -237,7 +341,7 @@ func (b *mongoBackend) Finish(ctx context.Context, settle []Settlement) []error 
 		}
 		errs[i] = b.guarded(ctx, s.ID, s.ClaimID, bson.D{{Key: "$set", Value: set}, {Key: "$unset", Value: unset}}, func(mj *memJob) {
 			if s.State == StatePending {
-				b.mem.put(mj.id, mj.target, StatePending, s.RunAt, mj.createdAt, "")
+				b.mem.put(mj.id, mj.target, mj.ord, StatePending, s.RunAt, mj.createdAt, "")
 			} else {
 				b.mem.drop(mj.id)
 			}
@@ -358,7 +462,7 @@ func (b *mongoBackend) Requeue(ctx context.Context, id string, now time.Time) (*
 	if _, err := b.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, requeue(now)); err != nil {
 		return nil, err
 	}
-	b.mem.put(id, j.Target, StatePending, now, j.CreatedAt, "")
+	b.mem.put(id, j.Target, j.order(), StatePending, now, j.CreatedAt, "")
 	return b.Get(ctx, id)
 }
 
@@ -376,7 +480,9 @@ func (b *mongoBackend) RequeueMatching(ctx context.Context, f Filter, now time.T
 	// the ones the update moves.
 	b.mem.mu.Lock()
 	defer b.mem.mu.Unlock()
-	cur, err := b.c.Find(ctx, q, options.Find().SetProjection(bson.D{{Key: "target", Value: 1}, {Key: "createdAt", Value: 1}}))
+	cur, err := b.c.Find(ctx, q, options.Find().SetProjection(bson.D{
+		{Key: "target", Value: 1}, {Key: "createdAt", Value: 1}, {Key: "chatKey", Value: 1}, {Key: "seq", Value: 1},
+	}))
 	if err != nil {
 		return 0, err
 	}
@@ -391,7 +497,7 @@ func (b *mongoBackend) RequeueMatching(ctx context.Context, f Filter, now time.T
 		return 0, err
 	}
 	for _, d := range docs {
-		b.mem.put(d.ID, d.Target, StatePending, now, d.CreatedAt, "")
+		b.mem.put(d.ID, d.Target, d.order(), StatePending, now, d.CreatedAt, "")
 	}
 	return int64(len(docs)), nil
 }

@@ -13,6 +13,10 @@
 //     it, so a worker whose lease was taken over cannot overwrite the new
 //     owner's result.
 //   - Done jobs are removed by an explicit Purge.
+//   - A target handled in per-chat order (HandleOptions.PerChatOrder) has
+//     its jobs stored with their chat (ChatKey) and enqueue order (Seq), and
+//     its claims take only a job that no live job of its chat precedes: one
+//     job per chat at a time, in order; a failing one holds back its chat.
 //
 // The Outbox holds the logic (schedules, attempt logs, outcomes); a Backend
 // stores it. Two exist:
@@ -127,6 +131,14 @@ type Job struct {
 	// Log holds the most recent attempts, oldest first (bounded, see
 	// Options.LogSize).
 	Log []Attempt `bson:"log" json:"log"`
+	// ChatKey is {accountId}\x00{chatId} of the job's event (ChatKey), and
+	// Seq its place in the order its process enqueued jobs: a target
+	// handled with per-chat order delivers a chat's jobs one at a time by
+	// (Seq, ID). Only jobs of such targets get them (the others skip the
+	// index that orders them); jobs enqueued before their target was
+	// ordered have neither and are delivered without order.
+	ChatKey string `bson:"chatKey,omitempty" json:"-"`
+	Seq     int64  `bson:"seq,omitempty" json:"-"`
 	// Event is the payload, stored whole so a job is self-contained: the
 	// sink gets exactly what the pipeline saw, tags included, even if the
 	// message document changes later.
@@ -149,6 +161,19 @@ type Attempt struct {
 // '|' cannot occur in event ids (they join segments with ':'), so the pair
 // is unambiguous.
 func JobID(eventID, target string) string { return eventID + "|" + target }
+
+func (j *Job) order() jobOrder { return jobOrder{chat: j.ChatKey, seq: j.Seq} }
+
+// ChatKey is the key per-chat order goes by: the event's account and chat
+// (its message's chat when the event names none), so events without a
+// chat are ordered per account. The pipeline keys its chats the same way.
+func ChatKey(ev *event.Event) string {
+	chat := ev.ChatID
+	if chat == "" && ev.Message != nil {
+		chat = ev.Message.ChatID
+	}
+	return ev.AccountID + "\x00" + chat
+}
 
 // Clock tells the time. Tests inject a fake one to run retry schedules
 // without waiting.
@@ -208,7 +233,42 @@ type Outbox struct {
 	// hints counts, per target, the jobs made pending in this process
 	// since its loop last claimed: how many its next claim needs slots for.
 	hints map[string]int
+
+	// seq is the last Job.Seq given out (nextSeq); ordered holds the
+	// targets handled in per-chat order (Dispatcher.HandleWith), whose jobs
+	// get a ChatKey and a Seq.
+	seqMu   sync.Mutex
+	seq     int64
+	ordered map[string]bool
 }
+
+// setOrdered records whether target's jobs are enqueued for per-chat
+// order from now on.
+func (o *Outbox) setOrdered(target string, on bool) {
+	o.seqMu.Lock()
+	defer o.seqMu.Unlock()
+	if on {
+		o.ordered[target] = true
+	} else {
+		delete(o.ordered, target)
+	}
+}
+
+// order returns the ChatKey and Seq of a new job of target for ev: none
+// unless target is in per-chat order.
+func (o *Outbox) order(target string, ev *event.Event) (string, int64) {
+	o.seqMu.Lock()
+	defer o.seqMu.Unlock()
+	if !o.ordered[target] {
+		return "", 0
+	}
+	o.seq = max(o.clock.Now().UnixNano(), o.seq+1)
+	return ChatKey(ev), o.seq
+}
+
+// A Seq is the clock in nanoseconds, made strictly increasing in this
+// process, so jobs enqueued in one millisecond (one group commit) keep the
+// order they were enqueued in.
 
 // Open returns an Outbox on MongoDB database db; call EnsureIndexes once
 // the server is reachable. Shared mode does no I/O here. Exclusive mode
@@ -281,6 +341,7 @@ func New(b Backend, opts Options) (*Outbox, error) {
 		wake:     map[string][]chan struct{}{},
 		takers:   map[string]taker{},
 		hints:    map[string]int{},
+		ordered:  map[string]bool{},
 	}, nil
 }
 
@@ -358,9 +419,10 @@ func (o *Outbox) jobsOf(items []Item) ([]*Job, []*event.Event, error) {
 				continue
 			}
 			seen[id] = true
+			chat, seq := o.order(t, it.Event)
 			jobs = append(jobs, &Job{
 				ID: id, EventID: it.Event.ID, Target: t, AccountID: it.Event.AccountID,
-				State: StatePending, RunAt: now, CreatedAt: now, UpdatedAt: now,
+				ChatKey: chat, Seq: seq, State: StatePending, RunAt: now, CreatedAt: now, UpdatedAt: now,
 				Log: []Attempt{}, Event: stored,
 			})
 			plain = append(plain, it.Event)
@@ -408,9 +470,10 @@ func (o *Outbox) Bury(ctx context.Context, ev *event.Event, target, reason strin
 	if err != nil {
 		return err
 	}
+	chat, seq := o.order(target, ev)
 	j := &Job{
 		ID: JobID(ev.ID, target), EventID: ev.ID, Target: target, AccountID: ev.AccountID,
-		State: StateDeadLetter, RunAt: now, CreatedAt: now, UpdatedAt: now, LastError: reason,
+		ChatKey: chat, Seq: seq, State: StateDeadLetter, RunAt: now, CreatedAt: now, UpdatedAt: now, LastError: reason,
 		Log: []Attempt{{At: now, Result: OutcomeFail, Error: reason}}, Event: stored,
 	}
 	if err := o.b.Insert(ctx, []*Job{j}); err != nil {

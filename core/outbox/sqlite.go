@@ -30,7 +30,7 @@ type sqliteBackend struct {
 }
 
 const jobColumns = `id, event_id, target, account_id, state, attempts, run_at, first_attempt_at, lease_until,
-	owner, claim_id, last_error, created_at, updated_at, attempt_log, payload`
+	owner, claim_id, last_error, created_at, updated_at, attempt_log, payload, chat_key, seq`
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
@@ -61,7 +61,7 @@ func scanJob(row scanner) (*Job, error) {
 		log, payload              string
 	)
 	if err := row.Scan(&j.ID, &j.EventID, &j.Target, &j.AccountID, &j.State, &j.Attempts, &runAt, &firstAttempt, &leaseUntil,
-		&j.Owner, &j.ClaimID, &j.LastError, &createdAt, &updated, &log, &payload); err != nil {
+		&j.Owner, &j.ClaimID, &j.LastError, &createdAt, &updated, &log, &payload, &j.ChatKey, &j.Seq); err != nil {
 		return nil, err
 	}
 	j.RunAt, j.CreatedAt, j.UpdatedAt = fromMS(runAt), fromMS(createdAt), fromMS(updated)
@@ -135,7 +135,7 @@ func (b *sqliteBackend) insertJobs(ctx context.Context, tx *sql.Tx, jobs []encod
 		j := e.job
 		res, err := b.db.Exec(ctx, tx, insertJobSQL, j.ID, j.EventID, j.Target, j.AccountID, string(j.State), j.Attempts, ms(j.RunAt),
 			nullMS(j.FirstAttemptAt), nullMS(j.LeaseUntil), j.Owner, j.ClaimID, j.LastError,
-			ms(j.CreatedAt), ms(j.UpdatedAt), string(e.log), string(e.payload))
+			ms(j.CreatedAt), ms(j.UpdatedAt), string(e.log), string(e.payload), j.ChatKey, j.Seq)
 		if err != nil {
 			return fmt.Errorf("insert %s: %w", j.ID, err)
 		}
@@ -151,7 +151,7 @@ func (b *sqliteBackend) insertJobs(ctx context.Context, tx *sql.Tx, jobs []encod
 }
 
 const insertJobSQL = `INSERT INTO outbox_jobs (` + jobColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
 
 // claimSQL is a whole claim: the subquery walks outbox_jobs_due for the
 // target's earliest due jobs, the UPDATE takes them and returns their ids.
@@ -161,6 +161,22 @@ const claimSQL = `UPDATE outbox_jobs SET
 		attempts = attempts + 1, first_attempt_at = min(coalesce(first_attempt_at, ?4), ?4)
 	WHERE id IN (
 		SELECT id FROM outbox_jobs WHERE target = ?5 AND due_at <= ?4 ORDER BY due_at LIMIT ?6)
+	RETURNING id`
+
+// claimOrderedSQL is claimSQL in per-chat order: a job is taken only if
+// no live job of its chat precedes it (outbox_jobs_chat_live answers
+// that). The subquery is evaluated before the UPDATE changes a row, and a
+// chat's second due job sees its first as live (pending), so one claim
+// never takes two jobs of one chat either.
+const claimOrderedSQL = `UPDATE outbox_jobs SET
+		state = 'processing', owner = ?1, claim_id = ?2, lease_until = ?3, updated_at = ?4,
+		attempts = attempts + 1, first_attempt_at = min(coalesce(first_attempt_at, ?4), ?4)
+	WHERE id IN (
+		SELECT j.id FROM outbox_jobs j WHERE j.target = ?5 AND j.due_at <= ?4
+			AND (j.chat_key = '' OR NOT EXISTS (
+				SELECT 1 FROM outbox_jobs e WHERE e.target = j.target AND e.chat_key = j.chat_key
+					AND e.due_at IS NOT NULL AND e.chat_key <> '' AND (e.seq, e.id) < (j.seq, j.id)))
+		ORDER BY j.due_at LIMIT ?6)
 	RETURNING id`
 
 // claimedSQL reads the jobs a claim took (ids as a JSON array, claim id).
@@ -174,7 +190,11 @@ func (b *sqliteBackend) Claim(ctx context.Context, c ClaimRequest) ([]*Job, erro
 	var ids []string
 	err := b.db.Write(ctx, func(tx *sql.Tx) error {
 		ids = ids[:0] // a retried transaction starts over
-		rows, err := b.db.Query(ctx, tx, claimSQL, c.Owner, c.ClaimID, ms(c.LeaseUntil), ms(c.Now), c.Target, c.Max)
+		q := claimSQL
+		if c.Ordered {
+			q = claimOrderedSQL
+		}
+		rows, err := b.db.Query(ctx, tx, q, c.Owner, c.ClaimID, ms(c.LeaseUntil), ms(c.Now), c.Target, c.Max)
 		if err != nil {
 			return err
 		}

@@ -3,16 +3,20 @@ package outbox
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/wildcathub/wildcat/core/store/sqlite"
 	"github.com/wildcathub/wildcat/core/store/storetest"
 )
 
@@ -153,6 +157,8 @@ func TestSQLiteQueriesUseIndexes(t *testing.T) {
 		index string
 	}{
 		{"claim", claimSQL, []any{"w", "c", 1, 1, "a", 10}, "outbox_jobs_due"},
+		{"ordered claim", claimOrderedSQL, []any{"w", "c", 1, 1, "a", 10}, "outbox_jobs_due"},
+		{"ordered claim's chat check", claimOrderedSQL, []any{"w", "c", 1, 1, "a", 10}, "outbox_jobs_chat_live"},
 		{"list", "", nil, "outbox_jobs_created"},
 		{"list after a cursor", "", nil, "outbox_jobs_created"},
 		{"list by state", "", nil, "outbox_jobs_state_created"},
@@ -243,5 +249,61 @@ func TestMongoEnsureIndexes(t *testing.T) {
 		if !slices.Contains(names, ix.name) {
 			t.Errorf("index %s missing; have %v", ix.name, names)
 		}
+	}
+}
+
+// Migration 0002 applies to a database with jobs: they keep everything,
+// carry no chat key (and are claimed without order), and jobs enqueued
+// after it carry theirs.
+func TestSQLiteChatOrderMigrationKeepsJobs(t *testing.T) {
+	ctx := context.Background()
+	v1, err := fs.ReadFile(schemaFiles, "schema/0001_outbox.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := t.TempDir() + "/wildcat.db"
+	old, err := sqlite.Open(ctx, sqlite.Options{Path: path, Schemas: []sqlite.Schema{
+		{Domain: "outbox", FS: fstest.MapFS{"0001_outbox.sql": {Data: v1}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, state := range []string{"pending", "pending", "done"} {
+		ev, err := json.Marshal(chatEvent("a", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := old.Write(ctx, func(tx *sql.Tx) error {
+			_, err := tx.Exec(`INSERT INTO outbox_jobs (id, event_id, target, account_id, state, run_at, created_at, updated_at, payload)
+				VALUES (?, ?, 'o', 'acct', ?, 1000, 1000, 1000, ?)`, JobID(chatEvent("a", i).ID, "o"), chatEvent("a", i).ID, state, string(ev))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := sqlite.Open(ctx, sqlite.Options{Path: path, Schemas: []sqlite.Schema{SQLiteSchema}})
+	if err != nil {
+		t.Fatalf("migrating: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	o, err := OpenSQLite(db, Options{Clock: newClock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := mustGet(t, o, JobID(chatEvent("a", 2).ID, "o"))
+	if done.State != StateDone || done.ChatKey != "" || done.Seq != 0 || done.Event.ID != chatEvent("a", 2).ID {
+		t.Fatalf("migrated job: %+v", done)
+	}
+	if got := claimedIDs(t, o, "o", true); len(got) != 2 {
+		t.Fatalf("ordered claim took %d of the 2 pending jobs stored before the migration, want both", len(got))
+	}
+	o.setOrdered("o", true)
+	mustEnqueue(t, o, chatEvent("a", 3), "o")
+	if j := mustGet(t, o, JobID(chatEvent("a", 3).ID, "o")); j.ChatKey != ChatKey(chatEvent("a", 3)) || j.Seq == 0 {
+		t.Fatalf("job enqueued after the migration: chat key %q, seq %d", j.ChatKey, j.Seq)
 	}
 }

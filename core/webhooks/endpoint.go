@@ -77,8 +77,13 @@ type Endpoint struct {
 	// Batch posts several deliveries at once as one JSON array of
 	// envelopes, signed as one body (see sdk/webhooks); off: one request
 	// per event. Absent on endpoints stored before it existed: off.
-	Batch  bool   `bson:"batch,omitempty" json:"batch"`
-	Source string `bson:"source" json:"source"`
+	Batch bool `bson:"batch,omitempty" json:"batch"`
+	// Ordered delivers the events of one chat one at a time, in order: a
+	// delivery that fails holds back the later ones of its chat (only of
+	// its chat) until it succeeds or is dead-lettered. Absent on endpoints
+	// stored before it existed: off.
+	Ordered bool   `bson:"ordered,omitempty" json:"ordered"`
+	Source  string `bson:"source" json:"source"`
 
 	// Secret signs every request; PreviousSecret too until
 	// PreviousSecretUntil (a rotation's grace period).

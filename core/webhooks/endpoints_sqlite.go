@@ -30,7 +30,7 @@ func NewSQLiteEndpoints(db *sqlite.DB) *SQLiteEndpoints { return &SQLiteEndpoint
 var _ EndpointStore = (*SQLiteEndpoints)(nil)
 
 const endpointColumns = `id, url, events, accounts, description, headers, enabled, rate_limit, source,
-	secret, previous_secret, previous_secret_until, failing_since, disabled_reason, disabled_at, created_at, updated_at, sources, batch`
+	secret, previous_secret, previous_secret_until, failing_since, disabled_reason, disabled_at, created_at, updated_at, sources, batch, ordered`
 
 // endpointArgs are e's values in endpointColumns order.
 func endpointArgs(e *Endpoint) ([]any, error) {
@@ -56,7 +56,7 @@ func endpointArgs(e *Endpoint) ([]any, error) {
 	}
 	return []any{e.ID, e.URL, string(events), string(accounts), e.Description, string(hdr), e.Enabled, e.RateLimit, e.Source,
 		e.Secret, e.PreviousSecret, millisOrNull(e.PreviousSecretUntil), millisOrNull(e.FailingSince), e.DisabledReason,
-		millisOrNull(e.DisabledAt), e.CreatedAt.UnixMilli(), e.UpdatedAt.UnixMilli(), string(sources), e.Batch}, nil
+		millisOrNull(e.DisabledAt), e.CreatedAt.UnixMilli(), e.UpdatedAt.UnixMilli(), string(sources), e.Batch, e.Ordered}, nil
 }
 
 func orEmpty(s []string) []string {
@@ -92,7 +92,7 @@ func scanEndpoint(r rowScanner) (*Endpoint, error) {
 		created, updated             int64
 	)
 	if err := r.Scan(&e.ID, &e.URL, &events, &accounts, &e.Description, &headers, &e.Enabled, &e.RateLimit, &e.Source,
-		&e.Secret, &e.PreviousSecret, &prevUntil, &failing, &e.DisabledReason, &disabled, &created, &updated, &sources, &e.Batch); err != nil {
+		&e.Secret, &e.PreviousSecret, &prevUntil, &failing, &e.DisabledReason, &disabled, &created, &updated, &sources, &e.Batch, &e.Ordered); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(events), &e.Events); err != nil {
@@ -123,7 +123,7 @@ func (s *SQLiteEndpoints) Insert(ctx context.Context, e *Endpoint) error {
 	}
 	err = s.db.Write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO webhook_endpoints (`+endpointColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		return err
 	})
 	if sqlite.IsConstraint(err) {
@@ -179,7 +179,7 @@ func (s *SQLiteEndpoints) Replace(ctx context.Context, e *Endpoint) error {
 		res, err := tx.ExecContext(ctx, `UPDATE webhook_endpoints SET url = ?2, events = ?3, accounts = ?4, description = ?5,
 			headers = ?6, enabled = ?7, rate_limit = ?8, source = ?9, secret = ?10, previous_secret = ?11,
 			previous_secret_until = ?12, failing_since = ?13, disabled_reason = ?14, disabled_at = ?15,
-			created_at = ?16, updated_at = ?17, sources = ?18, batch = ?19
+			created_at = ?16, updated_at = ?17, sources = ?18, batch = ?19, ordered = ?20
 			WHERE id = ?1`, args...)
 		if err != nil {
 			return err

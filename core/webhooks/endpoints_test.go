@@ -28,7 +28,7 @@ func TestEndpointStore(t *testing.T) {
 		until := t0.Add(24 * time.Hour)
 		full := &webhooks.Endpoint{
 			ID: "crm", URL: "https://crm.example.com/h", Events: []string{"message.*", "webhook.disabled"}, Accounts: []string{"acme", "beta"},
-			Sources: []string{"phone", "api"}, Description: "the CRM", Headers: map[string]string{"X-Tenant": "7"}, Enabled: true, RateLimit: 2.5, Batch: true, Source: webhooks.SourceConfig,
+			Sources: []string{"phone", "api"}, Description: "the CRM", Headers: map[string]string{"X-Tenant": "7"}, Enabled: true, RateLimit: 2.5, Batch: true, Ordered: true, Source: webhooks.SourceConfig,
 			Secret: "whsec_new", PreviousSecret: "whsec_old", PreviousSecretUntil: &until, CreatedAt: t0, UpdatedAt: t0.Add(time.Second),
 		}
 		if err := s.Insert(ctx, full); err != nil {
@@ -184,7 +184,7 @@ func TestSQLiteSourcesMigration(t *testing.T) {
 	t.Cleanup(func() { _ = db.Close() })
 	reg := webhooks.New(webhooks.Options{Store: webhooks.NewSQLiteEndpoints(db)})
 	got, err := reg.Get(ctx, "old")
-	if err != nil || !reflect.DeepEqual(got.Sources, []string{"*"}) || got.Batch {
+	if err != nil || !reflect.DeepEqual(got.Sources, []string{"*"}) || got.Batch || got.Ordered {
 		t.Fatalf("migrated endpoint: %+v %v", got, err)
 	}
 }

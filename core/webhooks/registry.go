@@ -122,6 +122,7 @@ type Input struct {
 	Enabled     *bool              `json:"enabled"`
 	RateLimit   *float64           `json:"rateLimit"`
 	Batch       *bool              `json:"batch"`
+	Ordered     *bool              `json:"ordered"`
 }
 
 // apply validates in and writes it onto e. Field names are the JSON ones.
@@ -173,6 +174,9 @@ func (r *Registry) apply(ctx context.Context, e *Endpoint, in Input) error {
 	}
 	if in.Batch != nil {
 		e.Batch = *in.Batch
+	}
+	if in.Ordered != nil {
+		e.Ordered = *in.Ordered
 	}
 	if in.Enabled != nil && *in.Enabled != e.Enabled {
 		e.Enabled = *in.Enabled
@@ -306,8 +310,8 @@ func (r *Registry) RotateSecret(ctx context.Context, id string) (*Endpoint, erro
 
 // Declared is an endpoint in config.yaml (webhooks.endpoints); see
 // config.WebhookEndpoint. It is upserted at every start under its id:
-// url, events, accounts, sources, description, headers, rate_limit and
-// batch follow the file. Secret, when set, is the signing secret; otherwise one
+// url, events, accounts, sources, description, headers, rate_limit, batch
+// and ordered follow the file. Secret, when set, is the signing secret; otherwise one
 // is generated once and kept (rotate it over REST to learn it). enabled:
 // false disables the endpoint; true (the default) does not re-enable an
 // endpoint its health disabled — an operator does that with PATCH.
@@ -375,7 +379,7 @@ func (r *Registry) Upsert(ctx context.Context, ds []Declared) error {
 		if insert {
 			e = &Endpoint{ID: d.ID, Enabled: true, Secret: webhooks.NewSecret(), CreatedAt: now}
 		}
-		e.URL, e.Description, e.RateLimit, e.Batch, e.Source, e.UpdatedAt = d.URL, d.Description, d.RateLimit, d.Batch, SourceConfig, now
+		e.URL, e.Description, e.RateLimit, e.Batch, e.Ordered, e.Source, e.UpdatedAt = d.URL, d.Description, d.RateLimit, d.Batch, d.Ordered, SourceConfig, now
 		e.Events, e.Accounts, e.Sources = orAll(d.Events), orAll(d.Accounts), orAll(d.Sources)
 		e.Headers = map[string]string{}
 		for k, v := range d.Headers {
