@@ -50,9 +50,10 @@ type wireDelivery struct {
 	State    string `json:"state"`
 	Attempts int    `json:"attempts"`
 	Log      []struct {
-		Result string `json:"result"`
-		Error  string `json:"error"`
-		Status int    `json:"status"`
+		At     time.Time `json:"at"`
+		Result string    `json:"result"`
+		Error  string    `json:"error"`
+		Status int       `json:"status"`
 	} `json:"log"`
 	Event struct {
 		Tags []string `json:"tags"`
