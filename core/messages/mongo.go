@@ -30,17 +30,17 @@ type mongoBackend struct {
 	// locks serialise this process's writes to one document for FerretDB,
 	// whose updates are read-modify-write without isolation (lock.go).
 	locks docLocks
-	// writes batches concurrent inserts and done marks (mongo_bulk.go).
-	writes *bulk
+	// writes batches concurrent inserts and done marks (store.Bulk).
+	writes *store.Bulk
 }
 
 func newMongoBackend(db *mongo.Database, log *slog.Logger) *mongoBackend {
 	c := db.Collection(store.Messages)
-	return &mongoBackend{c: c, chats: db.Collection(store.Chats), log: log, writes: newBulk(c)}
+	return &mongoBackend{c: c, chats: db.Collection(store.Chats), log: log, writes: store.NewBulk(c)}
 }
 
 func (b *mongoBackend) Insert(ctx context.Context, m *Message, chat *chatUpdate) error {
-	if err := b.writes.do(ctx, mongo.NewInsertOneModel().SetDocument(m)); err != nil {
+	if err := b.writes.Do(ctx, mongo.NewInsertOneModel().SetDocument(m)); err != nil {
 		if store.IsDuplicateKey(err) {
 			return ErrExists
 		}
@@ -295,7 +295,7 @@ func (b *mongoBackend) MarkProcessed(ctx context.Context, id string, at time.Tim
 	// Even a plain $set is read-modify-write on FerretDB v1: without
 	// the lock it could undo a receipt or a media link written meanwhile.
 	defer b.locks.lock(id)()
-	return b.writes.do(ctx, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).
+	return b.writes.Do(ctx, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).
 		SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "pipelineDone", Value: true}, {Key: "pipelineAt", Value: at}}}}))
 }
 

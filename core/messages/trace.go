@@ -133,7 +133,7 @@ func (b *mongoBackend) markProcessedTraced(ctx context.Context, id string, at ti
 	// As MarkProcessed: the lock keeps FerretDB's read-modify-write from
 	// undoing a concurrent update of the document.
 	defer b.locks.lock(id)()
-	return b.writes.do(ctx, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).
+	return b.writes.Do(ctx, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).
 		SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "pipelineDone", Value: true}, {Key: "pipelineAt", Value: at},
 			{Key: "trace", Value: trace}, {Key: "traceAt", Value: at}}}}))
 }

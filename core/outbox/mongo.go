@@ -9,6 +9,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/wildcathub/wildcat/core/store"
 )
 
 // mongoBackend keeps jobs in a MongoDB collection, one document per job
@@ -17,6 +19,9 @@ import (
 type mongoBackend struct {
 	c   *mongo.Collection
 	mem *memQueue
+	// inserts batches the jobs of events enqueued at the same moment into
+	// one unordered BulkWrite (store.Bulk).
+	inserts *store.Bulk
 }
 
 // mongoIndexes are the indexes of the queries below, by name, created by
@@ -44,7 +49,7 @@ var mongoIndexes = []struct {
 // schedule): a daemon on a shared MongoDB builds its components before the
 // server is reachable, and creates the indexes (EnsureIndexes) once it is.
 func openMongo(ctx context.Context, c *mongo.Collection, exclusive bool) (*mongoBackend, error) {
-	b := &mongoBackend{c: c}
+	b := &mongoBackend{c: c, inserts: store.NewBulk(c)}
 	if exclusive {
 		b.mem = newMemQueue()
 		if err := b.loadSchedule(ctx); err != nil {
@@ -85,14 +90,19 @@ func filterQuery(f Filter) bson.D {
 }
 
 func (b *mongoBackend) Insert(ctx context.Context, jobs []*Job) error {
-	docs := make([]any, len(jobs))
+	models := make([]mongo.WriteModel, len(jobs))
 	for i, j := range jobs {
-		docs[i] = j
+		models[i] = mongo.NewInsertOneModel().SetDocument(j)
 	}
-	_, err := b.c.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	dup, ok := duplicates(err)
-	if !ok {
-		return err
+	dup := map[int]bool{}
+	for i, err := range b.inserts.DoAll(ctx, models) {
+		switch {
+		case err == nil:
+		case store.IsDuplicateKey(err):
+			dup[i] = true // already queued: left as it is
+		default:
+			return err
+		}
 	}
 	if b.mem == nil {
 		return nil
@@ -114,27 +124,6 @@ func (b *mongoBackend) Insert(ctx context.Context, jobs []*Job) error {
 		}
 	}
 	return nil
-}
-
-// duplicates returns the indexes of the documents an unordered insert
-// rejected as duplicate keys — jobs that were already queued — and ok=false
-// if any other error occurred.
-func duplicates(err error) (dup map[int]bool, ok bool) {
-	if err == nil {
-		return nil, true
-	}
-	var bwe mongo.BulkWriteException
-	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
-		return nil, false
-	}
-	dup = map[int]bool{}
-	for _, we := range bwe.WriteErrors {
-		if !mongo.IsDuplicateKeyError(we) {
-			return nil, false
-		}
-		dup[we.Index] = true
-	}
-	return dup, true
 }
 
 // dueFilter matches jobs of target a worker may claim at now: pending and

@@ -1,4 +1,4 @@
-package messages
+package store
 
 import (
 	"context"
@@ -10,14 +10,14 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// bulk is the MongoDB engine's group commit: the single-document writes
-// that concurrent callers make at the same moment (message inserts, done
-// marks) go to the server together, as one unordered BulkWrite, and each
-// caller is answered with its own outcome. While one BulkWrite is in
-// flight the next callers queue, so a batch grows with the load and a lone
-// writer waits for nobody — one round trip for many events instead of one
-// each.
-type bulk struct {
+// Bulk is the MongoDB engine's group commit for one collection: the
+// single-document writes that concurrent callers make at the same moment
+// (message inserts, done marks, outbox jobs) go to the server together, as
+// one unordered BulkWrite, and each caller is answered with its own
+// outcome. While one BulkWrite is in flight the next callers queue, so a
+// batch grows with the load and a lone writer waits for nobody — one round
+// trip for many events instead of one each.
+type Bulk struct {
 	c   *mongo.Collection
 	max int
 
@@ -36,34 +36,50 @@ type bulkOp struct {
 // caller that stops waiting does not cancel the others' writes.
 const bulkTimeout = 30 * time.Second
 
-func newBulk(c *mongo.Collection) *bulk { return &bulk{c: c, max: 256} }
+// NewBulk returns the Bulk of collection c.
+func NewBulk(c *mongo.Collection) *Bulk { return &Bulk{c: c, max: 256} }
 
-// do writes model with whatever else is queued and returns its own
+// Do writes model with whatever else is queued and returns its own
 // outcome: nil, its mongo.WriteException (duplicate key and such, as
-// store.IsDuplicateKey reads it), or the batch's error. When ctx ends
-// first do returns ctx's error; the write may still be made.
-func (b *bulk) do(ctx context.Context, model mongo.WriteModel) error {
+// IsDuplicateKey reads it), or the batch's error. When ctx ends first Do
+// returns ctx's error; the write may still be made.
+func (b *Bulk) Do(ctx context.Context, model mongo.WriteModel) error {
+	return b.DoAll(ctx, []mongo.WriteModel{model})[0]
+}
+
+// DoAll is Do for several writes, queued together (so they go in one
+// BulkWrite when no other is in flight); errs[i] answers models[i].
+func (b *Bulk) DoAll(ctx context.Context, models []mongo.WriteModel) (errs []error) {
+	errs = make([]error, len(models))
 	if err := ctx.Err(); err != nil {
-		return err
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
 	}
-	op := &bulkOp{ctx: ctx, model: model, res: make(chan error, 1)}
+	ops := make([]*bulkOp, len(models))
+	for i, m := range models {
+		ops[i] = &bulkOp{ctx: ctx, model: m, res: make(chan error, 1)}
+	}
 	b.mu.Lock()
-	b.pending = append(b.pending, op)
+	b.pending = append(b.pending, ops...)
 	if !b.running {
 		b.running = true
 		go b.flushAll()
 	}
 	b.mu.Unlock()
-	select {
-	case err := <-op.res:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+	for i, op := range ops {
+		select {
+		case errs[i] = <-op.res:
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+		}
 	}
+	return errs
 }
 
 // flushAll writes what is queued, batch after batch, until nothing is.
-func (b *bulk) flushAll() {
+func (b *Bulk) flushAll() {
 	for {
 		b.mu.Lock()
 		n := min(len(b.pending), b.max)
@@ -79,7 +95,7 @@ func (b *bulk) flushAll() {
 	}
 }
 
-func (b *bulk) flush(batch []*bulkOp) {
+func (b *Bulk) flush(batch []*bulkOp) {
 	ops := batch[:0:0]
 	models := make([]mongo.WriteModel, 0, len(batch))
 	for _, op := range batch {

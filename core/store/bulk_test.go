@@ -1,4 +1,4 @@
-package messages
+package store_test
 
 import (
 	"context"
@@ -45,7 +45,7 @@ func TestBulkAnswersEachWriteOfOneRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	writes.Store(0)
-	b := newBulk(c)
+	b := store.NewBulk(c)
 	models := []mongo.WriteModel{
 		mongo.NewInsertOneModel().SetDocument(bson.D{{Key: "_id", Value: "a"}}),
 		mongo.NewInsertOneModel().SetDocument(bson.D{{Key: "_id", Value: "taken"}}),
@@ -54,16 +54,10 @@ func TestBulkAnswersEachWriteOfOneRoundTrip(t *testing.T) {
 		mongo.NewInsertOneModel().SetDocument(bson.D{{Key: "_id", Value: "a"}}), // a duplicate within the batch
 		mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: "missing"}}).SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 1}}}}),
 	}
-	ops := make([]*bulkOp, len(models))
-	for i, m := range models {
-		ops[i] = &bulkOp{ctx: ctx, model: m, res: make(chan error, 1)}
-	}
-	// Queued before any flush: one batch.
-	b.pending, b.running = ops, true
-	b.flushAll()
+	// Queued together, with nothing in flight: one batch.
+	errs := b.DoAll(ctx, models)
 	wantDup := map[int]bool{1: true, 4: true}
-	for i, op := range ops {
-		err := <-op.res
+	for i, err := range errs {
 		if wantDup[i] != store.IsDuplicateKey(err) || (!wantDup[i] && err != nil) {
 			t.Errorf("write %d: %v (duplicate key expected: %v)", i, err, wantDup[i])
 		}
@@ -88,7 +82,7 @@ func TestBulkAnswersEachWriteOfOneRoundTrip(t *testing.T) {
 func TestBulkConcurrentCallers(t *testing.T) {
 	ctx := context.Background()
 	c, writes := bulkCollection(t)
-	b := newBulk(c)
+	b := store.NewBulk(c)
 	const n = 200
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -99,7 +93,7 @@ func TestBulkConcurrentCallers(t *testing.T) {
 			if i%10 == 9 {
 				id = fmt.Sprint("m", i-1)
 			}
-			errs[i] = b.do(ctx, mongo.NewInsertOneModel().SetDocument(bson.D{{Key: "_id", Value: id}}))
+			errs[i] = b.Do(ctx, mongo.NewInsertOneModel().SetDocument(bson.D{{Key: "_id", Value: id}}))
 		})
 	}
 	wg.Wait()
@@ -122,7 +116,7 @@ func TestBulkConcurrentCallers(t *testing.T) {
 	// A caller whose context has ended is not written.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := b.do(cctx, mongo.NewInsertOneModel().SetDocument(bson.D{{Key: "_id", Value: "late"}})); !errors.Is(err, context.Canceled) {
+	if err := b.Do(cctx, mongo.NewInsertOneModel().SetDocument(bson.D{{Key: "_id", Value: "late"}})); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled caller: %v", err)
 	}
 }
