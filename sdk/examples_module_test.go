@@ -1,6 +1,7 @@
 package sdk_test
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,7 @@ func TestExampleModuleBuildsOnItsOwn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	requirementsMatch(t, filepath.Join(dir, "go.mod"), filepath.Join("..", "go.mod"))
 	tmp := t.TempDir()
 	modfile := filepath.Join(tmp, "example.mod")
 	copyFile(t, filepath.Join(dir, "go.mod"), modfile)
@@ -46,6 +48,46 @@ func TestExampleModuleBuildsOnItsOwn(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(tmp, "keywordtag")); err != nil || fi.Mode()&0o111 == 0 {
 		t.Fatalf("no executable plugin built: %v", err)
 	}
+}
+
+// requirementsMatch fails when the example requires a module at another
+// version than this module does. The build below runs offline from the
+// module cache this module's build filled, which on a fresh machine holds
+// this module's versions only: an example left behind by an upgrade would
+// build here, from an older cache, and fail on a new machine.
+func requirementsMatch(t *testing.T, example, main string) {
+	t.Helper()
+	ours := map[string]string{}
+	for _, r := range goModRequires(t, main) {
+		ours[r.Path] = r.Version
+	}
+	for _, r := range goModRequires(t, example) {
+		if v, ok := ours[r.Path]; ok && v != r.Version {
+			t.Errorf("%s requires %s %s, this module %s: run (cd sdk/examples/keywordtag && GOWORK=off go mod tidy)", example, r.Path, r.Version, v)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+type requirement struct{ Path, Version string }
+
+// goModRequires reads a go.mod's requirements with `go mod edit -json`.
+func goModRequires(t *testing.T, path string) []requirement {
+	t.Helper()
+	out, err := exec.Command("go", "mod", "edit", "-json", path).Output()
+	if err != nil {
+		t.Fatalf("go mod edit -json %s: %v", path, err)
+	}
+	var mod struct{ Require []requirement }
+	if err := json.Unmarshal(out, &mod); err != nil {
+		t.Fatalf("go mod edit -json %s: %v", path, err)
+	}
+	if len(mod.Require) == 0 {
+		t.Fatalf("%s: no requirements read", path)
+	}
+	return mod.Require
 }
 
 func readFile(t *testing.T, path string) []byte {
