@@ -82,7 +82,7 @@ type HTTP struct {
 type MongoDB struct {
 	URI          string `koanf:"uri" doc:"MongoDB connection string (mongodb:// or mongodb+srv://), for several daemons sharing one database. Empty: the embedded SQLite engine, data_dir/wildcat.db."`
 	Database     string `koanf:"database" doc:"Database name that holds every Wildcat collection."`
-	EmbeddedSync string `koanf:"embedded_sync" doc:"Durability of the embedded SQLite engine: full flushes every commit to the disk (stored events survive a power loss; SQLite synchronous=FULL); normal leaves commits to the operating system until a checkpoint (they survive the daemon's crash or kill -9, not the machine's; synchronous=NORMAL), for faster writes. Ignored when uri is set."`
+	EmbeddedSync string `koanf:"embedded_sync" doc:"Durability of the embedded SQLite engine: full flushes every commit to the disk before answering its writers (stored events survive a power loss; the write-ahead log is flushed beside the writer, which commits the next group meanwhile); normal leaves commits to the operating system until a checkpoint (they survive the daemon's crash or kill -9, not the machine's; synchronous=NORMAL), for faster writes. Ignored when uri is set."`
 }
 
 // Log configures the process log.

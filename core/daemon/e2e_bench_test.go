@@ -115,6 +115,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 				b.ReportMetric(float64(writes)/float64(n), "writes/event")
 				b.ReportMetric(float64(writes)/float64(max(commits, 1)), "writes/commit")
 				b.ReportMetric(float64(commits)/took, "commits/s")
+				b.ReportMetric(float64(st.Syncs-st0.Syncs)/took, "flushes/s")
 			}
 			f.Events = n
 			f.DeliveredPerSec = float64(n) / time.Since(start).Seconds()

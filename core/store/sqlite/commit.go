@@ -36,6 +36,12 @@ type committer struct {
 	// afterCommit, when set, is called after every commit (the
 	// checkpointer's nudge); set before the first Write.
 	afterCommit func()
+	// sync, when set (SyncFull), flushes each committed group and answers
+	// it; otherwise a group is answered at its commit. Set before the first
+	// Write.
+	sync *walSyncer
+	// handed: run's current group went to sync, which frees its slot.
+	handed bool
 }
 
 // commitHook is work that commits with every group: see DB.BeforeCommit.
@@ -84,13 +90,17 @@ func newCommitter(db *sql.DB, exec func(tx *sql.Tx, query string) error, maxBatc
 		queue:    make(chan *writeOp, maxBatch),
 		done:     make(chan struct{}),
 	}
-	go c.run()
-	return c
+	return c // the caller sets its hooks, then starts run
 }
 
 func (c *committer) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if c.sync != nil {
+		if err := c.sync.err(); err != nil {
+			return err
+		}
 	}
 	op := &writeOp{ctx: ctx, fn: fn, result: make(chan error, 1)}
 	c.mu.RLock()
@@ -120,8 +130,19 @@ func (c *committer) close() {
 
 func (c *committer) run() {
 	defer close(c.done)
+	if c.sync != nil {
+		defer c.sync.close() // after the last group was handed over
+	}
 	batch := make([]*writeOp, 0, c.maxBatch)
 	for op := range c.queue {
+		if c.sync != nil {
+			// At most one group flushing and one more committed: a group
+			// begins once the one before its predecessor is on the disk,
+			// so what queued meanwhile commits together instead of in
+			// many small groups, each writing its pages again.
+			c.sync.slots <- struct{}{}
+			c.handed = false
+		}
 		batch = append(batch[:0], op)
 	fill:
 		for len(batch) < c.maxBatch {
@@ -136,6 +157,9 @@ func (c *committer) run() {
 			}
 		}
 		c.commit(batch)
+		if c.sync != nil && !c.handed {
+			<-c.sync.slots // nothing committed: no flush to wait for
+		}
 	}
 }
 
@@ -184,8 +208,7 @@ func (c *committer) commit(batch []*writeOp) {
 		answer(batch, nil, fmt.Errorf("commit: %w", err))
 		return
 	}
-	c.committed(ran)
-	answer(batch, results, nil)
+	c.committed(batch, results, ran)
 }
 
 // commitFast runs the group without savepoints and commits it if every write
@@ -225,8 +248,7 @@ func (c *committer) commitFast(batch []*writeOp) bool {
 		answer(batch, nil, fmt.Errorf("commit: %w", err))
 		return true
 	}
-	c.committed(ran)
-	answer(batch, results, nil)
+	c.committed(batch, results, ran)
 	return true
 }
 
@@ -262,12 +284,21 @@ func (c *committer) runOne(tx *sql.Tx, fn func(tx *sql.Tx) error) (err error) {
 	return fn(tx)
 }
 
-func (c *committer) committed(writes int) {
+// committed counts a group that committed and answers its writers — at once,
+// or through the syncer once the group is on the disk.
+func (c *committer) committed(batch []*writeOp, results []error, writes int) {
 	c.commits.Add(1)
 	c.writes.Add(uint64(writes))
 	if c.afterCommit != nil {
 		c.afterCommit()
 	}
+	if c.sync == nil {
+		answer(batch, results, nil)
+		return
+	}
+	// run reuses batch for the next group while this one waits.
+	c.handed = true
+	c.sync.committed(append([]*writeOp(nil), batch...), results)
 }
 
 func answer(batch []*writeOp, results []error, all error) {

@@ -40,8 +40,9 @@ import (
 type Sync string
 
 const (
-	// SyncFull flushes every commit to the disk (synchronous=FULL): a
-	// stored event survives a power loss.
+	// SyncFull flushes every commit to the disk before answering its
+	// writes: a stored event survives a power loss. The flush runs beside
+	// the writer (see walSyncer), not inside SQLite's COMMIT.
 	SyncFull Sync = "full"
 	// SyncNormal leaves commits in the operating system's cache until a
 	// WAL checkpoint (synchronous=NORMAL): a stored event survives a crash or
@@ -124,8 +125,9 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	}
 	db.sync = sync
 	// The writer never checkpoints: the checkpointer does, off the path
-	// every write waits on (checkpoint.go).
-	db.writer, err = sql.Open("sqlite", dsn(abs, sync, false, "wal_autocheckpoint(0)"))
+	// every write waits on (checkpoint.go). Nor does it flush its commits:
+	// at SyncFull the syncer does (walsync.go).
+	db.writer, err = sql.Open("sqlite", dsn(abs, SyncNormal, false, "wal_autocheckpoint(0)"))
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("open %s: %w", abs, err)
@@ -177,6 +179,10 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		return err
 	}, batch, log)
 	db.gc.afterCommit = db.ckpt.committed
+	if sync == SyncFull {
+		db.gc.sync = newWALSyncer(abs, log)
+	}
+	go db.gc.run()
 	return db, nil
 }
 
@@ -261,14 +267,21 @@ func (db *DB) BeforeCommit(name string, fn func(ctx context.Context, tx *sql.Tx)
 // their writes failed.
 type Stats struct {
 	Commits, Writes, Reruns uint64
+	// Syncs: flushes of the WAL that answered commits (SyncFull); one
+	// covers every group committed before it began.
+	Syncs uint64
 	// Checkpoints: WAL checkpoints the checkpointer ran.
 	Checkpoints uint64
 }
 
 // Stats reports the committer's and the checkpointer's counters.
 func (db *DB) Stats() Stats {
-	return Stats{Commits: db.gc.commits.Load(), Writes: db.gc.writes.Load(), Reruns: db.gc.reruns.Load(),
+	st := Stats{Commits: db.gc.commits.Load(), Writes: db.gc.writes.Load(), Reruns: db.gc.reruns.Load(),
 		Checkpoints: db.ckpt.runs.Load()}
+	if db.gc.sync != nil {
+		st.Syncs = db.gc.sync.syncs.Load()
+	}
+	return st
 }
 
 // Exec, Query and QueryRow run query inside tx (a Write's) as tx's own
