@@ -260,14 +260,27 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 		defer close(hbDone)
 		d.heartbeat(hbCtx, flight, log)
 	}()
+	// running counts the attempts (a batch's: one) under way; finished
+	// tells the handoff below that one ended.
+	var running atomic.Int64
+	finished := make(chan struct{}, 1)
+	ended := func() {
+		running.Add(-1)
+		select {
+		case finished <- struct{}{}:
+		default:
+		}
+	}
 	// run starts the attempts of jobs this loop holds, each slot already
 	// taken.
 	run := func(jobs []*Job) {
 		if bs, ok := t.sink.(BatchSink); ok {
 			for batch := range slices.Chunk(jobs, d.opts.MaxBatch) {
 				attempts.Add(1)
+				running.Add(1)
 				go func() {
 					defer attempts.Done()
+					defer ended()
 					defer slots.release(len(batch))
 					for _, f := range d.attemptBatch(ctx, t, bs, batch, flight) {
 						done <- f
@@ -278,16 +291,20 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 		}
 		for _, job := range jobs {
 			attempts.Add(1)
+			running.Add(1)
 			go func() {
 				defer attempts.Done()
+				defer ended()
 				defer slots.release(1)
 				done <- d.attempt(ctx, t, job, flight)
 			}()
 		}
 	}
 	// New jobs this process stores while a slot is free come already
-	// claimed for this loop (handoff.go); the window gathers those that
-	// arrive together into one batch, as for claims. Not for a target in
+	// claimed for this loop (handoff.go). While an attempt is under way,
+	// those that arrive until it ends (at most the window) go together, as
+	// one batch and one completion; with none under way they start at
+	// once, so a quiet target adds no wait to a job's latency. Not for a target in
 	// per-chat order: a new job may have to wait for an earlier one of its
 	// chat, which only a claim checks.
 	tk := newLoopTaker(d.opts.Owner, slots)
@@ -307,10 +324,12 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 			case <-ctx.Done():
 				return
 			}
-			if d.opts.BatchWindow > 0 {
+			if d.opts.BatchWindow > 0 && running.Load() > 0 {
 				window.Reset(d.opts.BatchWindow)
 				select {
 				case <-window.C:
+				case <-finished:
+					window.Stop()
 				case <-ctx.Done():
 					return
 				}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -369,5 +370,45 @@ func TestClaimsOwedToWakesAreAllTaken(t *testing.T) {
 		if k > 2 {
 			t.Fatalf("a claim took %d jobs with 2 slots: %v", k, claims)
 		}
+	}
+}
+
+// Handed-over jobs wait only behind an attempt under way: with none
+// running a job starts at once, however long the batch window; while one
+// runs, the jobs handed over meanwhile go together when it ends.
+func TestHandoffWaitsOnlyBehindARunningAttempt(t *testing.T) {
+	o, db, cb := handoffOutbox(t, Options{})
+	sink := &gatedBatch{open: make(chan struct{})}
+	d := NewDispatcher(o, DispatcherOptions{PollInterval: time.Hour, BatchWindow: time.Hour})
+	d.Handle("a", sink, 8)
+	run(t, d)
+	waitIdle(t, o, "a")
+	sizes := func() []int {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return slices.Clone(sink.sizes)
+	}
+	storeTx(t, o, db, []*event.Event{testEvent(0)}, "a")
+	poll.Until(t, waitLimit, func() error {
+		if got := sizes(); len(got) != 1 {
+			return fmt.Errorf("batches %v: the first job is not under way", got)
+		}
+		return nil
+	})
+	for i := 1; i <= 3; i++ { // each its own commit and wake
+		storeTx(t, o, db, []*event.Event{testEvent(i)}, "a")
+	}
+	close(sink.open)
+	poll.Until(t, waitLimit, func() error {
+		if got := countState(t, o, "a", StateDone); got != 4 {
+			return fmt.Errorf("%d of 4 done", got)
+		}
+		return nil
+	})
+	if got := sizes(); !slices.Equal(got, []int{1, 3}) {
+		t.Fatalf("batches %v, want [1 3]", got)
+	}
+	if got := claimedJobs(cb); got != 0 {
+		t.Fatalf("%d jobs were claimed; every one should have been handed over", got)
 	}
 }
