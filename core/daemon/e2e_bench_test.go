@@ -100,7 +100,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 			cpu0, plugin0 := processCPU(b), childrenCPU(b)
 			start := time.Now()
-			inject(b, c, 0, n, nil)
+			inject(b, c, 0, n, nil, nil)
 			rec.waitAll(b)
 			// This process's CPU (daemon, clients and receiver); the
 			// plugin process's is its own.
@@ -134,19 +134,57 @@ func BenchmarkEndToEnd(b *testing.B) {
 			total := latencyEvents
 			rec.expect(total)
 			sent := make([]time.Time, total)
+			// When each message was through the pipeline (stored, rules,
+			// its outbox job stored): what splits its latency into the
+			// daemon's part before delivery and delivery's.
+			var throughMu sync.Mutex
+			throughAt := make(map[string]time.Time, total)
+			lsub, _, _ := d.Events().Subscribe(func(ev *event.Event) bool {
+				return ev.AccountID == "e2e" && ev.Kind == event.KindMessageReceived
+			}, "")
+			go func() {
+				for ev := range lsub.C {
+					now := time.Now()
+					throughMu.Lock()
+					throughAt[ev.Message.MessageID] = now
+					throughMu.Unlock()
+				}
+			}()
 			start = time.Now()
+			answered := make([]time.Time, total)
 			inject(b, c, n, total, func(i int) {
 				// Open loop: message i is offered at its time whether or
 				// not the ones before it are through.
 				time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / rate)))
 				sent[i] = time.Now()
-			})
+			}, func(i int) { answered[i] = time.Now() })
 			rec.waitAll(b)
+			lsub.Close()
 			lat := make([]time.Duration, total)
+			// The latency's three parts: the REST answer (stored), through
+			// the pipeline, then to the receiver.
+			stored := make([]time.Duration, total)
+			var pipe, deliv []time.Duration
+			throughMu.Lock()
 			for i := range total {
-				lat[i] = rec.arrival(e2eID(n + i)).Sub(sent[i])
+				arrived := rec.arrival(e2eID(n + i))
+				lat[i] = arrived.Sub(sent[i])
+				stored[i] = answered[i].Sub(sent[i])
+				if at, ok := throughAt[e2eID(n+i)]; ok {
+					pipe = append(pipe, at.Sub(answered[i]))
+					deliv = append(deliv, arrived.Sub(at))
+				}
 			}
+			throughMu.Unlock()
 			slices.Sort(lat)
+			f.StoredP50Ms, f.StoredP99Ms = percentiles(stored)
+			b.ReportMetric(f.StoredP99Ms, "stored-p99-ms@1000/s")
+			if len(pipe) > total*9/10 { // the subscription may lag and skip some
+				f.PipelineP50Ms, f.PipelineP99Ms = percentiles(pipe)
+				f.DeliveryP50Ms, f.DeliveryP99Ms = percentiles(deliv)
+				b.ReportMetric(f.PipelineP99Ms, "pipeline-p99-ms@1000/s")
+				b.ReportMetric(f.DeliveryP99Ms, "delivery-p99-ms@1000/s")
+			}
 			f.OfferedPerSec = rate
 			f.KeptUpPerSec = float64(total) / rec.last().Sub(start).Seconds()
 			f.LatencyP50Ms = ms(lat[total/2])
@@ -160,8 +198,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 			if bad := rec.bad.Load(); bad > 0 {
 				b.Fatalf("%d webhook requests failed signature verification", bad)
 			}
-			b.Logf("%s, n=%d: %.0f delivered events/s (REST %d clients → store → shipped rules → webhook plugin → receiver verifying signatures); raw signed POSTs to the same receiver %.0f/s; at %d/s offered: p50 %.1f ms, p99 %.1f ms, kept up %.0f/s",
-				e.name, n, f.DeliveredPerSec, e2eClients, f.RawPostsPerSec, rate, f.LatencyP50Ms, f.LatencyP99Ms, f.KeptUpPerSec)
+			b.Logf("%s, n=%d: %.0f delivered events/s (REST %d clients → store → shipped rules → webhook plugin → receiver verifying signatures); raw signed POSTs to the same receiver %.0f/s; at %d/s offered: p50 %.1f ms, p99 %.1f ms (stored %.1f / %.1f ms, then through the pipeline %.1f / %.1f ms, then to the receiver %.1f / %.1f ms), kept up %.0f/s",
+				e.name, n, f.DeliveredPerSec, e2eClients, f.RawPostsPerSec, rate, f.LatencyP50Ms, f.LatencyP99Ms,
+				f.StoredP50Ms, f.StoredP99Ms, f.PipelineP50Ms, f.PipelineP99Ms, f.DeliveryP50Ms, f.DeliveryP99Ms, f.KeptUpPerSec)
 			writeBenchFigures(b, f)
 		})
 	}
@@ -186,6 +225,15 @@ type e2eFigures struct {
 	KeptUpPerSec        float64 `json:"keptUpPerSec"`
 	LatencyP50Ms        float64 `json:"latencyP50Ms"`
 	LatencyP99Ms        float64 `json:"latencyP99Ms"`
+	// The latency's parts: intake to the REST answer (stored), then to
+	// through the pipeline (rules, done mark, outbox job stored), then to
+	// the receiver.
+	StoredP50Ms   float64 `json:"storedP50Ms"`
+	StoredP99Ms   float64 `json:"storedP99Ms"`
+	PipelineP50Ms float64 `json:"pipelineP50Ms"`
+	PipelineP99Ms float64 `json:"pipelineP99Ms"`
+	DeliveryP50Ms float64 `json:"deliveryP50Ms"`
+	DeliveryP99Ms float64 `json:"deliveryP99Ms"`
 }
 
 // childrenCPU is the CPU time the live child processes of this one (the
@@ -224,6 +272,12 @@ func childrenCPU(b *testing.B) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// percentiles sorts ds and returns its p50 and p99 in milliseconds.
+func percentiles(ds []time.Duration) (p50, p99 float64) {
+	slices.Sort(ds)
+	return ms(ds[len(ds)/2]), ms(ds[len(ds)*99/100])
+}
 
 func e2eID(i int) string { return fmt.Sprintf("E%09d", i) }
 
@@ -264,8 +318,8 @@ func e2eDaemon(b *testing.B, uri string, rec *benchReceiver) (*daemon.Daemon, *c
 
 // inject posts messages first..first+n-1 to account e2e from e2eClients
 // clients; before, when set, runs just before message i (0-based) is
-// posted and may wait.
-func inject(b *testing.B, c *client, first, n int, before func(i int)) {
+// posted and may wait; after, when set, runs once it was answered (stored).
+func inject(b *testing.B, c *client, first, n int, before, after func(i int)) {
 	httpc := &http.Client{Transport: apikeystest.Wrap(&http.Transport{MaxIdleConnsPerHost: e2eClients, MaxConnsPerHost: e2eClients})}
 	url := c.base + "/v1/accounts/e2e/sim/inbound"
 	var next atomic.Int64
@@ -297,6 +351,9 @@ func inject(b *testing.B, c *client, first, n int, before func(i int)) {
 				if resp.StatusCode != http.StatusCreated {
 					b.Errorf("inject: %d", resp.StatusCode)
 					return
+				}
+				if after != nil {
+					after(i)
 				}
 			}
 		})

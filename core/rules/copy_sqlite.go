@@ -11,6 +11,9 @@ import (
 
 // Count counts the stored keys of every rule.
 func (k *SQLiteKV) Count(ctx context.Context) (int64, error) {
+	if err := k.db.Barrier(ctx); err != nil { // writes still queued count
+		return 0, fmt.Errorf("count rule kv entries: %w", err)
+	}
 	var n int64
 	if err := k.db.Reader().QueryRowContext(ctx, `SELECT count(*) FROM rule_kv`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count rule kv entries: %w", err)
@@ -20,6 +23,9 @@ func (k *SQLiteKV) Count(ctx context.Context) (int64, error) {
 
 // Export hands every stored key to fn in batches.
 func (k *SQLiteKV) Export(ctx context.Context, batch int, fn func([]*KVEntry) error) error {
+	if err := k.db.Barrier(ctx); err != nil { // writes still queued are exported
+		return fmt.Errorf("export rule kv entries: %w", err)
+	}
 	var rule, key string
 	for {
 		rows, err := k.db.Reader().QueryContext(ctx, `SELECT rule, key, value, updated_at, expires_at FROM rule_kv
@@ -81,6 +87,22 @@ func (k *SQLiteKV) Import(ctx context.Context, es []*KVEntry) error {
 	})
 	if err != nil {
 		return fmt.Errorf("import rule kv entries: %w", err)
+	}
+	// Kept rows now read what was imported.
+	for _, e := range es {
+		kk := kvKey{e.Rule, e.Key}
+		sh := k.cache.shard(kk)
+		sh.mu.Lock()
+		if r, ok := sh.rows[kk]; ok {
+			var buf bytes.Buffer
+			_ = json.Compact(&buf, e.Value) // checked above
+			st := kvState{value: buf.String()}
+			if e.ExpiresAt != nil {
+				st.expires = e.ExpiresAt.UnixMilli()
+			}
+			r.restore(st)
+		}
+		sh.mu.Unlock()
 	}
 	return nil
 }

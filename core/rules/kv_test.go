@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -314,5 +315,78 @@ func TestKVHonoursTheDeadline(t *testing.T) {
 	}
 	if st := e.Status()[0]; st.Timeouts != 1 {
 		t.Fatalf("status %+v", st)
+	}
+}
+
+// On the embedded engine a kv write waits for no commit: it is queued in
+// the group commit and read back from memory, and it is committed before
+// any write queued after it — the event's done mark — is answered.
+func TestSQLiteKVWritesWaitForNoCommit(t *testing.T) {
+	db := storetest.NewSQLite(t, SQLiteSchema)
+	kv := NewSQLiteKV(db, nil)
+	ctx := context.Background()
+	if _, err := kv.Incr(ctx, "r", "n", 1, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Hold the next group in its before-commit hook.
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	db.BeforeCommit("hold", func(context.Context, *sql.Tx) error {
+		once.Do(func() {
+			close(held)
+			<-release
+		})
+		return nil
+	})
+	var let sync.Once
+	t.Cleanup(func() { let.Do(func() { close(release) }) })
+	blocked := make(chan error, 1)
+	go func() { blocked <- db.Write(ctx, func(*sql.Tx) error { return nil }) }()
+	<-held
+
+	done := make(chan error, 1)
+	var got float64
+	go func() {
+		var err error
+		got, err = kv.Incr(ctx, "r", "n", 1, time.Hour)
+		if err == nil {
+			err = kv.Set(ctx, "r", "s", json.RawMessage(`"x"`), 0)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil || got != 2 {
+			t.Fatalf("Incr = %v, %v; want 2", got, err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("kv writes waited for the held commit")
+	}
+	if v, ok, err := kv.Get(ctx, "r", "s"); err != nil || !ok || string(v) != `"x"` {
+		t.Fatalf("Get s = %s %v %v: a queued write is not read back", v, ok, err)
+	}
+	var stored string
+	if err := db.Reader().QueryRow(`SELECT value FROM rule_kv WHERE rule = 'r' AND key = 'n'`).Scan(&stored); err != nil || stored != "1" {
+		t.Fatalf("stored n = %q, %v while the group is held; want 1", stored, err)
+	}
+
+	let.Do(func() { close(release) })
+	if err := <-blocked; err != nil {
+		t.Fatal(err)
+	}
+	// The done mark's stand-in: once it is answered, both writes are in.
+	if err := db.Write(ctx, func(*sql.Tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var n, s string
+	if err := db.Reader().QueryRow(`SELECT (SELECT value FROM rule_kv WHERE key = 'n'), (SELECT value FROM rule_kv WHERE key = 's')`).Scan(&n, &s); err != nil || n != "2" || s != `"x"` {
+		t.Fatalf("stored n = %q, s = %q, %v; want 2 and \"x\"", n, s, err)
+	}
+	// Another store on the database (a reloaded engine) reads the same.
+	if got, err := NewSQLiteKV(db, nil).Incr(ctx, "r", "n", 1, time.Hour); err != nil || got != 3 {
+		t.Fatalf("second store's Incr = %v, %v; want 3", got, err)
 	}
 }

@@ -79,6 +79,15 @@ type writeOp struct {
 	ctx    context.Context
 	fn     func(tx *sql.Tx) error
 	result chan error
+	then   func(error) // instead of result, for a write nobody waits for
+}
+
+func (op *writeOp) answer(err error) {
+	if op.then != nil {
+		op.then(err)
+		return
+	}
+	op.result <- err
 }
 
 func newCommitter(db *sql.DB, exec func(tx *sql.Tx, query string) error, maxBatch int, log *slog.Logger) *committer {
@@ -94,6 +103,16 @@ func newCommitter(db *sql.DB, exec func(tx *sql.Tx, query string) error, maxBatc
 }
 
 func (c *committer) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	op := &writeOp{ctx: ctx, fn: fn, result: make(chan error, 1)}
+	if err := c.enqueue(op); err != nil {
+		return err
+	}
+	return <-op.result
+}
+
+// enqueue queues op behind every write queued before it.
+func (c *committer) enqueue(op *writeOp) error {
+	ctx := op.ctx
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -102,7 +121,6 @@ func (c *committer) write(ctx context.Context, fn func(tx *sql.Tx) error) error 
 			return err
 		}
 	}
-	op := &writeOp{ctx: ctx, fn: fn, result: make(chan error, 1)}
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
@@ -115,7 +133,7 @@ func (c *committer) write(ctx context.Context, fn func(tx *sql.Tx) error) error 
 		c.mu.RUnlock()
 		return ctx.Err()
 	}
-	return <-op.result
+	return nil
 }
 
 func (c *committer) close() {
@@ -304,9 +322,9 @@ func (c *committer) committed(batch []*writeOp, results []error, writes int) {
 func answer(batch []*writeOp, results []error, all error) {
 	for i, op := range batch {
 		if all != nil {
-			op.result <- all
+			op.answer(all)
 			continue
 		}
-		op.result <- results[i]
+		op.answer(results[i])
 	}
 }

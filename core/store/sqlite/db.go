@@ -92,6 +92,7 @@ type DB struct {
 	ckpt   *checkpointer
 	stmts  sync.Map // query → *sql.Stmt prepared on the writer (see Stmt)
 	reads  sync.Map // query → *sql.Stmt on the reader pool (see Read)
+	shared sync.Map // see Shared
 
 	closeOnce sync.Once
 	closeErr  error
@@ -247,6 +248,43 @@ func (db *DB) Conn() (*sql.DB, error) {
 // the commit even if ctx ends, so that its answer is always the truth.
 func (db *DB) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return db.gc.write(ctx, fn)
+}
+
+// WriteAfter queues fn as Write does, behind every write queued before it,
+// and returns without waiting: then is called with what Write would have
+// returned, on the committer's goroutine (it must not block or Write).
+// Because groups commit in order, a Write queued after it returns only
+// once fn's statements are committed too (or failed): a caller that acts
+// on fn's effect later through a Write of its own needs no wait of its
+// own. The error is the queueing's (closed, ctx ended, a failed flush).
+// ctx only bounds the queueing; fn runs even if it ends afterwards.
+func (db *DB) WriteAfter(ctx context.Context, fn func(tx *sql.Tx) error, then func(error)) error {
+	if then == nil {
+		then = func(error) {}
+	}
+	op := &writeOp{ctx: context.WithoutCancel(ctx), fn: fn, then: then}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return db.gc.enqueue(op)
+}
+
+// Barrier returns once every write queued before it (WriteAfter's too)
+// has been answered.
+func (db *DB) Barrier(ctx context.Context) error {
+	return db.Write(ctx, func(*sql.Tx) error { return nil })
+}
+
+// Shared returns the value kept with this database under key, made by
+// make on first use: state that belongs to the database rather than to
+// whichever store type opened it (a cache of its rows that every store on
+// it must share to stay coherent).
+func (db *DB) Shared(key any, make func() any) any {
+	if v, ok := db.shared.Load(key); ok {
+		return v
+	}
+	v, _ := db.shared.LoadOrStore(key, make())
+	return v
 }
 
 // BeforeCommit makes fn part of every group commit from now on: it runs in
@@ -443,6 +481,11 @@ func IsConstraint(err error) bool {
 // contents of rows since overwritten or deleted (plaintext before
 // re-encryption) are gone from the disk, not just unreferenced.
 func (db *DB) Vacuum(ctx context.Context) error {
+	// What was queued before (WriteAfter's writes) is part of what it
+	// compacts.
+	if err := db.Barrier(ctx); err != nil {
+		return fmt.Errorf("vacuum %s: %w", db.path, err)
+	}
 	h, err := db.Conn()
 	if err != nil {
 		return err
