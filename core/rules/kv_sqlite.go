@@ -121,6 +121,20 @@ func (c *kvCache) shard(k kvKey) *kvShard {
 	return &c.shards[h.Sum32()%kvShards]
 }
 
+// lockRow locks the shard of (rule, key) and returns it with the key's
+// row; the caller unlocks s.mu.
+func (k *SQLiteKV) lockRow(ctx context.Context, rule, key string, now int64) (*kvShard, *kvRow, error) {
+	kk := kvKey{rule, key}
+	s := k.cache.shard(kk)
+	s.mu.Lock()
+	r, err := k.row(ctx, s, kk, now)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, nil, err
+	}
+	return s, r, nil
+}
+
 // row is k's kept row, read from the database when not kept; s.mu held.
 func (k *SQLiteKV) row(ctx context.Context, s *kvShard, key kvKey, now int64) (*kvRow, error) {
 	if r, ok := s.rows[key]; ok {
@@ -190,14 +204,11 @@ func (k *SQLiteKV) Get(ctx context.Context, rule, key string) (json.RawMessage, 
 		return nil, false, err
 	}
 	now := k.now().UnixMilli()
-	kk := kvKey{rule, key}
-	s := k.cache.shard(kk)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, err := k.row(ctx, s, kk, now)
+	s, r, err := k.lockRow(ctx, rule, key, now)
 	if err != nil {
 		return nil, false, fmt.Errorf("kv get %q: %w", key, err)
 	}
+	defer s.mu.Unlock()
 	if !r.live(now) {
 		return nil, false, nil
 	}
@@ -256,14 +267,11 @@ func (k *SQLiteKV) Incr(ctx context.Context, rule, key string, by float64, ttl t
 	}
 	now := k.now()
 	ms := now.UnixMilli()
-	kk := kvKey{rule, key}
-	s := k.cache.shard(kk)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, err := k.row(ctx, s, kk, ms)
+	s, r, err := k.lockRow(ctx, rule, key, ms)
 	if err != nil {
 		return 0, fmt.Errorf("kv incr %q: %w", key, err)
 	}
+	defer s.mu.Unlock()
 	sum := by
 	expires := expiryMillis(now, ttl)
 	if r.live(ms) {
@@ -306,14 +314,11 @@ func (k *SQLiteKV) Del(ctx context.Context, rule, key string) (bool, error) {
 		return false, err
 	}
 	ms := k.now().UnixMilli()
-	kk := kvKey{rule, key}
-	s := k.cache.shard(kk)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, err := k.row(ctx, s, kk, ms)
+	s, r, err := k.lockRow(ctx, rule, key, ms)
 	if err != nil {
 		return false, fmt.Errorf("kv del %q: %w", key, err)
 	}
+	defer s.mu.Unlock()
 	if r.absent {
 		return false, nil
 	}
