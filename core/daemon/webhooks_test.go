@@ -166,6 +166,19 @@ func testWebhookDeliveryThroughTheDaemon(t *testing.T, e storetest.Engine) {
 	}
 
 	c.inject("demo", `{"from":"15551234567","pushName":"Ann","text":"first"}`)
+	// It failed once in CI, under load on the in-process FerretDB, with no
+	// webhook at all and nothing logged: on a failure, show where the
+	// event got to.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		t.Logf("deliveries: %s", c.get("/v1/deliveries").body)
+		t.Logf("messages: %s", c.get("/v1/accounts/demo/messages").body)
+		t.Logf("webhooks: %s", c.get("/v1/webhooks").body)
+		t.Logf("pipeline: %s", c.get("/v1/pipeline").body)
+		t.Logf("plugins: %s", c.get("/v1/plugins").body)
+	})
 	for _, rc := range []struct {
 		r      *hookReceiver
 		secret string
