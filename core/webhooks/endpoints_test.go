@@ -188,3 +188,76 @@ func TestSQLiteSourcesMigration(t *testing.T) {
 		t.Fatalf("migrated endpoint: %+v %v", got, err)
 	}
 }
+
+// heldList is a store whose next List, once armed, reads the endpoints,
+// says so on called, and answers only when let is closed.
+type heldList struct {
+	webhooks.EndpointStore
+	mu          sync.Mutex
+	called, let chan struct{}
+}
+
+func (h *heldList) arm() (called, let chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.called, h.let = make(chan struct{}), make(chan struct{})
+	return h.called, h.let
+}
+
+func (h *heldList) List(ctx context.Context) ([]*webhooks.Endpoint, error) {
+	all, err := h.EndpointStore.List(ctx)
+	h.mu.Lock()
+	called, let := h.called, h.let
+	h.called, h.let = nil, nil
+	h.mu.Unlock()
+	if called != nil {
+		close(called)
+		<-let
+	}
+	return all, err
+}
+
+// A Refresh whose List was read before an endpoint was created or deleted
+// here leaves that endpoint as the change left it: the created one is not
+// dropped, the deleted one not brought back (the fan-out missed the first,
+// or fed the second, until the next Refresh).
+func TestRefreshKeepsChangesMadeWhileItRead(t *testing.T) {
+	st := &heldList{EndpointStore: webhooks.NewSQLiteEndpoints(storetest.NewSQLite(t, webhooks.SQLiteSchema))}
+	reg := webhooks.New(webhooks.Options{Store: st, AllowPrivate: true})
+	ctx := context.Background()
+	create := func(id string) {
+		url := "http://127.0.0.1:9/" + id
+		if _, err := reg.Create(ctx, webhooks.Input{ID: &id, URL: &url}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cached := func() []string {
+		var ids []string
+		for _, e := range reg.Cached() {
+			ids = append(ids, e.ID)
+		}
+		return ids
+	}
+	create("old")
+	called, let := st.arm()
+	refreshed := make(chan error, 1)
+	go func() { refreshed <- reg.Refresh(ctx) }()
+	<-called // it has read [old]
+	create("new")
+	if err := reg.Delete(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	close(let)
+	if err := <-refreshed; err != nil {
+		t.Fatal(err)
+	}
+	if got := cached(); !reflect.DeepEqual(got, []string{"new"}) {
+		t.Fatalf("after the stale refresh: %v, want [new]", got)
+	}
+	if err := reg.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := cached(); !reflect.DeepEqual(got, []string{"new"}) {
+		t.Fatalf("after a fresh refresh: %v, want [new]", got)
+	}
+}

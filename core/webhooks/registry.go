@@ -78,6 +78,12 @@ type Registry struct {
 	mu       sync.RWMutex
 	cache    map[string]*Endpoint
 	limiters map[string]*rate.Limiter
+	// seq counts changes made here (not by Refresh); changed is each id's
+	// last one. A Refresh leaves alone an id changed after its List began:
+	// what it read is older (an endpoint created or deleted meanwhile was
+	// otherwise dropped or brought back until the next Refresh).
+	seq     uint64
+	changed map[string]uint64
 }
 
 // New returns a registry; call Refresh to load the stored endpoints.
@@ -95,7 +101,8 @@ func New(opts Options) *Registry {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Registry{st: opts.Store, opts: opts, log: opts.Logger,
-		cache: map[string]*Endpoint{}, limiters: map[string]*rate.Limiter{}}
+		cache: map[string]*Endpoint{}, limiters: map[string]*rate.Limiter{}, changed: map[string]uint64{},
+		seq: 1} // a Refresh's since is then never 0, which means "made here"
 }
 
 // SetDeliverer installs the webhook plugin (the daemon knows it once the
@@ -414,6 +421,9 @@ func orAll(s []string) []string {
 // Refresh reloads every endpoint into the cache and reports what changed
 // through OnChange.
 func (r *Registry) Refresh(ctx context.Context) error {
+	r.mu.RLock()
+	began := r.seq
+	r.mu.RUnlock()
 	all, err := r.List(ctx)
 	if err != nil {
 		return err
@@ -421,7 +431,7 @@ func (r *Registry) Refresh(ctx context.Context) error {
 	seen := map[string]bool{}
 	for _, e := range all {
 		seen[e.ID] = true
-		r.remember(e)
+		r.set(e, began)
 	}
 	r.mu.RLock()
 	var gone []string
@@ -432,14 +442,23 @@ func (r *Registry) Refresh(ctx context.Context) error {
 	}
 	r.mu.RUnlock()
 	for _, id := range gone {
-		r.forget(id)
+		r.unset(id, began)
 	}
 	return nil
 }
 
-// remember caches e and reports it when new or changed.
-func (r *Registry) remember(e *Endpoint) {
+// remember caches e, a change made here, and reports it when new or
+// changed.
+func (r *Registry) remember(e *Endpoint) { r.set(e, 0) }
+
+// set caches e; from a Refresh that began at seq since (> 0), only when the
+// id was not changed here after that.
+func (r *Registry) set(e *Endpoint, since uint64) {
 	r.mu.Lock()
+	if !r.mayChange(e.ID, since) {
+		r.mu.Unlock()
+		return
+	}
 	old := r.cache[e.ID]
 	r.cache[e.ID] = e
 	if e.RateLimit > 0 {
@@ -465,8 +484,28 @@ func equalPtrTime(a, b *time.Time) bool {
 	return a.Equal(*b)
 }
 
-func (r *Registry) forget(id string) {
+// mayChange reports whether a change to id may be made (r.mu held):
+// always for one made here (since 0), which it records; for a Refresh's
+// only when id was not changed here after it began.
+func (r *Registry) mayChange(id string, since uint64) bool {
+	if since == 0 {
+		r.seq++
+		r.changed[id] = r.seq
+		return true
+	}
+	return r.changed[id] <= since
+}
+
+// forget drops id, a change made here.
+func (r *Registry) forget(id string) { r.unset(id, 0) }
+
+// unset drops id; from a Refresh, as set.
+func (r *Registry) unset(id string, since uint64) {
 	r.mu.Lock()
+	if !r.mayChange(id, since) {
+		r.mu.Unlock()
+		return
+	}
 	old := r.cache[id]
 	delete(r.cache, id)
 	delete(r.limiters, id)
