@@ -77,9 +77,7 @@ func (k *SQLiteKV) Import(ctx context.Context, es []*KVEntry) error {
 			if e.ExpiresAt != nil {
 				exp = e.ExpiresAt.UnixMilli()
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO rule_kv (rule, key, value, updated_at, expires_at) VALUES (?, ?, ?, ?, ?)
-				ON CONFLICT (rule, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, expires_at = excluded.expires_at`,
-				e.Rule, e.Key, buf.String(), e.UpdatedAt.UnixMilli(), exp); err != nil {
+			if _, err := tx.ExecContext(ctx, upsertSQL, e.Rule, e.Key, buf.String(), e.UpdatedAt.UnixMilli(), exp); err != nil {
 				return fmt.Errorf("rule %s key %q: %w", e.Rule, e.Key, err)
 			}
 		}
@@ -100,7 +98,7 @@ func (k *SQLiteKV) Import(ctx context.Context, es []*KVEntry) error {
 			if e.ExpiresAt != nil {
 				st.expires = e.ExpiresAt.UnixMilli()
 			}
-			r.restore(st)
+			r.kvState = st
 		}
 		sh.mu.Unlock()
 	}

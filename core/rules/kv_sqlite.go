@@ -81,26 +81,20 @@ type kvShard struct {
 type kvKey struct{ rule, key string }
 
 type kvRow struct {
-	absent  bool   // no row (deleted, or never stored)
-	value   string // JSON text as stored
-	expires int64  // unix ms; 0: never
+	kvState
 	// pending counts queued writes not yet answered; atomic, as their
 	// answers come on the committer's goroutine, which must never wait for
 	// a shard's lock (its holder may be waiting to queue).
 	pending atomic.Int32
 }
 
-// kvState is a row's value without its counter, to undo a write that
+// kvState is a row's value: what a write changes, and puts back when it
 // could not be queued.
 type kvState struct {
-	absent  bool
-	value   string
-	expires int64
+	absent  bool   // no row (deleted, or never stored)
+	value   string // JSON text as stored
+	expires int64  // unix ms; 0: never
 }
-
-func (r *kvRow) state() kvState { return kvState{r.absent, r.value, r.expires} }
-
-func (r *kvRow) restore(st kvState) { r.absent, r.value, r.expires = st.absent, st.value, st.expires }
 
 // live reports whether the row holds a value at now (unix ms).
 func (r *kvRow) live(now int64) bool { return !r.absent && (r.expires == 0 || r.expires > now) }
@@ -150,11 +144,16 @@ func (k *SQLiteKV) row(ctx context.Context, s *kvShard, key kvKey, now int64) (*
 		return nil, err
 	}
 	r.expires = exp.Int64
+	s.keep(key, r, now)
+	return r, nil
+}
+
+// keep adds r as key's kept row, trimming the shard first when full.
+func (s *kvShard) keep(key kvKey, r *kvRow, now int64) {
 	if len(s.rows) >= kvShardKeys {
 		s.trim(now)
 	}
 	s.rows[key] = r
-	return r, nil
 }
 
 // trim drops kept rows without queued writes, expired ones first, until
@@ -231,17 +230,14 @@ func (k *SQLiteKV) Set(ctx context.Context, rule, key string, value json.RawMess
 	defer s.mu.Unlock()
 	r, ok := s.rows[kk]
 	if !ok {
-		if len(s.rows) >= kvShardKeys {
-			s.trim(now.UnixMilli())
-		}
 		r = &kvRow{}
-		s.rows[kk] = r
+		s.keep(kk, r, now.UnixMilli())
 	}
-	prev := r.state()
-	r.absent, r.value, r.expires = false, buf.String(), expiryMillis(now, ttl)
+	prev := r.kvState
+	r.kvState = kvState{value: buf.String(), expires: expiryMillis(now, ttl)}
 	if err := k.write(ctx, r, upsertSQL, rule, key, r.value, now.UnixMilli(), nullMillis(r.expires)); err != nil {
 		if ok {
-			r.restore(prev)
+			r.kvState = prev
 		} else {
 			delete(s.rows, kk) // not queued: the database holds what is true
 		}
@@ -281,10 +277,10 @@ func (k *SQLiteKV) Incr(ctx context.Context, rule, key string, by float64, ttl t
 		}
 		sum, expires = n+by, r.expires // the window started with the first increment
 	}
-	prev := r.state()
-	r.absent, r.value, r.expires = false, numberText(sum), expires
+	prev := r.kvState
+	r.kvState = kvState{value: numberText(sum), expires: expires}
 	if err := k.write(ctx, r, upsertSQL, rule, key, r.value, ms, nullMillis(expires)); err != nil {
-		r.restore(prev)
+		r.kvState = prev
 		return 0, fmt.Errorf("kv incr %q: %w", key, err)
 	}
 	return strconv.ParseFloat(r.value, 64)
@@ -323,10 +319,10 @@ func (k *SQLiteKV) Del(ctx context.Context, rule, key string) (bool, error) {
 		return false, nil
 	}
 	live := r.live(ms)
-	prev := r.state()
-	r.absent, r.value, r.expires = true, "", 0
+	prev := r.kvState
+	r.kvState = kvState{absent: true}
 	if err := k.write(ctx, r, `DELETE FROM rule_kv WHERE rule = ? AND key = ?`, rule, key); err != nil {
-		r.restore(prev)
+		r.kvState = prev
 		return false, fmt.Errorf("kv del %q: %w", key, err)
 	}
 	return live, nil

@@ -40,8 +40,6 @@ type committer struct {
 	// it; otherwise a group is answered at its commit. Set before the first
 	// Write.
 	sync *walSyncer
-	// handed: run's current group went to sync, which frees its slot.
-	handed bool
 }
 
 // commitHook is work that commits with every group: see DB.BeforeCommit.
@@ -159,7 +157,6 @@ func (c *committer) run() {
 			// so what queued meanwhile commits together instead of in
 			// many small groups, each writing its pages again.
 			c.sync.slots <- struct{}{}
-			c.handed = false
 		}
 		batch = append(batch[:0], op)
 	fill:
@@ -174,8 +171,9 @@ func (c *committer) run() {
 				break fill
 			}
 		}
+		commits := c.commits.Load()
 		c.commit(batch)
-		if c.sync != nil && !c.handed {
+		if c.sync != nil && c.commits.Load() == commits {
 			<-c.sync.slots // nothing committed: no flush to wait for
 		}
 	}
@@ -315,7 +313,6 @@ func (c *committer) committed(batch []*writeOp, results []error, writes int) {
 		return
 	}
 	// run reuses batch for the next group while this one waits.
-	c.handed = true
 	c.sync.committed(append([]*writeOp(nil), batch...), results)
 }
 

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 )
 
@@ -46,9 +45,7 @@ type walSyncer struct {
 
 	// flush flushes f; the tests replace it to hold or fail a flush.
 	flush func(f *os.File) error
-
-	mu   sync.Mutex // guards file
-	file *os.File
+	file  *os.File // the log, opened at the first flush; only run touches it
 }
 
 // syncedGroup is a committed group waiting for its flush.
@@ -115,8 +112,6 @@ func (s *walSyncer) sync() error {
 	if err := s.err(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.file == nil {
 		f, err := os.OpenFile(s.path, os.O_RDWR, 0)
 		if err != nil {
@@ -150,9 +145,7 @@ func (s *walSyncer) fail(err error) error {
 // stopped handing groups over.
 func (s *walSyncer) close() {
 	close(s.queue)
-	<-s.done
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	<-s.done // run has stopped: the file is this goroutine's now
 	if s.file != nil {
 		_ = s.file.Close()
 		s.file = nil
