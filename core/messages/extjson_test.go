@@ -56,12 +56,12 @@ func bytesOrErr(f func() ([]byte, error)) string {
 	return string(b)
 }
 
-// A message with every kind of field decodes to the same value both ways.
-func TestDecodeDocMatchesUnmarshalExtJSON(t *testing.T) {
+// richMessage has every kind of field the document holds.
+func richMessage() *Message {
 	at := time.Date(2026, 3, 4, 5, 6, 7, 891_000_000, time.UTC)
 	early := time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)
 	done := false
-	m := &Message{
+	return &Message{
 		ID: "acme:M1",
 		Message: event.Message{AccountID: "acme", MessageID: "M1", ChatID: "1555@s.whatsapp.net", From: "x", FromMe: true,
 			Timestamp: 1767225600, Type: event.TypeImage, Text: "caption \"quoted\" é 😀 \n", HasMedia: true,
@@ -85,6 +85,70 @@ func TestDecodeDocMatchesUnmarshalExtJSON(t *testing.T) {
 		PipelineDone: &done,
 		StoredAt:     at, SortKey: SortKey(1767225600, "M1"), Rev: 3,
 	}
+}
+
+// encodeDoc writes what bson.MarshalExtJSON writes, byte for byte, for
+// every kind of field and every value the quoting, number and date rules
+// treat apart.
+func TestEncodeDocMatchesMarshalExtJSON(t *testing.T) {
+	at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	far := time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC)
+	// A map's keys come in a random order on every encoding, so a map here
+	// has one key; the rich message's two-key map is compared through its
+	// BSON below.
+	rich := richMessage()
+	rich.Annotations = map[string]string{"k": "v"}
+	docs := []any{
+		rich,
+		&Message{ID: "acme:M2", StoredAt: at},
+		&Message{ID: "far", StoredAt: far, EditedAt: &time.Time{}},
+		bson.D{{Key: "s", Value: "ctl \x00\x01\x1f \b\f\r\t\n \"\\ <>& \u2028\u2029 \xff\xfe bad é 😀 \u007f"}},
+		bson.D{{Key: "k\"ey\n\u2028", Value: 1}, {Key: "", Value: int32(-7)}, {Key: "é", Value: nil}},
+		bson.D{{Key: "f", Value: []float64{0, math.Copysign(0, -1), 1, -1.5, 1e21, 1e20, 123456789.125, 1e-7, 5e-324,
+			math.MaxFloat64, math.Inf(1), math.Inf(-1), math.NaN()}}},
+		bson.D{{Key: "i", Value: bson.A{int32(math.MinInt32), int64(math.MinInt64), int64(math.MaxInt64), true, false}}},
+		bson.D{{Key: "b", Value: bson.Binary{Subtype: 0x80, Data: []byte("x")}},
+			{Key: "old", Value: bson.Binary{Subtype: 0x02, Data: []byte{1, 2}}}, {Key: "empty", Value: []byte{}},
+			{Key: "nested", Value: bson.A{bson.A{}, bson.D{}, bson.A{bson.D{{Key: "a", Value: bson.A{1}}}}}}},
+		bson.D{{Key: "d", Value: []time.Time{time.UnixMilli(-1).UTC(), time.UnixMilli(0).UTC(), time.UnixMilli(1).UTC(),
+			time.Date(9999, 12, 31, 23, 59, 59, 999_000_000, time.UTC), time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC)}}},
+		// Types it does not write itself go to the reference.
+		bson.D{{Key: "oid", Value: bson.ObjectID{1}}, {Key: "re", Value: bson.Regex{Pattern: "x", Options: "i"}}},
+		// A key BSON cannot hold: the reference takes it, as before.
+		map[string]string{"nul\x00key": "v"},
+	}
+	for i, v := range docs {
+		want, werr := bson.MarshalExtJSON(v, false, false)
+		got, gerr := encodeDoc(v)
+		if (werr != nil) != (gerr != nil) || !bytes.Equal(got, want) {
+			t.Errorf("doc %d:\n got  %s (%v)\n want %s (%v)", i, got, gerr, want, werr)
+		}
+	}
+	// The translation itself, on the rich message's BSON (its map's order
+	// fixed by the BSON): what the reference writes from the same bytes.
+	raw, err := bson.Marshal(richMessage())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := bson.MarshalExtJSON(bson.Raw(raw), false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := appendExtDoc(nil, raw, false); !ok || !bytes.Equal(got, want) {
+		t.Errorf("rich message (ok %v):\n got  %s\n want %s", ok, got, want)
+	}
+	// Malformed BSON is declined, never misread.
+	for _, bad := range [][]byte{nil, {5, 0, 0, 0}, raw[:len(raw)-7], append(raw[:4:4], 0x02, 'k', 0, 9, 0, 0, 0, 'x', 0)} {
+		if _, ok := appendExtDoc(nil, bad, false); ok {
+			t.Errorf("malformed %v accepted", bad)
+		}
+	}
+}
+
+// A message with every kind of field decodes to the same value both ways.
+func TestDecodeDocMatchesUnmarshalExtJSON(t *testing.T) {
+	at := time.Date(2026, 3, 4, 5, 6, 7, 891_000_000, time.UTC)
+	m := richMessage()
 	for _, msg := range []*Message{m, {ID: "acme:M2", StoredAt: at}} {
 		doc, err := docJSON(msg)
 		if err != nil {

@@ -12,8 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-
 	"github.com/wildcathub/wildcat/core/sealing"
 	"github.com/wildcathub/wildcat/core/store/sqlite"
 )
@@ -97,7 +95,7 @@ func scanMessages(rows *sql.Rows) ([]*Message, int64, error) {
 func docJSON(m *Message) (string, error) {
 	d := *m
 	d.RawMessage, d.Status, d.StatusRank, d.StatusAt, d.Error, d.PipelineDone = nil, "", 0, nil, "", nil
-	b, err := bson.MarshalExtJSON(d, false, false)
+	b, err := encodeDoc(d)
 	if err != nil {
 		return "", fmt.Errorf("encode message document: %w", err)
 	}
