@@ -97,7 +97,7 @@ test-browser:
 # Fuzz targets (package:function); each runs FUZZTIME after its committed
 # corpus (testdata/fuzz/<name>), one at a time: go test -fuzz takes one
 # target per run.
-FUZZ_TARGETS = ./core/api:FuzzDecodeJSON ./core/messages:FuzzDecodeCursor \
+FUZZ_TARGETS = ./core/api:FuzzDecodeJSON ./core/messages:FuzzDecodeCursor ./core/messages:FuzzEncodeDoc \
 	./core/session/whatsapp:FuzzNormalizeMessage ./sdk/webhooks:FuzzVerify ./core/rules:FuzzJSONBridge
 # A count, not a duration: a duration's deadline can fail a target with no
 # crasher (Go's fuzz coordinator race, go.dev/issue/75804, fixed in 1.27).
