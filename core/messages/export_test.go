@@ -1,6 +1,11 @@
 package messages
 
-import "time"
+import (
+	"context"
+	"time"
+
+	"github.com/wildcathub/wildcat/core/store/sqlite"
+)
 
 // SetNow replaces the store's clock (storedAt and friends).
 func SetNow(s *Store, now func() time.Time) { s.now = now }
@@ -14,3 +19,12 @@ func SetIdempotencyNow(s *Idempotency, now func() time.Time) { s.now = now }
 const SQLiteRowCols = rowCols
 
 func SQLiteRowArgs(m *Message) ([]any, error) { return rowArgs(m) }
+
+// NewSQLiteTextIndexEvery is NewSQLite with the trigram index taking in
+// new rows at most every `every`.
+func NewSQLiteTextIndexEvery(db *sqlite.DB, every time.Duration) *Store {
+	return newSQLite(db, nil, every)
+}
+
+// CatchUpText indexes what the trigram index lacks, as a search does first.
+func CatchUpText(ctx context.Context, s *Store) error { return s.b.(*sqliteBackend).catchUpText(ctx) }

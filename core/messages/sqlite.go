@@ -447,14 +447,51 @@ func limitOrAll(limit int) int {
 	return limit
 }
 
-// indexText adds the text of every row stored since the last commit to the
-// trigram index, in the committing transaction (see the schema's
-// 0002_messages_text_per_commit.sql): one FTS5 statement per group commit
-// instead of one per message, which made the index a fifth of the cost of
-// storing a message.
+// textIndexEvery is how often at most a group commit takes the rows stored
+// since the last such commit into the trigram index (textIndexer).
+const textIndexEvery = 50 * time.Millisecond
+
+// textIndexer is the before-commit hook that keeps the trigram index (see
+// the schema's 0002_messages_text_per_commit.sql). FTS5 writes an index
+// segment, and its bookkeeping pages, per statement that changes it: one per
+// message made the index a fifth of the cost of storing one, and one per
+// group commit was still a twentieth of an event's CPU end to end and
+// several pages in every group's commit. So a group indexes what the
+// groups before it stored only once every `every`; a search first takes in
+// whatever is left (catchUpText), so it still finds every message stored
+// before it began.
+func textIndexer(db *sqlite.DB, every time.Duration) func(ctx context.Context, tx *sql.Tx) error {
+	var last time.Time // only the committer's goroutine runs hooks
+	return func(ctx context.Context, tx *sql.Tx) error {
+		if now := time.Now(); now.Sub(last) >= every {
+			last = now
+			return indexText(ctx, db, tx)
+		}
+		return nil
+	}
+}
+
+// catchUpText indexes every row stored before it was called that the
+// trigram index does not hold yet.
+func (b *sqliteBackend) catchUpText(ctx context.Context) error {
+	var indexed, top sql.NullInt64
+	if err := b.db.Reader().QueryRowContext(ctx, textIndexStateSQL).Scan(&indexed, &top); err != nil {
+		return fmt.Errorf("index text: %w", err)
+	}
+	if !top.Valid || top.Int64 <= indexed.Int64 {
+		return nil
+	}
+	return b.db.Write(ctx, func(tx *sql.Tx) error { return indexText(ctx, b.db, tx) })
+}
+
+// textIndexStateSQL reads the highest indexed seq and the highest seq.
+const textIndexStateSQL = `SELECT (SELECT indexed_seq FROM messages_text_state), (SELECT MAX(seq) FROM messages)`
+
+// indexText adds the text of every row above indexed_seq to the trigram
+// index in one statement, in tx.
 func indexText(ctx context.Context, db *sqlite.DB, tx *sql.Tx) error {
 	var indexed, top sql.NullInt64
-	if err := db.QueryRow(ctx, tx, `SELECT (SELECT indexed_seq FROM messages_text_state), (SELECT MAX(seq) FROM messages)`).Scan(&indexed, &top); err != nil {
+	if err := db.QueryRow(ctx, tx, textIndexStateSQL).Scan(&indexed, &top); err != nil {
 		return fmt.Errorf("index text: %w", err)
 	}
 	if !top.Valid || top.Int64 <= indexed.Int64 {
@@ -496,6 +533,9 @@ func (b *sqliteBackend) History(ctx context.Context, q Query, before string, lim
 	}
 	if q.Text != "" {
 		if utf8.RuneCountInString(q.Text) >= minTrigram {
+			if err := b.catchUpText(ctx); err != nil {
+				return nil, err
+			}
 			// One quoted FTS5 string: the trigram index matches it as a
 			// case-insensitive substring.
 			add("seq IN (SELECT rowid FROM messages_text WHERE messages_text MATCH ?)", `"`+strings.ReplaceAll(q.Text, `"`, `""`)+`"`)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wildcathub/wildcat/core/event"
 	"github.com/wildcathub/wildcat/core/messages"
@@ -14,9 +15,13 @@ import (
 )
 
 // ftsIntact runs FTS5's integrity check, which for an external-content
-// table compares the index with the text of every row of messages.
+// table compares the index with the text of every row of messages, once
+// the index has taken in the rows stored since it last did.
 func (v *env) ftsIntact(t *testing.T) {
 	t.Helper()
+	if err := messages.CatchUpText(context.Background(), v.s); err != nil {
+		t.Fatal(err)
+	}
 	if err := v.sql.Write(context.Background(), func(tx *sql.Tx) error {
 		_, err := tx.Exec(`INSERT INTO messages_text (messages_text, rank) VALUES ('integrity-check', 1)`)
 		return err
@@ -25,10 +30,10 @@ func (v *env) ftsIntact(t *testing.T) {
 	}
 }
 
-// The trigram index is written once per group commit (a before-commit
-// hook), not by a trigger per row. Under concurrent stores, edits and
-// account deletions it stays equal to the stored text, and a message is
-// found by q as soon as its store returns.
+// The trigram index is written by a before-commit hook, not by a trigger
+// per row. Under concurrent stores, edits and account deletions it stays
+// equal to the stored text, and a message is found by q as soon as its
+// store returns.
 func TestSQLiteTextIndexKeptPerCommit(t *testing.T) {
 	v := newEnv(t, storetest.SQLite)
 	ctx := context.Background()
@@ -180,4 +185,53 @@ func TestHistoryPagesLeaveRawOut(t *testing.T) {
 			t.Fatalf("Get lost the raw proto: %v, %v", m, err)
 		}
 	})
+}
+
+// A group commit takes new rows into the trigram index only once per
+// interval, not in every group; a search first takes in what is left, so
+// it finds a message stored a moment before.
+func TestSQLiteTextIndexDeferredToTheSearch(t *testing.T) {
+	db := storetest.NewSQLite(t, messages.SQLiteSchema)
+	s := messages.NewSQLiteTextIndexEvery(db, time.Hour)
+	ctx := context.Background()
+	state := func() (indexed, top int64) {
+		t.Helper()
+		if err := db.Reader().QueryRow(`SELECT (SELECT indexed_seq FROM messages_text_state), (SELECT MAX(seq) FROM messages)`).Scan(&indexed, &top); err != nil {
+			t.Fatal(err)
+		}
+		return indexed, top
+	}
+	// The first commit indexes (nothing was indexed yet in this process).
+	if _, err := s.Record(ctx, msgEvent(event.KindMessageReceived, "D1", "first needle", false)); err != nil {
+		t.Fatal(err)
+	}
+	if indexed, top := state(); indexed != top {
+		t.Fatalf("after the first commit: indexed up to %d of %d", indexed, top)
+	}
+	// Commits within the interval leave the index alone.
+	for _, id := range []string{"D2", "D3"} {
+		if _, err := s.Record(ctx, msgEvent(event.KindMessageReceived, id, "later needle "+id, false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	indexed, top := state()
+	if indexed >= top {
+		t.Fatalf("commits within the interval indexed their rows (up to %d of %d)", indexed, top)
+	}
+	// A search finds them all, having indexed them first.
+	page, err := s.History(ctx, messages.Query{AccountID: "acme", Text: "needle"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range page.Messages {
+		got = append(got, m.MessageID)
+	}
+	if strings.Join(got, ",") != "D3,D2,D1" {
+		t.Fatalf("q=needle found %v, want D3,D2,D1", got)
+	}
+	if indexed, top := state(); indexed != top {
+		t.Fatalf("after the search: indexed up to %d of %d", indexed, top)
+	}
+	(&env{s: s, sql: db}).ftsIntact(t)
 }

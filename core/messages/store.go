@@ -12,7 +12,6 @@ package messages
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -194,7 +193,11 @@ func New(db *mongo.Database, log *slog.Logger) *Store {
 // NewSQLite returns a Store on the embedded engine's messages and chats
 // tables (SQLiteSchema).
 func NewSQLite(db *sqlite.DB, log *slog.Logger) *Store {
-	db.BeforeCommit("messages_text", func(ctx context.Context, tx *sql.Tx) error { return indexText(ctx, db, tx) })
+	return newSQLite(db, log, textIndexEvery)
+}
+
+func newSQLite(db *sqlite.DB, log *slog.Logger, indexEvery time.Duration) *Store {
+	db.BeforeCommit("messages_text", textIndexer(db, indexEvery))
 	return &Store{b: &sqliteBackend{db: db}, log: orDiscard(log), now: time.Now}
 }
 
