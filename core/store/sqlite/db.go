@@ -327,7 +327,12 @@ func (db *DB) Stats() Stats {
 // call: on the hot paths (a message insert, a claim) SQLite's parser is a
 // large part of the cost. A query that does not prepare runs as tx's own, so
 // its error shows as usual.
+//
+// ctx's end does not interrupt the statement (groupStatement): the write's
+// context is checked before its function runs, and from then on the write
+// is part of a transaction its group shares.
 func (db *DB) Exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	ctx = groupStatement(ctx)
 	if s := db.stmt(ctx, tx, query); s != nil {
 		return s.ExecContext(ctx, args...)
 	}
@@ -336,6 +341,7 @@ func (db *DB) Exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (
 
 // Query is Exec for statements that return rows.
 func (db *DB) Query(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows, error) {
+	ctx = groupStatement(ctx)
 	if s := db.stmt(ctx, tx, query); s != nil {
 		return s.QueryContext(ctx, args...)
 	}
@@ -344,10 +350,24 @@ func (db *DB) Query(ctx context.Context, tx *sql.Tx, query string, args ...any) 
 
 // QueryRow is Exec for statements that return one row.
 func (db *DB) QueryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
+	ctx = groupStatement(ctx)
 	if s := db.stmt(ctx, tx, query); s != nil {
 		return s.QueryRowContext(ctx, args...)
 	}
 	return tx.QueryRowContext(ctx, query, args...)
+}
+
+// groupStatement is ctx without its cancellation, for a statement of a
+// group commit. Interrupting one would fail its write's function, and so
+// roll back the whole group and run it again with savepoints, for a write
+// whose caller has gone; and the driver watches a cancellable context with a
+// goroutine of its own per statement (modernc.org/sqlite interruptOnDone),
+// a cost every statement of every group paid.
+func groupStatement(ctx context.Context) context.Context {
+	if ctx.Done() == nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }
 
 // Read and ReadRow run a read-only query on the reader pool as Reader's

@@ -237,6 +237,40 @@ func TestKeptStatements(t *testing.T) {
 	}
 }
 
+// A write whose caller goes away while its function runs is not
+// interrupted mid-group: its statements through Exec, Query and QueryRow
+// run to the end, and the group commits without a rerun.
+func TestKeptStatementsIgnoreTheEndOfTheWritesContext(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "c.db"), things)
+	ctx, cancel := context.WithCancel(context.Background())
+	var n int
+	err := db.Write(ctx, func(tx *sql.Tx) error {
+		cancel()
+		if _, err := db.Exec(ctx, tx, `INSERT INTO things (id, n) VALUES ('c', 1)`); err != nil {
+			return err
+		}
+		rows, err := db.Query(ctx, tx, `SELECT n FROM things`)
+		if err != nil {
+			return err
+		}
+		rows.Close()
+		return db.QueryRow(ctx, tx, `SELECT COUNT(*) FROM things`).Scan(&n)
+	})
+	if err != nil || n != 1 {
+		t.Fatalf("write cancelled while it ran: %v (it saw %d rows)", err, n)
+	}
+	if got, reruns := count(t, db), db.Stats().Reruns; got != 1 || reruns != 0 {
+		t.Fatalf("%d rows, %d reruns; want 1 and 0", got, reruns)
+	}
+	// A write cancelled before its function runs still does not run.
+	if err := db.Write(ctx, func(tx *sql.Tx) error {
+		t.Error("the function of a cancelled write ran")
+		return nil
+	}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled write: %v", err)
+	}
+}
+
 // A group with a failing write runs again with savepoints: every write's
 // function may run twice, and only its last run's statements commit.
 func TestFailedGroupRunsAgainWithSavepoints(t *testing.T) {
