@@ -474,12 +474,9 @@ func textIndexer(db *sqlite.DB, every time.Duration) func(ctx context.Context, t
 // catchUpText indexes every row stored before it was called that the
 // trigram index does not hold yet.
 func (b *sqliteBackend) catchUpText(ctx context.Context) error {
-	var indexed, top sql.NullInt64
-	if err := b.db.Reader().QueryRowContext(ctx, textIndexStateSQL).Scan(&indexed, &top); err != nil {
-		return fmt.Errorf("index text: %w", err)
-	}
-	if !top.Valid || top.Int64 <= indexed.Int64 {
-		return nil
+	_, _, behind, err := textIndexState(b.db.Reader().QueryRowContext(ctx, textIndexStateSQL))
+	if err != nil || !behind {
+		return err
 	}
 	return b.db.Write(ctx, func(tx *sql.Tx) error { return indexText(ctx, b.db, tx) })
 }
@@ -487,20 +484,27 @@ func (b *sqliteBackend) catchUpText(ctx context.Context) error {
 // textIndexStateSQL reads the highest indexed seq and the highest seq.
 const textIndexStateSQL = `SELECT (SELECT indexed_seq FROM messages_text_state), (SELECT MAX(seq) FROM messages)`
 
+// textIndexState scans textIndexStateSQL's row: behind means rows above
+// indexed, up to top, are not in the index yet.
+func textIndexState(row *sql.Row) (indexed, top int64, behind bool, err error) {
+	var i, t sql.NullInt64
+	if err := row.Scan(&i, &t); err != nil {
+		return 0, 0, false, fmt.Errorf("index text: %w", err)
+	}
+	return i.Int64, t.Int64, t.Valid && t.Int64 > i.Int64, nil
+}
+
 // indexText adds the text of every row above indexed_seq to the trigram
 // index in one statement, in tx.
 func indexText(ctx context.Context, db *sqlite.DB, tx *sql.Tx) error {
-	var indexed, top sql.NullInt64
-	if err := db.QueryRow(ctx, tx, textIndexStateSQL).Scan(&indexed, &top); err != nil {
+	indexed, top, behind, err := textIndexState(db.QueryRow(ctx, tx, textIndexStateSQL))
+	if err != nil || !behind {
+		return err
+	}
+	if _, err := db.Exec(ctx, tx, `INSERT INTO messages_text (rowid, text) SELECT seq, text FROM messages WHERE seq > ? AND seq <= ?`, indexed, top); err != nil {
 		return fmt.Errorf("index text: %w", err)
 	}
-	if !top.Valid || top.Int64 <= indexed.Int64 {
-		return nil
-	}
-	if _, err := db.Exec(ctx, tx, `INSERT INTO messages_text (rowid, text) SELECT seq, text FROM messages WHERE seq > ? AND seq <= ?`, indexed.Int64, top.Int64); err != nil {
-		return fmt.Errorf("index text: %w", err)
-	}
-	if _, err := db.Exec(ctx, tx, `UPDATE messages_text_state SET indexed_seq = ?`, top.Int64); err != nil {
+	if _, err := db.Exec(ctx, tx, `UPDATE messages_text_state SET indexed_seq = ?`, top); err != nil {
 		return fmt.Errorf("index text: %w", err)
 	}
 	return nil
