@@ -324,6 +324,12 @@ func (d *Dispatcher) loop(ctx context.Context, t *target) {
 			case <-ctx.Done():
 				return
 			}
+			// Only an attempt that ends from now on may cut the window
+			// short, not one that ended while this loop was idle.
+			select {
+			case <-finished:
+			default:
+			}
 			if d.opts.BatchWindow > 0 && running.Load() > 0 {
 				window.Reset(d.opts.BatchWindow)
 				select {
